@@ -1,0 +1,219 @@
+"""The Nomad backend: one launch = one batch job whose ID is the launch name, registered create-only.
+
+Create-only registration (EnforceIndex with JobModifyIndex 0) makes submit idempotent by name: Nomad refuses
+a job ID that exists, so a retried or repeated submit can never start a second run, and lookup-by-name is one
+GET. Why not parameterized dispatch with an idempotency token: see docs/backends.md, "Nomad".
+
+Errors: unreachable agent, timeouts and 5xx raise TransientBackendError (the scheduler retries, not this
+adapter, beyond at most one immediate retry when `retries: 1`); refused specs and ACL denials raise
+PermanentBackendError with Nomad's message. The token never appears in a message or repr.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nomad
+import requests
+from nomad.api import exceptions as nomad_errors
+
+from backends.nomad_spec import GROUP, TASK, job_payload, meta_key
+from backends.nomad_status import job_status, newest_allocation
+from cronframework.backend import BackendStatus, Launch, SubmitOutcome
+from cronframework.duration import parse_duration
+from cronframework.errors import BackendError, PermanentBackendError, TransientBackendError
+
+DEFAULT_ADDRESS = "http://127.0.0.1:4646"
+DEFAULT_GC_HORIZON = timedelta(hours=4)  # Nomad's server job_gc_threshold default
+ALREADY_EXISTS = "job already exists"
+# Nomad answers 500 for every RPC error, refused specs included; these phrases mark the ones retrying cannot fix.
+PERMANENT_500 = (
+    "error occurred",
+    "validation failed",
+    "invalid",
+    "mismatched",
+    "missing job",
+    "Enforcing job",
+)
+
+T = TypeVar("T")
+
+
+class NomadBackend:
+    """Adapter over python-nomad; one instance per scheduler process."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.address = str(config.get("address") or os.environ.get("NOMAD_ADDR") or DEFAULT_ADDRESS)
+        self.namespace: str | None = config.get("namespace")
+        self.region: str | None = config.get("region")
+        self.mhz_per_core = float(config.get("cpu_mhz_per_core", 1000))
+        self.retries = min(max(int(config.get("retries", 0)), 0), 1)
+        self._gc_horizon = _horizon(config.get("gc_horizon", DEFAULT_GC_HORIZON))
+        self._token = _token(config)
+        self._session = requests.Session()
+        self._client = nomad.Nomad(
+            address=self.address,
+            namespace=self.namespace,
+            region=self.region,
+            token=self._token,
+            timeout=float(config.get("timeout", 10)),
+            verify=_verify(config),
+            cert=_cert(config),
+            session=self._session,
+        )
+
+    def __repr__(self) -> str:
+        return f"NomadBackend(address={self.address!r}, namespace={self.namespace!r}, region={self.region!r})"
+
+    def retention_horizon(self) -> timedelta | None:
+        """How long Nomad keeps a finished job; a job's recovery_window must stay below it."""
+        return self._gc_horizon
+
+    # -- the Backend protocol -------------------------------------------------------------------------
+
+    def submit(self, name: str, launch: Launch) -> SubmitOutcome:
+        if name != launch.name:
+            raise PermanentBackendError(f"submit name {name!r} is not the launch's name {launch.name!r}")
+        job = job_payload(
+            launch, mhz_per_core=self.mhz_per_core, namespace=self.namespace, region=self.region
+        )
+        body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": 0}
+        try:
+            self._call("register", lambda: self._client.job.register_job(name, body))
+        except _AlreadyExists:
+            return SubmitOutcome.ALREADY_EXISTED
+        return SubmitOutcome.SUBMITTED
+
+    def lookup(self, name: str) -> BackendStatus | None:
+        job = self._get_or_none("read job", lambda: self._client.job.get_job(name))
+        if job is None:
+            return None
+        allocs = self._get_or_none("read allocations", lambda: self._client.job.get_allocations(name)) or []
+        return job_status(job, allocs)
+
+    def stop(self, name: str) -> None:
+        self._get_or_none("stop", lambda: self._client.job.deregister_job(name, purge=False))
+
+    def remove(self, name: str) -> None:
+        self._get_or_none("purge", lambda: self._client.job.deregister_job(name, purge=True))
+
+    def list(self, job: str) -> list[str]:
+        """Jobs by ID prefix `<job>-`, kept only when their meta names `job` (prefix `a-` also matches `a-b-...`)."""
+        found = self._call("list", lambda: self._client.jobs.get_jobs(prefix=f"{job}-", meta=True))
+        key = meta_key("cronframework.job")
+        return sorted(j["ID"] for j in found if (j.get("Meta") or {}).get(key) == job)
+
+    def logs(self, name: str) -> str:
+        """stdout then stderr of the newest allocation ('' once Nomad has collected it)."""
+        allocs = self._get_or_none("read allocations", lambda: self._client.job.get_allocations(name))
+        alloc = newest_allocation(allocs or [])
+        if alloc is None:
+            return ""
+        return "".join(self._log(str(alloc["ID"]), stream) for stream in ("stdout", "stderr"))
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _log(self, alloc_id: str, stream: str) -> str:
+        read = self._client.client.stream_logs.stream
+        text = self._get_or_none(f"read {stream}", lambda: read(alloc_id, TASK, stream, plain=True))
+        return text or ""
+
+    def _get_or_none(self, what: str, call: Callable[[], T]) -> T | None:
+        try:
+            return self._call(what, call)
+        except _NotFound:
+            return None
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except nomad_errors.BaseNomadException as error:
+                translated = self._translate(what, error)
+            except requests.RequestException as error:
+                translated = TransientBackendError(
+                    f"nomad {what} at {self.address} failed: {type(error).__name__}"
+                )
+            if not isinstance(translated, TransientBackendError) or attempt == self.retries:
+                raise translated
+        raise AssertionError("unreachable")
+
+    def _translate(self, what: str, error: nomad_errors.BaseNomadException) -> BackendError | _Signal:
+        response = error.nomad_resp
+        if not isinstance(response, requests.Response):
+            reason = self._redact(str(response)) or type(response).__name__
+            return TransientBackendError(f"nomad {what} at {self.address} failed: {reason}")
+        text = self._redact(response.text.strip())
+        code = response.status_code
+        if code == 404:
+            return _NotFound()
+        if ALREADY_EXISTS in text:
+            return _AlreadyExists()
+        message = f"nomad {what} refused ({code}): {text}"
+        if code >= 500 and not any(marker in text for marker in PERMANENT_500):
+            return TransientBackendError(message)
+        return PermanentBackendError(message)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "<redacted>") if self._token else text
+
+
+class _Signal(Exception):  # noqa: N818 - control flow inside the adapter, never escapes it
+    """Outcomes that are answers, not errors: raised by _call, caught by the method that expects them."""
+
+
+class _NotFound(_Signal):
+    pass
+
+
+class _AlreadyExists(_Signal):
+    pass
+
+
+def _token(config: Mapping[str, Any]) -> str | None:
+    if config.get("token"):
+        return str(config["token"])
+    if config.get("token_file"):
+        try:
+            return Path(str(config["token_file"])).read_text().strip() or None
+        except OSError as error:
+            raise PermanentBackendError(f"cannot read nomad token_file: {error.strerror}") from None
+    return os.environ.get("NOMAD_TOKEN") or None
+
+
+def _verify(config: Mapping[str, Any]) -> bool | str:
+    if config.get("ca_cert"):
+        return str(config["ca_cert"])
+    return bool(config.get("verify", True))
+
+
+def _cert(config: Mapping[str, Any]) -> tuple[str, ...]:
+    cert, key = config.get("client_cert"), config.get("client_key")
+    if cert and key:
+        return (str(cert), str(key))
+    if cert or key:
+        raise PermanentBackendError("nomad client_cert and client_key must be given together")
+    return ()
+
+
+def _horizon(value: Any) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    return parse_duration(str(value))
+
+
+def create(config: Mapping[str, Any]) -> NomadBackend:
+    """Entry point `nomad`: build the adapter from the scheduler config's `nomad` section."""
+    return NomadBackend(config)
+
+
+__all__ = ["GROUP", "TASK", "NomadBackend", "create"]

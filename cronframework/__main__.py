@@ -1,0 +1,5 @@
+import sys
+
+from cronframework.cli import main
+
+sys.exit(main())

@@ -1,0 +1,63 @@
+"""`cronframework` command line: parse, wire objects, call the library. One module per subcommand.
+
+Every subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler` to a function
+taking the parsed namespace and returning the exit code. Errors of the project's tree print as one line on stderr
+with exit 1; nothing prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cronframework.errors import CronframeworkError, SpecErrors
+
+SUBCOMMANDS = (
+    "validate",
+    "plan",
+    "run",
+    "scheduler",
+    "apply",
+    "status",
+    "history",
+    "trigger",
+    "pause",
+    "logs",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cronframework", description="Distributed cron for platform teams.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"cronframework.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"cronframework.cli.{name}":
+                continue  # subcommand not built yet in this checkout
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except SpecErrors as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 1
+    except CronframeworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

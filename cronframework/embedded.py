@@ -1,0 +1,73 @@
+"""The embedded default: one replica, no ZooKeeper, state in SQLite, jobs from files. Same launch protocol.
+
+`cronframework run PATH...` applies the job files to the local store (so a changed file changes the schedule on
+the next start, with the same diff `apply` shows) and runs the leader session until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cronframework.apply import apply_diff, diff_specs
+from cronframework.backend import BackendSet
+from cronframework.clock import Clock, SystemClock
+from cronframework.jobs import SpecCache
+from cronframework.leader import LeaderConfig, LeaderSession
+from cronframework.specfile import load_jobs
+from cronframework.store.embedded import SqliteStore
+
+log = logging.getLogger("cronframework.embedded")
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cronframework" / "embedded"
+
+
+@dataclass
+class EmbeddedOptions:
+    paths: Sequence[str]
+    state_dir: Path = field(default_factory=default_state_dir)
+    backends: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    leader: LeaderConfig = field(default_factory=lambda: LeaderConfig(cluster="embedded"))
+
+
+def backend_configs(options: EmbeddedOptions) -> dict[str, dict[str, Any]]:
+    """Per-backend config; the process backend keeps its launch directories beside the state file."""
+    configs = {name: dict(conf) for name, conf in options.backends.items()}
+    configs.setdefault("process", {}).setdefault("state_dir", str(options.state_dir / "process"))
+    return configs
+
+
+def run_embedded(options: EmbeddedOptions, stop: threading.Event, clock: Clock | None = None) -> LeaderSession:
+    """Apply the files, take the state lock, and run the leader until `stop` is set."""
+    specs_from_files = [loaded.spec for loaded in load_jobs(options.paths)]
+    store = SqliteStore(options.state_dir / "state.sqlite")
+    try:
+        leadership = store.acquire_leadership(f"{socket.gethostname()}:{os.getpid()}")
+        diff = diff_specs(specs_from_files, store.read_specs(), prune=True)
+        apply_diff(store, diff)
+        log.info(
+            "job files applied",
+            extra={"jobs": len(specs_from_files), "jobs_created": len(diff.created), "jobs_updated": len(diff.updated),
+                   "jobs_deleted": len(diff.deleted), "state": str(options.state_dir)},
+        )
+        cache = SpecCache(store)
+        cache.start()
+        backends = BackendSet(backend_configs(options))
+        session = LeaderSession(store, cache, backends, leadership, clock or SystemClock(), options.leader, stop)
+        try:
+            session.run()
+        finally:
+            leadership.active = False
+            backends.close()
+        return session
+    finally:
+        store.close()

@@ -1,0 +1,86 @@
+"""The project's error tree.
+
+Library exceptions (kazoo, docker, nomad, yaml, pydantic) are translated into these at the boundary, so callers
+retry exactly one family -- the transient ones -- in one place, and the CLI prints one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class CronframeworkError(Exception):
+    """Root of every error the product raises on purpose; the CLI prints it as one line."""
+
+
+class SpecError(CronframeworkError):
+    """A job file is invalid. Carries the position so the message can name file:line:col, job and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str = "<input>",
+        line: int | None = None,
+        col: int | None = None,
+        job: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.col = col
+        self.job = job
+        self.field = field
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        parts = [where]
+        if self.job:
+            parts.append(f"job {self.job!r}")
+        if self.field:
+            parts.append(f"field {self.field!r}")
+        return ": ".join(parts) + f": {self.message}"
+
+
+class SpecErrors(CronframeworkError):
+    """Every error found in one validation pass; validation reports them all, not the first."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class ScheduleError(CronframeworkError):
+    """A schedule expression or time zone cannot be understood."""
+
+
+class StateStoreError(CronframeworkError):
+    """The state store (ZooKeeper or the embedded SQLite file) failed."""
+
+
+class StateStoreUnavailable(StateStoreError):
+    """Transient: the store cannot be reached right now (connection loss, quorum lost)."""
+
+
+class LeadershipLost(StateStoreError):
+    """A fenced write was refused because this replica no longer leads. Never retried: the caller must stop."""
+
+
+class ConflictError(StateStoreError):
+    """A versioned write lost a race (someone else changed the node); re-read and decide again."""
+
+
+class BackendError(CronframeworkError):
+    """A backend call failed."""
+
+
+class TransientBackendError(BackendError):
+    """Worth retrying with backoff: the daemon or agent is unreachable, slow, or answered 5xx."""
+
+
+class PermanentBackendError(BackendError):
+    """Retrying cannot help: bad image, rejected spec, forbidden. Recorded as 'failed to launch' with the reason."""

@@ -1,0 +1,133 @@
+"""The two synchronization points around backend.submit, batched for herds.
+
+    sync point one  store.begin(records + advanced job states)   -- ZooKeeper confirms before any backend call
+    submit          backend.submit(name) per launch, in parallel, idempotent, bounded retries
+    sync point two  store.finish(records with outcomes)
+
+If the leader dies after sync point one, the records stay open and the next leader concludes them by lookup
+(recovery.py). If it dies before, the job's watermark did not move and the next leader launches the same identity
+under the same name. Skipped instants are written already finished in sync point one: they never call a backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from cronframework.backend import BackendSet, Launch
+from cronframework.clock import Clock
+from cronframework.errors import ConflictError, LeadershipLost
+from cronframework.jobspec import JobSpec
+from cronframework.leadership import Leadership
+from cronframework.naming import LaunchIdentity
+from cronframework.records import JobState, LaunchRecord, Outcome
+from cronframework.store import Begin, StateStore
+from cronframework.submit import submit_with_retries
+
+log = logging.getLogger("cronframework.launcher")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One decided instant: launch it (reason None) or record it skipped with the reason."""
+
+    identity: LaunchIdentity
+    spec: JobSpec
+    next_state: JobState
+    skip_reason: str | None = None
+    trigger_id: str | None = None
+    deadline: datetime | None = None
+
+
+class Launcher:
+    def __init__(
+        self,
+        store: StateStore,
+        backends: BackendSet,
+        leadership: Leadership,
+        clock: Clock,
+        *,
+        cluster: str,
+        workers: int = 16,
+    ) -> None:
+        self._store = store
+        self._backends = backends
+        self._leadership = leadership
+        self._clock = clock
+        self._cluster = cluster
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
+
+    def execute(self, planned: Sequence[Planned]) -> list[LaunchRecord]:
+        """Run both sync points for a batch; returns the finished records. LeadershipLost propagates."""
+        begun = self._sync_point_one(planned)
+        to_launch = [(p, r) for p, r in begun if p.skip_reason is None]
+        finished = list(self._pool.map(lambda pr: self._submit(*pr), to_launch))
+        if finished:
+            self._store.finish(self._leadership.fence, finished)  # sync point two
+        for record in finished:
+            log.info("launch finished", extra=_fields(record))
+        return finished + [r for p, r in begun if p.skip_reason is not None]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _sync_point_one(self, planned: Sequence[Planned]) -> list[tuple[Planned, LaunchRecord]]:
+        fence = self._leadership.fence
+        now = self._clock.now()
+        items = [(p, self._record(p, now, fence.replica, fence.epoch)) for p in planned]
+        begins = [Begin(r, p.next_state, p.trigger_id) for p, r in items]
+        try:
+            self._store.begin(fence, begins)
+            return items
+        except ConflictError:
+            return self._begin_one_by_one(items)
+
+    def _begin_one_by_one(self, items: list[tuple[Planned, LaunchRecord]]) -> list[tuple[Planned, LaunchRecord]]:
+        """A record already existed (a manual trigger in the same second, or a replay): keep the others."""
+        kept = []
+        for planned, record in items:
+            try:
+                self._store.begin(self._leadership.fence, [Begin(record, planned.next_state, planned.trigger_id)])
+                kept.append((planned, record))
+            except ConflictError:
+                log.warning("launch already recorded; not launching it again", extra={"launch": record.name})
+        return kept
+
+    @staticmethod
+    def _record(planned: Planned, now: datetime, replica: str, epoch: int) -> LaunchRecord:
+        record = LaunchRecord.begin(planned.identity, leader=replica, epoch=epoch, now=now)
+        if planned.skip_reason is not None:
+            return record.finish(Outcome.SKIPPED, now=now, reason=planned.skip_reason)
+        return record
+
+    def launch_for(self, spec: JobSpec, identity: LaunchIdentity, attempt: int = 1) -> Launch:
+        epoch = self._leadership.fence.epoch
+        return Launch(identity=identity, spec=spec, attempt=attempt, leader_epoch=epoch, cluster=self._cluster)
+
+    def _submit(self, planned: Planned, record: LaunchRecord) -> LaunchRecord:
+        launch = self.launch_for(planned.spec, planned.identity)
+        result = submit_with_retries(
+            self._backends.for_spec(planned.spec),
+            launch,
+            clock=self._clock,
+            leadership=self._leadership,
+            deadline=planned.deadline,
+        )
+        return record.finish(result.outcome, now=self._clock.now(), reason=result.reason, attempt=result.attempts)
+
+
+def _fields(record: LaunchRecord) -> dict[str, object]:
+    return {
+        "job": record.job,
+        "launch": record.name,
+        "scheduled": record.scheduled.isoformat(),
+        "outcome": record.outcome.value if record.outcome else None,
+        "reason": record.reason,
+        "epoch": record.epoch,
+    }
+
+
+__all__ = ["LeadershipLost", "Launcher", "Planned"]

@@ -1,0 +1,279 @@
+"""The leader's session: conclude what the previous leader left open, then one loop that launches what is due.
+
+The loop only sleeps and wakes; each `tick` asks the dispatcher what is due, asks `policy` what to do with each
+instant, and hands the batch to the launcher (two sync points). Ticks are driven by an injected clock, so tests run
+whole days of schedules in milliseconds. LeadershipLost ends the session at once: the caller rejoins the election.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cronframework.backend import BackendSet
+from cronframework.clock import Clock
+from cronframework.concurrency import check_previous
+from cronframework.dispatcher import Dispatcher, Entry
+from cronframework.errors import StateStoreError
+from cronframework.jobs import Job, SpecCache
+from cronframework.launcher import Launcher, Planned
+from cronframework.leadership import Leadership
+from cronframework.naming import LaunchIdentity
+from cronframework.policy import JobPlan, plan_job
+from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
+from cronframework.recovery import Recovery, takeover_report
+from cronframework.retention import Pruner
+from cronframework.runtime_limits import RuntimeLimits
+from cronframework.store import StateStore
+
+log = logging.getLogger("cronframework.leader")
+
+
+@dataclass(frozen=True)
+class LeaderConfig:
+    cluster: str = "/cronframework"
+    tolerance: timedelta = timedelta(seconds=30)  # later than this, an instant counts as missed (catch-up applies)
+    poll_interval: float = 1.0  # upper bound on a sleep, so triggers and pauses are seen within it
+    max_clock_skew: timedelta = timedelta(seconds=5)
+    clock_check_every: float = 30.0
+    prune_per_tick: int = 20
+    workers: int = 16
+
+
+@dataclass
+class LeaderState:
+    """What `status` and the API show about this session."""
+
+    epoch: int
+    since: datetime
+    jobs: int = 0
+    launched: int = 0
+    skipped: int = 0
+    failed: int = 0
+    clock_ok: bool = True
+    last_tick: datetime | None = None
+    takeover: dict[str, Any] = field(default_factory=dict)
+
+
+class LeaderSession:
+    def __init__(
+        self,
+        store: StateStore,
+        specs: SpecCache,
+        backends: BackendSet,
+        leadership: Leadership,
+        clock: Clock,
+        config: LeaderConfig,
+        stop: threading.Event,
+    ) -> None:
+        self._store, self._specs, self._backends = store, specs, backends
+        self._leadership, self._clock, self._config, self._stop = leadership, clock, config, stop
+        self._wake = threading.Event()
+        specs.listeners.append(self._wake.set)
+        self._dispatcher = Dispatcher()
+        self._launcher = Launcher(store, backends, leadership, clock, cluster=config.cluster, workers=config.workers)
+        self._recovery = Recovery(store, backends, self._launcher, leadership, clock)
+        self._pruner = Pruner(store, leadership, per_tick=config.prune_per_tick)
+        self._limits = RuntimeLimits(backends, leadership, clock)
+        self._next_clock_check = 0.0
+        self._needs_recovery = False
+        self.state = LeaderState(epoch=leadership.fence.epoch, since=clock.now())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        """Promote, then tick until stopped; LeadershipLost propagates to the replica."""
+        try:
+            self.promote()
+            while not self._stop.is_set():
+                self.tick()
+                self._sleep()
+        finally:
+            self._launcher.close()
+
+    def _sleep(self) -> None:
+        now = self._clock.now()
+        due = self._dispatcher.next_due()
+        seconds = self._config.poll_interval
+        if due is not None:
+            seconds = min(seconds, max(0.0, (due - now).total_seconds()))
+        self._clock.sleep(seconds, self._wake)
+        self._wake.clear()
+
+    # -- promotion --------------------------------------------------------------------------------------------
+    def promote(self) -> list[LaunchRecord]:
+        started = self._clock.now()
+        jobs = self._specs.refresh()
+        concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
+        self._load_jobs(jobs, started)
+        records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
+        summary = {
+            "launched": sum(r.outcome is not Outcome.SKIPPED for r in records),
+            "skipped": sum(r.outcome is Outcome.SKIPPED for r in records),
+        }
+        fence = self._leadership.fence
+        report = takeover_report(fence.replica, fence.epoch, started, concluded, summary)
+        self._store.write_takeover(fence, report)
+        self.state.takeover = report
+        log.info("took over", extra={"epoch": fence.epoch, "open_concluded": len(concluded), **summary})
+        return records
+
+    def _load_jobs(self, jobs: dict[str, Job], now: datetime) -> None:
+        states = self._store.read_job_states()
+        fresh: list[JobState] = []
+        for name, job in jobs.items():
+            state = states.get(name)
+            fresh += self._place(job, state, now)
+        if fresh:
+            self._store.put_job_states(self._leadership.fence, fresh)
+        self.state.jobs = len(self._dispatcher)
+
+    def _place(self, job: Job, state: JobState | None, now: datetime) -> list[JobState]:
+        """Put a job on the heap at its stored watermark; a new or re-enabled job starts after `now`."""
+        last = state.last_launch if state else None
+        if not job.spec.enabled:
+            self._dispatcher.remove(job.spec.name)
+            return [JobState(job.spec.name, None, last)] if state and state.next_scheduled else []
+        if state is not None and state.next_scheduled is not None:
+            self._dispatcher.upsert(Entry(job.spec, job.schedule, state.next_scheduled, last))
+            return []
+        watermark = job.schedule.next_after(now)
+        self._dispatcher.upsert(Entry(job.spec, job.schedule, watermark, last))
+        return [JobState(job.spec.name, watermark, last)]
+
+    def _reconcile(self, now: datetime) -> None:
+        if not self._specs.changed.is_set():
+            return
+        self._specs.changed.clear()
+        jobs = self._specs.refresh()
+        for name in [e.spec.name for e in self._dispatcher.entries() if e.spec.name not in jobs]:
+            self._dispatcher.remove(name)
+        fresh: list[JobState] = []
+        for name, job in jobs.items():
+            entry = self._dispatcher.get(name)
+            if entry is not None and job.spec.enabled:
+                self._dispatcher.upsert(Entry(job.spec, job.schedule, entry.watermark, entry.last_launch))
+            elif entry is None or not job.spec.enabled:
+                fresh += self._place(job, None if job.spec.enabled else JobState(name, now), now)
+        if fresh:
+            self._store.put_job_states(self._leadership.fence, fresh)
+        self.state.jobs = len(self._dispatcher)
+        log.info("job specs reloaded", extra={"jobs": len(self._dispatcher)})
+
+    # -- the tick ---------------------------------------------------------------------------------------------
+    def tick(self) -> list[LaunchRecord]:
+        now = self._clock.now()
+        self.state.last_tick = now
+        if not self._clock_ok(now):
+            return []
+        if self._needs_recovery:
+            self._recovery.conclude_open({e.spec.name: e.spec for e in self._dispatcher.entries()})
+            self._needs_recovery = False
+        self._reconcile(now)
+        due = self._dispatcher.pop_due(now)
+        try:
+            records = self._launch_due(due, now)
+        except StateStoreError:
+            for entry in due:  # nothing of an unapplied batch happened; look again next tick
+                self._dispatcher.upsert(entry)
+            self._needs_recovery = True
+            raise
+        self._limits.check()
+        self._pruner.step(self._dispatcher.entries(), now)
+        return records
+
+    def _launch_due(self, due: list[Entry], now: datetime) -> list[LaunchRecord]:
+        paused = self._store.read_paused() if due else set()
+        planned: list[Planned] = []
+        advanced: dict[str, tuple[datetime, str | None]] = {}
+        for entry in due:
+            plan = plan_job(
+                entry.spec, entry.schedule, entry.watermark, now,
+                tolerance=self._config.tolerance, paused=entry.spec.name in paused,
+            )
+            items = self._decide(entry, plan)
+            planned += items
+            last = next((p.identity.name for p in reversed(items) if p.skip_reason is None), entry.last_launch)
+            advanced[entry.spec.name] = (plan.watermark or entry.watermark, last)
+        planned += self._triggered(now, advanced)
+        records = self._launcher.execute(planned) if planned else []
+        for job_name, (watermark, last) in advanced.items():  # due jobs, and jobs launched by a trigger
+            self._dispatcher.advance(job_name, watermark, last)
+        self._account(records)
+        self._limits.watch(records, {p.identity.name: p.spec for p in planned})
+        return records
+
+    def _decide(self, entry: Entry, plan: JobPlan) -> list[Planned]:
+        """Turn a plan into sync-point-one items, applying the concurrency policy to the launches."""
+        spec, watermark = entry.spec, plan.watermark or entry.watermark
+        last = entry.last_launch
+        items: list[Planned] = []
+        for skip in plan.skips:
+            items.append(Planned(skip.identity, spec, JobState(spec.name, watermark, last), skip.reason))
+        launches = plan.launches
+        if spec.concurrency.value != "allow" and len(launches) > 1:
+            reason = f"skipped: superseded by a later instant in the same tick (concurrency: {spec.concurrency})"
+            items += [Planned(i, spec, JobState(spec.name, watermark, last), reason) for i in launches[:-1]]
+            launches = launches[-1:]
+        for identity in launches:
+            verdict = check_previous(
+                spec, last, self._backends.for_spec(spec), clock=self._clock, leadership=self._leadership
+            )
+            skip = None if verdict.launch else verdict.reason
+            last = identity.name if verdict.launch else last
+            items.append(Planned(identity, spec, JobState(spec.name, watermark, last), skip, deadline=watermark))
+        return items
+
+    def _triggered(self, now: datetime, advanced: dict[str, tuple[datetime, str | None]]) -> list[Planned]:
+        items = []
+        for request in self._store.pending_triggers():
+            entry = self._dispatcher.get(request.job)
+            if entry is None:
+                log.warning("trigger for an unknown or disabled job dropped", extra={"job": request.job})
+                self._store.drop_trigger(self._leadership.fence, request.id)
+                continue
+            items.append(self._manual(entry, request, now, advanced))
+        return items
+
+    def _manual(
+        self, entry: Entry, request: TriggerRequest, now: datetime, advanced: dict[str, tuple[datetime, str | None]]
+    ) -> Planned:
+        spec = entry.spec
+        watermark, last = advanced.get(spec.name, (entry.watermark, entry.last_launch))
+        identity = LaunchIdentity(spec.name, request.requested_at, manual=True)
+        skip = None
+        if not request.force:
+            backend = self._backends.for_spec(spec)
+            verdict = check_previous(spec, last, backend, clock=self._clock, leadership=self._leadership)
+            skip = None if verdict.launch else verdict.reason
+        if skip is None:
+            last = identity.name
+        advanced[spec.name] = (watermark, last)
+        state = JobState(spec.name, watermark, last)
+        return Planned(identity, spec, state, skip, trigger_id=request.id, deadline=now + timedelta(minutes=5))
+
+    def _account(self, records: list[LaunchRecord]) -> None:
+        for record in records:
+            if record.outcome is Outcome.SKIPPED:
+                self.state.skipped += 1
+            elif record.outcome is Outcome.FAILED:
+                self.state.failed += 1
+            else:
+                self.state.launched += 1
+
+    def _clock_ok(self, now: datetime) -> bool:
+        """Refuse to launch, loudly, while our clock and the store's disagree by more than the bound."""
+        mono = self._clock.monotonic()
+        if mono < self._next_clock_check and self.state.clock_ok:
+            return True
+        self._next_clock_check = mono + self._config.clock_check_every
+        skew = abs((self._store.server_time() - now).total_seconds())
+        ok = skew <= self._config.max_clock_skew.total_seconds()
+        if not ok:
+            log.error("clock skew with the state store too large; not launching", extra={"skew_seconds": skew})
+        self.state.clock_ok = ok
+        return ok

@@ -1,0 +1,134 @@
+"""What the state store holds: launch records and per-job schedule state, with their compact JSON form.
+
+The JSON keys are the stable keys of `status --json` / `history --json` (docs/design.md, "Records").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from cronframework.naming import LaunchIdentity
+
+
+class RecordState(StrEnum):
+    BEGUN = "begun"  # sync point one passed: the backend may or may not have been called
+    FINISHED = "finished"  # sync point two passed: the outcome is final
+
+
+class Outcome(StrEnum):
+    SUBMITTED = "submitted"
+    ALREADY_EXISTED = "already_existed"
+    FAILED = "failed_to_launch"
+    SKIPPED = "skipped"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    name: str
+    job: str
+    scheduled: datetime
+    state: RecordState
+    manual: bool = False
+    outcome: Outcome | None = None
+    reason: str | None = None
+    leader: str = ""
+    epoch: int = 0
+    attempt: int = 1
+    begun_at: datetime | None = None
+    finished_at: datetime | None = None
+    backend_state: str | None = None
+    exit_code: int | None = None
+
+    @classmethod
+    def begin(cls, identity: LaunchIdentity, *, leader: str, epoch: int, now: datetime) -> LaunchRecord:
+        return cls(
+            name=identity.name,
+            job=identity.job,
+            scheduled=identity.scheduled,
+            manual=identity.manual,
+            state=RecordState.BEGUN,
+            leader=leader,
+            epoch=epoch,
+            begun_at=now,
+        )
+
+    @property
+    def identity(self) -> LaunchIdentity:
+        return LaunchIdentity(self.job, self.scheduled, manual=self.manual)
+
+    @property
+    def open(self) -> bool:
+        return self.state is RecordState.BEGUN
+
+    def finish(self, outcome: Outcome, *, now: datetime, reason: str | None = None, **extra: Any) -> LaunchRecord:
+        return replace(self, state=RecordState.FINISHED, outcome=outcome, reason=reason, finished_at=now, **extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("scheduled", "begun_at", "finished_at"):
+            out[key] = _iso(out[key])
+        out["state"] = self.state.value
+        out["outcome"] = self.outcome.value if self.outcome else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LaunchRecord:
+        scheduled = _dt(data["scheduled"])
+        assert scheduled is not None
+        return cls(
+            **{
+                **data,
+                "scheduled": scheduled,
+                "begun_at": _dt(data.get("begun_at")),
+                "finished_at": _dt(data.get("finished_at")),
+                "state": RecordState(data["state"]),
+                "outcome": Outcome(data["outcome"]) if data.get("outcome") else None,
+            }
+        )
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({k: v for k, v in self.to_dict().items() if v not in (None, "")}, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> LaunchRecord:
+        return cls.from_dict(json.loads(raw))
+
+
+@dataclass(frozen=True)
+class JobState:
+    """The leader-owned schedule state of one job: the next instant it will launch."""
+
+    job: str
+    next_scheduled: datetime | None = None
+    last_launch: str | None = None
+
+    def to_bytes(self) -> bytes:
+        body = {"next": _iso(self.next_scheduled), "last": self.last_launch}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, job: str, raw: bytes) -> JobState:
+        data = json.loads(raw) if raw else {}
+        return cls(job=job, next_scheduled=_dt(data.get("next")), last_launch=data.get("last"))
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    """An operator's `trigger JOB`: a request the leader turns into a manual launch."""
+
+    id: str
+    job: str
+    requested_at: datetime
+    force: bool = False

@@ -1,0 +1,130 @@
+"""On promotion, before anything new is scheduled: conclude every open launch (begun, never finished).
+
+For each open record the backend is asked by name:
+- found                         -> it was launched; record it finished with what the lookup saw;
+- not found, inside the window  -> it was never launched (the window is below the backend's GC horizon, so "not
+                                   found" cannot mean "collected"); submit it now, idempotent by name;
+- no answer, or past the window -> the job's `on_uncertain` decides: skip (fail closed, the default) or relaunch.
+Every decision goes into the takeover report that `status` shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cronframework.backend import Backend, BackendSet, BackendStatus
+from cronframework.clock import Clock
+from cronframework.errors import BackendError
+from cronframework.jobspec import JobSpec, OnUncertain
+from cronframework.launcher import Launcher
+from cronframework.leadership import Leadership
+from cronframework.records import LaunchRecord, Outcome
+from cronframework.store import StateStore
+from cronframework.submit import lookup_with_retries, submit_with_retries
+
+log = logging.getLogger("cronframework.recovery")
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """One line of the takeover report."""
+
+    launch: str
+    lookup: str
+    decision: str
+
+
+def effective_window(spec: JobSpec, backend: Backend) -> timedelta:
+    """The job's recovery window, clamped below the backend's retention horizon when the backend has one."""
+    horizon_of = getattr(backend, "retention_horizon", None)
+    horizon: timedelta | None = horizon_of() if callable(horizon_of) else None
+    if horizon is not None and spec.recovery_window >= horizon:
+        return horizon * 0.9
+    return spec.recovery_window
+
+
+class Recovery:
+    def __init__(
+        self, store: StateStore, backends: BackendSet, launcher: Launcher, leadership: Leadership, clock: Clock
+    ) -> None:
+        self._store = store
+        self._backends = backends
+        self._launcher = launcher
+        self._leadership = leadership
+        self._clock = clock
+
+    def conclude_open(self, specs: dict[str, JobSpec]) -> list[Conclusion]:
+        """Conclude every open launch; returns the report. LeadershipLost propagates (nothing half-decided)."""
+        report = [self._conclude(record, specs.get(record.job)) for record in self._store.open_launches()]
+        log.info("open launches concluded", extra={"count": len(report)})
+        return report
+
+    def _conclude(self, record: LaunchRecord, spec: JobSpec | None) -> Conclusion:
+        if spec is None:
+            return self._finish(record, Outcome.SKIPPED, "uncertain: the job no longer exists", "not asked")
+        backend = self._backends.for_spec(spec)
+        try:
+            status = lookup_with_retries(backend, record.name, clock=self._clock, leadership=self._leadership)
+        except BackendError as exc:  # transient after bounded retries, or permanent: either way no answer
+            return self._uncertain(record, spec, f"lookup failed: {exc}", "no answer")
+        if status is not None:
+            return self._found(record, status)
+        age = self._clock.now() - (record.begun_at or record.scheduled)
+        if age <= effective_window(spec, backend):
+            return self._resubmit(record, spec, "not found")
+        return self._uncertain(record, spec, f"not found and begun {age} ago, past the recovery window", "not found")
+
+    def _found(self, record: LaunchRecord, status: BackendStatus) -> Conclusion:
+        seen = status.state.value + (f" ({status.reason})" if status.reason else "")
+        finished = record.finish(
+            Outcome.ALREADY_EXISTED,
+            now=self._clock.now(),
+            reason=f"concluded by recovery: backend reports {seen}",
+            backend_state=status.state.value,
+            exit_code=status.exit_code,
+        )
+        self._store.finish(self._leadership.fence, [finished])
+        return Conclusion(record.name, f"found: {seen}", "recorded as launched")
+
+    def _uncertain(self, record: LaunchRecord, spec: JobSpec, why: str, seen: str) -> Conclusion:
+        if spec.on_uncertain is OnUncertain.RELAUNCH:
+            return self._resubmit(record, spec, seen, because=why)
+        return self._finish(record, Outcome.SKIPPED, f"uncertain ({why}); on_uncertain: skip", seen)
+
+    def _resubmit(self, record: LaunchRecord, spec: JobSpec, seen: str, because: str | None = None) -> Conclusion:
+        launch = self._launcher.launch_for(spec, record.identity, attempt=record.attempt + 1)
+        backend = self._backends.for_spec(spec)
+        result = submit_with_retries(
+            backend, launch, clock=self._clock, leadership=self._leadership, deadline=None
+        )
+        reason = f"resubmitted by recovery ({because or seen})" + (f": {result.reason}" if result.reason else "")
+        decision = f"resubmitted: {result.outcome.value}"
+        return self._finish(record, result.outcome, reason, seen, decision, attempt=launch.attempt)
+
+    def _finish(
+        self,
+        record: LaunchRecord,
+        outcome: Outcome,
+        reason: str,
+        seen: str,
+        decision: str | None = None,
+        **extra: Any,
+    ) -> Conclusion:
+        finished = record.finish(outcome, now=self._clock.now(), reason=reason, **extra)
+        self._store.finish(self._leadership.fence, [finished])
+        return Conclusion(record.name, seen, decision or f"recorded {outcome.value}: {reason}")
+
+
+def takeover_report(
+    replica: str, epoch: int, started: datetime, concluded: list[Conclusion], caught_up: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "replica": replica,
+        "epoch": epoch,
+        "at": started.isoformat(),
+        "open_launches": [asdict(c) for c in concluded],
+        "catchup": caught_up,
+    }

@@ -1,0 +1,102 @@
+"""Where each piece of state lives under the store's root znode, and its byte form (docs/zookeeper-layout.md).
+
+Every znode stays small (a spec document, one record, one job state): reads cost O(what is asked), and no single
+write approaches jute.maxbuffer (1 MB).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cronframework.errors import StateStoreError
+from cronframework.naming import parse_launch_name
+from cronframework.records import TriggerRequest
+
+MAX_NODE_BYTES = 512 * 1024  # half of jute.maxbuffer: a spec or report larger than this is refused, not truncated
+TRIGGER_PREFIX = "t-"
+SECTIONS = ("specs", "jobs", "paused", "launches", "open", "triggers", "election")
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: str
+
+    def section(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def spec(self, job: str) -> str:
+        return f"{self.root}/specs/{job}"
+
+    def job(self, job: str) -> str:
+        return f"{self.root}/jobs/{job}"
+
+    def paused(self, job: str) -> str:
+        return f"{self.root}/paused/{job}"
+
+    def launch_dir(self, job: str) -> str:
+        return f"{self.root}/launches/{job}"
+
+    def launch(self, name: str) -> str:
+        return f"{self.launch_dir(parse_launch_name(name).job)}/{name}"
+
+    def open(self, name: str) -> str:
+        return f"{self.root}/open/{name}"
+
+    def trigger(self, trigger_id: str) -> str:
+        return f"{self.root}/triggers/{trigger_id}"
+
+    @property
+    def election(self) -> str:
+        return f"{self.root}/election"
+
+    @property
+    def takeover(self) -> str:
+        return f"{self.root}/takeover"
+
+    @property
+    def clock(self) -> str:
+        return f"{self.root}/clock"
+
+
+def normalize_root(root: str) -> str:
+    root = "/" + root.strip("/")
+    if root == "/":
+        raise StateStoreError("the ZooKeeper store needs its own root znode, not '/'")
+    return root
+
+
+def encode_json(document: Mapping[str, Any], what: str) -> bytes:
+    raw = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+    if len(raw) > MAX_NODE_BYTES:
+        raise StateStoreError(f"{what} is {len(raw)} bytes; a znode holds at most {MAX_NODE_BYTES}")
+    return raw
+
+
+def decode_json(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise StateStoreError(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StateStoreError(f"{what} is not a JSON object")
+    return value
+
+
+def encode_trigger(job: str, force: bool, now: datetime) -> bytes:
+    return encode_json({"job": job, "force": force, "requested_at": now.isoformat()}, "trigger request")
+
+
+def decode_trigger(trigger_id: str, raw: bytes) -> TriggerRequest:
+    data = decode_json(raw, f"trigger {trigger_id}")
+    requested = datetime.fromisoformat(data["requested_at"])
+    return TriggerRequest(id=trigger_id, job=data["job"], requested_at=requested, force=bool(data["force"]))
+
+
+def launch_order(name: str) -> tuple[datetime, bool, str]:
+    """Sort key from the name alone (scheduled instant; manual after scheduled), so history reads no extra nodes."""
+    identity = parse_launch_name(name)
+    return (identity.scheduled, identity.manual, name)

@@ -1,0 +1,309 @@
+"""ZooKeeperStore: the StateStore on a ZooKeeper ensemble (layout and ACLs: docs/zookeeper-layout.md).
+
+Leader writes are fenced multi-op transactions (zk_batch): each first checks the leader's own election znode, so a
+replica whose session expired -- and whose ephemeral node ZooKeeper therefore deleted -- can write nothing.
+Reads fetch only what they return: listing a folder, then pipelining the gets of the few nodes asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.recipe.watchers import ChildrenWatch, DataWatch
+from kazoo.security import ACL
+
+from cronframework.errors import ConflictError, StateStoreError
+from cronframework.naming import parse_launch_name
+from cronframework.records import JobState, LaunchRecord, TriggerRequest
+from cronframework.store import Begin, Fence, SpecChange, StoredSpec
+from cronframework.store.zk_batch import FencedWriter, Group, Op
+from cronframework.store.zk_client import Auth, call, connect_zk, digest_acl, gather, zk_errors
+from cronframework.store.zk_layout import (
+    SECTIONS,
+    TRIGGER_PREFIX,
+    Layout,
+    decode_json,
+    decode_trigger,
+    encode_json,
+    encode_trigger,
+    launch_order,
+    normalize_root,
+)
+
+
+def fence_path(fence: Fence) -> str:
+    path = getattr(fence, "node_path", None)
+    if not isinstance(path, str):
+        raise StateStoreError("the ZooKeeper store needs a ZkFence (with the election node path) for leader writes")
+    return path
+
+
+class ZooKeeperStore:
+    def __init__(
+        self,
+        client: KazooClient,
+        root: str,
+        acl: Sequence[ACL] | None = None,
+        *,
+        timeout: float = 10.0,
+        owns_client: bool = False,
+    ) -> None:
+        self._client = client
+        self._layout = Layout(normalize_root(root))
+        self._acl = list(acl) if acl else None
+        self._timeout = timeout
+        self._owns_client = owns_client
+        self._closed = False
+        self.writer = FencedWriter(client, self._acl, timeout)
+        self._ensure_layout()
+
+    @classmethod
+    def connect(
+        cls, hosts: str, root: str, *, auth: Auth | None = None, world_read: bool = False, **connect: Any
+    ) -> ZooKeeperStore:
+        """A store with its own client; with `auth`, every znode it creates is writable by that identity only."""
+        client = connect_zk(hosts, auth=auth, **connect)
+        acl = digest_acl(auth, world_read=world_read) if auth else None
+        return cls(client, root, acl, owns_client=True)
+
+    @property
+    def client(self) -> KazooClient:
+        return self._client
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    # -- plumbing
+    def _call(self, what: str, start: Callable[[], Any], *, optional: bool = False) -> Any:
+        return call(self._client, what, start, self._timeout, none_on=(NoNodeError,) if optional else ())
+
+    def _ensure_layout(self) -> None:
+        for section in (*SECTIONS, "clock"):
+            path = self._layout.section(section)
+            self._call("creating the store layout", lambda p=path: self._client.ensure_path_async(p, self._acl))
+
+    def _children(self, path: str, what: str) -> list[str]:
+        return list(self._call(what, lambda: self._client.get_children_async(path), optional=True) or [])
+
+    def _get_many(self, paths: Sequence[str], what: str) -> list[tuple[bytes, Any] | None]:
+        pending = [self._client.get_async(p) for p in paths]
+        return gather(self._client, what, pending, self._timeout, none_on=(NoNodeError,))
+
+    def _read_records(self, names: Sequence[str], what: str) -> list[LaunchRecord]:
+        got = self._get_many([self._layout.launch(n) for n in names], what)
+        return [LaunchRecord.from_bytes(item[0]) for item in got if item is not None]
+
+    def _create_or_set(self, path: str, data: bytes, exists: bool) -> Op:
+        return Op("set", path, data) if exists else Op("create", path, data)
+
+    # -- specs
+    def read_specs(self) -> dict[str, StoredSpec]:
+        names = sorted(self._children(self._layout.section("specs"), "reading specs"))
+        got = self._get_many([self._layout.spec(n) for n in names], "reading specs")
+        return {
+            name: StoredSpec(name, decode_json(item[0], f"spec {name}"), item[1].version)
+            for name, item in zip(names, got, strict=True)
+            if item is not None
+        }
+
+    def write_specs(self, changes: Sequence[SpecChange]) -> None:
+        if changes:
+            groups = [Group(c.name, self._spec_ops(c)) for c in changes]
+            self.writer.commit(None, groups, "writing specs", atomic=True)
+
+    def _spec_ops(self, change: SpecChange) -> list[Op]:
+        path = self._layout.spec(change.name)
+        if change.document is None and change.expected_version is None:
+            return [Op("create", path), Op("delete", path)]  # asserts absence atomically, changes nothing
+        if change.document is None:
+            return [Op("delete", path, version=change.expected_version or 0)]
+        data = encode_json(change.document, f"spec {change.name}")
+        if change.expected_version is None:
+            return [Op("create", path, data)]
+        return [Op("set", path, data, version=change.expected_version)]
+
+    def watch_specs(self, callback: Callable[[], None]) -> None:
+        folder = self._layout.section("specs")
+        watched: set[str] = set()
+        first = [True]
+
+        def on_children(children: list[str]) -> bool:
+            if self._closed:
+                return False
+            if not first[0]:
+                callback()
+            first[0] = False
+            for name in set(children) - watched:
+                watched.add(name)
+                DataWatch(self._client, f"{folder}/{name}", self._data_watcher(name, watched, callback))
+            return True
+
+        with zk_errors("watching specs"):
+            ChildrenWatch(self._client, folder, on_children)
+
+    def _data_watcher(self, name: str, watched: set[str], callback: Callable[[], None]) -> Callable[..., bool]:
+        first = [True]
+
+        def on_data(data: bytes | None, stat: Any) -> bool:
+            if self._closed or stat is None:  # deleted: the children watch reports it and re-adds a watch later
+                watched.discard(name)
+                return False
+            if not first[0]:
+                callback()
+            first[0] = False
+            return True
+
+        return on_data
+
+    # -- schedule state and pause
+    def read_job_states(self) -> dict[str, JobState]:
+        jobs = sorted(self._children(self._layout.section("jobs"), "reading job states"))
+        got = self._get_many([self._layout.job(j) for j in jobs], "reading job states")
+        return {j: JobState.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
+
+    def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
+        known = set(self._children(self._layout.section("jobs"), "reading job states"))
+        groups = [
+            Group(s.job, [self._create_or_set(self._layout.job(s.job), s.to_bytes(), s.job in known)])
+            for s in states
+        ]
+        self.writer.commit(fence_path(fence), groups, "writing job states")
+
+    def read_paused(self) -> set[str]:
+        return set(self._children(self._layout.section("paused"), "reading paused jobs"))
+
+    def set_paused(self, job: str, paused: bool) -> None:
+        path = self._layout.paused(job)
+        if paused:
+            start = lambda: self._client.create_async(path, b"", acl=self._acl)  # noqa: E731
+            call(self._client, "pausing", start, self._timeout, none_on=(NodeExistsError,))
+        else:
+            self._call("resuming", lambda: self._client.delete_async(path), optional=True)
+
+    # -- launches
+    def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
+        """Sync point one. Batches above one transaction are split and pipelined; see zk_batch for what a partly
+        applied batch means (the raised error's `applied` names the launches whose records exist)."""
+        if not items:
+            return
+        self._ensure_launch_dirs(fence, {i.record.job for i in items})
+        known = set(self._children(self._layout.section("jobs"), "reading job states"))
+        groups = [self._begin_group(item, known) for item in items]
+        self.writer.commit(fence_path(fence), groups, "beginning launches")
+
+    def _ensure_launch_dirs(self, fence: Fence, jobs: set[str]) -> None:
+        have = set(self._children(self._layout.section("launches"), "listing launch folders"))
+        groups = [Group(j, [Op("create", self._layout.launch_dir(j))]) for j in sorted(jobs - have)]
+        if groups:
+            self.writer.commit(fence_path(fence), groups, "creating launch folders")
+
+    def _begin_group(self, item: Begin, known_jobs: set[str]) -> Group:
+        record, state = item.record, item.next_state
+        ops = [
+            Op("create", self._layout.launch(record.name), record.to_bytes()),
+            Op("create", self._layout.open(record.name)),
+            self._create_or_set(self._layout.job(state.job), state.to_bytes(), state.job in known_jobs),
+        ]
+        known_jobs.add(state.job)  # later groups of the same job overwrite the state this one creates
+        if item.consumed_trigger:
+            ops.append(Op("delete", self._layout.trigger(item.consumed_trigger)))
+        return Group(record.name, ops)
+
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
+        """Sync point two. Idempotent: finishing an already-finished record again rewrites it harmlessly."""
+        still_open = set(self._children(self._layout.section("open"), "listing open launches"))
+        groups = [Group(r.name, self._finish_ops(r, still_open)) for r in records]
+        self.writer.commit(fence_path(fence), groups, "finishing launches")
+
+    def _finish_ops(self, record: LaunchRecord, still_open: set[str]) -> list[Op]:
+        ops = [Op("set", self._layout.launch(record.name), record.to_bytes())]
+        if not record.open and record.name in still_open:
+            ops.append(Op("delete", self._layout.open(record.name)))
+        return ops
+
+    def get_launch(self, name: str) -> LaunchRecord | None:
+        try:
+            path = self._layout.launch(name)
+        except ValueError:
+            return None
+        got = self._call("reading a launch", lambda: self._client.get_async(path), optional=True)
+        return LaunchRecord.from_bytes(got[0]) if got else None
+
+    def open_launches(self) -> list[LaunchRecord]:
+        names = self._children(self._layout.section("open"), "listing open launches")
+        records = self._read_records(names, "reading open launches")
+        return sorted((r for r in records if r.open), key=lambda r: (r.scheduled, r.name))
+
+    def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
+        names = self._children(self._layout.launch_dir(job), "listing launches")
+        newest = sorted(names, key=launch_order, reverse=True)[: max(0, limit)]
+        return self._read_records(newest, "reading launch history")
+
+    def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
+        paths = [self._layout.launch(n) for n in names]
+        got = self._get_many(paths, "reading launches to prune")
+        groups = []
+        for name, path, item in zip(names, paths, got, strict=True):
+            if item is None:
+                continue
+            if LaunchRecord.from_bytes(item[0]).open:
+                raise StateStoreError(f"refusing to prune launch {name}: it is still open (begun, not finished)")
+            groups.append(Group(name, [Op("delete", path, version=item[1].version)]))
+        self.writer.commit(fence_path(fence), groups, f"pruning launches of {job}")
+
+    # -- manual triggers
+    def request_trigger(self, job: str, *, force: bool, now: datetime) -> TriggerRequest:
+        path = self._layout.trigger(TRIGGER_PREFIX)
+        data = encode_trigger(job, force, now)
+        start = lambda: self._client.create_async(path, data, acl=self._acl, sequence=True)  # noqa: E731
+        created = self._call("requesting a trigger", start)
+        return TriggerRequest(id=created.rsplit("/", 1)[1], job=job, requested_at=now, force=force)
+
+    def pending_triggers(self) -> list[TriggerRequest]:
+        ids = sorted(self._children(self._layout.section("triggers"), "listing triggers"))
+        got = self._get_many([self._layout.trigger(i) for i in ids], "reading triggers")
+        return [decode_trigger(i, item[0]) for i, item in zip(ids, got, strict=True) if item is not None]
+
+    def drop_trigger(self, fence: Fence, trigger_id: str) -> None:
+        """Fenced; dropping a trigger that is already gone only checks the fence."""
+        path = self._layout.trigger(trigger_id)
+        exists = self._call("reading a trigger", lambda: self._client.exists_async(path))
+        groups = [Group(trigger_id, [Op("delete", path)])] if exists else []
+        self.writer.commit(fence_path(fence), groups, "dropping a trigger")
+
+    # -- leadership bookkeeping
+    def write_takeover(self, fence: Fence, report: Mapping[str, Any]) -> None:
+        path = self._layout.takeover
+        exists = self._call("reading the takeover report", lambda: self._client.exists_async(path))
+        op = self._create_or_set(path, encode_json(report, "takeover report"), exists is not None)
+        self.writer.commit(fence_path(fence), [Group("takeover", [op])], "writing the takeover report")
+
+    def read_takeover(self) -> Mapping[str, Any] | None:
+        path = self._layout.takeover
+        got = self._call("reading the takeover report", lambda: self._client.get_async(path), optional=True)
+        return decode_json(got[0], "takeover report") if got else None
+
+    def server_time(self) -> datetime:
+        """ZooKeeper's mtime of a fresh write to the clock node: the ensemble leader's wall clock."""
+        path = self._layout.clock
+        stat = self._call("reading ZooKeeper's clock", lambda: self._client.set_async(path, b""))
+        return datetime.fromtimestamp(stat.mtime / 1000, UTC)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._owns_client:
+            with zk_errors("closing"):
+                self._client.stop()
+                self._client.close()
+
+
+def launch_job(name: str) -> str:
+    return parse_launch_name(name).job
+
+
+__all__ = ["ConflictError", "ZooKeeperStore", "connect_zk", "digest_acl", "fence_path"]

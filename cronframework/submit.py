@@ -1,0 +1,93 @@
+"""One backend submission with bounded retries (tenacity): transient errors only, never past a deadline.
+
+The deadline is the job's next scheduled instant: retrying into the next launch would turn one late launch into two
+overlapping ones. Leadership is re-checked before every attempt, so a replica that saw SUSPENDED stops at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from cronframework.backend import Backend, BackendStatus, Launch, SubmitOutcome
+from cronframework.clock import Clock
+from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.jobspec import Retries
+from cronframework.leadership import Leadership
+from cronframework.records import Outcome
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    outcome: Outcome
+    reason: str | None = None
+    attempts: int = 1
+
+
+def _stop_at(clock: Clock, deadline: datetime | None) -> Retrying:
+    def past_deadline(state: RetryCallState) -> bool:
+        return deadline is not None and clock.now() >= deadline
+
+    return past_deadline  # type: ignore[return-value]
+
+
+def _retrying(clock: Clock, retries: Retries, deadline: datetime | None) -> Retrying:
+    backoff = retries.backoff.total_seconds()
+    cap = retries.max_backoff.total_seconds()
+
+    def capped_wait(state: RetryCallState) -> float:
+        wait = wait_exponential(multiplier=backoff, max=cap)(state)
+        if deadline is not None:
+            wait = min(wait, max(0.0, (deadline - clock.now()).total_seconds()))
+        return float(wait)
+
+    return Retrying(
+        stop=stop_after_attempt(retries.attempts) | _stop_at(clock, deadline),  # type: ignore[operator]
+        wait=capped_wait,
+        retry=retry_if_exception_type(TransientBackendError),
+        sleep=clock.sleep,
+        reraise=True,
+    )
+
+
+def submit_with_retries(
+    backend: Backend,
+    launch: Launch,
+    *,
+    clock: Clock,
+    leadership: Leadership,
+    deadline: datetime | None,
+) -> SubmitResult:
+    """Submit once, idempotently; LeadershipLost propagates (the record stays open for the next leader)."""
+    attempts = 0
+
+    def attempt() -> SubmitOutcome:
+        nonlocal attempts
+        attempts += 1
+        leadership.check()
+        return backend.submit(launch.name, launch)
+
+    try:
+        outcome = _retrying(clock, launch.spec.retries, deadline)(attempt)
+    except PermanentBackendError as exc:
+        return SubmitResult(Outcome.FAILED, f"failed to launch: {exc}", attempts)
+    except TransientBackendError as exc:
+        return SubmitResult(Outcome.FAILED, f"failed to launch after {attempts} attempt(s): {exc}", attempts)
+    mapped = Outcome.SUBMITTED if outcome is SubmitOutcome.SUBMITTED else Outcome.ALREADY_EXISTED
+    return SubmitResult(mapped, None, attempts)
+
+
+def lookup_with_retries(
+    backend: Backend, name: str, *, clock: Clock, leadership: Leadership, attempts: int = 3, backoff: float = 0.5
+) -> BackendStatus | None:
+    """Lookup for recovery; TransientBackendError after `attempts` means "cannot answer" (the caller fails closed)."""
+    retries = Retries(attempts=attempts, backoff=timedelta(seconds=backoff), max_backoff=timedelta(seconds=5))
+
+    def attempt() -> BackendStatus | None:
+        leadership.check()
+        return backend.lookup(name)
+
+    result: BackendStatus | None = _retrying(clock, retries, None)(attempt)
+    return result

@@ -1,0 +1,64 @@
+"""ZooKeeper fixtures: a session-wide real server, a fresh root znode per test, and a 3-node ensemble.
+
+A ZooKeeper that cannot be started fails the test with the server's log tail: never a skip.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `integration.zk` and `tests.store_conformance` import from the repo root
+    sys.path.insert(0, str(ROOT))
+
+from cronframework.store.zk_client import connect_zk  # noqa: E402
+from integration.zk import ZkCluster, ZkHarnessError  # noqa: E402
+
+
+def _started(nodes: int) -> ZkCluster:
+    cluster = ZkCluster(nodes=nodes)
+    try:
+        return cluster.start()
+    except ZkHarnessError as exc:
+        cluster.destroy()
+        pytest.fail(f"cannot start a real ZooKeeper ({nodes} node(s)): {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def zk_server() -> Iterator[ZkCluster]:
+    cluster = _started(1)
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def zk_hosts(zk_server: ZkCluster) -> str:
+    return zk_server.connect_string
+
+
+@pytest.fixture
+def zk_root() -> str:
+    """A unique root znode: each test sees an empty store without restarting the server."""
+    return f"/cf-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def zk_client(zk_hosts: str) -> Iterator[KazooClient]:
+    client = connect_zk(zk_hosts, timeout=10, session_timeout=4)
+    yield client
+    client.stop()
+    client.close()
+
+
+@pytest.fixture
+def zk_ensemble() -> Iterator[ZkCluster]:
+    """A fresh 3-node ensemble for failover tests (function-scoped: tests kill and pause its nodes)."""
+    cluster = _started(3)
+    yield cluster
+    cluster.destroy()

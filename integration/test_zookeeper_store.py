@@ -1,0 +1,102 @@
+"""ZooKeeperStore against a real ZooKeeper: the StateStore conformance suite, batching, ACLs and errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+
+from cronframework.election import ZkFence
+from cronframework.errors import StateStoreError, StateStoreUnavailable
+from cronframework.records import RecordState
+from cronframework.store import SpecChange
+from cronframework.store.zk_client import connect_zk
+from cronframework.store.zookeeper import ZooKeeperStore
+from integration.zk import free_port
+from tests.store_conformance import T0, StoreConformance, make_begin
+
+pytestmark = pytest.mark.zookeeper
+
+
+def leader_fence(client: KazooClient, store: ZooKeeperStore, replica: str = "r1") -> ZkFence:
+    """A fence on a real ephemeral-sequential election node, as Election would create it."""
+    path = client.create(f"{store.layout.election}/test__n__", b"{}", ephemeral=True, sequence=True)
+    return ZkFence(epoch=int(path[-10:]), replica=replica, node_path=path)
+
+
+@pytest.fixture
+def store(zk_client: KazooClient, zk_root: str) -> Iterator[ZooKeeperStore]:
+    zk_store = ZooKeeperStore(zk_client, zk_root)
+    yield zk_store
+    zk_store.close()
+
+
+@pytest.fixture
+def fence(zk_client: KazooClient, store: ZooKeeperStore) -> ZkFence:
+    return leader_fence(zk_client, store)
+
+
+@pytest.fixture
+def invalid_fence(zk_client: KazooClient, store: ZooKeeperStore) -> ZkFence:
+    deposed = leader_fence(zk_client, store, "deposed")
+    zk_client.delete(deposed.node_path)  # what ZooKeeper does when the old leader's session expires
+    return deposed
+
+
+class TestZooKeeperStoreConformance(StoreConformance):
+    pass
+
+
+def test_five_thousand_launches_in_one_begin(store: ZooKeeperStore, fence: ZkFence) -> None:
+    items = [make_begin(fence, f"job-{i:05d}", T0) for i in range(5000)]
+    started = time.monotonic()
+    store.begin(fence, items)
+    took = time.monotonic() - started
+    print(f"\nbegin of 5000 launches (5000 jobs): {took:.2f}s")
+    opened = store.open_launches()
+    assert len(opened) == 5000
+    assert {r.name for r in opened} == {i.record.name for i in items}
+    assert len(store.read_job_states()) == 5000
+    started = time.monotonic()
+    store.finish(fence, [r.finish(r.outcome or _submitted(), now=T0) for r in opened])
+    print(f"finish of 5000 launches: {time.monotonic() - started:.2f}s")
+    assert store.open_launches() == []
+    assert store.get_launch(items[4321].record.name).state is RecordState.FINISHED  # type: ignore[union-attr]
+
+
+def _submitted():  # type: ignore[no-untyped-def]
+    from cronframework.records import Outcome
+
+    return Outcome.SUBMITTED
+
+
+def test_unreachable_zookeeper_is_one_line_error() -> None:
+    hosts = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(StateStoreUnavailable, match=f"cannot reach ZooKeeper at {hosts} after 2 tries"):
+        connect_zk(hosts, timeout=0.5, retries=2)
+    assert time.monotonic() - started < 10
+
+
+def test_acl_keeps_other_tenants_out(zk_hosts: str, zk_root: str) -> None:
+    owner = ZooKeeperStore.connect(zk_hosts, zk_root, auth=("cron", "s3cret"))
+    stranger = connect_zk(zk_hosts)
+    try:
+        owner.write_specs([SpecChange("alpha", {"n": 1}, None)])
+        assert set(owner.read_specs()) == {"alpha"}
+        with pytest.raises(NoAuthError):
+            stranger.get(f"{zk_root}/specs/alpha")
+        with pytest.raises(NoAuthError):
+            stranger.set(f"{zk_root}/specs/alpha", b"{}")
+        intruder = ZooKeeperStore(stranger, zk_root)
+        with pytest.raises(StateStoreError, match="not authorized"):
+            intruder.read_specs()
+        with pytest.raises(StateStoreError, match="not authorized"):
+            intruder.write_specs([SpecChange("beta", {"n": 1}, None)])
+    finally:
+        owner.close()
+        stranger.stop()
+        stranger.close()

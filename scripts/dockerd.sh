@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Local Docker daemon for cronframework's integration tests and benchmarks.
+#
+#   scripts/dockerd.sh [start]   install docker.io when missing, start dockerd unless one answers, wait for it
+#   scripts/dockerd.sh stop      stop the daemon recorded in dockerd's pidfile, wait until it is gone
+#   scripts/dockerd.sh status    exit 0 when a daemon answers on the local socket
+#
+# The daemon is started without the default bridge and without iptables rules: the tests need no container
+# networking, and a sandbox may forbid both (and must not route container traffic anywhere). If dockerd dies on
+# start, the next set of options is tried (vfs storage works where overlayfs does not). Extra flags can be passed
+# in DOCKERD_FLAGS. The log goes to $CRONFRAMEWORK_DOCKERD_LOG (default /tmp/cronframework-dockerd.log).
+set -euo pipefail
+
+LOG=${CRONFRAMEWORK_DOCKERD_LOG:-/tmp/cronframework-dockerd.log}
+WAIT=${CRONFRAMEWORK_DOCKERD_WAIT:-60}
+SOCK=/var/run/docker.sock
+PIDFILE=/var/run/docker.pid
+LOCK=/tmp/cronframework-dockerd.lock
+OPTION_SETS=(
+  "--bridge=none --iptables=false"
+  "--bridge=none --iptables=false --storage-driver=vfs"
+  "--bridge=none --iptables=false --ip-masq=false --storage-driver=vfs --exec-opt native.cgroupdriver=cgroupfs"
+)
+
+say() { echo "dockerd.sh: $*" >&2; }
+
+answers() {
+  timeout 10 docker -H "unix://$SOCK" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+daemon_pid() {
+  local pid
+  [[ -s $PIDFILE ]] || return 1
+  pid=$(cat "$PIDFILE")
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y "$@" || { apt-get update && apt-get install -y "$@"; }
+}
+
+ensure_installed() {
+  if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    say "installing docker.io"
+    apt_install docker.io >&2
+  fi
+}
+
+# Wait until the daemon answers (0), its process dies (1) or WAIT seconds pass (2).
+wait_for_daemon() {
+  local pid=$1 deadline=$((SECONDS + WAIT))
+  while ((SECONDS < deadline)); do
+    answers && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.5
+  done
+  return 2
+}
+
+try_start() {
+  local flags=$1 pid rc=0
+  say "starting dockerd $flags ${DOCKERD_FLAGS:-} (log: $LOG)"
+  # shellcheck disable=SC2086  # the option sets are word lists on purpose
+  setsid dockerd $flags ${DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null &
+  pid=$!
+  wait_for_daemon "$pid" || rc=$?
+  if ((rc == 0)); then
+    say "dockerd answers on unix://$SOCK (pid $pid, log: $LOG)"
+    return 0
+  fi
+  say "dockerd with '$flags' did not come up (rc $rc); see $LOG"
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return 1
+}
+
+start() {
+  ensure_installed
+  if answers; then
+    say "dockerd already answers on unix://$SOCK"
+    return 0
+  fi
+  local pid
+  if pid=$(daemon_pid); then
+    say "dockerd (pid $pid) is running but not answering yet; waiting"
+    wait_for_daemon "$pid" && return 0
+    say "dockerd pid $pid never answered; see $LOG"
+    return 1
+  fi
+  for flags in "${OPTION_SETS[@]}"; do
+    try_start "$flags" && return 0
+  done
+  say "could not start dockerd with any option set; last lines of $LOG:"
+  tail -n 30 "$LOG" >&2 || true
+  return 1
+}
+
+stop() {
+  local pid deadline
+  if ! pid=$(daemon_pid); then
+    say "no dockerd running"
+    return 0
+  fi
+  say "stopping dockerd (pid $pid)"
+  kill -TERM "$pid"
+  deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "dockerd ignored SIGTERM for 30s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  say "dockerd stopped"
+}
+
+main() {
+  local command=${1:-start}
+  exec 9>"$LOCK"
+  flock 9
+  case $command in
+    start) start ;;
+    stop) stop ;;
+    status) answers ;;
+    *)
+      say "usage: $0 [start|stop|status]"
+      return 2
+      ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,301 @@
+"""The conformance suite every StateStore passes (memory fake, SQLite, ZooKeeper).
+
+A store's test module subclasses `StoreConformance` and provides three fixtures:
+- `store`: a fresh, empty store;
+- `fence`: a fence that proves current leadership to that store;
+- `invalid_fence`: a fence whose leadership is gone (for ZooKeeper: its election znode was deleted).
+`wait_until` polls with a deadline, for stores whose watches fire from another thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
+from cronframework.naming import LaunchIdentity
+from cronframework.records import JobState, LaunchRecord, Outcome, RecordState
+from cronframework.store import Begin, Fence, SpecChange, StateStore
+
+T0 = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def make_begin(
+    fence: Fence, job: str, scheduled: datetime, *, manual: bool = False, trigger: str | None = None
+) -> Begin:
+    """Sync point one for `job` at `scheduled`, advancing the job to the next minute."""
+    identity = LaunchIdentity(job, scheduled, manual=manual)
+    record = LaunchRecord.begin(identity, leader=fence.replica, epoch=fence.epoch, now=scheduled)
+    state = JobState(job, next_scheduled=scheduled + MINUTE, last_launch=identity.name)
+    return Begin(record=record, next_state=state, consumed_trigger=trigger)
+
+
+def begun(store: StateStore, fence: Fence, job: str, *offsets: int) -> list[LaunchRecord]:
+    """Begin launches of `job` at T0 + each offset in minutes; return their records."""
+    items = [make_begin(fence, job, T0 + n * MINUTE) for n in offsets]
+    store.begin(fence, items)
+    return [item.record for item in items]
+
+
+def done(record: LaunchRecord, **extra: Any) -> LaunchRecord:
+    return record.finish(Outcome.SUBMITTED, now=record.scheduled + timedelta(seconds=2), **extra)
+
+
+class StoreConformance:
+    """What the scheduler relies on from any StateStore."""
+
+    # -- empty store
+    def test_fresh_store_is_empty(self, store: StateStore) -> None:
+        assert store.read_specs() == {}
+        assert store.read_job_states() == {}
+        assert store.read_paused() == set()
+        assert store.open_launches() == []
+        assert store.history("nothing") == []
+        assert store.get_launch("nothing-20260101t000000z") is None
+        assert store.pending_triggers() == []
+        assert store.read_takeover() is None
+
+    # -- specs
+    def test_spec_create_then_read(self, store: StateStore) -> None:
+        store.write_specs([SpecChange("alpha", {"schedule": "* * * * *", "n": 1}, None)])
+        specs = store.read_specs()
+        assert set(specs) == {"alpha"}
+        assert specs["alpha"].name == "alpha"
+        assert dict(specs["alpha"].document) == {"schedule": "* * * * *", "n": 1}
+
+    def test_spec_create_of_existing_conflicts(self, store: StateStore) -> None:
+        store.write_specs([SpecChange("alpha", {"n": 1}, None)])
+        with pytest.raises(ConflictError):
+            store.write_specs([SpecChange("alpha", {"n": 2}, None)])
+        assert dict(store.read_specs()["alpha"].document) == {"n": 1}
+
+    def test_spec_update_needs_current_version(self, store: StateStore) -> None:
+        store.write_specs([SpecChange("alpha", {"n": 1}, None)])
+        v1 = store.read_specs()["alpha"].version
+        store.write_specs([SpecChange("alpha", {"n": 2}, v1)])
+        v2 = store.read_specs()["alpha"].version
+        assert v2 != v1
+        with pytest.raises(ConflictError):
+            store.write_specs([SpecChange("alpha", {"n": 3}, v1)])
+        assert dict(store.read_specs()["alpha"].document) == {"n": 2}
+
+    def test_spec_delete_needs_current_version(self, store: StateStore) -> None:
+        store.write_specs([SpecChange("alpha", {"n": 1}, None)])
+        v1 = store.read_specs()["alpha"].version
+        store.write_specs([SpecChange("alpha", {"n": 2}, v1)])
+        with pytest.raises(ConflictError):
+            store.write_specs([SpecChange("alpha", None, v1)])
+        assert "alpha" in store.read_specs()
+        store.write_specs([SpecChange("alpha", None, store.read_specs()["alpha"].version)])
+        assert store.read_specs() == {}
+
+    def test_spec_batch_is_all_or_nothing(self, store: StateStore) -> None:
+        store.write_specs([SpecChange("alpha", {"n": 1}, None)])
+        stale = store.read_specs()["alpha"].version + 7
+        with pytest.raises(ConflictError):
+            store.write_specs([SpecChange("beta", {"n": 1}, None), SpecChange("alpha", {"n": 2}, stale)])
+        assert set(store.read_specs()) == {"alpha"}
+        assert dict(store.read_specs()["alpha"].document) == {"n": 1}
+
+    def test_watch_fires_on_create_update_and_delete(self, store: StateStore) -> None:
+        fired = threading.Event()
+        store.watch_specs(fired.set)
+        time.sleep(0.2)  # let an implementation's initial registration settle before we observe changes
+        for change in self._spec_lifecycle(store):
+            fired.clear()
+            store.write_specs([change()])
+            assert fired.wait(10), "watch_specs callback did not fire after a spec change"
+
+    @staticmethod
+    def _spec_lifecycle(store: StateStore) -> list[Callable[[], SpecChange]]:
+        def version() -> int:
+            return store.read_specs()["alpha"].version
+
+        return [
+            lambda: SpecChange("alpha", {"n": 1}, None),
+            lambda: SpecChange("alpha", {"n": 2}, version()),
+            lambda: SpecChange("alpha", None, version()),
+        ]
+
+    # -- schedule state and pause
+    def test_job_states_round_trip(self, store: StateStore, fence: Fence) -> None:
+        states = [JobState("alpha", T0, "alpha-20261125t062900z"), JobState("beta", None, None)]
+        store.put_job_states(fence, states)
+        assert store.read_job_states() == {s.job: s for s in states}
+        store.put_job_states(fence, [JobState("alpha", T0 + MINUTE, "alpha-20261125t063000z")])
+        assert store.read_job_states()["alpha"].next_scheduled == T0 + MINUTE
+
+    def test_pause_and_resume_are_idempotent(self, store: StateStore) -> None:
+        store.set_paused("alpha", True)
+        store.set_paused("alpha", True)
+        store.set_paused("beta", True)
+        assert store.read_paused() == {"alpha", "beta"}
+        store.set_paused("alpha", False)
+        store.set_paused("alpha", False)
+        assert store.read_paused() == {"beta"}
+
+    # -- sync point one
+    def test_begin_creates_open_records_and_advances_state(self, store: StateStore, fence: Fence) -> None:
+        first, second = begun(store, fence, "alpha", 0, 1)
+        assert store.get_launch(first.name) == first
+        assert [r.name for r in store.open_launches()] == [first.name, second.name]
+        state = store.read_job_states()["alpha"]
+        assert state.next_scheduled == T0 + 2 * MINUTE
+        assert state.last_launch == second.name
+        assert all(r.state is RecordState.BEGUN for r in store.open_launches())
+
+    def test_begin_of_existing_name_conflicts_and_applies_nothing(self, store: StateStore, fence: Fence) -> None:
+        (existing,) = begun(store, fence, "alpha", 0)
+        before = store.read_job_states()
+        fresh = make_begin(fence, "beta", T0)
+        dup = make_begin(fence, "alpha", T0)
+        with pytest.raises(ConflictError):
+            store.begin(fence, [fresh, dup])
+        assert store.get_launch(fresh.record.name) is None
+        assert [r.name for r in store.open_launches()] == [existing.name]
+        assert store.read_job_states() == before
+
+    def test_begin_of_a_finished_name_conflicts(self, store: StateStore, fence: Fence) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        store.finish(fence, [done(record)])
+        with pytest.raises(ConflictError):
+            store.begin(fence, [make_begin(fence, "alpha", T0)])
+        assert store.get_launch(record.name) == done(record)
+
+    def test_manual_launch_record_round_trips(self, store: StateStore, fence: Fence) -> None:
+        item = make_begin(fence, "alpha", T0, manual=True)
+        store.begin(fence, [item])
+        got = store.get_launch(item.record.name)
+        assert got == item.record
+        assert got is not None and got.manual and got.name.endswith("-m")
+
+    def test_open_launches_oldest_scheduled_first(self, store: StateStore, fence: Fence) -> None:
+        late = begun(store, fence, "alpha", 5)
+        early = begun(store, fence, "beta", 1, 3)
+        expected = sorted(late + early, key=lambda r: r.scheduled)
+        assert [r.name for r in store.open_launches()] == [r.name for r in expected]
+
+    # -- sync point two
+    def test_finish_closes_records(self, store: StateStore, fence: Fence) -> None:
+        first, second = begun(store, fence, "alpha", 0, 1)
+        closed = done(first, reason="ok", backend_state="running", exit_code=None)
+        store.finish(fence, [closed])
+        assert store.get_launch(first.name) == closed
+        assert [r.name for r in store.open_launches()] == [second.name]
+        failed = second.finish(Outcome.FAILED, now=T0 + 2 * MINUTE, reason="image not found")
+        store.finish(fence, [failed])
+        assert store.open_launches() == []
+        got = store.get_launch(second.name)
+        assert got is not None and got.outcome is Outcome.FAILED and got.reason == "image not found"
+
+    def test_history_is_newest_first_and_limited(self, store: StateStore, fence: Fence) -> None:
+        records = begun(store, fence, "alpha", 3, 0, 4, 1, 2)
+        begun(store, fence, "alpha-other", 9)
+        store.finish(fence, [done(records[1])])
+        newest = sorted(records, key=lambda r: r.scheduled, reverse=True)
+        assert [r.name for r in store.history("alpha", 3)] == [r.name for r in newest[:3]]
+        names = [r.name for r in store.history("alpha", 20)]
+        assert names == [r.name for r in newest]
+        assert store.history("alpha", 20)[-1].state is RecordState.FINISHED
+
+    # -- retention
+    def test_prune_deletes_finished_records(self, store: StateStore, fence: Fence) -> None:
+        old, keep = begun(store, fence, "alpha", 0, 1)
+        store.finish(fence, [done(old), done(keep)])
+        store.prune(fence, "alpha", [old.name])
+        assert store.get_launch(old.name) is None
+        assert [r.name for r in store.history("alpha")] == [keep.name]
+
+    def test_prune_refuses_open_records_and_deletes_nothing(self, store: StateStore, fence: Fence) -> None:
+        finished, still_open = begun(store, fence, "alpha", 0, 1)
+        store.finish(fence, [done(finished)])
+        with pytest.raises(StateStoreError):
+            store.prune(fence, "alpha", [finished.name, still_open.name])
+        assert store.get_launch(still_open.name) == still_open
+        assert store.get_launch(finished.name) == done(finished)
+
+    # -- manual triggers
+    def test_triggers_are_pending_until_dropped(self, store: StateStore, fence: Fence) -> None:
+        first = store.request_trigger("alpha", force=False, now=T0)
+        second = store.request_trigger("beta", force=True, now=T0 + MINUTE)
+        assert first.id != second.id
+        pending = store.pending_triggers()
+        assert [(t.id, t.job, t.force) for t in pending] == [(first.id, "alpha", False), (second.id, "beta", True)]
+        assert pending[0].requested_at == T0
+        store.drop_trigger(fence, first.id)
+        assert [t.id for t in store.pending_triggers()] == [second.id]
+
+    def test_begin_consumes_its_trigger(self, store: StateStore, fence: Fence) -> None:
+        trigger = store.request_trigger("alpha", force=False, now=T0)
+        item = make_begin(fence, "alpha", T0, manual=True, trigger=trigger.id)
+        store.begin(fence, [item])
+        assert store.pending_triggers() == []
+        assert store.get_launch(item.record.name) == item.record
+
+    # -- takeover report and clock
+    def test_takeover_report_round_trips(self, store: StateStore, fence: Fence) -> None:
+        store.write_takeover(fence, {"epoch": fence.epoch, "concluded": ["a"], "caught_up": 2})
+        assert dict(store.read_takeover() or {}) == {"epoch": fence.epoch, "concluded": ["a"], "caught_up": 2}
+        store.write_takeover(fence, {"epoch": fence.epoch, "concluded": []})
+        assert dict(store.read_takeover() or {}) == {"epoch": fence.epoch, "concluded": []}
+
+    def test_server_time_is_near_now(self, store: StateStore) -> None:
+        server = store.server_time()
+        assert server.tzinfo is not None
+        assert abs(server - datetime.now(UTC)) < timedelta(seconds=60)
+
+    # -- fencing: a deposed leader writes nothing
+    def test_fence_epoch_and_replica_are_exposed(self, fence: Fence, invalid_fence: Fence) -> None:
+        assert isinstance(fence.epoch, int) and isinstance(fence.replica, str)
+        assert isinstance(invalid_fence.epoch, int)
+
+    def test_invalid_fence_begin_writes_nothing(self, store: StateStore, invalid_fence: Fence) -> None:
+        item = make_begin(invalid_fence, "alpha", T0)
+        with pytest.raises(LeadershipLost):
+            store.begin(invalid_fence, [item])
+        assert store.get_launch(item.record.name) is None
+        assert store.open_launches() == []
+        assert store.read_job_states() == {}
+
+    def test_invalid_fence_finish_writes_nothing(
+        self, store: StateStore, fence: Fence, invalid_fence: Fence
+    ) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        with pytest.raises(LeadershipLost):
+            store.finish(invalid_fence, [done(record)])
+        assert store.get_launch(record.name) == record
+
+    def test_invalid_fence_other_leader_writes_nothing(
+        self, store: StateStore, fence: Fence, invalid_fence: Fence
+    ) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        store.finish(fence, [done(record)])
+        trigger = store.request_trigger("alpha", force=False, now=T0)
+        states = store.read_job_states()
+        with pytest.raises(LeadershipLost):
+            store.put_job_states(invalid_fence, [JobState("alpha", T0 + 9 * MINUTE)])
+        with pytest.raises(LeadershipLost):
+            store.prune(invalid_fence, "alpha", [record.name])
+        with pytest.raises(LeadershipLost):
+            store.drop_trigger(invalid_fence, trigger.id)
+        with pytest.raises(LeadershipLost):
+            store.write_takeover(invalid_fence, {"epoch": invalid_fence.epoch})
+        assert store.read_job_states() == states
+        assert store.get_launch(record.name) == done(record)
+        assert [t.id for t in store.pending_triggers()] == [trigger.id]
+        assert store.read_takeover() is None

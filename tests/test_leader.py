@@ -1,0 +1,322 @@
+"""The leader's loop on a fake clock: launches on time, both sync points, policies, and fail-closed paths."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cronframework.backend import BackendStatus, LaunchState
+from cronframework.errors import LeadershipLost, PermanentBackendError, TransientBackendError
+from cronframework.records import Outcome, RecordState
+from tests.leader_harness import T0, Cluster, job
+
+
+def test_every_minute_job_launches_once_per_minute_with_exact_names() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 180)
+    assert cluster.backend.submitted == [
+        "tick-20261125t060100z",
+        "tick-20261125t060200z",
+        "tick-20261125t060300z",
+    ]
+    assert [o for _, o, _ in cluster.outcomes("tick")] == [Outcome.SUBMITTED] * 3
+    assert cluster.store.open_launches() == []
+
+
+def test_sync_point_one_is_written_before_the_backend_is_called() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    seen_at_submit: list[RecordState | None] = []
+
+    def record_state(name: str, _launch: object) -> None:
+        record = cluster.store.get_launch(name)
+        seen_at_submit.append(record.state if record else None)
+
+    cluster.backend.on_submit = record_state
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    assert seen_at_submit == [RecordState.BEGUN]
+    assert cluster.store.read_job_states()["tick"].next_scheduled == T0 + timedelta(minutes=2)
+
+
+def test_launch_carries_identity_env() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    envs = []
+    cluster.backend.on_submit = lambda name, launch: envs.append(launch.env())  # type: ignore[attr-defined]
+    session, leadership = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    assert envs[0]["CRONFRAMEWORK_LAUNCH"] == "tick-20261125t060100z"
+    assert envs[0]["CRONFRAMEWORK_SCHEDULED"] == "2026-11-25T06:01:00Z"
+    assert envs[0]["CRONFRAMEWORK_LEADER_EPOCH"] == str(leadership.epoch)
+
+
+def test_recovery_resubmits_an_open_launch_the_backend_never_saw() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    first, leadership = cluster.leader()
+    first.promote()
+    cluster.backend.fail["submit"] = LeadershipLost("crash hook: died after sync point one")
+    with pytest.raises(LeadershipLost):
+        cluster.run_for(first, 60)
+    [open_record] = cluster.store.open_launches()
+    assert open_record.name == "tick-20261125t060100z"
+    del cluster.backend.fail["submit"]
+    second, _ = cluster.leader()
+    second.promote()
+    assert cluster.backend.submitted == ["tick-20261125t060100z"]
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert record is not None and record.outcome is Outcome.SUBMITTED and record.attempt == 2
+    report = cluster.store.read_takeover()
+    assert report is not None and report["open_launches"][0]["lookup"] == "not found"
+
+
+def test_recovery_records_a_launch_the_backend_already_has() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.clock.advance(60)
+    cluster.store.finish = _crash  # type: ignore[method-assign]  # dies between submit and sync point two
+    with pytest.raises(LeadershipLost):
+        first.tick()
+    del cluster.store.finish
+    second, _ = cluster.leader()
+    second.promote()
+    assert cluster.backend.submitted == ["tick-20261125t060100z"]  # exactly once
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
+    assert record.backend_state == "running"
+
+
+def _crash(*_args: object) -> None:
+    raise LeadershipLost("crash hook: died before sync point two")
+
+
+@pytest.mark.parametrize(("policy", "submitted"), [("skip", []), ("relaunch", ["tick-20261125t060100z"])])
+def test_uncertain_launch_follows_on_uncertain(policy: str, submitted: list[str]) -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick", on_uncertain=policy))
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.backend.fail["submit"] = LeadershipLost("crash hook")
+    with pytest.raises(LeadershipLost):
+        cluster.run_for(first, 60)
+    del cluster.backend.fail["submit"]
+    cluster.backend.fail["lookup"] = TransientBackendError("backend down")
+    second, _ = cluster.leader()
+    second.promote()
+    assert cluster.backend.submitted == submitted
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert record is not None and record.state is RecordState.FINISHED
+    if policy == "skip":
+        assert record.outcome is Outcome.SKIPPED and "backend down" in (record.reason or "")
+
+
+def test_open_launch_older_than_the_recovery_window_is_not_relaunched() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick", recovery_window="10m", catchup="none"))
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.backend.fail["submit"] = LeadershipLost("crash hook")
+    with pytest.raises(LeadershipLost):
+        cluster.run_for(first, 60)
+    del cluster.backend.fail["submit"]
+    cluster.clock.advance(3600)  # no leader for an hour
+    second, _ = cluster.leader()
+    second.promote()
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert record is not None and record.outcome is Outcome.SKIPPED
+    assert "past the recovery window" in (record.reason or "")
+    assert "tick-20261125t060100z" not in cluster.backend.submitted
+
+
+@pytest.mark.parametrize(
+    ("catchup", "launched"),
+    [
+        ({"policy": "none"}, []),
+        ({"policy": "latest"}, ["tick-20261125t061000z"]),
+        ({"policy": "all", "max": 3}, ["tick-20261125t060800z", "tick-20261125t060900z", "tick-20261125t061000z"]),
+    ],
+)
+def test_catchup_after_leaderless_gap(catchup: dict[str, object], launched: list[str]) -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick", catchup=catchup))
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.clock.advance(10 * 60 + 45)  # leaderless from 06:00 to 06:10:45; the 06:10 instant is 45 s late
+    second, _ = cluster.leader(tolerance=timedelta(seconds=30))
+    second.promote()
+    assert cluster.backend.submitted == launched
+    history = cluster.outcomes("tick")
+    assert len(history) == 10  # 06:01 ... 06:10: every instant accounted for
+    skipped = [name for name, outcome, _ in history if outcome is Outcome.SKIPPED]
+    assert sorted(skipped + launched) == [name for name, _, _ in history]
+
+
+def test_gap_beyond_catchup_window_is_one_stale_record() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick", catchup={"policy": "all", "window": "5m", "max": 100}))
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.clock.advance(24 * 3600)
+    second, _ = cluster.leader()
+    second.promote()
+    history = cluster.outcomes("tick")
+    stale = [h for h in history if "older than the catch-up window" in (h[2] or "")]
+    assert len(stale) == 1 and stale[0][0] == "tick-20261125t060100z"
+    assert len(cluster.backend.submitted) == 5  # the instants inside the 5-minute window
+
+
+def test_forbid_skips_while_previous_runs_and_replace_stops_it() -> None:
+    cluster = Cluster()
+    cluster.apply(job("forbid", concurrency="forbid"), job("replace", concurrency="replace"))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 120)  # the fake backend keeps every launch running
+    assert cluster.backend.submitted == [
+        "forbid-20261125t060100z",
+        "replace-20261125t060100z",
+        "replace-20261125t060200z",
+    ]
+    assert cluster.backend.stopped == ["replace-20261125t060100z"]
+    [(_, _, _), (name, outcome, reason)] = cluster.outcomes("forbid")
+    assert outcome is Outcome.SKIPPED and "still running" in (reason or "")
+
+
+def test_forbid_fails_closed_when_backend_cannot_answer() -> None:
+    cluster = Cluster()
+    cluster.apply(job("forbid", concurrency="forbid"))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    cluster.backend.fail["lookup"] = TransientBackendError("daemon down")
+    cluster.run_for(session, 60)
+    assert cluster.backend.submitted == ["forbid-20261125t060100z"]
+    assert "cannot tell" in (cluster.outcomes("forbid")[-1][2] or "")
+
+
+def test_transient_submit_errors_are_retried_and_permanent_ones_recorded() -> None:
+    cluster = Cluster()
+    cluster.apply(job("flaky"), job("broken"))
+    calls = {"flaky": 0}
+
+    def fault(name: str) -> Exception | None:
+        if name.startswith("broken"):
+            return PermanentBackendError("image not found: nope")
+        calls["flaky"] += 1
+        return TransientBackendError("busy") if calls["flaky"] < 3 else None
+
+    cluster.backend.fail["submit"] = fault
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    flaky = cluster.store.get_launch("flaky-20261125t060100z")
+    broken = cluster.store.get_launch("broken-20261125t060100z")
+    assert flaky is not None and flaky.outcome is Outcome.SUBMITTED and flaky.attempt == 3
+    assert broken is not None and broken.outcome is Outcome.FAILED
+    assert "image not found" in (broken.reason or "")
+
+
+def test_retries_stop_at_the_next_scheduled_instant() -> None:
+    cluster = Cluster()
+    cluster.apply(job("slow", retries={"attempts": 100, "backoff": "20s", "max_backoff": "20s"}))
+    cluster.backend.fail["submit"] = TransientBackendError("busy")
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    record = cluster.store.get_launch("slow-20261125t060100z")
+    assert record is not None and record.outcome is Outcome.FAILED
+    assert record.attempt < 10
+    assert cluster.clock.now() <= T0 + timedelta(minutes=2, seconds=1)
+
+
+def test_deposed_leader_makes_no_backend_call_and_no_write() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    session, leadership = cluster.leader()
+    session.promote()
+    leadership.active = False  # SUSPENDED or LOST
+    with pytest.raises(LeadershipLost):
+        cluster.run_for(session, 60)
+    assert cluster.backend.submitted == []
+    assert cluster.store.history("tick") == []
+
+
+def test_paused_job_records_skips_and_resumes() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.store.set_paused("tick", True)
+    cluster.run_for(session, 120)
+    cluster.store.set_paused("tick", False)
+    cluster.run_for(session, 60)
+    assert cluster.backend.submitted == ["tick-20261125t060300z"]
+    assert [o for _, o, _ in cluster.outcomes("tick")] == [Outcome.SKIPPED, Outcome.SKIPPED, Outcome.SUBMITTED]
+
+
+def test_manual_trigger_has_its_own_identity_and_respects_forbid() -> None:
+    cluster = Cluster()
+    cluster.apply(job("nightly", "0 3 * * *", concurrency="forbid"))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.store.request_trigger("nightly", force=False, now=cluster.clock.now())
+    cluster.run_for(session, 1)
+    cluster.store.request_trigger("nightly", force=False, now=cluster.clock.now())
+    cluster.run_for(session, 1)
+    cluster.store.request_trigger("nightly", force=True, now=cluster.clock.now())
+    cluster.run_for(session, 1)
+    assert cluster.backend.submitted == ["nightly-20261125t060000z-m", "nightly-20261125t060002z-m"]
+    assert cluster.store.pending_triggers() == []
+    skipped = cluster.store.get_launch("nightly-20261125t060001z-m")
+    assert skipped is not None and skipped.outcome is Outcome.SKIPPED
+
+
+def test_spec_changes_are_picked_up_without_restart() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.apply(job("tick", "*/5 * * * *"), job("new"))
+    cluster.run_for(session, 300)
+    assert [n for n in cluster.backend.submitted if n.startswith("tick")] == ["tick-20261125t060500z"]
+    assert len([n for n in cluster.backend.submitted if n.startswith("new")]) == 5
+
+
+def test_clock_skew_beyond_bound_stops_launching() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    session, _ = cluster.leader(max_clock_skew=timedelta(seconds=2))
+    session.promote()
+    cluster.store.server_time = lambda: cluster.clock.now() + timedelta(seconds=10)  # type: ignore[method-assign]
+    cluster.run_for(session, 120)
+    assert cluster.backend.submitted == []
+    assert session.state.clock_ok is False
+
+
+def test_retention_prunes_finished_records_beyond_count() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick", retention={"count": 3}))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 600)
+    names = [n for n, _, _ in cluster.outcomes("tick")]
+    assert names == ["tick-20261125t060800z", "tick-20261125t060900z", "tick-20261125t061000z"]
+
+
+def test_runtime_limit_stops_a_launch_past_its_timeout() -> None:
+    cluster = Cluster()
+    cluster.apply(job("slow", "0 * * * *", task={"command": ["/bin/sleep", "9999"], "timeout": "90s"}))
+    cluster.clock.set(T0 + timedelta(minutes=59))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60 + 120)
+    assert cluster.backend.stopped == ["slow-20261125t070000z"]
+    assert cluster.backend.launches["slow-20261125t070000z"] == BackendStatus(LaunchState.FAILED, reason="stopped")
