@@ -30,7 +30,7 @@ from cronframework.errors import BackendError, PermanentBackendError, TransientB
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 DEFAULT_GC_HORIZON = timedelta(hours=4)  # Nomad's server job_gc_threshold default
 ALREADY_EXISTS = "job already exists"
-# Nomad answers 500 for every RPC error, refused specs included; these phrases mark the ones retrying cannot fix.
+# Nomad answers 500 for any RPC error, refused specs included; these phrases mark what retrying cannot fix.
 PERMANENT_500 = (
     "error occurred",
     "validation failed",
@@ -102,7 +102,7 @@ class NomadBackend:
         self._get_or_none("purge", lambda: self._client.job.deregister_job(name, purge=True))
 
     def list(self, job: str) -> list[str]:
-        """Jobs by ID prefix `<job>-`, kept only when their meta names `job` (prefix `a-` also matches `a-b-...`)."""
+        """Jobs by ID prefix `<job>-` whose meta names `job` (the prefix `a-` also matches `a-b-...`)."""
         found = self._call("list", lambda: self._client.jobs.get_jobs(prefix=f"{job}-", meta=True))
         key = meta_key("cronframework.job")
         return sorted(j["ID"] for j in found if (j.get("Meta") or {}).get(key) == job)
@@ -165,7 +165,7 @@ class NomadBackend:
         return text.replace(self._token, "<redacted>") if self._token else text
 
 
-class _Signal(Exception):  # noqa: N818 - control flow inside the adapter, never escapes it
+class _Signal(Exception):
     """Outcomes that are answers, not errors: raised by _call, caught by the method that expects them."""
 
 

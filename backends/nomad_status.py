@@ -2,7 +2,8 @@
 
 Precedence: an allocation that finished while it was still wanted reports its own outcome, even if the job
 was stopped later; otherwise a stopped job is FAILED "stopped" (Nomad reports a killed task as "complete",
-which must never read as success); otherwise the newest allocation's client status decides.
+which must never read as success; while the kill is under way it is still RUNNING, "stopping"); otherwise
+the newest allocation's client status decides.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def job_status(job: Mapping[str, Any], allocs: Sequence[Mapping[str, Any]]) -> B
     alloc = newest_allocation(allocs)
     if alloc is not None and _finished_while_wanted(alloc):
         return alloc_status(alloc)
+    if job.get("Stop") and alloc is not None and alloc.get("ClientStatus") in ("pending", "running"):
+        # still being killed (up to the task's kill_timeout): keep it active so `replace` waits for it
+        return _with_times(BackendStatus(LaunchState.RUNNING, reason="stopping"), alloc)
     if job.get("Stop"):
         exit_code = task_exit_code(alloc) if alloc is not None else None
         return _with_times(BackendStatus(LaunchState.FAILED, exit_code, "stopped"), alloc)

@@ -9,16 +9,18 @@ launch reported LOST never turns RUNNING later and a name never runs twice. See 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _LOG_TAIL_BYTES = 1 << 20
 _STOP_POLL = 0.05
+_PERMANENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENAMETOOLONG})
 
 
 def default_state_dir() -> Path:
@@ -57,20 +60,31 @@ class ProcessBackend:
         self.start_grace = start_grace
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with _fs_errors(f"create {state_dir}"):
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def submit(self, name: str, launch: Launch) -> SubmitOutcome:
         spec = self._run_spec(name, launch)  # validate before claiming: a rejected task leaves no trace
         launch_dir = self._dir(name)
-        launch_dir.mkdir(exist_ok=True, mode=0o700)
-        # The claim is the idempotency key. If we die right after it, no supervisor ever takes `start`, and
-        # lookup reports PENDING for start_grace seconds, then takes `start` itself and reports LOST for good.
+        self._reap()
         claim = f'{{"claimed_at": "{rt.now_iso()}", "scheduler_pid": {os.getpid()}}}'
-        if not rt.create_exclusive(launch_dir / rt.CLAIM, claim):
-            return SubmitOutcome.ALREADY_EXISTED
-        rt.write_json_atomic(launch_dir / rt.SPEC, spec)
-        self._spawn(name, launch_dir)
+        with _fs_errors(f"submit {name}"):
+            launch_dir.mkdir(exist_ok=True, mode=0o700)
+            # The claim is the idempotency key. If we die right after it, no supervisor ever takes `start`:
+            # lookup reports PENDING for start_grace seconds, then takes `start` itself and reports LOST.
+            if not rt.create_exclusive(launch_dir / rt.CLAIM, claim):
+                return SubmitOutcome.ALREADY_EXISTED
+            self._start(launch_dir, spec)
         return SubmitOutcome.SUBMITTED
+
+    def _start(self, launch_dir: Path, spec: Mapping[str, Any]) -> None:
+        """After the claim. If this fails nothing runs under the claim: withdraw it, a retry starts afresh."""
+        try:
+            rt.write_json_atomic(launch_dir / rt.SPEC, spec)
+            self._spawn(launch_dir)
+        except OSError:
+            self._discard(launch_dir)
+            raise
 
     def _run_spec(self, name: str, launch: Launch) -> dict[str, Any]:
         task = launch.spec.task
@@ -98,29 +112,29 @@ class ProcessBackend:
             base.update(HOME=identity["home"], USER=identity["name"], LOGNAME=identity["name"])
         return {**base, **launch.env()}
 
-    def _spawn(self, name: str, launch_dir: Path) -> None:
-        try:
-            with open(launch_dir / "supervisor.log", "ab") as log:
-                child = subprocess.Popen(
-                    [sys.executable, "-m", "backends.process_runner", str(launch_dir)],
-                    cwd=launch_dir,
-                    env=_supervisor_env(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-        except OSError as exc:
-            # Nothing runs under this claim; drop the whole directory so a retry can claim the name afresh.
-            self._discard(launch_dir)
-            raise TransientBackendError(f"could not start the supervisor for {name}: {exc}") from exc
+    def _spawn(self, launch_dir: Path) -> None:
+        """A new session: the supervisor must outlive us, and never get a terminal's Ctrl-C meant for us."""
+        with open(launch_dir / "supervisor.log", "ab") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "backends.process_runner", str(launch_dir)],
+                cwd=launch_dir,
+                env=_supervisor_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+            )
         with self._lock:
             self._children[child.pid] = child
 
     def lookup(self, name: str) -> BackendStatus | None:
         self._reap()
         launch_dir = self._dir(name)
+        with _fs_errors(f"lookup {name}"):
+            return self._lookup(launch_dir)
+
+    def _lookup(self, launch_dir: Path) -> BackendStatus | None:
         if not (launch_dir / rt.CLAIM).exists():
             return None  # a directory without a claim is a submit that died before claiming: nothing exists
         done = rt.read_json(launch_dir / rt.EXIT)
@@ -141,7 +155,7 @@ class ProcessBackend:
         reason = f"no supervisor started within {self.start_grace:g}s of the claim (submit crashed?)"
         if rt.create_exclusive(launch_dir / rt.TOKEN, reason):
             rt.write_json_atomic(launch_dir / rt.EXIT, rt.exit_record("lost", reason))
-        return self.lookup(launch_dir.name)  # we, or a supervisor that beat us to `start`, decided
+        return self._lookup(launch_dir)  # we, or a supervisor that beat us to `start`, decided
 
     def _supervised(self, launch_dir: Path) -> BackendStatus:
         task = rt.read_json(launch_dir / rt.TASK)
@@ -161,6 +175,10 @@ class ProcessBackend:
 
     def stop(self, name: str) -> None:
         launch_dir = self._dir(name)
+        with _fs_errors(f"stop {name}"):
+            self._stop(launch_dir)
+
+    def _stop(self, launch_dir: Path) -> None:
         if not (launch_dir / rt.CLAIM).exists() or (launch_dir / rt.EXIT).exists():
             return
         # Durable first: a supervisor that has not spawned the task yet reads this file and never spawns it.
@@ -172,7 +190,9 @@ class ProcessBackend:
             return
         supervisor = rt.read_json(launch_dir / rt.SUPERVISOR)
         if rt.is_alive(supervisor) and supervisor is not None:
-            _signal(supervisor["pid"], 15)  # it escalates to SIGKILL after kill_grace, even if we die now
+            _signal(
+                supervisor["pid"], signal.SIGTERM
+            )  # it escalates to SIGKILL after kill_grace, even if we die now
             return
         self._stop_orphan(launch_dir)
 
@@ -181,16 +201,18 @@ class ProcessBackend:
         task = rt.read_json(launch_dir / rt.TASK)
         if task is None or not rt.is_alive(task):
             return
-        rt.kill_group(task["pgid"], 15)
+        rt.kill_group(task["pgid"], signal.SIGTERM)
         deadline = time.monotonic() + self.kill_grace
         while rt.is_alive(task) and time.monotonic() < deadline:
             time.sleep(_STOP_POLL)
-        rt.kill_group(task["pgid"], 9)
+        rt.kill_group(task["pgid"], signal.SIGKILL)
         record = rt.exit_record("failed", "stopped", started_at=task.get("started_at"))
         rt.write_json_atomic(launch_dir / rt.EXIT, record)
 
     def list(self, job: str) -> list[str]:
-        return sorted(name for name in _claimed_names(self.state_dir) if _job_of(name) == job)
+        with _fs_errors(f"list {job}"):
+            names = _claimed_names(self.state_dir)
+        return sorted(name for name in names if _job_of(name) == job)
 
     def logs(self, name: str) -> str:
         launch_dir = self._dir(name)
@@ -202,7 +224,8 @@ class ProcessBackend:
             return
         if status.state.active:
             raise PermanentBackendError(f"launch {name} is {status.state}; stop it before removing it")
-        self._discard(self._dir(name))
+        with _fs_errors(f"remove {name}"):
+            self._discard(self._dir(name))
 
     def retention_horizon(self) -> None:
         """Launch directories are kept until removed: the backend itself never forgets a launch."""
@@ -231,6 +254,16 @@ class ProcessBackend:
         with self._lock:
             for pid in [pid for pid, child in self._children.items() if child.poll() is not None]:
                 del self._children[pid]
+
+
+@contextlib.contextmanager
+def _fs_errors(what: str) -> Iterator[None]:
+    """At the boundary: missing permissions are permanent, other filesystem trouble (disk full) is not."""
+    try:
+        yield
+    except OSError as exc:
+        kind = PermanentBackendError if exc.errno in _PERMANENT_ERRNOS else TransientBackendError
+        raise kind(f"process backend: {what}: {exc}") from exc
 
 
 def _claimed_names(state_dir: Path) -> list[str]:

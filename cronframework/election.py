@@ -1,13 +1,13 @@
 """Leader election on ZooKeeper, with the session handling a scheduler needs to fail closed.
 
-Each replica owns one ephemeral-sequential znode under `{root}/election/`; the lowest sequence leads, every other
-replica watches only its predecessor (no herd). The leader's node is its fence: the store checks it inside every
-leader write, and the node's sequence number is the leader's epoch (monotonic across leaders).
+Each replica owns one ephemeral-sequential znode under `{root}/election/`; the lowest sequence leads, every
+other replica watches only its predecessor (no herd). The leader's node is its fence: the store checks it
+inside every leader write, and the node's sequence number is the leader's epoch (monotonic across leaders).
 
 Connection states, handled here and not left to the caller:
 - SUSPENDED: `on_suspended` at once -- the leader must stop launching; its session may still be alive.
-- CONNECTED again: the node is re-verified with exists(); still there -> `on_elected` again with the same fence
-  (same epoch); gone -> `on_lost` and a fresh join.
+- CONNECTED again: the node is re-verified with exists(); still there -> `on_elected` again with the same
+  fence (same epoch); gone -> `on_lost` and a fresh join.
 - LOST (session expired): `on_lost`, leader state dropped, and a NEW node is created once connected again.
 
 kazoo calls state listeners and watches on its own threads; they only enqueue events here. One event thread of
@@ -32,8 +32,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.security import ACL
+
+from cronframework.store.zk_client import zk_errors
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +111,12 @@ class Election:
         return self._fence is not None
 
     def resign(self, timeout: float = 10.0) -> None:
-        """Leave the election (graceful hand-over on SIGTERM): deleting our node wakes the next replica at once."""
+        """Leave the election for good (SIGTERM hand-over): deleting our node wakes the next one at once."""
         self._events.put("resign")
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        else:
+            self._resign()
 
     def leader(self) -> Candidate | None:
         candidates = self.replicas()
@@ -120,11 +125,12 @@ class Election:
     def replicas(self) -> list[Candidate]:
         """Every replica in the election, the leader first."""
         out = []
-        for name in self._sorted_children():
-            with contextlib.suppress(NoNodeError):
-                data, _ = self._client.get(f"{self._folder}/{name}")
-                info = json.loads(data or b"{}")
-                out.append(Candidate(node=name, epoch=sequence_of(name), **info))
+        with zk_errors("listing election candidates"):
+            for name in self._sorted_children():
+                with contextlib.suppress(NoNodeError):
+                    data, _ = self._client.get(f"{self._folder}/{name}")
+                    info = json.loads(data or b"{}")
+                    out.append(Candidate(node=name, epoch=sequence_of(name), **info))
         return out
 
     # -- kazoo threads: enqueue only
@@ -258,6 +264,3 @@ def wait_for_leader(elections: list[Election], timeout: float = 10.0) -> Electio
             return leaders[0]
         time.sleep(0.02)
     raise TimeoutError(f"no single leader among {len(elections)} replicas within {timeout}s")
-
-
-__all__ = ["Candidate", "Election", "NodeExistsError", "ZkFence", "wait_for_leader"]

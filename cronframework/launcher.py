@@ -19,6 +19,7 @@ from datetime import datetime
 
 from cronframework.backend import BackendSet, Launch
 from cronframework.clock import Clock
+from cronframework.crashhook import maybe_crash
 from cronframework.errors import ConflictError, LeadershipLost
 from cronframework.jobspec import JobSpec
 from cronframework.leadership import Leadership
@@ -64,9 +65,13 @@ class Launcher:
         """Run both sync points for a batch; returns the finished records. LeadershipLost propagates."""
         begun = self._sync_point_one(planned)
         to_launch = [(p, r) for p, r in begun if p.skip_reason is None]
+        if to_launch:
+            maybe_crash("after_sync_one", to_launch[0][1].job)
         finished = list(self._pool.map(lambda pr: self._submit(*pr), to_launch))
         if finished:
+            maybe_crash("after_submit", finished[0].job)
             self._store.finish(self._leadership.fence, finished)  # sync point two
+            maybe_crash("after_sync_two", finished[0].job)
         for record in finished:
             log.info("launch finished", extra=_fields(record))
         return finished + [r for p, r in begun if p.skip_reason is not None]

@@ -1,11 +1,12 @@
 """The schedule engine: when a job's launches fall, as UTC instants, under its time zone and DST policy.
 
 A cron schedule matches LOCAL wall-clock times. Absolute time is cut into segments of constant UTC offset
-(`schedule_zone`); inside one segment wall time is instant + offset, so a match there is one bisect-driven search
-(`schedule_match`). The DST policy only decides what happens at segment edges: a wall time repeated after a
-fall-back fires at its first occurrence (or both), a wall time skipped by a spring-forward fires once at the first
-instant after the gap (or not at all). `@every` is absolute time and ignores all of this. Documented in
-docs/schedules.md; pure functions of their arguments, so every replica computes the same launches.
+(`schedule_zone`); inside one segment wall time is instant + offset, so a match there is one bisect-driven
+search (`schedule_match`). The DST policy only decides what happens at segment edges: a wall time repeated
+after a fall-back fires at its first occurrence (or both), a wall time skipped by a spring-forward fires once
+at the first instant after the gap (or not at all). `@every` is absolute time and ignores all of this.
+Documented in docs/schedules.md; pure functions of their arguments, so every replica computes the same
+launches.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronframework.duration import parse_duration
@@ -74,7 +76,11 @@ class _Cron:
             found = self._first_in(seg, low)
             if found is not None:
                 return found
-            if self.shift and seg.offset_after > seg.offset and self._gap_matches(seg.end, seg.offset, seg.offset_after):
+            if (
+                self.shift
+                and seg.offset_after > seg.offset
+                and self._gap_matches(seg.end, seg.offset, seg.offset_after)
+            ):
                 return seg.end  # the first instant after the gap stands in for every skipped match in it
             low = seg.end
             seg = segment_at(self.zone, low)
@@ -93,7 +99,7 @@ class _Cron:
         return None
 
     def _low(self, seg: Segment) -> int:
-        """The first instant of `seg` whose wall time fires: after a fall-back, repeats are not fired again."""
+        """The first instant of `seg` whose wall time may fire: after a fall-back, repeats do not."""
         if self.first_only and seg.offset_before > seg.offset:
             return seg.start + seg.offset_before - seg.offset
         return seg.start
@@ -115,7 +121,11 @@ class _Cron:
         return wall - seg.offset if wall is not None and wall - seg.offset >= low else None
 
     def _shifted_gap_before(self, seg: Segment) -> bool:
-        return self.shift and seg.offset_before < seg.offset and self._gap_matches(seg.start, seg.offset_before, seg.offset)
+        return (
+            self.shift
+            and seg.offset_before < seg.offset
+            and self._gap_matches(seg.start, seg.offset_before, seg.offset)
+        )
 
     def _gap_matches(self, instant: int, before: int, after: int) -> bool:
         """Does any wall time skipped at `instant` (those in [instant+before, instant+after)) match?"""
@@ -178,13 +188,16 @@ def _every(expression: str) -> _Every:
     return _Every(period // _SECOND)
 
 
-def _cron(fields: tuple[str, ...], zone: ZoneInfo, dst: DstPolicy) -> _Cron:
+@lru_cache(maxsize=4096)
+def _pattern(fields: tuple[str, ...]) -> CronPattern:
+    """Shared by every job with the same resolved fields (and so is its per-month day cache)."""
     pattern = pattern_from(expand(fields))
     if next_match(pattern, 946684800) is None:  # from 2000-01-01: a pattern idle for 9 years never fires
         raise ScheduleError(
-            f"{DOM.name} field: {fields[2]!r} never occurs in month field {fields[3]!r}, so the job never fires"
+            f"{DOM.name} field: {fields[2]!r} never occurs in month field {fields[3]!r}, "
+            "so the job never fires"
         )
-    return _Cron(pattern, zone, dst)
+    return pattern
 
 
 def parse_schedule(
@@ -197,4 +210,6 @@ def parse_schedule(
     if head and head[0].lower() == "@every":
         return Schedule(expression, expression.strip(), timezone, policy, _every(expression))
     resolved = resolve(expression, job)
-    return Schedule(expression, resolved.resolved, timezone, policy, _cron(resolved.fields, zone, dst=policy))
+    return Schedule(
+        expression, resolved.resolved, timezone, policy, _Cron(_pattern(resolved.fields), zone, policy)
+    )

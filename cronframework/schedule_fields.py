@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from croniter import CroniterError, croniter
 
@@ -68,7 +69,7 @@ _HASHED = re.compile(r"^[hr](?:$|[(/])", re.IGNORECASE)  # croniter's H (crc32) 
 
 
 def question_value(job: str, field: Field, low: int, high: int) -> int:
-    """The `?` contract: low + (first 8 bytes of SHA-256("<job>/<field index>"), big-endian) mod (high-low+1)."""
+    """The `?` contract: low + (first 8 bytes of SHA-256("<job>/<index>"), big-endian) mod (high-low+1)."""
     digest = hashlib.sha256(f"{job}/{field.index}".encode()).digest()
     return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
 
@@ -121,9 +122,12 @@ def _check_extra(item: str, field: Field) -> str:
     raise ScheduleError(f"{field.name} field: invalid value {item!r}")
 
 
+@lru_cache(maxsize=4096)
 def check_field(text: str, field: Field) -> str:
     if _HASHED.match(text):
-        raise ScheduleError(f"{field.name} field: {text!r} is not supported; use '?' for a stable spread value")
+        raise ScheduleError(
+            f"{field.name} field: {text!r} is not supported; use '?' for a stable spread value"
+        )
     return ",".join(check_item(item, field) for item in text.split(","))
 
 
@@ -141,7 +145,9 @@ def resolve(expression: str, job: str) -> Resolved:
         raise ScheduleError("empty schedule")
     if text.startswith("@"):
         if text.lower() not in MACROS:
-            raise ScheduleError(f"unknown macro {text!r} (expected one of {', '.join(MACROS)} or @every <duration>)")
+            raise ScheduleError(
+                f"unknown macro {text!r} (expected one of {', '.join(MACROS)} or @every <duration>)"
+            )
         return Resolved(text, tuple(MACROS[text.lower()].split()))
     parts = text.split()
     if len(parts) not in (5, 6):
@@ -158,7 +164,7 @@ def resolve(expression: str, job: str) -> Resolved:
 
 
 def expand(fields: tuple[str, ...]) -> croniter:
-    """croniter's expansion of checked fields; a failure left after our checks still names no field, say so."""
+    """croniter's expansion of checked fields; what fails only here cannot name its field."""
     try:
         return croniter(" ".join(fields), 0.0)
     except (CroniterError, ValueError) as exc:

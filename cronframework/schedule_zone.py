@@ -1,8 +1,8 @@
 """UTC-offset segments of a time zone: the stretches of absolute time during which the offset is constant.
 
-zoneinfo answers "offset at instant t" but does not list transitions, so each (zone, year) is sampled every six
-hours and every change is bisected to the exact second, then cached. Two transitions less than six hours apart
-that cancel out would be missed; no zone in the tz database has one since 1970.
+zoneinfo answers "offset at instant t" but does not list transitions, so each (zone, year) is sampled every
+six hours and every change is bisected to the exact second, then cached. Two transitions less than six hours
+apart that cancel out would be missed; no zone in the tz database has one since 1970.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ _STEP = 6 * 3600
 
 @dataclass(frozen=True)
 class Segment:
-    """[start, end) in Unix seconds, during which wall = instant + offset. Ends without a change are padding."""
+    """[start, end) in Unix seconds, during which wall = instant + offset. Unchanged ends are padding."""
 
     start: int
     offset_before: int  # offset just before `start` (== offset when `start` is only padding)
@@ -32,6 +32,7 @@ def utc_offset(zone: ZoneInfo, instant: int) -> int:
     return int(delta.total_seconds()) if delta is not None else 0
 
 
+@lru_cache(maxsize=1024)
 def _year_start(year: int) -> int:
     return int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
 
@@ -66,12 +67,14 @@ def _year_transitions(zone: ZoneInfo, year: int) -> tuple[tuple[int, int, int], 
 @lru_cache(maxsize=8192)
 def _window(zone: ZoneInfo, year: int) -> tuple[tuple[int, ...], tuple[tuple[int, int, int], ...]]:
     """Transitions of years year-1 .. year+1, with their instants separately for bisecting."""
-    changes = _year_transitions(zone, year - 1) + _year_transitions(zone, year) + _year_transitions(zone, year + 1)
+    changes = (
+        _year_transitions(zone, year - 1) + _year_transitions(zone, year) + _year_transitions(zone, year + 1)
+    )
     return tuple(c[0] for c in changes), changes
 
 
 def segment_at(zone: ZoneInfo, instant: int) -> Segment:
-    """The segment containing `instant`; bounded by real transitions or, failing those, by padding ~1 year away."""
+    """The segment containing `instant`: bounded by transitions or, failing those, padding ~1 year away."""
     year = datetime.fromtimestamp(instant, UTC).year
     instants, changes = _window(zone, year)
     i = bisect_right(instants, instant)

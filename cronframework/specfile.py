@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from cronframework.yamlpos import Pos, YMap, YNode, YScalar, YSeq
 
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
 TOP_LEVEL_KEYS = ("job",)
+_TOP_LEVEL_HELP = "jobs go under 'job:', free-form keys start with 'x-'"
 _PLACEHOLDER_NAME = "placeholder"  # validates the rest of a job whose label is unusable
 
 
@@ -66,14 +68,16 @@ def load_jobs_from_text(text: str, file: str = "<string>") -> list[LoadedJob]:
     return reader.jobs
 
 
-def find_job_files(paths: Sequence[str | Path], errors: list[SpecError]) -> list[Path]:
-    """Named files as given; directories searched for *.yaml/*.yml, hidden entries skipped; each file once."""
-    found: list[Path] = []
+def find_job_files(paths: Sequence[str | Path], errors: list[SpecError]) -> Iterator[Path]:
+    """Named files as given; directories searched for *.yaml/*.yml, hidden entries skipped; each file once.
+
+    Lazy, so a bad path's error lands between the errors of the files named before and after it.
+    """
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files = list(_walk(path))
+            files = _walk(path)
             if not files:
                 errors.append(SpecError("directory holds no job files (*.yaml, *.yml)", file=str(path)))
         elif path.is_file():
@@ -82,19 +86,18 @@ def find_job_files(paths: Sequence[str | Path], errors: list[SpecError]) -> list
             errors.append(SpecError("no such file or directory", file=str(path)))
             continue
         for file in files:
-            key = file.resolve()
-            if key not in seen:
+            if (key := file.resolve()) not in seen:
                 seen.add(key)
-                found.append(file)
-    return found
+                yield file
 
 
-def _walk(directory: Path) -> Iterator[Path]:
+def _walk(directory: Path) -> list[Path]:
+    """Job files under `directory` in path order (a/z.yaml before b.yaml), so every replica sees one order."""
+    found: list[Path] = []
     for root, dirs, names in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if name.endswith(JOB_FILE_SUFFIXES) and not name.startswith("."):
-                yield Path(root, name)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root, n) for n in names if n.endswith(JOB_FILE_SUFFIXES) and not n.startswith(".")]
+    return sorted(found, key=lambda path: path.relative_to(directory).parts)
 
 
 def _read(file: Path, errors: list[SpecError]) -> str | None:
@@ -149,10 +152,10 @@ class _Reader:
             self.errors.append(_at(message, file, pos))
             return None
         assert isinstance(root, YMap)  # _top_level_problem checked it
-        unknown = [(k, key) for k, (key, _) in root.entries.items() if k not in TOP_LEVEL_KEYS]
+        unknown = [(k, key) for k, (key, _) in root.entries.items() if not _known_top_level(k)]
         for name, key in unknown:
             hint = did_you_mean(str(name), TOP_LEVEL_KEYS)
-            message = f"unknown top-level key {name!r}{hint}; jobs are declared under 'job:'"
+            message = f"unknown top-level key {name!r}{hint}; {_TOP_LEVEL_HELP}"
             self.errors.append(_at(message, file, key.pos))
         entry = root.entries.get("job")
         if entry is None and not unknown:
@@ -218,6 +221,11 @@ class _Reader:
         return None
 
 
+def _known_top_level(key: Any) -> bool:
+    """`job`, or an `x-` key: free-form, ignored, a place for anchors (`x-defaults: &defaults {...}`)."""
+    return key in TOP_LEVEL_KEYS or (isinstance(key, str) and key.startswith("x-"))
+
+
 def _at(
     message: str, file: str, pos: Pos | None, job: str | None = None, field: str | None = None
 ) -> SpecError:
@@ -247,6 +255,7 @@ def _kind(node: YNode) -> str:
 # --- pydantic errors -> positioned messages ---
 
 _Described = tuple[str, Pos, str | None]
+_VALID_TYPE = re.compile(r"Input should be a valid (\w+)(?:, unable to .*)?$")
 _REPHRASE = {
     "model_type": "must be a mapping",
     "dict_type": "must be a mapping",
@@ -293,7 +302,8 @@ def _message(detail: Any, kind: str, is_key: bool) -> str:
     text = _REPHRASE.get(kind) or str(detail["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         text = text.removeprefix(prefix)
-    text = text.replace("Input should be a valid", "must be a").replace("Input should be", "must be")
+    text = _VALID_TYPE.sub(lambda m: f"must be {'an' if m[1][0] in 'aeiou' else 'a'} {m[1]}", text)
+    text = text.replace("Input should be", "must be")
     value = detail.get("input")
     if kind == "string_type" and isinstance(value, int | float):  # bool is an int: `yes` -> true
         spelled = str(value).lower() if isinstance(value, bool) else str(value)

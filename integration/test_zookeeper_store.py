@@ -11,7 +11,7 @@ from kazoo.exceptions import NoAuthError
 
 from cronframework.election import ZkFence
 from cronframework.errors import StateStoreError, StateStoreUnavailable
-from cronframework.records import RecordState
+from cronframework.records import Outcome, RecordState
 from cronframework.store import SpecChange
 from cronframework.store.zk_client import connect_zk
 from cronframework.store.zookeeper import ZooKeeperStore
@@ -61,16 +61,10 @@ def test_five_thousand_launches_in_one_begin(store: ZooKeeperStore, fence: ZkFen
     assert {r.name for r in opened} == {i.record.name for i in items}
     assert len(store.read_job_states()) == 5000
     started = time.monotonic()
-    store.finish(fence, [r.finish(r.outcome or _submitted(), now=T0) for r in opened])
+    store.finish(fence, [r.finish(Outcome.SUBMITTED, now=T0) for r in opened])
     print(f"finish of 5000 launches: {time.monotonic() - started:.2f}s")
     assert store.open_launches() == []
     assert store.get_launch(items[4321].record.name).state is RecordState.FINISHED  # type: ignore[union-attr]
-
-
-def _submitted():  # type: ignore[no-untyped-def]
-    from cronframework.records import Outcome
-
-    return Outcome.SUBMITTED
 
 
 def test_unreachable_zookeeper_is_one_line_error() -> None:

@@ -1,8 +1,8 @@
 """Real ZooKeeper servers for tests and benchmarks: one server or an ensemble on loopback ports in a temp dir.
 
-Uses Debian's `zookeeper` package (scripts/zookeeper.sh installs it): QuorumPeerMain from /usr/share/java with a
-generated zoo.cfg and log4j config per node. Every node can be killed, stopped, restarted or paused (SIGSTOP) so
-fault tests can take a server away the way production loses one.
+Uses Debian's `zookeeper` package (scripts/zookeeper.sh installs it): QuorumPeerMain from /usr/share/java
+with a generated zoo.cfg and log4j config per node. Every node can be killed, stopped, restarted or paused
+(SIGSTOP) so fault tests can take a server away the way production loses one.
 
     python -m integration.zk start --nodes 3        # prints the connect string, servers keep running
     python -m integration.zk start --nodes 1 --wait # runs until Ctrl-C / SIGTERM, then stops them
@@ -28,7 +28,8 @@ from pathlib import Path
 JAVA_DIRS = (Path("/usr/share/java"), Path("/usr/share/zookeeper"), Path("/usr/share/zookeeper/lib"))
 JARS = ("zookeeper.jar", "slf4j-log4j12.jar", "log4j-1.2.jar")  # the last two only route logs to our file
 MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-TICK_MS = 200  # small tick: minimum session timeout is 2 ticks, so tests can expire sessions in well under 1 s
+# small tick: the minimum session timeout is 2 ticks, so tests can expire sessions in well under 1 s
+TICK_MS = 200
 
 
 class ZkHarnessError(RuntimeError):
@@ -45,7 +46,9 @@ def find_jar(name: str) -> Path | None:
 def classpath() -> str:
     main = find_jar(JARS[0])
     if main is None or shutil.which("java") is None:
-        raise ZkHarnessError("ZooKeeper is not installed (no zookeeper.jar or java): run scripts/zookeeper.sh")
+        raise ZkHarnessError(
+            "ZooKeeper is not installed (no zookeeper.jar or java): run scripts/zookeeper.sh"
+        )
     extra = [p for p in (find_jar(j) for j in JARS[1:]) if p is not None]
     return os.pathsep.join(str(p) for p in [main, *extra])
 
@@ -186,7 +189,11 @@ class ZkCluster:
         ]
         with open(node.home / "console.log", "ab") as console:
             node.process = subprocess.Popen(
-                argv, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def kill(self, sid: int) -> None:
@@ -321,7 +328,9 @@ def _start(nodes: int, fsync: bool, wait: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(cluster.connect_string, flush=True)
-    print(f"# dir: {cluster.base}  (stop with: python -m integration.zk stop {cluster.base})", file=sys.stderr)
+    print(
+        f"# dir: {cluster.base}  (stop with: python -m integration.zk stop {cluster.base})", file=sys.stderr
+    )
     cluster.save()
     if not wait:
         return 0

@@ -63,7 +63,7 @@ try_start() {
   local flags=$1 pid rc=0
   say "starting dockerd $flags ${DOCKERD_FLAGS:-} (log: $LOG)"
   # shellcheck disable=SC2086  # the option sets are word lists on purpose
-  setsid dockerd $flags ${DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null &
+  setsid dockerd $flags ${DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   wait_for_daemon "$pid" || rc=$?
   if ((rc == 0)); then

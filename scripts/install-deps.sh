@@ -4,10 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
-command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -q '^sh$' && file -L /bin/busybox 2>/dev/null | grep -q static \
-  || need+=(busybox-static)
+for pkg in zookeeper docker.io busybox-static; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

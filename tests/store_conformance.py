@@ -159,7 +159,9 @@ class StoreConformance:
         assert state.last_launch == second.name
         assert all(r.state is RecordState.BEGUN for r in store.open_launches())
 
-    def test_begin_of_existing_name_conflicts_and_applies_nothing(self, store: StateStore, fence: Fence) -> None:
+    def test_begin_of_existing_name_conflicts_and_applies_nothing(
+        self, store: StateStore, fence: Fence
+    ) -> None:
         (existing,) = begun(store, fence, "alpha", 0)
         before = store.read_job_states()
         fresh = make_begin(fence, "beta", T0)
@@ -235,7 +237,10 @@ class StoreConformance:
         second = store.request_trigger("beta", force=True, now=T0 + MINUTE)
         assert first.id != second.id
         pending = store.pending_triggers()
-        assert [(t.id, t.job, t.force) for t in pending] == [(first.id, "alpha", False), (second.id, "beta", True)]
+        assert [(t.id, t.job, t.force) for t in pending] == [
+            (first.id, "alpha", False),
+            (second.id, "beta", True),
+        ]
         assert pending[0].requested_at == T0
         store.drop_trigger(fence, first.id)
         assert [t.id for t in store.pending_triggers()] == [second.id]

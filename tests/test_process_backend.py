@@ -1,9 +1,11 @@
-"""The process backend: the shared conformance suite, plus the crash windows only a local backend can stage."""
+"""The process backend: the conformance suite, plus the crash windows only a local backend can stage."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import pytest
 from backends import process_runner as rt
 from backends.process import ProcessBackend, create, default_state_dir
 from cronframework.backend import LaunchState, SubmitOutcome, load_backend
-from cronframework.errors import PermanentBackendError
+from cronframework.errors import PermanentBackendError, TransientBackendError
 from tests.backend_conformance import (
     BackendConformance,
     MakeLaunch,
@@ -54,7 +56,7 @@ def _stop_all(adapter: ProcessBackend) -> None:
 
 def _no_spawn(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stage a scheduler that dies right after claiming: the supervisor is never started."""
-    monkeypatch.setattr(ProcessBackend, "_spawn", lambda self, name, launch_dir: None)
+    monkeypatch.setattr(ProcessBackend, "_spawn", lambda self, launch_dir: None)
 
 
 def _run_late_supervisor(launch_dir: Path) -> int:
@@ -74,19 +76,23 @@ def test_task_outlives_a_scheduler_killed_mid_run(backend: ProcessBackend) -> No
         "from pathlib import Path\n"
         "from backends.process import ProcessBackend\n"
         "from tests.backend_conformance import conformance_launch\n"
-        "launch = conformance_launch(sys.argv[2], ['/bin/sh', '-c', 'sleep 1; exit 7'])\n"
+        "launch = conformance_launch(sys.argv[2], ['/bin/sh', '-c', 'sleep 1.5; exit 7'])\n"
         "ProcessBackend(Path(sys.argv[1])).submit(launch.name, launch)\n"
         "print(launch.name, flush=True)\n"
         "time.sleep(60)\n"
     )
     scheduler = subprocess.Popen(
-        [sys.executable, "-c", script, str(backend.state_dir), job], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script, str(backend.state_dir), job],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert scheduler.stdout is not None
     name = scheduler.stdout.readline().strip()
     scheduler.send_signal(signal.SIGKILL)
     scheduler.wait(FAST)
-    assert backend.lookup(name) is not None and backend.lookup(name).state.active  # type: ignore[union-attr]
+    status = backend.lookup(name)
+    assert status is not None and status.state.active, status  # the scheduler died while the task ran
     status = wait_for(lambda: backend.lookup(name), finished, FAST)
     assert status is not None
     assert (status.state, status.exit_code, status.reason) == (LaunchState.FAILED, 7, "exit code 7")
@@ -113,9 +119,13 @@ def test_claim_without_supervisor_is_pending_then_lost_and_never_runs(
     assert not ran.exists()
 
 
-def test_supervisor_that_wins_the_start_token_runs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_supervisor_that_wins_the_start_token_runs_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     adapter = ProcessBackend(tmp_path / "state", start_grace=0.0)
-    launch = conformance_launch(unique_job("late"), ["/bin/sh", "-c", "echo once >> count"], workdir=str(tmp_path))
+    launch = conformance_launch(
+        unique_job("late"), ["/bin/sh", "-c", "echo once >> count"], workdir=str(tmp_path)
+    )
     _no_spawn(monkeypatch)
     adapter.submit(launch.name, launch)
     assert _run_late_supervisor(adapter.state_dir / launch.name) == 0
@@ -125,7 +135,9 @@ def test_supervisor_that_wins_the_start_token_runs_once(tmp_path: Path, monkeypa
     assert (tmp_path / "count").read_text() == "once\n"
 
 
-def test_recycled_supervisor_pid_is_not_taken_for_alive(backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recycled_supervisor_pid_is_not_taken_for_alive(
+    backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     launch = conformance_launch(unique_job("pid"), ["/bin/sh", "-c", "true"])
     _no_spawn(monkeypatch)
     backend.submit(launch.name, launch)
@@ -153,7 +165,9 @@ def test_timeout_terminates_the_task(backend: ProcessBackend) -> None:
 
 
 def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(backend: ProcessBackend) -> None:
-    launch = conformance_launch(unique_job("stubborn"), ["/bin/sh", "-c", "trap '' TERM; sleep 5"], timeout="200ms")
+    launch = conformance_launch(
+        unique_job("stubborn"), ["/bin/sh", "-c", "trap '' TERM; sleep 5"], timeout="200ms"
+    )
     backend.submit(launch.name, launch)
     status = wait_for(lambda: backend.lookup(launch.name), finished, FAST)
     assert status is not None
@@ -198,7 +212,9 @@ def test_image_is_refused_before_claiming(backend: ProcessBackend) -> None:
     assert backend.lookup(launch.name) is None
 
 
-def test_task_env_is_a_small_base_plus_the_task_env(backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_task_env_is_a_small_base_plus_the_task_env(
+    backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CRONFRAMEWORK_TEST_SECRET", "hunter2")
     command = 'echo "secret=${CRONFRAMEWORK_TEST_SECRET-unset} foo=$FOO path=${PATH:+set}"; echo oops >&2'
     launch = conformance_launch(unique_job("env"), ["/bin/sh", "-c", command], env={"FOO": "bar"})
@@ -224,7 +240,9 @@ def test_stop_before_the_supervisor_starts_prevents_the_run(
 def test_stop_reaches_a_task_whose_supervisor_died(backend: ProcessBackend) -> None:
     launch = conformance_launch(unique_job("orphan"), ["/bin/sh", "-c", "sleep 30"])
     backend.submit(launch.name, launch)
-    wait_for(lambda: backend.lookup(launch.name), lambda s: s is not None and s.state is LaunchState.RUNNING, FAST)
+    wait_for(
+        lambda: backend.lookup(launch.name), lambda s: s is not None and s.state is LaunchState.RUNNING, FAST
+    )
     launch_dir = backend.state_dir / launch.name
     supervisor = rt.read_json(launch_dir / rt.SUPERVISOR)
     task = rt.read_json(launch_dir / rt.TASK)
@@ -279,3 +297,41 @@ def test_exit_record_is_plain_json(backend: ProcessBackend) -> None:
     wait_for(lambda: backend.lookup(launch.name), finished, FAST)
     record = json.loads((backend.state_dir / launch.name / rt.EXIT).read_text())
     assert (record["state"], record["exit_code"], record["reason"]) == ("failed", 4, "exit code 4")
+
+
+def test_supervisor_spawn_failure_withdraws_the_claim(
+    backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launch = conformance_launch(unique_job("fork"), ["/bin/true"])
+
+    def no_fork(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", no_fork)
+    with pytest.raises(TransientBackendError, match="Resource temporarily unavailable"):
+        backend.submit(launch.name, launch)
+    monkeypatch.undo()
+    assert backend.lookup(launch.name) is None
+    assert backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
+    status = wait_for(lambda: backend.lookup(launch.name), finished, FAST)
+    assert status is not None and status.state is LaunchState.SUCCEEDED
+
+
+def test_task_user_is_switched_only_by_root(backend: ProcessBackend) -> None:
+    launch = conformance_launch(
+        unique_job("user"), ["/bin/sh", "-c", 'echo "$(id -u) $USER"'], user="nobody", workdir="/"
+    )
+    if os.geteuid() != 0:
+        with pytest.raises(PermanentBackendError, match="needs the scheduler to run as root"):
+            backend.submit(launch.name, launch)
+        return
+    backend.submit(launch.name, launch)
+    status = wait_for(lambda: backend.lookup(launch.name), finished, FAST)
+    assert status is not None and status.state is LaunchState.SUCCEEDED, status
+    assert backend.logs(launch.name) == f"{pwd.getpwnam('nobody').pw_uid} nobody\n"
+
+
+def test_unknown_task_user_is_refused(backend: ProcessBackend) -> None:
+    launch = conformance_launch(unique_job("nouser"), ["/bin/true"], user="cronframework-no-such-user")
+    with pytest.raises(PermanentBackendError, match="does not exist"):
+        backend.submit(launch.name, launch)

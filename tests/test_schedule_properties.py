@@ -1,8 +1,9 @@
 """The engine against a brute-force reference that looks at the wall clock of every UTC minute in a window.
 
-The reference knows nothing of segments, croniter or bisecting: for each minute it asks zoneinfo what the clock
-on the wall shows, matches that against plain value sets, and applies the DST policy as docs/schedules.md states
-it. Windows are drawn around DST transitions, leap days, and at random, in zones with and without DST.
+The reference knows nothing of segments, croniter or bisecting: for each minute it asks zoneinfo what the
+clock on the wall shows, matches that against plain value sets, and applies the DST policy as
+docs/schedules.md states it. Windows are drawn around DST transitions, leap days, and at random, in zones
+with and without DST.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -43,7 +44,9 @@ class Spec:
 
     def can_fire(self) -> bool:
         """parse_schedule rejects day/month combinations that never occur (e.g. 30 and 31 of February)."""
-        return self.day_or or any(day <= calendar.monthrange(2024, m)[1] for day in self.days for m in self.months)
+        return self.day_or or any(
+            day <= calendar.monthrange(2024, m)[1] for day in self.days for m in self.months
+        )
 
 
 @st.composite
@@ -82,15 +85,19 @@ def _values(text: str, low: int, high: int) -> frozenset[int]:
 def specs(draw: st.DrawFn) -> Spec:
     minute = draw(field(0, 59, ["*/15", "0", "30", "*/7", "0,30", "15,45", "*/20"]))
     hour = draw(field(0, 23, ["1-3", "2", "1", "2,3", "*/2", "0-3", "1,2"]))
-    dom = draw(st.one_of(st.just(("*", frozenset(range(1, 32)))), field(1, 31, ["29", "28,29", "1-15", "30,31"])))
-    month = draw(st.one_of(st.just(("*", frozenset(range(1, 13)))), field(1, 12, ["2", "3,10", "2-4", "*/3"])))
+    dom = draw(
+        st.one_of(st.just(("*", frozenset(range(1, 32)))), field(1, 31, ["29", "28,29", "1-15", "30,31"]))
+    )
+    month = draw(
+        st.one_of(st.just(("*", frozenset(range(1, 13)))), field(1, 12, ["2", "3,10", "2-4", "*/3"]))
+    )
     dow = draw(st.one_of(st.just(("*", frozenset(range(7)))), field(0, 6, ["0", "1-5", "0,6", "4"])))
     text = " ".join(part[0] for part in (minute, hour, dom, month, dow))
     day_or = dom[0] != "*" and dow[0] != "*"
     return Spec(text, minute[1], hour[1], dom[1], month[1], dow[1], day_or)
 
 
-@lru_cache(maxsize=None)
+@cache
 def transitions(zone_name: str, year: int) -> tuple[int, ...]:
     """Instants (to the minute) where the offset changes, found by walking the year hour by hour."""
     zone, found = ZoneInfo(zone_name), []
@@ -162,16 +169,18 @@ def check(spec: Spec, zone_name: str, window: tuple[int, int], dst: DstPolicy, p
     assert latest == (before[-1] if before else None), spec.text
 
 
-SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
 @given(data=st.data(), spec=specs(), zone_name=st.sampled_from(ZONES), probe=st.floats(0, 1))
-def test_default_policy_matches_reference(data: st.DataObject, spec: Spec, zone_name: str, probe: float) -> None:
+def test_default_policy_matches_reference(
+    data: st.DataObject, spec: Spec, zone_name: str, probe: float
+) -> None:
     check(spec, zone_name, data.draw(windows(zone_name)), DstPolicy(), probe)
 
 
-@settings(SETTINGS, max_examples=80)
+@settings(SETTINGS, max_examples=200)
 @given(
     data=st.data(),
     spec=specs(),
@@ -181,7 +190,12 @@ def test_default_policy_matches_reference(data: st.DataObject, spec: Spec, zone_
     probe=st.floats(0, 1),
 )
 def test_overrides_match_reference(
-    data: st.DataObject, spec: Spec, zone_name: str, skipped: SkippedTime, repeated: RepeatedTime, probe: float
+    data: st.DataObject,
+    spec: Spec,
+    zone_name: str,
+    skipped: SkippedTime,
+    repeated: RepeatedTime,
+    probe: float,
 ) -> None:
     dst = DstPolicy(skipped=skipped, repeated=repeated)
     check(spec, zone_name, data.draw(windows(zone_name)), dst, probe)

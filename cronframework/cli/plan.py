@@ -1,8 +1,8 @@
 """`cronframework plan PATH...`: the next launches of each job, in its zone and in UTC, with launch names.
 
-Nothing is contacted: this is the schedule engine applied to the files, so it answers "when will this run and
-what will the launch be called" before anything is deployed. Disabled jobs launch nothing: the table lists them
-as disabled and `--json` leaves them out.
+Nothing is contacted: this is the schedule engine applied to the files, so it answers "when will this run
+and what will the launch be called" before anything is deployed. Disabled jobs launch nothing: the table
+lists them as disabled and `--json` leaves them out.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """Fenced, chunked, pipelined multi-op transactions: how every leader write reaches ZooKeeper.
 
-Each chunk is one ZooKeeper transaction whose first op checks the leader's own election znode; if that node is
-gone (session expired, deposed) the chunk fails as a whole -> LeadershipLost. Large batches (10k launches due in one
-second) are split into chunks well under jute.maxbuffer and all chunks are sent before any answer is awaited, so the
-batch costs about one round trip plus ZooKeeper's own write time.
+Each chunk is one ZooKeeper transaction whose first op checks the leader's own election znode; if that node
+is gone (session expired, deposed) the chunk fails as a whole -> LeadershipLost. Large batches (10k launches
+due in one second) are split into chunks well under jute.maxbuffer and all chunks are sent before any answer
+is awaited, so the batch costs about one round trip plus ZooKeeper's own write time.
 
-Atomicity is per chunk. A group (e.g. one launch: its record, its open-index entry, its job state) never spans two
-chunks. When a chunk fails, the groups of the chunks that applied are reported on the raised error (`applied`):
-their records exist; the records of every other group do not, so those launches were not begun. After a
-StateStoreUnavailable the outcome of in-flight chunks is unknown and the caller must re-read.
-"""
+Atomicity is per chunk. A group (e.g. one launch: its record, its open-index entry, its job state) never
+spans two chunks. When a chunk fails, the groups of the chunks that applied are reported on the raised error
+(`applied`): their records exist; the records of every other group do not, so those launches were not begun.
+After a StateStoreUnavailable the outcome of in-flight chunks is unknown and the caller must re-read."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
     BadVersionError,
+    NoAuthError,
     NodeExistsError,
     NoNodeError,
     RolledBackError,
@@ -31,7 +31,8 @@ from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.store.zk_client import gather
 
 MAX_CHUNK_OPS = 1000
-MAX_CHUNK_BYTES = 256 * 1024  # a quarter of jute.maxbuffer: request and response both stay far below the limit
+# a quarter of jute.maxbuffer: request and response both stay far below the limit
+MAX_CHUNK_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,16 @@ class FencedWriter:
     max_ops: int = MAX_CHUNK_OPS
     max_bytes: int = MAX_CHUNK_BYTES
 
-    def commit(self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> None:
-        """Apply `groups`, fenced by `fence_path` when given; raise a PartialBatch error naming what applied if any
-        chunk fails. `atomic` refuses a batch too large for one transaction instead of splitting it."""
+    def commit(
+        self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False
+    ) -> None:
+        """Apply `groups`, fenced by `fence_path` when given; a failed chunk raises a PartialBatch error
+        naming what applied. `atomic` refuses a batch too large for one transaction rather than split it."""
         chunks = chunked(groups, self._acl_bytes(), self.max_ops, self.max_bytes) or [[]]
         if atomic and len(chunks) > 1:
-            raise StateStoreError(f"{what}: too large for one ZooKeeper transaction; split it into smaller changes")
+            raise StateStoreError(
+                f"{what}: too large for one ZooKeeper transaction; split it into smaller changes"
+            )
         pending = [self._transaction(fence_path, chunk).commit_async() for chunk in chunks]
         results = gather(self.client, what, pending, self.timeout)
         offset = 0 if fence_path is None else 1
@@ -111,7 +116,8 @@ class FencedWriter:
     def _transaction(self, fence_path: str | None, chunk: list[Group]) -> Any:
         tx = self.client.transaction()
         if fence_path is not None:
-            tx.check(fence_path, -1)  # the election znode is never modified: existence is what proves leadership
+            # the election znode is never modified: its existence is what proves leadership
+            tx.check(fence_path, -1)
         for group in chunk:
             for op in group.ops:
                 self._add(tx, op)
@@ -148,7 +154,11 @@ def _error(
     if fence_failed and isinstance(err, NoNodeError | BadVersionError):
         exc = BatchLeadershipLost(f"{where}: this replica's election znode is gone (no longer the leader)")
     elif isinstance(err, NodeExistsError | NoNodeError | BadVersionError):
-        exc = BatchConflict(f"{where}: {type(err).__name__} (a node exists, vanished or moved since it was read)")
+        exc = BatchConflict(
+            f"{where}: {type(err).__name__} (a node exists, vanished or moved since it was read)"
+        )
+    elif isinstance(err, NoAuthError):
+        exc = BatchFailed(f"{where}: not authorized (check the store's digest credentials and ACLs)")
     else:
         exc = BatchFailed(f"{where}: {type(err).__name__}")
     exc.applied = applied

@@ -1,15 +1,14 @@
 """Connecting to ZooKeeper and translating kazoo's errors at the boundary.
 
-Every store call goes through `call`: it waits on kazoo's async result with a deadline (a request queued while the
-connection is down would otherwise block until the session is re-established) and turns kazoo exceptions into the
-project's error tree, so callers retry StateStoreUnavailable and nothing else.
-"""
+Every store call goes through `call`: it waits on kazoo's async result with a deadline (a request queued
+while the connection is down would otherwise block until the session is re-established) and turns kazoo
+exceptions into the project's error tree, so callers retry StateStoreUnavailable and nothing else."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
@@ -22,11 +21,10 @@ from kazoo.exceptions import (
     SessionExpiredError,
 )
 from kazoo.retry import KazooRetry
-from kazoo.security import ACL, Id, make_digest_acl, Permissions
+from kazoo.security import ACL, Id, Permissions, make_digest_acl
 
 from cronframework.errors import StateStoreError, StateStoreUnavailable
 
-T = TypeVar("T")
 Auth = tuple[str, str]
 
 TRANSIENT = (ConnectionLoss, SessionExpiredError, ConnectionClosedError, OperationTimeoutError)
@@ -43,7 +41,7 @@ def connect_zk(
     """A started client; StateStoreUnavailable (one line, no traceback) when the ensemble cannot be reached.
 
     `session_timeout` bounds how long a dead leader keeps its election znode, i.e. the takeover time.
-    After the first connection kazoo reconnects forever (capped backoff), so a LOST session can be re-established.
+    Once connected, kazoo reconnects forever (capped backoff), so a LOST session can be re-established.
     """
     for _ in range(max(1, retries)):
         client = _new_client(hosts, session_timeout, auth)
@@ -122,4 +120,8 @@ def gather(
     none_on: tuple[type[Exception], ...] = (),
 ) -> list[Any]:
     """Wait for many pipelined async results (already issued), translating errors; results in order."""
-    return [call(client, what, lambda p=p: p, timeout, none_on=none_on) for p in pending]
+    return [call(client, what, _already(p), timeout, none_on=none_on) for p in pending]
+
+
+def _already(result: Any) -> Callable[[], Any]:
+    return lambda: result

@@ -1,8 +1,7 @@
 """Where each piece of state lives under the store's root znode, and its byte form (docs/zookeeper-layout.md).
 
-Every znode stays small (a spec document, one record, one job state): reads cost O(what is asked), and no single
-write approaches jute.maxbuffer (1 MB).
-"""
+Every znode stays small (a spec document, one record, one job state): reads cost O(what is asked), and no
+single write approaches jute.maxbuffer (1 MB)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,8 @@ from cronframework.errors import StateStoreError
 from cronframework.naming import parse_launch_name
 from cronframework.records import TriggerRequest
 
-MAX_NODE_BYTES = 512 * 1024  # half of jute.maxbuffer: a spec or report larger than this is refused, not truncated
+# half of jute.maxbuffer: a spec or report larger than this is refused, not truncated
+MAX_NODE_BYTES = 512 * 1024
 TRIGGER_PREFIX = "t-"
 SECTIONS = ("specs", "jobs", "paused", "launches", "open", "triggers", "election")
 
@@ -97,6 +97,6 @@ def decode_trigger(trigger_id: str, raw: bytes) -> TriggerRequest:
 
 
 def launch_order(name: str) -> tuple[datetime, bool, str]:
-    """Sort key from the name alone (scheduled instant; manual after scheduled), so history reads no extra nodes."""
+    """Sort key from the name alone (scheduled instant, manual after scheduled): no extra reads."""
     identity = parse_launch_name(name)
     return (identity.scheduled, identity.manual, name)

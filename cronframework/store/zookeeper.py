@@ -1,9 +1,9 @@
 """ZooKeeperStore: the StateStore on a ZooKeeper ensemble (layout and ACLs: docs/zookeeper-layout.md).
 
-Leader writes are fenced multi-op transactions (zk_batch): each first checks the leader's own election znode, so a
-replica whose session expired -- and whose ephemeral node ZooKeeper therefore deleted -- can write nothing.
-Reads fetch only what they return: listing a folder, then pipelining the gets of the few nodes asked for.
-"""
+Leader writes are fenced multi-op transactions (zk_batch): each first checks the leader's own election
+znode, so a replica whose session expired -- and whose ephemeral node ZooKeeper therefore deleted -- can
+write nothing. Reads fetch only what they return: listing a folder, then pipelining the gets of the few
+nodes asked for."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 from kazoo.security import ACL
 
-from cronframework.errors import ConflictError, StateStoreError
-from cronframework.naming import parse_launch_name
+from cronframework.errors import StateStoreError
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
 from cronframework.store import Begin, Fence, SpecChange, StoredSpec
 from cronframework.store.zk_batch import FencedWriter, Group, Op
@@ -38,7 +37,9 @@ from cronframework.store.zk_layout import (
 def fence_path(fence: Fence) -> str:
     path = getattr(fence, "node_path", None)
     if not isinstance(path, str):
-        raise StateStoreError("the ZooKeeper store needs a ZkFence (with the election node path) for leader writes")
+        raise StateStoreError(
+            "the ZooKeeper store needs a ZkFence (with the election node path) for leader writes"
+        )
     return path
 
 
@@ -65,7 +66,7 @@ class ZooKeeperStore:
     def connect(
         cls, hosts: str, root: str, *, auth: Auth | None = None, world_read: bool = False, **connect: Any
     ) -> ZooKeeperStore:
-        """A store with its own client; with `auth`, every znode it creates is writable by that identity only."""
+        """A store with its own client; with `auth`, only that identity may write the znodes it creates."""
         client = connect_zk(hosts, auth=auth, **connect)
         acl = digest_acl(auth, world_read=world_read) if auth else None
         return cls(client, root, acl, owns_client=True)
@@ -73,6 +74,11 @@ class ZooKeeperStore:
     @property
     def client(self) -> KazooClient:
         return self._client
+
+    @property
+    def acl(self) -> list[ACL] | None:
+        """The ACL every znode is created with (the Election should use it too)."""
+        return self._acl
 
     @property
     def layout(self) -> Layout:
@@ -84,8 +90,10 @@ class ZooKeeperStore:
 
     def _ensure_layout(self) -> None:
         for section in (*SECTIONS, "clock"):
-            path = self._layout.section(section)
-            self._call("creating the store layout", lambda p=path: self._client.ensure_path_async(p, self._acl))
+            self._ensure_path(self._layout.section(section))
+
+    def _ensure_path(self, path: str) -> None:
+        self._call("creating the store layout", lambda: self._client.ensure_path_async(path, self._acl))
 
     def _children(self, path: str, what: str) -> list[str]:
         return list(self._call(what, lambda: self._client.get_children_async(path), optional=True) or [])
@@ -146,11 +154,14 @@ class ZooKeeperStore:
         with zk_errors("watching specs"):
             ChildrenWatch(self._client, folder, on_children)
 
-    def _data_watcher(self, name: str, watched: set[str], callback: Callable[[], None]) -> Callable[..., bool]:
+    def _data_watcher(
+        self, name: str, watched: set[str], callback: Callable[[], None]
+    ) -> Callable[..., bool]:
         first = [True]
 
         def on_data(data: bytes | None, stat: Any) -> bool:
-            if self._closed or stat is None:  # deleted: the children watch reports it and re-adds a watch later
+            # deleted: the children watch reports it, and watches the name again if it comes back
+            if self._closed or stat is None:
                 watched.discard(name)
                 return False
             if not first[0]:
@@ -164,7 +175,9 @@ class ZooKeeperStore:
     def read_job_states(self) -> dict[str, JobState]:
         jobs = sorted(self._children(self._layout.section("jobs"), "reading job states"))
         got = self._get_many([self._layout.job(j) for j in jobs], "reading job states")
-        return {j: JobState.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
+        return {
+            j: JobState.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None
+        }
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
         known = set(self._children(self._layout.section("jobs"), "reading job states"))
@@ -187,8 +200,8 @@ class ZooKeeperStore:
 
     # -- launches
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
-        """Sync point one. Batches above one transaction are split and pipelined; see zk_batch for what a partly
-        applied batch means (the raised error's `applied` names the launches whose records exist)."""
+        """Sync point one. Batches above one transaction are split and pipelined; see zk_batch for what a
+        partly applied batch means (the raised error's `applied` names the launches whose records exist)."""
         if not items:
             return
         self._ensure_launch_dirs(fence, {i.record.job for i in items})
@@ -252,7 +265,9 @@ class ZooKeeperStore:
             if item is None:
                 continue
             if LaunchRecord.from_bytes(item[0]).open:
-                raise StateStoreError(f"refusing to prune launch {name}: it is still open (begun, not finished)")
+                raise StateStoreError(
+                    f"refusing to prune launch {name}: it is still open (begun, not finished)"
+                )
             groups.append(Group(name, [Op("delete", path, version=item[1].version)]))
         self.writer.commit(fence_path(fence), groups, f"pruning launches of {job}")
 
@@ -302,8 +317,4 @@ class ZooKeeperStore:
                 self._client.close()
 
 
-def launch_job(name: str) -> str:
-    return parse_launch_name(name).job
-
-
-__all__ = ["ConflictError", "ZooKeeperStore", "connect_zk", "digest_acl", "fence_path"]
+__all__ = ["ZooKeeperStore", "connect_zk", "digest_acl", "fence_path"]

@@ -1,0 +1,39 @@
+"""`cronframework logs JOB [--launch NAME]`: a launch's output, read through its backend (default: the last one)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cronframework.backend import load_backend
+from cronframework.cli.common import add_store_args, open_store, uses_zookeeper
+from cronframework.config import load_config
+from cronframework.embedded import default_state_dir
+from cronframework.errors import CronframeworkError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("logs", help="print a launch's output")
+    parser.add_argument("job")
+    parser.add_argument("--launch", default=None, help="launch name (default: the job's latest)")
+    add_store_args(parser)
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        stored = store.read_specs().get(args.job)
+        if stored is None:
+            raise CronframeworkError(f"unknown job {args.job!r}")
+        name = args.launch or next((r.name for r in store.history(args.job, limit=1)), None)
+    finally:
+        store.close()
+    if name is None:
+        raise CronframeworkError(f"job {args.job!r} has no launches yet")
+    backend_name = str(stored.document.get("backend", "process"))
+    if uses_zookeeper(args):
+        config = dict(load_config(args.config, {}).backends.get(backend_name, {}))
+    else:
+        config = {"state_dir": str((args.state_dir or default_state_dir()) / "process")}
+    print(load_backend(backend_name, config).logs(name), end="")
+    return 0

@@ -1,0 +1,28 @@
+"""`cronframework scheduler --zk ... --root ... [--config FILE]`: one ZooKeeper-coordinated replica."""
+
+from __future__ import annotations
+
+import argparse
+
+from cronframework.cli.common import add_store_args
+from cronframework.config import load_config
+from cronframework.logs import setup_logging
+from cronframework.replica import Replica
+from cronframework.signals import stop_on_signals
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("scheduler", help="run one scheduler replica (ZooKeeper-coordinated)")
+    add_store_args(parser)
+    parser.add_argument("--replica-id", default=None, help="default: HOSTNAME-PID")
+    parser.add_argument("--log-json", action="store_true", help="JSON lines on stderr")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    setup_logging(json_lines=args.log_json)
+    overrides = {"zookeeper": {"hosts": args.zk, "root": args.root, "session_timeout": args.session_timeout}}
+    replica = Replica(load_config(args.config, overrides), replica_id=args.replica_id)
+    stop_on_signals(replica.stop, also=replica.request_stop)
+    replica.run()
+    return 0

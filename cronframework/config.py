@@ -1,0 +1,90 @@
+"""The scheduler's config file (YAML) and flags: where ZooKeeper is, how the leader behaves, backend sections.
+
+Secrets never sit in the file itself: the ZooKeeper digest auth comes from CRONFRAMEWORK_ZK_AUTH ("user:password")
+or a file named by `auth_file`; backend tokens follow each backend's own *_file / env convention.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cronframework.errors import CronframeworkError
+from cronframework.jobspec import Duration
+from cronframework.leader import LeaderConfig
+
+AUTH_ENV = "CRONFRAMEWORK_ZK_AUTH"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZooKeeperConfig(_Strict):
+    hosts: str = "127.0.0.1:2181"
+    root: str = "/cronframework"
+    session_timeout: float = Field(default=10.0, gt=0, description="bounds the takeover time after a leader dies")
+    connect_timeout: float = 10.0
+    auth_file: str | None = None
+    world_read: bool = False
+
+    def auth(self) -> tuple[str, str] | None:
+        raw = os.environ.get(AUTH_ENV)
+        if raw is None and self.auth_file:
+            raw = Path(self.auth_file).read_text().strip()
+        if not raw:
+            return None
+        user, sep, password = raw.partition(":")
+        if not sep or not user or not password:
+            raise CronframeworkError(f"ZooKeeper auth must look like 'user:password' (from {AUTH_ENV} or auth_file)")
+        return user, password
+
+
+class SchedulerSection(_Strict):
+    tolerance: Duration = timedelta(seconds=30)
+    poll_interval: float = 1.0
+    max_clock_skew: Duration = timedelta(seconds=5)
+    clock_check_every: float = 30.0
+    workers: int = 16
+
+
+class ServiceConfig(_Strict):
+    zookeeper: ZooKeeperConfig = ZooKeeperConfig()
+    scheduler: SchedulerSection = SchedulerSection()
+    backends: dict[str, dict[str, Any]] = {}
+
+    def leader_config(self) -> LeaderConfig:
+        s = self.scheduler
+        return LeaderConfig(
+            cluster=self.zookeeper.root,
+            tolerance=s.tolerance,
+            poll_interval=s.poll_interval,
+            max_clock_skew=s.max_clock_skew,
+            clock_check_every=s.clock_check_every,
+            workers=s.workers,
+        )
+
+
+def load_config(path: str | None, overrides: dict[str, Any]) -> ServiceConfig:
+    """Read the file (if any), then apply flag overrides given as {"zookeeper": {...}}; one-line errors."""
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise CronframeworkError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise CronframeworkError(f"{path}: config must be a mapping")
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    try:
+        return ServiceConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise CronframeworkError(f"{path or 'flags'}: field {field!r}: {first['msg']}") from None

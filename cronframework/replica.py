@@ -1,0 +1,129 @@
+"""One scheduler replica: keep the job specs warm, stand in the election, lead when elected, hand over on SIGTERM.
+
+Followers never call a backend. A leader session ends on LeadershipLost (SUSPENDED makes `check` fail at once, LOST
+drops the fence) and the replica goes back to waiting; the election re-joins by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from cronframework.backend import BackendSet
+from cronframework.clock import Clock, SystemClock
+from cronframework.config import ServiceConfig
+from cronframework.election import Election, ZkFence
+from cronframework.errors import CronframeworkError, LeadershipLost
+from cronframework.jobs import SpecCache
+from cronframework.leader import LeaderSession
+from cronframework.store.zookeeper import ZooKeeperStore
+
+log = logging.getLogger("cronframework.replica")
+
+
+@dataclass
+class ZkLeadership:
+    """Valid while the election still holds the same fence; SUSPENDED clears it, so `check` fails at once."""
+
+    election: Election
+    held: ZkFence
+
+    @property
+    def fence(self) -> ZkFence:
+        return self.held
+
+    def check(self) -> None:
+        if self.election.fence != self.held:
+            raise LeadershipLost(f"replica {self.held.replica} no longer leads (epoch {self.held.epoch})")
+
+
+@dataclass
+class ReplicaState:
+    replica: str
+    role: str = "starting"
+    epoch: int | None = None
+    sessions: int = 0
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Replica:
+    def __init__(self, config: ServiceConfig, *, replica_id: str | None = None, clock: Clock | None = None) -> None:
+        self.config = config
+        self.replica_id = replica_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.clock = clock or SystemClock()
+        self.stop = threading.Event()
+        self._wake = threading.Event()
+        self.state = ReplicaState(self.replica_id)
+        self.session: LeaderSession | None = None
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self._wake.set()
+        if self.session is not None:
+            self.session.wake()
+
+    def run(self) -> None:
+        zk = self.config.zookeeper
+        store = ZooKeeperStore.connect(
+            zk.hosts, zk.root, auth=zk.auth(), world_read=zk.world_read,
+            timeout=zk.connect_timeout, session_timeout=zk.session_timeout,
+        )
+        specs = SpecCache(store)
+        specs.start()
+        election = Election(
+            store.client, zk.root, self.replica_id, acl=getattr(store, "acl", None),
+            on_elected=lambda _fence: self._wake.set(), on_suspended=self._suspended, on_lost=self._suspended,
+        ).start()
+        backends = BackendSet(self.config.backends)
+        self.state.role = "follower"
+        log.info("replica started", extra={"replica": self.replica_id, "zk_root": zk.root})
+        try:
+            self._loop(store, specs, election, backends)
+        finally:
+            self._shutdown(store, election, backends)
+
+    def _loop(self, store: ZooKeeperStore, specs: SpecCache, election: Election, backends: BackendSet) -> None:
+        while not self.stop.is_set():
+            fence = election.fence
+            if fence is None:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            self._lead(store, specs, ZkLeadership(election, fence), backends)
+
+    def _lead(self, store: ZooKeeperStore, specs: SpecCache, leadership: ZkLeadership, backends: BackendSet) -> None:
+        fence = leadership.fence
+        self.state.role, self.state.epoch = "leader", fence.epoch
+        self.state.sessions += 1
+        log.info("leading", extra={"replica": fence.replica, "epoch": fence.epoch})
+        self.session = LeaderSession(
+            store, specs, backends, leadership, self.clock, self.config.leader_config(), self.stop
+        )
+        try:
+            self.session.run()
+        except LeadershipLost as exc:
+            log.warning("leadership lost; back to following", extra={"epoch": fence.epoch, "reason": str(exc)})
+        except CronframeworkError as exc:
+            self.state.last_error = str(exc)
+            log.error("leader session failed; will retry", extra={"epoch": fence.epoch, "error": str(exc)})
+            self.stop.wait(1.0)
+        finally:
+            self.session = None
+            self.state.role = "follower"
+
+    def _suspended(self) -> None:
+        session = self.session
+        if session is not None:
+            session.wake()
+
+    def _shutdown(self, store: ZooKeeperStore, election: Election, backends: BackendSet) -> None:
+        log.info("shutting down; handing leadership over", extra={"replica": self.replica_id})
+        election.resign()
+        backends.close()
+        store.close()
+        self.state.role = "stopped"

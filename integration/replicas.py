@@ -1,0 +1,134 @@
+"""Scheduler replicas as real OS processes (`python -m cronframework scheduler`), for multi-process tests.
+
+Each replica logs JSON lines to its own file; helpers read leadership intervals and launches back from those logs
+and from the store, the way an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cronframework.store.zookeeper import ZooKeeperStore
+
+
+@dataclass
+class ReplicaProcess:
+    replica_id: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def events(self) -> list[dict[str, Any]]:
+        lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
+        out = []
+        for line in lines:
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            self.process.send_signal(sig)
+
+
+@dataclass
+class ReplicaSet:
+    """Start, find, kill and inspect replicas of one cluster (one ZooKeeper root)."""
+
+    zk_hosts: str
+    root: str
+    workdir: Path
+    session_timeout: float = 4.0
+    backends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replicas: dict[str, ReplicaProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.backends.setdefault("process", {"state_dir": str(self.workdir / "process")})
+        config = {
+            "zookeeper": {"hosts": self.zk_hosts, "root": self.root, "session_timeout": self.session_timeout},
+            "scheduler": {"poll_interval": 0.2, "clock_check_every": 5},
+            "backends": self.backends,
+        }
+        self.config_path = self.workdir / "scheduler.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def start(self, replica_id: str, env: dict[str, str] | None = None) -> ReplicaProcess:
+        log_path = self.workdir / f"{replica_id}.log"
+        cmd = [sys.executable, "-m", "cronframework", "scheduler", "--config", str(self.config_path),
+               "--replica-id", replica_id, "--log-json"]
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+        self.replicas[replica_id] = ReplicaProcess(replica_id, proc, log_path)
+        return self.replicas[replica_id]
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "cronframework", *args, "--config", str(self.config_path)]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def store(self) -> ZooKeeperStore:
+        return ZooKeeperStore.connect(self.zk_hosts, self.root, session_timeout=self.session_timeout)
+
+    def leader_id(self) -> str | None:
+        """The replica whose latest leadership event is 'leading' and that is still alive."""
+        for replica in self.replicas.values():
+            if not replica.alive():
+                continue
+            roles = [e["event"] for e in replica.events() if e["event"] in ("leading", "leadership lost; back to following")]
+            if roles and roles[-1] == "leading":
+                return replica.replica_id
+        return None
+
+    def wait_leader(self, timeout: float = 30.0, other_than: str | None = None) -> str:
+        found = wait_for(lambda: (lid := self.leader_id()) is not None and lid != other_than and lid, timeout)
+        if not found:
+            raise AssertionError(f"no leader within {timeout}s; logs:\n{self.log_tails()}")
+        return str(found)
+
+    def log_tails(self, lines: int = 15) -> str:
+        out = []
+        for replica in self.replicas.values():
+            text = replica.log_path.read_text(errors="replace").splitlines()[-lines:] if replica.log_path.exists() else []
+            out.append(f"--- {replica.replica_id} (alive={replica.alive()})\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def stop_all(self) -> None:
+        for replica in self.replicas.values():
+            replica.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for replica in self.replicas.values():
+            try:
+                replica.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                replica.process.kill()
+                replica.process.wait()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)

@@ -1,0 +1,359 @@
+"""The Nomad adapter against real Nomad dev agents (built from source by scripts/nomad.sh, cached).
+
+Agents: one shared plain agent for the conformance suite and most tests, one with ACLs enabled, and one
+per restart test (stopping the shared agent would disturb the others). An agent that cannot be built or
+started fails the tests with the reason; nothing here is skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends.nomad import NomadBackend, create
+from backends.nomad_spec import job_payload
+from backends.nomad_status import job_status
+from cronframework.backend import Launch, LaunchState, SubmitOutcome
+from cronframework.errors import PermanentBackendError, TransientBackendError
+from integration.nomad_agent import NomadAgent, NomadAgentError
+from tests.backend_conformance import BackendConformance, conformance_launch, finished, unique_job, wait_for
+
+pytestmark = pytest.mark.nomad
+
+TIMEOUT = 60.0
+
+
+def _start(workdir: Path, *, acl: bool = False) -> NomadAgent:
+    agent = NomadAgent(workdir, acl=acl)
+    try:
+        return agent.start()
+    except NomadAgentError as error:
+        agent.stop()
+        pytest.fail(f"cannot start a Nomad agent (scripts/nomad.sh): {error}")
+
+
+@pytest.fixture(scope="session")
+def nomad_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NomadAgent]:
+    agent = _start(tmp_path_factory.mktemp("nomad"))
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture(scope="session")
+def acl_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NomadAgent]:
+    agent = _start(tmp_path_factory.mktemp("nomad-acl"), acl=True)
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture
+def nomad_launch() -> Callable[..., Launch]:
+    def make(job: str, argv: list[str], **task: Any) -> Launch:
+        return conformance_launch(job, argv, backend="nomad", **task)
+
+    return make
+
+
+def _adapter(agent: NomadAgent, **config: Any) -> Iterator[NomadBackend]:
+    backend = create({"address": agent.address, **config})
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def nomad_backend(nomad_agent: NomadAgent) -> Iterator[NomadBackend]:
+    yield from _adapter(nomad_agent)
+
+
+class TestNomadConformance(BackendConformance):
+    timeout = TIMEOUT
+
+    @pytest.fixture
+    def backend(self, nomad_agent: NomadAgent) -> Iterator[NomadBackend]:
+        yield from _adapter(nomad_agent)
+
+    @pytest.fixture
+    def make_launch(self, nomad_launch: Callable[..., Launch]) -> Callable[..., Launch]:
+        return nomad_launch
+
+
+def _status(backend: NomadBackend, launch: Launch) -> Any:
+    return wait_for(lambda: backend.lookup(launch.name), finished, TIMEOUT)
+
+
+def test_concurrent_double_submit_registers_one_job(
+    nomad_backend: NomadBackend, nomad_agent: NomadAgent, nomad_launch: Callable[..., Launch]
+) -> None:
+    launch = nomad_launch(unique_job("dup"), ["/bin/sh", "-c", "sleep 1"])
+    outcomes: list[SubmitOutcome] = []
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(nomad_backend.submit(launch.name, launch)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == sorted([SubmitOutcome.SUBMITTED] + [SubmitOutcome.ALREADY_EXISTED] * 2)
+    job = nomad_agent.api("GET", f"/v1/job/{launch.name}")
+    assert job["Version"] == 0, "a repeated submit must not register a new version"
+    assert len(nomad_agent.api("GET", f"/v1/job/{launch.name}/allocations")) == 1
+
+
+def test_failing_task_reports_exit_code_and_reason(
+    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
+) -> None:
+    launch = nomad_launch(unique_job("fail"), ["/bin/sh", "-c", "echo boom >&2; exit 7"])
+    nomad_backend.submit(launch.name, launch)
+    status = _status(nomad_backend, launch)
+    assert status.state is LaunchState.FAILED
+    assert status.exit_code == 7
+    assert status.reason == "exited with code 7"
+    assert status.started_at is not None and status.finished_at is not None
+    assert "boom" in nomad_backend.logs(launch.name)
+
+
+def test_unstartable_command_is_failed_with_the_driver_message(
+    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
+) -> None:
+    launch = nomad_launch(unique_job("nocmd"), ["/nonexistent/cronframework-binary"])
+    nomad_backend.submit(launch.name, launch)
+    status = _status(nomad_backend, launch)
+    assert status.state is LaunchState.FAILED
+    assert status.exit_code is None, "the task never ran, so it has no exit code"
+    assert "no such file" in str(status.reason).lower(), status.reason
+
+
+def test_stopped_job_is_failed_stopped(
+    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
+) -> None:
+    launch = nomad_launch(unique_job("stop"), ["/bin/sh", "-c", "sleep 120"])
+    nomad_backend.submit(launch.name, launch)
+    wait_for(lambda: nomad_backend.lookup(launch.name), lambda s: s is not None and s.state.active, TIMEOUT)
+    nomad_backend.stop(launch.name)
+    status = wait_for(lambda: nomad_backend.lookup(launch.name), finished, TIMEOUT)
+    assert status is not None and (status.state, status.reason) == (LaunchState.FAILED, "stopped")
+    # the stopped job still exists, so the name stays taken: a resubmit must not start a second run
+    assert nomad_backend.submit(launch.name, launch) is SubmitOutcome.ALREADY_EXISTED
+
+
+def test_nomad_block_is_merged_into_the_registered_job(
+    nomad_backend: NomadBackend, nomad_agent: NomadAgent, nomad_launch: Callable[..., Launch]
+) -> None:
+    block = {
+        "priority": 73,
+        "datacenters": ["dc1"],
+        "meta": {"team.name": "infra", "cronframework.job": "spoofed"},
+        "constraints": [{"attribute": "${attr.kernel.name}", "value": "linux"}],
+        "task": {"KillTimeout": 3_000_000_000},
+    }
+    job_name = unique_job("merge")
+    launch = nomad_launch(job_name, ["/bin/sh", "-c", "true"], spec={"nomad": block})
+    nomad_backend.submit(launch.name, launch)
+    job = nomad_agent.api("GET", f"/v1/job/{launch.name}")
+    assert job["Priority"] == 73 and job["Datacenters"] == ["dc1"]
+    assert job["Meta"]["team_name"] == "infra"
+    assert job["Meta"]["cronframework_job"] == job_name, "the identity meta must win over the block"
+    assert job["Meta"]["cronframework_launch"] == launch.name
+    assert {"LTarget": "${attr.kernel.name}", "RTarget": "linux"}.items() <= job["Constraints"][0].items()
+    task = job["TaskGroups"][0]["Tasks"][0]
+    assert task["KillTimeout"] == 3_000_000_000 and task["Driver"] == "raw_exec"
+    assert job["TaskGroups"][0]["ReschedulePolicy"]["Attempts"] == 0
+    assert _status(nomad_backend, launch).state is LaunchState.SUCCEEDED
+
+
+def test_resources_and_env_reach_the_task(
+    nomad_backend: NomadBackend, nomad_agent: NomadAgent, nomad_launch: Callable[..., Launch]
+) -> None:
+    argv = ["/bin/sh", "-c", 'echo "greeting=$GREETING pwd=$(pwd)"']
+    launch = nomad_launch(
+        unique_job("res"), argv, env={"GREETING": "hi"}, workdir="/tmp", resources={"cpu": 0.25, "memory": 64}
+    )
+    nomad_backend.submit(launch.name, launch)
+    resources = nomad_agent.api("GET", f"/v1/job/{launch.name}")["TaskGroups"][0]["Tasks"][0]["Resources"]
+    assert (resources["CPU"], resources["MemoryMB"]) == (250, 64)
+    assert _status(nomad_backend, launch).state is LaunchState.SUCCEEDED
+    assert "greeting=hi pwd=/tmp" in nomad_backend.logs(launch.name)
+
+
+def test_spec_refused_by_nomad_is_permanent(
+    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
+) -> None:
+    launch = nomad_launch(unique_job("bad"), ["/bin/true"], spec={"nomad": {"priority": 100_000}})
+    with pytest.raises(PermanentBackendError, match=r"(?i)priority"):
+        nomad_backend.submit(launch.name, launch)
+    assert nomad_backend.lookup(launch.name) is None
+
+
+def test_foreign_namespace_is_refused_before_registering(
+    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
+) -> None:
+    launch = nomad_launch(unique_job("ns"), ["/bin/true"], spec={"nomad": {"namespace": "elsewhere"}})
+    with pytest.raises(PermanentBackendError, match="namespace"):
+        nomad_backend.submit(launch.name, launch)
+    assert nomad_backend.lookup(launch.name) is None
+
+
+def test_list_ignores_jobs_of_a_longer_name_with_the_same_prefix(
+    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
+) -> None:
+    job = unique_job("pre")
+    mine = nomad_launch(job, ["/bin/true"])
+    other = nomad_launch(f"{job}-x", ["/bin/true"])
+    for launch in (mine, other):
+        nomad_backend.submit(launch.name, launch)
+    assert nomad_backend.list(job) == [mine.name]
+
+
+def test_retention_horizon_defaults_to_nomad_job_gc_threshold(nomad_agent: NomadAgent) -> None:
+    assert create({"address": nomad_agent.address}).retention_horizon() == timedelta(hours=4)
+    assert create({"address": nomad_agent.address, "gc_horizon": "90m"}).retention_horizon() == timedelta(
+        minutes=90
+    )
+
+
+# -- ACLs -------------------------------------------------------------------------------------------------
+
+
+def test_acl_agent_with_management_token(acl_agent: NomadAgent, nomad_launch: Callable[..., Launch]) -> None:
+    backend = create({"address": acl_agent.address, "token": acl_agent.management_token})
+    launch = nomad_launch(unique_job("acl"), ["/bin/sh", "-c", "echo acl-ok"])
+    assert backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
+    assert _status(backend, launch).state is LaunchState.SUCCEEDED
+
+
+def test_acl_agent_without_token_is_permanent_403(
+    acl_agent: NomadAgent, nomad_launch: Callable[..., Launch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOMAD_TOKEN", raising=False)
+    backend = create({"address": acl_agent.address})
+    launch = nomad_launch(unique_job("noacl"), ["/bin/true"])
+    with pytest.raises(PermanentBackendError, match="403"):
+        backend.submit(launch.name, launch)
+    with pytest.raises(PermanentBackendError, match="403"):
+        backend.lookup(launch.name)
+
+
+def test_wrong_token_never_appears_in_errors_or_repr(
+    acl_agent: NomadAgent, nomad_launch: Callable[..., Launch], tmp_path: Path
+) -> None:
+    secret = "0b9f5a6e-0000-4000-8000-5ec7e75ec7e7"
+    token_file = tmp_path / "token"
+    token_file.write_text(secret + "\n")
+    backend = create({"address": acl_agent.address, "token_file": str(token_file)})
+    launch = nomad_launch(unique_job("tok"), ["/bin/true"])
+    with pytest.raises(PermanentBackendError, match="403") as caught:
+        backend.submit(launch.name, launch)
+    assert secret not in str(caught.value) and secret not in repr(backend)
+
+
+# -- the agent going away ----------------------------------------------------------------------------------
+
+
+def test_agent_down_is_transient_and_recovers_after_restart(
+    tmp_path: Path, nomad_launch: Callable[..., Launch]
+) -> None:
+    agent = _start(tmp_path / "agent")
+    try:
+        backend = create({"address": agent.address, "timeout": 3})
+        running = nomad_launch(unique_job("mid"), ["/bin/sh", "-c", "sleep 30"])
+        backend.submit(running.name, running)
+        wait_for(lambda: backend.lookup(running.name), lambda s: s is not None and s.state.active, TIMEOUT)
+        agent.stop()
+        later = nomad_launch(unique_job("down"), ["/bin/sh", "-c", "echo back"])
+        with pytest.raises(TransientBackendError):
+            backend.submit(later.name, later)
+        with pytest.raises(TransientBackendError):
+            backend.lookup(running.name)
+        agent.restart()
+        assert backend.submit(later.name, later) is SubmitOutcome.SUBMITTED
+        assert _status(backend, later).state is LaunchState.SUCCEEDED
+    finally:
+        agent.stop()
+
+
+def test_submit_name_must_match_the_launch(
+    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
+) -> None:
+    launch = nomad_launch(unique_job("name"), ["/bin/true"])
+    with pytest.raises(PermanentBackendError):
+        nomad_backend.submit(f"{launch.name}-other", launch)
+
+
+# -- mapping rules without an agent (cases a dev agent cannot easily produce) -----------------------------
+
+
+def _alloc(client: str, desired: str = "run", events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    state = {"Failed": client == "failed", "Events": events or [], "StartedAt": "2026-01-01T00:00:01.5Z"}
+    return {
+        "ID": "a1",
+        "CreateIndex": 10,
+        "ClientStatus": client,
+        "DesiredStatus": desired,
+        "TaskStates": {"task": state},
+    }
+
+
+@pytest.mark.parametrize(
+    ("job", "allocs", "expected"),
+    [
+        ({"Status": "pending"}, [], (LaunchState.PENDING, None, "waiting for placement")),
+        ({"Stop": True}, [_alloc("complete", "stop")], (LaunchState.FAILED, None, "stopped")),
+        ({"Stop": True}, [_alloc("running", "stop")], (LaunchState.RUNNING, None, "stopping")),
+        (
+            {"Stop": True},
+            [_alloc("complete", "run", [{"Type": "Terminated", "ExitCode": 0}])],
+            (LaunchState.SUCCEEDED, 0, None),
+        ),
+        ({}, [_alloc("lost")], (LaunchState.LOST, None, "allocation lost (node down)")),
+        ({}, [_alloc("unknown")], (LaunchState.RUNNING, None, "node disconnected")),
+        (
+            {},
+            [_alloc("failed", events=[{"Type": "Driver Failure", "DisplayMessage": "no such image"}])],
+            (LaunchState.FAILED, None, "Driver Failure: no such image"),
+        ),
+        (
+            {},
+            [_alloc("failed", events=[{"Type": "Terminated", "ExitCode": 137, "Signal": 9}])],
+            (LaunchState.FAILED, 137, "exited with code 137 (signal 9)"),
+        ),
+    ],
+)
+def test_status_mapping(job: dict[str, Any], allocs: list[dict[str, Any]], expected: tuple[Any, ...]) -> None:
+    status = job_status(job, allocs)
+    assert (status.state, status.exit_code, status.reason) == expected
+
+
+def test_newest_allocation_decides() -> None:
+    old = {**_alloc("lost"), "CreateIndex": 5}
+    new = {**_alloc("running"), "CreateIndex": 9}
+    assert job_status({}, [new, old]).state is LaunchState.RUNNING
+
+
+def test_docker_mapping_and_refusals() -> None:
+    launch = conformance_launch(
+        "img", ["/bin/echo", "a"], backend="nomad", image="busybox:1", args=["b"], network="none"
+    )
+    task = job_payload(launch)["TaskGroups"][0]["Tasks"][0]
+    assert task["Driver"] == "docker"
+    assert task["Config"] == {
+        "image": "busybox:1",
+        "command": "/bin/echo",
+        "args": ["a", "b"],
+        "network_mode": "none",
+    }
+    mounted = conformance_launch(
+        "m", ["/bin/true"], backend="nomad", mounts=[{"source": "/a", "target": "/b"}]
+    )
+    with pytest.raises(PermanentBackendError, match="docker"):
+        job_payload(mounted)
+    exec_on_image = conformance_launch(
+        "e", ["x"], backend="nomad", image="i", spec={"nomad": {"driver": "exec"}}
+    )
+    with pytest.raises(PermanentBackendError, match="docker"):
+        job_payload(exec_on_image)

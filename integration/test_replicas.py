@@ -1,0 +1,182 @@
+"""Scheduler replicas as OS processes against a real ZooKeeper: election, takeover, crash points, apply, CLI."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cronframework.naming import parse_launch_name
+from cronframework.records import Outcome, RecordState
+from integration.replicas import ReplicaSet, wait_for
+
+EVERY_SECOND = """
+job:
+  beat:
+    schedule: "* * * * * *"
+    backend: process
+    catchup: {policy: all, window: 5m, max: 100}
+    task:
+      command: ["/bin/sh", "-c", "echo beat $CRONFRAMEWORK_LAUNCH"]
+"""
+
+
+@pytest.fixture
+def cluster(zk_hosts: str, zk_root: str, tmp_path: Path) -> Iterator[ReplicaSet]:
+    replicas = ReplicaSet(zk_hosts, zk_root, tmp_path / "cluster", session_timeout=4.0)
+    yield replicas
+    replicas.stop_all()
+
+
+def apply(cluster: ReplicaSet, text: str, tmp_path: Path) -> str:
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(text)
+    return cluster.cli("apply", str(jobs)).stdout
+
+
+def launched_names(cluster: ReplicaSet) -> list[str]:
+    directory = Path(cluster.backends["process"]["state_dir"])
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_three_replicas_elect_one_leader_and_launch_every_second(cluster: ReplicaSet, tmp_path: Path) -> None:
+    apply(cluster, EVERY_SECOND, tmp_path)
+    for name in ("a", "b", "c"):
+        cluster.start(name)
+    leader = cluster.wait_leader()
+    assert wait_for(lambda: len(launched_names(cluster)) >= 3, 30), cluster.log_tails()
+    leaders = [r for r in cluster.replicas.values() if any(e["event"] == "leading" for e in r.events())]
+    assert [r.replica_id for r in leaders] == [leader]
+    store = cluster.store()
+    try:
+        finished = [r for r in store.history("beat", limit=50) if r.state is RecordState.FINISHED]
+        assert finished and all(r.outcome is Outcome.SUBMITTED for r in finished)
+    finally:
+        store.close()
+
+
+def test_kill_9_of_the_leader_hands_over_with_every_instant_accounted_for(
+    cluster: ReplicaSet, tmp_path: Path
+) -> None:
+    apply(cluster, EVERY_SECOND, tmp_path)
+    for name in ("a", "b", "c"):
+        cluster.start(name)
+    first = cluster.wait_leader()
+    assert wait_for(lambda: len(launched_names(cluster)) >= 2, 30)
+    killed_at = datetime.now(UTC)
+    cluster.replicas[first].signal(signal.SIGKILL)
+    second = cluster.wait_leader(timeout=cluster.session_timeout + 15, other_than=first)
+    assert second != first
+    assert wait_for(lambda: _launched_after(cluster, killed_at + timedelta(seconds=cluster.session_timeout + 2)), 30)
+    cluster.stop_all()
+    store = cluster.store()
+    try:
+        records = sorted(store.history("beat", limit=500), key=lambda r: r.scheduled)
+        assert store.open_launches() == []
+        instants = [r.scheduled for r in records]
+        assert instants == sorted(set(instants)), "an instant was recorded twice"
+        gaps = [b - a for a, b in zip(instants, instants[1:], strict=False)]
+        assert all(g == timedelta(seconds=1) for g in gaps), f"an instant vanished: {gaps}"
+        names = launched_names(cluster)
+        submitted = {r.name for r in records if r.outcome in (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)}
+        assert submitted == set(names)
+    finally:
+        store.close()
+
+
+def _launched_after(cluster: ReplicaSet, instant: datetime) -> bool:
+    return any(parse_launch_name(n).scheduled > instant for n in launched_names(cluster))
+
+
+@pytest.mark.parametrize("point", ["after_sync_one", "after_submit", "after_sync_two"])
+def test_crash_at_each_point_of_the_protocol_is_concluded_by_the_next_leader(
+    cluster: ReplicaSet, tmp_path: Path, point: str
+) -> None:
+    apply(cluster, EVERY_SECOND, tmp_path)
+    doomed = cluster.start("doomed", env={"CRONFRAMEWORK_CRASH_AT": point})
+    assert wait_for(lambda: not doomed.alive(), 30), cluster.log_tails()
+    assert doomed.process.returncode == 137
+    cluster.start("heir")
+    cluster.wait_leader()
+    store = cluster.store()
+    try:
+        assert wait_for(lambda: store.read_takeover() and store.read_takeover()["replica"] == "heir", 30)
+        report = store.read_takeover()
+        assert report is not None
+        concluded = {c["launch"]: c for c in report["open_launches"]}
+        first = min(store.history("beat", limit=500), key=lambda r: r.scheduled)
+        if point == "after_sync_two":
+            assert concluded == {}  # nothing was left open
+        elif point == "after_sync_one":
+            assert concluded[first.name]["lookup"] == "not found"
+            assert "resubmitted" in concluded[first.name]["decision"]
+        else:
+            assert concluded[first.name]["lookup"].startswith("found")
+        record = store.get_launch(first.name)
+        assert record is not None and record.state is RecordState.FINISHED
+        assert launched_names(cluster).count(first.name) == 1
+    finally:
+        store.close()
+
+
+def test_sigterm_hands_leadership_over_before_the_session_would_expire(cluster: ReplicaSet, tmp_path: Path) -> None:
+    cluster.session_timeout = 20.0  # a kill -9 would take >= 20 s to notice; a graceful exit must not
+    cluster.__post_init__()
+    apply(cluster, EVERY_SECOND, tmp_path)
+    cluster.start("a")
+    cluster.wait_leader()
+    cluster.start("b")
+    time.sleep(1.0)
+    started = time.monotonic()
+    cluster.replicas["a"].signal(signal.SIGTERM)
+    assert cluster.replicas["a"].process.wait(15) == 0
+    assert cluster.wait_leader(timeout=10, other_than="a") == "b"
+    assert time.monotonic() - started < 10
+
+
+def test_apply_shows_a_diff_and_the_leader_follows_spec_changes(cluster: ReplicaSet, tmp_path: Path) -> None:
+    out = apply(cluster, EVERY_SECOND, tmp_path)
+    assert "1 created" in out and "+++ job beat (files)" in out
+    assert "no changes" in apply(cluster, EVERY_SECOND, tmp_path)
+    cluster.start("a")
+    cluster.wait_leader()
+    assert wait_for(lambda: launched_names(cluster), 30)
+    changed = EVERY_SECOND.replace("beat:", "beat2:")
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(changed)
+    out = cluster.cli("apply", str(jobs), "--prune").stdout
+    assert "1 created, 0 updated, 1 deleted" in out
+    assert wait_for(lambda: any(n.startswith("beat2-") for n in launched_names(cluster)), 30), cluster.log_tails()
+
+
+def test_status_history_trigger_pause_against_zookeeper(cluster: ReplicaSet, tmp_path: Path) -> None:
+    apply(cluster, EVERY_SECOND.replace('"* * * * * *"', '"0 0 1 1 *"'), tmp_path)
+    cluster.start("a")
+    cluster.wait_leader()
+    cluster.cli("trigger", "beat")
+    assert wait_for(lambda: any(n.endswith("-m") for n in launched_names(cluster)), 30), cluster.log_tails()
+    status = cluster.cli("status", "--json").stdout
+    assert '"leader"' in status and '"replica": "a"' in status and "beat" in status
+    history = cluster.cli("history", "beat", "--json").stdout
+    assert '"outcome": "submitted"' in history
+    assert "paused" in cluster.cli("pause", "beat").stdout
+    assert cluster.cli("trigger", "nope", check=False).returncode == 1
+
+
+def test_unreachable_zookeeper_is_one_clear_line_not_a_traceback() -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "cronframework", "status", "--zk", "127.0.0.1:9", "--session-timeout", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot reach ZooKeeper at 127.0.0.1:9" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 90
