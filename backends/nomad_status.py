@@ -20,7 +20,6 @@ FAILURE_EVENTS = (
     "Driver Failure",
     "Failed Validation",
     "Setup Failure",
-    "Task Setup",
     "Failed Artifact Download",
     "Terminated",
     "Killed",

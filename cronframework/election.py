@@ -158,6 +158,8 @@ class Election:
             except (KazooException, OSError) as exc:
                 log.info("election %s: %s during %s; will retry", self.replica_id, type(exc).__name__, event)
                 self._retry_later()
+            except Exception:  # a failing callback must not end the election thread and freeze leadership
+                log.exception("election %s: error while handling %s", self.replica_id, event)
         self._client.remove_listener(self._listener)
 
     def _retry_later(self) -> None:

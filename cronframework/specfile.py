@@ -52,10 +52,11 @@ def load_jobs(paths: Sequence[str | Path]) -> list[LoadedJob]:
     """Every job in `paths` (files, or directories searched recursively), in file then document order."""
     errors: list[SpecError] = []
     reader = _Reader(errors)
-    for file in find_job_files(paths, errors):
-        text = _read(file, errors)
-        if text is not None:
-            reader.document(text, str(file))
+    with yamlpos.gc_paused():  # specs pile up too; see gc_paused
+        for file in find_job_files(paths, errors):
+            text = _read(file, errors)
+            if text is not None:
+                reader.document(text, str(file))
     reader.finish()
     return reader.jobs
 

@@ -24,16 +24,16 @@ log() { echo "nomad.sh: $*" >&2; }
 
 build() {
     command -v go >/dev/null || { log "go toolchain not found (need /usr/local/go/bin/go)"; exit 1; }
-    local work src started
+    local src started
     started=$(date +%s)
-    work=$(mktemp -d)
-    trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' RETURN
+    BUILD_DIR=$(mktemp -d)
+    trap 'chmod -R u+w "$BUILD_DIR" 2>/dev/null; rm -rf "$BUILD_DIR"' EXIT
     export GOFLAGS="-p=2 -buildvcs=false" GOTOOLCHAIN=local
     log "downloading github.com/hashicorp/nomad@$NOMAD_VERSION"
     src=$(go mod download -json "github.com/hashicorp/nomad@$NOMAD_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-    cp -r "$src" "$work/nomad"
-    chmod -R u+w "$work/nomad"
-    cd "$work/nomad"
+    cp -r "$src" "$BUILD_DIR/nomad"
+    chmod -R u+w "$BUILD_DIR/nomad"
+    cd "$BUILD_DIR/nomad"
     go mod edit -replace "github.com/hashicorp/nomad/api=github.com/hashicorp/nomad/api@$NOMAD_API_VERSION"
     log "compiling (several minutes on 2 cores)"
     mkdir -p "$CACHE_DIR/bin"
@@ -74,6 +74,10 @@ acl {
 client {
   network_interface = "lo"
   cpu_total_compute = 4000
+  # cloud fingerprinters probe metadata addresses off this machine (and fail on a custom AWS_CA_BUNDLE)
+  options = {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
 }
 plugin "raw_exec" {
   config {

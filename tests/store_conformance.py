@@ -179,6 +179,14 @@ class StoreConformance:
             store.begin(fence, [make_begin(fence, "alpha", T0)])
         assert store.get_launch(record.name) == done(record)
 
+    def test_begin_of_an_already_finished_record_is_not_open(self, store: StateStore, fence: Fence) -> None:
+        item = make_begin(fence, "alpha", T0)
+        skipped = item.record.finish(Outcome.SKIPPED, now=T0, reason="paused")
+        store.begin(fence, [Begin(record=skipped, next_state=item.next_state)])
+        assert store.get_launch(skipped.name) == skipped
+        assert store.open_launches() == []
+        assert store.read_job_states()["alpha"] == item.next_state
+
     def test_manual_launch_record_round_trips(self, store: StateStore, fence: Fence) -> None:
         item = make_begin(fence, "alpha", T0, manual=True)
         store.begin(fence, [item])

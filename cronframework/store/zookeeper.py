@@ -17,6 +17,7 @@ from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 from kazoo.security import ACL
 
 from cronframework.errors import StateStoreError
+from cronframework.naming import parse_launch_name
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
 from cronframework.store import Begin, Fence, SpecChange, StoredSpec
 from cronframework.store.zk_batch import FencedWriter, Group, Op
@@ -102,8 +103,8 @@ class ZooKeeperStore:
         pending = [self._client.get_async(p) for p in paths]
         return gather(self._client, what, pending, self._timeout, none_on=(NoNodeError,))
 
-    def _read_records(self, names: Sequence[str], what: str) -> list[LaunchRecord]:
-        got = self._get_many([self._layout.launch(n) for n in names], what)
+    def _read_records(self, names: Sequence[str], what: str, job: str | None = None) -> list[LaunchRecord]:
+        got = self._get_many([self._layout.launch(n, job) for n in names], what)
         return [LaunchRecord.from_bytes(item[0]) for item in got if item is not None]
 
     def _create_or_set(self, path: str, data: bytes, exists: bool) -> Op:
@@ -217,11 +218,12 @@ class ZooKeeperStore:
 
     def _begin_group(self, item: Begin, known_jobs: set[str]) -> Group:
         record, state = item.record, item.next_state
-        ops = [
-            Op("create", self._layout.launch(record.name), record.to_bytes()),
-            Op("create", self._layout.open(record.name)),
-            self._create_or_set(self._layout.job(state.job), state.to_bytes(), state.job in known_jobs),
-        ]
+        ops = [Op("create", self._layout.launch(record.name, record.job), record.to_bytes())]
+        if record.open:  # a skipped instant arrives already finished: it never joins the open index
+            ops.append(Op("create", self._layout.open(record.name)))
+        ops.append(
+            self._create_or_set(self._layout.job(state.job), state.to_bytes(), state.job in known_jobs)
+        )
         known_jobs.add(state.job)  # later groups of the same job overwrite the state this one creates
         if item.consumed_trigger:
             ops.append(Op("delete", self._layout.trigger(item.consumed_trigger)))
@@ -234,7 +236,7 @@ class ZooKeeperStore:
         self.writer.commit(fence_path(fence), groups, "finishing launches")
 
     def _finish_ops(self, record: LaunchRecord, still_open: set[str]) -> list[Op]:
-        ops = [Op("set", self._layout.launch(record.name), record.to_bytes())]
+        ops = [Op("set", self._layout.launch(record.name, record.job), record.to_bytes())]
         if not record.open and record.name in still_open:
             ops.append(Op("delete", self._layout.open(record.name)))
         return ops
@@ -255,10 +257,13 @@ class ZooKeeperStore:
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
         names = self._children(self._layout.launch_dir(job), "listing launches")
         newest = sorted(names, key=launch_order, reverse=True)[: max(0, limit)]
-        return self._read_records(newest, "reading launch history")
+        return self._read_records(newest, "reading launch history", job)
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
-        paths = [self._layout.launch(n) for n in names]
+        bad = [n for n in names if _not_launch_of(n, job)]
+        if bad:
+            raise StateStoreError(f"cannot prune {bad[0]!r}: not a launch name of job {job!r}")
+        paths = [self._layout.launch(n, job) for n in names]
         got = self._get_many(paths, "reading launches to prune")
         groups = []
         for name, path, item in zip(names, paths, got, strict=True):
@@ -315,6 +320,13 @@ class ZooKeeperStore:
             with zk_errors("closing"):
                 self._client.stop()
                 self._client.close()
+
+
+def _not_launch_of(name: str, job: str) -> bool:
+    try:
+        return parse_launch_name(name).job != job
+    except ValueError:
+        return True
 
 
 __all__ = ["ZooKeeperStore", "connect_zk", "digest_acl", "fence_path"]
