@@ -206,7 +206,8 @@ def _top_level(block: Mapping[str, Any]) -> dict[str, Any]:
 def _constraints(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise PermanentBackendError("nomad.constraints must be a list")
-    return [{CONSTRAINT_ALIASES.get(k, k): v for k, v in dict(item).items()} for item in value]
+    # the jobspec's default operator is "="; the JSON API has no default and refuses an empty one
+    return [{"Operand": "=", **{CONSTRAINT_ALIASES.get(k, k): v for k, v in dict(item).items()}} for item in value]
 
 
 def _check_placement(job: Mapping[str, Any], namespace: str | None, region: str | None) -> None:

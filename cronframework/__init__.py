@@ -1,3 +1,3 @@
-"""cronframework: a distributed cron on ZooKeeper, after Google's design (SRE book, "Distributed Periodic Scheduling")."""
+"""cronframework: a distributed cron on ZooKeeper, after Google's design (SRE book)."""
 
 __version__ = "0.1.0"

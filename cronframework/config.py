@@ -53,9 +53,28 @@ class SchedulerSection(_Strict):
     workers: int = 16
 
 
+class ApiSection(_Strict):
+    """The HTTP API and status page; loopback unless told. The token comes from a file or env, never the file."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8461, ge=0, le=65535)
+    advertise_url: str | None = None  # how other replicas reach this one (default http://HOST:PORT)
+    token_env: str = "CRONFRAMEWORK_API_TOKEN"
+    token_file: str | None = None
+    read_auth: bool = False  # also require the token for reads (status page included)
+
+    def token(self) -> str | None:
+        raw = os.environ.get(self.token_env)
+        if raw is None and self.token_file:
+            raw = Path(self.token_file).read_text().strip()
+        return raw or None
+
+
 class ServiceConfig(_Strict):
     zookeeper: ZooKeeperConfig = ZooKeeperConfig()
     scheduler: SchedulerSection = SchedulerSection()
+    api: ApiSection = ApiSection()
     backends: dict[str, dict[str, Any]] = {}
 
     def leader_config(self) -> LeaderConfig:

@@ -56,8 +56,13 @@ def run_embedded(options: EmbeddedOptions, stop: threading.Event, clock: Clock |
         apply_diff(store, diff)
         log.info(
             "job files applied",
-            extra={"jobs": len(specs_from_files), "jobs_created": len(diff.created), "jobs_updated": len(diff.updated),
-                   "jobs_deleted": len(diff.deleted), "state": str(options.state_dir)},
+            extra={
+                "jobs": len(specs_from_files),
+                "jobs_created": len(diff.created),
+                "jobs_updated": len(diff.updated),
+                "jobs_deleted": len(diff.deleted),
+                "state": str(options.state_dir),
+            },
         )
         cache = SpecCache(store)
         cache.start()

@@ -135,4 +135,4 @@ def _fields(record: LaunchRecord) -> dict[str, object]:
     }
 
 
-__all__ = ["LeadershipLost", "Launcher", "Planned"]
+__all__ = ["Launcher", "LeadershipLost", "Planned"]

@@ -192,8 +192,12 @@ class LeaderSession:
         advanced: dict[str, tuple[datetime, str | None]] = {}
         for entry in due:
             plan = plan_job(
-                entry.spec, entry.schedule, entry.watermark, now,
-                tolerance=self._config.tolerance, paused=entry.spec.name in paused,
+                entry.spec,
+                entry.schedule,
+                entry.watermark,
+                now,
+                tolerance=self._config.tolerance,
+                paused=entry.spec.name in paused,
             )
             items = self._decide(entry, plan)
             planned += items
@@ -223,9 +227,10 @@ class LeaderSession:
             verdict = check_previous(
                 spec, last, self._backends.for_spec(spec), clock=self._clock, leadership=self._leadership
             )
-            skip = None if verdict.launch else verdict.reason
+            skip_reason = None if verdict.launch else verdict.reason
             last = identity.name if verdict.launch else last
-            items.append(Planned(identity, spec, JobState(spec.name, watermark, last), skip, deadline=watermark))
+            state = JobState(spec.name, watermark, last)
+            items.append(Planned(identity, spec, state, skip_reason, deadline=watermark))
         return items
 
     def _triggered(self, now: datetime, advanced: dict[str, tuple[datetime, str | None]]) -> list[Planned]:
@@ -240,7 +245,11 @@ class LeaderSession:
         return items
 
     def _manual(
-        self, entry: Entry, request: TriggerRequest, now: datetime, advanced: dict[str, tuple[datetime, str | None]]
+        self,
+        entry: Entry,
+        request: TriggerRequest,
+        now: datetime,
+        advanced: dict[str, tuple[datetime, str | None]],
     ) -> Planned:
         spec = entry.spec
         watermark, last = advanced.get(spec.name, (entry.watermark, entry.last_launch))

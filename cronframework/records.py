@@ -6,7 +6,7 @@ The JSON keys are the stable keys of `status --json` / `history --json` (docs/de
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -76,7 +76,7 @@ class LaunchRecord:
         return replace(self, state=RecordState.FINISHED, outcome=outcome, reason=reason, finished_at=now, **extra)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: every field is a scalar
         for key in ("scheduled", "begun_at", "finished_at"):
             out[key] = _iso(out[key])
         out["state"] = self.state.value
@@ -99,7 +99,9 @@ class LaunchRecord:
         )
 
     def to_bytes(self) -> bytes:
-        return json.dumps({k: v for k, v in self.to_dict().items() if v not in (None, "")}, separators=(",", ":")).encode()
+        return json.dumps(
+            {k: v for k, v in self.to_dict().items() if v not in (None, "")}, separators=(",", ":")
+        ).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LaunchRecord:

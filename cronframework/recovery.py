@@ -48,7 +48,12 @@ def effective_window(spec: JobSpec, backend: Backend) -> timedelta:
 
 class Recovery:
     def __init__(
-        self, store: StateStore, backends: BackendSet, launcher: Launcher, leadership: Leadership, clock: Clock
+        self,
+        store: StateStore,
+        backends: BackendSet,
+        launcher: Launcher,
+        leadership: Leadership,
+        clock: Clock,
     ) -> None:
         self._store = store
         self._backends = backends
@@ -97,9 +102,7 @@ class Recovery:
     def _resubmit(self, record: LaunchRecord, spec: JobSpec, seen: str, because: str | None = None) -> Conclusion:
         launch = self._launcher.launch_for(spec, record.identity, attempt=record.attempt + 1)
         backend = self._backends.for_spec(spec)
-        result = submit_with_retries(
-            backend, launch, clock=self._clock, leadership=self._leadership, deadline=None
-        )
+        result = submit_with_retries(backend, launch, clock=self._clock, leadership=self._leadership, deadline=None)
         reason = f"resubmitted by recovery ({because or seen})" + (f": {result.reason}" if result.reason else "")
         decision = f"resubmitted: {result.outcome.value}"
         return self._finish(record, result.outcome, reason, seen, decision, attempt=launch.attempt)

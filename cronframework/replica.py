@@ -70,14 +70,23 @@ class Replica:
     def run(self) -> None:
         zk = self.config.zookeeper
         store = ZooKeeperStore.connect(
-            zk.hosts, zk.root, auth=zk.auth(), world_read=zk.world_read,
-            timeout=zk.connect_timeout, session_timeout=zk.session_timeout,
+            zk.hosts,
+            zk.root,
+            auth=zk.auth(),
+            world_read=zk.world_read,
+            timeout=zk.connect_timeout,
+            session_timeout=zk.session_timeout,
         )
         specs = SpecCache(store)
         specs.start()
         election = Election(
-            store.client, zk.root, self.replica_id, acl=getattr(store, "acl", None),
-            on_elected=lambda _fence: self._wake.set(), on_suspended=self._suspended, on_lost=self._suspended,
+            store.client,
+            zk.root,
+            self.replica_id,
+            acl=getattr(store, "acl", None),
+            on_elected=lambda _fence: self._wake.set(),
+            on_suspended=self._suspended,
+            on_lost=self._suspended,
         ).start()
         backends = BackendSet(self.config.backends)
         self.state.role = "follower"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity.stop import stop_base
 
 from cronframework.backend import Backend, BackendStatus, Launch, SubmitOutcome
 from cronframework.clock import Clock
@@ -26,11 +27,15 @@ class SubmitResult:
     attempts: int = 1
 
 
-def _stop_at(clock: Clock, deadline: datetime | None) -> Retrying:
-    def past_deadline(state: RetryCallState) -> bool:
-        return deadline is not None and clock.now() >= deadline
+class stop_at_deadline(stop_base):
+    """Stop retrying once the injected clock reaches the deadline (the job's next scheduled instant)."""
 
-    return past_deadline  # type: ignore[return-value]
+    def __init__(self, clock: Clock, deadline: datetime | None) -> None:
+        self.clock = clock
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.deadline is not None and self.clock.now() >= self.deadline
 
 
 def _retrying(clock: Clock, retries: Retries, deadline: datetime | None) -> Retrying:
@@ -43,11 +48,14 @@ def _retrying(clock: Clock, retries: Retries, deadline: datetime | None) -> Retr
             wait = min(wait, max(0.0, (deadline - clock.now()).total_seconds()))
         return float(wait)
 
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+
     return Retrying(
-        stop=stop_after_attempt(retries.attempts) | _stop_at(clock, deadline),  # type: ignore[operator]
+        stop=stop_after_attempt(retries.attempts) | stop_at_deadline(clock, deadline),
         wait=capped_wait,
         retry=retry_if_exception_type(TransientBackendError),
-        sleep=clock.sleep,
+        sleep=sleep,
         reraise=True,
     )
 
@@ -80,7 +88,13 @@ def submit_with_retries(
 
 
 def lookup_with_retries(
-    backend: Backend, name: str, *, clock: Clock, leadership: Leadership, attempts: int = 3, backoff: float = 0.5
+    backend: Backend,
+    name: str,
+    *,
+    clock: Clock,
+    leadership: Leadership,
+    attempts: int = 3,
+    backoff: float = 0.5,
 ) -> BackendStatus | None:
     """Lookup for recovery; TransientBackendError after `attempts` means "cannot answer" (the caller fails closed)."""
     retries = Retries(attempts=attempts, backoff=timedelta(seconds=backoff), max_backoff=timedelta(seconds=5))

@@ -6,6 +6,7 @@ and from the store, the way an operator would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,16 +28,15 @@ class ReplicaProcess:
     replica_id: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    started_at: float = 0.0  # wall clock (time.time()), to line incarnations up with JSON log timestamps
 
     def events(self) -> list[dict[str, Any]]:
         lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path.exists() else []
         out = []
         for line in lines:
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
         return out
 
     def alive(self) -> bool:
@@ -57,6 +57,7 @@ class ReplicaSet:
     session_timeout: float = 4.0
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     replicas: dict[str, ReplicaProcess] = field(default_factory=dict)
+    incarnations: list[ReplicaProcess] = field(default_factory=list)  # every process ever started, in order
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -69,14 +70,39 @@ class ReplicaSet:
         self.config_path = self.workdir / "scheduler.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
 
-    def start(self, replica_id: str, env: dict[str, str] | None = None) -> ReplicaProcess:
-        log_path = self.workdir / f"{replica_id}.log"
-        cmd = [sys.executable, "-m", "cronframework", "scheduler", "--config", str(self.config_path),
-               "--replica-id", replica_id, "--log-json"]
+    def start(
+        self, replica_id: str, env: dict[str, str] | None = None, *, zk_hosts: str | None = None
+    ) -> ReplicaProcess:
+        """Start a replica; a restart of the same id logs to a new file (`<id>.<n>.log`) so each process's
+        events stay apart. `zk_hosts` gives this replica its own connect string (e.g. through a fault proxy)."""
+        count = sum(1 for r in self.incarnations if r.replica_id == replica_id)
+        log_path = self.workdir / (f"{replica_id}.log" if count == 0 else f"{replica_id}.{count + 1}.log")
+        config = self._config_for(replica_id, zk_hosts)
+        cmd = [
+            sys.executable,
+            "-m",
+            "cronframework",
+            "scheduler",
+            "--config",
+            str(config),
+            "--replica-id",
+            replica_id,
+            "--log-json",
+        ]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, **(env or {})})
-        self.replicas[replica_id] = ReplicaProcess(replica_id, proc, log_path)
+        self.replicas[replica_id] = ReplicaProcess(replica_id, proc, log_path, time.time())
+        self.incarnations.append(self.replicas[replica_id])
         return self.replicas[replica_id]
+
+    def _config_for(self, replica_id: str, zk_hosts: str | None) -> Path:
+        if zk_hosts is None:
+            return self.config_path
+        config = yaml.safe_load(self.config_path.read_text())
+        config["zookeeper"]["hosts"] = zk_hosts
+        path = self.workdir / f"scheduler-{replica_id}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "cronframework", *args, "--config", str(self.config_path)]
@@ -93,7 +119,9 @@ class ReplicaSet:
         for replica in self.replicas.values():
             if not replica.alive():
                 continue
-            roles = [e["event"] for e in replica.events() if e["event"] in ("leading", "leadership lost; back to following")]
+            roles = [
+                e["event"] for e in replica.events() if e["event"] in ("leading", "leadership lost; back to following")
+            ]
             if roles and roles[-1] == "leading":
                 return replica.replica_id
         return None
@@ -107,7 +135,9 @@ class ReplicaSet:
     def log_tails(self, lines: int = 15) -> str:
         out = []
         for replica in self.replicas.values():
-            text = replica.log_path.read_text(errors="replace").splitlines()[-lines:] if replica.log_path.exists() else []
+            text = (
+                replica.log_path.read_text(errors="replace").splitlines()[-lines:] if replica.log_path.exists() else []
+            )
             out.append(f"--- {replica.replica_id} (alive={replica.alive()})\n" + "\n".join(text))
         return "\n".join(out)
 

@@ -126,7 +126,8 @@ def test_unstartable_command_is_failed_with_the_driver_message(
     status = _status(nomad_backend, launch)
     assert status.state is LaunchState.FAILED
     assert status.exit_code is None, "the task never ran, so it has no exit code"
-    assert "no such file" in str(status.reason).lower(), status.reason
+    assert str(status.reason).startswith("Driver Failure: "), status.reason
+    assert "/nonexistent/cronframework-binary" in str(status.reason)
 
 
 def test_stopped_job_is_failed_stopped(

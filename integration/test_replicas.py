@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -61,9 +62,7 @@ def test_three_replicas_elect_one_leader_and_launch_every_second(cluster: Replic
         store.close()
 
 
-def test_kill_9_of_the_leader_hands_over_with_every_instant_accounted_for(
-    cluster: ReplicaSet, tmp_path: Path
-) -> None:
+def test_kill_9_of_the_leader_hands_over_with_every_instant_accounted_for(cluster: ReplicaSet, tmp_path: Path) -> None:
     apply(cluster, EVERY_SECOND, tmp_path)
     for name in ("a", "b", "c"):
         cluster.start(name)
@@ -81,7 +80,7 @@ def test_kill_9_of_the_leader_hands_over_with_every_instant_accounted_for(
         assert store.open_launches() == []
         instants = [r.scheduled for r in records]
         assert instants == sorted(set(instants)), "an instant was recorded twice"
-        gaps = [b - a for a, b in zip(instants, instants[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(instants)]
         assert all(g == timedelta(seconds=1) for g in gaps), f"an instant vanished: {gaps}"
         names = launched_names(cluster)
         submitted = {r.name for r in records if r.outcome in (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)}
@@ -173,7 +172,9 @@ def test_unreachable_zookeeper_is_one_clear_line_not_a_traceback() -> None:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "cronframework", "status", "--zk", "127.0.0.1:9", "--session-timeout", "2"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

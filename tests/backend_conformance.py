@@ -42,7 +42,11 @@ def wait_for(
 
 
 def finished(status: BackendStatus | None) -> bool:
-    return status is not None and status.state in (LaunchState.SUCCEEDED, LaunchState.FAILED, LaunchState.LOST)
+    return status is not None and status.state in (
+        LaunchState.SUCCEEDED,
+        LaunchState.FAILED,
+        LaunchState.LOST,
+    )
 
 
 def scheduled_now() -> datetime:

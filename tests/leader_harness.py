@@ -21,7 +21,13 @@ T0 = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
 
 
 def job(name: str, schedule: str = "* * * * *", **fields: Any) -> JobSpec:
-    body = {"name": name, "schedule": schedule, "backend": "fake", "task": {"command": ["/bin/true"]}, **fields}
+    body = {
+        "name": name,
+        "schedule": schedule,
+        "backend": "fake",
+        "task": {"command": ["/bin/true"]},
+        **fields,
+    }
     return JobSpec.model_validate(body)
 
 

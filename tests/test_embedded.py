@@ -30,7 +30,9 @@ def run(state: Path, jobs: Path, *extra: str, env: dict[str, str] | None = None)
     cmd = [sys.executable, "-m", "cronframework", "run", str(jobs), "--state-dir", str(state), *extra]
     import os
 
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture

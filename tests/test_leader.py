@@ -60,7 +60,7 @@ def test_launch_carries_identity_env() -> None:
 def test_recovery_resubmits_an_open_launch_the_backend_never_saw() -> None:
     cluster = Cluster()
     cluster.apply(job("tick"))
-    first, leadership = cluster.leader()
+    first, _leadership = cluster.leader()
     first.promote()
     cluster.backend.fail["submit"] = LeadershipLost("crash hook: died after sync point one")
     with pytest.raises(LeadershipLost):
@@ -142,7 +142,10 @@ def test_open_launch_older_than_the_recovery_window_is_not_relaunched() -> None:
     [
         ({"policy": "none"}, []),
         ({"policy": "latest"}, ["tick-20261125t061000z"]),
-        ({"policy": "all", "max": 3}, ["tick-20261125t060800z", "tick-20261125t060900z", "tick-20261125t061000z"]),
+        (
+            {"policy": "all", "max": 3},
+            ["tick-20261125t060800z", "tick-20261125t060900z", "tick-20261125t061000z"],
+        ),
     ],
 )
 def test_catchup_after_leaderless_gap(catchup: dict[str, object], launched: list[str]) -> None:
@@ -186,7 +189,7 @@ def test_forbid_skips_while_previous_runs_and_replace_stops_it() -> None:
         "replace-20261125t060200z",
     ]
     assert cluster.backend.stopped == ["replace-20261125t060100z"]
-    [(_, _, _), (name, outcome, reason)] = cluster.outcomes("forbid")
+    [(_, _, _), (_name, outcome, reason)] = cluster.outcomes("forbid")
     assert outcome is Outcome.SKIPPED and "still running" in (reason or "")
 
 
@@ -259,7 +262,11 @@ def test_paused_job_records_skips_and_resumes() -> None:
     cluster.store.set_paused("tick", False)
     cluster.run_for(session, 60)
     assert cluster.backend.submitted == ["tick-20261125t060300z"]
-    assert [o for _, o, _ in cluster.outcomes("tick")] == [Outcome.SKIPPED, Outcome.SKIPPED, Outcome.SUBMITTED]
+    assert [o for _, o, _ in cluster.outcomes("tick")] == [
+        Outcome.SKIPPED,
+        Outcome.SKIPPED,
+        Outcome.SUBMITTED,
+    ]
 
 
 def test_manual_trigger_has_its_own_identity_and_respects_forbid() -> None:

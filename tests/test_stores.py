@@ -9,26 +9,12 @@ import pytest
 
 from cronframework.errors import StateStoreError
 from cronframework.leadership import SoleLeader
-from cronframework.records import Outcome
-from cronframework.store import Begin, StateStore
 from cronframework.store.embedded import SqliteStore
 from cronframework.testing import FakeFence, MemoryStore
-from tests.store_conformance import T0, StoreConformance, make_begin
+from tests.store_conformance import StoreConformance
 
 
-class SkippedRecords:
-    """Shared extra: a record begun already finished (a skipped instant) is never listed open."""
-
-    def test_begin_of_a_finished_record_is_not_open(self, store: StateStore, fence: SoleLeader) -> None:
-        item = make_begin(fence, "alpha", T0)
-        skipped = item.record.finish(Outcome.SKIPPED, now=T0, reason="paused")
-        store.begin(fence, [Begin(skipped, item.next_state)])
-        assert store.open_launches() == []
-        assert store.get_launch(skipped.name) == skipped
-        assert store.read_job_states()["alpha"] == item.next_state
-
-
-class TestMemoryStore(StoreConformance, SkippedRecords):
+class TestMemoryStore(StoreConformance):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()
@@ -42,7 +28,7 @@ class TestMemoryStore(StoreConformance, SkippedRecords):
         return FakeFence(epoch=0, replica="old", valid=False)
 
 
-class TestSqliteStore(StoreConformance, SkippedRecords):
+class TestSqliteStore(StoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[SqliteStore]:
         store = SqliteStore(tmp_path / "state.sqlite")

@@ -38,8 +38,12 @@ def open_store(args: argparse.Namespace) -> StateStore:
 
         zk = zk_config(args)
         return ZooKeeperStore.connect(
-            zk.hosts, zk.root, auth=zk.auth(), world_read=zk.world_read,
-            timeout=zk.connect_timeout, session_timeout=zk.session_timeout,
+            zk.hosts,
+            zk.root,
+            auth=zk.auth(),
+            world_read=zk.world_read,
+            timeout=zk.connect_timeout,
+            session_timeout=zk.session_timeout,
         )
     from cronframework.store.embedded import SqliteStore
 

@@ -48,8 +48,12 @@ def collect(store: StateStore, root: str | None) -> dict[str, Any]:
             }
         )
     members = replicas(store, root)
-    return {"leader": members[0] if members else None, "replicas": members,
-            "takeover": store.read_takeover(), "jobs": jobs}
+    return {
+        "leader": members[0] if members else None,
+        "replicas": members,
+        "takeover": store.read_takeover(),
+        "jobs": jobs,
+    }
 
 
 def _short(record: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +82,9 @@ def handle(args: argparse.Namespace) -> int:
     for job in status["jobs"]:
         last = job["last_launch"] or {}
         flag = " (paused)" if job["paused"] else "" if job["enabled"] else " (disabled)"
-        print(f"{job['job'] + flag:30} {job['next'] or '-':27} {last.get('name') or '-':40} {last.get('outcome') or last.get('state') or '-'}")
+        print(
+            f"{job['job'] + flag:30} {job['next'] or '-':27} {last.get('name') or '-':40} {last.get('outcome') or last.get('state') or '-'}"
+        )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`cronframework trigger JOB [--force]`: ask the leader for a manual launch (concurrency policy applies unless forced)."""
+"""`cronframework trigger JOB [--force]`: ask the leader for a manual launch (concurrency policy applies unless --force)."""
 
 from __future__ import annotations
 

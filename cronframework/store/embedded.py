@@ -110,16 +110,11 @@ class SqliteStore:
 
     # -- schedule state -----------------------------------------------------------------------------------------
     def read_job_states(self) -> dict[str, JobState]:
-        return {
-            job: JobState.from_bytes(job, data)
-            for job, data in self._rows("SELECT job, data FROM job_states")
-        }
+        return {job: JobState.from_bytes(job, data) for job, data in self._rows("SELECT job, data FROM job_states")}
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
         with self._tx(fence) as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO job_states VALUES (?, ?)", [(s.job, s.to_bytes()) for s in states]
-            )
+            db.executemany("INSERT OR REPLACE INTO job_states VALUES (?, ?)", [(s.job, s.to_bytes()) for s in states])
 
     def read_paused(self) -> set[str]:
         return {row[0] for row in self._rows("SELECT job FROM paused")}
@@ -176,9 +171,7 @@ class SqliteStore:
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         with self._tx(fence) as db:
             marks = ",".join("?" * len(names))
-            still_open = db.execute(
-                f"SELECT COUNT(*) FROM launches WHERE open=1 AND name IN ({marks})", names
-            )
+            still_open = db.execute(f"SELECT COUNT(*) FROM launches WHERE open=1 AND name IN ({marks})", names)
             if still_open.fetchone()[0]:
                 raise StateStoreError("refusing to prune an open launch record")
             db.execute(f"DELETE FROM launches WHERE job=? AND name IN ({marks})", (job, *names))

@@ -1,0 +1,178 @@
+"""Prometheus metrics for one scheduler process, served at GET /metrics by the API.
+
+Label cardinality stays bounded by the number of jobs: labels are job, outcome, a reason *class* (never the free-text
+reason), store operation and backend method -- never a launch name. Store and backend calls are measured by wrapping
+the objects (`instrument_store`, `instrumented_loader`), so the launch path itself carries only a few counting calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from cronframework.backend import Backend, load_backend
+from cronframework.errors import CronframeworkError, TransientBackendError
+from cronframework.records import LaunchRecord, Outcome
+from cronframework.store import StateStore
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+LAUNCHES = Counter(
+    "cronframework_launches", "Launch records finished, by job and outcome.", ["job", "outcome"], registry=REGISTRY
+)
+SKIPPED = Counter(
+    "cronframework_skipped_launches", "Instants recorded as skipped, by job and reason class.", ["job", "reason"],
+    registry=REGISTRY,
+)
+LAUNCH_LAG = Histogram(
+    "cronframework_launch_lag_seconds", "Scheduled instant to backend submission confirmed.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600), registry=REGISTRY,
+)
+OPEN_LAUNCHES = Gauge(
+    "cronframework_open_launches", "Launches begun (sync point one) and not yet finished, by this process.",
+    registry=REGISTRY,
+)
+LEADER = Gauge("cronframework_leader", "1 while this replica leads, else 0.", registry=REGISTRY)
+LEADER_EPOCH = Gauge("cronframework_leader_epoch", "Epoch of this replica's current or last leadership.",
+                     registry=REGISTRY)
+TAKEOVERS = Counter("cronframework_takeovers", "Times this replica became leader.", registry=REGISTRY)
+STORE_SECONDS = Histogram(
+    "cronframework_store_call_seconds", "State store call latency, by operation.", ["op"], registry=REGISTRY,
+)
+STORE_ERRORS = Counter(
+    "cronframework_store_errors", "State store calls that raised, by operation.", ["op"], registry=REGISTRY
+)
+BACKEND_SECONDS = Histogram(
+    "cronframework_backend_call_seconds", "Backend call latency, by backend and method.", ["backend", "method"],
+    registry=REGISTRY,
+)
+BACKEND_ERRORS = Counter(
+    "cronframework_backend_errors", "Backend calls that raised, by backend, method and kind (transient/permanent).",
+    ["backend", "method", "kind"], registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "cronframework_api_requests", "HTTP API requests, by route template and status code.", ["route", "code"],
+    registry=REGISTRY,
+)
+
+REASON_CLASSES = (
+    ("paused", "paused"),
+    ("older than the catch-up window", "stale"),
+    ("missed", "missed"),
+    ("uncertain", "uncertain"),
+    ("superseded", "superseded"),
+    ("still", "concurrency"),
+    ("cannot tell", "concurrency"),
+    ("could not stop", "concurrency"),
+)
+
+
+def reason_class(reason: str | None) -> str:
+    """Map a free-text skip reason to one of a handful of classes (bounded label values)."""
+    text = (reason or "").lower()
+    return next((label for needle, label in REASON_CLASSES if needle in text), "other")
+
+
+def exposition() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# -- launch accounting (called by the launcher and recovery) -----------------------------------------------------
+def launches_begun(count: int) -> None:
+    OPEN_LAUNCHES.inc(count)
+
+
+def launches_finished(records: Iterable[LaunchRecord], *, were_open: int = 0) -> None:
+    """Count finished records; `were_open` of them had been counted by `launches_begun` in this process."""
+    OPEN_LAUNCHES.dec(were_open)
+    for record in records:
+        outcome = record.outcome.value if record.outcome else "unknown"
+        LAUNCHES.labels(record.job, outcome).inc()
+        if record.outcome is Outcome.SKIPPED:
+            SKIPPED.labels(record.job, reason_class(record.reason)).inc()
+        elif record.outcome is Outcome.SUBMITTED and record.finished_at is not None:
+            LAUNCH_LAG.observe(max(0.0, (record.finished_at - record.scheduled).total_seconds()))
+
+
+def leading(epoch: int) -> None:
+    LEADER.set(1)
+    LEADER_EPOCH.set(epoch)
+    TAKEOVERS.inc()
+
+
+def following() -> None:
+    LEADER.set(0)
+
+
+# -- wrappers that time every call ------------------------------------------------------------------------------
+def _timed(call: Callable[..., Any], seconds: Histogram, errors: Callable[[BaseException], None]) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            errors(exc)
+            raise
+        finally:
+            seconds.observe(time.perf_counter() - started)
+
+    return wrapper
+
+
+class _ObservedStore:
+    _OPS = frozenset(StateStore.__dict__) - {"close"}
+
+    def __init__(self, store: StateStore) -> None:
+        self._inner = store
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name.startswith("_") or name not in self._OPS or not callable(value):
+            return value
+        return _timed(value, STORE_SECONDS.labels(name), lambda _exc: STORE_ERRORS.labels(name).inc())
+
+
+def instrument_store(store: StateStore) -> StateStore:
+    """The same store, with the latency and errors of every protocol call recorded."""
+    return cast(StateStore, _ObservedStore(store))
+
+
+class _ObservedBackend:
+    _METHODS = frozenset({"submit", "lookup", "stop", "list", "logs", "remove"})
+
+    def __init__(self, name: str, backend: Backend) -> None:
+        self._name, self._inner = name, backend
+
+    def __getattr__(self, method: str) -> Any:
+        value = getattr(self._inner, method)
+        if method not in self._METHODS or not callable(value):
+            return value
+        return _timed(value, BACKEND_SECONDS.labels(self._name, method), self._error_counter(method))
+
+    def _error_counter(self, method: str) -> Callable[[BaseException], None]:
+        def count(exc: BaseException) -> None:
+            kind = "transient" if isinstance(exc, TransientBackendError) else "permanent"
+            if not isinstance(exc, CronframeworkError):
+                kind = "unexpected"
+            BACKEND_ERRORS.labels(self._name, method, kind).inc()
+
+        return count
+
+
+def instrumented_loader(name: str, config: Mapping[str, Any] | None = None) -> Backend:
+    """A drop-in for `backend.load_backend` (BackendSet's `loader`) whose backends are measured."""
+    return cast(Backend, _ObservedBackend(name, load_backend(name, config)))
