@@ -82,9 +82,8 @@ def handle(args: argparse.Namespace) -> int:
     for job in status["jobs"]:
         last = job["last_launch"] or {}
         flag = " (paused)" if job["paused"] else "" if job["enabled"] else " (disabled)"
-        print(
-            f"{job['job'] + flag:30} {job['next'] or '-':27} {last.get('name') or '-':40} {last.get('outcome') or last.get('state') or '-'}"
-        )
+        outcome = last.get("outcome") or last.get("state") or "-"
+        print(f"{job['job'] + flag:30} {job['next'] or '-':27} {last.get('name') or '-':40} {outcome}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`cronframework trigger JOB [--force]`: ask the leader for a manual launch (concurrency policy applies unless --force)."""
+"""`cronframework trigger JOB [--force]`: ask the leader for a manual launch; --force skips the concurrency check."""
 
 from __future__ import annotations
 
