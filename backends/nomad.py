@@ -12,6 +12,7 @@ PermanentBackendError with Nomad's message. The token never appears in a message
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -55,6 +56,8 @@ class NomadBackend:
         self._gc_horizon = _horizon(config.get("gc_horizon", DEFAULT_GC_HORIZON))
         self._token = _token(config)
         self._session = requests.Session()
+        # submits of one name from this process never race each other at Nomad (see _created_by)
+        self._locks = [threading.Lock() for _ in range(64)]
         self._client = nomad.Nomad(
             address=self.address,
             namespace=self.namespace,
@@ -78,15 +81,21 @@ class NomadBackend:
     def submit(self, name: str, launch: Launch) -> SubmitOutcome:
         if name != launch.name:
             raise PermanentBackendError(f"submit name {name!r} is not the launch's name {launch.name!r}")
-        job = job_payload(
-            launch, mhz_per_core=self.mhz_per_core, namespace=self.namespace, region=self.region
-        )
+        job = job_payload(launch, mhz_per_core=self.mhz_per_core, namespace=self.namespace, region=self.region)
         body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": 0}
-        try:
-            self._call("register", lambda: self._client.job.register_job(name, body))
-        except _AlreadyExists:
-            return SubmitOutcome.ALREADY_EXISTED
-        return SubmitOutcome.SUBMITTED
+        with self._locks[hash(name) % len(self._locks)]:
+            try:
+                reply = self._call("register", lambda: self._client.job.register_job(name, body))
+            except _AlreadyExists:
+                return SubmitOutcome.ALREADY_EXISTED
+            return SubmitOutcome.SUBMITTED if self._created_by(name, reply) else SubmitOutcome.ALREADY_EXISTED
+
+    def _created_by(self, name: str, reply: Mapping[str, Any]) -> bool:
+        """Whether our write created the job. Nomad checks create-only against a snapshot before its raft
+        write, so two registrations racing within milliseconds can both pass; the job's CreateIndex names
+        the one that created it, and every other racer reports already_existed (see docs/backends.md)."""
+        job = self._get_or_none("read job", lambda: self._client.job.get_job(name))
+        return job is None or int(job.get("CreateIndex", -1)) == int(reply.get("JobModifyIndex", -2))
 
     def lookup(self, name: str) -> BackendStatus | None:
         job = self._get_or_none("read job", lambda: self._client.job.get_job(name))
@@ -138,9 +147,7 @@ class NomadBackend:
             except nomad_errors.BaseNomadException as error:
                 translated = self._translate(what, error)
             except requests.RequestException as error:
-                translated = TransientBackendError(
-                    f"nomad {what} at {self.address} failed: {type(error).__name__}"
-                )
+                translated = TransientBackendError(f"nomad {what} at {self.address} failed: {type(error).__name__}")
             if not isinstance(translated, TransientBackendError) or attempt == self.retries:
                 raise translated
         raise AssertionError("unreachable")

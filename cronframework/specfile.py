@@ -209,10 +209,9 @@ class _Reader:
     def _validate(
         self, name: str, label: Pos, body: YMap, error: Callable[[str, Pos, str | None], None]
     ) -> JobSpec | None:
-        data = yamlpos.to_python(body)
-        data.pop("name", None)  # reported by the caller; validate the rest anyway
+        data = {**yamlpos.to_python(body), "name": name}  # a body's own `name:` is reported by the caller
         try:
-            return JobSpec.model_validate({**data, "name": name})
+            return JobSpec.model_validate(data)
         except ValidationError as exc:
             for message, pos, field in _describe_all(exc, body, label):
                 error(message, pos, field)

@@ -75,20 +75,22 @@ class YScalar(_Positioned):
 
 
 class YMap(_Positioned):
-    __slots__ = ("entries", "size")
+    __slots__ = ("entries", "plain", "size")
 
-    def __init__(self, entries: dict[Any, tuple[YScalar, YNode]], mark: Any, size: int) -> None:
-        super().__init__(mark)
+    def __init__(self, entries: dict[Any, tuple[YScalar, YNode]], plain: dict[Any, Any], mark: Any, size: int):
+        self.line0, self.col0 = mark.line, mark.column
         self.entries = entries  # key -> (key node, value node), in document order
+        self.plain = plain  # the same mapping as plain Python values, built alongside (see to_python)
         self.size = size  # nodes after alias expansion, this one included
 
 
 class YSeq(_Positioned):
-    __slots__ = ("items", "size")
+    __slots__ = ("items", "plain", "size")
 
-    def __init__(self, items: list[YNode], mark: Any, size: int) -> None:
-        super().__init__(mark)
+    def __init__(self, items: list[YNode], plain: list[Any], mark: Any, size: int) -> None:
+        self.line0, self.col0 = mark.line, mark.column
         self.items = items
+        self.plain = plain
         self.size = size
 
 
@@ -147,23 +149,12 @@ def gc_paused() -> Iterator[None]:
 
 
 def to_python(node: YNode) -> Any:
-    """Plain dicts, lists and scalars; aliased subtrees become shared objects (their size is bounded)."""
-    memo: dict[int, Any] = {}
-    return _plain(node, memo)
+    """Plain dicts, lists and scalars (built during parsing); aliased subtrees are shared objects."""
+    return node.value if isinstance(node, YScalar) else node.plain
 
 
-def _plain(node: YNode, memo: dict[int, Any]) -> Any:
-    if isinstance(node, YScalar):
-        return node.value
-    done = memo.get(id(node))
-    if done is not None:
-        return done
-    if isinstance(node, YMap):
-        out: Any = {key: _plain(value, memo) for key, (_, value) in node.entries.items()}
-    else:
-        out = [_plain(item, memo) for item in node.items]
-    memo[id(node)] = out
-    return out
+def _plain(node: YNode) -> Any:
+    return node.value if type(node) is YScalar else node.plain  # type: ignore[union-attr]
 
 
 class _Composer:
@@ -263,7 +254,8 @@ class _Composer:
         items: list[YNode] = []
         while not isinstance(child := self._loader.get_event(), SequenceEndEvent):
             items.append(self._node(child, depth + 1))
-        return YSeq(items, event.start_mark, 1 + sum(item.size for item in items))
+        size = 1 + sum(item.size for item in items)
+        return YSeq(items, [_plain(item) for item in items], event.start_mark, size)
 
     def _mapping(self, event: MappingStartEvent, depth: int) -> YMap:
         self._collection_tag(event, _MAP_TAG)
@@ -271,20 +263,24 @@ class _Composer:
         merged: dict[Any, tuple[YScalar, YNode]] = {}
         size = 1
         while not isinstance(key_event := self._loader.get_event(), MappingEndEvent):
-            key = self._key(self._node(key_event, depth + 1), key_event)
+            if type(key_event) is ScalarEvent and key_event.anchor is None:
+                key = self._scalar(key_event)  # the usual case, without _node's dispatch
+            else:
+                key = self._key(self._node(key_event, depth + 1), key_event)
             value = self._node(self._loader.get_event(), depth + 1)
-            size += key.size + value.size
+            size += 1 + value.size
             if key.value is _MERGE_KEY:
                 self._merge(value, merged, key_event)
-                continue
-            first = entries.get(key.value)
-            if first is not None:
-                where = f"line {first[0].line0 + 1}:{first[0].col0 + 1}"
+            elif key.value in entries:
+                first = entries[key.value][0]
+                where = f"line {first.line0 + 1}:{first.col0 + 1}"
                 raise self._error(f"duplicate key {key.value!r} (first at {where})", key_event)
-            entries[key.value] = (key, value)
+            else:
+                entries[key.value] = (key, value)
         for name, entry in merged.items():
             entries.setdefault(name, entry)
-        return YMap(entries, event.start_mark, size)
+        plain = {name: _plain(value) for name, (_, value) in entries.items()}
+        return YMap(entries, plain, event.start_mark, size)
 
     def _key(self, node: YNode, event: Event) -> YScalar:
         if not isinstance(node, YScalar):

@@ -86,22 +86,38 @@ def _status(backend: NomadBackend, launch: Launch) -> Any:
     return wait_for(lambda: backend.lookup(launch.name), finished, TIMEOUT)
 
 
-def test_concurrent_double_submit_registers_one_job(
-    nomad_backend: NomadBackend, nomad_agent: NomadAgent, nomad_launch: Callable[..., Launch]
-) -> None:
-    launch = nomad_launch(unique_job("dup"), ["/bin/sh", "-c", "sleep 1"])
+def _race(submits: list[Callable[[], SubmitOutcome]]) -> list[SubmitOutcome]:
     outcomes: list[SubmitOutcome] = []
-    threads = [
-        threading.Thread(target=lambda: outcomes.append(nomad_backend.submit(launch.name, launch)))
-        for _ in range(3)
-    ]
+    threads = [threading.Thread(target=lambda s=s: outcomes.append(s())) for s in submits]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == sorted([SubmitOutcome.SUBMITTED] + [SubmitOutcome.ALREADY_EXISTED] * 2)
+    return sorted(outcomes)
+
+
+ONE_WINNER = sorted([SubmitOutcome.SUBMITTED, SubmitOutcome.ALREADY_EXISTED, SubmitOutcome.ALREADY_EXISTED])
+
+
+def test_concurrent_submits_through_one_adapter_register_once(
+    nomad_backend: NomadBackend, nomad_agent: NomadAgent, nomad_launch: Callable[..., Launch]
+) -> None:
+    launch = nomad_launch(unique_job("dup"), ["/bin/sh", "-c", "sleep 1"])
+    assert _race([lambda: nomad_backend.submit(launch.name, launch)] * 3) == ONE_WINNER
     job = nomad_agent.api("GET", f"/v1/job/{launch.name}")
     assert job["Version"] == 0, "a repeated submit must not register a new version"
+    assert len(nomad_agent.api("GET", f"/v1/job/{launch.name}/allocations")) == 1
+
+
+def test_racing_adapters_see_one_winner_and_one_run(
+    nomad_agent: NomadAgent, nomad_launch: Callable[..., Launch]
+) -> None:
+    """Separate adapters (as two replicas would be) race at Nomad itself: exactly one may report submitted."""
+    launch = nomad_launch(unique_job("race"), ["/bin/sh", "-c", "sleep 1"])
+    adapters = [create({"address": nomad_agent.address}) for _ in range(3)]
+    assert _race([lambda a=a: a.submit(launch.name, launch) for a in adapters]) == ONE_WINNER
+    status = wait_for(lambda: adapters[0].lookup(launch.name), finished, TIMEOUT)
+    assert status is not None and status.state is LaunchState.SUCCEEDED
     assert len(nomad_agent.api("GET", f"/v1/job/{launch.name}/allocations")) == 1
 
 
@@ -130,9 +146,7 @@ def test_unstartable_command_is_failed_with_the_driver_message(
     assert "/nonexistent/cronframework-binary" in str(status.reason)
 
 
-def test_stopped_job_is_failed_stopped(
-    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
-) -> None:
+def test_stopped_job_is_failed_stopped(nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]) -> None:
     launch = nomad_launch(unique_job("stop"), ["/bin/sh", "-c", "sleep 120"])
     nomad_backend.submit(launch.name, launch)
     wait_for(lambda: nomad_backend.lookup(launch.name), lambda s: s is not None and s.state.active, TIMEOUT)
@@ -182,9 +196,7 @@ def test_resources_and_env_reach_the_task(
     assert "greeting=hi pwd=/tmp" in nomad_backend.logs(launch.name)
 
 
-def test_spec_refused_by_nomad_is_permanent(
-    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
-) -> None:
+def test_spec_refused_by_nomad_is_permanent(nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]) -> None:
     launch = nomad_launch(unique_job("bad"), ["/bin/true"], spec={"nomad": {"priority": 100_000}})
     with pytest.raises(PermanentBackendError, match=r"(?i)priority"):
         nomad_backend.submit(launch.name, launch)
@@ -213,9 +225,7 @@ def test_list_ignores_jobs_of_a_longer_name_with_the_same_prefix(
 
 def test_retention_horizon_defaults_to_nomad_job_gc_threshold(nomad_agent: NomadAgent) -> None:
     assert create({"address": nomad_agent.address}).retention_horizon() == timedelta(hours=4)
-    assert create({"address": nomad_agent.address, "gc_horizon": "90m"}).retention_horizon() == timedelta(
-        minutes=90
-    )
+    assert create({"address": nomad_agent.address, "gc_horizon": "90m"}).retention_horizon() == timedelta(minutes=90)
 
 
 # -- ACLs -------------------------------------------------------------------------------------------------
@@ -278,9 +288,7 @@ def test_agent_down_is_transient_and_recovers_after_restart(
         agent.stop()
 
 
-def test_submit_name_must_match_the_launch(
-    nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
-) -> None:
+def test_submit_name_must_match_the_launch(nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]) -> None:
     launch = nomad_launch(unique_job("name"), ["/bin/true"])
     with pytest.raises(PermanentBackendError):
         nomad_backend.submit(f"{launch.name}-other", launch)
@@ -348,13 +356,9 @@ def test_docker_mapping_and_refusals() -> None:
         "args": ["a", "b"],
         "network_mode": "none",
     }
-    mounted = conformance_launch(
-        "m", ["/bin/true"], backend="nomad", mounts=[{"source": "/a", "target": "/b"}]
-    )
+    mounted = conformance_launch("m", ["/bin/true"], backend="nomad", mounts=[{"source": "/a", "target": "/b"}])
     with pytest.raises(PermanentBackendError, match="docker"):
         job_payload(mounted)
-    exec_on_image = conformance_launch(
-        "e", ["x"], backend="nomad", image="i", spec={"nomad": {"driver": "exec"}}
-    )
+    exec_on_image = conformance_launch("e", ["x"], backend="nomad", image="i", spec={"nomad": {"driver": "exec"}})
     with pytest.raises(PermanentBackendError, match="docker"):
         job_payload(exec_on_image)

@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "trigger",
     "pause",
     "logs",
+    "snapshot",
 )
 
 

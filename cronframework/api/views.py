@@ -1,0 +1,78 @@
+"""The JSON bodies the API returns, built from the replicated state; keys are those of `status --json`,
+`history --json` and `plan --json`, so scripts move between the CLI and the API unchanged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import islice
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cronframework.cli.plan import PlannedLaunch
+from cronframework.cli.status import _short, collect
+from cronframework.jobs import Job, compile_job
+from cronframework.naming import launch_name
+from cronframework.store import StateStore, StoredSpec
+
+from .cluster import Cluster
+
+MAX_NEXT = 100
+MAX_HISTORY = 1000
+
+
+class NotFound(LookupError):
+    pass
+
+
+def status(store: StateStore, cluster: Cluster) -> dict[str, Any]:
+    """`status --json`, with leader and replicas from the cluster view (they carry each replica's `api` URL)."""
+    body = collect(store, cluster.root)
+    members = cluster.members()
+    body["leader"], body["replicas"] = (members[0] if members else None), members
+    return body
+
+
+def job_item(store: StateStore, name: str) -> dict[str, Any]:
+    """One element of `status --json` jobs[], for one job."""
+    stored = _stored(store, name)
+    state = store.read_job_states().get(name)
+    last = store.history(name, limit=1)
+    return {
+        "job": name,
+        "enabled": bool(stored.document.get("enabled", True)),
+        "paused": name in store.read_paused(),
+        "next": state.next_scheduled.isoformat() if state and state.next_scheduled else None,
+        "last_launch": _short(last[0].to_dict()) if last else None,
+    }
+
+
+def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[str, Any]:
+    item = job_item(store, name)
+    job = compile_job(_stored(store, name))
+    spec = job.spec
+    # scheduling fields only: the task (command, env) may hold secrets and is never returned
+    item.update(schedule=spec.schedule, timezone=spec.timezone, backend=spec.backend,
+                concurrency=spec.concurrency.value, resolved=job.schedule.resolved)
+    item["next_launches"] = [p.as_json() for p in next_launches(job, now, count)] if spec.enabled else []
+    return item
+
+
+def next_launches(job: Job, now: datetime, count: int) -> list[PlannedLaunch]:
+    spec, zone = job.spec, ZoneInfo(job.spec.timezone)
+    instants = islice(job.schedule.iter_after(now), min(max(count, 0), MAX_NEXT))
+    return [
+        PlannedLaunch(spec.name, at.astimezone(zone), launch_name(spec.name, at), spec.schedule, job.schedule.resolved)
+        for at in instants
+    ]
+
+
+def history(store: StateStore, name: str, limit: int) -> list[dict[str, Any]]:
+    _stored(store, name)
+    return [r.to_dict() for r in store.history(name, limit=min(max(limit, 0), MAX_HISTORY))]
+
+
+def _stored(store: StateStore, name: str) -> StoredSpec:
+    stored = store.read_specs().get(name)
+    if stored is None:
+        raise NotFound(f"unknown job {name!r}")
+    return stored

@@ -1,0 +1,237 @@
+"""The faults, each a function of the topology and the run's random source, each returning what it did.
+
+Every fault ends with the system whole again (replicas restarted, nodes back, gates healed), so faults compose in
+any order. A fault that takes a leader away records the loss (when, which epoch) for the takeover figures; the
+zombie fault also records the window in which the resumed process must not touch the backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cronframework.crashhook import POINTS
+from integration.chaos_topology import Topology
+from integration.replicas import wait_for
+
+FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "rolling")
+
+
+@dataclass(frozen=True)
+class LeaderLoss:
+    at: float  # wall time the leader was taken away
+    epoch: int
+    replica: str
+
+
+@dataclass
+class FaultEvent:
+    kind: str
+    detail: str
+    started: float
+    ended: float = 0.0
+    losses: list[LeaderLoss] = field(default_factory=list)
+    zombie: tuple[str, int, float] | None = None  # (replica, its stale epoch, wall time it was resumed)
+
+
+def inject(kind: str, topo: Topology, rng: random.Random) -> FaultEvent:
+    event = INJECTORS[kind](topo, rng)
+    topo.ensure_all_running()
+    topo.leader(timeout=90)
+    event.ended = time.time()
+    return event
+
+
+def _loss(topo: Topology, rid: str, at: float) -> LeaderLoss:
+    return LeaderLoss(at, topo.epoch_of(rid), rid)
+
+
+# -- replicas ---------------------------------------------------------------------------------------------------
+def kill(topo: Topology, rng: random.Random) -> FaultEvent:
+    """kill -9 of the leader; every other time, of a leader that dies by itself at a crash point."""
+    point = rng.choice((None, *POINTS))
+    if point is not None:
+        return _crash_at(topo, point)
+    leader = topo.leader()
+    event = FaultEvent("kill", "kill -9 of the leader", time.time())
+    event.losses.append(_loss(topo, leader, topo.kill(leader)))
+    topo.leader(timeout=topo.session_timeout + 30, other_than=leader)
+    return event
+
+
+def _crash_at(topo: Topology, point: str) -> FaultEvent:
+    """Queue a replica armed with the crash point first in line, then kill -9 the leader so it takes over."""
+    leader = topo.leader()
+    event = FaultEvent("kill", f"kill -9 of the leader, heir crashes at {point}", time.time())
+    followers = [rid for rid in topo.ids if rid != leader]
+    for rid in followers:
+        topo.terminate(rid)
+    heir = followers[0]
+    topo.start_replica(heir, env={"CRONFRAMEWORK_CRASH_AT": point, "CRONFRAMEWORK_CRASH_JOB": "beat"})
+    time.sleep(1.5)  # the heir's election node must be older than the others' restarted ones
+    for rid in followers[1:]:
+        topo.start_replica(rid)
+    event.losses.append(_loss(topo, leader, topo.kill(leader)))
+    topo.start_replica(leader)
+    if topo.wait_dead(heir, topo.session_timeout + 30) is not None and topo.epoch_of(heir) > 0:
+        dead_at = topo.deaths[topo.replica(heir).process.pid]
+        event.losses.append(LeaderLoss(dead_at, topo.epoch_of(heir), heir))
+    else:
+        event.detail += " (the heir did not lead and crash)"
+    topo.start_replica(heir) if not topo.replica(heir).alive() else topo.terminate(heir)
+    if not topo.replica(heir).alive():
+        topo.start_replica(heir)
+    return event
+
+
+def stop(topo: Topology, rng: random.Random) -> FaultEvent:
+    """SIGSTOP the leader past its session timeout, wait for a successor, then SIGCONT the zombie."""
+    leader = topo.leader()
+    replica = topo.replica(leader)
+    pause = topo.session_timeout + rng.uniform(2.0, 5.0)
+    event = FaultEvent("stop", f"SIGSTOP of the leader for {pause:.1f}s", time.time())
+    replica.signal(signal.SIGSTOP)
+    event.losses.append(_loss(topo, leader, time.time()))
+    time.sleep(pause)
+    topo.leader(timeout=30, other_than=leader)
+    resumed = time.time()
+    replica.signal(signal.SIGCONT)
+    event.zombie = (leader, event.losses[0].epoch, resumed)
+    lost = wait_for(lambda: _said_lost(topo, leader, event.losses[0].epoch), 30)
+    if not lost:
+        event.detail += " (the zombie never logged the loss)"
+    return event
+
+
+def _said_lost(topo: Topology, rid: str, epoch: int) -> bool:
+    return any(
+        e.get("event") == "leadership lost; back to following" and e.get("epoch") == epoch
+        for e in topo.replica(rid).events()
+    )
+
+
+def partition(topo: Topology, rng: random.Random) -> FaultEvent:
+    """Cut the leader off from every ZooKeeper node (its gate goes silent); heal after a successor leads."""
+    leader = topo.leader()
+    hold = topo.session_timeout + rng.uniform(2.0, 5.0)
+    event = FaultEvent("partition", f"leader cut off from ZooKeeper for {hold:.1f}s", time.time())
+    topo.gates[leader].cut()
+    event.losses.append(_loss(topo, leader, time.time()))
+    time.sleep(hold)
+    topo.leader(timeout=30, other_than=leader)
+    topo.gates[leader].heal()
+    event.zombie = (leader, event.losses[0].epoch, time.time())
+    return event
+
+
+def rolling(topo: Topology, rng: random.Random) -> FaultEvent:
+    """Graceful restart of every replica in turn (SIGTERM, wait for the exit, start again)."""
+    order = list(topo.ids)
+    rng.shuffle(order)
+    event = FaultEvent("rolling", "SIGTERM + start of " + ",".join(order), time.time())
+    for rid in order:
+        was_leader = topo.rs().leader_id() == rid
+        epoch = topo.epoch_of(rid)
+        at = topo.terminate(rid)
+        if was_leader:
+            event.losses.append(LeaderLoss(at, epoch, rid))
+        topo.start_replica(rid)
+        topo.leader(timeout=topo.session_timeout + 30)
+        time.sleep(rng.uniform(0.5, 2.0))
+    return event
+
+
+# -- ZooKeeper --------------------------------------------------------------------------------------------------
+def zk_node(topo: Topology, rng: random.Random) -> FaultEvent:
+    zk = topo.ensemble()
+    sid = zk.leader_sid() if rng.random() < 0.5 else None
+    sid = sid or rng.choice([m.sid for m in zk.members])
+    down = rng.uniform(3.0, 8.0)
+    event = FaultEvent("zk-node", f"kill -9 of ZooKeeper node {sid} for {down:.1f}s", time.time())
+    zk.kill(sid)
+    time.sleep(down)
+    zk.start_node(sid)
+    zk.wait_serving(timeout=90)
+    return event
+
+
+def zk_quorum(topo: Topology, rng: random.Random) -> FaultEvent:
+    zk = topo.ensemble()
+    if len(zk.members) < 3:
+        return _zk_all_down(topo, rng)
+    sids = rng.sample([m.sid for m in zk.members], 2)
+    down = rng.uniform(5.0, 12.0)
+    event = FaultEvent("zk-quorum", f"ZooKeeper nodes {sids} stopped for {down:.1f}s", time.time())
+    for sid in sids:
+        zk.stop(sid)
+    time.sleep(down)
+    for sid in sids:
+        zk.start_node(sid)
+    zk.wait_serving(timeout=90)
+    return event
+
+
+def _zk_all_down(topo: Topology, rng: random.Random) -> FaultEvent:
+    zk, down = topo.ensemble(), rng.uniform(5.0, 12.0)
+    event = FaultEvent("zk-quorum", f"the only ZooKeeper node stopped for {down:.1f}s", time.time())
+    zk.stop(1)
+    time.sleep(down)
+    zk.start_node(1)
+    zk.wait_serving(timeout=90)
+    return event
+
+
+# -- backend ----------------------------------------------------------------------------------------------------
+def backend(topo: Topology, rng: random.Random) -> FaultEvent:
+    down = rng.uniform(3.0, 8.0)
+    if topo.backend == "docker":
+        event = FaultEvent("backend", f"dockerd stopped for {down:.1f}s", time.time())
+        topo.dockerd("stop")
+        time.sleep(down)
+        topo.dockerd("start")
+        return event
+    # the process backend's whole record is its state dir: read-only, every submit fails (EROFS)
+    event = FaultEvent("backend", f"process state dir read-only for {down:.1f}s", time.time())
+    target = str(topo.state_dir)
+    subprocess.run(["mount", "--bind", target, target], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", target], check=True)
+        time.sleep(down)
+    finally:
+        _unmount(target)
+    return event
+
+
+def _unmount(target: str) -> None:
+    if subprocess.run(["umount", target], capture_output=True).returncode != 0:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["umount", "-l", target], check=True)
+
+
+INJECTORS: dict[str, Callable[[Topology, random.Random], FaultEvent]] = {
+    "kill": kill,
+    "stop": stop,
+    "partition": partition,
+    "zk-node": zk_node,
+    "zk-quorum": zk_quorum,
+    "backend": backend,
+    "rolling": rolling,
+}
+
+
+class FaultPlan:
+    """Faults in shuffled rounds: every kind comes up once per round, so short runs still cover them all."""
+
+    def __init__(self, kinds: list[str], rng: random.Random) -> None:
+        self._kinds, self._rng, self._queue = kinds, rng, list[str]()
+
+    def next(self) -> str:
+        if not self._queue:
+            self._queue = list(self._kinds)
+            self._rng.shuffle(self._queue)
+        return self._queue.pop(0)

@@ -1,0 +1,201 @@
+"""The system under fault: a ZooKeeper ensemble, scheduler replicas as OS processes, a backend, second-level jobs.
+
+Every replica reaches ZooKeeper through its own gate (integration.chaos_gate), so one replica can be partitioned.
+Every task appends `<launch> <epoch> <attempt>` to one shared file: the task's own testimony of having run, read
+by the invariant checker next to the backend's record and the store's history.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from integration.chaos_gate import ZkGate
+from integration.replicas import ReplicaProcess, ReplicaSet, wait_for
+from integration.zk import ZkCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_IMAGE = "cronframework-test:latest"
+RECORD_LINE = 'echo "$CRONFRAMEWORK_LAUNCH $CRONFRAMEWORK_LEADER_EPOCH $CRONFRAMEWORK_ATTEMPT" >> {out}'
+
+# name -> (schedule, extra shell after the record line, extra spec fields)
+JOBS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "beat": ("* * * * * *", "", {}),
+    "even": ("*/2 * * * * *", "", {}),
+    "third": ("@every 3s", "", {}),
+    # runs longer than its period: `forbid` turns every other instant into a skipped-with-reason record
+    "slow": ("*/5 * * * * *", "; sleep 7", {"concurrency": "forbid"}),
+}
+
+
+@dataclass
+class Topology:
+    workdir: Path
+    backend: str = "process"
+    replicas: int = 3
+    zk_nodes: int = 3
+    session_timeout: float = 4.0
+    zk: ZkCluster | None = None
+    cluster: ReplicaSet | None = None
+    gates: dict[str, ZkGate] = field(default_factory=dict)
+    deaths: dict[int, float] = field(default_factory=dict)  # pid -> wall time the harness saw it die
+    root: str = field(default_factory=lambda: f"/chaos-{uuid.uuid4().hex[:10]}")
+
+    @property
+    def out_file(self) -> Path:
+        return self.workdir / "task-output.txt"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "process"
+
+    @property
+    def cluster_label(self) -> str:
+        return self.root  # what the leader passes as Launch.cluster (the ZooKeeper root)
+
+    @property
+    def ids(self) -> list[str]:
+        return [f"r{i + 1}" for i in range(self.replicas)]
+
+    def rs(self) -> ReplicaSet:
+        assert self.cluster is not None, "topology not started"
+        return self.cluster
+
+    def ensemble(self) -> ZkCluster:
+        assert self.zk is not None, "topology not started"
+        return self.zk
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> Topology:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.out_file.touch()
+        self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk").start()
+        backends = {"process": {"state_dir": str(self.state_dir)}}
+        if self.backend == "docker":
+            backends["docker"] = {}
+        self.cluster = ReplicaSet(
+            self.zk.connect_string, self.root, self.workdir / "cluster", self.session_timeout, backends
+        )
+        self._apply_jobs()
+        upstreams = [("127.0.0.1", n.client_port) for n in self.zk.members]
+        for rid in self.ids:
+            self.gates[rid] = ZkGate(upstreams).start()
+            self.start_replica(rid)
+        self.rs().wait_leader(timeout=60)
+        return self
+
+    def _apply_jobs(self) -> None:
+        path = self.workdir / "jobs.yaml"
+        path.write_text(yaml.safe_dump({"job": {name: self._job(name) for name in JOBS}}))
+        self.rs().cli("apply", str(path))
+
+    def _job(self, name: str) -> dict[str, Any]:
+        schedule, tail, extra = JOBS[name]
+        spec: dict[str, Any] = {
+            "schedule": schedule,
+            "backend": self.backend,
+            "catchup": {"policy": "all", "window": "10m", "max": 1000},
+            "retention": {"count": 100000, "age": "30d"},
+            "retries": {"attempts": 5, "backoff": "200ms", "max_backoff": "1s"},
+            **extra,
+        }
+        if self.backend == "docker":
+            line = RECORD_LINE.format(out="/out/task-output.txt") + tail
+            spec["task"] = {"image": TEST_IMAGE, "command": ["/bin/sh", "-c", line],
+                            "mounts": [{"source": str(self.workdir), "target": "/out", "read_only": False}]}
+        else:
+            spec["task"] = {"command": ["/bin/sh", "-c", RECORD_LINE.format(out=self.out_file) + tail]}
+        return spec
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            for replica in self.cluster.replicas.values():
+                replica.signal(signal.SIGCONT)
+            self.cluster.stop_all()
+            self._note_deaths()
+        for gate in self.gates.values():
+            gate.close()
+        if self.zk is not None:
+            self.zk.stop_all()
+
+    # -- replicas -------------------------------------------------------------------------------------------
+    def start_replica(self, rid: str, env: dict[str, str] | None = None) -> ReplicaProcess:
+        return self.rs().start(rid, env=env, zk_hosts=self.gates[rid].connect_string)
+
+    def replica(self, rid: str) -> ReplicaProcess:
+        return self.rs().replicas[rid]
+
+    def leader(self, timeout: float = 60.0, other_than: str | None = None) -> str:
+        return self.rs().wait_leader(timeout=timeout, other_than=other_than)
+
+    def epoch_of(self, rid: str) -> int:
+        leading = [e for e in self.replica(rid).events() if e.get("event") == "leading"]
+        return int(leading[-1]["epoch"]) if leading else -1
+
+    def kill(self, rid: str) -> float:
+        """SIGKILL; returns the wall time it was sent."""
+        replica, at = self.replica(rid), time.time()
+        replica.signal(signal.SIGCONT)
+        replica.signal(signal.SIGKILL)
+        replica.process.wait(10)
+        self.deaths[replica.process.pid] = at
+        return at
+
+    def terminate(self, rid: str) -> float:
+        """SIGTERM and wait for the graceful exit; returns the wall time it was sent."""
+        replica, at = self.replica(rid), time.time()
+        replica.signal(signal.SIGTERM)
+        try:
+            replica.process.wait(20)
+        except subprocess.TimeoutExpired:
+            replica.process.kill()
+            replica.process.wait(10)
+        self.deaths[replica.process.pid] = time.time()
+        return at
+
+    def wait_dead(self, rid: str, timeout: float) -> float | None:
+        replica = self.replica(rid)
+        if not wait_for(lambda: not replica.alive(), timeout, interval=0.02):
+            return None
+        self.deaths.setdefault(replica.process.pid, time.time())
+        return self.deaths[replica.process.pid]
+
+    def ensure_all_running(self) -> None:
+        """Every replica alive and not stopped, every gate open, every ZooKeeper node serving."""
+        for gate in self.gates.values():
+            gate.heal()
+        zk = self.ensemble()
+        for node in zk.members:
+            zk.resume(node.sid)
+            zk.start_node(node.sid)
+        zk.wait_serving(timeout=90)
+        self._note_deaths()
+        for rid in self.ids:
+            replica = self.rs().replicas.get(rid)
+            if replica is None or not replica.alive():
+                self.start_replica(rid)
+            else:
+                replica.signal(signal.SIGCONT)
+
+    def _note_deaths(self) -> None:
+        for replica in self.rs().incarnations:
+            if not replica.alive():
+                self.deaths.setdefault(replica.process.pid, time.time())
+
+    # -- backend --------------------------------------------------------------------------------------------
+    def dockerd(self, action: str) -> None:
+        subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), action], check=True, capture_output=True, timeout=120)
+
+    def manifest(self) -> dict[str, Any]:
+        return {"root": self.root, "backend": self.backend, "workdir": str(self.workdir), "jobs": list(JOBS)}
+
+    def save_manifest(self) -> None:
+        (self.workdir / "manifest.json").write_text(json.dumps(self.manifest(), indent=2))
