@@ -35,37 +35,52 @@ LAUNCHES = Counter(
     "cronframework_launches", "Launch records finished, by job and outcome.", ["job", "outcome"], registry=REGISTRY
 )
 SKIPPED = Counter(
-    "cronframework_skipped_launches", "Instants recorded as skipped, by job and reason class.", ["job", "reason"],
+    "cronframework_skipped_launches",
+    "Instants recorded as skipped, by job and reason class.",
+    ["job", "reason"],
     registry=REGISTRY,
 )
 LAUNCH_LAG = Histogram(
-    "cronframework_launch_lag_seconds", "Scheduled instant to backend submission confirmed.",
-    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600), registry=REGISTRY,
+    "cronframework_launch_lag_seconds",
+    "Scheduled instant to backend submission confirmed.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+    registry=REGISTRY,
 )
 OPEN_LAUNCHES = Gauge(
-    "cronframework_open_launches", "Launches begun (sync point one) and not yet finished, by this process.",
+    "cronframework_open_launches",
+    "Launches begun (sync point one) and not yet finished, by this process.",
     registry=REGISTRY,
 )
 LEADER = Gauge("cronframework_leader", "1 while this replica leads, else 0.", registry=REGISTRY)
-LEADER_EPOCH = Gauge("cronframework_leader_epoch", "Epoch of this replica's current or last leadership.",
-                     registry=REGISTRY)
+LEADER_EPOCH = Gauge(
+    "cronframework_leader_epoch", "Epoch of this replica's current or last leadership.", registry=REGISTRY
+)
 TAKEOVERS = Counter("cronframework_takeovers", "Times this replica became leader.", registry=REGISTRY)
 STORE_SECONDS = Histogram(
-    "cronframework_store_call_seconds", "State store call latency, by operation.", ["op"], registry=REGISTRY,
+    "cronframework_store_call_seconds",
+    "State store call latency, by operation.",
+    ["op"],
+    registry=REGISTRY,
 )
 STORE_ERRORS = Counter(
     "cronframework_store_errors", "State store calls that raised, by operation.", ["op"], registry=REGISTRY
 )
 BACKEND_SECONDS = Histogram(
-    "cronframework_backend_call_seconds", "Backend call latency, by backend and method.", ["backend", "method"],
+    "cronframework_backend_call_seconds",
+    "Backend call latency, by backend and method.",
+    ["backend", "method"],
     registry=REGISTRY,
 )
 BACKEND_ERRORS = Counter(
-    "cronframework_backend_errors", "Backend calls that raised, by backend, method and kind (transient/permanent).",
-    ["backend", "method", "kind"], registry=REGISTRY,
+    "cronframework_backend_errors",
+    "Backend calls that raised, by backend, method and kind (transient/permanent).",
+    ["backend", "method", "kind"],
+    registry=REGISTRY,
 )
 API_REQUESTS = Counter(
-    "cronframework_api_requests", "HTTP API requests, by route template and status code.", ["route", "code"],
+    "cronframework_api_requests",
+    "HTTP API requests, by route template and status code.",
+    ["route", "code"],
     registry=REGISTRY,
 )
 

@@ -83,7 +83,7 @@ class Replica:
             store.client,
             zk.root,
             self.replica_id,
-            acl=getattr(store, "acl", None),
+            acl=store.acl,
             on_elected=lambda _fence: self._wake.set(),
             on_suspended=self._suspended,
             on_lost=self._suspended,

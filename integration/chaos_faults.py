@@ -83,9 +83,9 @@ def _crash_at(topo: Topology, point: str) -> FaultEvent:
         event.losses.append(LeaderLoss(dead_at, topo.epoch_of(heir), heir))
     else:
         event.detail += " (the heir did not lead and crash)"
-    topo.start_replica(heir) if not topo.replica(heir).alive() else topo.terminate(heir)
-    if not topo.replica(heir).alive():
-        topo.start_replica(heir)
+    if topo.replica(heir).alive():
+        topo.terminate(heir)  # still armed: disarm it
+    topo.start_replica(heir)
     return event
 
 

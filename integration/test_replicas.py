@@ -199,3 +199,35 @@ def test_unreachable_zookeeper_is_one_clear_line_not_a_traceback(command: list[s
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: cannot reach ZooKeeper at 127.0.0.1:9 after 3 tries"], result.stderr
     assert time.monotonic() - started < 60  # bounded retries: 3 tries of 2 s each, not forever
+
+
+def test_digest_acl_shuts_other_tenants_out(zk_hosts: str, zk_root: str, tmp_path: Path) -> None:
+    import os
+
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import NoAuthError
+
+    os.environ["CRONFRAMEWORK_ZK_AUTH"] = "cron:s3cret"
+    try:
+        cluster = ReplicaSet(zk_hosts, zk_root, tmp_path / "cluster")
+        apply(cluster, EVERY_SECOND, tmp_path)
+        cluster.start("a")
+        cluster.wait_leader()
+        assert wait_for(lambda: launched_names(cluster), 30), cluster.log_tails()
+        stranger = KazooClient(hosts=zk_hosts)
+        stranger.start(timeout=10)
+        try:
+            with pytest.raises(NoAuthError):
+                stranger.get(f"{zk_root}/specs/beat")
+            with pytest.raises(NoAuthError):
+                stranger.set(f"{zk_root}/specs/beat", b"{}")
+            with pytest.raises(NoAuthError):
+                stranger.get_children(f"{zk_root}/election")
+            with pytest.raises(NoAuthError):
+                stranger.create(f"{zk_root}/launches/beat/forged-20260101t000000z", b"{}")
+        finally:
+            stranger.stop()
+        assert '"replica": "a"' in cluster.cli("status", "--json").stdout
+        cluster.stop_all()
+    finally:
+        del os.environ["CRONFRAMEWORK_ZK_AUTH"]

@@ -16,9 +16,15 @@ SCRIPT = files("cronframework.api").joinpath("static/page.js").read_text()
 
 
 def html(body: str) -> Response:
-    return Response(200, body.encode(), "text/html; charset=utf-8",
-                    {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                     "script-src 'unsafe-inline'; connect-src 'self'"})
+    return Response(
+        200,
+        body.encode(),
+        "text/html; charset=utf-8",
+        {
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "script-src 'unsafe-inline'; connect-src 'self'"
+        },
+    )
 
 
 def _e(value: Any) -> str:
@@ -44,11 +50,14 @@ def _frame(title: str, content: str, now: datetime) -> str:
 
 def _leader_block(status: dict[str, Any]) -> str:
     leader = status.get("leader")
-    who = (f'<b id="leader">{_e(leader.get("replica"))}</b> (epoch {_e(leader.get("epoch"))})'
-           if leader else '<b id="leader">none</b>')
+    who = (
+        f'<b id="leader">{_e(leader.get("replica"))}</b> (epoch {_e(leader.get("epoch"))})'
+        if leader
+        else '<b id="leader">none</b>'
+    )
     replicas = ", ".join(_e(r.get("replica")) for r in status.get("replicas") or [])
     takeover = status.get("takeover") or {}
-    last = f' &middot; last takeover {_time(takeover.get("at"))} by {_e(takeover.get("replica"))}' if takeover else ""
+    last = f" &middot; last takeover {_time(takeover.get('at'))} by {_e(takeover.get('replica'))}" if takeover else ""
     return f'<p class="leader">Leader: {who}{last}</p><p class="replicas">Replicas: {replicas or "-"}</p>'
 
 
@@ -59,7 +68,8 @@ def _job_row(job: dict[str, Any]) -> str:
     return (
         f'<tr data-job="{_e(job["job"])}"><td><a href="/jobs/{name}">{_e(job["job"])}</a></td>'
         f'<td class="state {state}">{state}</td><td>{_time(job.get("next"))}</td>'
-        f'<td class="launch">{_e(last.get("name") or "-")}</td><td>{_outcome(last.get("outcome") or last.get("state"))}</td>'
+        f'<td class="launch">{_e(last.get("name") or "-")}</td>'
+        f"<td>{_outcome(last.get('outcome') or last.get('state'))}</td>"
         f'<td><a href="/v1/jobs/{name}/history">history</a></td></tr>'
     )
 
@@ -75,16 +85,19 @@ def index(status: dict[str, Any], now: datetime) -> str:
 
 def job(detail: dict[str, Any], records: list[dict[str, Any]], now: datetime) -> str:
     upcoming = "".join(f"<li>{_time(n['utc'])} <code>{_e(n['name'])}</code></li>" for n in detail["next_launches"])
-    rows = "".join(
-        f"<tr><td><code>{_e(r['name'])}</code></td><td>{_time(r['scheduled'])}</td>"
-        f"<td>{_outcome(r.get('outcome') or r.get('state'))}</td><td>{_e(r.get('reason') or '')}</td></tr>"
-        for r in records
-    ) or '<tr><td colspan="4">no launches yet</td></tr>'
+    rows = (
+        "".join(
+            f"<tr><td><code>{_e(r['name'])}</code></td><td>{_time(r['scheduled'])}</td>"
+            f"<td>{_outcome(r.get('outcome') or r.get('state'))}</td><td>{_e(r.get('reason') or '')}</td></tr>"
+            for r in records
+        )
+        or '<tr><td colspan="4">no launches yet</td></tr>'
+    )
     content = (
         f'<p><a href="/">&larr; all jobs</a> &middot; schedule <code>{_e(detail["schedule"])}</code> '
-        f'({_e(detail["timezone"])}) on {_e(detail["backend"])}</p><h2>Next launches</h2><ul>{upcoming or "<li>none</li>"}</ul>'
+        f"({_e(detail['timezone'])}) on {_e(detail['backend'])}</p>"
+        f"<h2>Next launches</h2><ul>{upcoming or '<li>none</li>'}</ul>"
         '<h2>History</h2><table id="history"><thead><tr><th>Launch</th><th>Scheduled</th><th>Outcome</th>'
         f"<th>Reason</th></tr></thead><tbody>{rows}</tbody></table>"
     )
     return _frame(f"cronframework: {detail['job']}", content, now)
-

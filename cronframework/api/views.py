@@ -51,8 +51,13 @@ def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[
     job = compile_job(_stored(store, name))
     spec = job.spec
     # scheduling fields only: the task (command, env) may hold secrets and is never returned
-    item.update(schedule=spec.schedule, timezone=spec.timezone, backend=spec.backend,
-                concurrency=spec.concurrency.value, resolved=job.schedule.resolved)
+    item.update(
+        schedule=spec.schedule,
+        timezone=spec.timezone,
+        backend=spec.backend,
+        concurrency=spec.concurrency.value,
+        resolved=job.schedule.resolved,
+    )
     item["next_launches"] = [p.as_json() for p in next_launches(job, now, count)] if spec.enabled else []
     return item
 

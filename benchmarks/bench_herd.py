@@ -1,0 +1,99 @@
+"""Herd: N jobs all due in the same second, launched by one in-process leader on real ZooKeeper (noop backend).
+
+Measures, from the shared scheduled instant: when every launch was begun (sync point one committed), submitted
+(noop backend) and finished (sync point two committed) in ZooKeeper; lag scheduled -> submitted p50/p99/max;
+ZooKeeper writes (ops in multi-op transactions) and payload bytes per launch, and ZooKeeper packets per launch
+from `mntr`. Every job is `S * * * * *` for one second S a few seconds after the leader has taken over.
+
+    python -m benchmarks herd [--jobs 1000,10000] [--nodes 1,3] [--smoke]
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from benchmarks.common import apply_specs, job_spec, lags, mntr, new_root, start_leader, summary, wait_until, zookeeper
+from cronframework.naming import LaunchIdentity
+
+LEAD_SECONDS = 4  # the herd's second is this far after promotion completes (room for the first tick to settle)
+
+
+def herd_second(promote_estimate: float) -> datetime:
+    """A whole second at least LEAD_SECONDS + the promotion estimate away."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return now + timedelta(seconds=LEAD_SECONDS + int(promote_estimate) + 1)
+
+
+def run_one(hosts: str, jobs: int, cluster: Any) -> dict[str, Any]:
+    root = new_root("herd")
+    leader = start_leader(hosts, root)
+    try:
+        target = herd_second(promote_estimate=jobs / 4000)
+        names = [f"herd-{i:06d}" for i in range(jobs)]
+        apply_specs(leader.store, [job_spec(n, f"{target.second} * * * * *") for n in names])
+        leader.start()
+        wait_until(lambda: leader.promoted_at is not None or leader.error is not None, 300, "promotion")
+        _raise(leader)
+        before = mntr(cluster)
+        due = leader.session._dispatcher.next_due()
+        assert due is not None
+        done = wait_until(
+            lambda: leader.error is not None or leader.writes.groups.get("finishing launches", 0) >= jobs,
+            max(60.0, (due - datetime.now(UTC)).total_seconds() + 60),
+            "every launch to finish",
+        )
+        _raise(leader)
+        after = mntr(cluster)
+        return _figures(leader, jobs, due, names, done, before, after)
+    finally:
+        leader.close()
+
+
+def _raise(leader: Any) -> None:
+    if leader.error is not None:
+        raise RuntimeError(f"the leader failed: {leader.error!r}") from leader.error
+
+
+def _figures(
+    leader: Any, jobs: int, due: datetime, names: list[str], done: float, before: dict[str, float], after: dict[str, float]
+) -> dict[str, Any]:
+    writes = leader.writes
+    t0 = due.timestamp()
+    begun = max(t for t, _ in writes.done["beginning launches"] if t >= t0)
+    finished = max(t for t, _ in writes.done["finishing launches"])
+    launch_names = [LaunchIdentity(n, due).name for n in names]
+    lag = lags(leader.backend, launch_names, [due] * jobs)
+    herd_ops = writes.ops.get("beginning launches", 0) + writes.ops.get("finishing launches", 0)
+    herd_bytes = writes.bytes.get("beginning launches", 0) + writes.bytes.get("finishing launches", 0)
+    open_left = len(leader.store.open_launches())
+    return {
+        "jobs": jobs,
+        "submitted": leader.backend.submits,
+        "finished_records": writes.groups.get("finishing launches", 0),
+        "open_left": open_left,
+        "all_begun_s": round(begun - t0, 3),
+        "all_submitted_s": round(max(lag, default=0.0), 3),
+        "all_finished_s": round(finished - t0, 3),
+        "lag_s": summary(lag),
+        "zk_ops_per_launch": round(herd_ops / jobs, 2),
+        "zk_bytes_per_launch": round(herd_bytes / jobs, 1),
+        "zk_packets_per_launch": round(
+            (after.get("zk_packets_received", 0) - before.get("zk_packets_received", 0)) / jobs, 3
+        ),
+        "done_wall_s": round(done - t0, 3),
+    }
+
+
+def run(sizes: list[int], nodes: list[int]) -> dict[str, Any]:
+    rows = []
+    for n in nodes:
+        with zookeeper(n) as cluster:
+            for jobs in sizes:
+                started = time.monotonic()
+                row = {"zk_nodes": n, **run_one(cluster.connect_string, jobs, cluster)}
+                row["bench_wall_s"] = round(time.monotonic() - started, 1)
+                print(row, flush=True)
+                rows.append(row)
+    return {"rows": rows}

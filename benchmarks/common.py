@@ -1,0 +1,249 @@
+"""Shared plumbing for the scheduler benchmarks: real ZooKeeper, an in-process leader on the noop backend, figures.
+
+Every scenario drives the real code path (LeaderSession -> Launcher -> ZooKeeperStore -> FencedWriter) against
+real ZooKeeper servers started by integration.zk; only the backend is the in-process noop, so the figures are the
+scheduler's own cost. Results are plain dicts of figures, printed as JSON with the machine they were taken on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from backends.noop import NoopBackend
+from cronframework.backend import BackendSet
+from cronframework.clock import SystemClock
+from cronframework.election import Election
+from cronframework.jobs import SpecCache
+from cronframework.jobspec import JobSpec
+from cronframework.leader import LeaderConfig, LeaderSession
+from cronframework.replica import ZkLeadership
+from cronframework.store import SpecChange
+from cronframework.store.zk_batch import FencedWriter, Group, op_size
+from cronframework.store.zookeeper import ZooKeeperStore
+from integration.zk import ZkCluster, four_letter
+
+SPEC_CHUNK = 400  # specs per `apply` transaction: well under one ZooKeeper transaction's limits
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on; printed with every result."""
+    mem_kb = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    return {
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+    }
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50": round(pct(values, 0.5), 4),
+        "p99": round(pct(values, 0.99), 4),
+        "max": round(max(values, default=0.0), 4),
+    }
+
+
+def rss_mib() -> float:
+    """The current resident set of this process (the in-process leader and the benchmark driver)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def zookeeper(nodes: int, *, fsync: bool = False) -> Iterator[ZkCluster]:
+    cluster = ZkCluster(nodes=nodes, force_sync=fsync)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.destroy()
+
+
+def mntr(cluster: ZkCluster) -> dict[str, float]:
+    """Numeric `mntr` figures summed over the running nodes (packets, znode count, data size)."""
+    totals: dict[str, float] = {}
+    for node in cluster.members:
+        if not node.running:
+            continue
+        for line in four_letter(node.client_port, "mntr").splitlines():
+            key, _, value = line.partition("\t")
+            try:
+                totals[key] = totals.get(key, 0.0) + float(value)
+            except ValueError:
+                continue
+    return totals
+
+
+def job_spec(name: str, schedule: str, **extra: Any) -> JobSpec:
+    body = {"name": name, "schedule": schedule, "backend": "noop", "task": {"command": ["/bin/true"]}, **extra}
+    return JobSpec.model_validate(body)
+
+
+def spec_document(spec: JobSpec) -> dict[str, Any]:
+    return dict(spec.model_dump(mode="json", exclude={"name"}))
+
+
+def apply_specs(store: ZooKeeperStore, specs: Sequence[JobSpec]) -> None:
+    """Create the specs as `apply` would, in transactions of SPEC_CHUNK."""
+    for start in range(0, len(specs), SPEC_CHUNK):
+        chunk = specs[start : start + SPEC_CHUNK]
+        store.write_specs([SpecChange(s.name, spec_document(s), None) for s in chunk])
+
+
+@dataclass
+class WriteLog:
+    """What reached ZooKeeper through the store's FencedWriter: per `what`, transactions' ops, bytes, and when."""
+
+    ops: dict[str, int] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    done: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # (wall time, groups) per commit
+
+    def total_ops(self) -> int:
+        return sum(self.ops.values())
+
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+
+def count_writes(store: ZooKeeperStore) -> WriteLog:
+    """Wrap the store's writer so every committed batch is counted (ops, payload bytes, completion time)."""
+    log = WriteLog()
+    writer: FencedWriter = store.writer
+    inner = writer.commit
+
+    def commit(fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> None:
+        inner(fence_path, groups, what, atomic=atomic)
+        ops = [o for g in groups for o in g.ops]
+        log.ops[what] = log.ops.get(what, 0) + len(ops) + (1 if fence_path else 0)
+        log.bytes[what] = log.bytes.get(what, 0) + sum(op_size(o, 0) for o in ops)
+        log.groups[what] = log.groups.get(what, 0) + len(groups)
+        log.done.setdefault(what, []).append((time.time(), len(groups)))
+
+    writer.commit = commit  # type: ignore[method-assign]
+    return log
+
+
+@dataclass
+class Leader:
+    """One in-process leader: its own ZooKeeper session, a real Election, the noop backend, a SystemClock."""
+
+    store: ZooKeeperStore
+    election: Election
+    backend: NoopBackend
+    specs: SpecCache
+    session: LeaderSession
+    writes: WriteLog
+    stop: threading.Event
+    thread: threading.Thread | None = None
+    error: BaseException | None = None
+    promoted_at: float | None = None
+
+    def start(self) -> Leader:
+        self.thread = threading.Thread(target=self._run, name="bench-leader", daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.session.promote()
+            self.promoted_at = time.time()
+            while not self.stop.is_set():
+                self.session.tick()
+                self.session._sleep()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.session._launcher.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.session.wake()
+        if self.thread is not None:
+            self.thread.join(30)
+        self.election.resign()
+        self.store.close()
+        self.backend.close()
+
+
+def start_leader(hosts: str, root: str, *, session_timeout: float = 10.0, **config: Any) -> Leader:
+    store = ZooKeeperStore.connect(hosts, root, session_timeout=session_timeout)
+    writes = count_writes(store)
+    election = Election(store.client, root, f"bench-{uuid.uuid4().hex[:6]}", acl=store.acl).start()
+    if not election.elected.wait(30) or election.fence is None:
+        raise RuntimeError("the benchmark leader was not elected within 30 s")
+    clock = SystemClock()
+    backend = NoopBackend(clock=clock)
+    specs = SpecCache(store)
+    specs.start()
+    stop = threading.Event()
+    session = LeaderSession(
+        store,
+        specs,
+        BackendSet(preset={"noop": backend}),
+        ZkLeadership(election, election.fence),
+        clock,
+        LeaderConfig(cluster=root, **config),
+        stop,
+    )
+    return Leader(store, election, backend, specs, session, writes, stop)
+
+
+def new_root(scenario: str) -> str:
+    return f"/bench-{scenario}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.02) -> float:
+    """Poll until `condition()` holds; the wall time it held; RuntimeError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+    return time.time()
+
+
+def lags(backend: NoopBackend, names: Sequence[str], scheduled: Sequence[datetime]) -> list[float]:
+    """Seconds from each launch's scheduled instant to the noop backend's submitted_at (missing ones skipped)."""
+    out = []
+    for name, when in zip(names, scheduled, strict=True):
+        got = backend.submitted_at(name)
+        if got is not None:
+            out.append((got - when) / timedelta(seconds=1))
+    return out
+
+
+def emit(scenario: str, figures: dict[str, Any]) -> dict[str, Any]:
+    result = {"scenario": scenario, "machine": machine(), **figures}
+    print(json.dumps(result, indent=1, default=str), flush=True)
+    return result

@@ -1,0 +1,144 @@
+"""What the invariant checker reads, all from outside the replicas: the backend's own record of launches, the
+tasks' own output, the replicas' JSON logs (leadership intervals, launch outcomes) and the store's history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cronframework.records import LaunchRecord
+from integration.replicas import ReplicaProcess
+
+
+@dataclass(frozen=True)
+class BackendLaunch:
+    """One launch as the backend recorded it: when it was created and by which leader epoch."""
+
+    name: str
+    submitted_at: float  # wall time
+    epoch: int | None
+    submitter_pid: int | None = None
+
+
+@dataclass
+class Interval:
+    """One epoch of leadership as the replica's log shows it; `end` is when it certainly no longer led."""
+
+    epoch: int
+    replica: str
+    pid: int
+    start: float
+    end: float
+    took_over: float | None = None  # the leader's "took over" event: promotion (recovery + catch-up) done
+
+
+@dataclass
+class Evidence:
+    launches: list[BackendLaunch] = field(default_factory=list)
+    task_lines: list[tuple[str, int, int]] = field(default_factory=list)  # (launch, epoch, attempt)
+    intervals: list[Interval] = field(default_factory=list)
+    finished: list[dict[str, Any]] = field(default_factory=list)  # "launch finished" log events
+    history: dict[str, list[LaunchRecord]] = field(default_factory=dict)
+
+
+def ts(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(event["ts"])).timestamp()
+
+
+# -- backend ----------------------------------------------------------------------------------------------------
+def process_launches(state_dir: Path) -> list[BackendLaunch]:
+    """Every claimed launch dir; the claim names the submitting process, spec.json the leader's epoch."""
+    out = []
+    for claim in sorted(state_dir.glob("*/claim")) if state_dir.exists() else []:
+        body = _json(claim) or {}
+        env = (_json(claim.parent / "spec.json") or {}).get("env", {})
+        epoch = env.get("CRONFRAMEWORK_LEADER_EPOCH")
+        at = datetime.fromisoformat(body["claimed_at"]).timestamp() if "claimed_at" in body else claim.stat().st_mtime
+        out.append(BackendLaunch(claim.parent.name, at, int(epoch) if epoch else None, body.get("scheduler_pid")))
+    return out
+
+
+def docker_launches(cluster: str) -> list[BackendLaunch]:
+    """Every container labelled with this cluster, whatever its state (docker SDK, all=True)."""
+    import docker  # only the docker run needs it
+
+    client = docker.from_env(timeout=60)
+    try:
+        found = client.containers.list(all=True, filters={"label": f"cronframework.cluster={cluster}"})
+        return [_container(c.attrs) for c in found]
+    finally:
+        client.close()
+
+
+def _container(attrs: dict[str, Any]) -> BackendLaunch:
+    labels = attrs.get("Config", {}).get("Labels") or {}
+    env = dict(item.split("=", 1) for item in attrs.get("Config", {}).get("Env") or [] if "=" in item)
+    created = datetime.fromisoformat(str(attrs["Created"])[:26].rstrip("Z") + "+00:00").timestamp()
+    epoch = env.get("CRONFRAMEWORK_LEADER_EPOCH")
+    name = labels.get("cronframework.launch") or str(attrs.get("Name", "")).lstrip("/")
+    return BackendLaunch(name, created, int(epoch) if epoch else None)
+
+
+def task_lines(path: Path) -> list[tuple[str, int, int]]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            out.append((parts[0], int(parts[1]), int(parts[2])))
+    return out
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# -- replicas' logs ---------------------------------------------------------------------------------------------
+ENDS = ("leadership lost; back to following", "shutting down; handing leadership over")
+
+
+def intervals(incarnations: Iterable[ReplicaProcess], deaths: dict[int, float]) -> list[Interval]:
+    """Leadership per epoch, each ended by the earliest of: the log saying so, the process's death, or a newer
+    epoch's start (a successor was elected, so the old session was gone by then, whatever the old process thought).
+    """
+    found: list[Interval] = []
+    for replica in incarnations:
+        found += _from_log(replica, deaths.get(replica.process.pid, float("inf")))
+    found.sort(key=lambda i: i.start)
+    for interval in found:
+        later = [i.start for i in found if i.epoch > interval.epoch]
+        interval.end = min([interval.end, *later])
+    return found
+
+
+def _from_log(replica: ReplicaProcess, death: float) -> list[Interval]:
+    out: dict[int, Interval] = {}
+    current: Interval | None = None
+    for event in replica.events():
+        name = event.get("event")
+        if name == "leading" and (current is None or current.epoch != event.get("epoch")):
+            epoch = int(event["epoch"])
+            current = out.setdefault(epoch, Interval(epoch, replica.replica_id, replica.process.pid, ts(event), death))
+            current.end = death  # the same epoch again: the session (so the fence) never lapsed in between
+        elif name == "took over" and current is not None and current.took_over is None:
+            current.took_over = ts(event)
+        elif name in ENDS and current is not None:
+            current.end = min(current.end, ts(event))
+            current = None
+    return list(out.values())
+
+
+def finished_events(incarnations: Iterable[ReplicaProcess]) -> list[dict[str, Any]]:
+    out = []
+    for replica in incarnations:
+        for event in replica.events():
+            if event.get("event") == "launch finished":
+                out.append({**event, "replica": replica.replica_id, "pid": replica.process.pid})
+    return out
