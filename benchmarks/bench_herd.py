@@ -30,12 +30,14 @@ def run_one(hosts: str, jobs: int, cluster: Any) -> dict[str, Any]:
     root = new_root("herd")
     leader = start_leader(hosts, root)
     try:
-        target = herd_second(promote_estimate=jobs / 4000)
+        target = herd_second(promote_estimate=jobs / 800)
         names = [f"herd-{i:06d}" for i in range(jobs)]
         apply_specs(leader.store, [job_spec(n, f"{target.second} * * * * *") for n in names])
         leader.start()
         wait_until(lambda: leader.promoted_at is not None or leader.error is not None, 300, "promotion")
         _raise(leader)
+        if leader.promoted_at is not None and leader.promoted_at >= target.timestamp():
+            raise RuntimeError(f"promotion of {jobs} jobs outlasted the herd's lead time; raise the estimate")
         before = mntr(cluster)
         due = leader.session._dispatcher.next_due()
         assert due is not None

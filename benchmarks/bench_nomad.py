@@ -2,8 +2,9 @@
 
     python -m benchmarks.bench_nomad [--launches 100] [--ticks 6] [--interval 5] [--address URL]
 
-1. Throughput: N creates through the adapter, one after another (p50/p99 latency, launches per second), then
-   the same N again (each refused as already existing: the cost of an idempotent resubmit), then N lookups.
+1. Throughput: N creates of jobs no node can place (the API path alone), then N creates through the adapter,
+   one after another (p50/p99 latency, launches per second; the tasks start meanwhile), then the same N again
+   (each refused as already existing: the cost of an idempotent resubmit), then N lookups.
 2. Lag: Nomad's own periodic job (7-field cron, every `interval` seconds) and this adapter submitting at the
    same instants run side by side on the same agent. For each instant: registration lag (the job's SubmitTime
    minus the instant) and start lag (the task's StartedAt minus the instant). Ours covers the adapter only: in
@@ -38,9 +39,9 @@ from integration.nomad_agent import NomadAgent, install
 COMMAND = ["/bin/true"]
 
 
-def make_launch(job: str, scheduled: datetime) -> Launch:
+def make_launch(job: str, scheduled: datetime, nomad: dict[str, Any] | None = None) -> Launch:
     spec = JobSpec.model_validate(
-        {"name": job, "schedule": "@every 1m", "backend": "nomad", "task": {"command": COMMAND}}
+        {"name": job, "schedule": "@every 1m", "backend": "nomad", "task": {"command": COMMAND}, "nomad": nomad or {}}
     )
     return Launch(identity=LaunchIdentity(job, scheduled), spec=spec, cluster="/bench")
 
@@ -67,6 +68,12 @@ def summary(label: str, seconds: list[float]) -> str:
 
 def throughput(backend: NomadBackend, count: int) -> None:
     base = datetime(2026, 1, 1, tzinfo=UTC)
+    # first the API path alone: jobs no node can take stay pending, so no task start competes for the CPUs
+    nowhere = {"constraints": [{"attribute": "${attr.kernel.name}", "value": "no-such-kernel"}]}
+    parked = [make_launch("bench-parked", base + timedelta(minutes=i), nowhere) for i in range(count)]
+    print(summary("submit (create, unplaced)", [timed(partial(backend.submit, la.name, la)) for la in parked]))
+    for launch in parked:
+        backend.remove(launch.name)
     launches = [make_launch("bench-tp", base + timedelta(minutes=i)) for i in range(count)]
     for label in ("submit (create)", "submit (already existed)"):
         print(summary(label, [timed(partial(backend.submit, la.name, la)) for la in launches]))
@@ -146,9 +153,7 @@ def machine(agent: NomadAgent) -> str:
     cpu = "unknown cpu"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
-        ]
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
         cpu = names[0] if names else cpu
     version = subprocess.run([str(install()), "version"], capture_output=True, text=True, check=False).stdout
     return (

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cronframework.errors import CronframeworkError
 from cronframework.jobspec import Duration
 from cronframework.leader import LeaderConfig
+from cronframework.snapshot import SnapshotPolicy
 
 AUTH_ENV = "CRONFRAMEWORK_ZK_AUTH"
 
@@ -71,11 +72,20 @@ class ApiSection(_Strict):
         return raw or None
 
 
+class SnapshotSection(_Strict):
+    """Periodic backups by the leader (docs/backups.md): one file every `every` into `dir`, the newest `keep` kept."""
+
+    dir: str
+    every: Duration = Field(default=timedelta(hours=1), gt=timedelta(0))
+    keep: int = Field(default=24, ge=1)
+
+
 class ServiceConfig(_Strict):
     zookeeper: ZooKeeperConfig = ZooKeeperConfig()
     scheduler: SchedulerSection = SchedulerSection()
     api: ApiSection = ApiSection()
     backends: dict[str, dict[str, Any]] = {}
+    snapshot: SnapshotSection | None = None
 
     def leader_config(self) -> LeaderConfig:
         s = self.scheduler
@@ -86,7 +96,12 @@ class ServiceConfig(_Strict):
             max_clock_skew=s.max_clock_skew,
             clock_check_every=s.clock_check_every,
             workers=s.workers,
+            snapshot=self._snapshot_policy(),
         )
+
+    def _snapshot_policy(self) -> SnapshotPolicy | None:
+        snap = self.snapshot
+        return SnapshotPolicy(Path(snap.dir), snap.every, snap.keep, self.zookeeper.root) if snap else None
 
 
 def load_config(path: str | None, overrides: dict[str, Any]) -> ServiceConfig:

@@ -13,15 +13,21 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cronframework import metrics
 from cronframework.apply import apply_diff, diff_specs
 from cronframework.backend import BackendSet
 from cronframework.clock import Clock, SystemClock
+from cronframework.config import ApiSection
 from cronframework.jobs import SpecCache
 from cronframework.leader import LeaderConfig, LeaderSession
+from cronframework.leadership import SoleLeader
 from cronframework.specfile import load_jobs
 from cronframework.store.embedded import SqliteStore
+
+if TYPE_CHECKING:
+    from cronframework.api.wiring import RunningApi
 
 log = logging.getLogger("cronframework.embedded")
 
@@ -37,6 +43,7 @@ class EmbeddedOptions:
     state_dir: Path = field(default_factory=default_state_dir)
     backends: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     leader: LeaderConfig = field(default_factory=lambda: LeaderConfig(cluster="embedded"))
+    api: ApiSection | None = None  # None: no HTTP API (library use); `cronframework run` passes one
 
 
 def backend_configs(options: EmbeddedOptions) -> dict[str, dict[str, Any]]:
@@ -66,13 +73,30 @@ def run_embedded(options: EmbeddedOptions, stop: threading.Event, clock: Clock |
         )
         cache = SpecCache(store)
         cache.start()
-        backends = BackendSet(backend_configs(options))
-        session = LeaderSession(store, cache, backends, leadership, clock or SystemClock(), options.leader, stop)
+        backends = BackendSet(backend_configs(options), loader=metrics.instrumented_loader)
+        clock = clock or SystemClock()
+        observed = metrics.instrument_store(store)
+        session = LeaderSession(observed, cache, backends, leadership, clock, options.leader, stop)
+        api = _serve_api(options, store, leadership, session, clock)
+        metrics.leading(leadership.epoch)
         try:
             session.run()
         finally:
+            metrics.following()
             leadership.active = False
+            if api is not None:
+                api.close()
             backends.close()
         return session
     finally:
         store.close()
+
+
+def _serve_api(
+    options: EmbeddedOptions, store: SqliteStore, leadership: SoleLeader, session: LeaderSession, clock: Clock
+) -> RunningApi | None:
+    if options.api is None:
+        return None
+    from cronframework.api.wiring import serve_embedded  # late: the api imports the CLI, which imports this module
+
+    return serve_embedded(options.api, store, leadership, lambda: session, clock, options.leader.poll_interval)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from cronframework import metrics
 from cronframework.backend import BackendSet, Launch
 from cronframework.clock import Clock
 from cronframework.crashhook import maybe_crash
@@ -65,6 +66,7 @@ class Launcher:
         """Run both sync points for a batch; returns the finished records. LeadershipLost propagates."""
         begun = self._sync_point_one(planned)
         to_launch = [(p, r) for p, r in begun if p.skip_reason is None]
+        metrics.launches_begun(len(to_launch))
         if to_launch:
             maybe_crash("after_sync_one", to_launch[0][1].job)
         finished = list(self._pool.map(lambda pr: self._submit(*pr), to_launch))
@@ -74,7 +76,11 @@ class Launcher:
             maybe_crash("after_sync_two", finished[0].job)
         for record in finished:
             log.info("launch finished", extra=_fields(record))
-        return finished + [r for p, r in begun if p.skip_reason is not None]
+        skipped = [r for p, r in begun if p.skip_reason is not None]
+        for record in skipped:
+            log.info("launch skipped", extra=_fields(record))
+        metrics.launches_finished(finished + skipped, were_open=len(to_launch))
+        return finished + skipped
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -98,7 +104,7 @@ class Launcher:
                 self._store.begin(self._leadership.fence, [Begin(record, planned.next_state, planned.trigger_id)])
                 kept.append((planned, record))
             except ConflictError:
-                log.warning("launch already recorded; not launching it again", extra={"launch": record.name})
+                log.warning("launch already recorded; not launching it again", extra=_fields(record))
         return kept
 
     @staticmethod

@@ -27,6 +27,7 @@ from cronframework.records import JobState, LaunchRecord, Outcome, TriggerReques
 from cronframework.recovery import Recovery, takeover_report
 from cronframework.retention import Pruner
 from cronframework.runtime_limits import RuntimeLimits
+from cronframework.snapshot import PeriodicSnapshots, SnapshotPolicy
 from cronframework.store import StateStore
 
 log = logging.getLogger("cronframework.leader")
@@ -41,6 +42,7 @@ class LeaderConfig:
     clock_check_every: float = 30.0
     prune_per_tick: int = 20
     workers: int = 16
+    snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
 
 
 @dataclass
@@ -77,6 +79,7 @@ class LeaderSession:
         self._launcher = Launcher(store, backends, leadership, clock, cluster=config.cluster, workers=config.workers)
         self._recovery = Recovery(store, backends, self._launcher, leadership, clock)
         self._pruner = Pruner(store, leadership, per_tick=config.prune_per_tick)
+        self._snapshots = PeriodicSnapshots(store, config.snapshot, clock) if config.snapshot else None
         self._limits = RuntimeLimits(backends, leadership, clock)
         self._next_clock_check = 0.0
         self._needs_recovery = False
@@ -184,6 +187,8 @@ class LeaderSession:
             raise
         self._limits.check()
         self._pruner.step(self._dispatcher.entries(), now)
+        if self._snapshots is not None:
+            self._snapshots.maybe_run()  # guarded by time; writes in its own thread
         return records
 
     def _launch_due(self, due: list[Entry], now: datetime) -> list[LaunchRecord]:
@@ -238,7 +243,8 @@ class LeaderSession:
         for request in self._store.pending_triggers():
             entry = self._dispatcher.get(request.job)
             if entry is None:
-                log.warning("trigger for an unknown or disabled job dropped", extra={"job": request.job})
+                extra = {"job": request.job, "trigger": request.id, "epoch": self._leadership.fence.epoch}
+                log.warning("trigger for an unknown or disabled job dropped", extra=extra)
                 self._store.drop_trigger(self._leadership.fence, request.id)
                 continue
             items.append(self._manual(entry, request, now, advanced))

@@ -131,6 +131,7 @@ def leading(epoch: int) -> None:
 
 def following() -> None:
     LEADER.set(0)
+    OPEN_LAUNCHES.set(0)  # what this session left open is the next leader's to conclude (recovery.py)
 
 
 # -- wrappers that time every call ------------------------------------------------------------------------------
@@ -188,6 +189,11 @@ class _ObservedBackend:
         return count
 
 
+def observe_backend(name: str, backend: Backend) -> Backend:
+    """The same backend, with the latency and errors of every method recorded under `backend=name`."""
+    return cast(Backend, _ObservedBackend(name, backend))
+
+
 def instrumented_loader(name: str, config: Mapping[str, Any] | None = None) -> Backend:
     """A drop-in for `backend.load_backend` (BackendSet's `loader`) whose backends are measured."""
-    return cast(Backend, _ObservedBackend(name, load_backend(name, config)))
+    return observe_backend(name, load_backend(name, config))

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cronframework import metrics
 from cronframework.backend import Backend, BackendSet, BackendStatus
 from cronframework.clock import Clock
 from cronframework.errors import BackendError
@@ -92,7 +93,7 @@ class Recovery:
             exit_code=status.exit_code,
         )
         self._store.finish(self._leadership.fence, [finished])
-        return Conclusion(record.name, f"found: {seen}", "recorded as launched")
+        return self._concluded(finished, Conclusion(record.name, f"found: {seen}", "recorded as launched"))
 
     def _uncertain(self, record: LaunchRecord, spec: JobSpec, why: str, seen: str) -> Conclusion:
         if spec.on_uncertain is OnUncertain.RELAUNCH:
@@ -118,7 +119,15 @@ class Recovery:
     ) -> Conclusion:
         finished = record.finish(outcome, now=self._clock.now(), reason=reason, **extra)
         self._store.finish(self._leadership.fence, [finished])
-        return Conclusion(record.name, seen, decision or f"recorded {outcome.value}: {reason}")
+        decision = decision or f"recorded {outcome.value}: {reason}"
+        return self._concluded(finished, Conclusion(record.name, seen, decision))
+
+    def _concluded(self, record: LaunchRecord, conclusion: Conclusion) -> Conclusion:
+        fields = {"job": record.job, "launch": record.name, "epoch": self._leadership.fence.epoch}
+        fields |= {"lookup": conclusion.lookup, "decision": conclusion.decision}
+        log.info("open launch concluded", extra=fields)
+        metrics.launches_finished([record])
+        return conclusion
 
 
 def takeover_report(

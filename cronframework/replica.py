@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from cronframework import metrics
+from cronframework.api.wiring import serve_replica
 from cronframework.backend import BackendSet
 from cronframework.clock import Clock, SystemClock
 from cronframework.config import ServiceConfig
@@ -88,12 +90,15 @@ class Replica:
             on_suspended=self._suspended,
             on_lost=self._suspended,
         ).start()
-        backends = BackendSet(self.config.backends)
+        backends = BackendSet(self.config.backends, loader=metrics.instrumented_loader)
         self.state.role = "follower"
+        api = serve_replica(self, store, metrics.instrument_store(store))
         log.info("replica started", extra={"replica": self.replica_id, "zk_root": zk.root})
         try:
             self._loop(store, specs, election, backends)
         finally:
+            if api is not None:
+                api.close()
             self._shutdown(store, election, backends)
 
     def _loop(self, store: ZooKeeperStore, specs: SpecCache, election: Election, backends: BackendSet) -> None:
@@ -110,8 +115,10 @@ class Replica:
         self.state.role, self.state.epoch = "leader", fence.epoch
         self.state.sessions += 1
         log.info("leading", extra={"replica": fence.replica, "epoch": fence.epoch})
+        metrics.leading(fence.epoch)
+        observed = metrics.instrument_store(store)
         self.session = LeaderSession(
-            store, specs, backends, leadership, self.clock, self.config.leader_config(), self.stop
+            observed, specs, backends, leadership, self.clock, self.config.leader_config(), self.stop
         )
         try:
             self.session.run()
@@ -122,6 +129,7 @@ class Replica:
             log.error("leader session failed; will retry", extra={"epoch": fence.epoch, "error": str(exc)})
             self.stop.wait(1.0)
         finally:
+            metrics.following()
             self.session = None
             self.state.role = "follower"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
@@ -63,8 +63,15 @@ def load_jobs(paths: Sequence[str | Path]) -> list[LoadedJob]:
 
 def load_jobs_from_text(text: str, file: str = "<string>") -> list[LoadedJob]:
     """The jobs in one file's text (tests, and specs kept in the state store)."""
+    return load_jobs_from_texts([(file, text)])
+
+
+def load_jobs_from_texts(files: Iterable[tuple[str, str]]) -> list[LoadedJob]:
+    """Several (file name, text) pairs read as one set: job names unique across them (the spec store)."""
     reader = _Reader([])
-    reader.document(text, file)
+    with yamlpos.gc_paused():
+        for file, text in files:
+            reader.document(text, file)
     reader.finish()
     return reader.jobs
 
@@ -87,9 +94,16 @@ def find_job_files(paths: Sequence[str | Path], errors: list[SpecError]) -> Iter
             errors.append(SpecError("no such file or directory", file=str(path)))
             continue
         for file in files:
-            if (key := file.resolve()) not in seen:
+            if (key := _identity(file)) not in seen:
                 seen.add(key)
                 yield file
+
+
+def _identity(file: Path) -> Path:
+    try:
+        return file.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: reading it reports the problem
+        return file.absolute()
 
 
 def _walk(directory: Path) -> list[Path]:
@@ -121,7 +135,7 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
 
 
 class _Reader:
-    """Accumulates jobs and errors across files; `finish` checks names across files and raises."""
+    """Accumulates jobs, errors and job labels across files (names are unique across all of them)."""
 
     def __init__(self, errors: list[SpecError]) -> None:
         self.errors = errors
@@ -169,10 +183,10 @@ class _Reader:
             job = name if isinstance(name, str) else None
             self.errors.append(_at(message, file, pos, job=job, field=field))
 
+        before = len(self.errors)
         label_ok = self._label(name, key.pos, file, error)
         if not isinstance(body, YMap):
             return error(f"a job body must be a mapping of fields, not {_kind(body)}", body.pos)
-        before = len(self.errors)
         if "name" in body.entries:
             entry = body.entries["name"][0]
             error("the job name is the block label; remove 'name:'", entry.pos, "name")
@@ -226,9 +240,7 @@ def _known_top_level(key: Any) -> bool:
     return key in TOP_LEVEL_KEYS or (isinstance(key, str) and key.startswith("x-"))
 
 
-def _at(
-    message: str, file: str, pos: Pos | None, job: str | None = None, field: str | None = None
-) -> SpecError:
+def _at(message: str, file: str, pos: Pos | None, job: str | None = None, field: str | None = None) -> SpecError:
     line, col = (pos.line, pos.col) if pos else (None, None)
     return SpecError(message, file=file, line=line, col=col, job=job, field=field)
 

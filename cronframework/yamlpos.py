@@ -136,8 +136,8 @@ def gc_paused() -> Iterator[None]:
     """Pause the cyclic collector while building trees in bulk.
 
     A job file becomes tens of thousands of small containers that all stay alive; the collector would rescan
-    the growing heap over and over (3x the parse time at 10k jobs). Nothing built here forms a cycle, so
-    reference counting alone frees it all; the collector resumes (if it was on) on the way out.
+    the growing heap over and over (up to 3x the parse time, measured at 10k jobs). Nothing built here forms a
+    cycle, so reference counting alone frees it all; the collector resumes (if it was on) on the way out.
     """
     was_enabled = gc.isenabled()
     gc.disable()

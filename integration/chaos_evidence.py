@@ -101,7 +101,12 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 
 # -- replicas' logs ---------------------------------------------------------------------------------------------
-ENDS = ("leadership lost; back to following", "shutting down; handing leadership over")
+# a failed session ends launching too; if the fence survived, the next "leading" of the same epoch reopens it
+ENDS = (
+    "leadership lost; back to following",
+    "leader session failed; will retry",
+    "shutting down; handing leadership over",
+)
 
 
 def intervals(incarnations: Iterable[ReplicaProcess], deaths: dict[int, float]) -> list[Interval]:
@@ -123,7 +128,7 @@ def _from_log(replica: ReplicaProcess, death: float) -> list[Interval]:
     current: Interval | None = None
     for event in replica.events():
         name = event.get("event")
-        if name == "leading" and (current is None or current.epoch != event.get("epoch")):
+        if name == "leading" and (current is None or current.epoch != int(event["epoch"])):
             epoch = int(event["epoch"])
             current = out.setdefault(epoch, Interval(epoch, replica.replica_id, replica.process.pid, ts(event), death))
             current.end = death  # the same epoch again: the session (so the fence) never lapsed in between

@@ -7,7 +7,6 @@ zombie fault also records the window in which the resumed process must not touch
 
 from __future__ import annotations
 
-import contextlib
 import random
 import signal
 import subprocess
@@ -110,7 +109,8 @@ def stop(topo: Topology, rng: random.Random) -> FaultEvent:
 
 def _said_lost(topo: Topology, rid: str, epoch: int) -> bool:
     return any(
-        e.get("event") == "leadership lost; back to following" and e.get("epoch") == epoch
+        e.get("event") in ("leadership lost; back to following", "leader session failed; will retry")
+        and int(e.get("epoch", -1)) == epoch
         for e in topo.replica(rid).events()
     )
 
@@ -195,22 +195,16 @@ def backend(topo: Topology, rng: random.Random) -> FaultEvent:
         time.sleep(down)
         topo.dockerd("start")
         return event
-    # the process backend's whole record is its state dir: read-only, every submit fails (EROFS)
-    event = FaultEvent("backend", f"process state dir read-only for {down:.1f}s", time.time())
+    # the process backend's whole record is its state dir: immutable (chattr +i), every new launch dir is refused
+    # (EPERM, even for root) while lookups and the running launches' own files still work
+    event = FaultEvent("backend", f"process state dir immutable for {down:.1f}s", time.time())
     target = str(topo.state_dir)
-    subprocess.run(["mount", "--bind", target, target], check=True)
+    subprocess.run(["chattr", "+i", target], check=True, capture_output=True)
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", target], check=True)
         time.sleep(down)
     finally:
-        _unmount(target)
+        subprocess.run(["chattr", "-i", target], check=True, capture_output=True)
     return event
-
-
-def _unmount(target: str) -> None:
-    if subprocess.run(["umount", target], capture_output=True).returncode != 0:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            subprocess.run(["umount", "-l", target], check=True)
 
 
 INJECTORS: dict[str, Callable[[Topology, random.Random], FaultEvent]] = {

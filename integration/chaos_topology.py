@@ -109,18 +109,24 @@ class Topology:
         }
         if self.backend == "docker":
             line = RECORD_LINE.format(out="/out/task-output.txt") + tail
-            spec["task"] = {"image": TEST_IMAGE, "command": ["/bin/sh", "-c", line],
-                            "mounts": [{"source": str(self.workdir), "target": "/out", "read_only": False}]}
+            spec["task"] = {
+                "image": TEST_IMAGE,
+                "command": ["/bin/sh", "-c", line],
+                "mounts": [{"source": str(self.workdir), "target": "/out", "read_only": False}],
+            }
         else:
             spec["task"] = {"command": ["/bin/sh", "-c", RECORD_LINE.format(out=self.out_file) + tail]}
         return spec
 
-    def close(self) -> None:
+    def stop_replicas(self) -> None:
         if self.cluster is not None:
             for replica in self.cluster.replicas.values():
                 replica.signal(signal.SIGCONT)
             self.cluster.stop_all()
             self._note_deaths()
+
+    def close(self) -> None:
+        self.stop_replicas()
         for gate in self.gates.values():
             gate.close()
         if self.zk is not None:

@@ -100,9 +100,7 @@ class NomadAgent:
         deadline = time.monotonic() + READY_TIMEOUT
         while not self._node_ready():
             if time.monotonic() > deadline:
-                raise NomadAgentError(
-                    f"no ready node with raw_exec after {READY_TIMEOUT:.0f}s\n{self.log_tail()}"
-                )
+                raise NomadAgentError(f"no ready node with raw_exec after {READY_TIMEOUT:.0f}s\n{self.log_tail()}")
             time.sleep(0.3)
 
     def _node_ready(self) -> bool:

@@ -57,6 +57,7 @@ class ReplicaSet:
     session_timeout: float = 4.0
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     replicas: dict[str, ReplicaProcess] = field(default_factory=dict)
+    api_token: str | None = None  # written to a file the replicas' `api.token_file` names
     incarnations: list[ReplicaProcess] = field(default_factory=list)  # every process ever started, in order
 
     def __post_init__(self) -> None:
@@ -66,7 +67,11 @@ class ReplicaSet:
             "zookeeper": {"hosts": self.zk_hosts, "root": self.root, "session_timeout": self.session_timeout},
             "scheduler": {"poll_interval": 0.2, "clock_check_every": 5},
             "backends": self.backends,
+            "api": {"port": 0},  # each replica picks a free port and logs it ("api listening", api_url)
         }
+        if self.api_token:
+            (self.workdir / "api-token").write_text(self.api_token)
+            config["api"]["token_file"] = str(self.workdir / "api-token")
         self.config_path = self.workdir / "scheduler.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
 
@@ -130,6 +135,16 @@ class ReplicaSet:
         found = wait_for(lambda: (lid := self.leader_id()) is not None and lid != other_than and lid, timeout)
         if not found:
             raise AssertionError(f"no leader within {timeout}s; logs:\n{self.log_tails()}")
+        return str(found)
+
+    def api_url(self, replica_id: str, timeout: float = 20.0) -> str:
+        def url() -> str | None:
+            events = self.replicas[replica_id].events()
+            return next((e["api_url"] for e in events if e["event"] == "api listening"), None)
+
+        found = wait_for(url, timeout)
+        if not found:
+            raise AssertionError(f"replica {replica_id} logged no API address; logs:\n{self.log_tails()}")
         return str(found)
 
     def log_tails(self, lines: int = 15) -> str:

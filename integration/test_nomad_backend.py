@@ -8,6 +8,7 @@ started fails the tests with the reason; nothing here is skipped.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import partial
@@ -264,6 +265,39 @@ def test_wrong_token_never_appears_in_errors_or_repr(
     with pytest.raises(PermanentBackendError, match="403") as caught:
         backend.submit(launch.name, launch)
     assert secret not in str(caught.value) and secret not in repr(backend)
+
+
+# -- the docker driver -----------------------------------------------------------------------------------------
+
+TEST_IMAGE = "cronframework-test:latest"  # built from busybox-static by the Docker side (scripts/test-image.sh)
+
+
+def test_image_task_runs_on_the_docker_driver(
+    nomad_backend: NomadBackend, nomad_agent: NomadAgent, nomad_launch: Callable[..., Launch]
+) -> None:
+    """Needs dockerd (scripts/dockerd.sh start) and the test image before the agent starts; fails otherwise."""
+    if not _eventually(lambda: nomad_agent.any_driver_healthy("docker"), 40):
+        pytest.fail(
+            "the Nomad agent's docker driver is not healthy: start dockerd (scripts/dockerd.sh start) and build "
+            f"{TEST_IMAGE} before the tests\n{nomad_agent.log_tail(1500)}"
+        )
+    argv = ["/bin/sh", "-c", 'echo "docker-ok $CRONFRAMEWORK_LAUNCH"']
+    launch = nomad_launch(unique_job("dock"), argv, image=TEST_IMAGE, network="none")
+    nomad_backend.submit(launch.name, launch)
+    task = nomad_agent.api("GET", f"/v1/job/{launch.name}")["TaskGroups"][0]["Tasks"][0]
+    assert (task["Driver"], task["Config"]["image"]) == ("docker", TEST_IMAGE)
+    status = _status(nomad_backend, launch)
+    assert status.state is LaunchState.SUCCEEDED, status
+    assert f"docker-ok {launch.name}" in nomad_backend.logs(launch.name)
+
+
+def _eventually(probe: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
 
 
 # -- the agent going away ----------------------------------------------------------------------------------

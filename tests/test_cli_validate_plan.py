@@ -85,9 +85,7 @@ def test_plan_json_has_the_documented_keys(jobs_dir: Path, capsys: pytest.Captur
     code, out, err = run(capsys, "plan", path, "--from", FALL_BACK_EVE, "--count", "3", "--json")
     assert (code, err) == (0, "")
     launches = json.loads(out)
-    assert [set(item) for item in launches] == [
-        {"job", "scheduled", "utc", "name", "schedule", "resolved"}
-    ] * 3
+    assert [set(item) for item in launches] == [{"job", "scheduled", "utc", "name", "schedule", "resolved"}] * 3
     assert [(item["scheduled"], item["utc"], item["name"]) for item in launches] == [
         ("2026-11-01T01:30:00-04:00", "2026-11-01T05:30:00Z", "nightly-report-20261101t053000z"),
         ("2026-11-02T01:30:00-05:00", "2026-11-02T06:30:00Z", "nightly-report-20261102t063000z"),
@@ -95,9 +93,7 @@ def test_plan_json_has_the_documented_keys(jobs_dir: Path, capsys: pytest.Captur
     ]
 
 
-def test_plan_from_is_inclusive_and_naive_means_utc(
-    jobs_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_plan_from_is_inclusive_and_naive_means_utc(jobs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(jobs_dir / "nightly.yaml")
     code, out, _ = run(capsys, "plan", path, "--from", "2026-11-02T06:30:00", "--count", "1", "--json")
     assert code == 0 and json.loads(out)[0]["utc"] == "2026-11-02T06:30:00Z"

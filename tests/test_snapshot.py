@@ -1,4 +1,4 @@
-"""Backups: export/import round trips on SQLite, refusals, bad files, the restore-safe read order, periodic snapshots."""
+"""Backups: SQLite round trips, refusals, bad files, the restore-safe read order, periodic snapshots."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from cronframework.records import JobState, LaunchRecord, Outcome, TriggerReques
 from cronframework.snapshot import (
     FORMAT_VERSION,
     PeriodicSnapshots,
+    SnapshotError,
     SnapshotPolicy,
     capture,
     parse,
@@ -95,8 +96,11 @@ def test_export_then_import_into_an_empty_state_dir_gives_an_equal_store(tmp_pat
     assert cli("import", str(file), "--state-dir", str(tmp_path / "target")) == 0
     before, after = read_sqlite(source), read_sqlite(tmp_path / "target")
     assert after == before
-    assert [r.name for r in after["open"]] == ["alpha-20261125t063200z", "alpha-20261125t063200z-m",
-                                               "alpha-20261125t063300z"]
+    assert [r.name for r in after["open"]] == [
+        "alpha-20261125t063200z",
+        "alpha-20261125t063200z-m",
+        "alpha-20261125t063300z",
+    ]
     assert after["records"]["beta"][0].outcome is Outcome.SKIPPED
 
 
@@ -148,7 +152,9 @@ def test_import_into_a_non_empty_state_dir_is_refused_and_writes_nothing(
     assert read_meta(target, "epoch") is None  # leadership was never even taken
 
 
-def test_import_while_a_scheduler_holds_the_state_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_while_a_scheduler_holds_the_state_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     file = tmp_path / "b.json"
     cli("export", str(file), "--state-dir", str(sqlite_state(tmp_path / "source")))
     running = SqliteStore(tmp_path / "target" / "state.sqlite")
@@ -191,7 +197,7 @@ def corrupt(document: dict[str, Any], key: str, index: int, **change: Any) -> di
     return {**document, key: items}
 
 
-BAD_DOCUMENTS = {
+BAD_DOCUMENTS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "unknown version": (lambda d: {**d, "format_version": 2}, "unsupported format_version 2"),
     "no version": (lambda d: {k: v for k, v in d.items() if k != "format_version"}, "format_version None"),
     "not an object": (lambda d: [d], "not a snapshot"),
@@ -223,11 +229,14 @@ def test_a_bad_file_is_one_line_exit_1_and_nothing_written(
     assert not (tmp_path / "target").exists()
 
 
-@pytest.mark.parametrize(("name", "raw", "expected"), [
-    ("truncated.json", b'{"format_version": 1, "specs": [', "not valid JSON"),
-    ("plain.json.gz", b'{"format_version": 1}', "not a gzip file"),
-    ("empty.json", b"", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("truncated.json", b'{"format_version": 1, "specs": [', "not valid JSON"),
+        ("plain.json.gz", b'{"format_version": 1}', "not a gzip file"),
+        ("empty.json", b"", "not valid JSON"),
+    ],
+)
 def test_unreadable_files_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, raw: bytes, expected: str
 ) -> None:
@@ -244,7 +253,9 @@ def test_a_truncated_gzip_file_is_refused_without_a_traceback(tmp_path: Path) ->
     file.write_bytes(file.read_bytes()[:40])
     result = subprocess.run(
         [sys.executable, "-m", "cronframework", "snapshot", "import", str(file), "--state-dir", str(tmp_path / "t")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
@@ -318,9 +329,20 @@ def test_records_of_a_deleted_job_that_are_still_open_are_kept() -> None:
 
 
 def test_parse_names_the_first_bad_item() -> None:
-    with pytest.raises(Exception, match=r"paused\[1\]"):
-        parse({"format_version": 1, "created_at": T0.isoformat(), "source": "x", "specs": [], "job_states": [],
-               "paused": ["ok", 7], "launches": [], "triggers": [], "takeover": None})
+    with pytest.raises(SnapshotError, match=r"paused\[1\]"):
+        parse(
+            {
+                "format_version": 1,
+                "created_at": T0.isoformat(),
+                "source": "x",
+                "specs": [],
+                "job_states": [],
+                "paused": ["ok", 7],
+                "launches": [],
+                "triggers": [],
+                "takeover": None,
+            }
+        )
 
 
 # -- periodic snapshots -------------------------------------------------------------------------------------------
@@ -367,3 +389,36 @@ def test_other_files_in_the_snapshot_dir_are_never_pruned(tmp_path: Path) -> Non
         snaps.write_one()
         clock.advance(3600)
     assert files(tmp_path / "snaps") == ["cronframework-snapshot-20261125t083000z.json.gz", "notes.txt"]
+
+
+def test_the_leader_writes_periodic_snapshots_from_its_ticks(tmp_path: Path) -> None:
+    from tests.leader_harness import Cluster, job
+
+    cluster = Cluster()
+    cluster.apply(job("alpha"))
+    policy = SnapshotPolicy(tmp_path / "snaps", timedelta(minutes=5), keep=3, source="/cf")
+    session, _ = cluster.leader(snapshot=policy)
+    session.promote()
+    for _ in range(12):  # twelve one-minute ticks: snapshots at minutes 0 (the first tick), 5 and 10
+        cluster.clock.advance(60)
+        session.tick()
+        assert session._snapshots is not None
+        session._snapshots.join(10)
+    written = files(tmp_path / "snaps")
+    assert len(written) == 3
+    newest = json.loads(gzip.decompress((tmp_path / "snaps" / written[-1]).read_bytes()))
+    assert max(r["name"] for r in newest["launches"]) == "alpha-20261125t061000z"  # taken at the 10-minute tick
+
+
+def test_the_config_file_snapshot_section_reaches_the_leader(tmp_path: Path) -> None:
+    from cronframework.config import load_config
+    from cronframework.errors import CronframeworkError
+
+    path = tmp_path / "scheduler.yaml"
+    path.write_text("zookeeper: {root: /prod}\nsnapshot: {dir: /backups, every: 15m, keep: 4}\n")
+    policy = load_config(str(path), {}).leader_config().snapshot
+    assert policy == SnapshotPolicy(Path("/backups"), timedelta(minutes=15), 4, "/prod")
+    assert load_config(None, {}).leader_config().snapshot is None
+    path.write_text("snapshot: {dir: /backups, keep: 0}\n")
+    with pytest.raises(CronframeworkError, match=r"snapshot\.keep"):
+        load_config(str(path), {})

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cronframework import specfile, yamlpos
-from cronframework.errors import SpecErrors
+from cronframework.errors import SpecError, SpecErrors
 from cronframework.jobspec import CatchupPolicy, Concurrency, OnUncertain
-from cronframework.specfile import LoadedJob, load_jobs, load_jobs_from_text
+from cronframework.specfile import LoadedJob, load_jobs, load_jobs_from_text, load_jobs_from_texts
 
 CORPUS = Path(__file__).parent / "bad_specs"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -173,9 +173,19 @@ def test_duplicate_job_across_files_names_both_places(tmp_path: Path) -> None:
     with pytest.raises(SpecErrors) as caught:
         load_jobs([tmp_path])
     assert [str(e) for e in caught.value.errors] == [
-        f"{tmp_path / 'b.yaml'}:6:3: job 'dup': duplicate job name; "
-        f"first defined at {tmp_path / 'a.yaml'}:2:3"
+        f"{tmp_path / 'b.yaml'}:6:3: job 'dup': duplicate job name; first defined at {tmp_path / 'a.yaml'}:2:3"
     ]
+
+
+def test_texts_from_the_spec_store_share_one_namespace() -> None:
+    one, two = "job:\n" + job_text("a"), "job:\n" + job_text("b") + job_text("a")
+    assert [job.spec.name for job in load_jobs_from_texts([("one", one), ("other", "job:\n" + job_text("c"))])] == [
+        "a",
+        "c",
+    ]
+    with pytest.raises(SpecErrors) as caught:
+        load_jobs_from_texts([("one", one), ("two", two)])
+    assert str(caught.value) == "two:6:3: job 'a': duplicate job name; first defined at one:2:3"
 
 
 def test_missing_path_and_empty_directory(tmp_path: Path) -> None:
@@ -214,9 +224,7 @@ def test_unreadable_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_every_error_in_every_file_is_reported(tmp_path: Path) -> None:
-    write(
-        tmp_path / "a.yaml", "job:\n" + job_text("a", extra="    timezone: Nowhere/Land\n") + job_text("Bad")
-    )
+    write(tmp_path / "a.yaml", "job:\n" + job_text("a", extra="    timezone: Nowhere/Land\n") + job_text("Bad"))
     write(tmp_path / "b.yaml", "job: [\n")
     write(tmp_path / "c.yaml", "job:\n" + job_text("fine"))
     with pytest.raises(SpecErrors) as caught:
@@ -244,8 +252,7 @@ def test_unknown_key_without_a_close_match_lists_the_valid_keys() -> None:
         "        - {source: /a, target: /b, zzz: 1}\n"
     )
     assert errors_of(text) == [
-        "f.yaml:7:36: job 'j': field 'task.mounts[0]': unknown key 'zzz' "
-        "(valid keys: source, target, read_only)"
+        "f.yaml:7:36: job 'j': field 'task.mounts[0]': unknown key 'zzz' (valid keys: source, target, read_only)"
     ]
 
 
@@ -258,8 +265,7 @@ def test_backend_must_be_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(specfile, "available_backends", lambda: ["alpha", "beta"])
     text = "job:\n" + job_text("a", extra="    backend: alpah\n")
     assert errors_of(text) == [
-        "f.yaml:4:14: job 'a': field 'backend': unknown backend 'alpah' (did you mean 'alpha'?); "
-        "installed: alpha, beta"
+        "f.yaml:4:14: job 'a': field 'backend': unknown backend 'alpah' (did you mean 'alpha'?); installed: alpha, beta"
     ]
 
 
@@ -292,6 +298,17 @@ def test_only_spec_errors_escape(text: str) -> None:
         load_jobs_from_text(text)
     except SpecErrors as exc:
         assert exc.errors and all(str(error).startswith("<string>") for error in exc.errors)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64).map(lambda junk: MINIMAL.encode()[:40] + junk))
+def test_arbitrary_bytes_give_spec_errors_only(data: bytes) -> None:
+    try:
+        load_jobs_from_text(yamlpos.decode(data, "f.yaml"), "f.yaml")
+    except SpecError as exc:  # decode's own error
+        assert str(exc).startswith("f.yaml:")
+    except SpecErrors as exc:
+        assert all(str(error).startswith("f.yaml") for error in exc.errors)
 
 
 def test_loaded_job_is_frozen() -> None:

@@ -109,9 +109,7 @@ def plan_job(job: LoadedJob, start: datetime, count: int) -> list[PlannedLaunch]
     # launches are whole seconds, so "strictly after start - 1us" is "at or after start"
     instants = islice(schedule.iter_after(start - timedelta(microseconds=1)), count)
     return [
-        PlannedLaunch(
-            spec.name, at.astimezone(zone), launch_name(spec.name, at), spec.schedule, schedule.resolved
-        )
+        PlannedLaunch(spec.name, at.astimezone(zone), launch_name(spec.name, at), spec.schedule, schedule.resolved)
         for at in instants
     ]
 
@@ -135,9 +133,7 @@ def render_table(plans: list[tuple[LoadedJob, list[PlannedLaunch]]]) -> str:
 
 def _format_rows(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def _usage_error(message: str) -> int:

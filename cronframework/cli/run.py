@@ -6,6 +6,8 @@ import argparse
 import threading
 from pathlib import Path
 
+from cronframework.api.cli_args import add_api_args, api_overrides
+from cronframework.config import ApiSection
 from cronframework.embedded import EmbeddedOptions, default_state_dir, run_embedded
 from cronframework.logs import setup_logging
 from cronframework.signals import stop_on_signals
@@ -17,6 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--state-dir", type=Path, default=None, help=f"default: {default_state_dir()}")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--log-json", action="store_true", help="JSON lines on stderr")
+    add_api_args(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -28,6 +31,7 @@ def handle(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
-    options = EmbeddedOptions(paths=args.paths, state_dir=args.state_dir or default_state_dir())
+    api = ApiSection.model_validate({k: v for k, v in api_overrides(args).items() if v is not None})
+    options = EmbeddedOptions(paths=args.paths, state_dir=args.state_dir or default_state_dir(), api=api)
     run_embedded(options, stop)
     return 0

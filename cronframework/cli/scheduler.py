@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cronframework.api.cli_args import add_api_args, api_overrides
 from cronframework.cli.common import add_store_args
 from cronframework.config import load_config
 from cronframework.logs import setup_logging
@@ -16,12 +17,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_store_args(parser)
     parser.add_argument("--replica-id", default=None, help="default: HOSTNAME-PID")
     parser.add_argument("--log-json", action="store_true", help="JSON lines on stderr")
+    add_api_args(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     setup_logging(json_lines=args.log_json)
-    overrides = {"zookeeper": {"hosts": args.zk, "root": args.root, "session_timeout": args.session_timeout}}
+    overrides = {
+        "zookeeper": {"hosts": args.zk, "root": args.root, "session_timeout": args.session_timeout},
+        "api": api_overrides(args),
+    }
     replica = Replica(load_config(args.config, overrides), replica_id=args.replica_id)
     stop_on_signals(replica.stop, also=replica.request_stop)
     replica.run()

@@ -82,11 +82,6 @@ class ZooKeeperStore:
         return self._acl
 
     @property
-    def acl(self) -> list[ACL] | None:
-        """The ACL this store gives every znode it creates (the election uses the same)."""
-        return self._acl
-
-    @property
     def layout(self) -> Layout:
         return self._layout
 

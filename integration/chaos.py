@@ -1,0 +1,188 @@
+"""The fault-injection suite: a real ZooKeeper ensemble and scheduler replicas under random faults, then an
+invariant check from the outside (backend record, task output, replica logs, the store's history).
+
+    python -m integration.chaos --duration 180 --seed 7 --faults kill,stop,zk-node,zk-quorum,backend,rolling \\
+        [--backend process|docker] [--replicas 3] [--zk-nodes 3] [--json report.json] [--keep]
+
+Prints the report; exits 1 on any violation, 2 when the harness itself could not run. Same seed, same fault
+sequence (the timing of a real system under load still varies). See docs/integration.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cronframework.store.zookeeper import ZooKeeperStore
+from integration import chaos_evidence as evidence_mod
+from integration import chaos_invariants as inv
+from integration.chaos_faults import FAULTS, FaultEvent, FaultPlan, inject
+from integration.chaos_report import Report
+from integration.chaos_topology import JOBS, Topology
+from integration.replicas import wait_for
+from integration.zk import ZkHarnessError
+
+DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,rolling"
+END_MARGIN = 3.0  # instants this close to the end may legitimately still be in flight
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: float = 180.0
+    seed: int = 7
+    faults: tuple[str, ...] = tuple(DEFAULT_FAULTS.split(","))
+    backend: str = "process"
+    replicas: int = 3
+    zk_nodes: int = 3
+    session_timeout: float = 4.0
+    gap: tuple[float, float] = (2.0, 6.0)  # quiet seconds between faults
+    workdir: Path | None = None
+
+
+def say(message: str) -> None:
+    print(f"[chaos {datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def run(opts: Options) -> tuple[Report, Path]:
+    """The whole run; the topology is torn down before returning. Raises ZkHarnessError if ZooKeeper won't start."""
+    workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="cf-chaos-"))
+    topo = Topology(workdir, opts.backend, opts.replicas, opts.zk_nodes, opts.session_timeout)
+    report = Report(opts.seed, opts.backend, opts.duration)
+    try:
+        say(f"starting {opts.zk_nodes} ZooKeeper node(s), {opts.replicas} replicas, backend {opts.backend}")
+        topo.start()
+        topo.save_manifest()
+        report.faults = fault_phase(topo, random.Random(opts.seed), opts)
+        checked_until = settle(topo)
+        topo.stop_replicas()
+        ev = gather(topo)
+        check(report, ev, checked_until)
+    finally:
+        topo.close()
+        if topo.zk is not None:
+            topo.zk.destroy()
+    return report, workdir
+
+
+def fault_phase(topo: Topology, rng: random.Random, opts: Options) -> list[FaultEvent]:
+    plan, done = FaultPlan(list(opts.faults), rng), list[FaultEvent]()
+    deadline = time.monotonic() + opts.duration
+    while True:
+        time.sleep(min(rng.uniform(*opts.gap), max(0.0, deadline - time.monotonic())))
+        if deadline - time.monotonic() < 5:
+            return done
+        kind = plan.next()
+        say(f"fault {len(done) + 1}: {kind}")
+        done.append(inject(kind, topo, rng))
+        say(f"  {done[-1].detail} ({done[-1].ended - done[-1].started:.1f}s)")
+
+
+def settle(topo: Topology) -> datetime:
+    """Everything back up, a leader current with the schedule; returns the end of the checked window."""
+    topo.ensure_all_running()
+    topo.leader(timeout=90)
+    store = topo.rs().store()
+    try:
+        current = wait_for(lambda: _caught_up(store), 90, interval=0.5)
+    finally:
+        store.close()
+    if not current:
+        say("the leader did not catch up within 90s; checking up to now anyway")
+    checked_until = datetime.now(UTC).replace(microsecond=0)
+    time.sleep(END_MARGIN + 2)
+    return checked_until - timedelta(seconds=END_MARGIN)
+
+
+def _caught_up(store: ZooKeeperStore) -> bool:
+    newest = store.history("beat", limit=1)
+    return bool(newest) and not newest[0].open and (datetime.now(UTC) - newest[0].scheduled).total_seconds() < 3
+
+
+def gather(topo: Topology) -> evidence_mod.Evidence:
+    """Read everything after the replicas stopped; ZooKeeper is still up for the history."""
+    ev = evidence_mod.Evidence()
+    if topo.backend == "docker":
+        ev.launches = evidence_mod.docker_launches(topo.cluster_label)
+    else:
+        ev.launches = evidence_mod.process_launches(topo.state_dir)
+    ev.task_lines = evidence_mod.task_lines(topo.out_file)
+    ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths)
+    ev.finished = evidence_mod.finished_events(topo.rs().incarnations)
+    store = topo.rs().store()
+    try:
+        ev.history = {job: store.history(job, limit=1_000_000) for job in JOBS}
+    finally:
+        store.close()
+    return ev
+
+
+def check(report: Report, ev: evidence_mod.Evidence, checked_until: datetime) -> None:
+    promoted = [i.took_over for i in ev.intervals if i.took_over is not None]
+    if not promoted:
+        report.violations.append(inv.Violation("accounted", "no leader ever finished its promotion"))
+        return
+    window = inv.Window(datetime.fromtimestamp(min(promoted), UTC), checked_until)
+    accounted, outcomes = inv.accounted(ev, {name: job[0] for name, job in JOBS.items()}, window)
+    report.zombie_windows, zombies = inv.zombie_calls(ev, report.faults)
+    report.violations = [
+        *inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev), *zombies,
+    ]  # fmt: skip
+    report.outcomes = dict(outcomes)
+    report.instants_checked = sum(outcomes.values()) + len(accounted)
+    report.launches_checked = len(ev.launches)
+    report.task_runs = len(ev.task_lines)
+    report.takeover = inv.takeovers(ev, report.faults)
+    report.lags = inv.launch_lags(ev)
+    report.notes.append(f"checked window {window.start:%H:%M:%S}..{window.end:%H:%M:%S} UTC")
+
+
+def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="python -m integration.chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of fault injection")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--faults", default=DEFAULT_FAULTS, help=f"comma-separated, from: {','.join(FAULTS)}")
+    parser.add_argument("--backend", choices=("process", "docker"), default="process")
+    parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument("--zk-nodes", type=int, default=3, choices=(1, 3))
+    parser.add_argument("--session-timeout", type=float, default=4.0)
+    parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    parser.add_argument("--workdir", type=Path, help="keep logs and launch dirs here (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir even when the run passes")
+    args = parser.parse_args(argv)
+    kinds = tuple(k.strip() for k in args.faults.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in FAULTS]
+    if unknown or not kinds:
+        parser.error(f"unknown fault(s) {unknown}; choose from {','.join(FAULTS)}")
+    if args.replicas < 2:
+        parser.error("--replicas must be at least 2 (leader faults need a successor)")
+    opts = Options(args.duration, args.seed, kinds, args.backend, args.replicas, args.zk_nodes,
+                   args.session_timeout, workdir=args.workdir)  # fmt: skip
+    return opts, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts, args = parse_args(argv)
+    try:
+        report, workdir = run(opts)
+    except ZkHarnessError as exc:
+        print(f"error: the harness could not run: {exc}", file=sys.stderr)
+        return 2
+    print(report.render())
+    if args.json:
+        args.json.write_text(report.dumps())
+    if report.ok and opts.workdir is None and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"logs, launch dirs and task output kept in {workdir}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

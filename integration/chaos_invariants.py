@@ -1,0 +1,149 @@
+"""The invariants of a chaos run, checked against evidence gathered from outside the replicas.
+
+1. at most once: no launch identity has two backend launches, no task ran twice (its own output), no name was
+   recorded submitted by two different epochs in the replicas' logs;
+2. accounted for: every scheduled instant in the checked window has a finished record -- launched, or skipped /
+   failed with a reason; a vanished or still-open instant is a violation; the store and the backend agree;
+3. fenced: every backend launch was created by an epoch while that epoch led (after its start, before its end or
+   any successor's start); zombie windows (a stopped or partitioned leader resumed) contain no launch of its epoch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cronframework.naming import parse_launch_name
+from cronframework.records import Outcome
+from cronframework.schedule import parse_schedule
+from integration.chaos_evidence import Evidence, Interval
+from integration.chaos_faults import FaultEvent
+
+LAUNCHED = (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """Instants in (start, end] are checked: after the first leader's promotion, before the end margin."""
+
+    start: datetime
+    end: datetime
+
+
+def _fmt(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+# -- 1. at most once --------------------------------------------------------------------------------------------
+def at_most_once(ev: Evidence) -> list[Violation]:
+    out = []
+    for name, n in Counter(launch.name for launch in ev.launches).items():
+        if n > 1:
+            out.append(Violation("at-most-once", f"{name}: {n} backend launches"))
+    for name, n in Counter(line[0] for line in ev.task_lines).items():
+        if n > 1:
+            out.append(Violation("at-most-once", f"{name}: the task ran {n} times (its own output)"))
+    epochs: dict[str, set[int]] = defaultdict(set)
+    for event in ev.finished:
+        if event.get("outcome") == Outcome.SUBMITTED.value:
+            epochs[str(event["launch"])].add(int(event["epoch"]))
+    for name, seen in epochs.items():
+        if len(seen) > 1:
+            out.append(Violation("at-most-once", f"{name}: submitted by epochs {sorted(seen)} (replica logs)"))
+    return out
+
+
+# -- 2. accounted for -------------------------------------------------------------------------------------------
+def accounted(ev: Evidence, schedules: dict[str, str], window: Window) -> tuple[list[Violation], Counter[str]]:
+    out: list[Violation] = []
+    outcomes: Counter[str] = Counter()
+    for job, expression in schedules.items():
+        records = {r.scheduled: r for r in ev.history.get(job, []) if not r.manual}
+        for instant in parse_schedule(expression, job=job).between(window.start, window.end):
+            record = records.get(instant)
+            name = f"{job}@{instant:%H:%M:%S}"
+            if record is None:
+                out.append(Violation("accounted", f"{name}: vanished (no record)"))
+            elif record.open:
+                out.append(Violation("accounted", f"{name}: still open at the end (begun by epoch {record.epoch})"))
+            elif record.outcome not in LAUNCHED and not record.reason:
+                out.append(Violation("accounted", f"{name}: {record.outcome} without a reason"))
+            else:
+                outcomes[str(record.outcome)] += 1
+    return out, outcomes
+
+
+def agreement(ev: Evidence, window: Window) -> list[Violation]:
+    """The store and the backend tell the same story about which instants were launched."""
+    out = []
+    backend = {launch.name for launch in ev.launches}
+    records = {r.name: r for history in ev.history.values() for r in history}
+    for name in sorted(backend - set(records)):
+        out.append(Violation("accounted", f"{name}: a backend launch with no record in the store"))
+    for record in records.values():
+        inside = window.start < record.scheduled <= window.end
+        if inside and record.outcome in LAUNCHED and record.name not in backend:
+            out.append(Violation("accounted", f"{record.name}: recorded {record.outcome} but the backend has none"))
+        if inside and record.outcome is Outcome.FAILED and record.name in backend:
+            out.append(Violation("accounted", f"{record.name}: recorded failed_to_launch but the backend has it"))
+    return out
+
+
+# -- 3. fenced --------------------------------------------------------------------------------------------------
+def fenced(ev: Evidence) -> list[Violation]:
+    out = []
+    by_epoch = {i.epoch: i for i in ev.intervals}
+    for launch in ev.launches:
+        interval = by_epoch.get(launch.epoch) if launch.epoch is not None else None
+        if interval is None:
+            out.append(Violation("fenced", f"{launch.name}: created by epoch {launch.epoch}, which never led"))
+        elif not interval.start <= launch.submitted_at <= interval.end:
+            out.append(Violation("fenced", _outside(launch.name, launch.submitted_at, interval)))
+    return out
+
+
+def _outside(name: str, at: float, interval: Interval) -> str:
+    return (
+        f"{name}: created at {_fmt(at)} by epoch {interval.epoch} ({interval.replica}), "
+        f"which led only {_fmt(interval.start)}..{_fmt(interval.end)}"
+    )
+
+
+def zombie_calls(ev: Evidence, faults: list[FaultEvent]) -> tuple[int, list[Violation]]:
+    """Per zombie window (a leader resumed after its successor was elected): launches of the stale epoch after it."""
+    windows = [f.zombie for f in faults if f.zombie is not None]
+    out = []
+    for replica, epoch, resumed in windows:
+        for launch in ev.launches:
+            if launch.epoch == epoch and launch.submitted_at >= resumed:
+                out.append(Violation("fenced", f"{launch.name}: zombie {replica} (epoch {epoch}) launched it"))
+    return len(windows), out
+
+
+def launch_lags(ev: Evidence) -> list[float]:
+    lags = []
+    for launch in ev.launches:
+        identity = parse_launch_name(launch.name)
+        if not identity.manual:
+            lags.append(launch.submitted_at - identity.scheduled.timestamp())
+    return lags
+
+
+def takeovers(ev: Evidence, faults: list[FaultEvent]) -> list[tuple[str, float, float | None]]:
+    """(fault kind, seconds until a successor led, seconds until it had also finished promotion)."""
+    out = []
+    for fault in faults:
+        for loss in fault.losses:
+            nxt = [i for i in ev.intervals if i.epoch > loss.epoch and i.start >= loss.at]
+            if nxt:
+                first = min(nxt, key=lambda i: i.start)
+                ready = first.took_over - loss.at if first.took_over is not None else None
+                out.append((fault.kind, first.start - loss.at, ready))
+    return out

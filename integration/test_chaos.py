@@ -1,0 +1,218 @@
+"""The fault suite in CI: a short fixed-seed chaos run must inject several kinds of fault and break no invariant;
+the invariant checker itself must catch each kind of violation it claims to catch (fed hand-made evidence)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cronframework.naming import launch_name
+from cronframework.records import LaunchRecord, Outcome
+from integration import chaos_invariants as inv
+from integration.chaos import Options, run
+from integration.chaos_evidence import BackendLaunch, Evidence, Interval
+from integration.chaos_faults import FaultEvent, LeaderLoss
+from integration.chaos_report import Report, percentile
+from integration.zk import ZkHarnessError
+
+T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
+    opts = Options(duration=80, seed=11, gap=(1.0, 2.5), workdir=tmp_path_factory.mktemp("chaos"))
+    try:
+        report, _ = run(opts)
+    except ZkHarnessError as exc:
+        pytest.fail(f"cannot start the 3-node ZooKeeper ensemble for the chaos run: {exc}", pytrace=False)
+    print(report.render())
+    yield report
+
+
+def test_short_chaos_run_breaks_no_invariant(short_run: Report) -> None:
+    assert short_run.violations == [], short_run.render()
+    assert short_run.ok
+
+
+def test_short_chaos_run_injected_faults_of_several_kinds(short_run: Report) -> None:
+    kinds = short_run.fault_counts()
+    assert len(kinds) >= 4, kinds
+    assert {"kill", "stop", "partition"} & set(kinds), kinds  # at least one leader fault
+    assert {"zk-node", "zk-quorum"} & set(kinds), kinds
+
+
+def test_short_chaos_run_checked_real_launches_and_takeovers(short_run: Report) -> None:
+    assert short_run.instants_checked >= 100, short_run.render()
+    assert short_run.launches_checked >= 60
+    assert short_run.task_runs == short_run.launches_checked or short_run.task_runs >= 0.9 * short_run.launches_checked
+    assert len(short_run.takeover) >= 2, "leaders were taken away and successors measured"
+    figures = short_run.figures()
+    assert figures["takeover_max_s"] is not None and figures["takeover_max_s"] < 30
+    assert figures["lag_p50_s"] is not None and figures["lag_p50_s"] < 2.0
+
+
+# -- the checker catches what it claims to ----------------------------------------------------------------------
+def _at(seconds: float) -> float:
+    return (T0 + timedelta(seconds=seconds)).timestamp()
+
+
+def _record(job: str, second: int, outcome: Outcome | None, epoch: int = 1, reason: str | None = None) -> LaunchRecord:
+    from cronframework.naming import LaunchIdentity
+
+    identity = LaunchIdentity(job, T0 + timedelta(seconds=second))
+    begun = LaunchRecord.begin(identity, leader="r1", epoch=epoch, now=identity.scheduled)
+    return begun if outcome is None else begun.finish(outcome, now=identity.scheduled, reason=reason)
+
+
+def _name(second: int) -> str:
+    return launch_name("beat", T0 + timedelta(seconds=second))
+
+
+def _clean() -> Evidence:
+    """Ten seconds of an every-second job, all launched by epoch 1 (leading 0..5.5 s) and epoch 2 (5.6 s on)."""
+    ev = Evidence()
+    ev.intervals = [Interval(1, "r1", 100, _at(0), _at(5.5), _at(0.2)), Interval(2, "r2", 200, _at(5.6), _at(60))]
+    ev.history = {"beat": [_record("beat", s, Outcome.SUBMITTED, 1 if s <= 5 else 2) for s in range(1, 11)]}
+    ev.launches = [BackendLaunch(_name(s), _at(s + 0.1), 1 if s <= 5 else 2) for s in range(1, 11)]
+    ev.task_lines = [(_name(s), 1 if s <= 5 else 2, 1) for s in range(1, 11)]
+    return ev
+
+
+WINDOW = inv.Window(T0, T0 + timedelta(seconds=10))
+
+
+def _all(ev: Evidence, faults: list[FaultEvent] | None = None) -> list[inv.Violation]:
+    accounted, _ = inv.accounted(ev, {"beat": "* * * * * *"}, WINDOW)
+    zombies = inv.zombie_calls(ev, faults or [])[1]
+    return [*inv.at_most_once(ev), *accounted, *inv.agreement(ev, WINDOW), *inv.fenced(ev), *zombies]
+
+
+def test_checker_passes_clean_evidence() -> None:
+    assert _all(_clean()) == []
+
+
+def test_checker_catches_a_launch_that_ran_twice() -> None:
+    ev = _clean()
+    ev.task_lines.append((_name(3), 2, 2))
+    ev.finished = [
+        {"launch": _name(3), "epoch": 1, "outcome": "submitted"},
+        {"launch": _name(3), "epoch": 2, "outcome": "submitted"},
+    ]
+    found = _all(ev)
+    assert {v.invariant for v in found} == {"at-most-once"}
+    assert any("ran 2 times" in v.detail for v in found) and any("epochs [1, 2]" in v.detail for v in found)
+
+
+def test_checker_catches_a_vanished_an_open_and_an_unexplained_instant() -> None:
+    ev = _clean()
+    ev.history["beat"] = [r for r in ev.history["beat"] if r.scheduled != T0 + timedelta(seconds=4)]
+    ev.history["beat"][0] = _record("beat", 1, None)
+    ev.history["beat"][1] = _record("beat", 2, Outcome.SKIPPED, reason=None)
+    details = " | ".join(v.detail for v in _all(ev))
+    assert "12:00:04: vanished" in details
+    assert "12:00:01: still open" in details
+    assert "12:00:02: skipped without a reason" in details
+
+
+def test_checker_accepts_skips_and_failures_that_carry_a_reason() -> None:
+    ev = _clean()
+    ev.history["beat"][1] = _record("beat", 2, Outcome.SKIPPED, reason="skipped: previous still running")
+    ev.launches = [launch for launch in ev.launches if launch.name != _name(2)]
+    ev.task_lines = [line for line in ev.task_lines if line[0] != _name(2)]
+    assert _all(ev) == []
+
+
+def test_checker_catches_store_and_backend_disagreeing() -> None:
+    ev = _clean()
+    ev.launches = [launch for launch in ev.launches if launch.name != _name(7)]
+    ev.launches.append(BackendLaunch(launch_name("beat", T0 + timedelta(seconds=30)), _at(30), 2))
+    details = " | ".join(v.detail for v in _all(ev))
+    assert "recorded submitted but the backend has none" in details
+    assert "a backend launch with no record" in details
+
+
+def test_checker_catches_a_launch_by_a_deposed_leader() -> None:
+    ev = _clean()
+    late = BackendLaunch(_name(7), _at(7.2), 1)  # epoch 1 ended at 5.5 s; epoch 2 started at 5.6 s
+    ev.launches = [launch for launch in ev.launches if launch.name != _name(7)] + [late]
+    zombie = FaultEvent("stop", "test", _at(3), losses=[LeaderLoss(_at(3), 1, "r1")], zombie=("r1", 1, _at(7)))
+    found = _all(ev, [zombie])
+    assert [v.invariant for v in found] == ["fenced", "fenced"]
+    assert "led only 12:00:00.000..12:00:05.500" in found[0].detail
+    assert "zombie r1 (epoch 1)" in found[1].detail
+
+
+def test_takeover_and_lag_figures() -> None:
+    ev = _clean()
+    fault = FaultEvent("kill", "test", _at(5), losses=[LeaderLoss(_at(5.0), 1, "r1")])
+    assert inv.takeovers(ev, [fault]) == [("kill", pytest.approx(0.6), None)]
+    assert max(inv.launch_lags(ev)) == pytest.approx(0.1, abs=1e-3)
+    assert percentile([3.0, 1.0, 2.0, 10.0], 50) == 2.0 and percentile([], 99) is None
+
+
+# -- Vagrant and the provisioning script ------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_provision_script_check_mode_finds_every_ci_script() -> None:
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "provision.sh"), "--check"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for script in ("install-deps.sh", "zookeeper.sh", "dockerd.sh", "test-image.sh", "nomad.sh"):
+        assert f"ok scripts/{script}" in result.stdout, result.stdout
+
+
+def test_vagrantfile_is_valid_ruby_with_three_provisioned_nodes() -> None:
+    text = (ROOT / "Vagrantfile").read_text()
+    ruby = _ruby()
+    result = subprocess.run([ruby, "-c", str(ROOT / "Vagrantfile")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Syntax OK" in result.stdout, result.stderr
+    listed = subprocess.run(
+        [ruby, "-e", _LIST_NODES, str(ROOT / "Vagrantfile")], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    nodes = [line.split() for line in listed.stdout.splitlines()]
+    assert [n[0] for n in nodes] == ["cf1", "cf2", "cf3"], listed.stdout
+    assert all("zookeeper" in n[2] and "scheduler" in n[2] for n in nodes)
+    assert sum("nomad" in n[2] and "docker" in n[2] for n in nodes) == 1
+    assert 'path: "scripts/provision.sh"' in text and '"private_network"' in text
+
+
+# Evaluates the Vagrantfile against a stub `Vagrant` that records each defined machine and its provisioning.
+_LIST_NODES = r"""
+class Rec
+  def initialize(log = []) @log = log end
+  def method_missing(*args, **kw, &blk) blk.call(Rec.new(@log)) if blk; self end
+  def respond_to_missing?(*) true end
+end
+module Vagrant
+  def self.configure(_v)
+    cfg = Rec.new
+    yield cfg
+  end
+end
+load ARGV[0]
+NODES.each { |n| puts [n[:name], n[:ip], n[:roles].join(",")].join(" ") }
+"""
+
+
+def _ruby() -> str:
+    """Debian's ruby, installed on first use: the only honest parse of a Vagrantfile is Ruby's own."""
+    import shutil
+
+    found = shutil.which("ruby")
+    if found:
+        return found
+    install = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "ruby"], capture_output=True, text=True, timeout=600,
+        env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )  # fmt: skip
+    found = shutil.which("ruby")
+    if not found:
+        pytest.fail(f"ruby is needed to parse the Vagrantfile and could not be installed: {install.stderr[-500:]}")
+    return found
