@@ -99,4 +99,5 @@ def _serve_api(
         return None
     from cronframework.api.wiring import serve_embedded  # late: the api imports the CLI, which imports this module
 
-    return serve_embedded(options.api, store, leadership, lambda: session, clock, options.leader.poll_interval)
+    observed = metrics.instrument_store(store)
+    return serve_embedded(options.api, observed, leadership, lambda: session, clock, options.leader.poll_interval)

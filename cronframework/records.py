@@ -26,8 +26,14 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
 
 
+# one encoder for every record: json.dumps builds a new one per call when given separators
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value else None
+    if not value:
+        return None
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat()
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -76,9 +82,10 @@ class LaunchRecord:
         return replace(self, state=RecordState.FINISHED, outcome=outcome, reason=reason, finished_at=now, **extra)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: every field is a scalar
-        for key in ("scheduled", "begun_at", "finished_at"):
-            out[key] = _iso(out[key])
+        out = {name: getattr(self, name) for name in _record_fields()}  # shallow: every field is a scalar
+        out["scheduled"] = _iso(self.scheduled)
+        out["begun_at"] = _iso(self.begun_at)
+        out["finished_at"] = _iso(self.finished_at)
         out["state"] = self.state.value
         out["outcome"] = self.outcome.value if self.outcome else None
         return out
@@ -99,13 +106,22 @@ class LaunchRecord:
         )
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
-            {k: v for k, v in self.to_dict().items() if v not in (None, "")}, separators=(",", ":")
-        ).encode()
+        return _encode({k: v for k, v in self.to_dict().items() if v is not None and v != ""}).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LaunchRecord:
         return cls.from_dict(json.loads(raw))
+
+
+def _record_fields() -> tuple[str, ...]:
+    """LaunchRecord's field names, computed once: dataclasses.fields() is costly per record."""
+    global _RECORD_FIELDS
+    if not _RECORD_FIELDS:
+        _RECORD_FIELDS = tuple(f.name for f in fields(LaunchRecord))
+    return _RECORD_FIELDS
+
+
+_RECORD_FIELDS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,8 +133,7 @@ class JobState:
     last_launch: str | None = None
 
     def to_bytes(self) -> bytes:
-        body = {"next": _iso(self.next_scheduled), "last": self.last_launch}
-        return json.dumps(body, separators=(",", ":")).encode()
+        return _encode({"next": _iso(self.next_scheduled), "last": self.last_launch}).encode()
 
     @classmethod
     def from_bytes(cls, job: str, raw: bytes) -> JobState:

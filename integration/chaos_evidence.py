@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cronframework.records import LaunchRecord
+from integration.chaos_topology import LEADERSHIP_ENDS
 from integration.replicas import ReplicaProcess
 
 
@@ -102,11 +103,7 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 # -- replicas' logs ---------------------------------------------------------------------------------------------
 # a failed session ends launching too; if the fence survived, the next "leading" of the same epoch reopens it
-ENDS = (
-    "leadership lost; back to following",
-    "leader session failed; will retry",
-    "shutting down; handing leadership over",
-)
+ENDS = LEADERSHIP_ENDS
 
 
 def intervals(incarnations: Iterable[ReplicaProcess], deaths: dict[int, float]) -> list[Interval]:

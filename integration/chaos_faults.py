@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cronframework.crashhook import POINTS
-from integration.chaos_topology import Topology
+from integration.chaos_topology import LEADERSHIP_ENDS, Topology
 from integration.replicas import wait_for
 
 FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "rolling")
@@ -109,9 +109,7 @@ def stop(topo: Topology, rng: random.Random) -> FaultEvent:
 
 def _said_lost(topo: Topology, rid: str, epoch: int) -> bool:
     return any(
-        e.get("event") in ("leadership lost; back to following", "leader session failed; will retry")
-        and int(e.get("epoch", -1)) == epoch
-        for e in topo.replica(rid).events()
+        e.get("event") in LEADERSHIP_ENDS and int(e.get("epoch", -1)) == epoch for e in topo.replica(rid).events()
     )
 
 
@@ -135,7 +133,7 @@ def rolling(topo: Topology, rng: random.Random) -> FaultEvent:
     rng.shuffle(order)
     event = FaultEvent("rolling", "SIGTERM + start of " + ",".join(order), time.time())
     for rid in order:
-        was_leader = topo.rs().leader_id() == rid
+        was_leader = topo.current_leader() == rid
         epoch = topo.epoch_of(rid)
         at = topo.terminate(rid)
         if was_leader:

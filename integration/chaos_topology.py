@@ -22,6 +22,11 @@ from integration.chaos_gate import ZkGate
 from integration.replicas import ReplicaProcess, ReplicaSet, wait_for
 from integration.zk import ZkCluster
 
+LEADERSHIP_ENDS = (
+    "leadership lost; back to following",
+    "leader session failed; will retry",
+    "shutting down; handing leadership over",
+)
 ROOT = Path(__file__).resolve().parent.parent
 TEST_IMAGE = "cronframework-test:latest"
 RECORD_LINE = 'echo "$CRONFRAMEWORK_LAUNCH $CRONFRAMEWORK_LEADER_EPOCH $CRONFRAMEWORK_ATTEMPT" >> {out}'
@@ -89,7 +94,7 @@ class Topology:
         for rid in self.ids:
             self.gates[rid] = ZkGate(upstreams).start()
             self.start_replica(rid)
-        self.rs().wait_leader(timeout=60)
+        self.leader(timeout=60)
         return self
 
     def _apply_jobs(self) -> None:
@@ -139,8 +144,23 @@ class Topology:
     def replica(self, rid: str) -> ReplicaProcess:
         return self.rs().replicas[rid]
 
+    def current_leader(self, other_than: str | None = None) -> str | None:
+        """The live replica leading the newest epoch by its log; a paused or cut-off one that never noticed its
+        loss still claims an older epoch, so the newest epoch wins."""
+        best: tuple[int, str] | None = None
+        for rid, replica in self.rs().replicas.items():
+            if rid == other_than or not replica.alive():
+                continue
+            roles = [e for e in replica.events() if e.get("event") in ("leading", *LEADERSHIP_ENDS)]
+            if roles and roles[-1]["event"] == "leading" and (best is None or int(roles[-1]["epoch"]) > best[0]):
+                best = (int(roles[-1]["epoch"]), rid)
+        return best[1] if best else None
+
     def leader(self, timeout: float = 60.0, other_than: str | None = None) -> str:
-        return self.rs().wait_leader(timeout=timeout, other_than=other_than)
+        found = wait_for(lambda: self.current_leader(other_than), timeout)
+        if not found:
+            raise AssertionError(f"no leader (other than {other_than}) within {timeout}s:\n{self.rs().log_tails()}")
+        return str(found)
 
     def epoch_of(self, rid: str) -> int:
         leading = [e for e in self.replica(rid).events() if e.get("event") == "leading"]

@@ -7,6 +7,7 @@ a fixture can fail loudly instead of skipping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -67,8 +68,6 @@ def remove_labelled(api: docker.APIClient, label: str) -> int:
     """Force-remove every container carrying `label` ("key=value"); returns how many."""
     found = api.containers(all=True, filters={"label": label})
     for entry in found:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             api.remove_container(entry["Id"], force=True, v=True)
-        except docker.errors.NotFound:
-            pass
     return len(found)

@@ -270,6 +270,19 @@ def test_wrong_token_never_appears_in_errors_or_repr(
 # -- the docker driver -----------------------------------------------------------------------------------------
 
 TEST_IMAGE = "cronframework-test:latest"  # built from busybox-static by the Docker side (scripts/test-image.sh)
+# Nomad's docker driver pulls every `:latest` image, even one present locally; a pinned tag is used as is.
+NOMAD_IMAGE = "cronframework-test:nomad"
+
+
+def _tag_test_image() -> None:
+    import docker  # the Docker SDK, only to give the local test image a tag Nomad will not try to pull
+
+    try:
+        client = docker.from_env()
+        client.images.get(TEST_IMAGE).tag("cronframework-test", "nomad")
+        client.close()
+    except docker.errors.DockerException as error:
+        pytest.fail(f"{TEST_IMAGE} is not available (scripts/dockerd.sh start, then build the test image): {error}")
 
 
 def test_image_task_runs_on_the_docker_driver(
@@ -281,11 +294,12 @@ def test_image_task_runs_on_the_docker_driver(
             "the Nomad agent's docker driver is not healthy: start dockerd (scripts/dockerd.sh start) and build "
             f"{TEST_IMAGE} before the tests\n{nomad_agent.log_tail(1500)}"
         )
+    _tag_test_image()
     argv = ["/bin/sh", "-c", 'echo "docker-ok $CRONFRAMEWORK_LAUNCH"']
-    launch = nomad_launch(unique_job("dock"), argv, image=TEST_IMAGE, network="none")
+    launch = nomad_launch(unique_job("dock"), argv, image=NOMAD_IMAGE, network="none")
     nomad_backend.submit(launch.name, launch)
     task = nomad_agent.api("GET", f"/v1/job/{launch.name}")["TaskGroups"][0]["Tasks"][0]
-    assert (task["Driver"], task["Config"]["image"]) == ("docker", TEST_IMAGE)
+    assert (task["Driver"], task["Config"]["image"]) == ("docker", NOMAD_IMAGE)
     status = _status(nomad_backend, launch)
     assert status.state is LaunchState.SUCCEEDED, status
     assert f"docker-ok {launch.name}" in nomad_backend.logs(launch.name)

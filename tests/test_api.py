@@ -395,3 +395,22 @@ def test_job_page_shows_history_with_escaped_reasons(cluster: Cluster) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
     assert launch_name("beat", T0 + timedelta(minutes=1)) in html  # next launches
     assert call(make_api(cluster), "GET", "/jobs/nope").status == 404
+
+
+# -- structured logs --------------------------------------------------------------------------------------------
+def test_every_launch_decision_log_line_carries_job_launch_and_epoch(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    record = LaunchRecord("beat-20261125t055900z", "beat", T0 - timedelta(minutes=1), RecordState.BEGUN, epoch=1)
+    cluster.store.records[record.name] = record  # left open by a previous leader: recovery concludes it
+    cluster.store.set_paused("report", True)
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 600)
+    decisions = [r for r in caplog.records if r.name in ("cronframework.launcher", "cronframework.recovery")]
+    decisions = [r for r in decisions if r.getMessage() != "open launches concluded"]  # a count, not a decision
+    events = {r.getMessage() for r in decisions}
+    assert {"launch finished", "launch skipped", "open launch concluded"} <= events
+    for line in decisions:
+        assert {"job", "launch", "epoch"} <= set(line.__dict__), line.getMessage()

@@ -25,7 +25,9 @@ from kazoo.exceptions import (
     RolledBackError,
     RuntimeInconsistency,
 )
-from kazoo.security import ACL
+from kazoo.protocol.paths import _prefix_root
+from kazoo.protocol.serialization import CheckVersion, Create, Delete, SetData
+from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.store.zk_client import gather
@@ -114,27 +116,33 @@ class FencedWriter:
             raise _error(what, bad[0], applied, len(bad), len(chunks))
 
     def _transaction(self, fence_path: str | None, chunk: list[Group]) -> Any:
+        """Build the chunk's requests directly: kazoo's per-op argument checks and path joining cost more
+        than the rest of a 10k-launch batch, and every path here comes from Layout, already normalized."""
         tx = self.client.transaction()
+        acl = self.acl or self.client.default_acl or OPEN_ACL_UNSAFE
+        chroot = self.client.chroot
+        fix = (lambda path: _prefix_root(chroot, path)) if chroot else (lambda path: path)
+        requests: list[Any] = []
         if fence_path is not None:
             # the election znode is never modified: its existence is what proves leadership
-            tx.check(fence_path, -1)
+            requests.append(CheckVersion(fix(fence_path), -1))
         for group in chunk:
-            for op in group.ops:
-                self._add(tx, op)
+            requests.extend(_request(op, fix(op.path), acl) for op in group.ops)
+        tx.operations.extend(requests)
         return tx
-
-    def _add(self, tx: Any, op: Op) -> None:
-        if op.kind == "create":
-            tx.create(op.path, op.data, acl=self.acl)
-        elif op.kind == "set":
-            tx.set_data(op.path, op.data, version=op.version)
-        elif op.kind == "delete":
-            tx.delete(op.path, version=op.version)
-        else:
-            tx.check(op.path, op.version)
 
     def _acl_bytes(self) -> int:
         return sum(16 + len(a.id.scheme) + len(a.id.id) for a in self.acl or [])
+
+
+def _request(op: Op, path: str, acl: Sequence[ACL]) -> Any:
+    if op.kind == "create":
+        return Create(path, op.data, acl, 0)
+    if op.kind == "set":
+        return SetData(path, op.data, op.version)
+    if op.kind == "delete":
+        return Delete(path, op.version)
+    return CheckVersion(path, op.version)
 
 
 def _failure(result: Any, offset: int) -> tuple[bool, Exception] | None:

@@ -61,6 +61,10 @@ class ZooKeeperStore:
         self._owns_client = owns_client
         self._closed = False
         self.writer = FencedWriter(client, self._acl, timeout)
+        # znodes seen to exist: job-state nodes and launch folders are never deleted, so a begin whose jobs
+        # are all known skips listing two folders of 10k+ children; an unknown job falls back to listing
+        self._known_jobs: set[str] = set()
+        self._known_dirs: set[str] = set()
         self._ensure_layout()
 
     @classmethod
@@ -181,12 +185,28 @@ class ZooKeeperStore:
         }
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
-        known = set(self._children(self._layout.section("jobs"), "reading job states"))
+        known = self._existing_jobs({s.job for s in states})
         groups = [
             Group(s.job, [self._create_or_set(self._layout.job(s.job), s.to_bytes(), s.job in known)])
             for s in states
         ]
-        self.writer.commit(fence_path(fence), groups, "writing job states")
+        self._commit_known(fence, groups, "writing job states", {s.job for s in states})
+
+    def _existing_jobs(self, jobs: set[str]) -> set[str]:
+        """Jobs among `jobs` whose state node exists (a copy: the caller may add to it)."""
+        if not jobs <= self._known_jobs:
+            self._known_jobs |= set(self._children(self._layout.section("jobs"), "reading job states"))
+        return set(self._known_jobs)
+
+    def _commit_known(self, fence: Fence, groups: list[Group], what: str, jobs: set[str]) -> None:
+        """Commit; then every job of the batch has a state node. A failed batch forgets what was cached."""
+        try:
+            self.writer.commit(fence_path(fence), groups, what)
+        except StateStoreError:
+            self._known_jobs.clear()
+            self._known_dirs.clear()
+            raise
+        self._known_jobs |= jobs
 
     def read_paused(self) -> set[str]:
         return set(self._children(self._layout.section("paused"), "reading paused jobs"))
@@ -206,15 +226,19 @@ class ZooKeeperStore:
         if not items:
             return
         self._ensure_launch_dirs(fence, {i.record.job for i in items})
-        known = set(self._children(self._layout.section("jobs"), "reading job states"))
+        jobs = {i.next_state.job for i in items}
+        known = self._existing_jobs(jobs)
         groups = [self._begin_group(item, known) for item in items]
-        self.writer.commit(fence_path(fence), groups, "beginning launches")
+        self._commit_known(fence, groups, "beginning launches", jobs)
 
     def _ensure_launch_dirs(self, fence: Fence, jobs: set[str]) -> None:
-        have = set(self._children(self._layout.section("launches"), "listing launch folders"))
-        groups = [Group(j, [Op("create", self._layout.launch_dir(j))]) for j in sorted(jobs - have)]
+        if jobs <= self._known_dirs:
+            return
+        self._known_dirs |= set(self._children(self._layout.section("launches"), "listing launch folders"))
+        groups = [Group(j, [Op("create", self._layout.launch_dir(j))]) for j in sorted(jobs - self._known_dirs)]
         if groups:
             self.writer.commit(fence_path(fence), groups, "creating launch folders")
+            self._known_dirs |= jobs
 
     def _begin_group(self, item: Begin, known_jobs: set[str]) -> Group:
         record, state = item.record, item.next_state
