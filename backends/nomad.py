@@ -49,8 +49,8 @@ class NomadBackend:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.address = str(config.get("address") or os.environ.get("NOMAD_ADDR") or DEFAULT_ADDRESS)
-        self.namespace: str | None = config.get("namespace")
-        self.region: str | None = config.get("region")
+        self.namespace: str | None = config.get("namespace") or os.environ.get("NOMAD_NAMESPACE") or None
+        self.region: str | None = config.get("region") or os.environ.get("NOMAD_REGION") or None
         self.mhz_per_core = float(config.get("cpu_mhz_per_core", 1000))
         self.retries = min(max(int(config.get("retries", 0)), 0), 1)
         self._gc_horizon = _horizon(config.get("gc_horizon", DEFAULT_GC_HORIZON))

@@ -18,8 +18,11 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import docker.errors
+
 from backends.docker import DockerBackend, create
 from cronframework.backend import Launch
+from cronframework.errors import TransientBackendError
 from integration.docker_daemon import TEST_IMAGE, ensure_ready, remove_labelled, sdk_client
 from tests.backend_conformance import conformance_launch, finished
 
@@ -63,6 +66,13 @@ def _wait_all(backend: DockerBackend, launches: list[Launch], timeout: float = 3
         raise SystemExit(f"{len(pending)} launches never finished")
 
 
+def _cleanup() -> None:
+    try:
+        remove_labelled(sdk_client(), f"cronframework.cluster={CLUSTER}")
+    except docker.errors.DockerException as exc:
+        print(f"could not remove the benchmark's containers (label cronframework.cluster={CLUSTER}): {exc}")
+
+
 def _machine() -> str:
     info = sdk_client().info()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -84,8 +94,10 @@ def main() -> None:
         latencies, submit_wall = _submit_all(backend, launches)
         _wait_all(backend, launches)
         total_wall = time.perf_counter() - began
+    except TransientBackendError as exc:
+        raise SystemExit(f"the daemon went away mid-run (another process stopped it?): {exc}") from None
     finally:
-        remove_labelled(sdk_client(), f"cronframework.cluster={CLUSTER}")
+        _cleanup()
         backend.close()
     ms = [s * 1000 for s in latencies]
     print(f"machine: {_machine()}")

@@ -81,14 +81,14 @@ class Mount(_Frozen):
 class Task(_Frozen):
     image: str | None = None
     command: list[str] | None = None
-    args: list[str] = []
-    env: dict[str, str] = {}
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
     workdir: str | None = None
     user: str | None = None
     resources: Resources = Resources()
     timeout: Duration | None = Field(default=None, description="run-time limit; past it the launch is stopped")
     network: str | None = None
-    mounts: list[Mount] = []
+    mounts: list[Mount] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _needs_something_to_run(self) -> Task:
@@ -142,11 +142,11 @@ class JobSpec(_Frozen):
     retries: Retries = Retries()
     retention: Retention = Retention()
     dst: DstPolicy = DstPolicy()
-    labels: dict[str, str] = {}
-    meta: dict[str, str] = {}
-    nomad: dict[str, Any] = {}
-    docker: dict[str, Any] = {}
-    process: dict[str, Any] = {}
+    labels: dict[str, str] = Field(default_factory=dict)
+    meta: dict[str, str] = Field(default_factory=dict)
+    nomad: dict[str, Any] = Field(default_factory=dict)
+    docker: dict[str, Any] = Field(default_factory=dict)
+    process: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod

@@ -85,7 +85,7 @@ class Topology:
         self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk").start()
         backends = {"process": {"state_dir": str(self.state_dir)}}
         if self.backend == "docker":
-            backends["docker"] = {}
+            backends["docker"] = {"allowed_mounts": [str(self.workdir.resolve())], "timeout": 10.0}
         self.cluster = ReplicaSet(
             self.zk.connect_string, self.root, self.workdir / "cluster", self.session_timeout, backends
         )
@@ -117,7 +117,7 @@ class Topology:
             spec["task"] = {
                 "image": TEST_IMAGE,
                 "command": ["/bin/sh", "-c", line],
-                "mounts": [{"source": str(self.workdir), "target": "/out", "read_only": False}],
+                "mounts": [{"source": str(self.workdir.resolve()), "target": "/out", "read_only": False}],
             }
         else:
             spec["task"] = {"command": ["/bin/sh", "-c", RECORD_LINE.format(out=self.out_file) + tail]}

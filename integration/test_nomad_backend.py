@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from nomad.api import exceptions as nomad_errors
 
 from backends.nomad import NomadBackend, create
 from backends.nomad_spec import job_payload
@@ -413,3 +415,32 @@ def test_docker_mapping_and_refusals() -> None:
     exec_on_image = conformance_launch("e", ["x"], backend="nomad", image="i", spec={"nomad": {"driver": "exec"}})
     with pytest.raises(PermanentBackendError, match="docker"):
         job_payload(exec_on_image)
+
+
+def _response(code: int, text: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = code, text.encode()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "expected"),
+    [
+        (500, "No cluster leader", TransientBackendError),
+        (503, "overloaded", TransientBackendError),
+        (500, "1 error occurred:\n\t* Task group validation failed", PermanentBackendError),
+        (400, "bad json", PermanentBackendError),
+        (403, "Permission denied", PermanentBackendError),
+    ],
+)
+def test_error_classification(code: int, text: str, expected: type[Exception]) -> None:
+    backend = create({"address": "http://127.0.0.1:9", "token": "tok-123"})
+    error = backend._translate("register", nomad_errors.BaseNomadException(_response(code, f"{text} tok-123")))
+    assert type(error) is expected and str(code) in str(error)
+    assert "tok-123" not in str(error) and "<redacted>" in str(error)
+
+
+def test_unreachable_agent_is_transient() -> None:
+    backend = create({"address": "http://127.0.0.1:9", "timeout": 2, "retries": 1})
+    with pytest.raises(TransientBackendError, match=r"127\.0\.0\.1:9"):
+        backend.lookup("x-20260101t000000z")
