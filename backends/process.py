@@ -54,6 +54,8 @@ def _seconds(value: Any, default: float) -> float:
 class ProcessBackend:
     """Launches live in `state_dir/<name>/`; the directory is the whole record, any process can read it."""
 
+    enforces_timeout = True  # the supervisor kills a task past task.timeout; the leader need not stop it
+
     def __init__(self, state_dir: Path, *, kill_grace: float = 10.0, start_grace: float = 10.0) -> None:
         self.state_dir = state_dir
         self.kill_grace = kill_grace

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
@@ -117,6 +117,11 @@ class Backend(Protocol):
 
     def remove(self, name: str) -> None:
         """Forget a finished launch (retention cleanup); never called for open launches."""
+        ...
+
+    def retention_horizon(self) -> timedelta | None:
+        """How long the backend keeps a finished launch (e.g. Nomad's job GC threshold); None = until removed.
+        Recovery keeps its window below it, so "not found" never means "already collected"."""
         ...
 
     def close(self) -> None: ...

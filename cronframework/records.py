@@ -106,7 +106,28 @@ class LaunchRecord:
         )
 
     def to_bytes(self) -> bytes:
-        return _encode({k: v for k, v in self.to_dict().items() if v is not None and v != ""}).encode()
+        # to_dict() minus empty values, in field order, built directly: 20k of these per 10k-launch herd
+        out: dict[str, Any] = {
+            "name": self.name,
+            "job": self.job,
+            "scheduled": _iso(self.scheduled),
+            "state": self.state.value,
+            "manual": self.manual,
+        }
+        for key, value in (
+            ("outcome", self.outcome.value if self.outcome else None),
+            ("reason", self.reason),
+            ("leader", self.leader),
+            ("epoch", self.epoch),
+            ("attempt", self.attempt),
+            ("begun_at", _iso(self.begun_at)),
+            ("finished_at", _iso(self.finished_at)),
+            ("backend_state", self.backend_state),
+            ("exit_code", self.exit_code),
+        ):
+            if value is not None and value != "":
+                out[key] = value
+        return _encode(out).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LaunchRecord:

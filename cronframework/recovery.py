@@ -40,8 +40,7 @@ class Conclusion:
 
 def effective_window(spec: JobSpec, backend: Backend) -> timedelta:
     """The job's recovery window, clamped below the backend's retention horizon when the backend has one."""
-    horizon_of = getattr(backend, "retention_horizon", None)
-    horizon: timedelta | None = horizon_of() if callable(horizon_of) else None
+    horizon = backend.retention_horizon()
     if horizon is not None and spec.recovery_window >= horizon:
         return horizon * 0.9
     return spec.recovery_window

@@ -195,6 +195,7 @@ class FakeBackend:
     fail: dict[str, BaseException | Callable[[str], BaseException | None]] = field(default_factory=dict)
     initial_state: LaunchState = LaunchState.RUNNING
     on_submit: Callable[[str, Launch], None] | None = None
+    horizon: timedelta | None = None
 
     def _maybe_fail(self, method: str, name: str) -> None:
         fault = self.fail.get(method)
@@ -236,6 +237,9 @@ class FakeBackend:
 
     def close(self) -> None:
         pass
+
+    def retention_horizon(self) -> timedelta | None:
+        return self.horizon
 
     def finish_all(self, state: LaunchState = LaunchState.SUCCEEDED) -> None:
         for name, status in self.launches.items():

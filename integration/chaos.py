@@ -64,6 +64,8 @@ def run(opts: Options) -> tuple[Report, Path]:
         topo.stop_replicas()
         ev = gather(topo)
         check(report, ev, checked_until)
+        if topo.backend == "docker":
+            topo.remove_containers()
     finally:
         topo.close()
         if topo.zk is not None:

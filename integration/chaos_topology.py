@@ -83,7 +83,7 @@ class Topology:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.out_file.touch()
         self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk").start()
-        backends = {"process": {"state_dir": str(self.state_dir)}}
+        backends: dict[str, dict[str, Any]] = {"process": {"state_dir": str(self.state_dir)}}
         if self.backend == "docker":
             backends["docker"] = {"allowed_mounts": [str(self.workdir.resolve())], "timeout": 10.0}
         self.cluster = ReplicaSet(
@@ -219,6 +219,17 @@ class Topology:
     # -- backend --------------------------------------------------------------------------------------------
     def dockerd(self, action: str) -> None:
         subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), action], check=True, capture_output=True, timeout=120)
+
+    def remove_containers(self) -> None:
+        """After the evidence is read: the run's containers (docker backend) would pile up in the daemon."""
+        import docker  # only the docker run needs it
+
+        client = docker.from_env(timeout=60)
+        try:
+            for container in client.containers.list(all=True, filters={"label": f"cronframework.cluster={self.root}"}):
+                container.remove(force=True)
+        finally:
+            client.close()
 
     def manifest(self) -> dict[str, Any]:
         return {"root": self.root, "backend": self.backend, "workdir": str(self.workdir), "jobs": list(JOBS)}
