@@ -30,7 +30,7 @@ def run_one(hosts: str, jobs: int, cluster: Any) -> dict[str, Any]:
     root = new_root("herd")
     leader = start_leader(hosts, root)
     try:
-        target = herd_second(promote_estimate=jobs / 800)
+        target = herd_second(promote_estimate=jobs / 700)
         names = [f"herd-{i:06d}" for i in range(jobs)]
         apply_specs(leader.store, [job_spec(n, f"{target.second} * * * * *") for n in names])
         leader.start()
@@ -89,6 +89,7 @@ def _figures(
 
 
 def run(sizes: list[int], nodes: list[int]) -> dict[str, Any]:
+    """One herd per (ZooKeeper size, job count); rows of figures."""
     rows = []
     for n in nodes:
         with zookeeper(n) as cluster:

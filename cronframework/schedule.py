@@ -194,15 +194,12 @@ def _pattern(fields: tuple[str, ...]) -> CronPattern:
     pattern = pattern_from(expand(fields))
     if next_match(pattern, 946684800) is None:  # from 2000-01-01: a pattern idle for 9 years never fires
         raise ScheduleError(
-            f"{DOM.name} field: {fields[2]!r} never occurs in month field {fields[3]!r}, "
-            "so the job never fires"
+            f"{DOM.name} field: {fields[2]!r} never occurs in month field {fields[3]!r}, so the job never fires"
         )
     return pattern
 
 
-def parse_schedule(
-    expression: str, *, job: str, timezone: str = "UTC", dst: DstPolicy | None = None
-) -> Schedule:
+def parse_schedule(expression: str, *, job: str, timezone: str = "UTC", dst: DstPolicy | None = None) -> Schedule:
     """Parse and validate; raises ScheduleError with a one-line reason naming the bad field."""
     policy = dst if dst is not None else DstPolicy()
     zone = _zone(timezone)
@@ -210,6 +207,4 @@ def parse_schedule(
     if head and head[0].lower() == "@every":
         return Schedule(expression, expression.strip(), timezone, policy, _every(expression))
     resolved = resolve(expression, job)
-    return Schedule(
-        expression, resolved.resolved, timezone, policy, _Cron(_pattern(resolved.fields), zone, policy)
-    )
+    return Schedule(expression, resolved.resolved, timezone, policy, _Cron(_pattern(resolved.fields), zone, policy))

@@ -125,9 +125,7 @@ def _check_extra(item: str, field: Field) -> str:
 @lru_cache(maxsize=4096)
 def check_field(text: str, field: Field) -> str:
     if _HASHED.match(text):
-        raise ScheduleError(
-            f"{field.name} field: {text!r} is not supported; use '?' for a stable spread value"
-        )
+        raise ScheduleError(f"{field.name} field: {text!r} is not supported; use '?' for a stable spread value")
     return ",".join(check_item(item, field) for item in text.split(","))
 
 
@@ -145,15 +143,12 @@ def resolve(expression: str, job: str) -> Resolved:
         raise ScheduleError("empty schedule")
     if text.startswith("@"):
         if text.lower() not in MACROS:
-            raise ScheduleError(
-                f"unknown macro {text!r} (expected one of {', '.join(MACROS)} or @every <duration>)"
-            )
+            raise ScheduleError(f"unknown macro {text!r} (expected one of {', '.join(MACROS)} or @every <duration>)")
         return Resolved(text, tuple(MACROS[text.lower()].split()))
     parts = text.split()
     if len(parts) not in (5, 6):
         raise ScheduleError(
-            f"expected 5 fields (minute hour day-of-month month day-of-week) "
-            f"or 6 (second first), got {len(parts)}"
+            f"expected 5 fields (minute hour day-of-month month day-of-week) or 6 (second first), got {len(parts)}"
         )
     layout = FIVE if len(parts) == 5 else SIX
     chosen = [resolve_question(part, field, job) for part, field in zip(parts, layout, strict=True)]

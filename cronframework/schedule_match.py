@@ -42,9 +42,7 @@ class CronPattern:
 
 def _values(expanded: list[Any], low: int, high: int) -> tuple[int, ...]:
     return (
-        tuple(range(low, high + 1))
-        if expanded == ["*"]
-        else tuple(sorted(v for v in expanded if isinstance(v, int)))
+        tuple(range(low, high + 1)) if expanded == ["*"] else tuple(sorted(v for v in expanded if isinstance(v, int)))
     )
 
 

@@ -67,9 +67,7 @@ def _year_transitions(zone: ZoneInfo, year: int) -> tuple[tuple[int, int, int], 
 @lru_cache(maxsize=8192)
 def _window(zone: ZoneInfo, year: int) -> tuple[tuple[int, ...], tuple[tuple[int, int, int], ...]]:
     """Transitions of years year-1 .. year+1, with their instants separately for bisecting."""
-    changes = (
-        _year_transitions(zone, year - 1) + _year_transitions(zone, year) + _year_transitions(zone, year + 1)
-    )
+    changes = _year_transitions(zone, year - 1) + _year_transitions(zone, year) + _year_transitions(zone, year + 1)
     return tuple(c[0] for c in changes), changes
 
 

@@ -48,7 +48,7 @@ def test_short_chaos_run_injected_faults_of_several_kinds(short_run: Report) -> 
 def test_short_chaos_run_checked_real_launches_and_takeovers(short_run: Report) -> None:
     assert short_run.instants_checked >= 100, short_run.render()
     assert short_run.launches_checked >= 60
-    assert short_run.task_runs == short_run.launches_checked or short_run.task_runs >= 0.9 * short_run.launches_checked
+    assert short_run.task_runs >= 0.9 * short_run.launches_checked, "the launched tasks really ran"
     assert len(short_run.takeover) >= 2, "leaders were taken away and successors measured"
     figures = short_run.figures()
     assert figures["takeover_max_s"] is not None and figures["takeover_max_s"] < 30

@@ -9,9 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronframework.cli.plan import PlannedLaunch
-from cronframework.cli.status import _short, collect
 from cronframework.jobs import Job, compile_job
 from cronframework.naming import launch_name
+from cronframework.status import collect, job_status
 from cronframework.store import StateStore, StoredSpec
 
 from .cluster import Cluster
@@ -35,15 +35,7 @@ def status(store: StateStore, cluster: Cluster) -> dict[str, Any]:
 def job_item(store: StateStore, name: str) -> dict[str, Any]:
     """One element of `status --json` jobs[], for one job."""
     stored = _stored(store, name)
-    state = store.read_job_states().get(name)
-    last = store.history(name, limit=1)
-    return {
-        "job": name,
-        "enabled": bool(stored.document.get("enabled", True)),
-        "paused": name in store.read_paused(),
-        "next": state.next_scheduled.isoformat() if state and state.next_scheduled else None,
-        "last_launch": _short(last[0].to_dict()) if last else None,
-    }
+    return job_status(store, stored, store.read_job_states().get(name), name in store.read_paused())
 
 
 def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[str, Any]:

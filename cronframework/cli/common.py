@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cronframework.backend import BackendSet
 from cronframework.config import ZooKeeperConfig, load_config
 from cronframework.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
@@ -56,3 +57,12 @@ def open_store(args: argparse.Namespace) -> StateStore:
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def backend_set(args: argparse.Namespace) -> BackendSet:
+    """The adapters as the scheduler configures them: the config's `backends:` (cluster) or the embedded defaults."""
+    if uses_zookeeper(args):
+        configs = load_config(args.config, {}).backends
+    else:
+        configs = {"process": {"state_dir": str((args.state_dir or default_state_dir()) / "process")}}
+    return BackendSet(configs)

@@ -1,10 +1,18 @@
-"""`cronframework history JOB [--json] [--limit N]`: launch records, newest first (keys: records.LaunchRecord)."""
+"""`cronframework history JOB [--json] [--limit N]`: launch records, newest first, with what the backend says now.
+
+JSON keys are those of records.LaunchRecord (docs/operations.md) plus `result` {state, exit_code, reason}: the
+backend's current view of a launched record (a read-only lookup; `--no-lookup` skips it).
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from cronframework.cli.common import add_store_args, open_store, print_json
+from cronframework.backend import BackendSet
+from cronframework.cli.common import add_store_args, backend_set, open_store, print_json
+from cronframework.records import LaunchRecord
+from cronframework.status import LAUNCHED, backend_result
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,6 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_store_args(parser)
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-lookup", action="store_true", help="do not ask the backend for each launch's result")
     parser.set_defaults(handler=handle)
 
 
@@ -20,12 +29,27 @@ def handle(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         records = store.history(args.job, limit=args.limit)
+        stored = store.read_specs().get(args.job)
     finally:
         store.close()
+    backend_name = str(stored.document.get("backend", "process")) if stored else None
+    backends = None if args.no_lookup or backend_name is None else backend_set(args)  # adapters load on first use
+    rows = [_row(record, backends, backend_name) for record in records]
     if args.json:
-        print_json([r.to_dict() for r in records])
+        print_json(rows)
         return 0
-    for r in records:
-        outcome = r.outcome.value if r.outcome else r.state.value
-        print(f"{r.name:45} {r.scheduled.isoformat():27} {outcome:16} {r.reason or ''}")
+    for row in rows:
+        result = row.get("result") or {}
+        seen = result.get("state", "")
+        if result.get("exit_code") is not None:
+            seen += f" (exit {result['exit_code']})"
+        outcome = row["outcome"] or row["state"]
+        print(f"{row['name']:45} {row['scheduled']:27} {outcome:16} {seen:18} {row['reason'] or ''}")
     return 0
+
+
+def _row(record: LaunchRecord, backends: BackendSet | None, backend_name: str | None) -> dict[str, Any]:
+    row = record.to_dict()
+    if record.outcome in LAUNCHED and backends is not None and backend_name:
+        row["result"] = backend_result(backends, backend_name, record.name)
+    return row

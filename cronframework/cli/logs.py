@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cronframework.backend import load_backend
-from cronframework.cli.common import add_store_args, open_store, uses_zookeeper
-from cronframework.config import load_config
-from cronframework.embedded import default_state_dir
+from cronframework.cli.common import add_store_args, backend_set, open_store
 from cronframework.errors import CronframeworkError
 
 
@@ -30,10 +27,6 @@ def handle(args: argparse.Namespace) -> int:
         store.close()
     if name is None:
         raise CronframeworkError(f"job {args.job!r} has no launches yet")
-    backend_name = str(stored.document.get("backend", "process"))
-    if uses_zookeeper(args):
-        config = dict(load_config(args.config, {}).backends.get(backend_name, {}))
-    else:
-        config = {"state_dir": str((args.state_dir or default_state_dir()) / "process")}
-    print(load_backend(backend_name, config).logs(name), end="")
+    backend = backend_set(args).get(str(stored.document.get("backend", "process")))
+    print(backend.logs(name), end="")
     return 0

@@ -96,16 +96,12 @@ class FencedWriter:
     max_ops: int = MAX_CHUNK_OPS
     max_bytes: int = MAX_CHUNK_BYTES
 
-    def commit(
-        self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False
-    ) -> None:
+    def commit(self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> None:
         """Apply `groups`, fenced by `fence_path` when given; a failed chunk raises a PartialBatch error
         naming what applied. `atomic` refuses a batch too large for one transaction rather than split it."""
         chunks = chunked(groups, self._acl_bytes(), self.max_ops, self.max_bytes) or [[]]
         if atomic and len(chunks) > 1:
-            raise StateStoreError(
-                f"{what}: too large for one ZooKeeper transaction; split it into smaller changes"
-            )
+            raise StateStoreError(f"{what}: too large for one ZooKeeper transaction; split it into smaller changes")
         pending = [self._transaction(fence_path, chunk).commit_async() for chunk in chunks]
         results = gather(self.client, what, pending, self.timeout)
         offset = 0 if fence_path is None else 1
@@ -162,9 +158,7 @@ def _error(
     if fence_failed and isinstance(err, NoNodeError | BadVersionError):
         exc = BatchLeadershipLost(f"{where}: this replica's election znode is gone (no longer the leader)")
     elif isinstance(err, NodeExistsError | NoNodeError | BadVersionError):
-        exc = BatchConflict(
-            f"{where}: {type(err).__name__} (a node exists, vanished or moved since it was read)"
-        )
+        exc = BatchConflict(f"{where}: {type(err).__name__} (a node exists, vanished or moved since it was read)")
     elif isinstance(err, NoAuthError):
         exc = BatchFailed(f"{where}: not authorized (check the store's digest credentials and ACLs)")
     else:

@@ -38,9 +38,7 @@ from cronframework.store.zk_layout import (
 def fence_path(fence: Fence) -> str:
     path = getattr(fence, "node_path", None)
     if not isinstance(path, str):
-        raise StateStoreError(
-            "the ZooKeeper store needs a ZkFence (with the election node path) for leader writes"
-        )
+        raise StateStoreError("the ZooKeeper store needs a ZkFence (with the election node path) for leader writes")
     return path
 
 
@@ -159,9 +157,7 @@ class ZooKeeperStore:
         with zk_errors("watching specs"):
             ChildrenWatch(self._client, folder, on_children)
 
-    def _data_watcher(
-        self, name: str, watched: set[str], callback: Callable[[], None]
-    ) -> Callable[..., bool]:
+    def _data_watcher(self, name: str, watched: set[str], callback: Callable[[], None]) -> Callable[..., bool]:
         first = [True]
 
         def on_data(data: bytes | None, stat: Any) -> bool:
@@ -180,15 +176,12 @@ class ZooKeeperStore:
     def read_job_states(self) -> dict[str, JobState]:
         jobs = sorted(self._children(self._layout.section("jobs"), "reading job states"))
         got = self._get_many([self._layout.job(j) for j in jobs], "reading job states")
-        return {
-            j: JobState.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None
-        }
+        return {j: JobState.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
         known = self._existing_jobs({s.job for s in states})
         groups = [
-            Group(s.job, [self._create_or_set(self._layout.job(s.job), s.to_bytes(), s.job in known)])
-            for s in states
+            Group(s.job, [self._create_or_set(self._layout.job(s.job), s.to_bytes(), s.job in known)]) for s in states
         ]
         self._commit_known(fence, groups, "writing job states", {s.job for s in states})
 
@@ -245,9 +238,7 @@ class ZooKeeperStore:
         ops = [Op("create", self._layout.launch(record.name, record.job), record.to_bytes())]
         if record.open:  # a skipped instant arrives already finished: it never joins the open index
             ops.append(Op("create", self._layout.open(record.name)))
-        ops.append(
-            self._create_or_set(self._layout.job(state.job), state.to_bytes(), state.job in known_jobs)
-        )
+        ops.append(self._create_or_set(self._layout.job(state.job), state.to_bytes(), state.job in known_jobs))
         known_jobs.add(state.job)  # later groups of the same job overwrite the state this one creates
         if item.consumed_trigger:
             ops.append(Op("delete", self._layout.trigger(item.consumed_trigger)))
@@ -294,9 +285,7 @@ class ZooKeeperStore:
             if item is None:
                 continue
             if LaunchRecord.from_bytes(item[0]).open:
-                raise StateStoreError(
-                    f"refusing to prune launch {name}: it is still open (begun, not finished)"
-                )
+                raise StateStoreError(f"refusing to prune launch {name}: it is still open (begun, not finished)")
             groups.append(Group(name, [Op("delete", path, version=item[1].version)]))
         self.writer.commit(fence_path(fence), groups, f"pruning launches of {job}")
 

@@ -1,0 +1,123 @@
+"""Cold start: a new leader over N jobs and R history records already in ZooKeeper (noop backend).
+
+The history is preloaded through the store's own fenced `begin` (records written finished, as skipped instants are),
+in pipelined batches. Then a fresh leader connects, is elected and promotes: time to ready (promotion done), the
+lag of its first launch, and its memory (RSS growth per job, specs included). History reads are timed on a job
+with a deep history and on one with a shallow one: `history(job, 20)` must cost O(asked), not O(stored).
+
+    python -m benchmarks coldstart [--smoke]
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from benchmarks.common import apply_specs, job_spec, new_root, rss_mib, start_leader, wait_until, zookeeper
+from cronframework.election import Election
+from cronframework.naming import LaunchIdentity, parse_launch_name
+from cronframework.records import JobState, LaunchRecord, Outcome
+from cronframework.store import Begin
+from cronframework.store.zookeeper import ZooKeeperStore
+
+BATCH = 5000
+DEEP = "deep-history"
+
+
+def preload(hosts: str, root: str, jobs: int, records: int) -> dict[str, float]:
+    """Specs for `jobs` jobs, `records` finished records spread over them (a tenth of them on one deep job)."""
+    store = ZooKeeperStore.connect(hosts, root)
+    election = Election(store.client, root, "preloader", acl=store.acl).start()
+    try:
+        started = time.monotonic()
+        names = [DEEP] + [f"cold-{i:06d}" for i in range(jobs - 1)]
+        apply_specs(store, [job_spec(n, "? * * * * *") for n in names])
+        specs_s = time.monotonic() - started
+        if not election.elected.wait(30) or election.fence is None:
+            raise RuntimeError("the preloader was not elected")
+        started = time.monotonic()
+        _write_history(store, election, names, records)
+        return {"write_specs_s": round(specs_s, 1), "write_records_s": round(time.monotonic() - started, 1)}
+    finally:
+        election.resign()
+        store.close()
+
+
+def _write_history(store: ZooKeeperStore, election: Election, names: list[str], records: int) -> None:
+    fence = election.fence
+    assert fence is not None
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    deep = records // 10
+    batch: list[Begin] = []
+    for i in range(records):
+        job = DEEP if i < deep else names[1 + i % (len(names) - 1)]
+        minute = i if i < deep else (i - deep) // (len(names) - 1)
+        identity = LaunchIdentity(job, now - timedelta(minutes=minute + 1))
+        record = LaunchRecord.begin(identity, leader="preloader", epoch=fence.epoch, now=now)
+        batch.append(Begin(record.finish(Outcome.SUBMITTED, now=now), JobState(job, None, identity.name)))
+        if len(batch) >= BATCH:
+            store.begin(fence, batch)
+            batch = []
+    if batch:
+        store.begin(fence, batch)
+
+
+def measure(hosts: str, root: str, jobs: int) -> dict[str, Any]:
+    gc.collect()
+    rss_before = rss_mib()
+    started = time.time()
+    leader = start_leader(hosts, root).start()
+    try:
+        wait_until(lambda: leader.promoted_at is not None or leader.error is not None, 900, "promotion")
+        if leader.error is not None:
+            raise RuntimeError(f"the leader failed: {leader.error!r}") from leader.error
+        assert leader.promoted_at is not None
+        ready = leader.promoted_at - started
+        wait_until(lambda: leader.backend.submits > 0, 120, "the first launch")
+        first = _first_launch_lag(leader)
+        gc.collect()
+        rss_growth = rss_mib() - rss_before
+        return {
+            "ready_s": round(ready, 2),
+            "first_launch_after_start_s": round(time.time() - started, 2),
+            "first_launch_lag_s": round(first, 3),
+            "rss_growth_mib": round(rss_growth, 1),
+            "rss_per_job_kib": round(rss_growth * 1024 / jobs, 2),
+            **_history_reads(leader.store),
+        }
+    finally:
+        leader.close()
+
+
+def _first_launch_lag(leader: Any) -> float:
+    time.sleep(1.0)  # let the first tick's batch finish
+    best = None
+    for name in leader.store.read_job_states():
+        state = leader.session._dispatcher.get(name)
+        if state is None or state.last_launch is None:
+            continue
+        at = leader.backend.submitted_at(state.last_launch)
+        if at is not None:
+            lag = (at - parse_launch_name(state.last_launch).scheduled).total_seconds()
+            best = lag if best is None else min(best, lag)
+    return best if best is not None else float("nan")
+
+
+def _history_reads(store: ZooKeeperStore) -> dict[str, float]:
+    out = {}
+    for label, job in (("deep", DEEP), ("shallow", "cold-000000")):
+        started = time.perf_counter()
+        got = store.history(job, 20)
+        out[f"history20_{label}_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        out[f"history20_{label}_records"] = len(got)
+    return out
+
+
+def run(jobs: int, records: int) -> dict[str, Any]:
+    with zookeeper(1) as cluster:
+        root = new_root("cold")
+        loaded = preload(cluster.connect_string, root, jobs, records)
+        return {"jobs": jobs, "records": records, "deep_job_records": records // 10, **loaded,
+                **measure(cluster.connect_string, root, jobs)}

@@ -1,0 +1,125 @@
+"""Steady state: M jobs every minute at a spread second (`? * * * * *`) plus K jobs `@every 10s`, for a while.
+
+One in-process leader on real ZooKeeper with the noop backend. Every expected launch (from each job's own schedule
+over the window) is looked up in the backend: lag scheduled -> submitted per minute (p50/p99/max), launches missing,
+the leader's CPU share and RSS per interval, and ZooKeeper's request rate (`mntr` packets received).
+
+    python -m benchmarks steady [--smoke]
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from benchmarks.common import (
+    Leader,
+    apply_specs,
+    cpu_seconds,
+    job_spec,
+    mntr,
+    new_root,
+    rss_mib,
+    start_leader,
+    summary,
+    wait_until,
+    zookeeper,
+)
+from cronframework.jobs import compile_job
+from cronframework.naming import LaunchIdentity
+from cronframework.store import StoredSpec
+
+SETTLE = 3.0  # seconds after promotion before the measured window opens
+
+
+def specs(minutely: int, every10: int) -> list[Any]:
+    out = [job_spec(f"minutely-{i:06d}", "? * * * * *") for i in range(minutely)]
+    return out + [job_spec(f"every10-{i:05d}", "@every 10s") for i in range(every10)]
+
+
+def sample(cluster: Any, stop: threading.Event, every: float, out: list[dict[str, float]]) -> None:
+    """Leader CPU share, RSS and ZooKeeper packets, once per interval."""
+    last_cpu, last_t, last_packets = cpu_seconds(), time.monotonic(), mntr(cluster).get("zk_packets_received", 0)
+    while not stop.wait(every):
+        cpu, now, packets = cpu_seconds(), time.monotonic(), mntr(cluster).get("zk_packets_received", 0)
+        span = now - last_t
+        out.append(
+            {
+                "cpu_pct": round(100 * (cpu - last_cpu) / span, 1),
+                "rss_mib": round(rss_mib(), 1),
+                "zk_requests_per_s": round((packets - last_packets) / span, 1),
+            }
+        )
+        last_cpu, last_t, last_packets = cpu, now, packets
+
+
+def expected(leader: Leader, start: datetime, end: datetime) -> list[LaunchIdentity]:
+    """Every launch the window should hold, from each job's own schedule."""
+    out = []
+    for name, stored in leader.store.read_specs().items():
+        schedule = compile_job(StoredSpec(name, stored.document, stored.version)).schedule
+        out += [LaunchIdentity(name, t) for t in schedule.between(start, end)]
+    return out
+
+
+def per_minute(leader: Leader, launches: list[LaunchIdentity]) -> tuple[list[dict[str, Any]], int, list[float]]:
+    buckets: dict[datetime, list[float]] = {}
+    missing = 0
+    every: list[float] = []
+    for identity in launches:
+        got = leader.backend.submitted_at(identity.name)
+        if got is None:
+            missing += 1
+            continue
+        lag = (got - identity.scheduled) / timedelta(seconds=1)
+        every.append(lag)
+        buckets.setdefault(identity.scheduled.replace(second=0), []).append(lag)
+    rows = [{"minute": m.strftime("%H:%M"), "launches": len(v), **summary(v)} for m, v in sorted(buckets.items())]
+    return rows, missing, every
+
+
+def run_one(cluster: Any, minutely: int, every10: int, seconds: float) -> dict[str, Any]:
+    leader = start_leader(cluster.connect_string, new_root("steady"))
+    samples: list[dict[str, float]] = []
+    stop = threading.Event()
+    try:
+        apply_specs(leader.store, specs(minutely, every10))
+        leader.start()
+        wait_until(lambda: leader.promoted_at is not None or leader.error is not None, 600, "promotion")
+        time.sleep(SETTLE)
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        sampler = threading.Thread(target=sample, args=(cluster, stop, min(60.0, seconds / 3), samples))
+        sampler.start()
+        time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()) + seconds)
+        end = start + timedelta(seconds=seconds)
+        time.sleep(2.0)  # launches due at the window's end finish
+        stop.set()
+        sampler.join()
+        if leader.error is not None:
+            raise RuntimeError(f"the leader failed: {leader.error!r}") from leader.error
+        launches = expected(leader, start - timedelta(seconds=1), end)
+        rows, missing, lags = per_minute(leader, launches)
+        return {
+            "jobs_minutely": minutely,
+            "jobs_every10s": every10,
+            "seconds": seconds,
+            "expected_launches": len(launches),
+            "missing": missing,
+            "lag_s": summary(lags),
+            "per_minute": rows,
+            "samples": samples,
+            "open_left": len(leader.store.open_launches()),
+        }
+    finally:
+        stop.set()
+        leader.close()
+
+
+def run(minutely: int, every10: int, seconds: float, nodes: list[int]) -> dict[str, Any]:
+    rows = []
+    for n in nodes:
+        with zookeeper(n) as cluster:
+            rows.append({"zk_nodes": n, **run_one(cluster, minutely, every10, seconds)})
+    return {"rows": rows}

@@ -1,0 +1,78 @@
+"""Each benchmark scenario at its smoke size on real ZooKeeper, so none of them rots: figures sane, counts match.
+
+No timing thresholds: these assert that every launch happened and was recorded, not how fast.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks import bench_coldstart, bench_herd, bench_peers, bench_steady, bench_takeover
+from benchmarks.__main__ import main
+from integration.zk import ZkCluster, ZkHarnessError
+
+pytestmark = pytest.mark.zookeeper
+
+
+@pytest.fixture(scope="module", autouse=True)
+def zookeeper_available() -> None:
+    """Fail (never skip) with the harness's message when ZooKeeper cannot be started here."""
+    cluster = ZkCluster(nodes=1)
+    try:
+        cluster.start()
+    except ZkHarnessError as exc:
+        pytest.fail(f"benchmarks need a real ZooKeeper: {exc}", pytrace=False)
+    finally:
+        cluster.destroy()
+
+
+def sane(lag: dict[str, float]) -> bool:
+    return all(math.isfinite(v) and -0.5 < v < 60 for v in lag.values()) and lag["p50"] <= lag["p99"] <= lag["max"]
+
+
+def test_herd_launches_and_finishes_every_job() -> None:
+    (row,) = bench_herd.run([200], [1])["rows"]
+    assert row["submitted"] == 200
+    assert row["finished_records"] == 200
+    assert row["open_left"] == 0
+    assert 0 <= row["all_begun_s"] <= row["all_finished_s"]
+    assert sane(row["lag_s"])
+    assert row["zk_ops_per_launch"] >= 3  # record + open index + job state, then the finished record
+
+
+def test_steady_misses_no_launch() -> None:
+    (row,) = bench_steady.run(200, 20, 30.0, [1])["rows"]
+    assert row["expected_launches"] >= 200 * 30 // 60
+    assert row["missing"] == 0
+    assert sane(row["lag_s"])
+    assert row["samples"] and all(s["rss_mib"] > 0 for s in row["samples"])
+
+
+def test_coldstart_reads_history_and_launches() -> None:
+    row = bench_coldstart.run(1000, 10_000)
+    assert row["ready_s"] > 0
+    assert math.isfinite(row["first_launch_lag_s"])
+    assert row["history20_deep_records"] == 20
+    assert row["history20_shallow_records"] == 9  # 9000 records over 999 shallow jobs, the newest 20 asked
+
+
+def test_peers_both_schedulers_run_every_job() -> None:
+    (row,) = bench_peers.run([200])["rows"]
+    assert row["cronframework"]["submitted"] == 200
+    assert row["apscheduler"]["ran"] == 200
+    assert row["ratio_p99"] > 0
+
+
+def test_takeover_new_leader_launches_and_concludes() -> None:
+    rows = bench_takeover.run([200], [4.0], 1, ["kill -9", "SIGTERM"])["rows"]
+    kill, term = rows
+    assert 0 < kill["first_launch_s"]["max"] < 60
+    assert 0 < term["first_launch_s"]["max"] < 60
+    assert kill["open_concluded_s"]["max"] >= 0
+
+
+def test_cli_rejects_unknown_scenario() -> None:
+    with pytest.raises(SystemExit):
+        main(["nonsense"])
