@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronframework import metrics
-from cronframework.backend import Backend, BackendSet, BackendStatus
+from cronframework.backend import Backend, BackendSet, BackendStatus, LaunchState
 from cronframework.clock import Clock
 from cronframework.errors import BackendError
 from cronframework.jobspec import JobSpec, OnUncertain
@@ -76,6 +76,10 @@ class Recovery:
         except BackendError as exc:  # transient after bounded retries, or permanent: either way no answer
             return self._uncertain(record, spec, f"lookup failed: {exc}", "no answer")
         if status is not None:
+            if status.state is LaunchState.PENDING:
+                # Found but maybe never started (Docker: created, not started, when the old leader died between
+                # the two calls). Submit is idempotent by name: it starts such a launch and changes nothing else.
+                return self._resubmit(record, spec, "found: pending")
             return self._found(record, status)
         age = self._clock.now() - (record.begun_at or record.scheduled)
         if age <= effective_window(spec, backend):

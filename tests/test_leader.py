@@ -327,3 +327,25 @@ def test_runtime_limit_stops_a_launch_past_its_timeout() -> None:
     cluster.run_for(session, 60 + 120)
     assert cluster.backend.stopped == ["slow-20261125t070000z"]
     assert cluster.backend.launches["slow-20261125t070000z"] == BackendStatus(LaunchState.FAILED, reason="stopped")
+
+
+def test_recovery_resubmits_a_launch_found_pending_so_it_starts() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.clock.advance(60)
+    cluster.store.finish = _crash  # type: ignore[method-assign]
+    with pytest.raises(LeadershipLost):
+        first.tick()
+    del cluster.store.finish
+    name = "tick-20261125t060100z"
+    cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)  # created, never started
+    started: list[str] = []
+    cluster.backend.on_submit = lambda n, _launch: started.append(n)
+    second, _ = cluster.leader()
+    second.promote()
+    assert started == [name]  # submitted again, idempotently: the backend starts what it had only created
+    assert cluster.backend.submitted == [name]  # ...and no second launch exists
+    record = cluster.store.get_launch(name)
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
