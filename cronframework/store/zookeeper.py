@@ -1,4 +1,4 @@
-"""ZooKeeperStore: the StateStore on a ZooKeeper ensemble (layout and ACLs: docs/zookeeper-layout.md).
+"""ZooKeeperStore: the StateStore on a ZooKeeper ensemble (layout and ACLs: docs/design.md, "State in ZooKeeper").
 
 Leader writes are fenced multi-op transactions (zk_batch): each first checks the leader's own election
 znode, so a replica whose session expired -- and whose ephemeral node ZooKeeper therefore deleted -- can
