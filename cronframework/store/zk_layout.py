@@ -1,4 +1,4 @@
-"""Where each piece of state lives under the store's root znode, and its byte form (docs/design.md, "State in ZooKeeper").
+"""Where each piece of state lives under the store's root znode, and its byte form (docs/design.md).
 
 Every znode stays small (a spec document, one record, one job state): reads cost O(what is asked), and no
 single write approaches jute.maxbuffer (1 MB)."""
