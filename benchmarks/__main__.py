@@ -36,9 +36,9 @@ def run_scenario(name: str, *, smoke: bool, plot: bool) -> dict[str, Any]:
     suffix = "-smoke" if smoke else ""
     (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(result, indent=1, default=str))
     if plot:
-        from benchmarks.plots import plot
+        from benchmarks import plots
 
-        plot(name, result)
+        plots.plot(name, result)
     return result
 
 

@@ -119,5 +119,10 @@ def run(jobs: int, records: int) -> dict[str, Any]:
     with zookeeper(1) as cluster:
         root = new_root("cold")
         loaded = preload(cluster.connect_string, root, jobs, records)
-        return {"jobs": jobs, "records": records, "deep_job_records": records // 10, **loaded,
-                **measure(cluster.connect_string, root, jobs)}
+        return {
+            "jobs": jobs,
+            "records": records,
+            "deep_job_records": records // 10,
+            **loaded,
+            **measure(cluster.connect_string, root, jobs),
+        }

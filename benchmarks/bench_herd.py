@@ -59,7 +59,13 @@ def _raise(leader: Any) -> None:
 
 
 def _figures(
-    leader: Any, jobs: int, due: datetime, names: list[str], done: float, before: dict[str, float], after: dict[str, float]
+    leader: Any,
+    jobs: int,
+    due: datetime,
+    names: list[str],
+    done: float,
+    before: dict[str, float],
+    after: dict[str, float],
 ) -> dict[str, Any]:
     writes = leader.writes
     t0 = due.timestamp()

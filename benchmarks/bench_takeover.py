@@ -27,23 +27,30 @@ WARM = 4.0  # seconds of launching before the signal
 def one(hosts: str, jobs: int, session_timeout: float, sig: signal.Signals) -> dict[str, float]:
     root = new_root("takeover")
     store = ZooKeeperStore.connect(hosts, root)
-    replicas = ReplicaSet(hosts, root, Path(tempfile.mkdtemp(prefix="cf-bench-")), session_timeout,
-                          backends={"noop": {}})
+    replicas = ReplicaSet(
+        hosts, root, Path(tempfile.mkdtemp(prefix="cf-bench-")), session_timeout, backends={"noop": {}}
+    )
     try:
         specs = [job_spec("canary", "* * * * * *")]
         apply_specs(store, specs + [job_spec(f"tk-{i:05d}", "? * * * * *") for i in range(jobs - 1)])
         replicas.start("r1")
         old = replicas.wait_leader(60)
         replicas.start("r2")
-        wait_until(lambda: any(e["event"] == "replica started" for e in replicas.replicas["r2"].events()), 60,
-                   "the second replica")
+        wait_until(
+            lambda: any(e["event"] == "replica started" for e in replicas.replicas["r2"].events()),
+            60,
+            "the second replica",
+        )
         time.sleep(WARM)
         killed = time.time()
         replicas.replicas[old].signal(sig)
         first = wait_until(lambda: _new_canary(store, old), 60 + 3 * session_timeout, "a launch by the new leader")
         concluded = wait_until(lambda: not store.open_launches(), 60, "open launches to conclude")
-        return {"first_launch_s": _canary_begun(store, old) - killed, "open_concluded_s": concluded - killed,
-                "detected_s": first - killed}
+        return {
+            "first_launch_s": _canary_begun(store, old) - killed,
+            "open_concluded_s": concluded - killed,
+            "detected_s": first - killed,
+        }
     finally:
         for replica in replicas.replicas.values():
             replica.signal(signal.SIGCONT)
@@ -60,7 +67,7 @@ def _new_canary(store: ZooKeeperStore, old: str) -> bool:
 
 
 def _canary_begun(store: ZooKeeperStore, old: str) -> float:
-    return min(r.begun_at.timestamp() for r in _canary_records(store, old))
+    return float(min(r.begun_at.timestamp() for r in _canary_records(store, old)))
 
 
 def run(sizes: list[int], timeouts: list[float], repeats: int, signals: list[str] | None = None) -> dict[str, Any]:

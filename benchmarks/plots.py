@@ -28,10 +28,18 @@ def plot(scenario: str, result: dict[str, Any]) -> Path | None:
         ax.set(xlabel="minute of the run", ylabel="lag scheduled -> submitted (ms)")
     elif scenario == "peers":
         labels = [str(r["jobs"]) for r in rows]
-        ax.bar([i - 0.2 for i in range(len(rows))], [r["cronframework"]["lag_s"]["p99"] for r in rows], 0.4,
-               label="cronframework (ZooKeeper, 2 sync points)")
-        ax.bar([i + 0.2 for i in range(len(rows))], [r["apscheduler"]["lag_s"]["p99"] for r in rows], 0.4,
-               label="APScheduler 3 (in memory)")
+        ax.bar(
+            [i - 0.2 for i in range(len(rows))],
+            [r["cronframework"]["lag_s"]["p99"] for r in rows],
+            0.4,
+            label="cronframework (ZooKeeper, 2 sync points)",
+        )
+        ax.bar(
+            [i + 0.2 for i in range(len(rows))],
+            [r["apscheduler"]["lag_s"]["p99"] for r in rows],
+            0.4,
+            label="APScheduler 3 (in memory)",
+        )
         ax.set_xticks(range(len(rows)), labels)
         ax.set(xlabel="jobs due in one second", ylabel="p99 lag (s)")
     else:

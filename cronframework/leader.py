@@ -78,7 +78,7 @@ class LeaderSession:
         self._dispatcher = Dispatcher()
         self._launcher = Launcher(store, backends, leadership, clock, cluster=config.cluster, workers=config.workers)
         self._recovery = Recovery(store, backends, self._launcher, leadership, clock)
-        self._pruner = Pruner(store, leadership, per_tick=config.prune_per_tick)
+        self._pruner = Pruner(store, backends, leadership, per_tick=config.prune_per_tick)
         self._snapshots = PeriodicSnapshots(store, config.snapshot, clock) if config.snapshot else None
         self._limits = RuntimeLimits(backends, leadership, clock)
         self._next_clock_check = 0.0
@@ -186,6 +186,7 @@ class LeaderSession:
             self._needs_recovery = True
             raise
         self._limits.check()
+        self._pruner.note(records)
         self._pruner.step(self._dispatcher.entries(), now)
         if self._snapshots is not None:
             self._snapshots.maybe_run()  # guarded by time; writes in its own thread

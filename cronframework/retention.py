@@ -1,17 +1,28 @@
-"""Retention: the leader prunes finished launch records beyond each job's count and age, a few jobs per tick.
+"""Retention: the leader prunes finished launches beyond each job's count and age -- record and backend copy.
 
-Open records are never pruned (the store refuses them too): they are the next leader's to-do list.
+Pruning is driven by launches, not by a scan: a job is looked at again once it has launched a tenth of its
+`retention.count` since it was last pruned, and a slow sweep (`sweep_every`) catches records that only aged out.
+The backend's copy (container, Nomad job, launch directory) is removed first; a record is deleted only when its
+launch is gone from the backend, so a launch still running is never orphaned. Open records are never pruned (the
+store refuses them too): they are the next leader's to-do list.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from cronframework.backend import BackendSet
 from cronframework.dispatcher import Entry
+from cronframework.errors import BackendError
+from cronframework.jobspec import JobSpec
 from cronframework.leadership import Leadership
 from cronframework.records import LaunchRecord
 from cronframework.store import StateStore
+
+log = logging.getLogger("cronframework.retention")
 
 SLACK = 20  # records read past the count, so age-based pruning sees a few beyond it
 
@@ -29,23 +40,52 @@ def prunable(records: Sequence[LaunchRecord], *, keep: int, max_age_cutoff: date
 
 
 class Pruner:
-    def __init__(self, store: StateStore, leadership: Leadership, *, per_tick: int) -> None:
-        self._store = store
-        self._leadership = leadership
+    def __init__(
+        self,
+        store: StateStore,
+        backends: BackendSet,
+        leadership: Leadership,
+        *,
+        per_tick: int,
+        sweep_every: timedelta = timedelta(hours=1),
+    ) -> None:
+        self._store, self._backends, self._leadership = store, backends, leadership
         self._per_tick = per_tick
-        self._cursor = 0
+        self._sweep_every = sweep_every
+        self._launched: Counter[str] = Counter()
+        self._sweep: list[str] = []
+        self._next_sweep: datetime | None = None
+
+    def note(self, records: Sequence[LaunchRecord]) -> None:
+        self._launched.update(r.job for r in records)
 
     def step(self, entries: Sequence[Entry], now: datetime) -> int:
-        """Prune the next `per_tick` jobs in turn; returns how many records were deleted."""
-        if not entries or self._per_tick <= 0:
-            return 0
+        """Prune up to `per_tick` jobs that are due for it; returns how many records were deleted."""
+        specs = {e.spec.name: e.spec for e in entries}
+        if self._next_sweep is None or now >= self._next_sweep:
+            self._sweep, self._next_sweep = sorted(specs), now + self._sweep_every
+        due = [j for j, n in self._launched.items() if j in specs and n >= max(1, specs[j].retention.count // 10)]
+        batch = (due + self._sweep)[: self._per_tick]
+        self._sweep = [j for j in self._sweep if j not in batch]
         deleted = 0
-        for offset in range(min(self._per_tick, len(entries))):
-            spec = entries[(self._cursor + offset) % len(entries)].spec
-            history = self._store.history(spec.name, limit=spec.retention.count + SLACK)
-            names = prunable(history, keep=spec.retention.count, max_age_cutoff=now - spec.retention.age)
-            if names:
-                self._store.prune(self._leadership.fence, spec.name, names)
-                deleted += len(names)
-        self._cursor = (self._cursor + self._per_tick) % len(entries)
+        for job in dict.fromkeys(batch):
+            self._launched.pop(job, None)
+            deleted += self._prune(specs[job], now)
         return deleted
+
+    def _prune(self, spec: JobSpec, now: datetime) -> int:
+        history = self._store.history(spec.name, limit=spec.retention.count + SLACK)
+        names = prunable(history, keep=spec.retention.count, max_age_cutoff=now - spec.retention.age)
+        gone = [name for name in names if self._remove_from_backend(spec, name)]
+        if gone:
+            self._store.prune(self._leadership.fence, spec.name, gone)
+        return len(gone)
+
+    def _remove_from_backend(self, spec: JobSpec, name: str) -> bool:
+        try:
+            self._leadership.check()
+            self._backends.for_spec(spec).remove(name)
+            return True
+        except BackendError as exc:  # still running, or the backend is away: keep the record, try again later
+            log.info("launch kept: backend could not remove it", extra={"launch": name, "error": str(exc)})
+            return False

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
-from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
+from cronframework.errors import ConflictError, LeadershipLost, PermanentBackendError, StateStoreError
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
 from cronframework.store import Begin, Fence, SpecChange, StoredSpec
 
@@ -233,6 +233,10 @@ class FakeBackend:
         return ""
 
     def remove(self, name: str) -> None:
+        self._maybe_fail("remove", name)
+        status = self.launches.get(name)
+        if status is not None and status.state.active:
+            raise PermanentBackendError(f"refusing to remove {name}: it is still {status.state.value}")
         self.launches.pop(name, None)
 
     def close(self) -> None:

@@ -169,3 +169,36 @@ def test_nomad_job_launched_on_schedule_with_outcome_in_history(
         assert len(ids) == len(set(ids)) and done[0]["name"] in ids
     finally:
         cluster.stop_all()
+
+
+def test_nomad_crash_between_sync_point_one_and_submit_is_concluded_once(
+    nomad: NomadAgent, zk_hosts: str, zk_root: str, tmp_path: Path
+) -> None:
+    cluster = ReplicaSet(zk_hosts, zk_root, tmp_path / "cluster", backends={"nomad": {"address": nomad.address}})
+    try:
+        task = {"command": ["/bin/sh", "-c", "echo once"]}
+        cluster.cli(
+            "apply",
+            str(job_file(tmp_path, {"nomad-once": {"schedule": "0 0 1 1 *", "backend": "nomad", "task": task}})),
+        )
+        doomed = cluster.start("doomed", env={"CRONFRAMEWORK_CRASH_AT": "after_sync_one"})
+        cluster.wait_leader()
+        cluster.cli("trigger", "nomad-once")
+        assert wait_for(lambda: not doomed.alive(), 30), cluster.log_tails()
+        store = cluster.store()
+        try:
+            [open_record] = store.open_launches()
+        finally:
+            store.close()
+        assert nomad.api("GET", "/v1/jobs?prefix=nomad-once-") == []  # the backend was never called
+        cluster.start("heir")
+        cluster.wait_leader(other_than="doomed")
+
+        def succeeded() -> list[dict[str, Any]]:
+            rows = [r for r in history(cluster, "nomad-once") if r["name"] == open_record.name]
+            return [r for r in rows if (r.get("result") or {}).get("state") == "succeeded"]
+
+        assert wait_for(succeeded, 90), cluster.log_tails()
+        assert [j["ID"] for j in nomad.api("GET", "/v1/jobs?prefix=nomad-once-")] == [open_record.name]
+    finally:
+        cluster.stop_all()

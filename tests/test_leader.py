@@ -308,14 +308,28 @@ def test_clock_skew_beyond_bound_stops_launching() -> None:
     assert session.state.clock_ok is False
 
 
-def test_retention_prunes_finished_records_beyond_count() -> None:
+def test_retention_prunes_finished_launches_beyond_count_in_store_and_backend() -> None:
     cluster = Cluster()
+    cluster.backend.initial_state = LaunchState.SUCCEEDED
     cluster.apply(job("tick", retention={"count": 3}))
     session, _ = cluster.leader()
     session.promote()
     cluster.run_for(session, 600)
     names = [n for n, _, _ in cluster.outcomes("tick")]
     assert names == ["tick-20261125t060800z", "tick-20261125t060900z", "tick-20261125t061000z"]
+    assert sorted(cluster.backend.launches) == names
+
+
+def test_retention_keeps_a_launch_the_backend_still_runs() -> None:
+    cluster = Cluster()  # the fake backend keeps every launch running: nothing may be removed
+    cluster.apply(job("tick", retention={"count": 2}))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 300)
+    assert len(cluster.outcomes("tick")) == 5
+    cluster.backend.finish_all()
+    cluster.run_for(session, 60)
+    assert [n for n, _, _ in cluster.outcomes("tick")] == ["tick-20261125t060500z", "tick-20261125t060600z"]
 
 
 def test_runtime_limit_stops_a_launch_past_its_timeout() -> None:
@@ -349,3 +363,21 @@ def test_recovery_resubmits_a_launch_found_pending_so_it_starts() -> None:
     assert cluster.backend.submitted == [name]  # ...and no second launch exists
     record = cluster.store.get_launch(name)
     assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
+
+
+def test_recovery_window_is_clamped_below_the_backends_gc_horizon() -> None:
+    cluster = Cluster()
+    cluster.backend.horizon = timedelta(minutes=30)  # e.g. Nomad's job GC threshold
+    cluster.apply(job("tick", recovery_window="2h", catchup="none"))
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.backend.fail["submit"] = LeadershipLost("crash hook")
+    with pytest.raises(LeadershipLost):
+        cluster.run_for(first, 60)
+    del cluster.backend.fail["submit"]
+    cluster.clock.advance(40 * 60)  # inside the job's window, past what the backend keeps: "not found" is ambiguous
+    second, _ = cluster.leader()
+    second.promote()
+    assert "tick-20261125t060100z" not in cluster.backend.submitted
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert record is not None and record.outcome is Outcome.SKIPPED

@@ -117,7 +117,7 @@ class FencedWriter:
         tx = self.client.transaction()
         acl = self.acl or self.client.default_acl or OPEN_ACL_UNSAFE
         chroot = self.client.chroot
-        fix = (lambda path: _prefix_root(chroot, path)) if chroot else (lambda path: path)
+        fix = (lambda path: str(_prefix_root(chroot, path))) if chroot else (lambda path: path)
         requests: list[Any] = []
         if fence_path is not None:
             # the election znode is never modified: its existence is what proves leadership
