@@ -43,6 +43,7 @@ class NoopBackend:
             raise PermanentBackendError(f"noop backend state must be succeeded or running, not {state}")
         self.state = state
         self.latency = latency
+        self.blocking = latency > 0  # without latency a submit is a dict insert: the launcher calls it inline
         self.fail_every = fail_every
         self.clock: Clock = clock or SystemClock()
         self.submits = 0

@@ -91,6 +91,8 @@ class Launcher:
         After the first error (LeadershipLost) workers take no more launches; the error propagates."""
         if not to_launch:
             return []
+        if not any(getattr(self._backends.for_spec(p.spec), "blocking", True) for p, _ in to_launch):
+            return [self._submit(p, r) for p, r in to_launch]  # in-process backends: threads would only add cost
         queue = deque(enumerate(to_launch))
         results: list[LaunchRecord | None] = [None] * len(to_launch)
         failed = threading.Event()

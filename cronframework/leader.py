@@ -110,6 +110,7 @@ class LeaderSession:
     # -- promotion --------------------------------------------------------------------------------------------
     def promote(self) -> list[LaunchRecord]:
         started = self._clock.now()
+        self._specs.changed.clear()  # this refresh covers every change so far; a later one sets it again
         jobs = self._specs.refresh()
         concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
         self._load_jobs(jobs, started)

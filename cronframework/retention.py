@@ -10,6 +10,7 @@ store refuses them too): they are the next leader's to-do list.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -65,8 +66,10 @@ class Pruner:
         if self._next_sweep is None or now >= self._next_sweep:
             self._sweep, self._next_sweep = sorted(specs), now + self._sweep_every
         due = [j for j, n in self._launched.items() if j in specs and n >= max(1, specs[j].retention.count // 10)]
-        batch = (due + self._sweep)[: self._per_tick]
-        self._sweep = [j for j in self._sweep if j not in batch]
+        # the sweep spreads over its period (ticks come about once a second), so it never adds a burst of reads
+        sweep_share = max(1, math.ceil(len(specs) / max(1.0, self._sweep_every.total_seconds())))
+        batch = due[: self._per_tick] + self._sweep[:sweep_share]
+        self._sweep = self._sweep[sweep_share:]
         deleted = 0
         for job in dict.fromkeys(batch):
             self._launched.pop(job, None)

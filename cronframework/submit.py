@@ -6,6 +6,7 @@ overlapping ones. Leadership is re-checked before every attempt, so a replica th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -60,6 +61,25 @@ def _retrying(clock: Clock, retries: Retries, deadline: datetime | None) -> Retr
     )
 
 
+def _first_then_retrying(
+    attempt: Callable[[], SubmitOutcome], clock: Clock, retries: Retries, deadline: datetime | None
+) -> SubmitOutcome:
+    """The first attempt runs bare (a herd of 10k pays no retry machinery); tenacity takes over on a transient
+    error with the same attempt budget and the same exponential backoff (b, 2b, 4b, ... capped)."""
+    try:
+        return attempt()
+    except TransientBackendError:
+        if retries.attempts <= 1 or (deadline is not None and clock.now() >= deadline):
+            raise
+    first_wait = min(retries.backoff, retries.max_backoff)
+    if deadline is not None:
+        first_wait = min(first_wait, max(deadline - clock.now(), timedelta(0)))
+    clock.sleep(first_wait.total_seconds())
+    rest = Retries(attempts=retries.attempts - 1, backoff=retries.backoff * 2, max_backoff=retries.max_backoff)
+    result: SubmitOutcome = _retrying(clock, rest, deadline)(attempt)
+    return result
+
+
 def submit_with_retries(
     backend: Backend,
     launch: Launch,
@@ -78,7 +98,7 @@ def submit_with_retries(
         return backend.submit(launch.name, launch)
 
     try:
-        outcome = _retrying(clock, launch.spec.retries, deadline)(attempt)
+        outcome = _first_then_retrying(attempt, clock, launch.spec.retries, deadline)
     except PermanentBackendError as exc:
         return SubmitResult(Outcome.FAILED, f"failed to launch: {exc}", attempts)
     except TransientBackendError as exc:

@@ -59,8 +59,13 @@ def run(opts: Options) -> tuple[Report, Path]:
         say(f"starting {opts.zk_nodes} ZooKeeper node(s), {opts.replicas} replicas, backend {opts.backend}")
         topo.start()
         topo.save_manifest()
-        report.faults = fault_phase(topo, random.Random(opts.seed), opts)
-        checked_until = settle(topo)
+        try:
+            fault_phase(topo, random.Random(opts.seed), opts, report.faults)
+            checked_until = settle(topo)
+        except AssertionError as exc:  # the cluster did not recover (no leader): that is a finding, not a crash
+            say(f"liveness failure: {exc}")
+            report.violations.append(inv.Violation("liveness", str(exc).splitlines()[0]))
+            checked_until = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=END_MARGIN)
         topo.stop_replicas()
         ev = gather(topo)
         check(report, ev, checked_until)
@@ -73,13 +78,14 @@ def run(opts: Options) -> tuple[Report, Path]:
     return report, workdir
 
 
-def fault_phase(topo: Topology, rng: random.Random, opts: Options) -> list[FaultEvent]:
-    plan, done = FaultPlan(list(opts.faults), rng), list[FaultEvent]()
+def fault_phase(topo: Topology, rng: random.Random, opts: Options, done: list[FaultEvent]) -> None:
+    """Inject faults into `done` until the duration is spent (a fault that fails to recover raises)."""
+    plan = FaultPlan(list(opts.faults), rng)
     deadline = time.monotonic() + opts.duration
     while True:
         time.sleep(min(rng.uniform(*opts.gap), max(0.0, deadline - time.monotonic())))
         if deadline - time.monotonic() < 5:
-            return done
+            return
         kind = plan.next()
         say(f"fault {len(done) + 1}: {kind}")
         done.append(inject(kind, topo, rng))
@@ -117,6 +123,7 @@ def gather(topo: Topology) -> evidence_mod.Evidence:
     ev.task_lines = evidence_mod.task_lines(topo.out_file)
     ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths)
     ev.finished = evidence_mod.finished_events(topo.rs().incarnations)
+    topo.ensure_zk()  # a run cut short by a liveness failure may have left nodes down
     store = topo.rs().store()
     try:
         ev.history = {job: store.history(job, limit=1_000_000) for job in JOBS}
@@ -133,7 +140,7 @@ def check(report: Report, ev: evidence_mod.Evidence, checked_until: datetime) ->
     window = inv.Window(datetime.fromtimestamp(min(promoted), UTC), checked_until)
     accounted, outcomes = inv.accounted(ev, {name: job[0] for name, job in JOBS.items()}, window)
     report.zombie_windows, zombies = inv.zombie_calls(ev, report.faults)
-    report.violations = [
+    report.violations += [
         *inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev), *zombies,
     ]  # fmt: skip
     report.outcomes = dict(outcomes)

@@ -198,11 +198,7 @@ class Topology:
         """Every replica alive and not stopped, every gate open, every ZooKeeper node serving."""
         for gate in self.gates.values():
             gate.heal()
-        zk = self.ensemble()
-        for node in zk.members:
-            zk.resume(node.sid)
-            zk.start_node(node.sid)
-        zk.wait_serving(timeout=90)
+        self.ensure_zk()
         self._note_deaths()
         for rid in self.ids:
             replica = self.rs().replicas.get(rid)
@@ -210,6 +206,13 @@ class Topology:
                 self.start_replica(rid)
             else:
                 replica.signal(signal.SIGCONT)
+
+    def ensure_zk(self) -> None:
+        zk = self.ensemble()
+        for node in zk.members:
+            zk.resume(node.sid)
+            zk.start_node(node.sid)
+        zk.wait_serving(timeout=90)
 
     def _note_deaths(self) -> None:
         for replica in self.rs().incarnations:
