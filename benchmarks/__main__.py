@@ -1,8 +1,9 @@
-"""`python -m benchmarks herd|steady|takeover|coldstart|peers|all [--smoke] [--plot]`: scheduler benchmarks.
+"""`python -m benchmarks herd|steady|takeover|coldstart|suspend|peers|all [--smoke] [--plot] [sizes]`.
 
 Each scenario starts its own real ZooKeeper (integration.zk) and prints its figures as JSON with the machine.
 `--smoke` runs the small sizes CI uses (a few seconds each); `--plot` writes PNGs to docs/img/ (matplotlib).
-Results are also written to benchmarks/results/<scenario>.json for docs/benchmarks.md.
+Size flags (`--jobs`, `--nodes`, ...) override a scenario's full-run defaults so a run can be repeated or scaled
+without editing code. Results are also written to benchmarks/results/<scenario>[-<tag>].json.
 """
 
 from __future__ import annotations
@@ -14,43 +15,90 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_coldstart, bench_herd, bench_peers, bench_steady, bench_takeover
+from benchmarks import bench_coldstart, bench_herd, bench_peers, bench_steady, bench_suspend, bench_takeover
 from benchmarks.common import emit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# scenario -> (full run, smoke run)
-SCENARIOS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]]] = {
-    "herd": (lambda: bench_herd.run([1000, 10_000], [1, 3]), lambda: bench_herd.run([200], [1])),
-    "steady": (lambda: bench_steady.run(10_000, 1000, 300.0, [1]), lambda: bench_steady.run(200, 20, 30.0, [1])),
-    "takeover": (lambda: bench_takeover.run([1000], [4.0, 10.0], 3), lambda: bench_takeover.run([200], [4.0], 1)),
-    "coldstart": (lambda: bench_coldstart.run(100_000, 200_000), lambda: bench_coldstart.run(1000, 10_000)),
-    "peers": (lambda: bench_peers.run([1000, 10_000]), lambda: bench_peers.run([200])),
+Runner = Callable[[argparse.Namespace], dict[str, Any]]
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _steady(a: argparse.Namespace) -> dict[str, Any]:
+    jobs = _or(a.jobs, [10_000])
+    return bench_steady.run(jobs[0], _or(a.every10, 1000), _or(a.seconds, 300.0), _or(a.nodes, [1]))
+
+
+def _takeover(a: argparse.Namespace) -> dict[str, Any]:
+    return bench_takeover.run(_or(a.jobs, [1000]), _or(a.timeouts, [4.0, 10.0]), _or(a.repeats, 3), a.signals or None)
+
+
+# scenario -> (full run with overrides, smoke run)
+SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
+    "herd": (
+        lambda a: bench_herd.run(_or(a.jobs, [1000, 10_000]), _or(a.nodes, [1, 3])),
+        lambda: bench_herd.run([200], [1]),
+    ),
+    "steady": (_steady, lambda: bench_steady.run(200, 20, 30.0, [1])),
+    "takeover": (_takeover, lambda: bench_takeover.run([200], [4.0], 1)),
+    "coldstart": (
+        lambda a: bench_coldstart.run(_or(a.jobs, [100_000])[0], _or(a.records, 200_000)),
+        lambda: bench_coldstart.run(1000, 10_000),
+    ),
+    "suspend": (
+        lambda a: bench_suspend.run(_or(a.jobs, [1000])[0], _or(a.repeats, 5)),
+        lambda: bench_suspend.run(200, 1),
+    ),
+    "peers": (lambda a: bench_peers.run(_or(a.jobs, [1000, 10_000])), lambda: bench_peers.run([200])),
 }
 
 
-def run_scenario(name: str, *, smoke: bool, plot: bool) -> dict[str, Any]:
+def run_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
     full, small = SCENARIOS[name]
-    result = emit(name, {"smoke": smoke, **(small() if smoke else full())})
+    result = emit(name, {"smoke": args.smoke, **(small() if args.smoke else full(args))})
     RESULTS.mkdir(exist_ok=True)
-    suffix = "-smoke" if smoke else ""
+    suffix = "-smoke" if args.smoke else (f"-{args.tag}" if args.tag else "")
     (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(result, indent=1, default=str))
-    if plot:
+    if args.plot:
         from benchmarks import plots
 
         plots.plot(name, result)
     return result
 
 
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",")]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("scenario", choices=[*SCENARIOS, "all"])
+    p.add_argument("--smoke", action="store_true", help="the small CI sizes")
+    p.add_argument("--plot", action="store_true", help="write PNG plots to docs/img/ (needs matplotlib)")
+    p.add_argument("--jobs", type=_ints, help="job counts, comma-separated (steady/coldstart/suspend: the first)")
+    p.add_argument("--nodes", type=_ints, help="ZooKeeper ensemble sizes, comma-separated (herd, steady)")
+    p.add_argument("--timeouts", type=_floats, help="session timeouts in seconds (takeover)")
+    p.add_argument("--signals", type=lambda t: t.split(","), help="kill -9,SIGTERM,SIGSTOP (takeover)")
+    p.add_argument("--repeats", type=int, help="repetitions per configuration (takeover, suspend)")
+    p.add_argument("--seconds", type=float, help="measured window (steady)")
+    p.add_argument("--every10", type=int, help="`@every 10s` jobs beside the minutely ones (steady)")
+    p.add_argument("--records", type=int, help="history records to preload (coldstart)")
+    p.add_argument("--tag", help="results file suffix, so repeated runs do not overwrite each other")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=[*SCENARIOS, "all"])
-    parser.add_argument("--smoke", action="store_true", help="the small CI sizes")
-    parser.add_argument("--plot", action="store_true", help="write PNG plots to docs/img/ (needs matplotlib)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     for name in names:
-        run_scenario(name, smoke=args.smoke, plot=args.plot)
+        run_scenario(name, args)
     return 0
 
 

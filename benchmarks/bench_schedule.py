@@ -63,9 +63,7 @@ def main() -> None:
     for schedule, launch in zip(schedules, launches, strict=True):
         schedule.next_after(launch)
     steady_seconds = time.perf_counter() - started
-    print(
-        f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cpus"
-    )
+    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cpus")
     print(f"python: {platform.python_version()}")
     print(f"jobs: {args.jobs}")
     for label, seconds in (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,30 @@ def one(hosts: str, jobs: int, session_timeout: float, sig: signal.Signals) -> d
             "first_launch_s": _canary_begun(store, old) - killed,
             "open_concluded_s": concluded - killed,
             "detected_s": first - killed,
+            **_phases(replicas, old, killed),
         }
     finally:
         for replica in replicas.replicas.values():
             replica.signal(signal.SIGCONT)
             replica.signal(signal.SIGKILL)
         store.close()
+
+
+PHASES = {"leading": "elected_s", "took over": "promoted_s", "shutting down; handing leadership over": "released_s"}
+
+
+def _phases(replicas: ReplicaSet, old: str, signalled: float) -> dict[str, float]:
+    """Where the time went, from the replicas' own logs: old leader released, new one elected, promotion done."""
+    out: dict[str, float] = {}
+    for rid, replica in replicas.replicas.items():
+        for event in replica.events():
+            key = PHASES.get(event["event"])
+            if key is None or (key == "released_s") != (rid == old):
+                continue
+            at = datetime.fromisoformat(event["ts"]).timestamp() - signalled
+            if at > 0 and key not in out:
+                out[key] = round(at, 3)
+    return out
 
 
 def _canary_records(store: ZooKeeperStore, old: str) -> list[Any]:
@@ -84,6 +103,12 @@ def run(sizes: list[int], timeouts: list[float], repeats: int, signals: list[str
                         "repeats": repeats,
                         "first_launch_s": summary([r["first_launch_s"] for r in runs]),
                         "open_concluded_s": summary([r["open_concluded_s"] for r in runs]),
+                        **{
+                            k: summary([r[k] for r in runs if k in r])
+                            for k in PHASES.values()
+                            if any(k in r for r in runs)
+                        },
+                        "runs": runs,
                     }
                     print(row, flush=True)
                     rows.append(row)

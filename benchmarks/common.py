@@ -204,7 +204,7 @@ def start_leader(hosts: str, root: str, *, session_timeout: float = 10.0, **conf
         raise RuntimeError("the benchmark leader was not elected within 30 s")
     clock = SystemClock()
     backend = NoopBackend(clock=clock)
-    specs = SpecCache(store)
+    specs = SpecCache(store, background=True)
     specs.start()
     stop = threading.Event()
     session = LeaderSession(

@@ -22,6 +22,9 @@ class Verdict:
     reason: str | None = None
 
 
+ALLOWED = Verdict(True)
+
+
 def check_previous(
     spec: JobSpec, previous: str | None, backend: Backend, *, clock: Clock, leadership: Leadership
 ) -> Verdict:

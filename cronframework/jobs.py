@@ -31,12 +31,19 @@ def compile_job(stored: StoredSpec) -> Job:
 
 
 class SpecCache:
-    """Specs from the store, re-parsed only when their version moves; `changed` is set on every change."""
+    """Specs from the store, re-parsed only when their version moves; `changed` is set on every change.
 
-    def __init__(self, store: StateStore) -> None:
+    With `background=True` (replicas) a thread of its own re-reads the store after each change, so the leader's
+    loop never stalls on reading 10k specs: it takes the compiled snapshot (`latest()`). Without it (the fake-clock
+    tests), `latest()` re-reads in the caller's thread, which keeps those tests deterministic.
+    """
+
+    def __init__(self, store: StateStore, *, background: bool = False) -> None:
         self._store = store
+        self._background = background
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
+        self._dirty = threading.Event()
         self.changed = threading.Event()
         self.listeners: list[Callable[[], None]] = []
         self.invalid: dict[str, str] = {}
@@ -44,11 +51,36 @@ class SpecCache:
     def start(self) -> None:
         self.refresh()
         self._store.watch_specs(self._on_change)
+        if self._background:
+            threading.Thread(target=self._refresh_loop, name="spec-cache", daemon=True).start()
 
     def _on_change(self) -> None:
+        if self._background:
+            self._dirty.set()
+        else:
+            self._announce()
+
+    def _announce(self) -> None:
         self.changed.set()
         for listener in self.listeners:
             listener()
+
+    def _refresh_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            try:
+                self.refresh()
+            except CronframeworkError as exc:  # store away: try again shortly, keep serving the last snapshot
+                log.warning("spec refresh failed; retrying", extra={"error": str(exc)})
+                self._dirty.set()
+                threading.Event().wait(1.0)
+                continue
+            self._announce()
+
+    def latest(self) -> dict[str, Job]:
+        """The specs after the last announced change."""
+        return self.jobs() if self._background else self.refresh()
 
     def refresh(self) -> dict[str, Job]:
         stored = self._store.read_specs()

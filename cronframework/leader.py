@@ -15,10 +15,11 @@ from typing import Any
 
 from cronframework.backend import BackendSet
 from cronframework.clock import Clock
-from cronframework.concurrency import check_previous
+from cronframework.concurrency import ALLOWED, Verdict, check_previous
 from cronframework.dispatcher import Dispatcher, Entry
 from cronframework.errors import StateStoreError
 from cronframework.jobs import Job, SpecCache
+from cronframework.jobspec import Concurrency, JobSpec
 from cronframework.launcher import Launcher, Planned
 from cronframework.leadership import Leadership
 from cronframework.naming import LaunchIdentity
@@ -153,7 +154,7 @@ class LeaderSession:
         if not self._specs.changed.is_set():
             return
         self._specs.changed.clear()
-        jobs = self._specs.refresh()
+        jobs = self._specs.latest()
         for name in [e.spec.name for e in self._dispatcher.entries() if e.spec.name not in jobs]:
             self._dispatcher.remove(name)
         fresh: list[JobState] = []
@@ -231,14 +232,18 @@ class LeaderSession:
             items += [Planned(i, spec, JobState(spec.name, watermark, last), reason) for i in launches[:-1]]
             launches = launches[-1:]
         for identity in launches:
-            verdict = check_previous(
-                spec, last, self._backends.for_spec(spec), clock=self._clock, leadership=self._leadership
-            )
+            verdict = self._check_previous(spec, last)
             skip_reason = None if verdict.launch else verdict.reason
             last = identity.name if verdict.launch else last
             state = JobState(spec.name, watermark, last)
             items.append(Planned(identity, spec, state, skip_reason, deadline=watermark))
         return items
+
+    def _check_previous(self, spec: JobSpec, last: str | None) -> Verdict:
+        if spec.concurrency is Concurrency.ALLOW or last is None:
+            return ALLOWED  # no backend to resolve, no lookup: the herd path
+        backend = self._backends.for_spec(spec)
+        return check_previous(spec, last, backend, clock=self._clock, leadership=self._leadership)
 
     def _triggered(self, now: datetime, advanced: dict[str, tuple[datetime, str | None]]) -> list[Planned]:
         items = []

@@ -48,6 +48,10 @@ def plan_job(
     paused: bool = False,
 ) -> JobPlan:
     """Decide every instant in [watermark, now]; the next watermark is the first instant after now."""
+    single = _single_on_time(schedule, watermark, now, tolerance)
+    if single is not None and not paused:  # the common case, kept to two schedule calls for herds
+        instant, following = single
+        return JobPlan(spec.name, [_id(spec, instant)], [], following)
     stale, instants = _due_instants(spec, schedule, watermark, now)
     next_watermark = schedule.next_after(now)
     if not instants and stale is None:
@@ -58,6 +62,19 @@ def plan_job(
         return JobPlan(spec.name, [], skips, next_watermark)
     launch_times, more_skips = _apply_catchup(spec, instants, now, tolerance)
     return JobPlan(spec.name, [_id(spec, t) for t in launch_times], skips + more_skips, next_watermark)
+
+
+def _single_on_time(
+    schedule: Schedule, watermark: datetime, now: datetime, tolerance: timedelta
+) -> tuple[datetime, datetime] | None:
+    """(instant, the one after it) when exactly one instant is due and it is on time; None otherwise."""
+    if watermark > now or now - watermark > tolerance:
+        return None
+    instant = schedule.next_after(watermark - ONE_SECOND)
+    if instant > now or now - instant > tolerance:
+        return None
+    following = schedule.next_after(instant)
+    return (instant, following) if following > now else None
 
 
 def _id(spec: JobSpec, instant: datetime) -> LaunchIdentity:

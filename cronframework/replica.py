@@ -79,7 +79,7 @@ class Replica:
             timeout=zk.connect_timeout,
             session_timeout=zk.session_timeout,
         )
-        specs = SpecCache(store)
+        specs = SpecCache(store, background=True)
         specs.start()
         election = Election(
             store.client,

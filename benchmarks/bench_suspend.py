@@ -1,0 +1,134 @@
+"""Suspend: the leader's ZooKeeper connection is suspended in the middle of a herd; when is its last backend call?
+
+One in-process leader (noop backend, every call timed) and N jobs due in the same second. The fault is injected
+inside the leader's own commit of sync point one (launches begun, none submitted yet), the worst moment: either the
+ZooKeeper server is frozen (SIGSTOP: sockets stay open, kazoo notices only by its read timeout) or killed (SIGKILL:
+the connection resets at once). Measured: from the fault to SUSPENDED seen by kazoo, and from the fault and from
+SUSPENDED to the last backend call. Target: no backend call more than 100 ms after the suspension.
+
+    python -m benchmarks suspend [--jobs 1000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kazoo.protocol.states import KazooState
+
+from benchmarks.common import Leader, apply_specs, job_spec, new_root, start_leader, summary, wait_until
+from cronframework.store.zk_batch import Group
+from integration.zk import ZkCluster
+
+SESSION_TIMEOUT = 4.0
+FAULTS = ("SIGSTOP", "SIGKILL")
+CALLS = ("submit", "lookup", "stop", "list")
+
+
+def time_calls(leader: Leader) -> list[float]:
+    """Wrap the noop backend's calls so each one's start time (wall clock) is appended to the returned list."""
+    calls: list[float] = []
+    for name in CALLS:
+        inner = getattr(leader.backend, name)
+        setattr(leader.backend, name, _timed(inner, calls))
+    return calls
+
+
+def _timed(inner: Callable[..., Any], calls: list[float]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        calls.append(time.time())
+        return inner(*args, **kwargs)
+
+    return call
+
+
+def fault_on_first_begin(leader: Leader, inject: Callable[[], None], after: float) -> list[float]:
+    """Inject the fault right after the first `beginning launches` commit at or after `after` (wall clock)."""
+    faulted: list[float] = []
+    writer = leader.store.writer
+    inner = writer.commit
+
+    def commit(fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> None:
+        inner(fence_path, groups, what, atomic=atomic)
+        if what == "beginning launches" and not faulted and time.time() >= after:
+            faulted.append(time.time())
+            inject()
+
+    writer.commit = commit  # type: ignore[method-assign]
+    return faulted
+
+
+def watch_suspended(leader: Leader) -> list[float]:
+    seen: list[float] = []
+
+    def listener(state: str) -> None:
+        if state != KazooState.CONNECTED and not seen:
+            seen.append(time.time())
+
+    leader.store.client.add_listener(listener)
+    return seen
+
+
+def one(jobs: int, fault: str) -> dict[str, Any]:
+    cluster = ZkCluster(nodes=1).start()
+    leader = start_leader(cluster.connect_string, new_root("suspend"), session_timeout=SESSION_TIMEOUT)
+    try:
+        target = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5 + int(jobs / 700))
+        apply_specs(leader.store, [job_spec(f"sus-{i:06d}", f"{target.second} * * * * *") for i in range(jobs)])
+        calls = time_calls(leader)
+        inject = (lambda: cluster.pause(1)) if fault == "SIGSTOP" else (lambda: cluster.kill(1))
+        faulted = fault_on_first_begin(leader, inject, target.timestamp())
+        suspended = watch_suspended(leader)
+        leader.start()
+        wait_until(lambda: bool(suspended) or leader.error is not None, 60, "SUSPENDED after the fault")
+        time.sleep(1.5)  # any backend call still coming would come now
+        return _figures(jobs, fault, faulted[0], suspended[0], calls)
+    finally:
+        _teardown(leader, cluster)
+
+
+def _figures(jobs: int, fault: str, faulted: float, suspended: float, calls: list[float]) -> dict[str, Any]:
+    after = [c for c in calls if c >= faulted]
+    last = max(calls, default=faulted)
+    return {
+        "jobs": jobs,
+        "fault": fault,
+        "suspended_after_fault_s": round(suspended - faulted, 3),
+        "last_call_after_fault_s": round(max(0.0, last - faulted), 3),
+        "last_call_after_suspended_s": round(last - suspended, 3),
+        "calls_after_fault": len(after),
+        "calls_after_suspended": len([c for c in calls if c > suspended]),
+    }
+
+
+def _teardown(leader: Leader, cluster: ZkCluster) -> None:
+    """Stop the leader without waiting on a dead ZooKeeper: the session cannot be closed cleanly anyway."""
+    leader.stop.set()
+    leader.session.wake()
+    cluster.destroy()
+    closer = threading.Thread(target=leader.store.client.stop, daemon=True)
+    closer.start()
+    closer.join(5)
+
+
+def run(jobs: int, repeats: int, faults: Sequence[str] = FAULTS) -> dict[str, Any]:
+    rows = []
+    for fault in faults:
+        runs = [one(jobs, fault) for _ in range(repeats)]
+        print(runs, flush=True)
+        rows.append(
+            {
+                "jobs": jobs,
+                "fault": fault,
+                "repeats": repeats,
+                "runs": runs,
+                **{
+                    key: summary([r[key] for r in runs])
+                    for key in ("suspended_after_fault_s", "last_call_after_fault_s", "last_call_after_suspended_s")
+                },
+            }
+        )
+    return {"session_timeout_s": SESSION_TIMEOUT, "rows": rows}
