@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +18,9 @@ from cronframework.errors import CronframeworkError
 from cronframework.jobspec import Duration
 from cronframework.leader import LeaderConfig
 from cronframework.snapshot import SnapshotPolicy
+
+if TYPE_CHECKING:
+    from cronframework.store.zookeeper import ZooKeeperStore
 
 AUTH_ENV = "CRONFRAMEWORK_ZK_AUTH"
 
@@ -33,6 +36,19 @@ class ZooKeeperConfig(_Strict):
     connect_timeout: float = 10.0
     auth_file: str | None = None
     world_read: bool = False
+
+    def connect(self) -> ZooKeeperStore:
+        """A store on this ensemble and root, with the configured credentials and timeouts."""
+        from cronframework.store.zookeeper import ZooKeeperStore
+
+        return ZooKeeperStore.connect(
+            self.hosts,
+            self.root,
+            auth=self.auth(),
+            world_read=self.world_read,
+            timeout=self.connect_timeout,
+            session_timeout=self.session_timeout,
+        )
 
     def auth(self) -> tuple[str, str] | None:
         raw = os.environ.get(AUTH_ENV)

@@ -71,14 +71,7 @@ class Replica:
 
     def run(self) -> None:
         zk = self.config.zookeeper
-        store = ZooKeeperStore.connect(
-            zk.hosts,
-            zk.root,
-            auth=zk.auth(),
-            world_read=zk.world_read,
-            timeout=zk.connect_timeout,
-            session_timeout=zk.session_timeout,
-        )
+        store = zk.connect()
         specs = SpecCache(store, background=True)
         specs.start()
         election = Election(

@@ -12,6 +12,16 @@ from cronframework.records import Outcome, RecordState
 from tests.leader_harness import T0, Cluster, job
 
 
+def die_after_sync_point_one(cluster: Cluster) -> None:
+    """A leader that records the 06:01 launch (sync point one) and dies before the backend hears of it."""
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.backend.fail["submit"] = LeadershipLost("crash hook: died after sync point one")
+    with pytest.raises(LeadershipLost):
+        cluster.run_for(first, 60)
+    del cluster.backend.fail["submit"]
+
+
 def test_every_minute_job_launches_once_per_minute_with_exact_names() -> None:
     cluster = Cluster()
     cluster.apply(job("tick"))
@@ -60,14 +70,9 @@ def test_launch_carries_identity_env() -> None:
 def test_recovery_resubmits_an_open_launch_the_backend_never_saw() -> None:
     cluster = Cluster()
     cluster.apply(job("tick"))
-    first, _leadership = cluster.leader()
-    first.promote()
-    cluster.backend.fail["submit"] = LeadershipLost("crash hook: died after sync point one")
-    with pytest.raises(LeadershipLost):
-        cluster.run_for(first, 60)
+    die_after_sync_point_one(cluster)
     [open_record] = cluster.store.open_launches()
     assert open_record.name == "tick-20261125t060100z"
-    del cluster.backend.fail["submit"]
     second, _ = cluster.leader()
     second.promote()
     assert cluster.backend.submitted == ["tick-20261125t060100z"]
@@ -103,12 +108,7 @@ def _crash(*_args: object) -> None:
 def test_uncertain_launch_follows_on_uncertain(policy: str, submitted: list[str]) -> None:
     cluster = Cluster()
     cluster.apply(job("tick", on_uncertain=policy))
-    first, _ = cluster.leader()
-    first.promote()
-    cluster.backend.fail["submit"] = LeadershipLost("crash hook")
-    with pytest.raises(LeadershipLost):
-        cluster.run_for(first, 60)
-    del cluster.backend.fail["submit"]
+    die_after_sync_point_one(cluster)
     cluster.backend.fail["lookup"] = TransientBackendError("backend down")
     second, _ = cluster.leader()
     second.promote()
@@ -122,12 +122,7 @@ def test_uncertain_launch_follows_on_uncertain(policy: str, submitted: list[str]
 def test_open_launch_older_than_the_recovery_window_is_not_relaunched() -> None:
     cluster = Cluster()
     cluster.apply(job("tick", recovery_window="10m", catchup="none"))
-    first, _ = cluster.leader()
-    first.promote()
-    cluster.backend.fail["submit"] = LeadershipLost("crash hook")
-    with pytest.raises(LeadershipLost):
-        cluster.run_for(first, 60)
-    del cluster.backend.fail["submit"]
+    die_after_sync_point_one(cluster)
     cluster.clock.advance(3600)  # no leader for an hour
     second, _ = cluster.leader()
     second.promote()
@@ -369,12 +364,7 @@ def test_recovery_window_is_clamped_below_the_backends_gc_horizon() -> None:
     cluster = Cluster()
     cluster.backend.horizon = timedelta(minutes=30)  # e.g. Nomad's job GC threshold
     cluster.apply(job("tick", recovery_window="2h", catchup="none"))
-    first, _ = cluster.leader()
-    first.promote()
-    cluster.backend.fail["submit"] = LeadershipLost("crash hook")
-    with pytest.raises(LeadershipLost):
-        cluster.run_for(first, 60)
-    del cluster.backend.fail["submit"]
+    die_after_sync_point_one(cluster)
     cluster.clock.advance(40 * 60)  # inside the job's window, past what the backend keeps: "not found" is ambiguous
     second, _ = cluster.leader()
     second.promote()

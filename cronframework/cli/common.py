@@ -35,17 +35,7 @@ def uses_zookeeper(args: argparse.Namespace) -> bool:
 
 def open_store(args: argparse.Namespace) -> StateStore:
     if uses_zookeeper(args):
-        from cronframework.store.zookeeper import ZooKeeperStore
-
-        zk = zk_config(args)
-        return ZooKeeperStore.connect(
-            zk.hosts,
-            zk.root,
-            auth=zk.auth(),
-            world_read=zk.world_read,
-            timeout=zk.connect_timeout,
-            session_timeout=zk.session_timeout,
-        )
+        return zk_config(args).connect()
     from cronframework.store.embedded import SqliteStore
 
     state_dir = args.state_dir or default_state_dir()
