@@ -192,9 +192,7 @@ class ProcessBackend:
             return
         supervisor = rt.read_json(launch_dir / rt.SUPERVISOR)
         if rt.is_alive(supervisor) and supervisor is not None:
-            _signal(
-                supervisor["pid"], signal.SIGTERM
-            )  # it escalates to SIGKILL after kill_grace, even if we die now
+            _signal(supervisor["pid"], signal.SIGTERM)  # it escalates to SIGKILL after kill_grace, even if we die now
             return
         self._stop_orphan(launch_dir)
 

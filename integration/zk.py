@@ -46,9 +46,7 @@ def find_jar(name: str) -> Path | None:
 def classpath() -> str:
     main = find_jar(JARS[0])
     if main is None or shutil.which("java") is None:
-        raise ZkHarnessError(
-            "ZooKeeper is not installed (no zookeeper.jar or java): run scripts/zookeeper.sh"
-        )
+        raise ZkHarnessError("ZooKeeper is not installed (no zookeeper.jar or java): run scripts/zookeeper.sh")
     extra = [p for p in (find_jar(j) for j in JARS[1:]) if p is not None]
     return os.pathsep.join(str(p) for p in [main, *extra])
 
@@ -328,9 +326,7 @@ def _start(nodes: int, fsync: bool, wait: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(cluster.connect_string, flush=True)
-    print(
-        f"# dir: {cluster.base}  (stop with: python -m integration.zk stop {cluster.base})", file=sys.stderr
-    )
+    print(f"# dir: {cluster.base}  (stop with: python -m integration.zk stop {cluster.base})", file=sys.stderr)
     cluster.save()
     if not wait:
         return 0

@@ -159,9 +159,7 @@ class StoreConformance:
         assert state.last_launch == second.name
         assert all(r.state is RecordState.BEGUN for r in store.open_launches())
 
-    def test_begin_of_existing_name_conflicts_and_applies_nothing(
-        self, store: StateStore, fence: Fence
-    ) -> None:
+    def test_begin_of_existing_name_conflicts_and_applies_nothing(self, store: StateStore, fence: Fence) -> None:
         (existing,) = begun(store, fence, "alpha", 0)
         before = store.read_job_states()
         fresh = make_begin(fence, "beta", T0)
@@ -285,9 +283,7 @@ class StoreConformance:
         assert store.open_launches() == []
         assert store.read_job_states() == {}
 
-    def test_invalid_fence_finish_writes_nothing(
-        self, store: StateStore, fence: Fence, invalid_fence: Fence
-    ) -> None:
+    def test_invalid_fence_finish_writes_nothing(self, store: StateStore, fence: Fence, invalid_fence: Fence) -> None:
         (record,) = begun(store, fence, "alpha", 0)
         with pytest.raises(LeadershipLost):
             store.finish(invalid_fence, [done(record)])

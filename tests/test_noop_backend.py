@@ -102,10 +102,7 @@ def test_concurrent_submits_of_one_name_start_one() -> None:
     backend = NoopBackend()
     launch = _launch()
     outcomes: list[SubmitOutcome] = []
-    threads = [
-        threading.Thread(target=lambda: outcomes.append(backend.submit(launch.name, launch)))
-        for _ in range(16)
-    ]
+    threads = [threading.Thread(target=lambda: outcomes.append(backend.submit(launch.name, launch))) for _ in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -119,13 +119,9 @@ def test_claim_without_supervisor_is_pending_then_lost_and_never_runs(
     assert not ran.exists()
 
 
-def test_supervisor_that_wins_the_start_token_runs_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_supervisor_that_wins_the_start_token_runs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = ProcessBackend(tmp_path / "state", start_grace=0.0)
-    launch = conformance_launch(
-        unique_job("late"), ["/bin/sh", "-c", "echo once >> count"], workdir=str(tmp_path)
-    )
+    launch = conformance_launch(unique_job("late"), ["/bin/sh", "-c", "echo once >> count"], workdir=str(tmp_path))
     _no_spawn(monkeypatch)
     adapter.submit(launch.name, launch)
     assert _run_late_supervisor(adapter.state_dir / launch.name) == 0
@@ -165,9 +161,7 @@ def test_timeout_terminates_the_task(backend: ProcessBackend) -> None:
 
 
 def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(backend: ProcessBackend) -> None:
-    launch = conformance_launch(
-        unique_job("stubborn"), ["/bin/sh", "-c", "trap '' TERM; sleep 5"], timeout="200ms"
-    )
+    launch = conformance_launch(unique_job("stubborn"), ["/bin/sh", "-c", "trap '' TERM; sleep 5"], timeout="200ms")
     backend.submit(launch.name, launch)
     status = wait_for(lambda: backend.lookup(launch.name), finished, FAST)
     assert status is not None
@@ -212,9 +206,7 @@ def test_image_is_refused_before_claiming(backend: ProcessBackend) -> None:
     assert backend.lookup(launch.name) is None
 
 
-def test_task_env_is_a_small_base_plus_the_task_env(
-    backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_task_env_is_a_small_base_plus_the_task_env(backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRONFRAMEWORK_TEST_SECRET", "hunter2")
     command = 'echo "secret=${CRONFRAMEWORK_TEST_SECRET-unset} foo=$FOO path=${PATH:+set}"; echo oops >&2'
     launch = conformance_launch(unique_job("env"), ["/bin/sh", "-c", command], env={"FOO": "bar"})
@@ -240,9 +232,7 @@ def test_stop_before_the_supervisor_starts_prevents_the_run(
 def test_stop_reaches_a_task_whose_supervisor_died(backend: ProcessBackend) -> None:
     launch = conformance_launch(unique_job("orphan"), ["/bin/sh", "-c", "sleep 30"])
     backend.submit(launch.name, launch)
-    wait_for(
-        lambda: backend.lookup(launch.name), lambda s: s is not None and s.state is LaunchState.RUNNING, FAST
-    )
+    wait_for(lambda: backend.lookup(launch.name), lambda s: s is not None and s.state is LaunchState.RUNNING, FAST)
     launch_dir = backend.state_dir / launch.name
     supervisor = rt.read_json(launch_dir / rt.SUPERVISOR)
     task = rt.read_json(launch_dir / rt.TASK)
@@ -299,9 +289,7 @@ def test_exit_record_is_plain_json(backend: ProcessBackend) -> None:
     assert (record["state"], record["exit_code"], record["reason"]) == ("failed", 4, "exit code 4")
 
 
-def test_supervisor_spawn_failure_withdraws_the_claim(
-    backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_supervisor_spawn_failure_withdraws_the_claim(backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     launch = conformance_launch(unique_job("fork"), ["/bin/true"])
 
     def no_fork(*args: object, **kwargs: object) -> None:

@@ -307,9 +307,7 @@ LAUNCHES = [
     ("expression", "zone", "dst", "after", "expected"),
     [pytest.param(*case[1:], id=case[0]) for case in LAUNCHES],
 )
-def test_next_launches(
-    expression: str, zone: str, dst: DstPolicy | None, after: str, expected: list[str]
-) -> None:
+def test_next_launches(expression: str, zone: str, dst: DstPolicy | None, after: str, expected: list[str]) -> None:
     schedule = parse_schedule(expression, job="table", timezone=zone, dst=dst)
     assert list(islice(schedule.iter_after(utc(after)), len(expected))) == [utc(e) for e in expected]
     assert schedule.next_after(utc(after)) == utc(expected[0])
@@ -446,10 +444,7 @@ def test_question_mark_formula_is_sha256_of_job_and_field_index() -> None:
         return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
 
     resolved = parse_schedule("? ? ? * *", job="some-job").resolved
-    assert (
-        resolved
-        == f"{pick('some-job', 0, 0, 59)} {pick('some-job', 1, 0, 23)} {pick('some-job', 2, 1, 28)} * *"
-    )
+    assert resolved == f"{pick('some-job', 0, 0, 59)} {pick('some-job', 1, 0, 23)} {pick('some-job', 2, 1, 28)} * *"
 
 
 def test_day_of_month_question_mark_stays_within_1_to_28() -> None:
@@ -509,9 +504,7 @@ def test_unknown_time_zone() -> None:
 def test_macros_resolve_to_themselves_and_every_keeps_its_text() -> None:
     assert parse_schedule("@hourly", job="j").resolved == "@hourly"
     assert parse_schedule("@every 90s", job="j").resolved == "@every 90s"
-    assert parse_schedule("@ANNUALLY", job="j").next_after(utc("2024-05-01T00:00:00")) == utc(
-        "2025-01-01T00:00:00"
-    )
+    assert parse_schedule("@ANNUALLY", job="j").next_after(utc("2024-05-01T00:00:00")) == utc("2025-01-01T00:00:00")
 
 
 def test_schedules_compare_by_value() -> None:

@@ -44,9 +44,7 @@ class Spec:
 
     def can_fire(self) -> bool:
         """parse_schedule rejects day/month combinations that never occur (e.g. 30 and 31 of February)."""
-        return self.day_or or any(
-            day <= calendar.monthrange(2024, m)[1] for day in self.days for m in self.months
-        )
+        return self.day_or or any(day <= calendar.monthrange(2024, m)[1] for day in self.days for m in self.months)
 
 
 @st.composite
@@ -85,12 +83,8 @@ def _values(text: str, low: int, high: int) -> frozenset[int]:
 def specs(draw: st.DrawFn) -> Spec:
     minute = draw(field(0, 59, ["*/15", "0", "30", "*/7", "0,30", "15,45", "*/20"]))
     hour = draw(field(0, 23, ["1-3", "2", "1", "2,3", "*/2", "0-3", "1,2"]))
-    dom = draw(
-        st.one_of(st.just(("*", frozenset(range(1, 32)))), field(1, 31, ["29", "28,29", "1-15", "30,31"]))
-    )
-    month = draw(
-        st.one_of(st.just(("*", frozenset(range(1, 13)))), field(1, 12, ["2", "3,10", "2-4", "*/3"]))
-    )
+    dom = draw(st.one_of(st.just(("*", frozenset(range(1, 32)))), field(1, 31, ["29", "28,29", "1-15", "30,31"])))
+    month = draw(st.one_of(st.just(("*", frozenset(range(1, 13)))), field(1, 12, ["2", "3,10", "2-4", "*/3"])))
     dow = draw(st.one_of(st.just(("*", frozenset(range(7)))), field(0, 6, ["0", "1-5", "0,6", "4"])))
     text = " ".join(part[0] for part in (minute, hour, dom, month, dow))
     day_or = dom[0] != "*" and dow[0] != "*"
@@ -174,9 +168,7 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 @SETTINGS
 @given(data=st.data(), spec=specs(), zone_name=st.sampled_from(ZONES), probe=st.floats(0, 1))
-def test_default_policy_matches_reference(
-    data: st.DataObject, spec: Spec, zone_name: str, probe: float
-) -> None:
+def test_default_policy_matches_reference(data: st.DataObject, spec: Spec, zone_name: str, probe: float) -> None:
     check(spec, zone_name, data.draw(windows(zone_name)), DstPolicy(), probe)
 
 
