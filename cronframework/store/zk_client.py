@@ -24,6 +24,7 @@ from kazoo.retry import KazooRetry
 from kazoo.security import ACL, Id, Permissions, make_digest_acl
 
 from cronframework.errors import StateStoreError, StateStoreUnavailable
+from cronframework.store.zk_poll import PollingHandler
 
 Auth = tuple[str, str]
 
@@ -56,7 +57,9 @@ def connect_zk(
 def _new_client(hosts: str, session_timeout: float, auth: Auth | None) -> KazooClient:
     retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0, ignore_expire=False)
     auth_data = [("digest", f"{auth[0]}:{auth[1]}")] if auth else None
-    return KazooClient(hosts=hosts, timeout=session_timeout, connection_retry=retry, auth_data=auth_data)
+    return KazooClient(
+        hosts=hosts, timeout=session_timeout, connection_retry=retry, auth_data=auth_data, handler=PollingHandler()
+    )
 
 
 def _discard(client: KazooClient) -> None:

@@ -33,6 +33,7 @@ from cronframework.store.zk_layout import (
     launch_order,
     normalize_root,
 )
+from cronframework.store.zk_multiread import flatten, read_many_async
 
 
 def fence_path(fence: Fence) -> str:
@@ -102,8 +103,12 @@ class ZooKeeperStore:
         return list(self._call(what, lambda: self._client.get_children_async(path), optional=True) or [])
 
     def _get_many(self, paths: Sequence[str], what: str) -> list[tuple[bytes, Any] | None]:
-        pending = [self._client.get_async(p) for p in paths]
-        return gather(self._client, what, pending, self._timeout, none_on=(NoNodeError,))
+        """One multiRead per thousand paths (zk_multiread), pipelined; a missing znode is None."""
+        if not paths:
+            return []
+        chunks = gather(self._client, what, read_many_async(self._client, paths), self._timeout)
+        with zk_errors(what):
+            return flatten(chunks)
 
     def _read_records(self, names: Sequence[str], what: str, job: str | None = None) -> list[LaunchRecord]:
         got = self._get_many([self._layout.launch(n, job) for n in names], what)
