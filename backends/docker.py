@@ -125,8 +125,9 @@ class DockerBackend:
         owner = (info.get("Config") or {}).get("Labels", {}).get("cronframework.launch")
         if owner != plan.create["labels"]["cronframework.launch"]:
             raise PermanentBackendError(f"container name {name} is taken by a container that is not this launch")
-        if info["State"].get("Status") != "created":
-            return SubmitOutcome.ALREADY_EXISTED
+        state = info["State"]
+        if state.get("Status") != "created" or not str(state.get("StartedAt", "")).startswith("0001-"):
+            return SubmitOutcome.ALREADY_EXISTED  # running, exited, or started once before: never start it again
         self._api().start(name)
         return SubmitOutcome.SUBMITTED
 

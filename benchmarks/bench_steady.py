@@ -43,13 +43,16 @@ def sample(cluster: Any, stop: threading.Event, every: float, out: list[dict[str
     """Leader CPU share, RSS and ZooKeeper packets, once per interval."""
     last_cpu, last_t, last_packets = cpu_seconds(), time.monotonic(), mntr(cluster).get("zk_packets_received", 0)
     while not stop.wait(every):
-        cpu, now, packets = cpu_seconds(), time.monotonic(), mntr(cluster).get("zk_packets_received", 0)
+        cpu, now, zk = cpu_seconds(), time.monotonic(), mntr(cluster)
+        packets = zk.get("zk_packets_received", 0)
         span = now - last_t
         out.append(
             {
                 "cpu_pct": round(100 * (cpu - last_cpu) / span, 1),
                 "rss_mib": round(rss_mib(), 1),
                 "zk_requests_per_s": round((packets - last_packets) / span, 1),
+                "zk_znodes": zk.get("zk_znode_count", 0),  # growth: records kept in ZooKeeper's heap
+                "zk_data_mib": round(zk.get("zk_approximate_data_size", 0) / 2**20, 1),
             }
         )
         last_cpu, last_t, last_packets = cpu, now, packets

@@ -23,7 +23,7 @@ from cronframework import metrics
 from cronframework.backend import BackendSet, Launch
 from cronframework.clock import Clock
 from cronframework.crashhook import maybe_crash
-from cronframework.errors import ConflictError, LeadershipLost
+from cronframework.errors import BackendError, ConflictError, LeadershipLost
 from cronframework.jobspec import JobSpec
 from cronframework.leadership import Leadership
 from cronframework.naming import LaunchIdentity
@@ -64,6 +64,7 @@ class Launcher:
         self._cluster = cluster
         self._workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
+        self.left_open = 0  # launches whose outcome nobody could tell; the leader runs recovery for them
 
     def execute(self, planned: Sequence[Planned]) -> list[LaunchRecord]:
         """Run both sync points for a batch; returns the finished records. LeadershipLost propagates."""
@@ -82,7 +83,7 @@ class Launcher:
         skipped = [r for p, r in begun if p.skip_reason is not None]
         for record in skipped:
             log.info("launch skipped", extra=_fields(record))
-        metrics.launches_finished(finished + skipped, were_open=len(to_launch))
+        metrics.launches_finished(finished + skipped, were_open=len(finished))
         return finished + skipped
 
     def _submit_all(self, to_launch: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
@@ -92,7 +93,8 @@ class Launcher:
         if not to_launch:
             return []
         if not any(getattr(self._backends.for_spec(p.spec), "blocking", True) for p, _ in to_launch):
-            return [self._submit(p, r) for p, r in to_launch]  # in-process backends: threads would only add cost
+            inline = [self._submit(p, r) for p, r in to_launch]  # in-process backends: threads would only add cost
+            return [r for r in inline if r is not None]
         queue = deque(enumerate(to_launch))
         results: list[LaunchRecord | None] = [None] * len(to_launch)
         failed = threading.Event()
@@ -150,16 +152,29 @@ class Launcher:
         epoch = self._leadership.fence.epoch
         return Launch(identity=identity, spec=spec, attempt=attempt, leader_epoch=epoch, cluster=self._cluster)
 
-    def _submit(self, planned: Planned, record: LaunchRecord) -> LaunchRecord:
+    def _submit(self, planned: Planned, record: LaunchRecord) -> LaunchRecord | None:
+        """The finished record, or None to leave it open for recovery (the backend could not say what happened)."""
         launch = self.launch_for(planned.spec, planned.identity)
+        backend = self._backends.for_spec(planned.spec)
         result = submit_with_retries(
-            self._backends.for_spec(planned.spec),
-            launch,
-            clock=self._clock,
-            leadership=self._leadership,
-            deadline=planned.deadline,
+            backend, launch, clock=self._clock, leadership=self._leadership, deadline=planned.deadline
         )
-        return record.finish(result.outcome, now=self._clock.now(), reason=result.reason, attempt=result.attempts)
+        now = self._clock.now()
+        if not result.ambiguous:
+            return record.finish(result.outcome, now=now, reason=result.reason, attempt=result.attempts)
+        # A timed-out submit may have landed: "failed" is only true if the backend has no such launch.
+        try:
+            self._leadership.check()
+            status = backend.lookup(launch.name)
+        except BackendError:
+            self.left_open += 1
+            return None
+        if status is None:
+            return record.finish(result.outcome, now=now, reason=result.reason, attempt=result.attempts)
+        reason = f"the submit failed ({result.reason}) but the backend has the launch"
+        return record.finish(
+            Outcome.ALREADY_EXISTED, now=now, reason=reason, attempt=result.attempts, backend_state=status.state.value
+        )
 
 
 def _fields(record: LaunchRecord) -> dict[str, object]:

@@ -213,6 +213,9 @@ class LeaderSession:
             advanced[entry.spec.name] = (plan.watermark or entry.watermark, last)
         planned += self._triggered(now, advanced)
         records = self._launcher.execute(planned) if planned else []
+        if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
+            self._launcher.left_open = 0
+            self._needs_recovery = True
         for job_name, (watermark, last) in advanced.items():  # due jobs, and jobs launched by a trigger
             self._dispatcher.advance(job_name, watermark, last)
         self._account(records)

@@ -26,6 +26,7 @@ class SubmitResult:
     outcome: Outcome
     reason: str | None = None
     attempts: int = 1
+    ambiguous: bool = False  # the last attempt failed transiently: the request may have landed all the same
 
 
 class stop_at_deadline(stop_base):
@@ -102,7 +103,8 @@ def submit_with_retries(
     except PermanentBackendError as exc:
         return SubmitResult(Outcome.FAILED, f"failed to launch: {exc}", attempts)
     except TransientBackendError as exc:
-        return SubmitResult(Outcome.FAILED, f"failed to launch after {attempts} attempt(s): {exc}", attempts)
+        reason = f"failed to launch after {attempts} attempt(s): {exc}"
+        return SubmitResult(Outcome.FAILED, reason, attempts, ambiguous=True)
     mapped = Outcome.SUBMITTED if outcome is SubmitOutcome.SUBMITTED else Outcome.ALREADY_EXISTED
     return SubmitResult(mapped, None, attempts)
 

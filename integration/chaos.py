@@ -2,7 +2,7 @@
 invariant check from the outside (backend record, task output, replica logs, the store's history).
 
     python -m integration.chaos --duration 180 --seed 7 --faults kill,stop,zk-node,zk-quorum,backend,rolling \\
-        [--backend process|docker] [--replicas 3] [--zk-nodes 3] [--json report.json] [--keep]
+        [--backend process|docker|nomad] [--replicas 3] [--zk-nodes 3] [--json report.json] [--keep]
 
 Prints the report; exits 1 on any violation, 2 when the harness itself could not run. Same seed, same fault
 sequence (the timing of a real system under load still varies). See docs/integration.md.
@@ -51,7 +51,7 @@ def say(message: str) -> None:
 
 
 def run(opts: Options) -> tuple[Report, Path]:
-    """The whole run; the topology is torn down before returning. Raises ZkHarnessError if ZooKeeper won't start."""
+    """The whole run; the topology is torn down before returning. ZkHarnessError: ZooKeeper or backend down."""
     workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="cf-chaos-"))
     topo = Topology(workdir, opts.backend, opts.replicas, opts.zk_nodes, opts.session_timeout)
     report = Report(opts.seed, opts.backend, opts.duration)
@@ -118,6 +118,9 @@ def gather(topo: Topology) -> evidence_mod.Evidence:
     ev = evidence_mod.Evidence()
     if topo.backend == "docker":
         ev.launches = evidence_mod.docker_launches(topo.cluster_label)
+    elif topo.backend == "nomad":
+        topo.record_nomad()
+        ev.launches = list(topo.nomad_record.values())
     else:
         ev.launches = evidence_mod.process_launches(topo.state_dir)
     ev.task_lines = evidence_mod.task_lines(topo.out_file)
@@ -157,7 +160,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of fault injection")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--faults", default=DEFAULT_FAULTS, help=f"comma-separated, from: {','.join(FAULTS)}")
-    parser.add_argument("--backend", choices=("process", "docker"), default="process")
+    parser.add_argument("--backend", choices=("process", "docker", "nomad"), default="process")
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--zk-nodes", type=int, default=3, choices=(1, 3))
     parser.add_argument("--session-timeout", type=float, default=4.0)

@@ -4,12 +4,13 @@ tasks' own output, the replicas' JSON logs (leadership intervals, launch outcome
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from backends.nomad_spec import meta_key
 from cronframework.records import LaunchRecord
 from integration.chaos_topology import LEADERSHIP_ENDS
 from integration.replicas import ReplicaProcess
@@ -84,6 +85,27 @@ def _container(attrs: dict[str, Any]) -> BackendLaunch:
     return BackendLaunch(name, created, int(epoch) if epoch else None)
 
 
+def nomad_launches(
+    api: Callable[[str, str], Any], cluster: str, known: dict[tuple[str, int], BackendLaunch]
+) -> list[BackendLaunch]:
+    """Every Nomad job whose meta names this cluster, folded into `known` (keyed by ID and SubmitTime, so a
+    name registered twice -- once before a dev agent's restart emptied it, once after -- counts twice)."""
+    cluster_key = meta_key("cronframework.cluster")
+    for stub in api("GET", "/v1/jobs?meta=true") or []:
+        if (stub.get("Meta") or {}).get(cluster_key) != cluster:
+            continue
+        key = (str(stub["ID"]), int(stub["SubmitTime"]))
+        if key not in known:
+            known[key] = BackendLaunch(key[0], key[1] / 1e9, _nomad_epoch(api("GET", f"/v1/job/{key[0]}") or {}))
+    return list(known.values())
+
+
+def _nomad_epoch(job: dict[str, Any]) -> int | None:
+    env = ((job.get("TaskGroups") or [{}])[0].get("Tasks") or [{}])[0].get("Env") or {}
+    epoch = env.get("CRONFRAMEWORK_LEADER_EPOCH")
+    return int(epoch) if epoch else None
+
+
 def task_lines(path: Path) -> list[tuple[str, int, int]]:
     out = []
     for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
@@ -106,17 +128,23 @@ def _json(path: Path) -> dict[str, Any] | None:
 ENDS = LEADERSHIP_ENDS
 
 
+# A call the leader sent just before it was killed is created by the backend just after: the harness's death time
+# is when it sent the signal. Such a call still precedes any successor, which the cap below keeps enforcing.
+IN_FLIGHT = 0.5
+
+
 def intervals(incarnations: Iterable[ReplicaProcess], deaths: dict[int, float]) -> list[Interval]:
-    """Leadership per epoch, each ended by the earliest of: the log saying so, the process's death, or a newer
-    epoch's start (a successor was elected, so the old session was gone by then, whatever the old process thought).
-    """
+    """Leadership per epoch, each ended by the earliest of: the log saying so, the process's death (plus the
+    in-flight allowance), or a newer epoch's start (a successor was elected, so the old session was gone by then,
+    whatever the old process thought)."""
     found: list[Interval] = []
     for replica in incarnations:
         found += _from_log(replica, deaths.get(replica.process.pid, float("inf")))
     found.sort(key=lambda i: i.start)
     for interval in found:
         later = [i.start for i in found if i.epoch > interval.epoch]
-        interval.end = min([interval.end, *later])
+        died = interval.end == deaths.get(interval.pid)
+        interval.end = min([interval.end + (IN_FLIGHT if died else 0.0), *later])
     return found
 
 

@@ -193,6 +193,10 @@ def backend(topo: Topology, rng: random.Random) -> FaultEvent:
         time.sleep(down)
         topo.dockerd("start")
         return event
+    if topo.backend == "nomad":
+        event = FaultEvent("backend", f"Nomad agent stopped for {down:.1f}s (restarts empty)", time.time())
+        topo.restart_nomad(down)
+        return event
     # the process backend's whole record is its state dir: immutable (chattr +i), every new launch dir is refused
     # (EPERM, even for root) while lookups and the running launches' own files still work
     event = FaultEvent("backend", f"process state dir immutable for {down:.1f}s", time.time())

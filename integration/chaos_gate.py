@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -24,6 +25,7 @@ class _Pipe:
     client: socket.socket
     upstream: socket.socket | None
     cut_during: bool = False
+    awaiting_reply: bool = False  # the client spoke last: a request is inside the upstream
 
     def close(self) -> None:
         for sock in (self.client, self.upstream):
@@ -41,6 +43,7 @@ class ZkGate:
     _pipes: list[_Pipe] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cut: threading.Event = field(default_factory=threading.Event)
+    _draining: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> ZkGate:
@@ -64,8 +67,25 @@ class ZkGate:
             for pipe in self._pipes:
                 pipe.cut_during = True
 
+    def drain(self, timeout: float) -> bool:
+        """Let the requests already inside the upstream be answered, close each connection before its next one.
+
+        For a request/response upstream (Nomad's HTTP API): once this returns True, every request that reached
+        the upstream has its answer back, so a reading of the upstream now includes all of them, and no call is
+        left half-done when the upstream is stopped. `heal()` ends it."""
+        with self._lock:
+            self._draining.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not any(p.awaiting_reply for p in self._pipes):
+                    return True
+            time.sleep(0.02)
+        return False
+
     def heal(self) -> None:
         with self._lock:
+            self._draining.clear()
             self._cut.clear()
             stale = [p for p in self._pipes if p.cut_during]
             self._pipes = [p for p in self._pipes if not p.cut_during]
@@ -92,6 +112,9 @@ class ZkGate:
 
     def _open(self, client: socket.socket, upstream: tuple[str, int]) -> None:
         """While cut, a new connection is accepted and left silent (the SYN got through, nothing else does)."""
+        if self._draining.is_set():
+            client.close()
+            return
         pipe = _Pipe(client, None, cut_during=self.is_cut)
         if not pipe.cut_during:
             try:
@@ -103,14 +126,19 @@ class ZkGate:
         with self._lock:
             self._pipes.append(pipe)
         if pipe.upstream is not None:
-            threading.Thread(target=self._pump, args=(pipe.upstream, pipe.client, pipe), daemon=True).start()
-        self._pump(pipe.client, pipe.upstream, pipe)
+            threading.Thread(target=self._pump, args=(pipe.upstream, pipe.client, pipe, False), daemon=True).start()
+        self._pump(pipe.client, pipe.upstream, pipe, True)
 
-    def _pump(self, source: socket.socket, sink: socket.socket | None, pipe: _Pipe) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket | None, pipe: _Pipe, from_client: bool) -> None:
         try:
             while data := source.recv(65536):
+                with self._lock:  # drain() must not miss a request on its way in
+                    if from_client and self._draining.is_set() and not pipe.awaiting_reply:
+                        break  # a new request while draining: never reaches the upstream
+                    pipe.awaiting_reply = from_client
                 if sink is not None and not pipe.cut_during:
                     sink.sendall(data)
         except OSError:
             pass
+        pipe.awaiting_reply = False
         pipe.close()

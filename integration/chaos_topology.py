@@ -3,6 +3,10 @@
 Every replica reaches ZooKeeper through its own gate (integration.chaos_gate), so one replica can be partitioned.
 Every task appends `<launch> <epoch> <attempt>` to one shared file: the task's own testimony of having run, read
 by the invariant checker next to the backend's record and the store's history.
+
+On the Nomad backend the replicas reach a dev agent (raw_exec tasks, on this host) through a gate of their own: the
+backend fault closes the gate, takes a last reading of the agent's jobs, and only then stops the agent -- a dev
+agent keeps its state in memory and restarts empty, so the harness keeps the backend's record across restarts.
 """
 
 from __future__ import annotations
@@ -14,13 +18,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from integration.chaos_gate import ZkGate
+from integration.docker_daemon import DockerDaemonError, ensure_ready
+from integration.nomad_agent import NomadAgent, NomadAgentError
 from integration.replicas import ReplicaProcess, ReplicaSet, wait_for
-from integration.zk import ZkCluster
+from integration.zk import ZkCluster, ZkHarnessError
+
+if TYPE_CHECKING:
+    from integration.chaos_evidence import BackendLaunch
 
 LEADERSHIP_ENDS = (
     "leadership lost; back to following",
@@ -53,6 +62,9 @@ class Topology:
     gates: dict[str, ZkGate] = field(default_factory=dict)
     deaths: dict[int, float] = field(default_factory=dict)  # pid -> wall time the harness saw it die
     root: str = field(default_factory=lambda: f"/chaos-{uuid.uuid4().hex[:10]}")
+    nomad: NomadAgent | None = None
+    nomad_gate: ZkGate | None = None
+    nomad_record: dict[tuple[str, int], BackendLaunch] = field(default_factory=dict)
 
     @property
     def out_file(self) -> Path:
@@ -83,9 +95,7 @@ class Topology:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.out_file.touch()
         self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk").start()
-        backends: dict[str, dict[str, Any]] = {"process": {"state_dir": str(self.state_dir)}}
-        if self.backend == "docker":
-            backends["docker"] = {"allowed_mounts": [str(self.workdir.resolve())], "timeout": 10.0}
+        backends = self._backends()
         self.cluster = ReplicaSet(
             self.zk.connect_string, self.root, self.workdir / "cluster", self.session_timeout, backends
         )
@@ -96,6 +106,23 @@ class Topology:
             self.start_replica(rid)
         self.leader(timeout=60)
         return self
+
+    def _backends(self) -> dict[str, dict[str, Any]]:
+        """Replica backend config; brings up the daemon or agent the run needs (ZkHarnessError if it can't)."""
+        backends: dict[str, dict[str, Any]] = {"process": {"state_dir": str(self.state_dir)}}
+        try:
+            if self.backend == "docker":
+                ensure_ready()
+                backends["docker"] = {"allowed_mounts": [str(self.workdir.resolve())], "timeout": 10.0}
+            elif self.backend == "nomad":
+                self.nomad = NomadAgent(self.workdir / "nomad")
+                self.nomad.start()
+                port = int(self.nomad.address.rsplit(":", 1)[1])
+                self.nomad_gate = ZkGate([("127.0.0.1", port)]).start()
+                backends["nomad"] = {"address": f"http://{self.nomad_gate.connect_string}", "timeout": 5.0}
+        except (DockerDaemonError, NomadAgentError) as exc:
+            raise ZkHarnessError(f"the {self.backend} backend could not be started: {exc}") from exc
+        return backends
 
     def _apply_jobs(self) -> None:
         path = self.workdir / "jobs.yaml"
@@ -136,6 +163,12 @@ class Topology:
             gate.close()
         if self.zk is not None:
             self.zk.stop_all()
+        if self.nomad_gate is not None:
+            self.nomad_gate.close()
+        if self.nomad is not None:
+            self.nomad.stop()
+        if self.backend == "docker":
+            self.dockerd("start")  # the daemon is shared: whatever happened, leave it running
 
     # -- replicas -------------------------------------------------------------------------------------------
     def start_replica(self, rid: str, env: dict[str, str] | None = None) -> ReplicaProcess:
@@ -222,6 +255,33 @@ class Topology:
     # -- backend --------------------------------------------------------------------------------------------
     def dockerd(self, action: str) -> None:
         subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), action], check=True, capture_output=True, timeout=120)
+
+    def nomad_agent(self) -> NomadAgent:
+        assert self.nomad is not None and self.nomad_gate is not None, "not a nomad topology"
+        return self.nomad
+
+    def record_nomad(self) -> None:
+        """Fold the agent's current jobs of this cluster into the harness's record of the backend."""
+        from integration.chaos_evidence import nomad_launches  # it imports this module
+
+        agent = self.nomad_agent()
+        nomad_launches(agent.api, self.cluster_label, self.nomad_record)
+
+    def restart_nomad(self, down: float) -> None:
+        """Drain the gate (calls inside the agent are answered, no new one gets in), read the jobs, stop the agent;
+        start it again after `down`. The agent stops between calls, as dockerd does: a call cut off mid-way is
+        a different fault (see docs/reliability.md)."""
+        agent, gate = self.nomad_agent(), self.nomad_gate
+        assert gate is not None
+        try:
+            if not gate.drain(timeout=10):
+                raise AssertionError("a call to the Nomad agent did not return within 10s of the drain")
+            self.record_nomad()
+            agent.stop()
+        finally:
+            gate.heal()  # with the agent down, calls are now refused, as they would be without the gate
+        time.sleep(down)
+        agent.start()
 
     def remove_containers(self) -> None:
         """After the evidence is read: the run's containers (docker backend) would pile up in the daemon."""

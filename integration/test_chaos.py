@@ -1,12 +1,21 @@
-"""The fault suite in CI: a short fixed-seed chaos run must inject several kinds of fault and break no invariant;
-the invariant checker itself must catch each kind of violation it claims to catch (fed hand-made evidence)."""
+"""The fault suite in CI: short fixed-seed chaos runs (process, Docker and Nomad backends) must inject several kinds
+of fault and break no invariant; the invariant checker itself must catch each kind of violation it claims to catch
+(fed hand-made evidence)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import select
+import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -14,9 +23,12 @@ from cronframework.naming import launch_name
 from cronframework.records import LaunchRecord, Outcome
 from integration import chaos_invariants as inv
 from integration.chaos import Options, run
-from integration.chaos_evidence import BackendLaunch, Evidence, Interval
+from integration.chaos_evidence import BackendLaunch, Evidence, Interval, intervals
 from integration.chaos_faults import FaultEvent, LeaderLoss
+from integration.chaos_gate import ZkGate
 from integration.chaos_report import Report, percentile
+from integration.docker_daemon import DockerDaemonError, run_script
+from integration.replicas import ReplicaProcess
 from integration.zk import ZkHarnessError
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
@@ -53,6 +65,113 @@ def test_short_chaos_run_checked_real_launches_and_takeovers(short_run: Report) 
     figures = short_run.figures()
     assert figures["takeover_max_s"] is not None and figures["takeover_max_s"] < 30
     assert figures["lag_p50_s"] is not None and figures["lag_p50_s"] < 2.0
+
+
+# -- the same on the Docker and the Nomad backends ---------------------------------------------------------------
+# Four kinds, so one shuffled round (about 45 s) fits in the 60 s and every kind, the backend's own included, comes up.
+BACKEND_FAULTS = ("kill", "stop", "zk-node", "backend")
+
+
+def _backend_run(backend: str, workdir: Path) -> Report:
+    opts = Options(duration=60, seed=3, faults=BACKEND_FAULTS, backend=backend, gap=(1.0, 2.5), workdir=workdir)
+    try:
+        report, _ = run(opts)
+    except ZkHarnessError as exc:
+        pytest.fail(f"cannot start the chaos topology on the {backend} backend: {exc}", pytrace=False)
+    print(report.render())
+    return report
+
+
+@pytest.fixture(scope="module")
+def docker_run(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    return _backend_run("docker", tmp_path_factory.mktemp("chaos-docker"))
+
+
+@pytest.fixture(scope="module")
+def nomad_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, Path]:
+    workdir = tmp_path_factory.mktemp("chaos-nomad")
+    return _backend_run("nomad", workdir), workdir
+
+
+def _assert_clean_backend_run(report: Report, lag_p50_max: float) -> None:
+    assert report.violations == [], report.render()
+    kinds = report.fault_counts()
+    assert "backend" in kinds and len(kinds) >= 3, kinds
+    assert report.instants_checked >= 80, report.render()
+    assert report.launches_checked >= 50, report.render()
+    assert report.task_runs >= 0.9 * report.launches_checked, "the launched tasks really ran"
+    assert report.takeover, "a leader was taken away and its successor measured"
+    figures = report.figures()
+    assert figures["takeover_max_s"] is not None and figures["takeover_max_s"] < 30
+    assert figures["lag_p50_s"] is not None and figures["lag_p50_s"] < lag_p50_max
+
+
+def test_docker_chaos_run_breaks_no_invariant_and_leaves_dockerd_running(docker_run: Report) -> None:
+    _assert_clean_backend_run(docker_run, lag_p50_max=3.0)  # container create + start: about 1.3 s on 2 cores
+    try:
+        run_script("dockerd.sh", "status", timeout=30)
+    except DockerDaemonError as exc:
+        pytest.fail(f"the shared Docker daemon was left down by the chaos run: {exc}")
+
+
+def test_nomad_chaos_run_breaks_no_invariant_and_leaves_no_agent(nomad_run: tuple[Report, Path]) -> None:
+    report, workdir = nomad_run
+    _assert_clean_backend_run(report, lag_p50_max=2.0)
+    assert not (workdir / "nomad" / "nomad.pid").exists(), "the Nomad agent was left running"
+
+
+# -- the gate's drain, which the Nomad outage relies on ---------------------------------------------------------
+def _slow_echo_server() -> tuple[socket.socket, list[bytes]]:
+    """Answers each message after 0.3 s; records every message it received."""
+    server, seen = socket.create_server(("127.0.0.1", 0)), list[bytes]()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(1024):
+                seen.append(data)
+                time.sleep(0.3)
+                conn.sendall(b"re:" + data)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, seen
+
+
+def _closed_on_us(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_gate_drain_answers_calls_inside_and_keeps_new_ones_out() -> None:
+    server, seen = _slow_echo_server()
+    gate = ZkGate([server.getsockname()[:2]]).start()
+    host, port = gate.connect_string.split(":")
+    try:
+        client = socket.create_connection((host, int(port)), timeout=5)
+        client.sendall(b"inside")
+        time.sleep(0.1)  # the request is at the server, its answer 0.2 s away
+        assert gate.drain(timeout=5)  # returns only once that answer came back from the server
+        assert select.select([client], [], [], 0.1)[0], "drain returned before the answer came back"
+        assert client.recv(1024) == b"re:inside"
+        client.sendall(b"late")  # the next request on the same connection is closed, not forwarded
+        assert _closed_on_us(client)
+        with socket.create_connection((host, int(port)), timeout=5) as fresh:
+            fresh.sendall(b"new")
+            assert _closed_on_us(fresh)
+        assert seen == [b"inside"]
+        gate.heal()
+        with socket.create_connection((host, int(port)), timeout=5) as healed:
+            healed.sendall(b"again")
+            assert healed.recv(1024) == b"re:again"
+    finally:
+        gate.close()
+        server.close()
 
 
 # -- the checker catches what it claims to ----------------------------------------------------------------------
@@ -144,6 +263,28 @@ def test_checker_catches_a_launch_by_a_deposed_leader() -> None:
     assert [v.invariant for v in found] == ["fenced", "fenced"]
     assert "led only 12:00:00.000..12:00:05.500" in found[0].detail
     assert "zombie r1 (epoch 1)" in found[1].detail
+
+
+def _incarnation(tmp_path: Path, rid: str, pid: int, leading: list[tuple[int, float]]) -> ReplicaProcess:
+    log = tmp_path / f"{rid}.log"
+    lines = [{"ts": datetime.fromtimestamp(at, UTC).isoformat(), "event": "leading", "epoch": e} for e, at in leading]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return ReplicaProcess(rid, cast("subprocess.Popen[bytes]", SimpleNamespace(pid=pid)), log)
+
+
+@pytest.mark.parametrize(("successor_at", "end"), [(9.0, 5.5), (5.2, 5.2)])
+def test_a_killed_leaders_call_in_flight_counts_until_a_successor_leads(
+    tmp_path: Path, successor_at: float, end: float
+) -> None:
+    """Killed at 5 s: a launch the backend created 4 ms later was sent before; one after the successor is not."""
+    killed = _incarnation(tmp_path, "r1", 100, [(1, _at(0))])
+    heir = _incarnation(tmp_path, "r2", 200, [(2, _at(successor_at))])
+    found = intervals([killed, heir], {100: _at(5.0)})
+    assert found[0].end == pytest.approx(_at(end))
+    ev = Evidence(intervals=found, launches=[BackendLaunch(_name(5), _at(5.004), 1)])
+    assert inv.fenced(ev) == []
+    ev.launches.append(BackendLaunch(_name(6), _at(end + 0.01), 1))
+    assert [v.detail.split(":")[0] for v in inv.fenced(ev)] == [_name(6)]
 
 
 def test_takeover_and_lag_figures() -> None:

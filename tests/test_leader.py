@@ -371,3 +371,44 @@ def test_recovery_window_is_clamped_below_the_backends_gc_horizon() -> None:
     assert "tick-20261125t060100z" not in cluster.backend.submitted
     record = cluster.store.get_launch("tick-20261125t060100z")
     assert record is not None and record.outcome is Outcome.SKIPPED
+
+
+def _landed_then_timed_out(cluster: Cluster) -> None:
+    """Every submit reaches the backend, but its answer is lost (a timeout): ambiguous by construction."""
+
+    def fault(name: str) -> Exception:
+        cluster.backend.launches.setdefault(name, BackendStatus(LaunchState.RUNNING))
+        return TransientBackendError("read timed out")
+
+    cluster.backend.fail["submit"] = fault
+
+
+def test_a_timed_out_submit_the_backend_has_is_not_recorded_failed() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick", retries={"attempts": 2, "backoff": "1s"}))
+    _landed_then_timed_out(cluster)
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
+    assert "but the backend has the launch" in (record.reason or "")
+
+
+def test_a_timed_out_submit_nobody_can_check_stays_open_until_recovery_concludes_it() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick", "0 * * * *", retries={"attempts": 2, "backoff": "1s"}))
+    cluster.clock.set(T0 + timedelta(minutes=59, seconds=59))
+    _landed_then_timed_out(cluster)
+    cluster.backend.fail["lookup"] = TransientBackendError("daemon away")
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 1)
+    [still_open] = cluster.store.open_launches()
+    assert still_open.name == "tick-20261125t070000z"
+    del cluster.backend.fail["lookup"]
+    cluster.run_for(session, 1)
+    assert cluster.store.open_launches() == []
+    record = cluster.store.get_launch(still_open.name)
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
+    assert "concluded by recovery" in (record.reason or "")
