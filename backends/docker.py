@@ -24,7 +24,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from backends.docker_spec import ContainerPlan, Placement, plan_container
 from backends.docker_status import status_from_inspect
 from cronframework.backend import BackendStatus, Launch, SubmitOutcome
-from cronframework.errors import CronframeworkError, PermanentBackendError, TransientBackendError
+from cronframework.errors import (
+    BackendUnreachable,
+    CronframeworkError,
+    PermanentBackendError,
+    TransientBackendError,
+    never_connected,
+)
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _OPEN = frozenset({"running", "restarting", "paused"})
@@ -67,7 +73,8 @@ def translated(action: str, name: str) -> Iterator[None]:
             raise TransientBackendError(message) from exc
         raise PermanentBackendError(message) from exc
     except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
-        raise TransientBackendError(f"docker daemon unreachable during {action} {name}: {exc}") from exc
+        kind = BackendUnreachable if never_connected(exc) else TransientBackendError
+        raise kind(f"docker daemon unreachable during {action} {name}: {exc}") from exc
 
 
 def _is_conflict(exc: docker.errors.APIError) -> bool:

@@ -26,7 +26,13 @@ from backends.nomad_spec import GROUP, TASK, job_payload, meta_key
 from backends.nomad_status import job_status, newest_allocation
 from cronframework.backend import BackendStatus, Launch, SubmitOutcome
 from cronframework.duration import parse_duration
-from cronframework.errors import BackendError, PermanentBackendError, TransientBackendError
+from cronframework.errors import (
+    BackendError,
+    BackendUnreachable,
+    PermanentBackendError,
+    TransientBackendError,
+    never_connected,
+)
 
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 DEFAULT_GC_HORIZON = timedelta(hours=4)  # Nomad's server job_gc_threshold default
@@ -147,7 +153,8 @@ class NomadBackend:
             except nomad_errors.BaseNomadException as error:
                 translated = self._translate(what, error)
             except requests.RequestException as error:
-                translated = TransientBackendError(f"nomad {what} at {self.address} failed: {type(error).__name__}")
+                kind = BackendUnreachable if never_connected(error) else TransientBackendError
+                translated = kind(f"nomad {what} at {self.address} failed: {type(error).__name__}")
             if not isinstance(translated, TransientBackendError) or attempt == self.retries:
                 raise translated
         raise AssertionError("unreachable")
@@ -156,7 +163,8 @@ class NomadBackend:
         response = error.nomad_resp
         if not isinstance(response, requests.Response):
             reason = self._redact(str(response)) or type(response).__name__
-            return TransientBackendError(f"nomad {what} at {self.address} failed: {reason}")
+            kind = BackendUnreachable if never_connected(error) else TransientBackendError
+            return kind(f"nomad {what} at {self.address} failed: {reason}")
         text = self._redact(response.text.strip())
         code = response.status_code
         if code == 404:

@@ -82,5 +82,26 @@ class TransientBackendError(BackendError):
     """Worth retrying with backoff: the daemon or agent is unreachable, slow, or answered 5xx."""
 
 
+class BackendUnreachable(TransientBackendError):
+    """Transient, and certain: the request never reached the backend (connection refused, no socket), so a submit
+    did not land. Other transient errors (timeouts, resets, 5xx) leave that open."""
+
+
+def never_connected(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps: requests/urllib3 keep the socket error as a cause, reason or argument)
+    says the connection was never made."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ConnectionRefusedError | FileNotFoundError) or type(item).__name__ == "NewConnectionError":
+            return True
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return False
+
+
 class PermanentBackendError(BackendError):
     """Retrying cannot help: bad image, rejected spec, forbidden. Recorded as 'failed to launch' with the reason."""

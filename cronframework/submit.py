@@ -15,7 +15,7 @@ from tenacity.stop import stop_base
 
 from cronframework.backend import Backend, BackendStatus, Launch, SubmitOutcome
 from cronframework.clock import Clock
-from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.errors import BackendUnreachable, PermanentBackendError, TransientBackendError
 from cronframework.jobspec import Retries
 from cronframework.leadership import Leadership
 from cronframework.records import Outcome
@@ -104,7 +104,7 @@ def submit_with_retries(
         return SubmitResult(Outcome.FAILED, f"failed to launch: {exc}", attempts)
     except TransientBackendError as exc:
         reason = f"failed to launch after {attempts} attempt(s): {exc}"
-        return SubmitResult(Outcome.FAILED, reason, attempts, ambiguous=True)
+        return SubmitResult(Outcome.FAILED, reason, attempts, ambiguous=not isinstance(exc, BackendUnreachable))
     mapped = Outcome.SUBMITTED if outcome is SubmitOutcome.SUBMITTED else Outcome.ALREADY_EXISTED
     return SubmitResult(mapped, None, attempts)
 

@@ -22,6 +22,18 @@ import yaml
 
 from cronframework.store.zookeeper import ZooKeeperStore
 
+# One job launching every second on the process backend, replaying what a takeover missed: the workhorse of the
+# multi-process tests (every instant must end up launched or recorded).
+EVERY_SECOND = """
+job:
+  beat:
+    schedule: "* * * * * *"
+    backend: process
+    catchup: {policy: all, window: 5m, max: 100}
+    task:
+      command: ["/bin/sh", "-c", "echo beat $CRONFRAMEWORK_LAUNCH"]
+"""
+
 
 @dataclass
 class ReplicaProcess:
@@ -63,7 +75,7 @@ class ReplicaSet:
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.backends.setdefault("process", {"state_dir": str(self.workdir / "process")})
-        config = {
+        config: dict[str, Any] = {
             "zookeeper": {"hosts": self.zk_hosts, "root": self.root, "session_timeout": self.session_timeout},
             "scheduler": {"poll_interval": 0.2, "clock_check_every": 5},
             "backends": self.backends,

@@ -15,17 +15,7 @@ import pytest
 
 from cronframework.naming import parse_launch_name
 from cronframework.records import Outcome, RecordState
-from integration.replicas import ReplicaSet, wait_for
-
-EVERY_SECOND = """
-job:
-  beat:
-    schedule: "* * * * * *"
-    backend: process
-    catchup: {policy: all, window: 5m, max: 100}
-    task:
-      command: ["/bin/sh", "-c", "echo beat $CRONFRAMEWORK_LAUNCH"]
-"""
+from integration.replicas import EVERY_SECOND, ReplicaSet, wait_for
 
 
 @pytest.fixture
@@ -208,8 +198,8 @@ def test_digest_acl_shuts_other_tenants_out(zk_hosts: str, zk_root: str, tmp_pat
     from kazoo.exceptions import NoAuthError
 
     os.environ["CRONFRAMEWORK_ZK_AUTH"] = "cron:s3cret"
+    cluster = ReplicaSet(zk_hosts, zk_root, tmp_path / "cluster")
     try:
-        cluster = ReplicaSet(zk_hosts, zk_root, tmp_path / "cluster")
         apply(cluster, EVERY_SECOND, tmp_path)
         cluster.start("a")
         cluster.wait_leader()
@@ -228,6 +218,6 @@ def test_digest_acl_shuts_other_tenants_out(zk_hosts: str, zk_root: str, tmp_pat
         finally:
             stranger.stop()
         assert '"replica": "a"' in cluster.cli("status", "--json").stdout
-        cluster.stop_all()
     finally:
+        cluster.stop_all()
         del os.environ["CRONFRAMEWORK_ZK_AUTH"]

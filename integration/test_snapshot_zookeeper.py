@@ -18,17 +18,7 @@ from cronframework.election import Election
 from cronframework.records import Outcome, RecordState
 from cronframework.snapshot import load
 from cronframework.store.zookeeper import ZooKeeperStore
-from integration.replicas import ReplicaSet, wait_for
-
-EVERY_SECOND = """
-job:
-  beat:
-    schedule: "* * * * * *"
-    backend: process
-    catchup: {policy: all, window: 5m, max: 100}
-    task:
-      command: ["/bin/sh", "-c", "echo beat $CRONFRAMEWORK_LAUNCH"]
-"""
+from integration.replicas import EVERY_SECOND, ReplicaSet, wait_for
 
 
 @pytest.fixture

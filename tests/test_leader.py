@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from cronframework.backend import BackendStatus, LaunchState
-from cronframework.errors import LeadershipLost, PermanentBackendError, TransientBackendError
+from cronframework.errors import BackendUnreachable, LeadershipLost, PermanentBackendError, TransientBackendError
 from cronframework.records import Outcome, RecordState
 from tests.leader_harness import T0, Cluster, job
 
@@ -412,3 +412,17 @@ def test_a_timed_out_submit_nobody_can_check_stays_open_until_recovery_concludes
     record = cluster.store.get_launch(still_open.name)
     assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
     assert "concluded by recovery" in (record.reason or "")
+
+
+def test_an_unreachable_backend_is_recorded_failed_to_launch_without_a_lookup() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick", retries={"attempts": 2, "backoff": "1s"}))
+    cluster.backend.fail["submit"] = BackendUnreachable("connection refused")
+    cluster.backend.fail["lookup"] = AssertionError("no lookup needed: nothing reached the backend")
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert record is not None and record.outcome is Outcome.FAILED
+    assert "connection refused" in (record.reason or "") and record.attempt == 2
+    assert cluster.store.open_launches() == []
