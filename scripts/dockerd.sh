@@ -13,6 +13,7 @@ set -euo pipefail
 
 LOG=${CRONFRAMEWORK_DOCKERD_LOG:-/tmp/cronframework-dockerd.log}
 WAIT=${CRONFRAMEWORK_DOCKERD_WAIT:-60}
+SLOW_WAIT=${CRONFRAMEWORK_DOCKERD_SLOW_WAIT:-600}
 SOCK=/var/run/docker.sock
 PIDFILE=/var/run/docker.pid
 LOCK=/tmp/cronframework-dockerd.lock
@@ -66,6 +67,13 @@ try_start() {
   setsid dockerd $flags ${DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   wait_for_daemon "$pid" || rc=$?
+  if ((rc == 2)); then
+    # Alive but slow (a restart cleaning up many old sandboxes can take minutes). Falling back to the next option
+    # set here would start a second daemon on another storage driver, where none of the images exist: wait.
+    say "dockerd (pid $pid) still starting after ${WAIT}s; waiting up to ${SLOW_WAIT}s more"
+    rc=0
+    WAIT=$SLOW_WAIT wait_for_daemon "$pid" || rc=$?
+  fi
   if ((rc == 0)); then
     say "dockerd answers on unix://$SOCK (pid $pid, log: $LOG)"
     return 0
@@ -73,6 +81,7 @@ try_start() {
   say "dockerd with '$flags' did not come up (rc $rc); see $LOG"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  ((rc == 1)) || exit 1  # it never died: another option set would not help
   return 1
 }
 
