@@ -22,6 +22,17 @@ def die_after_sync_point_one(cluster: Cluster) -> None:
     del cluster.backend.fail["submit"]
 
 
+def die_before_sync_point_two(cluster: Cluster) -> None:
+    """A leader that submits the 06:01 launch and dies before recording the outcome (sync point two)."""
+    first, _ = cluster.leader()
+    first.promote()
+    cluster.clock.advance(60)
+    cluster.store.finish = _crash  # type: ignore[method-assign]
+    with pytest.raises(LeadershipLost):
+        first.tick()
+    del cluster.store.finish
+
+
 def test_every_minute_job_launches_once_per_minute_with_exact_names() -> None:
     cluster = Cluster()
     cluster.apply(job("tick"))
@@ -85,13 +96,7 @@ def test_recovery_resubmits_an_open_launch_the_backend_never_saw() -> None:
 def test_recovery_records_a_launch_the_backend_already_has() -> None:
     cluster = Cluster()
     cluster.apply(job("tick"))
-    first, _ = cluster.leader()
-    first.promote()
-    cluster.clock.advance(60)
-    cluster.store.finish = _crash  # type: ignore[method-assign]  # dies between submit and sync point two
-    with pytest.raises(LeadershipLost):
-        first.tick()
-    del cluster.store.finish
+    die_before_sync_point_two(cluster)
     second, _ = cluster.leader()
     second.promote()
     assert cluster.backend.submitted == ["tick-20261125t060100z"]  # exactly once
@@ -341,13 +346,7 @@ def test_runtime_limit_stops_a_launch_past_its_timeout() -> None:
 def test_recovery_resubmits_a_launch_found_pending_so_it_starts() -> None:
     cluster = Cluster()
     cluster.apply(job("tick"))
-    first, _ = cluster.leader()
-    first.promote()
-    cluster.clock.advance(60)
-    cluster.store.finish = _crash  # type: ignore[method-assign]
-    with pytest.raises(LeadershipLost):
-        first.tick()
-    del cluster.store.finish
+    die_before_sync_point_two(cluster)
     name = "tick-20261125t060100z"
     cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)  # created, never started
     started: list[str] = []
