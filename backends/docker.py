@@ -119,8 +119,18 @@ class DockerBackend:
                 if not _is_conflict(exc):
                     raise
                 return self._resume(name, plan)
-            api.start(name)
+        self._start_created(name)
         return SubmitOutcome.SUBMITTED
+
+    def _start_created(self, name: str) -> None:
+        """Start the container this submit just created. Even a refused connection here is not "never landed":
+        the container exists, so the error must stay ambiguous and the launch be looked up, never recorded as
+        failed while a created container waits in the daemon."""
+        try:
+            with translated("start", name):
+                self._api().start(name)
+        except BackendUnreachable as exc:
+            raise TransientBackendError(f"container {name} created, start not confirmed: {exc}") from exc
 
     def _resume(self, name: str, plan: ContainerPlan) -> SubmitOutcome:
         """A container by this name exists. If it was created but never started, whoever created it died

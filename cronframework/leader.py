@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cronframework.backend import BackendSet
@@ -32,6 +32,7 @@ from cronframework.snapshot import PeriodicSnapshots, SnapshotPolicy
 from cronframework.store import StateStore
 
 log = logging.getLogger("cronframework.leader")
+RECOVERY_RETRY = timedelta(seconds=1)  # how often launches left open are asked about again
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class LeaderSession:
         self._limits = RuntimeLimits(backends, leadership, clock)
         self._next_clock_check = 0.0
         self._needs_recovery = False
+        self._recovery_retry_at = datetime.min.replace(tzinfo=UTC)
         self.state = LeaderState(epoch=leadership.fence.epoch, since=clock.now())
 
     def wake(self) -> None:
@@ -114,6 +116,8 @@ class LeaderSession:
         self._specs.changed.clear()  # this refresh covers every change so far; a later one sets it again
         jobs = self._specs.refresh()
         concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
+        self._needs_recovery = self._recovery.unanswered > 0
+        self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
         self._load_jobs(jobs, started)
         records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
         summary = {
@@ -175,9 +179,8 @@ class LeaderSession:
         self.state.last_tick = now
         if not self._clock_ok(now):
             return []
-        if self._needs_recovery:
-            self._recovery.conclude_open({e.spec.name: e.spec for e in self._dispatcher.entries()})
-            self._needs_recovery = False
+        if self._needs_recovery and now >= self._recovery_retry_at:
+            self._conclude_left_open(now)
         self._reconcile(now)
         due = self._dispatcher.pop_due(now)
         try:
@@ -193,6 +196,14 @@ class LeaderSession:
         if self._snapshots is not None:
             self._snapshots.maybe_run()  # guarded by time; writes in its own thread
         return records
+
+    def _conclude_left_open(self, now: datetime) -> None:
+        """Ask again about launches nobody could account for yet: one lookup each, at most once a second, so a
+        backend that stays down costs a refused connection per tick, not a retry loop inside it."""
+        specs = {e.spec.name: e.spec for e in self._dispatcher.entries()}
+        self._recovery.conclude_open(specs, lookup_attempts=1)
+        self._needs_recovery = self._recovery.unanswered > 0
+        self._recovery_retry_at = now + RECOVERY_RETRY
 
     def _launch_due(self, due: list[Entry], now: datetime) -> list[LaunchRecord]:
         paused = self._store.read_paused() if due else set()

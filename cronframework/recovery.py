@@ -4,7 +4,12 @@ For each open record the backend is asked by name:
 - found                         -> it was launched; record it finished with what the lookup saw;
 - not found, inside the window  -> it was never launched (the window is below the backend's GC horizon, so "not
                                    found" cannot mean "collected"); submit it now, idempotent by name;
-- no answer, or past the window -> the job's `on_uncertain` decides: skip (fail closed, the default) or relaunch.
+- no answer, inside the window   -> left open and asked again on a later tick: a backend that is down for a while
+                                   (dockerd restarting) may hold a launch created just before it went down, and only
+                                   its answer can tell "start it" from "submit it" (concluding now could leave a
+                                   container the record says was never launched);
+- no answer past the window, or not found past it -> the job's `on_uncertain` decides: skip (fail closed, the
+                                   default) or relaunch.
 Every decision goes into the takeover report that `status` shows.
 """
 
@@ -18,7 +23,7 @@ from typing import Any
 from cronframework import metrics
 from cronframework.backend import Backend, BackendSet, BackendStatus, LaunchState
 from cronframework.clock import Clock
-from cronframework.errors import BackendError
+from cronframework.errors import BackendError, TransientBackendError
 from cronframework.jobspec import JobSpec, OnUncertain
 from cronframework.launcher import Launcher
 from cronframework.leadership import Leadership
@@ -27,6 +32,7 @@ from cronframework.store import StateStore
 from cronframework.submit import lookup_with_retries, submit_with_retries
 
 log = logging.getLogger("cronframework.recovery")
+LEFT_OPEN = "left open: asked again when the backend answers"
 
 
 @dataclass(frozen=True)
@@ -60,20 +66,38 @@ class Recovery:
         self._launcher = launcher
         self._leadership = leadership
         self._clock = clock
+        self.unanswered = 0  # launches the last pass left open because their backend could not answer
 
-    def conclude_open(self, specs: dict[str, JobSpec]) -> list[Conclusion]:
-        """Conclude every open launch; returns the report. LeadershipLost propagates (nothing half-decided)."""
-        report = [self._conclude(record, specs.get(record.job)) for record in self._store.open_launches()]
-        log.info("open launches concluded", extra={"count": len(report)})
+    def conclude_open(self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3) -> list[Conclusion]:
+        """Conclude every open launch the backends can answer for; returns the report (launches left open
+        included). LeadershipLost propagates (nothing half-decided)."""
+        silent: set[int] = set()  # backends that did not answer in this pass: not asked again until the next one
+        report = [
+            self._conclude(record, specs.get(record.job), silent, lookup_attempts)
+            for record in self._store.open_launches()
+        ]
+        self.unanswered = sum(c.decision == LEFT_OPEN for c in report)
+        log.info("open launches concluded", extra={"count": len(report) - self.unanswered, "open": self.unanswered})
         return report
 
-    def _conclude(self, record: LaunchRecord, spec: JobSpec | None) -> Conclusion:
+    def _conclude(self, record: LaunchRecord, spec: JobSpec | None, silent: set[int], attempts: int) -> Conclusion:
         if spec is None:
             return self._finish(record, Outcome.SKIPPED, "uncertain: the job no longer exists", "not asked")
         backend = self._backends.for_spec(spec)
+        age = self._clock.now() - (record.begun_at or record.scheduled)
+        waiting = age <= effective_window(spec, backend)
+        if id(backend) in silent and waiting:
+            return self._left_open(record, "not asked: the backend did not answer for another launch", attempts)
         try:
-            status = lookup_with_retries(backend, record.name, clock=self._clock, leadership=self._leadership)
-        except BackendError as exc:  # transient after bounded retries, or permanent: either way no answer
+            status = lookup_with_retries(
+                backend, record.name, clock=self._clock, leadership=self._leadership, attempts=attempts
+            )
+        except TransientBackendError as exc:
+            if waiting:
+                silent.add(id(backend))
+                return self._left_open(record, f"no answer: {exc}", attempts)
+            return self._uncertain(record, spec, f"lookup failed: {exc}", "no answer")
+        except BackendError as exc:  # permanent: asking again will not help
             return self._uncertain(record, spec, f"lookup failed: {exc}", "no answer")
         if status is not None:
             if status.state is LaunchState.PENDING:
@@ -81,10 +105,15 @@ class Recovery:
                 # the two calls). Submit is idempotent by name: it starts such a launch and changes nothing else.
                 return self._resubmit(record, spec, "found: pending")
             return self._found(record, status)
-        age = self._clock.now() - (record.begun_at or record.scheduled)
-        if age <= effective_window(spec, backend):
+        if waiting:
             return self._resubmit(record, spec, "not found")
         return self._uncertain(record, spec, f"not found and begun {age} ago, past the recovery window", "not found")
+
+    def _left_open(self, record: LaunchRecord, seen: str, attempts: int) -> Conclusion:
+        fields = {"job": record.job, "launch": record.name, "epoch": self._leadership.fence.epoch, "lookup": seen}
+        level = logging.WARNING if attempts > 1 else logging.DEBUG  # said once at promotion, not every second
+        log.log(level, "open launch left open until its backend answers", extra=fields)
+        return Conclusion(record.name, seen, LEFT_OPEN)
 
     def _found(self, record: LaunchRecord, status: BackendStatus) -> Conclusion:
         seen = status.state.value + (f" ({status.reason})" if status.reason else "")

@@ -91,12 +91,19 @@ def submit_with_retries(
 ) -> SubmitResult:
     """Submit once, idempotently; LeadershipLost propagates (the record stays open for the next leader)."""
     attempts = 0
+    maybe_landed = False  # an attempt failed in a way that leaves open whether it reached the backend
 
     def attempt() -> SubmitOutcome:
-        nonlocal attempts
+        nonlocal attempts, maybe_landed
         attempts += 1
         leadership.check()
-        return backend.submit(launch.name, launch)
+        try:
+            return backend.submit(launch.name, launch)
+        except BackendUnreachable:
+            raise
+        except TransientBackendError:
+            maybe_landed = True
+            raise
 
     try:
         outcome = _first_then_retrying(attempt, clock, launch.spec.retries, deadline)
@@ -104,7 +111,8 @@ def submit_with_retries(
         return SubmitResult(Outcome.FAILED, f"failed to launch: {exc}", attempts)
     except TransientBackendError as exc:
         reason = f"failed to launch after {attempts} attempt(s): {exc}"
-        return SubmitResult(Outcome.FAILED, reason, attempts, ambiguous=not isinstance(exc, BackendUnreachable))
+        # "refused" on the last attempt proves nothing about an earlier attempt that timed out
+        return SubmitResult(Outcome.FAILED, reason, attempts, ambiguous=maybe_landed)
     mapped = Outcome.SUBMITTED if outcome is SubmitOutcome.SUBMITTED else Outcome.ALREADY_EXISTED
     return SubmitResult(mapped, None, attempts)
 

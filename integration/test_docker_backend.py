@@ -12,12 +12,13 @@ from typing import Any
 
 import docker
 import pytest
+import requests
 
 from backends.docker import DockerBackend, create
 from backends.docker_spec import Placement, plan_container
 from backends.docker_status import parse_time, status_from_inspect
 from cronframework.backend import Launch, LaunchState, SubmitOutcome
-from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.errors import BackendUnreachable, PermanentBackendError, TransientBackendError
 from integration.docker_daemon import (
     TEST_IMAGE,
     DockerDaemonError,
@@ -113,6 +114,28 @@ def test_crash_between_create_and_start_is_started_by_next_submit(
     assert _wait_finished(docker_backend, launch.name).state is LaunchState.SUCCEEDED
     assert "resumed" in docker_backend.logs(launch.name)
     assert docker_backend.submit(launch.name, launch) is SubmitOutcome.ALREADY_EXISTED
+    assert len(_containers_of(docker_api, launch)) == 1
+
+
+def test_daemon_gone_between_create_and_start_is_ambiguous_not_unreachable(
+    docker_backend: DockerBackend, docker_launch: Any, docker_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon took the create, then refused the start (it was stopping). The container exists, so the error
+    must not claim that nothing landed; the next submit starts it, exactly once."""
+    launch = docker_launch(unique_job("halfway"), ["/bin/sh", "-c", "echo late"])
+    api = docker_backend._api()
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise requests.exceptions.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(api, "start", refused)
+        with pytest.raises(TransientBackendError) as caught:
+            docker_backend.submit(launch.name, launch)
+    assert not isinstance(caught.value, BackendUnreachable)
+    assert docker_backend.lookup(launch.name).state is LaunchState.PENDING  # type: ignore[union-attr]
+    assert docker_backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
+    assert _wait_finished(docker_backend, launch.name).state is LaunchState.SUCCEEDED
     assert len(_containers_of(docker_api, launch)) == 1
 
 

@@ -110,18 +110,79 @@ def _crash(*_args: object) -> None:
 
 
 @pytest.mark.parametrize(("policy", "submitted"), [("skip", []), ("relaunch", ["tick-20261125t060100z"])])
-def test_uncertain_launch_follows_on_uncertain(policy: str, submitted: list[str]) -> None:
+def test_a_launch_nobody_can_answer_for_past_its_window_follows_on_uncertain(policy: str, submitted: list[str]) -> None:
     cluster = Cluster()
-    cluster.apply(job("tick", on_uncertain=policy))
+    cluster.apply(job("tick", on_uncertain=policy, recovery_window="10m", catchup="none"))
     die_after_sync_point_one(cluster)
     cluster.backend.fail["lookup"] = TransientBackendError("backend down")
     second, _ = cluster.leader()
     second.promote()
-    assert cluster.backend.submitted == submitted
+    cluster.run_for(second, 9 * 60)  # inside the window: asked again every second, still open
+    assert [r.name for r in cluster.store.open_launches()] == ["tick-20261125t060100z"]
+    cluster.backend.fail["submit"] = None  # relaunch must reach the backend even with lookups still failing
+    cluster.run_for(second, 2 * 60)  # past the window with no answer: the job's policy decides
+    assert cluster.store.open_launches() == []
+    assert [n for n in cluster.backend.submitted if n == "tick-20261125t060100z"] == submitted
     record = cluster.store.get_launch("tick-20261125t060100z")
     assert record is not None and record.state is RecordState.FINISHED
     if policy == "skip":
         assert record.outcome is Outcome.SKIPPED and "backend down" in (record.reason or "")
+
+
+def test_a_backend_down_at_takeover_leaves_the_launch_open_until_it_answers() -> None:
+    """A launch the dead leader created but never started (Docker: create, then the daemon went down): concluding
+    it while nobody can look would record "skipped" next to a container; waiting for the answer starts it once."""
+    cluster = Cluster()
+    cluster.apply(job("tick", catchup="none"))
+    die_after_sync_point_one(cluster)
+    name = "tick-20261125t060100z"
+    cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)  # created, never started
+    lookups: list[str] = []
+
+    def down(asked: str) -> Exception:
+        lookups.append(asked)
+        return BackendUnreachable("connection refused")
+
+    cluster.backend.fail["lookup"] = down
+    second, _ = cluster.leader()
+    second.promote()
+    assert second.state.takeover is not None
+    [line] = second.state.takeover["open_launches"]
+    assert line["launch"] == name and line["decision"].startswith("left open")
+    cluster.run_for(second, 5)
+    assert [r.name for r in cluster.store.open_launches()] == [name]
+    assert 5 <= len(lookups) <= 3 + 5  # three at promotion, then one a second: no retry storm
+    del cluster.backend.fail["lookup"]
+    cluster.run_for(second, 2)
+    assert cluster.store.open_launches() == []
+    assert name not in cluster.backend.submitted  # started, not submitted anew
+    record = cluster.store.get_launch(name)
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED  # started by the idempotent resubmit
+    assert "found: pending" in (record.reason or "")
+
+
+def test_a_refused_retry_after_a_timed_out_attempt_is_still_ambiguous() -> None:
+    """Attempt one timed out (it may have landed: Docker created the container, then the daemon stopped); the
+    retries are refused. "Refused" proves only that the retries did not land, so the launch is looked up."""
+    cluster = Cluster()
+    cluster.apply(job("tick", retries={"attempts": 3, "backoff": "1s"}))
+    calls: list[str] = []
+
+    def first_lands_then_refused(name: str) -> Exception:
+        calls.append(name)
+        if len(calls) == 1:
+            cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)
+            return TransientBackendError("read timed out")
+        return BackendUnreachable("connection refused")
+
+    cluster.backend.fail["submit"] = first_lands_then_refused
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert len(calls) == 3
+    assert record is not None and record.outcome is not Outcome.FAILED
+    assert record.outcome is Outcome.ALREADY_EXISTED and "but the backend has the launch" in (record.reason or "")
 
 
 def test_open_launch_older_than_the_recovery_window_is_not_relaunched() -> None:
