@@ -2,7 +2,8 @@
 invariant check from the outside (backend record, task output, replica logs, the store's history).
 
     python -m integration.chaos --duration 180 --seed 7 --faults kill,stop,zk-node,zk-quorum,backend,rolling \\
-        [--backend process|docker|nomad] [--replicas 3] [--zk-nodes 3] [--json report.json] [--keep]
+        [--backend process|docker|nomad] [--network auto|netns|gate] [--replicas 3] [--zk-nodes 3] \\
+        [--json report.json] [--keep]
 
 Prints the report; exits 1 on any violation, 2 when the harness itself could not run. Same seed, same fault
 sequence (the timing of a real system under load still varies). See docs/integration.md.
@@ -23,6 +24,7 @@ from pathlib import Path
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration import chaos_evidence as evidence_mod
 from integration import chaos_invariants as inv
+from integration import chaos_netns
 from integration.chaos_faults import FAULTS, FaultEvent, FaultPlan, inject
 from integration.chaos_report import Report
 from integration.chaos_topology import JOBS, Topology
@@ -39,6 +41,7 @@ class Options:
     seed: int = 7
     faults: tuple[str, ...] = tuple(DEFAULT_FAULTS.split(","))
     backend: str = "process"
+    network: str = "auto"  # netns | gate | auto (netns where the machine allows it)
     replicas: int = 3
     zk_nodes: int = 3
     session_timeout: float = 4.0
@@ -52,11 +55,15 @@ def say(message: str) -> None:
 
 def run(opts: Options) -> tuple[Report, Path]:
     """The whole run; the topology is torn down before returning. ZkHarnessError: ZooKeeper or backend down."""
+    network, why_not = choose_network(opts.network)
     workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="cf-chaos-"))
-    topo = Topology(workdir, opts.backend, opts.replicas, opts.zk_nodes, opts.session_timeout)
-    report = Report(opts.seed, opts.backend, opts.duration)
+    topo = Topology(workdir, opts.backend, opts.replicas, opts.zk_nodes, opts.session_timeout, network)
+    report = Report(opts.seed, opts.backend, opts.duration, network)
+    if why_not:
+        report.notes.append(f"network namespaces unusable here ({why_not}): partitions through the userland gate")
     try:
-        say(f"starting {opts.zk_nodes} ZooKeeper node(s), {opts.replicas} replicas, backend {opts.backend}")
+        say(f"starting {opts.zk_nodes} ZooKeeper node(s), {opts.replicas} replicas, backend {opts.backend}, "
+            f"network {network}")  # fmt: skip
         topo.start()
         topo.save_manifest()
         try:
@@ -76,6 +83,19 @@ def run(opts: Options) -> tuple[Report, Path]:
         if topo.zk is not None:
             topo.zk.destroy()
     return report, workdir
+
+
+def choose_network(wanted: str) -> tuple[str, str | None]:
+    """The network mode to run and, when auto fell back to the gate, why. Asked for netns and unusable: the harness
+    cannot run (ZkHarnessError), never a quiet fallback."""
+    if wanted == "gate":
+        return "gate", None
+    why = chaos_netns.unsupported()
+    if why is None:
+        return "netns", None
+    if wanted == "netns":
+        raise ZkHarnessError(f"network namespaces are unusable on this machine: {why}")
+    return "gate", why
 
 
 def fault_phase(topo: Topology, rng: random.Random, opts: Options, done: list[FaultEvent]) -> None:
@@ -161,6 +181,11 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--faults", default=DEFAULT_FAULTS, help=f"comma-separated, from: {','.join(FAULTS)}")
     parser.add_argument("--backend", choices=("process", "docker", "nomad"), default="process")
+    parser.add_argument(
+        "--network", choices=("auto", "netns", "gate"), default="auto",
+        help="netns: each replica in its own network namespace (root, ip, nft); gate: all on loopback, userland "
+        "partitions; auto: netns where the machine allows it",
+    )  # fmt: skip
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--zk-nodes", type=int, default=3, choices=(1, 3))
     parser.add_argument("--session-timeout", type=float, default=4.0)
@@ -174,7 +199,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         parser.error(f"unknown fault(s) {unknown}; choose from {','.join(FAULTS)}")
     if args.replicas < 2:
         parser.error("--replicas must be at least 2 (leader faults need a successor)")
-    opts = Options(args.duration, args.seed, kinds, args.backend, args.replicas, args.zk_nodes,
+    opts = Options(args.duration, args.seed, kinds, args.backend, args.network, args.replicas, args.zk_nodes,
                    args.session_timeout, workdir=args.workdir)  # fmt: skip
     return opts, args
 

@@ -1,7 +1,7 @@
 """The faults, each a function of the topology and the run's random source, each returning what it did.
 
-Every fault ends with the system whole again (replicas restarted, nodes back, gates healed), so faults compose in
-any order. A fault that takes a leader away records the loss (when, which epoch) for the takeover figures; the
+Every fault ends with the system whole again (replicas restarted, nodes back, partitions healed), so faults compose
+in any order. A fault that takes a leader away records the loss (when, which epoch) for the takeover figures; the
 zombie fault also records the window in which the resumed process must not touch the backend.
 """
 
@@ -114,15 +114,21 @@ def _said_lost(topo: Topology, rid: str, epoch: int) -> bool:
 
 
 def partition(topo: Topology, rng: random.Random) -> FaultEvent:
-    """Cut the leader off from every ZooKeeper node (its gate goes silent); heal after a successor leads."""
+    """Cut the leader off from every ZooKeeper node, silently; heal after a successor leads."""
     leader = topo.leader()
     hold = topo.session_timeout + rng.uniform(2.0, 5.0)
-    event = FaultEvent("partition", f"leader cut off from ZooKeeper for {hold:.1f}s", time.time())
-    topo.gates[leader].cut()
+    spared = ", its Nomad port spared" if topo.backend == "nomad" else ""
+    how = (
+        f"leader's network namespace cut off (the kernel drops its packets both ways{spared})"
+        if topo.netns
+        else "leader's gate to ZooKeeper silent both ways (userland)"
+    )
+    event = FaultEvent("partition", f"{how} for {hold:.1f}s", time.time())
+    topo.cut(leader)
     event.losses.append(_loss(topo, leader, time.time()))
     time.sleep(hold)
     topo.leader(timeout=30, other_than=leader)
-    topo.gates[leader].heal()
+    topo.heal(leader)
     event.zombie = (leader, event.losses[0].epoch, time.time())
     return event
 

@@ -6,9 +6,9 @@ ignored -- from the replica's side the network went silent, as in a partition wh
 no error, only timeouts). `heal()` closes every connection that lived through the cut, so the client reconnects
 on a clean stream. The other replicas and the ensemble itself keep talking to each other.
 
-Why a userland gate: the ZooKeeper harness binds to 127.0.0.1, and every process on loopback shares one address,
-so an iptables rule cannot tell one replica's traffic from another's without cgroup matching, which this
-sandbox's nf_tables does not accept.
+The fault suite partitions through network namespaces where the machine allows it (integration/chaos_netns.py);
+the gate is the fallback there (`--network gate`), and the Nomad backend's drain. Everything on loopback shares
+one address, so without namespaces a packet filter cannot single one replica out.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ class _Pipe:
 
 @dataclass
 class ZkGate:
-    """Listens on one loopback port per upstream address; `connect_string` is what the replica uses."""
+    """Listens on one port per upstream address and bind address; `connect_string` (on the first bind address) is
+    what a replica uses. Replicas in network namespaces reach it on their host-side addresses (`address_on`)."""
 
     upstreams: list[tuple[str, int]]
+    binds: tuple[str, ...] = ("127.0.0.1",)
     _listeners: list[socket.socket] = field(default_factory=list)
     _pipes: list[_Pipe] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -48,14 +50,19 @@ class ZkGate:
 
     def start(self) -> ZkGate:
         for upstream in self.upstreams:
-            listener = socket.create_server(("127.0.0.1", 0))
-            self._listeners.append(listener)
-            threading.Thread(target=self._accept, args=(listener, upstream), daemon=True).start()
+            for host in self.binds:
+                listener = socket.create_server((host, 0))
+                self._listeners.append(listener)
+                threading.Thread(target=self._accept, args=(listener, upstream), daemon=True).start()
         return self
 
     @property
     def connect_string(self) -> str:
-        return ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in self._listeners)
+        return self.address_on(self.binds[0])
+
+    def address_on(self, host: str) -> str:
+        """`host:port,...`: one port per upstream, those listening on `host`."""
+        return ",".join(f"{host}:{s.getsockname()[1]}" for s in self._listeners if s.getsockname()[0] == host)
 
     @property
     def is_cut(self) -> bool:

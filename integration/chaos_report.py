@@ -10,6 +10,11 @@ from typing import Any
 from integration.chaos_faults import FaultEvent
 from integration.chaos_invariants import Violation
 
+NETWORKS = {
+    "netns": "each replica in its own network namespace; a partition drops its packets in the kernel",
+    "gate": "all on loopback; a partition is a userland gate in front of ZooKeeper going silent",
+}
+
 
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile; None for no values."""
@@ -25,6 +30,7 @@ class Report:
     seed: int
     backend: str
     duration: float
+    network: str = "gate"
     faults: list[FaultEvent] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     launches_checked: int = 0
@@ -59,8 +65,9 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "seed": self.seed, "backend": self.backend, "duration": self.duration,
-            "faults_by_type": self.fault_counts(), "faults": [asdict(f) for f in self.faults],
+            "ok": self.ok, "seed": self.seed, "backend": self.backend, "network": self.network,
+            "duration": self.duration, "faults_by_type": self.fault_counts(),
+            "faults": [asdict(f) for f in self.faults],
             "launches_checked": self.launches_checked, "instants_checked": self.instants_checked,
             "outcomes": self.outcomes, "task_runs": self.task_runs, "zombie_windows": self.zombie_windows,
             "violations": [asdict(v) for v in self.violations], "figures": self.figures(), "notes": self.notes,
@@ -68,6 +75,7 @@ class Report:
 
     def render(self) -> str:
         lines = [f"chaos run: seed {self.seed}, backend {self.backend}, {self.duration:.0f}s of faults"]
+        lines.append(f"network: {self.network} ({NETWORKS.get(self.network, '?')})")
         lines.append("faults injected: " + ", ".join(f"{k} {n}" for k, n in sorted(self.fault_counts().items())))
         lines += [f"  {f.kind:10} {f.detail}" for f in self.faults]
         lines.append(

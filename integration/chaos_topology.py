@@ -1,12 +1,18 @@
 """The system under fault: a ZooKeeper ensemble, scheduler replicas as OS processes, a backend, second-level jobs.
 
-Every replica reaches ZooKeeper through its own gate (integration.chaos_gate), so one replica can be partitioned.
+One replica can be partitioned from ZooKeeper. `network="netns"`: every replica runs in a network namespace of its
+own (integration.chaos_netns) and reaches ZooKeeper, listening on 0.0.0.0, at its host-side address; a cut drops
+its packets in the kernel. `network="gate"`: all on loopback, every replica through a userland gate of its own
+(integration.chaos_gate). A replica's HTTP API stays on its own loopback: nothing in the suite calls it.
 Every task appends `<launch> <epoch> <attempt>` to one shared file: the task's own testimony of having run, read
 by the invariant checker next to the backend's record and the store's history.
 
 On the Nomad backend the replicas reach a dev agent (raw_exec tasks, on this host) through a gate of their own: the
 backend fault closes the gate, takes a last reading of the agent's jobs, and only then stops the agent -- a dev
 agent keeps its state in memory and restarts empty, so the harness keeps the backend's record across restarts.
+With namespaces that gate listens on each host-side address (never on 0.0.0.0: it fronts an agent that runs
+anything), the replica learns its own from NOMAD_ADDR, and a partition spares that port: like the Docker socket
+and the process backend, the backend stays reachable from a leader cut off from ZooKeeper.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from integration.chaos_gate import ZkGate
+from integration.chaos_netns import NetnsError, NetnsHost, sweep
 from integration.docker_daemon import DockerDaemonError, ensure_ready
 from integration.nomad_agent import NomadAgent, NomadAgentError
 from integration.replicas import ReplicaProcess, ReplicaSet, wait_for
@@ -57,9 +64,11 @@ class Topology:
     replicas: int = 3
     zk_nodes: int = 3
     session_timeout: float = 4.0
+    network: str = "gate"  # or "netns"
     zk: ZkCluster | None = None
     cluster: ReplicaSet | None = None
     gates: dict[str, ZkGate] = field(default_factory=dict)
+    hosts: dict[str, NetnsHost] = field(default_factory=dict)
     deaths: dict[int, float] = field(default_factory=dict)  # pid -> wall time the harness saw it die
     root: str = field(default_factory=lambda: f"/chaos-{uuid.uuid4().hex[:10]}")
     nomad: NomadAgent | None = None
@@ -94,18 +103,35 @@ class Topology:
     def start(self) -> Topology:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.out_file.touch()
-        self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk").start()
+        client_host = "0.0.0.0" if self.netns else "127.0.0.1"
+        self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk", client_host=client_host).start()
+        self._open_links()
         backends = self._backends()
         self.cluster = ReplicaSet(
             self.zk.connect_string, self.root, self.workdir / "cluster", self.session_timeout, backends
         )
         self._apply_jobs()
-        upstreams = [("127.0.0.1", n.client_port) for n in self.zk.members]
         for rid in self.ids:
-            self.gates[rid] = ZkGate(upstreams).start()
             self.start_replica(rid)
         self.leader(timeout=60)
         return self
+
+    @property
+    def netns(self) -> bool:
+        return self.network == "netns"
+
+    def _open_links(self) -> None:
+        """Each replica's way to ZooKeeper, the one a partition cuts: its network namespace, or its gate."""
+        if not self.netns:
+            upstreams = [("127.0.0.1", n.client_port) for n in self.ensemble().members]
+            self.gates = {rid: ZkGate(upstreams).start() for rid in self.ids}
+            return
+        try:
+            sweep()
+            for rid in self.ids:
+                self.hosts[rid] = NetnsHost.create(self.root.rsplit("-", 1)[-1], rid)
+        except NetnsError as exc:
+            raise ZkHarnessError(f"the replicas' network namespaces could not be built: {exc}") from exc
 
     def _backends(self) -> dict[str, dict[str, Any]]:
         """Replica backend config; brings up the daemon or agent the run needs (ZkHarnessError if it can't)."""
@@ -118,8 +144,11 @@ class Topology:
                 self.nomad = NomadAgent(self.workdir / "nomad")
                 self.nomad.start()
                 port = int(self.nomad.address.rsplit(":", 1)[1])
-                self.nomad_gate = ZkGate([("127.0.0.1", port)]).start()
-                backends["nomad"] = {"address": f"http://{self.nomad_gate.connect_string}", "timeout": 5.0}
+                binds = tuple(h.host_addr for h in self.hosts.values()) or ("127.0.0.1",)
+                self.nomad_gate = ZkGate([("127.0.0.1", port)], binds).start()
+                backends["nomad"] = {"timeout": 5.0}  # in namespaces: NOMAD_ADDR, one per replica (_nomad_env)
+                if not self.netns:
+                    backends["nomad"]["address"] = f"http://{self.nomad_gate.connect_string}"
         except (DockerDaemonError, NomadAgentError) as exc:
             raise ZkHarnessError(f"the {self.backend} backend could not be started: {exc}") from exc
         return backends
@@ -158,21 +187,49 @@ class Topology:
             self._note_deaths()
 
     def close(self) -> None:
-        self.stop_replicas()
-        for gate in self.gates.values():
-            gate.close()
-        if self.zk is not None:
-            self.zk.stop_all()
-        if self.nomad_gate is not None:
-            self.nomad_gate.close()
-        if self.nomad is not None:
-            self.nomad.stop()
-        if self.backend == "docker":
-            self.dockerd("start")  # the daemon is shared: whatever happened, leave it running
+        try:
+            self.stop_replicas()
+            for gate in self.gates.values():
+                gate.close()
+            if self.zk is not None:
+                self.zk.stop_all()
+            if self.nomad_gate is not None:
+                self.nomad_gate.close()
+            if self.nomad is not None:
+                self.nomad.stop()
+            if self.backend == "docker":
+                self.dockerd("start")  # the daemon is shared: whatever happened, leave it running
+        finally:
+            for host in self.hosts.values():
+                host.close()
 
     # -- replicas -------------------------------------------------------------------------------------------
     def start_replica(self, rid: str, env: dict[str, str] | None = None) -> ReplicaProcess:
-        return self.rs().start(rid, env=env, zk_hosts=self.gates[rid].connect_string)
+        if not self.netns:
+            return self.rs().start(rid, env=env, zk_hosts=self.gates[rid].connect_string)
+        host = self.hosts[rid]
+        zk_hosts = ",".join(f"{host.host_addr}:{n.client_port}" for n in self.ensemble().members)
+        env = {**self._nomad_env(host), **(env or {})}
+        return self.rs().start(rid, env=env, zk_hosts=zk_hosts, prefix=host.command_prefix)
+
+    def _nomad_env(self, host: NetnsHost) -> dict[str, str]:
+        address = self._nomad_address(host)
+        return {"NOMAD_ADDR": f"http://{address}"} if address else {}
+
+    def _nomad_address(self, host: NetnsHost) -> str | None:
+        return self.nomad_gate.address_on(host.host_addr) if self.nomad_gate is not None else None
+
+    def cut(self, rid: str) -> None:
+        """Partition one replica from ZooKeeper: its namespace drops every packet but the backend's, or its gate
+        goes silent."""
+        if not self.netns:
+            self.gates[rid].cut()
+            return
+        address = self._nomad_address(self.hosts[rid])
+        self.hosts[rid].cut([int(address.rsplit(":", 1)[1])] if address else [])
+
+    def heal(self, rid: str) -> None:
+        (self.hosts[rid] if self.netns else self.gates[rid]).heal()
 
     def replica(self, rid: str) -> ReplicaProcess:
         return self.rs().replicas[rid]
@@ -228,9 +285,9 @@ class Topology:
         return self.deaths[replica.process.pid]
 
     def ensure_all_running(self) -> None:
-        """Every replica alive and not stopped, every gate open, every ZooKeeper node serving."""
-        for gate in self.gates.values():
-            gate.heal()
+        """Every replica alive and not stopped, every partition healed, every ZooKeeper node serving."""
+        for rid in self.ids:
+            self.heal(rid)
         self.ensure_zk()
         self._note_deaths()
         for rid in self.ids:
@@ -295,7 +352,10 @@ class Topology:
             client.close()
 
     def manifest(self) -> dict[str, Any]:
-        return {"root": self.root, "backend": self.backend, "workdir": str(self.workdir), "jobs": list(JOBS)}
+        return {
+            "root": self.root, "backend": self.backend, "network": self.network, "workdir": str(self.workdir),
+            "namespaces": {rid: h.name for rid, h in self.hosts.items()}, "jobs": list(JOBS),
+        }  # fmt: skip
 
     def save_manifest(self) -> None:
         (self.workdir / "manifest.json").write_text(json.dumps(self.manifest(), indent=2))

@@ -88,14 +88,21 @@ class ReplicaSet:
         self.config_path.write_text(yaml.safe_dump(config))
 
     def start(
-        self, replica_id: str, env: dict[str, str] | None = None, *, zk_hosts: str | None = None
+        self,
+        replica_id: str,
+        env: dict[str, str] | None = None,
+        *,
+        zk_hosts: str | None = None,
+        prefix: list[str] | None = None,
     ) -> ReplicaProcess:
         """Start a replica; a restart of the same id logs to a new file (`<id>.<n>.log`) so each process's
-        events stay apart. `zk_hosts` gives this replica its own connect string (e.g. through a fault proxy)."""
+        events stay apart. `zk_hosts` gives this replica its own connect string (e.g. through a fault proxy);
+        `prefix` runs it under a command that must exec it (`ip netns exec NS`), so the pid stays the replica's."""
         count = sum(1 for r in self.incarnations if r.replica_id == replica_id)
         log_path = self.workdir / (f"{replica_id}.log" if count == 0 else f"{replica_id}.{count + 1}.log")
         config = self._config_for(replica_id, zk_hosts)
         cmd = [
+            *(prefix or []),
             sys.executable,
             "-m",
             "cronframework",

@@ -1,34 +1,41 @@
 """The fault suite in CI: short fixed-seed chaos runs (process, Docker and Nomad backends) must inject several kinds
 of fault and break no invariant; the invariant checker itself must catch each kind of violation it claims to catch
-(fed hand-made evidence)."""
+(fed hand-made evidence). The runs use network namespaces (CI runs as root): a machine without them fails here."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import os
 import select
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import cast
+from typing import TypeVar, cast
 
 import pytest
 
 from cronframework.naming import launch_name
 from cronframework.records import LaunchRecord, Outcome
 from integration import chaos_invariants as inv
-from integration.chaos import Options, run
+from integration import chaos_netns
+from integration.chaos import Options, choose_network, run
 from integration.chaos_evidence import BackendLaunch, Evidence, Interval, intervals
 from integration.chaos_faults import FaultEvent, LeaderLoss
 from integration.chaos_gate import ZkGate
+from integration.chaos_netns import NetnsHost, namespaces, sweep
 from integration.chaos_report import Report, percentile
 from integration.docker_daemon import DockerDaemonError, run_script
-from integration.replicas import ReplicaProcess
+from integration.replicas import ReplicaProcess, wait_for
 from integration.zk import ZkHarnessError
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
@@ -36,11 +43,11 @@ T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
-    opts = Options(duration=80, seed=11, gap=(1.0, 2.5), workdir=tmp_path_factory.mktemp("chaos"))
+    opts = Options(duration=80, seed=11, network="netns", gap=(1.0, 2.5), workdir=tmp_path_factory.mktemp("chaos"))
     try:
         report, _ = run(opts)
     except ZkHarnessError as exc:
-        pytest.fail(f"cannot start the 3-node ZooKeeper ensemble for the chaos run: {exc}", pytrace=False)
+        pytest.fail(f"cannot start the chaos topology (ZooKeeper ensemble, namespaces): {exc}", pytrace=False)
     print(report.render())
     yield report
 
@@ -55,6 +62,14 @@ def test_short_chaos_run_injected_faults_of_several_kinds(short_run: Report) -> 
     assert len(kinds) >= 4, kinds
     assert {"kill", "stop", "partition"} & set(kinds), kinds  # at least one leader fault
     assert {"zk-node", "zk-quorum"} & set(kinds), kinds
+
+
+def test_short_chaos_run_partitions_in_the_kernel(short_run: Report) -> None:
+    """Seed 11 deals a partition first: the leader's network namespace, not a userland gate, was cut."""
+    assert short_run.network == "netns"
+    partitions = [f for f in short_run.faults if f.kind == "partition"]
+    assert partitions and all("network namespace cut off" in f.detail for f in partitions), short_run.render()
+    assert "network: netns" in short_run.render()
 
 
 def test_short_chaos_run_checked_real_launches_and_takeovers(short_run: Report) -> None:
@@ -73,7 +88,7 @@ BACKEND_FAULTS = ("kill", "stop", "zk-node", "backend")
 
 
 def _backend_run(backend: str, workdir: Path, faults: tuple[str, ...] = BACKEND_FAULTS) -> Report:
-    opts = Options(duration=60, seed=3, faults=faults, backend=backend, gap=(1.0, 2.5), workdir=workdir)
+    opts = Options(60, 3, faults, backend, network="netns", gap=(1.0, 2.5), workdir=workdir)
     try:
         report, _ = run(opts)
     except ZkHarnessError as exc:
@@ -177,6 +192,138 @@ def test_gate_drain_answers_calls_inside_and_keeps_new_ones_out() -> None:
     finally:
         gate.close()
         server.close()
+
+
+# -- a real partition: the namespace a replica runs in, cut and healed -------------------------------------------
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+
+
+def _inside(host: NetnsHost, make: Callable[[], T]) -> T:
+    """Run `make` on a thread switched into the namespace: a socket it creates lives there for good."""
+
+    def work() -> T:
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(f"/run/netns/{host.name}") as ns:
+            if libc.setns(ns.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {host.name}")
+        return make()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
+
+
+def _connect_from(host: NetnsHost, port: int, timeout: float) -> socket.socket:
+    sock = _inside(host, socket.socket)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((host.host_addr, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _silent(sock: socket.socket, seconds: float) -> bool:
+    return not select.select([sock], [], [], seconds)[0]
+
+
+def _echo_server(bind: str) -> tuple[socket.socket, list[socket.socket], list[bytes]]:
+    """Echoes `re:<message>`; keeps its side of every connection and every message it received."""
+    server, conns, seen = socket.create_server((bind, 0)), list[socket.socket](), list[bytes]()
+
+    def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            while data := conn.recv(1024):
+                seen.append(data)
+                conn.sendall(b"re:" + data)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conns.append(server.accept()[0])
+                threading.Thread(target=serve, args=(conns[-1],), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, conns, seen
+
+
+def test_a_process_started_in_a_namespace_is_the_one_signalled() -> None:
+    """`ip netns exec` execs: the pid the harness holds is the command's own, inside the namespace."""
+    host = NetnsHost.create(uuid.uuid4().hex[:6], "exec")
+    proc = subprocess.Popen([*host.command_prefix, "sleep", "30"])
+    try:
+        assert wait_for(lambda: Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(b"sleep\0"), 5)
+        assert os.stat(f"/proc/{proc.pid}/ns/net").st_ino == os.stat(f"/run/netns/{host.name}").st_ino
+        proc.send_signal(signal.SIGSTOP)
+        assert wait_for(lambda: Path(f"/proc/{proc.pid}/stat").read_text().split()[2] == "T", 5)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(5) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait(5)
+        host.close()
+
+
+def test_a_cut_namespace_is_silent_both_ways_until_healed_and_close_leaves_nothing() -> None:
+    host = NetnsHost.create(uuid.uuid4().hex[:6], "cut")
+    server, conns, seen = _echo_server(host.host_addr)
+    spared, _, _ = _echo_server(host.host_addr)
+    port, spared_port = server.getsockname()[1], spared.getsockname()[1]
+    try:
+        established = _connect_from(host, port, timeout=5)
+        established.sendall(b"one")
+        assert established.recv(1024) == b"re:one"
+        host.cut(spare_ports=[spared_port])
+        with pytest.raises(TimeoutError):  # no refusal, no reset: the SYN is dropped
+            _connect_from(host, port, timeout=1.5)
+        established.sendall(b"two")  # out: never reaches the server
+        conns[0].sendall(b"push")  # in: never reaches the client
+        assert _silent(established, 1.5) and seen == [b"one"]
+        with _connect_from(host, spared_port, timeout=5) as backend:  # the spared port still answers
+            backend.sendall(b"spared")
+            assert backend.recv(1024) == b"re:spared"
+        host.heal()
+        with _connect_from(host, port, timeout=5) as fresh:
+            fresh.sendall(b"three")
+            assert fresh.recv(1024) == b"re:three"
+        # delayed, not lost: TCP retransmits what the cut held back once the path is back (a zombie's hazard)
+        established.settimeout(20)
+        got = b""
+        while not (b"push" in got and b"re:two" in got):
+            got += established.recv(1024)
+        established.close()
+    finally:
+        host.close()
+        server.close()
+        spared.close()
+    assert host.name not in namespaces()
+    assert subprocess.run(["ip", "link", "show", host.host_if], capture_output=True).returncode != 0
+    host.close()  # idempotent
+
+
+def test_sweep_deletes_only_namespaces_of_harnesses_that_are_gone() -> None:
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    run = uuid.uuid4().hex[:6]
+    stale, live = f"cfchaos-{finished.pid}-{run}-r1", f"cfchaos-{os.getpid()}-{run}-r2"
+    for name in (stale, live):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        swept = sweep()
+        assert stale in swept and live not in swept
+        assert live in namespaces() and stale not in namespaces()
+    finally:
+        for name in (stale, live):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_netns_asked_for_but_unusable_fails_and_auto_falls_back_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chaos_netns, "unsupported", lambda: "nft not installed")
+    with pytest.raises(ZkHarnessError, match="nft not installed"):
+        choose_network("netns")
+    assert choose_network("auto") == ("gate", "nft not installed")
+    assert choose_network("gate") == ("gate", None)
 
 
 # -- the checker catches what it claims to ----------------------------------------------------------------------

@@ -122,11 +122,14 @@ class ZkNode:
 
 @dataclass
 class ZkCluster:
-    """One ZooKeeper server (nodes=1, standalone) or an ensemble, all on 127.0.0.1."""
+    """One ZooKeeper server (nodes=1, standalone) or an ensemble, all on 127.0.0.1. `client_host="0.0.0.0"` opens
+    the client port to other network namespaces (the fault suite's replicas); the ensemble's own traffic stays on
+    loopback either way."""
 
     nodes: int = 1
     base: Path | None = None
     force_sync: bool = False  # tests do not need fsync; benchmarks may turn it on to measure real cost
+    client_host: str = "127.0.0.1"
     members: list[ZkNode] = field(default_factory=list)
     _own_base: bool = False
 
@@ -158,7 +161,7 @@ class ZkCluster:
             "syncLimit=10",
             f"dataDir={node.home / 'data'}",
             f"clientPort={node.client_port}",
-            "clientPortAddress=127.0.0.1",
+            f"clientPortAddress={self.client_host}",
             "maxSessionTimeout=120000",
             "maxClientCnxns=0",
             "admin.enableServer=false",
