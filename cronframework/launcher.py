@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from queue import SimpleQueue
+from typing import Any
 
 from cronframework import metrics
 from cronframework.backend import BackendSet, Launch
@@ -56,6 +58,7 @@ class Launcher:
         *,
         cluster: str,
         workers: int = 16,
+        slice_size: int = 1000,
     ) -> None:
         self._store = store
         self._backends = backends
@@ -63,19 +66,98 @@ class Launcher:
         self._clock = clock
         self._cluster = cluster
         self._workers = workers
+        self._slice = slice_size  # launches per pipeline stage (see `execute`)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
         self.left_open = 0  # launches whose outcome nobody could tell; the leader runs recovery for them
 
     def execute(self, planned: Sequence[Planned]) -> list[LaunchRecord]:
-        """Run both sync points for a batch; returns the finished records. LeadershipLost propagates."""
+        """Run both sync points for a batch; returns the finished records. LeadershipLost propagates.
+
+        A herd is cut into slices that flow through a pipeline: this thread commits sync point one slice after
+        slice, while a second thread submits each begun slice at once and writes sync point two for what it has
+        submitted whenever no begun slice is waiting. The store and this process work at the same time, and the
+        last launches of a 10k herd are not held back by the first ones' sync point two. Every launch still has
+        its record committed before its submit."""
+        slices = [planned[i : i + self._slice] for i in range(0, len(planned), self._slice)]
+        if len(slices) <= 1:
+            begun = self._begin(planned)
+            return self._finish(begun, self._submit_begun(begun))
+        return self._pipelined(slices)
+
+    def _pipelined(self, slices: list[Sequence[Planned]]) -> list[LaunchRecord]:
+        """After an error in either stage no new slice is begun; slices already begun are still submitted (their
+        records are open either way), then the first error propagates."""
+        handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None] = SimpleQueue()
+        records: list[LaunchRecord] = []
+        errors: list[BaseException] = []
+
+        def launch_stage() -> None:
+            submitted: list[tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]] = []
+            while True:
+                if submitted and handoff.empty():  # nothing begun is waiting: sync point two of all submitted
+                    records.extend(self._finish_submitted(submitted, errors))
+                    submitted = []
+                begun = handoff.get()
+                if begun is None:
+                    records.extend(self._finish_submitted(submitted, errors))
+                    return
+                if not errors:  # after a failure no new submit; what was submitted is still finished
+                    submitted.append((begun, self._guarded(errors, self._submit_begun, begun)))
+
+        stage = threading.Thread(target=launch_stage, name="launch-stage", daemon=True)
+        stage.start()
+        try:
+            for part in slices:
+                if errors:
+                    break
+                handoff.put(self._begin(part))
+        except BaseException as exc:
+            errors.insert(0, exc)
+        finally:
+            handoff.put(None)
+            stage.join()
+        if errors:
+            raise errors[0]
+        return records
+
+    @staticmethod
+    def _guarded(
+        errors: list[BaseException], step: Callable[..., list[LaunchRecord]], *args: Any
+    ) -> list[LaunchRecord]:
+        """Run a launch-stage step; its error goes to the caller's thread through `errors`."""
+        try:
+            return step(*args)
+        except BaseException as exc:  # handed to the caller's thread
+            errors.append(exc)
+            return []
+
+    def _finish_submitted(
+        self,
+        submitted: list[tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]],
+        errors: list[BaseException],
+    ) -> list[LaunchRecord]:
+        if not submitted:
+            return []
+        begun = [pair for slice_begun, _ in submitted for pair in slice_begun]
+        finished = [record for _, slice_finished in submitted for record in slice_finished]
+        return self._guarded(errors, self._finish, begun, finished)
+
+    def _begin(self, planned: Sequence[Planned]) -> list[tuple[Planned, LaunchRecord]]:
         begun = self._sync_point_one(planned)
-        to_launch = [(p, r) for p, r in begun if p.skip_reason is None]
-        metrics.launches_begun(len(to_launch))
-        if to_launch:
-            maybe_crash("after_sync_one", to_launch[0][1].job)
-        finished = self._submit_all(to_launch)
+        launching = sum(p.skip_reason is None for p, _ in begun)
+        metrics.launches_begun(launching)
+        if launching:
+            maybe_crash("after_sync_one", next(r.job for p, r in begun if p.skip_reason is None))
+        return begun
+
+    def _submit_begun(self, begun: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
+        finished = self._submit_all([(p, r) for p, r in begun if p.skip_reason is None])
         if finished:
             maybe_crash("after_submit", finished[0].job)
+        return finished
+
+    def _finish(self, begun: list[tuple[Planned, LaunchRecord]], finished: list[LaunchRecord]) -> list[LaunchRecord]:
+        if finished:
             self._store.finish(self._leadership.fence, finished)  # sync point two
             maybe_crash("after_sync_two", finished[0].job)
         for record in finished:

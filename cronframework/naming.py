@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 
 JOB_NAME_MAX = 63
 JOB_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$")
@@ -51,15 +52,20 @@ class LaunchIdentity:
         normal = self.scheduled.astimezone(UTC).replace(microsecond=0)
         object.__setattr__(self, "scheduled", normal)
 
-    @property
-    def name(self) -> str:
+    @cached_property
+    def name(self) -> str:  # asked for several times per launch, by every launch of a herd
         return launch_name(self.job, self.scheduled, manual=self.manual)
 
 
 def launch_name(job: str, scheduled: datetime, *, manual: bool = False) -> str:
     """The backend name for a launch; see the module docstring for the contract."""
-    stamp = scheduled.astimezone(UTC).strftime(_STAMP)
-    return f"{job}-{stamp}{'-m' if manual else ''}"
+    return f"{job}-{_stamp(scheduled)}{'-m' if manual else ''}"
+
+
+@lru_cache(maxsize=1024)
+def _stamp(scheduled: datetime) -> str:
+    """The same few instants come up for every job of a herd."""
+    return scheduled.astimezone(UTC).strftime(_STAMP)
 
 
 def parse_launch_name(name: str) -> LaunchIdentity:

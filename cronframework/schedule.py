@@ -27,6 +27,7 @@ from cronframework.schedule_zone import Segment, segment_at
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _MAX_SEGMENTS = 64  # a valid pattern matches within 8 years: at most ~3 segments a year
+_RECENT_ANSWERS = 256
 
 
 def _floor_seconds(instant: datetime) -> int:
@@ -66,8 +67,17 @@ class _Cron:
         self.zone = zone
         self.first_only = dst.repeated is RepeatedTime.FIRST
         self.shift = dst.skipped is SkippedTime.SHIFT
+        self._recent: dict[int, int] = {}  # next_after answers: a herd asks the same two questions per job
 
     def next_after(self, after: int) -> int:
+        found = self._recent.get(after)
+        if found is None:
+            if len(self._recent) >= _RECENT_ANSWERS:
+                self._recent.clear()
+            found = self._recent[after] = self._next_after(after)
+        return found
+
+    def _next_after(self, after: int) -> int:
         low = after + 1
         seg = segment_at(self.zone, low)
         if low == seg.start and self._shifted_gap_before(seg):
@@ -207,4 +217,10 @@ def parse_schedule(expression: str, *, job: str, timezone: str = "UTC", dst: Dst
     if head and head[0].lower() == "@every":
         return Schedule(expression, expression.strip(), timezone, policy, _every(expression))
     resolved = resolve(expression, job)
-    return Schedule(expression, resolved.resolved, timezone, policy, _Cron(_pattern(resolved.fields), zone, policy))
+    return Schedule(expression, resolved.resolved, timezone, policy, _cron(resolved.fields, zone, policy))
+
+
+@lru_cache(maxsize=4096)
+def _cron(fields: tuple[str, ...], zone: ZoneInfo, dst: DstPolicy) -> _Cron:
+    """One engine per distinct (fields, zone, DST policy): 10k jobs on `0 * * * *` share it and its answers."""
+    return _Cron(_pattern(fields), zone, dst)

@@ -64,6 +64,9 @@ class ZooKeeperStore:
         # are all known skips listing two folders of 10k+ children; an unknown job falls back to listing
         self._known_jobs: set[str] = set()
         self._known_dirs: set[str] = set()
+        self._known_open: set[str] = (
+            set()
+        )  # open-index entries this store made or listed (the leader is their only writer)
         self._ensure_layout()
 
     @classmethod
@@ -190,6 +193,7 @@ class ZooKeeperStore:
         except StateStoreError:
             self._known_jobs.clear()
             self._known_dirs.clear()
+            self._known_open.clear()
             raise
         self._known_jobs |= jobs
 
@@ -215,6 +219,7 @@ class ZooKeeperStore:
         known = self._existing_jobs(jobs)
         groups = [self._begin_group(item, known) for item in items]
         self._commit_known(fence, groups, "beginning launches", jobs)
+        self._known_open.update(i.record.name for i in items if i.record.open)
 
     def _ensure_launch_dirs(self, fence: Fence, jobs: set[str]) -> None:
         if jobs <= self._known_dirs:
@@ -238,9 +243,16 @@ class ZooKeeperStore:
 
     def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
         """Sync point two. Idempotent: finishing an already-finished record again rewrites it harmlessly."""
-        still_open = set(self._children(self._layout.section("open"), "listing open launches"))
-        groups = [Group(r.name, self._finish_ops(r, still_open)) for r in records]
-        self.writer.commit(fence_path(fence), groups, "finishing launches")
+        names = {r.name for r in records}
+        if not names <= self._known_open:  # e.g. a record finished twice: only the index can tell
+            self._known_open = set(self._children(self._layout.section("open"), "listing open launches"))
+        groups = [Group(r.name, self._finish_ops(r, self._known_open)) for r in records]
+        try:
+            self.writer.commit(fence_path(fence), groups, "finishing launches")
+        except StateStoreError:
+            self._known_open.clear()
+            raise
+        self._known_open -= {r.name for r in records if not r.open}
 
     def _finish_ops(self, record: LaunchRecord, still_open: set[str]) -> list[Op]:
         ops = [Op("set", self._layout.launch(record.name, record.job), record.to_bytes())]
@@ -258,6 +270,7 @@ class ZooKeeperStore:
 
     def open_launches(self) -> list[LaunchRecord]:
         names = self._children(self._layout.section("open"), "listing open launches")
+        self._known_open = set(names)
         records = self._read_records(names, "reading open launches")
         return sorted((r for r in records if r.open), key=lambda r: (r.scheduled, r.name))
 
