@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks import bench_coldstart, bench_herd, bench_peers, bench_steady, bench_suspend, bench_takeover
 from benchmarks.common import emit
+from cronframework.logs import setup_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -96,6 +97,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    RESULTS.mkdir(exist_ok=True)
+    # The in-process leaders log as a replica does (JSON lines, INFO): one line per launch is part of a herd's cost.
+    with (RESULTS / "leader-log.jsonl").open("w") as leader_log:
+        setup_logging(json_lines=True, stream=leader_log)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     for name in names:
         run_scenario(name, args)

@@ -14,7 +14,7 @@ import resource
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -137,20 +137,26 @@ class WriteLog:
 
 
 def count_writes(store: ZooKeeperStore) -> WriteLog:
-    """Wrap the store's writer so every committed batch is counted (ops, payload bytes, completion time)."""
+    """Wrap the store's writer so every committed batch is counted (ops, payload bytes, completion time).
+    `commit` goes through `send`, so wrapping `send` sees every write; a batch counts once its wait returns."""
     log = WriteLog()
     writer: FencedWriter = store.writer
-    inner = writer.commit
+    inner = writer.send
 
-    def commit(fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> None:
-        inner(fence_path, groups, what, atomic=atomic)
-        ops = [o for g in groups for o in g.ops]
-        log.ops[what] = log.ops.get(what, 0) + len(ops) + (1 if fence_path else 0)
-        log.bytes[what] = log.bytes.get(what, 0) + sum(op_size(o, 0) for o in ops)
-        log.groups[what] = log.groups.get(what, 0) + len(groups)
-        log.done.setdefault(what, []).append((time.time(), len(groups)))
+    def send(fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> Callable[[], None]:
+        wait = inner(fence_path, groups, what, atomic=atomic)
 
-    writer.commit = commit  # type: ignore[method-assign]
+        def counted() -> None:
+            wait()
+            ops = [o for g in groups for o in g.ops]
+            log.ops[what] = log.ops.get(what, 0) + len(ops) + (1 if fence_path else 0)
+            log.bytes[what] = log.bytes.get(what, 0) + sum(op_size(o, 0) for o in ops)
+            log.groups[what] = log.groups.get(what, 0) + len(groups)
+            log.done.setdefault(what, []).append((time.time(), len(groups)))
+
+        return counted
+
+    writer.send = send  # type: ignore[method-assign]
     return log
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from itertools import chain, islice
 from queue import SimpleQueue
 from typing import Any
 
@@ -59,6 +61,7 @@ class Launcher:
         cluster: str,
         workers: int = 16,
         slice_size: int = 1000,
+        finish_every: int = 10_000,
     ) -> None:
         self._store = store
         self._backends = backends
@@ -67,58 +70,83 @@ class Launcher:
         self._cluster = cluster
         self._workers = workers
         self._slice = slice_size  # launches per pipeline stage (see `execute`)
+        self._finish_every = finish_every
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
         self.left_open = 0  # launches whose outcome nobody could tell; the leader runs recovery for them
 
-    def execute(self, planned: Sequence[Planned]) -> list[LaunchRecord]:
+    def execute(self, planned: Iterable[Planned]) -> list[LaunchRecord]:
         """Run both sync points for a batch; returns the finished records. LeadershipLost propagates.
 
         A herd is cut into slices that flow through a pipeline: this thread commits sync point one slice after
-        slice, while a second thread submits each begun slice at once and writes sync point two for what it has
-        submitted whenever no begun slice is waiting. The store and this process work at the same time, and the
-        last launches of a 10k herd are not held back by the first ones' sync point two. Every launch still has
-        its record committed before its submit."""
-        slices = [planned[i : i + self._slice] for i in range(0, len(planned), self._slice)]
-        if len(slices) <= 1:
-            begun = self._begin(planned)
+        slice, while a second thread submits each begun slice at once. Sync point two waits until the herd is
+        all begun, or `finish_every` launches are submitted, so that ZooKeeper and the GIL serve the launches
+        first; every launch still has its record committed before its submit, and a launch submitted but not
+        yet finished is an open record that recovery concludes by lookup if this leader dies.
+        """
+        items = iter(planned)
+        first, second = list(islice(items, self._slice)), list(islice(items, self._slice))
+        if not second:
+            if not first:
+                return []
+            begun = self._begin(first)
             return self._finish(begun, self._submit_begun(begun))
-        return self._pipelined(slices)
+        rest = iter(lambda: list(islice(items, self._slice)), [])
+        return self._pipelined(chain([first, second], rest))
 
-    def _pipelined(self, slices: list[Sequence[Planned]]) -> list[LaunchRecord]:
-        """After an error in either stage no new slice is begun; slices already begun are still submitted (their
-        records are open either way), then the first error propagates."""
+    def _pipelined(self, slices: Iterable[list[Planned]]) -> list[LaunchRecord]:
+        """Every slice whose sync point one was confirmed is submitted and finished, whatever failed after it;
+        after a failure in either stage no new slice is begun or submitted; then the first error propagates."""
         handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None] = SimpleQueue()
         records: list[LaunchRecord] = []
-        errors: list[BaseException] = []
+        stage_errors: list[BaseException] = []  # the launch stage's own: it stops submitting after one
 
         def launch_stage() -> None:
             submitted: list[tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]] = []
-            while True:
-                if submitted and handoff.empty():  # nothing begun is waiting: sync point two of all submitted
-                    records.extend(self._finish_submitted(submitted, errors))
+            while (begun := handoff.get()) is not None:
+                if stage_errors:  # no new submit; what was submitted is still finished below
+                    continue
+                submitted.append((begun, self._guarded(stage_errors, self._submit_begun, begun)))
+                if sum(len(b) for b, _ in submitted) >= self._finish_every:
+                    records.extend(self._finish_submitted(submitted, stage_errors))
                     submitted = []
-                begun = handoff.get()
-                if begun is None:
-                    records.extend(self._finish_submitted(submitted, errors))
-                    return
-                if not errors:  # after a failure no new submit; what was submitted is still finished
-                    submitted.append((begun, self._guarded(errors, self._submit_begun, begun)))
+            records.extend(self._finish_submitted(submitted, stage_errors))
 
         stage = threading.Thread(target=launch_stage, name="launch-stage", daemon=True)
         stage.start()
+        failure: BaseException | None = None
         try:
-            for part in slices:
-                if errors:
-                    break
-                handoff.put(self._begin(part))
+            self._begin_slices(slices, handoff, stage_errors)
         except BaseException as exc:
-            errors.insert(0, exc)
+            failure = exc
         finally:
             handoff.put(None)
             stage.join()
-        if errors:
-            raise errors[0]
+        if failure is not None:
+            raise failure
+        if stage_errors:
+            raise stage_errors[0]
         return records
+
+    def _begin_slices(
+        self,
+        slices: Iterable[list[Planned]],
+        handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None],
+        stage_errors: list[BaseException],
+    ) -> None:
+        """Double-buffered: slice k+1 is planned and sent while the store commits slice k."""
+        in_flight: tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]] | None = None
+        for part in slices:
+            if stage_errors:
+                return
+            try:
+                sent = self._send_begin(part)
+            finally:  # slice k is confirmed and launched even when sending slice k+1 failed
+                if in_flight is not None:
+                    previous, in_flight = in_flight, None
+                    handoff.put(self._confirm_begin(*previous))
+            in_flight = sent
+        if in_flight is not None:
+            handoff.put(self._confirm_begin(*in_flight))
 
     @staticmethod
     def _guarded(
@@ -143,7 +171,32 @@ class Launcher:
         return self._guarded(errors, self._finish, begun, finished)
 
     def _begin(self, planned: Sequence[Planned]) -> list[tuple[Planned, LaunchRecord]]:
-        begun = self._sync_point_one(planned)
+        return self._confirm_begin(*self._send_begin(planned))
+
+    def _send_begin(self, planned: Sequence[Planned]) -> tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]]:
+        """Sync point one, sent: the records and the call that waits for the store to confirm them."""
+        fence = self._leadership.fence
+        now = self._clock.now()
+        items = [(p, self._record(p, now, fence.replica, fence.epoch)) for p in planned]
+        begins = [Begin(r, p.next_state, p.trigger_id) for p, r in items]
+        try:
+            return items, self._store.begin_soon(fence, begins)
+        except ConflictError as exc:  # a store that applies at once refuses at once: confirm it the same way
+            return items, partial(_raise, exc)
+
+    def _confirm_begin(
+        self, items: list[tuple[Planned, LaunchRecord]], wait: Callable[[], None]
+    ) -> list[tuple[Planned, LaunchRecord]]:
+        """What sync point one confirmed, to be launched. A record that already existed (a manual trigger in the
+        same second, a replay) fails its transaction: the launches of transactions that did apply are kept, the
+        rest are begun one by one."""
+        try:
+            wait()
+            begun = items
+        except ConflictError as exc:
+            applied = set(getattr(exc, "applied", ()))
+            begun = [(p, r) for p, r in items if r.name in applied]
+            begun += self._begin_one_by_one([(p, r) for p, r in items if r.name not in applied])
         launching = sum(p.skip_reason is None for p, _ in begun)
         metrics.launches_begun(launching)
         if launching:
@@ -201,17 +254,6 @@ class Launcher:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _sync_point_one(self, planned: Sequence[Planned]) -> list[tuple[Planned, LaunchRecord]]:
-        fence = self._leadership.fence
-        now = self._clock.now()
-        items = [(p, self._record(p, now, fence.replica, fence.epoch)) for p in planned]
-        begins = [Begin(r, p.next_state, p.trigger_id) for p, r in items]
-        try:
-            self._store.begin(fence, begins)
-            return items
-        except ConflictError:
-            return self._begin_one_by_one(items)
-
     def _begin_one_by_one(self, items: list[tuple[Planned, LaunchRecord]]) -> list[tuple[Planned, LaunchRecord]]:
         """A record already existed (a manual trigger in the same second, or a replay): keep the others."""
         kept = []
@@ -268,6 +310,10 @@ def _fields(record: LaunchRecord) -> dict[str, object]:
         "reason": record.reason,
         "epoch": record.epoch,
     }
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 __all__ = ["Launcher", "LeadershipLost", "Planned"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,7 @@ class LeaderConfig:
     clock_check_every: float = 30.0
     prune_per_tick: int = 20
     workers: int = 16
+    herd_slice: int = 1000  # launches per pipeline slice when many are due at once (see Launcher.execute)
     snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
 
 
@@ -79,7 +81,15 @@ class LeaderSession:
         self._wake = threading.Event()
         specs.listeners.append(self._wake.set)
         self._dispatcher = Dispatcher()
-        self._launcher = Launcher(store, backends, leadership, clock, cluster=config.cluster, workers=config.workers)
+        self._launcher = Launcher(
+            store,
+            backends,
+            leadership,
+            clock,
+            cluster=config.cluster,
+            workers=config.workers,
+            slice_size=config.herd_slice,
+        )
         self._recovery = Recovery(store, backends, self._launcher, leadership, clock)
         self._pruner = Pruner(store, backends, leadership, per_tick=config.prune_per_tick)
         self._snapshots = PeriodicSnapshots(store, config.snapshot, clock) if config.snapshot else None
@@ -212,6 +222,28 @@ class LeaderSession:
         paused = self._store.read_paused() if due else set()
         planned: list[Planned] = []
         advanced: dict[str, tuple[datetime, str | None]] = {}
+        # planned lazily: the launcher begins a herd's first slice while the rest is still being planned
+        plans = self._plan(due, now, paused, advanced, planned)
+        records = self._launcher.execute(plans)
+        if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
+            self._launcher.left_open = 0
+            self._needs_recovery = True
+        for job_name, (watermark, last) in advanced.items():  # due jobs, and jobs launched by a trigger
+            self._dispatcher.advance(job_name, watermark, last)
+        self._account(records)
+        self._limits.watch(records, {p.identity.name: p.spec for p in planned})
+        return records
+
+    def _plan(
+        self,
+        due: list[Entry],
+        now: datetime,
+        paused: set[str],
+        advanced: dict[str, tuple[datetime, str | None]],
+        planned: list[Planned],
+    ) -> Iterator[Planned]:
+        """Each due job's sync-point-one items, then the manual triggers; fills `advanced` (each job's next
+        watermark and last launch) and `planned` (everything yielded) as it goes."""
         for entry in due:
             plan = plan_job(
                 entry.spec,
@@ -225,16 +257,10 @@ class LeaderSession:
             planned += items
             last = next((p.identity.name for p in reversed(items) if p.skip_reason is None), entry.last_launch)
             advanced[entry.spec.name] = (plan.watermark or entry.watermark, last)
-        planned += self._triggered(now, advanced)
-        records = self._launcher.execute(planned) if planned else []
-        if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
-            self._launcher.left_open = 0
-            self._needs_recovery = True
-        for job_name, (watermark, last) in advanced.items():  # due jobs, and jobs launched by a trigger
-            self._dispatcher.advance(job_name, watermark, last)
-        self._account(records)
-        self._limits.watch(records, {p.identity.name: p.spec for p in planned})
-        return records
+            yield from items
+        triggered = self._triggered(now, advanced)
+        planned += triggered
+        yield from triggered
 
     def _decide(self, entry: Entry, plan: JobPlan) -> list[Planned]:
         """Turn a plan into sync-point-one items, applying the concurrency policy to the launches."""

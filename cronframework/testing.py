@@ -15,7 +15,7 @@ from typing import Any
 from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
 from cronframework.errors import ConflictError, LeadershipLost, PermanentBackendError, StateStoreError
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, Fence, SpecChange, StoredSpec
+from cronframework.store import Begin, Fence, SpecChange, StoredSpec, already_committed
 
 
 class FakeClock:
@@ -113,6 +113,10 @@ class MemoryStore:
     def set_paused(self, job: str, paused: bool) -> None:
         with self._lock:
             (self.paused.add if paused else self.paused.discard)(job)
+
+    def begin_soon(self, fence: Fence, items: Sequence[Begin]) -> Callable[[], None]:
+        self.begin(fence, items)  # nothing to overlap with: applied by the time it returns
+        return already_committed
 
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
         with self._lock:

@@ -7,7 +7,13 @@ from datetime import timedelta
 import pytest
 
 from cronframework.backend import BackendStatus, LaunchState
-from cronframework.errors import BackendUnreachable, LeadershipLost, PermanentBackendError, TransientBackendError
+from cronframework.errors import (
+    BackendUnreachable,
+    LeadershipLost,
+    PermanentBackendError,
+    StateStoreUnavailable,
+    TransientBackendError,
+)
 from cronframework.records import Outcome, RecordState
 from tests.leader_harness import T0, Cluster, job
 
@@ -63,6 +69,51 @@ def test_sync_point_one_is_written_before_the_backend_is_called() -> None:
     cluster.run_for(session, 60)
     assert seen_at_submit == [RecordState.BEGUN]
     assert cluster.store.read_job_states()["tick"].next_scheduled == T0 + timedelta(minutes=2)
+
+
+def test_a_herd_in_pipelined_slices_launches_each_job_once_each_after_its_own_record() -> None:
+    cluster = Cluster()
+    cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])
+    not_begun: list[str] = []
+
+    def check_record(name: str, _launch: object) -> None:
+        record = cluster.store.get_launch(name)
+        if record is None or record.state is not RecordState.BEGUN:
+            not_begun.append(name)
+
+    cluster.backend.on_submit = check_record
+    session, _ = cluster.leader(herd_slice=100)  # four slices
+    session.promote()
+    records = cluster.run_for(session, 60)
+    assert not_begun == []
+    assert sorted(cluster.backend.submitted) == sorted(f"herd-{i:03d}-20261125t060100z" for i in range(350))
+    assert len(records) == 350 and {r.outcome for r in records} == {Outcome.SUBMITTED}
+    assert cluster.store.open_launches() == []
+
+
+def test_a_store_failure_mid_herd_launches_only_what_was_begun_and_loses_no_instant() -> None:
+    cluster = Cluster()
+    cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])
+    session, _ = cluster.leader(herd_slice=100)
+    session.promote()
+    real_begin_soon, calls = cluster.store.begin_soon, []
+
+    def second_slice_fails(fence: object, items: list[object]) -> object:
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise StateStoreUnavailable("connection loss")
+        return real_begin_soon(fence, items)  # type: ignore[arg-type]
+
+    cluster.store.begin_soon = second_slice_fails  # type: ignore[method-assign]
+    with pytest.raises(StateStoreUnavailable):
+        cluster.run_for(session, 60)
+    first_slice = set(cluster.backend.submitted)
+    assert len(first_slice) == 100  # begun, then submitted and finished; nothing else reached the backend
+    assert all(r.state is RecordState.FINISHED for r in map(cluster.store.get_launch, first_slice) if r)
+    assert cluster.store.open_launches() == []
+    del cluster.store.begin_soon
+    cluster.run_for(session, 1)  # the next tick takes the other 250 up again; the first 100 are not relaunched
+    assert len(cluster.backend.submitted) == 350 == len(set(cluster.backend.submitted))
 
 
 def test_launch_carries_identity_env() -> None:

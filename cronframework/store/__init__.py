@@ -87,6 +87,12 @@ class StateStore(Protocol):
         batch. Raises ConflictError if a record by that name already exists (nothing of the batch is applied)."""
         ...
 
+    def begin_soon(self, fence: Fence, items: Sequence[Begin]) -> Callable[[], None]:
+        """`begin`, sent without waiting: the returned call waits for it and raises what `begin` would. Lets a
+        herd's next slice be planned while the store commits this one; nothing may be submitted before the
+        call returns. Stores without pipelining begin at once and return a no-op."""
+        ...
+
     def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
         """Sync point two, batched: overwrite each record with its finished form."""
         ...
@@ -122,3 +128,7 @@ class StateStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def already_committed() -> None:
+    """`begin_soon`'s waiter for a store that applied the begin before returning."""

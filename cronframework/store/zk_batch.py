@@ -12,7 +12,7 @@ After a StateStoreUnavailable the outcome of in-flight chunks is unknown and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,17 +98,27 @@ class FencedWriter:
     def commit(self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> None:
         """Apply `groups`, fenced by `fence_path` when given; a failed chunk raises a PartialBatch error
         naming what applied. `atomic` refuses a batch too large for one transaction rather than split it."""
+        self.send(fence_path, groups, what, atomic=atomic)()
+
+    def send(
+        self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False
+    ) -> Callable[[], None]:
+        """`commit`, split in two: the transactions leave now, the returned call waits for them and raises."""
         chunks = chunked(groups, self._acl_bytes(), self.max_ops, self.max_bytes) or [[]]
         if atomic and len(chunks) > 1:
             raise StateStoreError(f"{what}: too large for one ZooKeeper transaction; split it into smaller changes")
         pending = [self._transaction(fence_path, chunk).commit_async() for chunk in chunks]
-        results = gather(self.client, what, pending, self.timeout)
-        offset = 0 if fence_path is None else 1
-        failures = [(chunk, _failure(result, offset)) for chunk, result in zip(chunks, results, strict=True)]
-        bad = [err for _, err in failures if err is not None]
-        if bad:
-            applied = tuple(g.tag for chunk, err in failures if err is None for g in chunk)
-            raise _error(what, bad[0], applied, len(bad), len(chunks))
+
+        def wait() -> None:
+            results = gather(self.client, what, pending, self.timeout)
+            offset = 0 if fence_path is None else 1
+            failures = [(chunk, _failure(result, offset)) for chunk, result in zip(chunks, results, strict=True)]
+            bad = [err for _, err in failures if err is not None]
+            if bad:
+                applied = tuple(g.tag for chunk, err in failures if err is None for g in chunk)
+                raise _error(what, bad[0], applied, len(bad), len(chunks))
+
+        return wait
 
     def _transaction(self, fence_path: str | None, chunk: list[Group]) -> Any:
         """Build the chunk's requests directly: kazoo's per-op argument checks and path joining cost more

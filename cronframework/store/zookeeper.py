@@ -19,7 +19,7 @@ from kazoo.security import ACL
 from cronframework.errors import StateStoreError
 from cronframework.naming import parse_launch_name
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, Fence, SpecChange, StoredSpec
+from cronframework.store import Begin, Fence, SpecChange, StoredSpec, already_committed
 from cronframework.store.zk_batch import FencedWriter, Group, Op
 from cronframework.store.zk_client import Auth, call, connect_zk, digest_acl, gather, zk_errors
 from cronframework.store.zk_layout import (
@@ -191,11 +191,15 @@ class ZooKeeperStore:
         try:
             self.writer.commit(fence_path(fence), groups, what)
         except StateStoreError:
-            self._known_jobs.clear()
-            self._known_dirs.clear()
-            self._known_open.clear()
+            self._forget()
             raise
         self._known_jobs |= jobs
+
+    def _forget(self) -> None:
+        """After a failed write nothing cached about which nodes exist can be trusted."""
+        self._known_jobs.clear()
+        self._known_dirs.clear()
+        self._known_open.clear()
 
     def read_paused(self) -> set[str]:
         return set(self._children(self._layout.section("paused"), "reading paused jobs"))
@@ -212,14 +216,29 @@ class ZooKeeperStore:
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
         """Sync point one. Batches above one transaction are split and pipelined; see zk_batch for what a
         partly applied batch means (the raised error's `applied` names the launches whose records exist)."""
+        self.begin_soon(fence, items)()
+
+    def begin_soon(self, fence: Fence, items: Sequence[Begin]) -> Callable[[], None]:
         if not items:
-            return
+            return already_committed
         self._ensure_launch_dirs(fence, {i.record.job for i in items})
         jobs = {i.next_state.job for i in items}
         known = self._existing_jobs(jobs)
         groups = [self._begin_group(item, known) for item in items]
-        self._commit_known(fence, groups, "beginning launches", jobs)
-        self._known_open.update(i.record.name for i in items if i.record.open)
+        # counted as existing from now: a begin sent after this one may name the same job (a catch-up run split
+        # across two slices); if this one fails, every cache is dropped and re-read
+        self._known_jobs |= jobs
+        wait = self.writer.send(fence_path(fence), groups, "beginning launches")
+
+        def confirmed() -> None:
+            try:
+                wait()
+            except StateStoreError:
+                self._forget()
+                raise
+            self._known_open.update(i.record.name for i in items if i.record.open)
+
+        return confirmed
 
     def _ensure_launch_dirs(self, fence: Fence, jobs: set[str]) -> None:
         if jobs <= self._known_dirs:
@@ -250,7 +269,7 @@ class ZooKeeperStore:
         try:
             self.writer.commit(fence_path(fence), groups, "finishing launches")
         except StateStoreError:
-            self._known_open.clear()
+            self._forget()
             raise
         self._known_open -= {r.name for r in records if not r.open}
 
