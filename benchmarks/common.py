@@ -75,6 +75,19 @@ def rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of another process (a replica), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
