@@ -29,7 +29,7 @@ from cronframework.errors import (
     CronframeworkError,
     PermanentBackendError,
     TransientBackendError,
-    never_connected,
+    transient_kind,
 )
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -73,8 +73,7 @@ def translated(action: str, name: str) -> Iterator[None]:
             raise TransientBackendError(message) from exc
         raise PermanentBackendError(message) from exc
     except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
-        kind = BackendUnreachable if never_connected(exc) else TransientBackendError
-        raise kind(f"docker daemon unreachable during {action} {name}: {exc}") from exc
+        raise transient_kind(exc)(f"docker daemon unreachable during {action} {name}: {exc}") from exc
 
 
 def _is_conflict(exc: docker.errors.APIError) -> bool:

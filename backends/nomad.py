@@ -28,10 +28,9 @@ from cronframework.backend import BackendStatus, Launch, SubmitOutcome
 from cronframework.duration import parse_duration
 from cronframework.errors import (
     BackendError,
-    BackendUnreachable,
     PermanentBackendError,
     TransientBackendError,
-    never_connected,
+    transient_kind,
 )
 
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
@@ -153,8 +152,7 @@ class NomadBackend:
             except nomad_errors.BaseNomadException as error:
                 translated = self._translate(what, error)
             except requests.RequestException as error:
-                kind = BackendUnreachable if never_connected(error) else TransientBackendError
-                translated = kind(f"nomad {what} at {self.address} failed: {type(error).__name__}")
+                translated = transient_kind(error)(f"nomad {what} at {self.address} failed: {type(error).__name__}")
             if not isinstance(translated, TransientBackendError) or attempt == self.retries:
                 raise translated
         raise AssertionError("unreachable")
@@ -163,8 +161,7 @@ class NomadBackend:
         response = error.nomad_resp
         if not isinstance(response, requests.Response):
             reason = self._redact(str(response)) or type(response).__name__
-            kind = BackendUnreachable if never_connected(error) else TransientBackendError
-            return kind(f"nomad {what} at {self.address} failed: {reason}")
+            return transient_kind(error)(f"nomad {what} at {self.address} failed: {reason}")
         text = self._redact(response.text.strip())
         code = response.status_code
         if code == 404:

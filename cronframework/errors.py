@@ -6,6 +6,8 @@ retry exactly one family -- the transient ones -- in one place, and the CLI prin
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class CronframeworkError(Exception):
     """Root of every error the product raises on purpose; the CLI prints it as one line."""
@@ -87,9 +89,32 @@ class BackendUnreachable(TransientBackendError):
     did not land. Other transient errors (timeouts, resets, 5xx) leave that open."""
 
 
+class BackendTimeout(TransientBackendError):
+    """Transient, and in doubt for longer: the request reached the backend and no answer came in time, so it may
+    still be inside a slow daemon and take effect after the caller gave up -- even after a lookup found nothing."""
+
+
 def never_connected(exc: BaseException) -> bool:
     """Whether `exc` (or what it wraps: requests/urllib3 keep the socket error as a cause, reason or argument)
     says the connection was never made."""
+    return _wraps(exc, lambda e: isinstance(e, ConnectionRefusedError | FileNotFoundError), "NewConnectionError")
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is a read timeout: the request was sent, the answer never came."""
+    return _wraps(
+        exc, lambda e: isinstance(e, TimeoutError), "ReadTimeout", "ReadTimeoutError", "TimeoutNomadException"
+    )
+
+
+def transient_kind(error: BaseException) -> type[TransientBackendError]:
+    """Which transient error a failed call is: never sent (refused), sent without an answer (timeout), or neither."""
+    if never_connected(error):
+        return BackendUnreachable
+    return BackendTimeout if timed_out(error) else TransientBackendError
+
+
+def _wraps(exc: BaseException, match: Callable[[BaseException], bool], *names: str) -> bool:
     seen: set[int] = set()
     todo: list[object] = [exc]
     while todo:
@@ -97,7 +122,7 @@ def never_connected(exc: BaseException) -> bool:
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, ConnectionRefusedError | FileNotFoundError) or type(item).__name__ == "NewConnectionError":
+        if match(item) or type(item).__name__ in names:
             return True
         todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
     return False

@@ -286,11 +286,16 @@ class Launcher:
         now = self._clock.now()
         if not result.ambiguous:
             return record.finish(result.outcome, now=now, reason=result.reason, attempt=result.attempts)
-        # A timed-out submit may have landed: "failed" is only true if the backend has no such launch.
+        # A submit that failed transiently may have landed: "failed" is only true if the backend has no such
+        # launch. After a timeout even "not found" is not final -- the request may still be inside a slow daemon --
+        # so the record stays open and recovery settles it next tick (found, or resubmitted idempotently by name).
         try:
             self._leadership.check()
             status = backend.lookup(launch.name)
         except BackendError:
+            self.left_open += 1
+            return None
+        if status is None and result.in_doubt:
             self.left_open += 1
             return None
         if status is None:

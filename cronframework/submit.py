@@ -15,7 +15,7 @@ from tenacity.stop import stop_base
 
 from cronframework.backend import Backend, BackendStatus, Launch, SubmitOutcome
 from cronframework.clock import Clock
-from cronframework.errors import BackendUnreachable, PermanentBackendError, TransientBackendError
+from cronframework.errors import BackendTimeout, BackendUnreachable, PermanentBackendError, TransientBackendError
 from cronframework.jobspec import Retries
 from cronframework.leadership import Leadership
 from cronframework.records import Outcome
@@ -26,7 +26,8 @@ class SubmitResult:
     outcome: Outcome
     reason: str | None = None
     attempts: int = 1
-    ambiguous: bool = False  # the last attempt failed transiently: the request may have landed all the same
+    ambiguous: bool = False  # an attempt failed transiently: the request may have landed all the same
+    in_doubt: bool = False  # an attempt timed out: the request may still land later, after any lookup
 
 
 class stop_at_deadline(stop_base):
@@ -92,17 +93,19 @@ def submit_with_retries(
     """Submit once, idempotently; LeadershipLost propagates (the record stays open for the next leader)."""
     attempts = 0
     maybe_landed = False  # an attempt failed in a way that leaves open whether it reached the backend
+    maybe_pending = False  # an attempt timed out: it may still be inside the backend
 
     def attempt() -> SubmitOutcome:
-        nonlocal attempts, maybe_landed
+        nonlocal attempts, maybe_landed, maybe_pending
         attempts += 1
         leadership.check()
         try:
             return backend.submit(launch.name, launch)
         except BackendUnreachable:
             raise
-        except TransientBackendError:
+        except TransientBackendError as exc:
             maybe_landed = True
+            maybe_pending = maybe_pending or isinstance(exc, BackendTimeout)
             raise
 
     try:
@@ -112,7 +115,7 @@ def submit_with_retries(
     except TransientBackendError as exc:
         reason = f"failed to launch after {attempts} attempt(s): {exc}"
         # "refused" on the last attempt proves nothing about an earlier attempt that timed out
-        return SubmitResult(Outcome.FAILED, reason, attempts, ambiguous=maybe_landed)
+        return SubmitResult(Outcome.FAILED, reason, attempts, ambiguous=maybe_landed, in_doubt=maybe_pending)
     mapped = Outcome.SUBMITTED if outcome is SubmitOutcome.SUBMITTED else Outcome.ALREADY_EXISTED
     return SubmitResult(mapped, None, attempts)
 

@@ -31,7 +31,7 @@ from integration.chaos_topology import JOBS, Topology
 from integration.replicas import wait_for
 from integration.zk import ZkHarnessError
 
-DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,rolling"
+DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,slow,rolling"
 END_MARGIN = 3.0  # instants this close to the end may legitimately still be in flight
 
 
@@ -139,8 +139,7 @@ def gather(topo: Topology) -> evidence_mod.Evidence:
     if topo.backend == "docker":
         ev.launches = evidence_mod.docker_launches(topo.cluster_label)
     elif topo.backend == "nomad":
-        topo.record_nomad()
-        ev.launches = list(topo.nomad_record.values())
+        ev.launches = evidence_mod.nomad_launches(topo.nomad_agent().api, topo.cluster_label)
     else:
         ev.launches = evidence_mod.process_launches(topo.state_dir)
     ev.task_lines = evidence_mod.task_lines(topo.out_file)

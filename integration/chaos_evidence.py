@@ -85,19 +85,16 @@ def _container(attrs: dict[str, Any]) -> BackendLaunch:
     return BackendLaunch(name, created, int(epoch) if epoch else None)
 
 
-def nomad_launches(
-    api: Callable[[str, str], Any], cluster: str, known: dict[tuple[str, int], BackendLaunch]
-) -> list[BackendLaunch]:
-    """Every Nomad job whose meta names this cluster, folded into `known` (keyed by ID and SubmitTime, so a
-    name registered twice -- once before a dev agent's restart emptied it, once after -- counts twice)."""
+def nomad_launches(api: Callable[[str, str], Any], cluster: str) -> list[BackendLaunch]:
+    """Every Nomad job whose meta names this cluster. The agent keeps its state across the suite's restarts, so
+    its jobs at the end are the whole record; a job's ID is its launch name, registered create-only."""
     cluster_key = meta_key("cronframework.cluster")
+    out = []
     for stub in api("GET", "/v1/jobs?meta=true") or []:
-        if (stub.get("Meta") or {}).get(cluster_key) != cluster:
-            continue
-        key = (str(stub["ID"]), int(stub["SubmitTime"]))
-        if key not in known:
-            known[key] = BackendLaunch(key[0], key[1] / 1e9, _nomad_epoch(api("GET", f"/v1/job/{key[0]}") or {}))
-    return list(known.values())
+        if (stub.get("Meta") or {}).get(cluster_key) == cluster:
+            job = api("GET", f"/v1/job/{stub['ID']}") or {}
+            out.append(BackendLaunch(str(stub["ID"]), int(stub["SubmitTime"]) / 1e9, _nomad_epoch(job)))
+    return out
 
 
 def _nomad_epoch(job: dict[str, Any]) -> int | None:

@@ -7,18 +7,20 @@ zombie fault also records the window in which the resumed process must not touch
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cronframework.crashhook import POINTS
 from integration.chaos_topology import LEADERSHIP_ENDS, Topology
 from integration.replicas import wait_for
 
-FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "rolling")
+FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "slow", "rolling")
 
 
 @dataclass(frozen=True)
@@ -200,8 +202,14 @@ def backend(topo: Topology, rng: random.Random) -> FaultEvent:
         topo.dockerd("start")
         return event
     if topo.backend == "nomad":
-        event = FaultEvent("backend", f"Nomad agent stopped for {down:.1f}s (restarts empty)", time.time())
-        topo.restart_nomad(down)
+        # a second's registers are in flight some 5-15 ms past it (the stop itself adds a few ms). On SIGINT the
+        # agent stops its server before its HTTP server, so a call in flight still gets an answer (an error if too
+        # late); kill -9 cuts it off
+        offset, crash = rng.uniform(0.0, 0.015), rng.random() < 0.5
+        how = "kill -9" if crash else "SIGINT"
+        event = FaultEvent("backend", f"Nomad agent stopped ({how} {offset * 1e3:.0f} ms past a second)", time.time())
+        took = topo.restart_nomad(down, offset, crash)
+        event.detail += f" for {down:.1f}s, back with its state {took:.1f}s after its start"
         return event
     # the process backend's whole record is its state dir: immutable (chattr +i), every new launch dir is refused
     # (EPERM, even for root) while lookups and the running launches' own files still work
@@ -215,6 +223,25 @@ def backend(topo: Topology, rng: random.Random) -> FaultEvent:
     return event
 
 
+def slow(topo: Topology, rng: random.Random) -> FaultEvent:
+    """A backend that answers late: its daemon is frozen (SIGSTOP), then thawed. Calls in flight hang; a pause past
+    the adapter's timeout turns submits ambiguous (the launcher must look them up, the lookup may hang too)."""
+    pause = rng.uniform(2.0, 12.0)
+    if topo.backend == "docker":
+        pid, what = int(Path("/var/run/docker.pid").read_text()), "dockerd"
+    elif topo.backend == "nomad":
+        pid, what = int((topo.nomad_agent().workdir / "nomad.pid").read_text()), "the Nomad agent"
+    else:
+        return FaultEvent("slow", "no daemon to slow on the process backend (nothing injected)", time.time())
+    event = FaultEvent("slow", f"{what} frozen (SIGSTOP) for {pause:.1f}s", time.time())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(pause)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return event
+
+
 INJECTORS: dict[str, Callable[[Topology, random.Random], FaultEvent]] = {
     "kill": kill,
     "stop": stop,
@@ -222,6 +249,7 @@ INJECTORS: dict[str, Callable[[Topology, random.Random], FaultEvent]] = {
     "zk-node": zk_node,
     "zk-quorum": zk_quorum,
     "backend": backend,
+    "slow": slow,
     "rolling": rolling,
 }
 

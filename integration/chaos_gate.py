@@ -28,8 +28,12 @@ class _Pipe:
     awaiting_reply: bool = False  # the client spoke last: a request is inside the upstream
 
     def close(self) -> None:
+        """Shut down before closing: another thread is blocked reading these sockets, and a bare close() there sends
+        no FIN, so the peer would learn of it only at its next request."""
         for sock in (self.client, self.upstream):
             if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
 

@@ -7,12 +7,12 @@ its packets in the kernel. `network="gate"`: all on loopback, every replica thro
 Every task appends `<launch> <epoch> <attempt>` to one shared file: the task's own testimony of having run, read
 by the invariant checker next to the backend's record and the store's history.
 
-On the Nomad backend the replicas reach a dev agent (raw_exec tasks, on this host) through a gate of their own: the
-backend fault closes the gate, takes a last reading of the agent's jobs, and only then stops the agent -- a dev
-agent keeps its state in memory and restarts empty, so the harness keeps the backend's record across restarts.
-With namespaces that gate listens on each host-side address (never on 0.0.0.0: it fronts an agent that runs
-anything), the replica learns its own from NOMAD_ADDR, and a partition spares that port: like the Docker socket
-and the process backend, the backend stays reachable from a leader cut off from ZooKeeper.
+On the Nomad backend the replicas reach a persistent single-node agent (server + client, raw_exec tasks on this host,
+its state in the workdir). The backend fault stops the agent whatever calls are in flight and starts it again with
+every job kept, as a real cluster's would be, so the backend's record is simply the agent's jobs at the end. With
+namespaces the agent's HTTP API also listens on each host-side address (never on 0.0.0.0: it runs anything), the
+replica learns its own from NOMAD_ADDR, and a partition spares that port: like the Docker socket and the process
+backend, the backend stays reachable from a leader cut off from ZooKeeper.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -34,9 +34,6 @@ from integration.docker_daemon import DockerDaemonError, ensure_ready
 from integration.nomad_agent import NomadAgent, NomadAgentError
 from integration.replicas import ReplicaProcess, ReplicaSet, wait_for
 from integration.zk import ZkCluster, ZkHarnessError
-
-if TYPE_CHECKING:
-    from integration.chaos_evidence import BackendLaunch
 
 LEADERSHIP_ENDS = (
     "leadership lost; back to following",
@@ -72,8 +69,6 @@ class Topology:
     deaths: dict[int, float] = field(default_factory=dict)  # pid -> wall time the harness saw it die
     root: str = field(default_factory=lambda: f"/chaos-{uuid.uuid4().hex[:10]}")
     nomad: NomadAgent | None = None
-    nomad_gate: ZkGate | None = None
-    nomad_record: dict[tuple[str, int], BackendLaunch] = field(default_factory=dict)
 
     @property
     def out_file(self) -> Path:
@@ -141,14 +136,12 @@ class Topology:
                 ensure_ready()
                 backends["docker"] = {"allowed_mounts": [str(self.workdir.resolve())], "timeout": 10.0}
             elif self.backend == "nomad":
-                self.nomad = NomadAgent(self.workdir / "nomad")
+                addresses = tuple(h.host_addr for h in self.hosts.values())
+                self.nomad = NomadAgent(self.workdir / "nomad", persistent=True, http_addresses=addresses)
                 self.nomad.start()
-                port = int(self.nomad.address.rsplit(":", 1)[1])
-                binds = tuple(h.host_addr for h in self.hosts.values()) or ("127.0.0.1",)
-                self.nomad_gate = ZkGate([("127.0.0.1", port)], binds).start()
                 backends["nomad"] = {"timeout": 5.0}  # in namespaces: NOMAD_ADDR, one per replica (_nomad_env)
                 if not self.netns:
-                    backends["nomad"]["address"] = f"http://{self.nomad_gate.connect_string}"
+                    backends["nomad"]["address"] = self.nomad.address
         except (DockerDaemonError, NomadAgentError) as exc:
             raise ZkHarnessError(f"the {self.backend} backend could not be started: {exc}") from exc
         return backends
@@ -193,10 +186,8 @@ class Topology:
                 gate.close()
             if self.zk is not None:
                 self.zk.stop_all()
-            if self.nomad_gate is not None:
-                self.nomad_gate.close()
             if self.nomad is not None:
-                self.nomad.stop()
+                self.nomad.shutdown()
             if self.backend == "docker":
                 self.dockerd("start")  # the daemon is shared: whatever happened, leave it running
         finally:
@@ -213,11 +204,10 @@ class Topology:
         return self.rs().start(rid, env=env, zk_hosts=zk_hosts, prefix=host.command_prefix)
 
     def _nomad_env(self, host: NetnsHost) -> dict[str, str]:
-        address = self._nomad_address(host)
-        return {"NOMAD_ADDR": f"http://{address}"} if address else {}
+        return {"NOMAD_ADDR": f"http://{host.host_addr}:{self._nomad_port()}"} if self.nomad is not None else {}
 
-    def _nomad_address(self, host: NetnsHost) -> str | None:
-        return self.nomad_gate.address_on(host.host_addr) if self.nomad_gate is not None else None
+    def _nomad_port(self) -> int | None:
+        return int(self.nomad.address.rsplit(":", 1)[1]) if self.nomad is not None else None
 
     def cut(self, rid: str) -> None:
         """Partition one replica from ZooKeeper: its namespace drops every packet but the backend's, or its gate
@@ -225,8 +215,8 @@ class Topology:
         if not self.netns:
             self.gates[rid].cut()
             return
-        address = self._nomad_address(self.hosts[rid])
-        self.hosts[rid].cut([int(address.rsplit(":", 1)[1])] if address else [])
+        port = self._nomad_port()
+        self.hosts[rid].cut([port] if port else [])
 
     def heal(self, rid: str) -> None:
         (self.hosts[rid] if self.netns else self.gates[rid]).heal()
@@ -314,31 +304,21 @@ class Topology:
         subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), action], check=True, capture_output=True, timeout=120)
 
     def nomad_agent(self) -> NomadAgent:
-        assert self.nomad is not None and self.nomad_gate is not None, "not a nomad topology"
+        assert self.nomad is not None, "not a nomad topology"
         return self.nomad
 
-    def record_nomad(self) -> None:
-        """Fold the agent's current jobs of this cluster into the harness's record of the backend."""
-        from integration.chaos_evidence import nomad_launches  # it imports this module
-
+    def restart_nomad(self, down: float, offset: float, crash: bool) -> float:
+        """Stop the agent (SIGINT, or SIGKILL if `crash`) `offset` s past a whole second, while the leader submits
+        that second's launches: a call in flight may be cut off after Nomad took it, and the scheduler must ask by
+        name once the agent is back. Start it again after `down`; returns how long the start took, until a
+        leader and the client node were back."""
         agent = self.nomad_agent()
-        nomad_launches(agent.api, self.cluster_label, self.nomad_record)
-
-    def restart_nomad(self, down: float) -> None:
-        """Drain the gate (calls inside the agent are answered, no new one gets in), read the jobs, stop the agent;
-        start it again after `down`. The agent stops between calls, as dockerd does: a call cut off mid-way is
-        a different fault (see docs/reliability.md)."""
-        agent, gate = self.nomad_agent(), self.nomad_gate
-        assert gate is not None
-        try:
-            if not gate.drain(timeout=10):
-                raise AssertionError("a call to the Nomad agent did not return within 10s of the drain")
-            self.record_nomad()
-            agent.stop()
-        finally:
-            gate.heal()  # with the agent down, calls are now refused, as they would be without the gate
+        time.sleep(1 - time.time() % 1 + offset)
+        agent.stop(kill=crash)
         time.sleep(down)
+        started = time.monotonic()
         agent.start()
+        return time.monotonic() - started
 
     def remove_containers(self) -> None:
         """After the evidence is read: the run's containers (docker backend) would pile up in the daemon."""

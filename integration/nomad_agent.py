@@ -1,17 +1,24 @@
-"""A real Nomad dev agent for integration tests and benchmarks, started through scripts/nomad.sh.
+"""A real Nomad agent for integration tests and benchmarks: a dev agent started through scripts/nomad.sh, or a
+persistent single-node server + client.
 
 `NomadAgent(workdir).start()` builds or reuses the cached binary, starts `nomad agent -dev` on loopback ports,
 and returns once there is a leader and a ready client node with a healthy raw_exec driver, so the first test
-does not race the agent's own start-up. Failures raise NomadAgentError with the tail of the agent's log.
+does not race the agent's own start-up. A dev agent keeps its state in memory: a restart empties it.
+`NomadAgent(workdir, persistent=True)` runs the same binary as a server (bootstrap_expect 1) and client whose raft
+and client state live in `workdir/data`, so a stop and start keeps every job and the tasks that outlived the stop,
+as a real cluster does. Failures raise NomadAgentError with the tail of the agent's log.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "nomad.sh"
 INSTALL_TIMEOUT = 1800.0  # a cold build from the Go module proxy takes minutes on 2 cores
 READY_TIMEOUT = 90.0
+STOP_TIMEOUT = 10.0  # as scripts/nomad.sh stop: SIGINT, then SIGKILL
 
 
 class NomadAgentError(RuntimeError):
@@ -44,28 +52,75 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 class NomadAgent:
-    """One dev agent (server + client) with its data, config and log in `workdir`."""
+    """One agent (server + client) with its data, config and log in `workdir`; dev or persistent (module doc)."""
 
-    def __init__(self, workdir: Path, *, acl: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, *, acl: bool = False, persistent: bool = False, http_addresses: tuple[str, ...] = ()
+    ) -> None:
+        """`http_addresses`: more addresses the HTTP API listens on besides loopback (persistent only)."""
+        if (persistent and acl) or (http_addresses and not persistent):
+            raise ValueError("a persistent agent runs without ACLs; only a persistent one takes http_addresses")
         self.workdir = Path(workdir)
         self.acl = acl
+        self.persistent = persistent
+        self.http_addresses = http_addresses
         self.address = ""
         self.management_token: str | None = None
         self._http_port: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._node_index = -1  # the client node's ModifyIndex when the agent was last stopped
 
     def start(self) -> NomadAgent:
-        args = ["start", str(self.workdir), *(["--acl"] if self.acl else [])]
-        if self._http_port:
-            args += ["--http-port", str(self._http_port)]
-        self.address = _run(args, timeout=INSTALL_TIMEOUT).stdout.strip().splitlines()[-1]
-        self._http_port = int(self.address.rsplit(":", 1)[1])
+        if self.persistent:
+            first_boot = self._http_port is None
+            self._launch()
+            if first_boot:
+                self._settle_first_boot()
+        else:
+            args = ["start", str(self.workdir), *(["--acl"] if self.acl else [])]
+            if self._http_port:
+                args += ["--http-port", str(self._http_port)]
+            self.address = _run(args, timeout=INSTALL_TIMEOUT).stdout.strip().splitlines()[-1]
+            self._http_port = int(self.address.rsplit(":", 1)[1])
         if self.acl and self.management_token is None:
             self.management_token = self._bootstrap()
         self._wait_for_node()
         return self
 
-    def stop(self) -> None:
-        _run(["stop", str(self.workdir)], timeout=60)
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGINT, or SIGKILL with `kill` (persistent only: a crash, which cuts off calls in flight and keeps what
+        Nomad had written). A persistent agent's running tasks outlive it (their executors are taken up again at
+        the next start); a dev agent kills them."""
+        if not self.persistent:
+            if kill:
+                raise ValueError("only a persistent agent is killed")
+            _run(["stop", str(self.workdir)], timeout=60)
+            return
+        if self._process is None:
+            return
+        self._node_index = self._node_modify_index()
+        self._process.send_signal(signal.SIGKILL if kill else signal.SIGINT)
+        try:
+            self._process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(STOP_TIMEOUT)
+        self._process = None
+        (self.workdir / "nomad.pid").unlink(missing_ok=True)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """The last stop. A persistent agent first lets its tasks finish and has the client collect every
+        allocation, so no executor and no tmpfs mount of an allocation directory is left behind (a dev agent
+        does that itself when it stops). The client's own state decides what is finished: the server's view of
+        an allocation can lag well behind it after a restart."""
+        try:
+            deadline = time.monotonic() + timeout
+            allocations = self.workdir / "data" / "alloc"
+            while self._process is not None and any(allocations.glob("*")) and time.monotonic() < deadline:
+                self.api("PUT", "/v1/client/gc")  # the finished ones, asynchronously
+                time.sleep(0.5)
+        finally:
+            self.stop()
 
     def restart(self) -> None:
         """Same address again, so adapters built before the restart keep working after it."""
@@ -96,21 +151,72 @@ class NomadAgent:
                     raise NomadAgentError(f"ACL bootstrap failed: {error}\n{self.log_tail()}") from error
                 time.sleep(0.5)
 
+    def _launch(self) -> None:
+        """Same ports at every start: raft keeps the server's own RPC address as its only peer."""
+        binary = install()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir.resolve() / "agent.hcl"
+        if self._http_port is None:
+            self._http_port, rpc, serf = _free_ports(3)
+            http = " ".join(("127.0.0.1", *self.http_addresses))
+            config.write_text(_persistent_config(config.parent, http, (self._http_port, rpc, serf)))
+        self.address = f"http://127.0.0.1:{self._http_port}"
+        with (self.workdir / "nomad.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(binary), "agent", "-config", str(config)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        (self.workdir / "nomad.pid").write_text(f"{self._process.pid}\n")
+
+    def _settle_first_boot(self) -> None:
+        """A client whose registration is refused retries only after 15-30 s (a dev client every second), and a
+        new server makes its keyring only once it leads: once the keyring exists, a node that is not in yet is
+        restarted at once (about 2 s). Then the first raft snapshot is awaited: a restarted server authenticates
+        its client against the state restored from a snapshot (the log is replayed only at the election), and
+        until the keyring and the node are in one, it refuses the client's re-registration."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        _until(self._has_keyring, deadline)
+        if not self._node_ready():
+            self.stop()
+            self._launch()
+        self._wait_for_node()
+        _until(lambda: any((self.workdir / "data" / "server" / "raft" / "snapshots").glob("*")), deadline)
+
+    def _has_keyring(self) -> bool:
+        try:
+            return bool(self.api("GET", "/v1/status/leader")) and bool(self.api("GET", "/v1/operator/keyring/keys"))
+        except (urllib.error.URLError, OSError):
+            return False
+
     def _wait_for_node(self) -> None:
+        """A leader and a ready node with raw_exec. After a restart the node must also have registered again:
+        the restored state still says "ready" from before the stop, while the client is not back yet."""
         deadline = time.monotonic() + READY_TIMEOUT
         while not self._node_ready():
+            if self._process is not None and self._process.poll() is not None:
+                raise NomadAgentError(f"the agent exited ({self._process.returncode})\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 raise NomadAgentError(f"no ready node with raw_exec after {READY_TIMEOUT:.0f}s\n{self.log_tail()}")
-            time.sleep(0.3)
+            time.sleep(0.1 if self.persistent else 0.3)
 
     def _node_ready(self) -> bool:
         try:
             for node in self.api("GET", "/v1/nodes") or []:
-                if node.get("Status") == "ready" and self.driver_healthy(node["ID"], "raw_exec"):
+                if (
+                    node.get("Status") == "ready"
+                    and int(node["ModifyIndex"]) > self._node_index
+                    and self.driver_healthy(node["ID"], "raw_exec")
+                ):
                     return True
         except (urllib.error.URLError, OSError):
             return False
         return False
+
+    def _node_modify_index(self) -> int:
+        try:
+            return max((int(node["ModifyIndex"]) for node in self.api("GET", "/v1/nodes") or []), default=-1)
+        except (urllib.error.URLError, OSError):
+            return self._node_index
 
     def driver_healthy(self, node_id: str, driver: str) -> bool:
         drivers = (self.api("GET", f"/v1/node/{node_id}") or {}).get("Drivers") or {}
@@ -118,3 +224,60 @@ class NomadAgent:
 
     def any_driver_healthy(self, driver: str) -> bool:
         return any(self.driver_healthy(node["ID"], driver) for node in self.api("GET", "/v1/nodes") or [])
+
+
+def _until(probe: Callable[[], bool], deadline: float) -> None:
+    while not probe() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _free_ports(count: int) -> list[int]:
+    """Held open together, so the ports are distinct."""
+    socks = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    try:
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _persistent_config(workdir: Path, http_addresses: str, ports: tuple[int, int, int]) -> str:
+    """Loopback only, raw_exec only (the shared Docker daemon is left alone), a raft snapshot every 3-6 s while
+    anything changes (see _settle_first_boot; a restart also has less log to replay)."""
+    return f"""data_dir  = "{workdir}/data"
+bind_addr = "127.0.0.1"
+log_level = "INFO"
+addresses {{
+  http = "{http_addresses}"
+}}
+ports {{
+  http = {ports[0]}
+  rpc  = {ports[1]}
+  serf = {ports[2]}
+}}
+advertise {{
+  http = "127.0.0.1"
+  rpc  = "127.0.0.1"
+  serf = "127.0.0.1"
+}}
+server {{
+  enabled                 = true
+  bootstrap_expect        = 1
+  raft_snapshot_threshold = 1
+  raft_snapshot_interval  = "3s"
+}}
+client {{
+  enabled           = true
+  network_interface = "lo"
+  cpu_total_compute = 4000
+  options = {{
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+    "driver.allowlist"     = "raw_exec"
+  }}
+}}
+plugin "raw_exec" {{
+  config {{
+    enabled = true
+  }}
+}}
+"""

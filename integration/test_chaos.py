@@ -24,6 +24,8 @@ from typing import TypeVar, cast
 
 import pytest
 
+from backends.nomad import create
+from cronframework.backend import LaunchState, SubmitOutcome
 from cronframework.naming import launch_name
 from cronframework.records import LaunchRecord, Outcome
 from integration import chaos_invariants as inv
@@ -35,8 +37,11 @@ from integration.chaos_gate import ZkGate
 from integration.chaos_netns import NetnsHost, namespaces, sweep
 from integration.chaos_report import Report, percentile
 from integration.docker_daemon import DockerDaemonError, run_script
+from integration.nomad_agent import NomadAgent, NomadAgentError
 from integration.replicas import ReplicaProcess, wait_for
 from integration.zk import ZkHarnessError
+from tests.backend_conformance import conformance_launch, finished, unique_job
+from tests.backend_conformance import wait_for as wait_for_status
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
@@ -84,7 +89,7 @@ def test_short_chaos_run_checked_real_launches_and_takeovers(short_run: Report) 
 
 # -- the same on the Docker and the Nomad backends ---------------------------------------------------------------
 # Four kinds, so one shuffled round (about 45 s) fits in the 60 s and every kind, the backend's own included, comes up.
-BACKEND_FAULTS = ("kill", "stop", "zk-node", "backend")
+BACKEND_FAULTS = ("kill", "stop", "zk-node", "backend", "slow")
 
 
 def _backend_run(backend: str, workdir: Path, faults: tuple[str, ...] = BACKEND_FAULTS) -> Report:
@@ -102,7 +107,9 @@ def docker_run(tmp_path_factory: pytest.TempPathFactory) -> Report:
     # No dockerd outage here: stopping dockerd while a create is in flight can leave a created, never-started
     # container whose record says skipped (failed 2 of 5 runs; docs/reliability.md, "Known issues"). The outage is
     # covered by integration/test_docker_backend.py and by the long runs until that is fixed.
-    faults = tuple(f for f in BACKEND_FAULTS if f != "backend")
+    # no dockerd outage here: a create still in flight inside a stopping dockerd can land after the launcher's
+    # lookup said "not found" (docs/reliability.md, "Open"); the outage runs in test_docker_backend.py
+    faults = ("kill", "stop", "partition", "zk-node", "slow")
     return _backend_run("docker", tmp_path_factory.mktemp("chaos-docker"), faults)
 
 
@@ -137,10 +144,62 @@ def test_docker_chaos_run_breaks_no_invariant_and_leaves_dockerd_running(docker_
 def test_nomad_chaos_run_breaks_no_invariant_and_leaves_no_agent(nomad_run: tuple[Report, Path]) -> None:
     report, workdir = nomad_run
     _assert_clean_backend_run(report)
+    outages = [f.detail for f in report.faults if f.kind == "backend"]
+    assert outages and all("back with its state" in d for d in outages), outages
     assert not (workdir / "nomad" / "nomad.pid").exists(), "the Nomad agent was left running"
+    assert _nomad_leftovers(workdir / "nomad") == []
 
 
-# -- the gate's drain, which the Nomad outage relies on ---------------------------------------------------------
+# -- the persistent Nomad agent the chaos runs use ---------------------------------------------------------------
+def _nomad_leftovers(workdir: Path) -> list[str]:
+    """Mounts under `workdir` (an allocation's tmpfs) and processes whose command line names it (the agent, a
+    task's executor)."""
+    root = str(workdir.resolve())
+    found = [m for m in (line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()) if root in m]
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and root in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(f"pid {proc.name}: {(proc / 'cmdline').read_bytes()[:200]!r}")
+    return found
+
+
+def test_persistent_nomad_agent_keeps_jobs_and_tasks_across_a_crash(tmp_path: Path) -> None:
+    """What the chaos suite's backend fault relies on: an agent killed (-9) and started again still has every job,
+    so a repeated submit is refused (already existed); a task running through the crash still finishes; new
+    launches run; and the last shutdown leaves no process and no mount behind."""
+    agent = NomadAgent(tmp_path / "nomad", persistent=True)
+    try:
+        agent.start()
+    except NomadAgentError as exc:
+        agent.shutdown()
+        pytest.fail(f"cannot start a persistent Nomad agent: {exc}")
+    backend = create({"address": agent.address, "timeout": 5})
+    done, through, after = (
+        conformance_launch(unique_job(name), ["/bin/sh", "-c", command], backend="nomad")
+        for name, command in (("done", "true"), ("through", "sleep 4"), ("after", "true"))
+    )
+    try:
+        assert backend.submit(done.name, done) is SubmitOutcome.SUBMITTED
+        assert backend.submit(through.name, through) is SubmitOutcome.SUBMITTED
+        wait_for_status(lambda: backend.lookup(done.name), lambda s: s is not None and s.state is LaunchState.SUCCEEDED)
+        wait_for_status(lambda: backend.lookup(through.name), lambda s: s is not None and s.state.active)
+        created = agent.api("GET", f"/v1/job/{done.name}")["CreateIndex"]
+        agent.stop(kill=True)
+        agent.start()
+        assert agent.api("GET", f"/v1/job/{done.name}")["CreateIndex"] == created
+        assert backend.submit(done.name, done) is SubmitOutcome.ALREADY_EXISTED
+        status = wait_for_status(lambda: backend.lookup(through.name), finished)
+        assert status is not None and status.state is LaunchState.SUCCEEDED, status
+        assert backend.submit(after.name, after) is SubmitOutcome.SUBMITTED
+        status = wait_for_status(lambda: backend.lookup(after.name), finished)
+        assert status is not None and status.state is LaunchState.SUCCEEDED, status
+    finally:
+        backend.close()
+        agent.shutdown()
+    assert _nomad_leftovers(tmp_path) == []
+
+
+# -- the gate's drain -------------------------------------------------------------------------------------------
 def _slow_echo_server() -> tuple[socket.socket, list[bytes]]:
     """Answers each message after 0.3 s; records every message it received."""
     server, seen = socket.create_server(("127.0.0.1", 0)), list[bytes]()

@@ -8,6 +8,7 @@ import pytest
 
 from cronframework.backend import BackendStatus, LaunchState
 from cronframework.errors import (
+    BackendTimeout,
     BackendUnreachable,
     LeadershipLost,
     PermanentBackendError,
@@ -523,6 +524,45 @@ def test_a_timed_out_submit_nobody_can_check_stays_open_until_recovery_concludes
     record = cluster.store.get_launch(still_open.name)
     assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
     assert "concluded by recovery" in (record.reason or "")
+
+
+def test_a_timed_out_submit_that_lands_after_the_lookup_is_recorded_launched_not_failed() -> None:
+    """The daemon was frozen: every attempt timed out, the lookup found nothing, then the stuck request landed.
+    A timeout keeps the record open; the next tick's recovery finds the launch instead of recording a failure."""
+    cluster = Cluster()
+    cluster.apply(job("tick", retries={"attempts": 2, "backoff": "1s"}))
+    name = "tick-20261125t060100z"
+    cluster.backend.fail["submit"] = BackendTimeout("read timed out")
+    lookups: list[str] = []
+
+    def lands_after_the_first_lookup(asked: str) -> None:
+        lookups.append(asked)
+        if len(lookups) == 2:  # the stuck create completes between the launcher's lookup and recovery's
+            cluster.backend.launches[asked] = BackendStatus(LaunchState.PENDING)
+
+    cluster.backend.fail["lookup"] = lands_after_the_first_lookup
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    assert [r.name for r in cluster.store.open_launches()] == [name]  # not recorded failed_to_launch
+    del cluster.backend.fail["submit"]
+    cluster.run_for(session, 2)
+    record = cluster.store.get_launch(name)
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED, record
+    assert name not in cluster.backend.submitted  # the late copy was started, no second one created
+
+
+def test_a_busy_backend_that_answered_is_recorded_failed_once_the_lookup_finds_nothing() -> None:
+    """A 5xx is an answer: the request was refused inside the backend, so "not found" is final (no open record)."""
+    cluster = Cluster()
+    cluster.apply(job("tick", retries={"attempts": 2, "backoff": "1s"}))
+    cluster.backend.fail["submit"] = TransientBackendError("503 busy")
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    record = cluster.store.get_launch("tick-20261125t060100z")
+    assert record is not None and record.outcome is Outcome.FAILED
+    assert cluster.store.open_launches() == []
 
 
 def test_an_unreachable_backend_is_recorded_failed_to_launch_without_a_lookup() -> None:
