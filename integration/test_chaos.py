@@ -107,9 +107,7 @@ def docker_run(tmp_path_factory: pytest.TempPathFactory) -> Report:
     # No dockerd outage here: stopping dockerd while a create is in flight can leave a created, never-started
     # container whose record says skipped (failed 2 of 5 runs; docs/reliability.md, "Known issues"). The outage is
     # covered by integration/test_docker_backend.py and by the long runs until that is fixed.
-    # no dockerd outage here: a create still in flight inside a stopping dockerd can land after the launcher's
-    # lookup said "not found" (docs/reliability.md, "Open"); the outage runs in test_docker_backend.py
-    faults = ("kill", "stop", "partition", "zk-node", "slow")
+    faults = ("kill", "stop", "partition", "zk-node", "backend", "slow")
     return _backend_run("docker", tmp_path_factory.mktemp("chaos-docker"), faults)
 
 
@@ -134,7 +132,7 @@ def _assert_clean_backend_run(report: Report, *, backend_fault: bool = True) -> 
 
 
 def test_docker_chaos_run_breaks_no_invariant_and_leaves_dockerd_running(docker_run: Report) -> None:
-    _assert_clean_backend_run(docker_run, backend_fault=False)
+    _assert_clean_backend_run(docker_run)
     try:
         run_script("dockerd.sh", "status", timeout=30)
     except DockerDaemonError as exc:
