@@ -165,7 +165,34 @@ class _ObservedStore:
         value = getattr(self._inner, name)
         if name.startswith("_") or name not in self._OPS or not callable(value):
             return value
+        if name == "begin_soon":
+            return self._begin_soon
         return _timed(value, STORE_SECONDS.labels(name), lambda _exc: STORE_ERRORS.labels(name).inc())
+
+    def _begin_soon(self, *args: Any, **kwargs: Any) -> Callable[[], None]:
+        """Recorded as `begin`, from the send to the store's confirmation: one sync point one, however it is sent."""
+        started = time.perf_counter()
+        try:
+            wait = self._inner.begin_soon(*args, **kwargs)
+        except Exception:
+            _count_begin()
+            STORE_SECONDS.labels("begin").observe(time.perf_counter() - started)
+            raise
+
+        def confirmed() -> None:
+            try:
+                wait()
+            except Exception:
+                _count_begin()
+                raise
+            finally:
+                STORE_SECONDS.labels("begin").observe(time.perf_counter() - started)
+
+        return confirmed
+
+
+def _count_begin() -> None:
+    STORE_ERRORS.labels("begin").inc()
 
 
 def instrument_store(store: StateStore) -> StateStore:
