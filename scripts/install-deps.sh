@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in zookeeper docker.io busybox-static chromium ruby vagrant; do
+for pkg in zookeeper docker.io busybox-static chromium ruby vagrant iproute2 nftables e2fsprogs; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

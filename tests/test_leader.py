@@ -15,7 +15,7 @@ from cronframework.errors import (
     StateStoreUnavailable,
     TransientBackendError,
 )
-from cronframework.records import Outcome, RecordState
+from cronframework.records import LaunchRecord, Outcome, RecordState
 from tests.leader_harness import T0, Cluster, job
 
 
@@ -340,14 +340,20 @@ def test_transient_submit_errors_are_retried_and_permanent_ones_recorded() -> No
     assert "image not found" in (broken.reason or "")
 
 
-def test_retries_stop_at_the_next_scheduled_instant() -> None:
+def _first_launch_against(failure: Exception, name: str, **fields: object) -> tuple[Cluster, LaunchRecord | None]:
+    """A job whose every submit fails with `failure`, run past its first instant (06:01); that instant's record."""
     cluster = Cluster()
-    cluster.apply(job("slow", retries={"attempts": 100, "backoff": "20s", "max_backoff": "20s"}))
-    cluster.backend.fail["submit"] = TransientBackendError("busy")
+    cluster.apply(job(name, **fields))
+    cluster.backend.fail["submit"] = failure
     session, _ = cluster.leader()
     session.promote()
     cluster.run_for(session, 60)
-    record = cluster.store.get_launch("slow-20261125t060100z")
+    return cluster, cluster.store.get_launch(f"{name}-20261125t060100z")
+
+
+def test_retries_stop_at_the_next_scheduled_instant() -> None:
+    retries = {"attempts": 100, "backoff": "20s", "max_backoff": "20s"}
+    cluster, record = _first_launch_against(TransientBackendError("busy"), "slow", retries=retries)
     assert record is not None and record.outcome is Outcome.FAILED
     assert record.attempt < 10
     assert cluster.clock.now() <= T0 + timedelta(minutes=2, seconds=1)
@@ -554,13 +560,8 @@ def test_a_timed_out_submit_that_lands_after_the_lookup_is_recorded_launched_not
 
 def test_a_busy_backend_that_answered_is_recorded_failed_once_the_lookup_finds_nothing() -> None:
     """A 5xx is an answer: the request was refused inside the backend, so "not found" is final (no open record)."""
-    cluster = Cluster()
-    cluster.apply(job("tick", retries={"attempts": 2, "backoff": "1s"}))
-    cluster.backend.fail["submit"] = TransientBackendError("503 busy")
-    session, _ = cluster.leader()
-    session.promote()
-    cluster.run_for(session, 60)
-    record = cluster.store.get_launch("tick-20261125t060100z")
+    retries = {"attempts": 2, "backoff": "1s"}
+    cluster, record = _first_launch_against(TransientBackendError("503 busy"), "tick", retries=retries)
     assert record is not None and record.outcome is Outcome.FAILED
     assert cluster.store.open_launches() == []
 

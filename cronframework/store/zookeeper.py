@@ -64,9 +64,8 @@ class ZooKeeperStore:
         # are all known skips listing two folders of 10k+ children; an unknown job falls back to listing
         self._known_jobs: set[str] = set()
         self._known_dirs: set[str] = set()
-        self._known_open: set[str] = (
-            set()
-        )  # open-index entries this store made or listed (the leader is their only writer)
+        # open-index entries this store made or listed (the leader is their only writer)
+        self._known_open: set[str] = set()
         self._ensure_layout()
 
     @classmethod
