@@ -8,6 +8,8 @@ For each open record the backend is asked by name:
                                    (dockerd restarting) may hold a launch created just before it went down, and only
                                    its answer can tell "start it" from "submit it" (concluding now could leave a
                                    container the record says was never launched);
+- resubmitted, and the resubmit itself failed in a way that may have landed (timed out, refused after an
+                                   accepted create) -> left open likewise: the next pass's lookup tells;
 - no answer past the window, or not found past it -> the job's `on_uncertain` decides: skip (fail closed, the
                                    default) or relaunch.
 Every decision goes into the takeover report that `status` shows.
@@ -85,7 +87,7 @@ class Recovery:
             return self._finish(record, Outcome.SKIPPED, "uncertain: the job no longer exists", "not asked")
         backend = self._backends.for_spec(spec)
         age = self._clock.now() - (record.begun_at or record.scheduled)
-        waiting = age <= effective_window(spec, backend)
+        waiting = self._inside_window(record, spec)
         if id(backend) in silent and waiting:
             return self._left_open(record, "not asked: the backend did not answer for another launch", attempts)
         try:
@@ -108,6 +110,10 @@ class Recovery:
         if waiting:
             return self._resubmit(record, spec, "not found")
         return self._uncertain(record, spec, f"not found and begun {age} ago, past the recovery window", "not found")
+
+    def _inside_window(self, record: LaunchRecord, spec: JobSpec) -> bool:
+        age = self._clock.now() - (record.begun_at or record.scheduled)
+        return age <= effective_window(spec, self._backends.for_spec(spec))
 
     def _left_open(self, record: LaunchRecord, seen: str, attempts: int) -> Conclusion:
         fields = {"job": record.job, "launch": record.name, "epoch": self._leadership.fence.epoch, "lookup": seen}
@@ -136,6 +142,10 @@ class Recovery:
         launch = self._launcher.launch_for(spec, record.identity, attempt=record.attempt + 1)
         backend = self._backends.for_spec(spec)
         result = submit_with_retries(backend, launch, clock=self._clock, leadership=self._leadership, deadline=None)
+        if result.outcome is Outcome.FAILED and result.ambiguous and self._inside_window(record, spec):
+            # the resubmit itself may have landed (or still be inside a slow daemon): only a later lookup can tell
+            # "launched" from "never launched", so the record stays open and the next pass asks again
+            return self._left_open(record, f"{seen}; resubmit unanswered: {result.reason}", attempts=2)
         reason = f"resubmitted by recovery ({because or seen})" + (f": {result.reason}" if result.reason else "")
         decision = f"resubmitted: {result.outcome.value}"
         return self._finish(record, result.outcome, reason, seen, decision, attempt=launch.attempt)

@@ -578,3 +578,24 @@ def test_an_unreachable_backend_is_recorded_failed_to_launch_without_a_lookup() 
     assert record is not None and record.outcome is Outcome.FAILED
     assert "connection refused" in (record.reason or "") and record.attempt == 2
     assert cluster.store.open_launches() == []
+
+
+def test_a_recovery_resubmit_that_times_out_stays_open_and_is_found_later() -> None:
+    """Two timeouts in a row: the dead leader's launch was never seen, and recovery's own resubmit times out while
+    the stuck create lands inside the daemon. The record stays open; the next pass finds the launch."""
+    cluster = Cluster()
+    cluster.apply(job("tick", catchup="none", retries={"attempts": 2, "backoff": "1s"}))
+    die_after_sync_point_one(cluster)
+    name = "tick-20261125t060100z"
+    _landed_then_timed_out(cluster)
+    second, _ = cluster.leader()
+    second.promote()
+    assert second.state.takeover is not None
+    [line] = second.state.takeover["open_launches"]
+    assert line["decision"].startswith("left open") and "resubmit unanswered" in line["lookup"]
+    assert [r.name for r in cluster.store.open_launches()] == [name]  # not recorded failed_to_launch
+    del cluster.backend.fail["submit"]
+    cluster.run_for(second, 2)
+    record = cluster.store.get_launch(name)
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED, record
+    assert "concluded by recovery" in (record.reason or "")
