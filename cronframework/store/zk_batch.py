@@ -22,6 +22,7 @@ from kazoo.exceptions import (
     NoAuthError,
     NodeExistsError,
     NoNodeError,
+    NotEmptyError,
     RolledBackError,
     RuntimeInconsistency,
 )
@@ -167,7 +168,7 @@ def _error(
     exc: PartialBatch
     if fence_failed and isinstance(err, NoNodeError | BadVersionError):
         exc = BatchLeadershipLost(f"{where}: this replica's election znode is gone (no longer the leader)")
-    elif isinstance(err, NodeExistsError | NoNodeError | BadVersionError):
+    elif isinstance(err, NodeExistsError | NoNodeError | BadVersionError | NotEmptyError):
         exc = BatchConflict(f"{where}: {type(err).__name__} (a node exists, vanished or moved since it was read)")
     elif isinstance(err, NoAuthError):
         exc = BatchFailed(f"{where}: not authorized (check the store's digest credentials and ACLs)")

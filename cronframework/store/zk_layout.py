@@ -1,14 +1,19 @@
 """Where each piece of state lives under the store's root znode, and its byte form (docs/design.md).
 
 Every znode stays small (a spec document, one record, one job state): reads cost O(what is asked), and no
-single write approaches jute.maxbuffer (1 MB)."""
+single write approaches jute.maxbuffer (1 MB). A job's launch records sit in one folder per UTC hour of their
+scheduled instant (`launches/<job>/<yyyymmddhh>/<launch name>`): ZooKeeper can only list a folder whole, so a flat
+folder made `history(job, 20)` cost O(every record kept) -- seconds at 100k records. An hour holds at most 3,600
+scheduled launches of a job (second-level schedules), and history lists the newest hours until it has enough.
+Records written before the hourly folders (directly under `launches/<job>/`) are still read, finished and
+pruned where they are."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cronframework.errors import StateStoreError
@@ -40,8 +45,15 @@ class Layout:
     def launch_dir(self, job: str) -> str:
         return f"{self.root}/launches/{job}"
 
+    def launch_hour(self, job: str, hour: str) -> str:
+        return f"{self.root}/launches/{job}/{hour}"
+
     def launch(self, name: str, job: str | None = None) -> str:
         """Pass `job` when known: parsing the name is the costly part of a 10k-launch batch."""
+        return f"{self.launch_dir(job or parse_launch_name(name).job)}/{hour_of_name(name)}/{name}"
+
+    def flat_launch(self, name: str, job: str | None = None) -> str:
+        """Where a record written before the hourly folders lives."""
         return f"{self.launch_dir(job or parse_launch_name(name).job)}/{name}"
 
     def open(self, name: str) -> str:
@@ -61,6 +73,24 @@ class Layout:
     @property
     def clock(self) -> str:
         return f"{self.root}/clock"
+
+
+HOUR_FORMAT = "%Y%m%d%H"
+
+
+def hour_of_name(name: str) -> str:
+    """The hourly folder of a launch, read off its fixed-width name (naming.py: `...-YYYYMMDDtHHMMSSz[-m]`)."""
+    stamp = name[-18:-2] if name.endswith("-m") else name[-16:]
+    return stamp[:8] + stamp[9:11]
+
+
+def hour_of(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime(HOUR_FORMAT)
+
+
+def is_hour_folder(child: str) -> bool:
+    """An hourly folder's name is ten digits; a flat record's name always holds the 't' and 'z' of its stamp."""
+    return len(child) == 10 and child.isdigit()
 
 
 def normalize_root(root: str) -> str:

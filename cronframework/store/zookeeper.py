@@ -7,6 +7,7 @@ nodes asked for."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import DataWatch
 from kazoo.security import ACL
 
-from cronframework.errors import StateStoreError
+from cronframework.errors import ConflictError, StateStoreError
 from cronframework.naming import parse_launch_name
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
 from cronframework.store import Begin, Fence, SpecChange, StoredSpec, already_committed
@@ -30,10 +31,15 @@ from cronframework.store.zk_layout import (
     decode_trigger,
     encode_json,
     encode_trigger,
+    hour_of,
+    hour_of_name,
+    is_hour_folder,
     launch_order,
     normalize_root,
 )
 from cronframework.store.zk_multiread import flatten, read_many_async
+
+log = logging.getLogger("cronframework.store")
 
 
 def fence_path(fence: Fence) -> str:
@@ -60,10 +66,13 @@ class ZooKeeperStore:
         self._owns_client = owns_client
         self._closed = False
         self.writer = FencedWriter(client, self._acl, timeout)
-        # znodes seen to exist: job-state nodes and launch folders are never deleted, so a begin whose jobs
-        # are all known skips listing two folders of 10k+ children; an unknown job falls back to listing
+        # znodes seen to exist: job-state nodes are never deleted, so a begin whose jobs are all known skips
+        # listing a folder of 10k+ children; an unknown job falls back to listing
         self._known_jobs: set[str] = set()
+        # launch folders (a job's, and its hourly ones) seen or made; an unknown one costs a share of a multiRead
         self._known_dirs: set[str] = set()
+        # records found where they were written before the hourly folders: finished and pruned there
+        self._flat: set[str] = set()
         # open-index entries this store made or listed (the leader is their only writer)
         self._known_open: set[str] = set()
         self._ensure_layout()
@@ -113,8 +122,46 @@ class ZooKeeperStore:
             return flatten(chunks)
 
     def _read_records(self, names: Sequence[str], what: str, job: str | None = None) -> list[LaunchRecord]:
-        got = self._get_many([self._layout.launch(n, job) for n in names], what)
-        return [LaunchRecord.from_bytes(item[0]) for item in got if item is not None]
+        return [LaunchRecord.from_bytes(item[0]) for item in self._get_launches(names, what, job) if item is not None]
+
+    def _get_launches(self, names: Sequence[str], what: str, job: str | None = None) -> list[tuple[bytes, Any] | None]:
+        """Records by name, in order; a name missing from its hourly folder is looked for where records were
+        written before those folders (one more multiRead, only when something is missing)."""
+        got = self._get_many([self._launch_path(n, job) for n in names], what)
+        missing = [i for i, item in enumerate(got) if item is None and names[i] not in self._flat]
+        if missing:
+            older = self._get_many([self._layout.flat_launch(names[i], job) for i in missing], what)
+            for index, item in zip(missing, older, strict=True):
+                if item is not None:
+                    got[index] = item
+                    self._flat.add(names[index])
+        return got
+
+    def _launch_path(self, name: str, job: str | None = None) -> str:
+        if name in self._flat:
+            return self._layout.flat_launch(name, job)
+        return self._layout.launch(name, job)
+
+    def _list_many(self, paths: Sequence[str], what: str) -> list[list[str]]:
+        """Children of each path, pipelined; a missing folder lists as empty."""
+        pending = [self._client.get_children_async(p) for p in paths]
+        return [list(c or []) for c in gather(self._client, what, pending, self._timeout, none_on=(NoNodeError,))]
+
+    def _folders_to_create(self, hours: set[tuple[str, str]]) -> list[str]:
+        """The launch folders to create (parents first) so that each (job, hour) folder exists; counted as existing
+        from now on, since the caller's next batch makes them (a failed batch drops the cache)."""
+        by_path = {self._layout.launch_hour(job, hour): job for job, hour in hours}
+        unknown = sorted(p for p in by_path if p not in self._known_dirs)
+        if not unknown:
+            return []
+        got = self._get_many(unknown, "checking launch folders")
+        missing = [p for p, item in zip(unknown, got, strict=True) if item is None]
+        parents = sorted({self._layout.launch_dir(by_path[p]) for p in missing} - self._known_dirs)
+        absent = [
+            p for p, item in zip(parents, self._get_many(parents, "checking launch folders"), strict=True) if not item
+        ]
+        self._known_dirs.update(unknown, parents)
+        return absent + missing
 
     def _create_or_set(self, path: str, data: bytes, exists: bool) -> Op:
         return Op("set", path, data) if exists else Op("create", path, data)
@@ -171,10 +218,11 @@ class ZooKeeperStore:
         return {j: JobState.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
-        # A job's launch folder is made when it is first placed, so its first herd does not pay for it.
-        self._ensure_launch_dirs(fence, {s.job for s in states})
+        # The folder of a job's next launch is made when the job is placed, so its first herd does not pay for it.
+        hours = {(s.job, hour_of(s.next_scheduled)) for s in states if s.next_scheduled is not None}
         known = self._existing_jobs({s.job for s in states})
-        groups = [
+        groups = [Group(path, [Op("create", path)]) for path in self._folders_to_create(hours)]
+        groups += [
             Group(s.job, [self._create_or_set(self._layout.job(s.job), s.to_bytes(), s.job in known)]) for s in states
         ]
         self._commit_known(fence, groups, "writing job states", {s.job for s in states})
@@ -199,6 +247,7 @@ class ZooKeeperStore:
         self._known_jobs.clear()
         self._known_dirs.clear()
         self._known_open.clear()
+        self._flat.clear()
 
     def read_paused(self) -> set[str]:
         return set(self._children(self._layout.section("paused"), "reading paused jobs"))
@@ -220,10 +269,13 @@ class ZooKeeperStore:
     def begin_soon(self, fence: Fence, items: Sequence[Begin]) -> Callable[[], None]:
         if not items:
             return already_committed
-        self._ensure_launch_dirs(fence, {i.record.job for i in items})
+        folders = self._folders_to_create({(i.record.job, hour_of_name(i.record.name)) for i in items})
         jobs = {i.next_state.job for i in items}
         known = self._existing_jobs(jobs)
-        groups = [self._begin_group(item, known) for item in items]
+        # one group per folder: a herd's new folders would make one transaction larger than jute.maxbuffer; the
+        # chunks apply in order, so each folder exists before the records that go in it
+        groups = [Group(path, [Op("create", path)]) for path in folders]
+        groups += [self._begin_group(item, known) for item in items]
         # counted as existing from now: a begin sent after this one may name the same job (a catch-up run split
         # across two slices); if this one fails, every cache is dropped and re-read
         self._known_jobs |= jobs
@@ -238,15 +290,6 @@ class ZooKeeperStore:
             self._known_open.update(i.record.name for i in items if i.record.open)
 
         return confirmed
-
-    def _ensure_launch_dirs(self, fence: Fence, jobs: set[str]) -> None:
-        if jobs <= self._known_dirs:
-            return
-        self._known_dirs |= set(self._children(self._layout.section("launches"), "listing launch folders"))
-        groups = [Group(j, [Op("create", self._layout.launch_dir(j))]) for j in sorted(jobs - self._known_dirs)]
-        if groups:
-            self.writer.commit(fence_path(fence), groups, "creating launch folders")
-            self._known_dirs |= jobs
 
     def _begin_group(self, item: Begin, known_jobs: set[str]) -> Group:
         record, state = item.record, item.next_state
@@ -273,17 +316,17 @@ class ZooKeeperStore:
         self._known_open -= {r.name for r in records if not r.open}
 
     def _finish_ops(self, record: LaunchRecord, still_open: set[str]) -> list[Op]:
-        ops = [Op("set", self._layout.launch(record.name, record.job), record.to_bytes())]
+        ops = [Op("set", self._launch_path(record.name, record.job), record.to_bytes())]
         if not record.open and record.name in still_open:
             ops.append(Op("delete", self._layout.open(record.name)))
         return ops
 
     def get_launch(self, name: str) -> LaunchRecord | None:
         try:
-            path = self._layout.launch(name)
+            job = parse_launch_name(name).job
         except ValueError:
             return None
-        got = self._call("reading a launch", lambda: self._client.get_async(path), optional=True)
+        [got] = self._get_launches([name], "reading a launch", job)
         return LaunchRecord.from_bytes(got[0]) if got else None
 
     def open_launches(self) -> list[LaunchRecord]:
@@ -293,24 +336,55 @@ class ZooKeeperStore:
         return sorted((r for r in records if r.open), key=lambda r: (r.scheduled, r.name))
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
-        names = self._children(self._layout.launch_dir(job), "listing launches")
-        newest = sorted(names, key=launch_order, reverse=True)[: max(0, limit)]
+        """Newest first. Lists the job's hourly folders newest first, a few more each round, until `limit` names
+        are in hand: every record of an older hour is older than all of them."""
+        if limit <= 0:
+            return []
+        children = self._children(self._layout.launch_dir(job), "listing launches")
+        hours = sorted((c for c in children if is_hour_folder(c)), reverse=True)
+        names = [c for c in children if not is_hour_folder(c)]  # written before the hourly folders
+        self._flat.update(names)
+        found, batch = 0, 1
+        while hours and found < limit:
+            asked, hours = hours[:batch], hours[batch:]
+            for listed in self._list_many([self._layout.launch_hour(job, h) for h in asked], "listing launches"):
+                names += listed
+                found += len(listed)
+            batch = min(batch * 4, 256)
+        newest = sorted(names, key=launch_order, reverse=True)[:limit]
         return self._read_records(newest, "reading launch history", job)
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         bad = [n for n in names if _not_launch_of(n, job)]
         if bad:
             raise StateStoreError(f"cannot prune {bad[0]!r}: not a launch name of job {job!r}")
-        paths = [self._layout.launch(n, job) for n in names]
-        got = self._get_many(paths, "reading launches to prune")
+        got = self._get_launches(names, "reading launches to prune", job)
         groups = []
-        for name, path, item in zip(names, paths, got, strict=True):
+        for name, item in zip(names, got, strict=True):
             if item is None:
                 continue
             if LaunchRecord.from_bytes(item[0]).open:
                 raise StateStoreError(f"refusing to prune launch {name}: it is still open (begun, not finished)")
-            groups.append(Group(name, [Op("delete", path, version=item[1].version)]))
+            groups.append(Group(name, [Op("delete", self._launch_path(name, job), version=item[1].version)]))
         self.writer.commit(fence_path(fence), groups, f"pruning launches of {job}")
+        self._flat.difference_update(names)
+        self._drop_empty_hours(fence, job, {hour_of_name(g.tag) for g in groups})
+
+    def _drop_empty_hours(self, fence: Fence, job: str, hours: set[str]) -> None:
+        """Hourly folders that pruning emptied go too (else a job would leave a folder per hour forever). A begin
+        that raced this finds its folder gone, fails as a conflict and is begun again one by one, which re-checks."""
+        paths = sorted(self._layout.launch_hour(job, h) for h in hours)
+        got = self._get_many(paths, "checking pruned launch folders")
+        empty = [p for p, item in zip(paths, got, strict=True) if item is not None and item[1].numChildren == 0]
+        if not empty:
+            return
+        self._known_dirs.difference_update(empty)
+        try:
+            self.writer.commit(
+                fence_path(fence), [Group(p, [Op("delete", p)]) for p in empty], "dropping empty folders"
+            )
+        except ConflictError:  # a record arrived since (not empty after all): it stays, it is harmless
+            log.info("launch folder kept: not empty any more", extra={"job": job})
 
     # -- manual triggers
     def request_trigger(self, job: str, *, force: bool, now: datetime) -> TriggerRequest:

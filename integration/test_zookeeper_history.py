@@ -1,0 +1,156 @@
+"""Launch records in hourly folders on a real ZooKeeper: history costs O(asked), records written before the
+folders are still read, finished and pruned, and a folder removed behind the cache's back is made again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from kazoo.client import KazooClient
+
+from cronframework.election import ZkFence
+from cronframework.errors import ConflictError
+from cronframework.records import JobState, Outcome, RecordState
+from cronframework.store.zookeeper import ZooKeeperStore
+from integration.test_zookeeper_store import leader_fence
+from tests.store_conformance import T0, make_begin
+
+pytestmark = pytest.mark.zookeeper
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def store(zk_client: KazooClient, zk_root: str) -> Iterator[ZooKeeperStore]:
+    zk_store = ZooKeeperStore(zk_client, zk_root)
+    yield zk_store
+    zk_store.close()
+
+
+@pytest.fixture
+def fence(zk_client: KazooClient, store: ZooKeeperStore) -> ZkFence:
+    return leader_fence(zk_client, store)
+
+
+def finished_launches(store: ZooKeeperStore, fence: ZkFence, job: str, offsets: list[timedelta]) -> list[str]:
+    items = [make_begin(fence, job, T0 + offset) for offset in offsets]
+    store.begin(fence, items)
+    store.finish(fence, [i.record.finish(Outcome.SUBMITTED, now=i.record.scheduled) for i in items])
+    return [i.record.name for i in items]
+
+
+class ListingCounter:
+    """Counts the folders a store lists, by wrapping its client's get_children_async."""
+
+    def __init__(self, client: KazooClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.listed: list[str] = []
+        original = client.get_children_async
+
+        def counted(path: str, *args: Any, **kwargs: Any) -> Any:
+            self.listed.append(path)
+            return original(path, *args, **kwargs)
+
+        monkeypatch.setattr(client, "get_children_async", counted)
+
+
+def test_records_sit_in_the_hour_of_their_scheduled_instant(
+    store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient
+) -> None:
+    names = finished_launches(store, fence, "beat", [timedelta(0), timedelta(minutes=40), 2 * HOUR])
+    job_dir = store.layout.launch_dir("beat")
+    assert sorted(zk_client.get_children(job_dir)) == ["2026112506", "2026112507", "2026112508"]
+    assert sorted(zk_client.get_children(f"{job_dir}/2026112507")) == [names[1]]  # 06:30 + 40 min
+
+
+def test_history_lists_only_the_newest_hours_it_needs(
+    store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offsets = [h * HOUR + m * timedelta(minutes=10) for h in range(40) for m in range(3)]  # 3 a hour, 40 hours
+    names = finished_launches(store, fence, "beat", offsets)
+    counter = ListingCounter(zk_client, monkeypatch)
+    newest = store.history("beat", 2)
+    assert [r.name for r in newest] == names[::-1][:2]
+    assert len(counter.listed) == 2  # the job's folder and its newest hour: not 40 hours, not 120 records
+    counter.listed.clear()
+    twenty = store.history("beat", 20)
+    assert [r.name for r in twenty] == names[::-1][:20]
+    assert len(counter.listed) == 1 + 1 + 4 + 16  # rounds of 1, 4, 16 hours stop once 20 names are in hand
+    assert [r.name for r in store.history("beat", 1000)] == names[::-1]  # asking for all still finds all
+
+
+def test_a_manual_launch_sorts_by_its_trigger_instant_across_hours(store: ZooKeeperStore, fence: ZkFence) -> None:
+    scheduled = finished_launches(store, fence, "beat", [timedelta(0), HOUR])
+    manual = make_begin(fence, "beat", T0 + 2 * HOUR, manual=True)
+    store.begin(fence, [manual])
+    assert [r.name for r in store.history("beat", 2)] == [manual.record.name, scheduled[1]]
+
+
+def write_flat(zk_client: KazooClient, store: ZooKeeperStore, fence: ZkFence, offset: timedelta) -> str:
+    """A record where releases before the hourly folders wrote it: directly in the job's folder, still open."""
+    record = make_begin(fence, "beat", T0 + offset).record
+    zk_client.ensure_path(store.layout.launch_dir("beat"))
+    zk_client.create(store.layout.flat_launch(record.name, "beat"), record.to_bytes())
+    zk_client.create(store.layout.open(record.name))
+    return record.name
+
+
+def test_records_written_before_the_hourly_folders_are_read_finished_and_pruned_in_place(
+    zk_client: KazooClient, zk_root: str, fence: ZkFence
+) -> None:
+    old = ZooKeeperStore(zk_client, zk_root)
+    flat = write_flat(zk_client, old, fence, timedelta(0))
+    store = ZooKeeperStore(zk_client, zk_root)  # a new leader after the upgrade: nothing cached
+    [newer] = finished_launches(store, fence, "beat", [HOUR])
+    assert [r.name for r in store.history("beat", 10)] == [newer, flat]
+    [still_open] = store.open_launches()
+    assert still_open.name == flat
+    store.finish(fence, [still_open.finish(Outcome.SUBMITTED, now=T0)])
+    assert store.open_launches() == []
+    finished = ZooKeeperStore(zk_client, zk_root).get_launch(flat)
+    assert finished is not None and finished.state is RecordState.FINISHED
+    assert zk_client.exists(store.layout.flat_launch(flat, "beat")) is not None  # updated where it was
+    store.prune(fence, "beat", [flat])
+    assert zk_client.exists(store.layout.flat_launch(flat, "beat")) is None
+    assert [r.name for r in store.history("beat", 10)] == [newer]
+
+
+def test_pruning_drops_the_hours_it_empties_and_keeps_the_others(
+    store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient
+) -> None:
+    names = finished_launches(store, fence, "beat", [timedelta(0), HOUR, HOUR + timedelta(minutes=10)])
+    store.prune(fence, "beat", names[:2])  # all of 06:00, half of 07:00
+    assert zk_client.get_children(store.layout.launch_dir("beat")) == ["2026112507"]
+    assert [r.name for r in store.history("beat", 10)] == [names[2]]
+
+
+def test_a_folder_removed_behind_the_cache_fails_one_begin_and_is_made_again(
+    store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient
+) -> None:
+    [first] = finished_launches(store, fence, "beat", [timedelta(0)])
+    zk_client.delete(store.layout.launch(first, "beat"))
+    zk_client.delete(f"{store.layout.launch_dir('beat')}/2026112506")  # as another leader's pruning would
+    again = make_begin(fence, "beat", T0 + timedelta(minutes=5))
+    with pytest.raises(ConflictError):  # fails closed: the record does not exist, the launch was not begun
+        store.begin(fence, [again])
+    assert store.get_launch(again.record.name) is None
+    store.begin(fence, [again])  # the failure dropped the cache: the folder is checked and made
+    assert [r.name for r in store.history("beat", 5)] == [again.record.name]
+
+
+def test_placing_a_job_makes_the_folder_of_its_next_launch(
+    store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_begin(fence, "beat", T0)
+    store.put_job_states(fence, [JobState("beat", next_scheduled=T0)])
+    assert zk_client.get_children(store.layout.launch_dir("beat")) == ["2026112506"]
+    reads: list[str] = []
+    original = store._get_many
+
+    def recorded(paths: Any, what: str) -> Any:
+        reads.append(what)
+        return original(paths, what)
+
+    monkeypatch.setattr(store, "_get_many", recorded)
+    store.begin(fence, [first])
+    assert "checking launch folders" not in reads  # the herd's begin did not wait for a folder check
