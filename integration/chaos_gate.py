@@ -7,8 +7,8 @@ no error, only timeouts). `heal()` closes every connection that lived through th
 on a clean stream. The other replicas and the ensemble itself keep talking to each other.
 
 The fault suite partitions through network namespaces where the machine allows it (integration/chaos_netns.py);
-the gate is the fallback there (`--network gate`), and the Nomad backend's drain. Everything on loopback shares
-one address, so without namespaces a packet filter cannot single one replica out.
+the gate is the fallback there (`--network gate`). Everything on loopback shares one address, so without
+namespaces a packet filter cannot single one replica out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 
 
@@ -25,7 +24,6 @@ class _Pipe:
     client: socket.socket
     upstream: socket.socket | None
     cut_during: bool = False
-    awaiting_reply: bool = False  # the client spoke last: a request is inside the upstream
 
     def close(self) -> None:
         """Shut down before closing: another thread is blocked reading these sockets, and a bare close() there sends
@@ -49,7 +47,6 @@ class ZkGate:
     _pipes: list[_Pipe] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cut: threading.Event = field(default_factory=threading.Event)
-    _draining: threading.Event = field(default_factory=threading.Event)
     _closed: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> ZkGate:
@@ -78,25 +75,8 @@ class ZkGate:
             for pipe in self._pipes:
                 pipe.cut_during = True
 
-    def drain(self, timeout: float) -> bool:
-        """Let the requests already inside the upstream be answered, close each connection before its next one.
-
-        For a request/response upstream (Nomad's HTTP API): once this returns True, every request that reached
-        the upstream has its answer back, so a reading of the upstream now includes all of them, and no call is
-        left half-done when the upstream is stopped. `heal()` ends it."""
-        with self._lock:
-            self._draining.set()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not any(p.awaiting_reply for p in self._pipes):
-                    return True
-            time.sleep(0.02)
-        return False
-
     def heal(self) -> None:
         with self._lock:
-            self._draining.clear()
             self._cut.clear()
             stale = [p for p in self._pipes if p.cut_during]
             self._pipes = [p for p in self._pipes if not p.cut_during]
@@ -123,9 +103,6 @@ class ZkGate:
 
     def _open(self, client: socket.socket, upstream: tuple[str, int]) -> None:
         """While cut, a new connection is accepted and left silent (the SYN got through, nothing else does)."""
-        if self._draining.is_set():
-            client.close()
-            return
         pipe = _Pipe(client, None, cut_during=self.is_cut)
         if not pipe.cut_during:
             try:
@@ -143,13 +120,8 @@ class ZkGate:
     def _pump(self, source: socket.socket, sink: socket.socket | None, pipe: _Pipe, from_client: bool) -> None:
         try:
             while data := source.recv(65536):
-                with self._lock:  # drain() must not miss a request on its way in
-                    if from_client and self._draining.is_set() and not pipe.awaiting_reply:
-                        break  # a new request while draining: never reaches the upstream
-                    pipe.awaiting_reply = from_client
                 if sink is not None and not pipe.cut_during:
                     sink.sendall(data)
         except OSError:
             pass
-        pipe.awaiting_reply = False
         pipe.close()

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +32,6 @@ from integration import chaos_netns
 from integration.chaos import Options, choose_network, run
 from integration.chaos_evidence import BackendLaunch, Evidence, Interval, intervals
 from integration.chaos_faults import FaultEvent, LeaderLoss
-from integration.chaos_gate import ZkGate
 from integration.chaos_netns import NetnsHost, namespaces, sweep
 from integration.chaos_report import Report, percentile
 from integration.docker_daemon import DockerDaemonError, run_script
@@ -195,60 +193,6 @@ def test_persistent_nomad_agent_keeps_jobs_and_tasks_across_a_crash(tmp_path: Pa
         backend.close()
         agent.shutdown()
     assert _nomad_leftovers(tmp_path) == []
-
-
-# -- the gate's drain -------------------------------------------------------------------------------------------
-def _slow_echo_server() -> tuple[socket.socket, list[bytes]]:
-    """Answers each message after 0.3 s; records every message it received."""
-    server, seen = socket.create_server(("127.0.0.1", 0)), list[bytes]()
-
-    def serve(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(1024):
-                seen.append(data)
-                time.sleep(0.3)
-                conn.sendall(b"re:" + data)
-
-    def accept() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    return server, seen
-
-
-def _closed_on_us(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1024) == b""
-    except ConnectionResetError:
-        return True
-
-
-def test_gate_drain_answers_calls_inside_and_keeps_new_ones_out() -> None:
-    server, seen = _slow_echo_server()
-    gate = ZkGate([server.getsockname()[:2]]).start()
-    host, port = gate.connect_string.split(":")
-    try:
-        client = socket.create_connection((host, int(port)), timeout=5)
-        client.sendall(b"inside")
-        time.sleep(0.1)  # the request is at the server, its answer 0.2 s away
-        assert gate.drain(timeout=5)  # returns only once that answer came back from the server
-        assert select.select([client], [], [], 0.1)[0], "drain returned before the answer came back"
-        assert client.recv(1024) == b"re:inside"
-        client.sendall(b"late")  # the next request on the same connection is closed, not forwarded
-        assert _closed_on_us(client)
-        with socket.create_connection((host, int(port)), timeout=5) as fresh:
-            fresh.sendall(b"new")
-            assert _closed_on_us(fresh)
-        assert seen == [b"inside"]
-        gate.heal()
-        with socket.create_connection((host, int(port)), timeout=5) as healed:
-            healed.sendall(b"again")
-            assert healed.recv(1024) == b"re:again"
-    finally:
-        gate.close()
-        server.close()
 
 
 # -- a real partition: the namespace a replica runs in, cut and healed -------------------------------------------
