@@ -124,13 +124,13 @@ class LeaderSession:
     # -- promotion --------------------------------------------------------------------------------------------
     def promote(self) -> list[LaunchRecord]:
         started = self._clock.now()
-        self._specs.changed.clear()  # this refresh covers every change so far; a later one sets it again
-        jobs = self._specs.refresh()
+        self._specs.changed.clear()  # this read covers every change so far; a later one sets it again
+        jobs = self._specs.current()  # the follower's warm specs when the store's stamp says none changed
         concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
         self._load_jobs(jobs, started)
-        _freeze_heap()
+        freeze_heap()
         records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
         summary = {
             "launched": sum(r.outcome is not Outcome.SKIPPED for r in records),
@@ -183,7 +183,7 @@ class LeaderSession:
         if fresh:
             self._store.put_job_states(self._leadership.fence, fresh)
         self.state.jobs = len(self._dispatcher)
-        _freeze_heap()
+        freeze_heap()
         log.info("job specs reloaded", extra={"jobs": len(self._dispatcher)})
 
     # -- the tick ---------------------------------------------------------------------------------------------
@@ -344,9 +344,10 @@ class LeaderSession:
         return ok
 
 
-def _freeze_heap() -> None:
+def freeze_heap() -> None:
     """Move what is alive now (specs, schedules, the heap of 100k jobs) out of the cyclic GC's reach: otherwise a
     full collection in the middle of a herd walks all of it, a pause of a few hundred ms at 10k jobs. Garbage is
-    still freed by reference counting; only cycles among frozen objects would wait, and the job tables have none."""
+    still freed by reference counting; only cycles among frozen objects would wait, and the job tables have none.
+    A follower freezes its warm specs too (replica.py), so the collection at promotion walks only what is new."""
     gc.collect()
     gc.freeze()

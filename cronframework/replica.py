@@ -10,18 +10,20 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cronframework import metrics
-from cronframework.api.wiring import serve_replica
+from cronframework.api.wiring import RunningApi, serve_replica
 from cronframework.backend import BackendSet
 from cronframework.clock import Clock, SystemClock
 from cronframework.config import ServiceConfig
 from cronframework.election import Election, ZkFence
 from cronframework.errors import CronframeworkError, LeadershipLost
 from cronframework.jobs import SpecCache
-from cronframework.leader import LeaderSession
+from cronframework.leader import LeaderSession, freeze_heap
+from cronframework.store.zk_client import call
 from cronframework.store.zookeeper import ZooKeeperStore
 
 log = logging.getLogger("cronframework.replica")
@@ -72,8 +74,10 @@ class Replica:
     def run(self) -> None:
         zk = self.config.zookeeper
         store = zk.connect()
-        specs = SpecCache(store, background=True)
+        specs = SpecCache(store, background=True, stamp=specs_stamp(store))
+        specs.listeners.append(self._freeze_if_following)
         specs.start()
+        freeze_heap()  # the compiled specs are most of the heap: the promotion's collection need not walk them
         election = Election(
             store.client,
             zk.root,
@@ -90,9 +94,7 @@ class Replica:
         try:
             self._loop(store, specs, election, backends)
         finally:
-            if api is not None:
-                api.close()
-            self._shutdown(store, election, backends)
+            self._shutdown(store, election, backends, api)
 
     def _loop(self, store: ZooKeeperStore, specs: SpecCache, election: Election, backends: BackendSet) -> None:
         while not self.stop.is_set():
@@ -126,14 +128,40 @@ class Replica:
             self.session = None
             self.state.role = "follower"
 
+    def _freeze_if_following(self) -> None:
+        """After a follower's spec refresh (the leader freezes in its own loop, between ticks)."""
+        if self.session is None:
+            freeze_heap()
+
     def _suspended(self) -> None:
         session = self.session
         if session is not None:
             session.wake()
 
-    def _shutdown(self, store: ZooKeeperStore, election: Election, backends: BackendSet) -> None:
+    def _shutdown(
+        self, store: ZooKeeperStore, election: Election, backends: BackendSet, api: RunningApi | None
+    ) -> None:
+        """Resign first, so the next replica promotes while this one closes the rest (closing the API alone
+        waits up to half a second). Nothing here calls a backend: the leader session has ended, and its launcher
+        waited for every submit in flight, before the loop returned."""
         log.info("shutting down; handing leadership over", extra={"replica": self.replica_id})
         election.resign()
+        if api is not None:
+            api.close()
         backends.close()
         store.close()
         self.state.role = "stopped"
+
+
+def specs_stamp(store: ZooKeeperStore, timeout: float = 10.0) -> Callable[[], Hashable]:
+    """The specs folder's (mzxid, pzxid), for SpecCache: every `write_specs` transaction sets the folder's data,
+    and a spec created or deleted changes its children, so a spec written after the stamp was read moves it.
+    `sync` first: the server this client reads from may lag the one an operator wrote through."""
+    client, path = store.client, store.layout.section("specs")
+
+    def stamp() -> Hashable:
+        call(client, "syncing before reading the specs stamp", lambda: client.sync_async(path), timeout)
+        stat = call(client, "reading the specs stamp", lambda: client.exists_async(path), timeout)
+        return None if stat is None else (stat.mzxid, stat.pzxid)
+
+    return stamp

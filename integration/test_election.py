@@ -12,6 +12,7 @@ from kazoo.client import KazooClient
 
 from cronframework.election import Election, ZkFence, wait_for_leader
 from cronframework.errors import LeadershipLost, StateStoreUnavailable
+from cronframework.replica import ZkLeadership
 from cronframework.store.zk_client import connect_zk
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration.zk import ZkCluster
@@ -133,6 +134,33 @@ def test_resign_hands_over_without_waiting_for_session_expiry(zk_hosts: str, zk_
         second = leader_of([r for r in group if r is not first], timeout=5)
         assert second is not first
         assert time.monotonic() - started < 3, "hand-over took as long as a session expiry"
+    finally:
+        stop_all(group)
+
+
+def test_a_resigned_leader_is_fenced_at_once_although_its_session_lives_on(zk_hosts: str, zk_root: str) -> None:
+    """SIGTERM resigns before the replica closes anything else: the deleted node alone must stop the old leader
+    (its check before a backend call, and every store write), while its session is still open."""
+    group = [make_replica(zk_hosts, zk_root, f"r{i}", session_timeout=30) for i in range(2)]
+    try:
+        for r in group:
+            r.election.start()
+        first = leader_of(group)
+        fence = first.election.fence
+        assert fence is not None
+        leadership = ZkLeadership(first.election, fence)
+        store = ZooKeeperStore(first.client, zk_root)
+        store.begin(fence, [make_begin(fence, "alpha", T0)])
+        first.election.resign()
+        with pytest.raises(LeadershipLost):
+            leadership.check()
+        second = leader_of([r for r in group if r is not first], timeout=5)
+        assert second.election.fence is not None and second.election.fence.epoch > fence.epoch
+        item = make_begin(fence, "beta", T0)
+        with pytest.raises(LeadershipLost):
+            store.begin(fence, [item])
+        assert store.get_launch(item.record.name) is None
+        assert first.client.connected
     finally:
         stop_all(group)
 

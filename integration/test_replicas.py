@@ -10,12 +10,19 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cronframework.apply import spec_document
+from cronframework.jobs import SpecCache
 from cronframework.naming import parse_launch_name
 from cronframework.records import Outcome, RecordState
+from cronframework.replica import specs_stamp
+from cronframework.store import SpecChange, StoredSpec
+from cronframework.store.zookeeper import ZooKeeperStore
 from integration.replicas import EVERY_SECOND, ReplicaSet, wait_for
+from tests.leader_harness import job
 
 
 @pytest.fixture
@@ -127,6 +134,81 @@ def test_sigterm_hands_leadership_over_before_the_session_would_expire(cluster: 
     assert cluster.replicas["a"].process.wait(15) == 0
     assert cluster.wait_leader(timeout=10, other_than="a") == "b"
     assert time.monotonic() - started < 10
+
+
+def _at(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["ts"])
+
+
+def test_sigterm_hand_over_is_warm_and_the_old_leader_is_done_before_it_resigns(
+    cluster: ReplicaSet, tmp_path: Path
+) -> None:
+    """The new leader promotes from the specs it kept warm while following; the old one finished every launch
+    (sync point two) before it resigned, so nothing is left open for recovery and no instant is lost or doubled."""
+    apply(cluster, EVERY_SECOND, tmp_path)
+    cluster.start("a")
+    cluster.wait_leader()
+    cluster.start("b")
+    assert wait_for(lambda: any(e["event"] == "replica started" for e in cluster.replicas["b"].events()), 30)
+    assert wait_for(lambda: len(launched_names(cluster)) >= 2, 30)
+    cluster.replicas["a"].signal(signal.SIGTERM)
+    assert cluster.replicas["a"].process.wait(15) == 0
+    assert cluster.wait_leader(timeout=10, other_than="a") == "b"
+    events = cluster.replicas["b"].events
+    assert wait_for(lambda: any(e["event"] == "took over" for e in events()), 15), cluster.log_tails()
+    promoted = [e for e in events() if e["event"] in ("leading", "job specs warm", "took over")]
+    assert [e["event"] for e in promoted] == ["leading", "job specs warm", "took over"]
+    assert promoted[2]["open_concluded"] == 0
+    old = cluster.replicas["a"].events()
+    [resigned] = [e for e in old if e["event"] == "shutting down; handing leadership over"]
+    assert max(_at(e) for e in old if e["event"].startswith("launch")) < _at(resigned) <= _at(promoted[0])
+    assert wait_for(lambda: _launched_after(cluster, _at(promoted[2]) + timedelta(seconds=1)), 15)
+    cluster.stop_all()
+    store = cluster.store()
+    try:
+        records = sorted(store.history("beat", limit=500), key=lambda r: r.scheduled)
+        assert store.open_launches() == []
+        assert not [r.name for r in records if "recovery" in (r.reason or "")]
+        instants = [r.scheduled for r in records]
+        assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(instants)), instants
+        submitted = {r.name for r in records if r.outcome is Outcome.SUBMITTED}
+        assert submitted == set(launched_names(cluster))
+    finally:
+        store.close()
+
+
+def test_warm_specs_are_checked_against_zookeeper_before_a_promotion_trusts_them(zk_hosts: str, zk_root: str) -> None:
+    """A follower's snapshot, then specs written through another client: `current()` sees every change at once
+    (no watch or refresh thread runs here to help), and re-reads nothing while the specs folder stays put."""
+    writer = ZooKeeperStore.connect(zk_hosts, zk_root)
+    follower = ZooKeeperStore.connect(zk_hosts, zk_root)
+    try:
+        writer.write_specs([SpecChange(n, spec_document(job(n)), None) for n in ("beat", "gone")])
+        specs = SpecCache(follower, background=True, stamp=specs_stamp(follower))
+        specs.refresh()
+        reads: list[int] = []
+        read = follower.read_specs
+
+        def counted() -> dict[str, StoredSpec]:
+            reads.append(1)
+            return read()
+
+        follower.read_specs = counted  # type: ignore[method-assign]
+        assert sorted(specs.current()) == ["beat", "gone"] and reads == []
+        writer.write_specs(
+            [
+                SpecChange("beat", spec_document(job("beat", "*/5 * * * *")), 0),
+                SpecChange("gone", None, 0),
+                SpecChange("new", spec_document(job("new")), None),
+            ]
+        )
+        jobs = specs.current()
+        assert sorted(jobs) == ["beat", "new"] and reads == [1]
+        assert jobs["beat"].version == 1 and jobs["beat"].spec.schedule == "*/5 * * * *"
+        assert specs.current() == jobs and reads == [1]
+    finally:
+        writer.close()
+        follower.close()
 
 
 def test_apply_shows_a_diff_and_the_leader_follows_spec_changes(cluster: ReplicaSet, tmp_path: Path) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 
-from cronframework.backend import BackendStatus, LaunchState
+from cronframework.backend import BackendSet, BackendStatus, LaunchState
 from cronframework.errors import (
     BackendTimeout,
     BackendUnreachable,
@@ -15,7 +16,11 @@ from cronframework.errors import (
     StateStoreUnavailable,
     TransientBackendError,
 )
+from cronframework.jobs import SpecCache
+from cronframework.leader import LeaderConfig, LeaderSession
+from cronframework.leadership import SoleLeader
 from cronframework.records import LaunchRecord, Outcome, RecordState
+from cronframework.store import SpecChange, StoredSpec
 from tests.leader_harness import T0, Cluster, job
 
 
@@ -599,3 +604,61 @@ def test_a_recovery_resubmit_that_times_out_stays_open_and_is_found_later() -> N
     record = cluster.store.get_launch(name)
     assert record is not None and record.outcome is Outcome.ALREADY_EXISTED, record
     assert "concluded by recovery" in (record.reason or "")
+
+
+def warm_follower(cluster: Cluster) -> tuple[SpecCache, list[int]]:
+    """A follower's spec cache, stamped the way the replica stamps ZooKeeper's specs folder (the stamp moves with
+    every spec write), read once as a follower does; with a count of the full spec reads made after that."""
+    writes, reads = [0], [0]
+    write, read = cluster.store.write_specs, cluster.store.read_specs
+
+    def counted_write(changes: list[SpecChange]) -> None:
+        write(changes)
+        writes[0] += 1
+
+    def counted_read() -> dict[str, StoredSpec]:
+        reads[0] += 1
+        return read()
+
+    cluster.store.write_specs = counted_write  # type: ignore[method-assign,assignment]
+    cluster.store.read_specs = counted_read  # type: ignore[method-assign]
+    specs = SpecCache(cluster.store, stamp=lambda: writes[0])
+    specs.start()
+    reads[0] = 0
+    return specs, reads
+
+
+def promoted_with(cluster: Cluster, specs: SpecCache) -> LeaderSession:
+    cluster.epoch += 1
+    leadership = SoleLeader(epoch=cluster.epoch, replica=f"r{cluster.epoch}")
+    backends = BackendSet(preset={"fake": cluster.backend})
+    session = LeaderSession(
+        cluster.store, specs, backends, leadership, cluster.clock, LeaderConfig(), threading.Event()
+    )
+    session.promote()
+    return session
+
+
+def test_promotion_takes_the_followers_warm_specs_without_reading_them_again() -> None:
+    cluster = Cluster()
+    cluster.apply(job("tick"))
+    specs, reads = warm_follower(cluster)
+    session = promoted_with(cluster, specs)
+    cluster.run_for(session, 120)
+    assert reads == [0], "the promotion re-read specs whose stamp had not moved"
+    assert cluster.backend.submitted == ["tick-20261125t060100z", "tick-20261125t060200z"]
+
+
+def test_specs_changed_right_before_promotion_are_read_and_used() -> None:
+    """The follower's snapshot is stale (written after it was read, not refreshed yet): the moved stamp makes the
+    promotion re-read, so the new schedule, the new job and the deletion all apply from the first tick."""
+    cluster = Cluster()
+    cluster.apply(job("tick"), job("gone"))
+    specs, reads = warm_follower(cluster)
+    cluster.apply(job("tick", "*/5 * * * *"), job("new", "*/10 * * * *"))
+    cluster.store.write_specs([SpecChange("gone", None, cluster.store.read_specs()["gone"].version)])
+    reads[0] = 0
+    session = promoted_with(cluster, specs)
+    cluster.run_for(session, 600)
+    assert reads == [1]
+    assert cluster.backend.submitted == ["tick-20261125t060500z", "new-20261125t061000z", "tick-20261125t061000z"]
