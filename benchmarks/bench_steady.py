@@ -97,6 +97,27 @@ def per_minute(
     return rows, missing, every, classes
 
 
+def by_second(leader: Leader, launches: list[LaunchIdentity], worst: int = 10) -> dict[str, Any]:
+    """Where the tail sits: the seconds with the largest lag (how many launches were due in each), and the minutely
+    jobs' lag split by whether the `@every 10s` jobs were due in the same second."""
+    seconds: dict[datetime, list[float]] = {}
+    minutely: dict[bool, list[float]] = {True: [], False: []}
+    for identity in launches:
+        got = leader.backend.submitted_at(identity.name)
+        if got is None:
+            continue
+        lag = (got - identity.scheduled) / timedelta(seconds=1)
+        seconds.setdefault(identity.scheduled, []).append(lag)
+        if identity.job.startswith("minutely"):
+            minutely[identity.scheduled.second % 10 == 0].append(lag)
+    tail = sorted(seconds.items(), key=lambda item: max(item[1]), reverse=True)[:worst]
+    return {
+        "worst_seconds": [{"at": t.strftime("%H:%M:%S"), "due": len(v), "max_s": round(max(v), 3)} for t, v in tail],
+        "minutely_beside_every10_s": summary(minutely[True]),
+        "minutely_alone_s": summary(minutely[False]),
+    }
+
+
 def run_one(cluster: Any, minutely: int, every10: int, seconds: float) -> dict[str, Any]:
     root = new_root("steady")
     leader = start_leader(cluster.connect_string, root)
@@ -132,6 +153,7 @@ def run_one(cluster: Any, minutely: int, every10: int, seconds: float) -> dict[s
             "lag_s": summary(lags),
             "lag_by_class_s": {name: summary(values) for name, values in sorted(classes.items())},
             "per_minute": rows,
+            **by_second(leader, launches),
             "samples": samples,
             "open_left": len(leader.store.open_launches()),
         }
