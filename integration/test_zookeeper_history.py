@@ -154,3 +154,15 @@ def test_placing_a_job_makes_the_folder_of_its_next_launch(
     monkeypatch.setattr(store, "_get_many", recorded)
     store.begin(fence, [first])
     assert "checking launch folders" not in reads  # the herd's begin did not wait for a folder check
+
+
+def test_the_folder_cache_keeps_one_entry_per_job_whatever_the_history(store: ZooKeeperStore, fence: ZkFence) -> None:
+    """A leader that runs for months must not remember every hour folder it ever made (bench_memory found it)."""
+    for hour in range(30):
+        finished_launches(store, fence, "beat", [hour * HOUR])
+        finished_launches(store, fence, "tick", [hour * HOUR])
+    assert store._hours == {"beat": "2026112611", "tick": "2026112611"}  # 06:30 + 29 h, the newest only
+    late = make_begin(fence, "beat", T0 + 2 * HOUR + timedelta(minutes=1))  # a catch-up into an older hour
+    store.begin(fence, [late])
+    assert store.get_launch(late.record.name) is not None
+    assert store._hours["beat"] == "2026112611"

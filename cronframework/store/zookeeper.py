@@ -8,6 +8,7 @@ nodes asked for."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -69,8 +70,10 @@ class ZooKeeperStore:
         # znodes seen to exist: job-state nodes are never deleted, so a begin whose jobs are all known skips
         # listing a folder of 10k+ children; an unknown job falls back to listing
         self._known_jobs: set[str] = set()
-        # launch folders (a job's, and its hourly ones) seen or made; an unknown one costs a share of a multiRead
-        self._known_dirs: set[str] = set()
+        # job -> its newest hour folder seen or made ("" once only the job's own folder is known). One slot per job,
+        # whatever the history: a set of every folder seen grew by a path per job and hour. An hour not known
+        # (a catch-up of an older one) costs a share of a multiRead.
+        self._hours: dict[str, str] = {}
         # records found where they were written before the hourly folders: finished and pruned there
         self._flat: set[str] = set()
         # open-index entries this store made or listed (the leader is their only writer)
@@ -150,18 +153,19 @@ class ZooKeeperStore:
     def _folders_to_create(self, hours: set[tuple[str, str]]) -> list[str]:
         """The launch folders to create (parents first) so that each (job, hour) folder exists; counted as existing
         from now on, since the caller's next batch makes them (a failed batch drops the cache)."""
-        by_path = {self._layout.launch_hour(job, hour): job for job, hour in hours}
-        unknown = sorted(p for p in by_path if p not in self._known_dirs)
+        known = self._hours
+        unknown = sorted((job, hour) for job, hour in hours if known.get(job) != hour)
         if not unknown:
             return []
-        got = self._get_many(unknown, "checking launch folders")
-        missing = [p for p, item in zip(unknown, got, strict=True) if item is None]
-        parents = sorted({self._layout.launch_dir(by_path[p]) for p in missing} - self._known_dirs)
-        absent = [
-            p for p, item in zip(parents, self._get_many(parents, "checking launch folders"), strict=True) if not item
-        ]
-        self._known_dirs.update(unknown, parents)
-        return absent + missing
+        got = self._get_many([self._layout.launch_hour(j, h) for j, h in unknown], "checking launch folders")
+        missing = [(j, h) for (j, h), item in zip(unknown, got, strict=True) if item is None]
+        parents = sorted({j for j, _ in missing if j not in known})  # a known hour implies its job's folder
+        got = self._get_many([self._layout.launch_dir(j) for j in parents], "checking launch folders")
+        absent = [self._layout.launch_dir(j) for j, item in zip(parents, got, strict=True) if item is None]
+        for job, hour in unknown:
+            if hour > known.get(job, ""):
+                known[job] = sys.intern(hour)  # a herd's jobs share one string per hour
+        return absent + [self._layout.launch_hour(j, h) for j, h in missing]
 
     def _create_or_set(self, path: str, data: bytes, exists: bool) -> Op:
         return Op("set", path, data) if exists else Op("create", path, data)
@@ -245,7 +249,7 @@ class ZooKeeperStore:
     def _forget(self) -> None:
         """After a failed write nothing cached about which nodes exist can be trusted."""
         self._known_jobs.clear()
-        self._known_dirs.clear()
+        self._hours.clear()
         self._known_open.clear()
         self._flat.clear()
 
@@ -378,7 +382,8 @@ class ZooKeeperStore:
         empty = [p for p, item in zip(paths, got, strict=True) if item is not None and item[1].numChildren == 0]
         if not empty:
             return
-        self._known_dirs.difference_update(empty)
+        if self._layout.launch_hour(job, self._hours.get(job, "")) in empty:
+            self._hours[job] = ""  # the job's own folder stays
         try:
             self.writer.commit(
                 fence_path(fence), [Group(p, [Op("delete", p)]) for p in empty], "dropping empty folders"
