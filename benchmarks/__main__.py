@@ -1,4 +1,4 @@
-"""`python -m benchmarks herd|steady|takeover|coldstart|suspend|peers|all [--smoke] [--plot] [sizes]`.
+"""`python -m benchmarks herd|steady|takeover|coldstart|suspend|peers|memory|all [--smoke] [--plot] [sizes]`.
 
 Each scenario starts its own real ZooKeeper (integration.zk) and prints its figures as JSON with the machine.
 `--smoke` runs the small sizes CI uses (a few seconds each); `--plot` writes PNGs to docs/img/ (matplotlib).
@@ -15,7 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_coldstart, bench_herd, bench_peers, bench_steady, bench_suspend, bench_takeover
+from benchmarks import (
+    bench_coldstart,
+    bench_herd,
+    bench_memory,
+    bench_peers,
+    bench_steady,
+    bench_suspend,
+    bench_takeover,
+)
 from benchmarks.common import emit
 from cronframework.logs import setup_logging
 
@@ -54,6 +62,10 @@ SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
         lambda: bench_suspend.run(200, 1),
     ),
     "peers": (lambda a: bench_peers.run(_or(a.jobs, [1000, 10_000])), lambda: bench_peers.run([200])),
+    "memory": (
+        lambda a: bench_memory.run(_or(a.jobs, [1000, 10_000, 100_000])),
+        lambda: bench_memory.run([100, 400]),
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from cronframework.jobspec import JobSpec
 from cronframework.schedule import Schedule
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     spec: JobSpec
     schedule: Schedule
@@ -23,38 +23,44 @@ class Entry:
     last_launch: str | None = None
 
 
+_Item = tuple[datetime, int, Entry]  # (watermark, sequence number, entry): the number breaks ties in order
+_OFF_HEAP = -1
+
+
 class Dispatcher:
     def __init__(self) -> None:
-        self._entries: dict[str, Entry] = {}
-        self._heap: list[tuple[datetime, int, str]] = []
+        # job -> the heap item that queues it, which is also its "current" mark: a heap item is live only while its
+        # job still maps to that very tuple. A due job off the heap maps to an item numbered _OFF_HEAP. One slot and
+        # one tuple per job, so 100k jobs cost little beyond their specs (benchmarks/bench_memory.py).
+        self._items: dict[str, _Item] = {}
+        self._heap: list[_Item] = []
         self._seq = itertools.count()
-        self._current: dict[str, int] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._items)
 
     def __contains__(self, job: str) -> bool:
-        return job in self._entries
+        return job in self._items
 
     def get(self, job: str) -> Entry | None:
-        return self._entries.get(job)
+        item = self._items.get(job)
+        return None if item is None else item[2]
 
     def entries(self) -> list[Entry]:
-        return list(self._entries.values())
+        return [item[2] for item in self._items.values()]
 
     def upsert(self, entry: Entry) -> None:
-        seq = next(self._seq)
-        self._entries[entry.spec.name] = entry
-        self._current[entry.spec.name] = seq
-        heapq.heappush(self._heap, (entry.watermark, seq, entry.spec.name))
+        item = (entry.watermark, next(self._seq), entry)
+        self._items[entry.spec.name] = item
+        heapq.heappush(self._heap, item)
 
     def remove(self, job: str) -> None:
-        self._entries.pop(job, None)
-        self._current.pop(job, None)
+        self._items.pop(job, None)
 
     def advance(self, job: str, watermark: datetime, last_launch: str | None = None) -> None:
-        entry = self._entries.get(job)
-        if entry is not None:
+        item = self._items.get(job)
+        if item is not None:
+            entry = item[2]
             # built directly: dataclasses.replace costs several times more, once per job of a herd
             self.upsert(Entry(entry.spec, entry.schedule, watermark, last_launch or entry.last_launch))
 
@@ -69,10 +75,11 @@ class Dispatcher:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:
                 return due
-            _, _, job = heapq.heappop(self._heap)
-            self._current.pop(job, None)
-            due.append(self._entries[job])
+            watermark, _, entry = heapq.heappop(self._heap)
+            self._items[entry.spec.name] = (watermark, _OFF_HEAP, entry)
+            due.append(entry)
 
     def _drop_stale(self) -> None:
-        while self._heap and self._current.get(self._heap[0][2]) != self._heap[0][1]:
-            heapq.heappop(self._heap)
+        heap, items = self._heap, self._items
+        while heap and items.get(heap[0][2].spec.name) is not heap[0]:
+            heapq.heappop(heap)

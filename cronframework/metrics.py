@@ -7,9 +7,10 @@ the objects (`instrument_store`, `instrumented_loader`), so the launch path itse
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 from prometheus_client import (
@@ -22,6 +23,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from cronframework.backend import Backend, load_backend
 from cronframework.errors import CronframeworkError, TransientBackendError
@@ -32,13 +34,47 @@ REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
-LAUNCHES = Counter(
-    "cronframework_launches", "Launch records finished, by job and outcome.", ["job", "outcome"], registry=REGISTRY
+
+class JobCounter:
+    """A counter labelled by job and one bounded label, kept as plain ints and exposed as `<name>_total`.
+
+    A prometheus_client child per series costs ~600 bytes (a Counter object, its value, its lock), and a leader has
+    one per job; here a series is a dict slot whose value is usually a shared small int (benchmarks/bench_memory.py).
+    """
+
+    def __init__(self, name: str, documentation: str, label: str, *, registry: CollectorRegistry) -> None:
+        self._name, self._documentation, self._label = name, documentation, label
+        self._counts: dict[str, dict[str, int]] = {}  # label value -> job -> count: few label values, many jobs
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def inc(self, job: str, value: str, amount: int = 1) -> None:
+        with self._lock:
+            jobs = self._counts.setdefault(value, {})
+            jobs[job] = jobs.get(job, 0) + amount
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        with self._lock:
+            series = [(job, value, n) for value, jobs in self._counts.items() for job, n in jobs.items()]
+        for job, value, n in series:
+            family.add_metric([job, value], n)
+        yield family
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self._name, self._documentation, labels=["job", self._label])
+
+
+LAUNCHES = JobCounter(
+    "cronframework_launches", "Launch records finished, by job and outcome.", "outcome", registry=REGISTRY
 )
-SKIPPED = Counter(
+SKIPPED = JobCounter(
     "cronframework_skipped_launches",
     "Instants recorded as skipped, by job and reason class.",
-    ["job", "reason"],
+    "reason",
     registry=REGISTRY,
 )
 LAUNCH_LAG = Histogram(
@@ -123,10 +159,10 @@ def launches_finished(records: Iterable[LaunchRecord], *, were_open: int = 0) ->
             skipped[record.job, reason_class(record.reason)] += 1
         elif record.outcome is Outcome.SUBMITTED and record.finished_at is not None:
             LAUNCH_LAG.observe(max(0.0, (record.finished_at - record.scheduled).total_seconds()))
-    for labels, count in launches.items():
-        LAUNCHES.labels(*labels).inc(count)
-    for labels, count in skipped.items():
-        SKIPPED.labels(*labels).inc(count)
+    for (job, outcome), count in launches.items():
+        LAUNCHES.inc(job, outcome, count)
+    for (job, reason), count in skipped.items():
+        SKIPPED.inc(job, reason, count)
 
 
 def leading(epoch: int) -> None:

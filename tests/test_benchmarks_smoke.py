@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from benchmarks import bench_coldstart, bench_herd, bench_peers, bench_steady, bench_takeover
+from benchmarks import bench_coldstart, bench_herd, bench_memory, bench_peers, bench_steady, bench_takeover
 from benchmarks.__main__ import main
 from integration.zk import ZkCluster, ZkHarnessError
 
@@ -72,6 +72,19 @@ def test_takeover_new_leader_launches_and_concludes() -> None:
     assert 0 < kill["first_launch_s"]["max"] < 60
     assert 0 < term["first_launch_s"]["max"] < 60
     assert kill["open_concluded_s"]["max"] >= 0
+
+
+def test_memory_reports_bytes_per_job_beyond_the_spec_at_each_size() -> None:
+    result = bench_memory.run([100, 400])
+    rows = result["rows"]
+    assert [r["jobs"] for r in rows] == [100, 400]
+    for row in rows:
+        assert row["submits"] == row["jobs"] * bench_memory.PASSES  # every job launched once per pass
+        assert row["spec_bytes_per_job"] > 0
+        assert row["beyond_spec_per_job"]["pass1"] > 0
+        assert row["holders_per_job"]["dispatcher"] > 0
+        assert row["top_files"] and all("where" in t and "per_job" in t for t in row["top_files"])
+    assert len(result["linear"]["per_job"]) == 2 and all(v > 0 for v in result["linear"]["per_job"])
 
 
 def test_cli_rejects_unknown_scenario() -> None:
