@@ -4,11 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
-scripts/zookeeper.sh
-scripts/dockerd.sh start
-scripts/test-image.sh
-scripts/nomad.sh install >/dev/null
+# the provisioning a Vagrant node runs (Vagrantfile), on this machine: install-deps, zookeeper, dockerd start,
+# test image, nomad install -- so CI runs the VMs' provisioning for real, not only its syntax
+scripts/provision.sh
 
 ruff check .
 ruff format --check .
