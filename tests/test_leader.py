@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -662,3 +662,26 @@ def test_specs_changed_right_before_promotion_are_read_and_used() -> None:
     cluster.run_for(session, 600)
     assert reads == [1]
     assert cluster.backend.submitted == ["tick-20261125t060500z", "new-20261125t061000z", "tick-20261125t061000z"]
+
+
+def test_the_periodic_clock_check_comes_after_the_launches_of_its_tick() -> None:
+    """The check is a ZooKeeper write; made before launching, one queued behind a busy server delayed a whole
+    second's launches (bench steady: the worst seconds came every 30 s)."""
+    cluster = Cluster()
+    cluster.apply(job("tick", "* * * * * *"))
+    session, _ = cluster.leader()
+    session.promote()
+    calls: list[tuple[str, datetime]] = []
+    real_server_time = cluster.store.server_time
+
+    def server_time() -> datetime:
+        calls.append(("clock check", cluster.clock.now()))
+        return real_server_time()
+
+    cluster.store.server_time = server_time  # type: ignore[method-assign]
+    cluster.backend.on_submit = lambda name, launch: calls.append(("submit", cluster.clock.now()))  # type: ignore[attr-defined]
+    cluster.run_for(session, 65)
+    checks = [i for i, (call, _) in enumerate(calls) if call == "clock check"]
+    assert len(checks) == 2  # every 30 s, not every tick
+    for i in checks:  # each right after the launch of its own tick, not before it
+        assert calls[i - 1] == ("submit", calls[i][1]) and calls[i + 1][0] == "submit" and calls[i + 1][1] > calls[i][1]
