@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `integration.zk` and `tests.store_conformance` import from the repo root
     sys.path.insert(0, str(ROOT))
 
+from cronframework.election import ZkFence  # noqa: E402
 from cronframework.store.zk_client import connect_zk  # noqa: E402
+from cronframework.store.zookeeper import ZooKeeperStore  # noqa: E402
 from integration.zk import ZkCluster, ZkHarnessError  # noqa: E402
 
 
@@ -62,3 +64,28 @@ def zk_ensemble() -> Iterator[ZkCluster]:
     cluster = _started(3)
     yield cluster
     cluster.destroy()
+
+
+def leader_fence(client: KazooClient, store: ZooKeeperStore, replica: str = "r1") -> ZkFence:
+    """A fence on a real ephemeral-sequential election node, as Election would create it."""
+    path = client.create(f"{store.layout.election}/test__n__", b"{}", ephemeral=True, sequence=True)
+    return ZkFence(epoch=int(path[-10:]), replica=replica, node_path=path)
+
+
+@pytest.fixture
+def store(zk_client: KazooClient, zk_root: str) -> Iterator[ZooKeeperStore]:
+    zk_store = ZooKeeperStore(zk_client, zk_root)
+    yield zk_store
+    zk_store.close()
+
+
+@pytest.fixture
+def fence(zk_client: KazooClient, store: ZooKeeperStore) -> ZkFence:
+    return leader_fence(zk_client, store)
+
+
+@pytest.fixture
+def invalid_fence(zk_client: KazooClient, store: ZooKeeperStore) -> ZkFence:
+    deposed = leader_fence(zk_client, store, "deposed")
+    zk_client.delete(deposed.node_path)  # what ZooKeeper does when the old leader's session expires
+    return deposed

@@ -3,7 +3,6 @@ folders are still read, finished and pruned, and a folder removed behind the cac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,23 +13,10 @@ from cronframework.election import ZkFence
 from cronframework.errors import ConflictError
 from cronframework.records import JobState, Outcome, RecordState
 from cronframework.store.zookeeper import ZooKeeperStore
-from integration.test_zookeeper_store import leader_fence
 from tests.store_conformance import T0, make_begin
 
 pytestmark = pytest.mark.zookeeper
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def store(zk_client: KazooClient, zk_root: str) -> Iterator[ZooKeeperStore]:
-    zk_store = ZooKeeperStore(zk_client, zk_root)
-    yield zk_store
-    zk_store.close()
-
-
-@pytest.fixture
-def fence(zk_client: KazooClient, store: ZooKeeperStore) -> ZkFence:
-    return leader_fence(zk_client, store)
 
 
 def finished_launches(store: ZooKeeperStore, fence: ZkFence, job: str, offsets: list[timedelta]) -> list[str]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
 from cronframework.election import ZkFence
@@ -19,31 +17,6 @@ from integration.zk import free_port
 from tests.store_conformance import T0, StoreConformance, make_begin
 
 pytestmark = pytest.mark.zookeeper
-
-
-def leader_fence(client: KazooClient, store: ZooKeeperStore, replica: str = "r1") -> ZkFence:
-    """A fence on a real ephemeral-sequential election node, as Election would create it."""
-    path = client.create(f"{store.layout.election}/test__n__", b"{}", ephemeral=True, sequence=True)
-    return ZkFence(epoch=int(path[-10:]), replica=replica, node_path=path)
-
-
-@pytest.fixture
-def store(zk_client: KazooClient, zk_root: str) -> Iterator[ZooKeeperStore]:
-    zk_store = ZooKeeperStore(zk_client, zk_root)
-    yield zk_store
-    zk_store.close()
-
-
-@pytest.fixture
-def fence(zk_client: KazooClient, store: ZooKeeperStore) -> ZkFence:
-    return leader_fence(zk_client, store)
-
-
-@pytest.fixture
-def invalid_fence(zk_client: KazooClient, store: ZooKeeperStore) -> ZkFence:
-    deposed = leader_fence(zk_client, store, "deposed")
-    zk_client.delete(deposed.node_path)  # what ZooKeeper does when the old leader's session expires
-    return deposed
 
 
 class TestZooKeeperStoreConformance(StoreConformance):
