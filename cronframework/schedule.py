@@ -4,7 +4,8 @@ A cron schedule matches LOCAL wall-clock times. Absolute time is cut into segmen
 (`schedule_zone`); inside one segment wall time is instant + offset, so a match there is one bisect-driven
 search (`schedule_match`). The DST policy only decides what happens at segment edges: a wall time repeated
 after a fall-back fires at its first occurrence (or both), a wall time skipped by a spring-forward fires once
-at the first instant after the gap (or not at all). `@every` is absolute time and ignores all of this.
+at the first instant after the gap (or not at all). `@every` is absolute time (the Unix epoch plus a per-job
+offset) and ignores all of this.
 Documented in docs/schedules.md; pure functions of their arguments, so every replica computes the same
 launches.
 """
@@ -17,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronframework.duration import parse_duration
+from cronframework.duration import format_duration, parse_duration
 from cronframework.errors import ScheduleError
 from cronframework.jobspec import DstPolicy, RepeatedTime, SkippedTime
-from cronframework.schedule_fields import DOM, expand, resolve
+from cronframework.schedule_fields import DOM, expand, hashed_value, resolve
 from cronframework.schedule_match import CronPattern, next_match, pattern_from, prev_match
 from cronframework.schedule_zone import Segment, segment_at
 
@@ -46,16 +47,19 @@ def _to_datetime(seconds: int) -> datetime:
 
 
 class _Every:
-    """`@every <period>`: the instants whose Unix time is a multiple of the period, so replicas agree."""
+    """`@every <period> +<offset>`: the instants t with t - offset a multiple of the period. Anchored to the Unix
+    epoch, not to a replica's start, so replicas agree; the offset (hashed from the job's name unless written) keeps
+    a thousand jobs sharing a period from firing in the same second."""
 
-    def __init__(self, period: int) -> None:
+    def __init__(self, period: int, offset: int) -> None:
         self.period = period
+        self.offset = offset
 
     def next_after(self, after: int) -> int:
-        return (after // self.period + 1) * self.period
+        return ((after - self.offset) // self.period + 1) * self.period + self.offset
 
     def at_or_before(self, at: int, floor: int) -> int | None:
-        found = at // self.period * self.period
+        found = (at - self.offset) // self.period * self.period + self.offset
         return found if found >= floor else None
 
 
@@ -187,15 +191,30 @@ def _zone(name: str) -> ZoneInfo:
         raise ScheduleError(f"unknown IANA time zone {name!r}") from None
 
 
-def _every(expression: str) -> _Every:
+def _every(expression: str, job: str) -> tuple[_Every, str]:
+    """`@every <period> [+<offset> | +?]` -> the engine and its resolved text (the offset always written out)."""
     text = expression.strip()[len("@every") :].strip()
+    period_text, plus, offset_text = (part.strip() for part in text.partition("+"))
+    period = _whole_seconds(period_text, "period", 1)
+    if not plus or offset_text == "?":
+        offset = hashed_value(f"{job}/@every", 0, period - 1)
+    else:
+        offset = _whole_seconds(offset_text, "offset", 0)
+        if offset >= period:
+            raise ScheduleError(f"@every: offset must be below the period {period_text}, got {offset_text!r}")
+    resolved = f"@every {period_text} +{format_duration(timedelta(seconds=offset)) if offset else '0s'}"
+    return _Every(period, offset), resolved
+
+
+def _whole_seconds(text: str, what: str, least: int) -> int:
     try:
-        period = parse_duration(text)
+        value = parse_duration(text)
     except ValueError as exc:
-        raise ScheduleError(f"@every: {exc}") from None
-    if period < _SECOND or period % _SECOND:
-        raise ScheduleError(f"@every: period must be whole seconds, at least 1s, got {text!r}")
-    return _Every(period // _SECOND)
+        raise ScheduleError(f"@every: {what}: {exc}") from None
+    if value < least * _SECOND or value % _SECOND:
+        floor = f", at least {least}s" if least else ""
+        raise ScheduleError(f"@every: {what} must be whole seconds{floor}, got {text!r}")
+    return value // _SECOND
 
 
 @lru_cache(maxsize=4096)
@@ -215,7 +234,8 @@ def parse_schedule(expression: str, *, job: str, timezone: str = "UTC", dst: Dst
     zone = _zone(timezone)
     head = expression.strip().split(maxsplit=1)[:1]
     if head and head[0].lower() == "@every":
-        return Schedule(expression, expression.strip(), timezone, policy, _every(expression))
+        engine, resolved_every = _every(expression, job)
+        return Schedule(expression, resolved_every, timezone, policy, engine)
     resolved = resolve(expression, job)
     return Schedule(expression, resolved.resolved, timezone, policy, _cron(resolved.fields, zone, policy))
 

@@ -70,7 +70,12 @@ _HASHED = re.compile(r"^[hr](?:$|[(/])", re.IGNORECASE)  # croniter's H (crc32) 
 
 def question_value(job: str, field: Field, low: int, high: int) -> int:
     """The `?` contract: low + (first 8 bytes of SHA-256("<job>/<index>"), big-endian) mod (high-low+1)."""
-    digest = hashlib.sha256(f"{job}/{field.index}".encode()).digest()
+    return hashed_value(f"{job}/{field.index}", low, high)
+
+
+def hashed_value(key: str, low: int, high: int) -> int:
+    """low + (first 8 bytes of SHA-256(key), big-endian) mod (high-low+1): stable across releases and machines."""
+    digest = hashlib.sha256(key.encode()).digest()
     return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
 
 

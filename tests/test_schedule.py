@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import islice
 
@@ -181,16 +182,16 @@ LAUNCHES = [
         ["2024-11-03T05:30:00", "2024-11-04T06:00:00"],
     ),
     (
-        "@every 1h is anchored at Unix multiples of 3600",
-        "@every 1h",
+        "@every 1h +0s is anchored at Unix multiples of 3600",
+        "@every 1h +0s",
         "UTC",
         None,
         "2024-05-01T10:17:03",
         ["2024-05-01T11:00:00", "2024-05-01T12:00:00"],
     ),
     (
-        "@every 7m: Unix time a multiple of 420 s, not the wall-clock hour",
-        "@every 7m",
+        "@every 7m +0s: Unix time a multiple of 420 s, not the wall-clock hour",
+        "@every 7m +0s",
         "UTC",
         None,
         "2024-05-01T10:05:00",
@@ -198,11 +199,11 @@ LAUNCHES = [
     ),
     (
         "@every is absolute time: no DST in New York's fall-back",
-        "@every 1h",
+        "@every 1h+15m",
         "America/New_York",
         None,
         "2024-11-03T04:30:00",
-        ["2024-11-03T05:00:00", "2024-11-03T06:00:00", "2024-11-03T07:00:00"],
+        ["2024-11-03T05:15:00", "2024-11-03T06:15:00", "2024-11-03T07:15:00"],
     ),
     (
         "OR semantics: day 13 or any Friday",
@@ -391,7 +392,7 @@ def test_between_excludes_start_and_includes_end() -> None:
             id="nothing in the window",
         ),
         pytest.param(
-            "@every 90s",
+            "@every 90s +0s",
             "UTC",
             None,
             "2024-01-01T00:01:29",
@@ -457,6 +458,41 @@ def test_question_mark_differs_between_jobs_and_fields() -> None:
     assert len(resolved) > 40
 
 
+# The `@every` offset contract (docs/schedules.md): without `+<offset>` the offset is hashed from the job's name.
+EVERY_CONTRACT = [
+    ("nightly-report", "@every 10s", "@every 10s +6s"),
+    ("nightly-report", "@every 1h", "@every 1h +52m36s"),
+    ("billing-sync", "@every 90s +?", "@every 90s +34s"),
+]
+
+
+@pytest.mark.parametrize(("job", "expression", "resolved"), EVERY_CONTRACT)
+def test_every_offset_contract(job: str, expression: str, resolved: str) -> None:
+    assert parse_schedule(expression, job=job).resolved == resolved
+
+
+def test_every_offset_formula_and_instants() -> None:
+    digest = hashlib.sha256(b"some-job/@every").digest()
+    offset = int.from_bytes(digest[:8], "big") % 600
+    schedule = parse_schedule("@every 10m", job="some-job", timezone="America/New_York")
+    first = schedule.next_after(utc("2024-05-01T10:00:00"))
+    assert (int(first.timestamp()) - offset) % 600 == 0
+    assert first - utc("2024-05-01T10:00:00") <= timedelta(minutes=10)
+    assert list(schedule.between(first, first + timedelta(minutes=30))) == [
+        first + timedelta(minutes=10 * k) for k in (1, 2, 3)
+    ]
+    assert schedule.latest_at_or_before(first + timedelta(minutes=9), first) == first
+
+
+def test_every_without_offset_spreads_jobs_over_the_period() -> None:
+    seconds = Counter(
+        parse_schedule("@every 10s", job=f"every10-{i:05d}").next_after(utc("2024-05-01T10:00:00")).second % 10
+        for i in range(1000)
+    )
+    assert set(seconds) == set(range(10))
+    assert max(seconds.values()) < 150  # 100 a second on average; aligned, all 1,000 would share one second
+
+
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
@@ -477,7 +513,10 @@ def test_question_mark_differs_between_jobs_and_fields() -> None:
         ("@fortnightly", "unknown macro '@fortnightly'"),
         ("@every 0s", "at least 1s"),
         ("@every 1500ms", "whole seconds"),
-        ("@every soon", "@every: invalid duration"),
+        ("@every soon", "@every: period: invalid duration"),
+        ("@every 10s +10s", "@every: offset must be below the period 10s, got '10s'"),
+        ("@every 10s +1.5s", "@every: offset must be whole seconds, got '1.5s'"),
+        ("@every 10s +later", "@every: offset: invalid duration"),
         ("?,5 * * * *", "minute field: '?' must stand alone"),
         ("?(5-1) * * * *", "minute field: empty range"),
         ("?(0-99) * * * *", "minute field: 99 out of range 0-59"),
@@ -503,7 +542,8 @@ def test_unknown_time_zone() -> None:
 
 def test_macros_resolve_to_themselves_and_every_keeps_its_text() -> None:
     assert parse_schedule("@hourly", job="j").resolved == "@hourly"
-    assert parse_schedule("@every 90s", job="j").resolved == "@every 90s"
+    assert parse_schedule("@every 90s +0s", job="j").resolved == "@every 90s +0s"
+    assert parse_schedule("@every 1h +90s", job="j").resolved == "@every 1h +1m30s"
     assert parse_schedule("@ANNUALLY", job="j").next_after(utc("2024-05-01T00:00:00")) == utc("2025-01-01T00:00:00")
 
 
