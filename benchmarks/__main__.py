@@ -48,7 +48,7 @@ def _takeover(a: argparse.Namespace) -> dict[str, Any]:
 # scenario -> (full run with overrides, smoke run)
 SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
     "herd": (
-        lambda a: bench_herd.run(_or(a.jobs, [1000, 10_000]), _or(a.nodes, [1, 3])),
+        lambda a: bench_herd.run(_or(a.jobs, [1000, 10_000]), _or(a.nodes, [1, 3]), _or(a.repeats, 1)),
         lambda: bench_herd.run([200], [1]),
     ),
     "steady": (_steady, lambda: bench_steady.run(200, 20, 30.0, [1])),
@@ -99,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=_ints, help="ZooKeeper ensemble sizes, comma-separated (herd, steady)")
     p.add_argument("--timeouts", type=_floats, help="session timeouts in seconds (takeover)")
     p.add_argument("--signals", type=lambda t: t.split(","), help="kill -9,SIGTERM,SIGSTOP (takeover)")
-    p.add_argument("--repeats", type=int, help="repetitions per configuration (takeover, suspend)")
+    p.add_argument("--repeats", type=int, help="repetitions (takeover, suspend; herd: herds a minute apart)")
     p.add_argument("--seconds", type=float, help="measured window (steady)")
     p.add_argument("--every10", type=int, help="`@every 10s` jobs beside the minutely ones (steady)")
     p.add_argument("--records", type=int, help="history records to preload (coldstart)")

@@ -5,7 +5,10 @@ Measures, from the shared scheduled instant: when every launch was begun (sync p
 ZooKeeper writes (ops in multi-op transactions) and payload bytes per launch, and ZooKeeper packets per launch
 from `mntr`. Every job is `S * * * * *` for one second S a few seconds after the leader has taken over.
 
-    python -m benchmarks herd [--jobs 1000,10000] [--nodes 1,3] [--smoke]
+    python -m benchmarks herd [--jobs 1000,10000] [--nodes 1,3] [--repeats H] [--smoke]
+
+With `--repeats H` the same jobs herd H times, a minute apart: the first herd is the one right after takeover,
+on ZooKeeper servers started a moment before; the later ones are the steady case.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ def herd_second(promote_estimate: float) -> datetime:
     return now + timedelta(seconds=LEAD_SECONDS + int(promote_estimate) + 1)
 
 
-def run_one(hosts: str, jobs: int, cluster: Any) -> dict[str, Any]:
+def run_one(hosts: str, jobs: int, cluster: Any, herds: int = 1) -> list[dict[str, Any]]:
+    """The first herd after takeover, then `herds - 1` more, one a minute (each job is `S * * * * *`): the later
+    ones meet a ZooKeeper and a leader that have been running, as in production."""
     root = new_root("herd")
     leader = start_leader(hosts, root)
     try:
@@ -38,19 +43,33 @@ def run_one(hosts: str, jobs: int, cluster: Any) -> dict[str, Any]:
         _raise(leader)
         if leader.promoted_at is not None and leader.promoted_at >= target.timestamp():
             raise RuntimeError(f"promotion of {jobs} jobs outlasted the herd's lead time; raise the estimate")
-        before = mntr(cluster)
-        due = leader.session._dispatcher.next_due()
-        assert due is not None
-        done = wait_until(
-            lambda: leader.error is not None or leader.writes.groups.get("finishing launches", 0) >= jobs,
-            max(60.0, (due - datetime.now(UTC)).total_seconds() + 60),
-            "every launch to finish",
-        )
-        _raise(leader)
-        after = mntr(cluster)
-        return _figures(leader, jobs, due, names, done, before, after)
+        first = leader.session._dispatcher.next_due()
+        assert first is not None
+        rows = []
+        for herd in range(1, herds + 1):
+            due = first + timedelta(minutes=herd - 1)
+            before, counted = mntr(cluster), _counters(leader.writes)
+            done = wait_until(
+                lambda herd=herd: (
+                    leader.error is not None
+                    or leader.writes.groups.get("finishing launches", 0) >= jobs * herd
+                ),
+                max(60.0, (due - datetime.now(UTC)).total_seconds() + 60),
+                "every launch to finish",
+            )
+            _raise(leader)
+            after = mntr(cluster)
+            rows.append({"herd": herd, **_figures(leader, jobs, due, names, done, before, after, counted)})
+        return rows
     finally:
         leader.close()
+
+
+def _counters(writes: Any) -> dict[str, int]:
+    return {
+        "ops": writes.ops.get("beginning launches", 0) + writes.ops.get("finishing launches", 0),
+        "bytes": writes.bytes.get("beginning launches", 0) + writes.bytes.get("finishing launches", 0),
+    }
 
 
 def _raise(leader: Any) -> None:
@@ -66,20 +85,21 @@ def _figures(
     done: float,
     before: dict[str, float],
     after: dict[str, float],
+    counted: dict[str, int],
 ) -> dict[str, Any]:
     writes = leader.writes
     t0 = due.timestamp()
-    begun = max(t for t, _ in writes.done["beginning launches"] if t >= t0)
-    finished = max(t for t, _ in writes.done["finishing launches"])
+    begun = max(t for t, _ in writes.done["beginning launches"] if t0 <= t < t0 + 60)
+    finished = max(t for t, _ in writes.done["finishing launches"] if t0 <= t < t0 + 60)
     launch_names = [LaunchIdentity(n, due).name for n in names]
     lag = lags(leader.backend, launch_names, [due] * jobs)
-    herd_ops = writes.ops.get("beginning launches", 0) + writes.ops.get("finishing launches", 0)
-    herd_bytes = writes.bytes.get("beginning launches", 0) + writes.bytes.get("finishing launches", 0)
+    now = _counters(writes)
+    herd_ops, herd_bytes = now["ops"] - counted["ops"], now["bytes"] - counted["bytes"]
     open_left = len(leader.store.open_launches())
     return {
         "jobs": jobs,
-        "submitted": leader.backend.submits,
-        "finished_records": writes.groups.get("finishing launches", 0),
+        "submitted": len(lag),  # this herd's launches the backend holds
+        "finished_records": sum(n for t, n in writes.done["finishing launches"] if t0 <= t < t0 + 60),
         "open_left": open_left,
         "all_begun_s": round(begun - t0, 3),
         "all_submitted_s": round(max(lag, default=0.0), 3),
@@ -94,15 +114,15 @@ def _figures(
     }
 
 
-def run(sizes: list[int], nodes: list[int]) -> dict[str, Any]:
-    """One herd per (ZooKeeper size, job count); rows of figures."""
+def run(sizes: list[int], nodes: list[int], herds: int = 1) -> dict[str, Any]:
+    """`herds` herds per (ZooKeeper size, job count), one a minute; a row of figures per herd."""
     rows = []
     for n in nodes:
         with zookeeper(n) as cluster:
             for jobs in sizes:
                 started = time.monotonic()
-                row = {"zk_nodes": n, **run_one(cluster.connect_string, jobs, cluster)}
-                row["bench_wall_s"] = round(time.monotonic() - started, 1)
-                print(row, flush=True)
-                rows.append(row)
+                for row in run_one(cluster.connect_string, jobs, cluster, herds):
+                    row = {"zk_nodes": n, **row, "bench_wall_s": round(time.monotonic() - started, 1)}
+                    print(row, flush=True)
+                    rows.append(row)
     return {"rows": rows}

@@ -32,14 +32,16 @@ def sane(lag: dict[str, float]) -> bool:
     return all(math.isfinite(v) and -0.5 < v < 60 for v in lag.values()) and lag["p50"] <= lag["p99"] <= lag["max"]
 
 
-def test_herd_launches_and_finishes_every_job() -> None:
-    (row,) = bench_herd.run([200], [1])["rows"]
-    assert row["submitted"] == 200
-    assert row["finished_records"] == 200
-    assert row["open_left"] == 0
-    assert 0 <= row["all_begun_s"] <= row["all_finished_s"]
-    assert sane(row["lag_s"])
-    assert row["zk_ops_per_launch"] >= 3  # record + open index + job state, then the finished record
+def test_herd_launches_and_finishes_every_job_in_each_herd() -> None:
+    rows = bench_herd.run([200], [1], herds=2)["rows"]
+    assert [row["herd"] for row in rows] == [1, 2]
+    for row in rows:
+        assert row["submitted"] == 200
+        assert row["finished_records"] == 200
+        assert row["open_left"] == 0
+        assert 0 <= row["all_begun_s"] <= row["all_finished_s"]
+        assert sane(row["lag_s"])
+        assert row["zk_ops_per_launch"] >= 3  # record + open index + job state, then the finished record
 
 
 def test_steady_misses_no_launch() -> None:
