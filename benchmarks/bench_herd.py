@@ -51,8 +51,7 @@ def run_one(hosts: str, jobs: int, cluster: Any, herds: int = 1) -> list[dict[st
             before, counted = mntr(cluster), _counters(leader.writes)
             done = wait_until(
                 lambda herd=herd: (
-                    leader.error is not None
-                    or leader.writes.groups.get("finishing launches", 0) >= jobs * herd
+                    leader.error is not None or leader.writes.groups.get("finishing launches", 0) >= jobs * herd
                 ),
                 max(60.0, (due - datetime.now(UTC)).total_seconds() + 60),
                 "every launch to finish",
