@@ -52,17 +52,17 @@ def classpath() -> str:
 
 
 def jvm_flags() -> list[str]:
-    """Quick-starting, small servers for tests; benchmarks ask for a full JIT and more heap through the env:
-    CRONFRAMEWORK_ZK_HEAP (default 256m) and CRONFRAMEWORK_ZK_FULL_JIT=1 (C2 instead of C1 only). The committed-
-    proposal log kept for follower sync is capped: with 1,000-op multi transactions the default 500 can fill
-    a small heap."""
-    flags = [
-        f"-Xmx{os.environ.get('CRONFRAMEWORK_ZK_HEAP', '256m')}",
-        "-XX:+UseSerialGC",
-        "-Dzookeeper.commitLogCount=100",
-    ]
+    """Quick-starting, small servers for tests; benchmarks ask for more through the env: CRONFRAMEWORK_ZK_HEAP
+    (default 256m), CRONFRAMEWORK_ZK_FULL_JIT=1 (C2 instead of C1 only), CRONFRAMEWORK_ZK_GC=g1 (the JVM's
+    default collector, as a production server runs, instead of the serial one) and CRONFRAMEWORK_ZK_GC_LOG=<dir>
+    (each server's GC log, to line pauses up with lag). The committed-proposal log kept for follower sync is
+    capped: with 1,000-op multi transactions the default 500 can fill a small heap."""
+    gc = {"serial": "-XX:+UseSerialGC", "g1": "-XX:+UseG1GC"}[os.environ.get("CRONFRAMEWORK_ZK_GC", "serial")]
+    flags = [f"-Xmx{os.environ.get('CRONFRAMEWORK_ZK_HEAP', '256m')}", gc, "-Dzookeeper.commitLogCount=100"]
     if os.environ.get("CRONFRAMEWORK_ZK_FULL_JIT") != "1":
         flags.append("-XX:TieredStopAtLevel=1")
+    if log_dir := os.environ.get("CRONFRAMEWORK_ZK_GC_LOG"):
+        flags.append(f"-Xlog:gc:file={log_dir}/zk-gc-%p.log:uptime,time")
     return flags
 
 
