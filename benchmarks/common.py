@@ -14,7 +14,7 @@ import resource
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,7 +29,7 @@ from cronframework.jobspec import JobSpec
 from cronframework.leader import LeaderConfig, LeaderSession
 from cronframework.replica import ZkLeadership
 from cronframework.store import SpecChange
-from cronframework.store.zk_batch import FencedWriter, Group, op_size
+from cronframework.store.zk_batch import FencedWriter, Group, Pending
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration.zk import ZkCluster, four_letter
 
@@ -150,24 +150,23 @@ class WriteLog:
 
 
 def count_writes(store: ZooKeeperStore) -> WriteLog:
-    """Wrap the store's writer so every committed batch is counted (ops, payload bytes, completion time).
+    """Wrap the store's writer so every committed batch is counted (ops, bytes on the wire, completion time).
     `commit` goes through `send`, so wrapping `send` sees every write; a batch counts once its wait returns."""
     log = WriteLog()
     writer: FencedWriter = store.writer
     inner = writer.send
 
-    def send(fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> Callable[[], None]:
-        wait = inner(fence_path, groups, what, atomic=atomic)
+    def send(fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> Pending:
+        sent = inner(fence_path, groups, what, atomic=atomic)
 
         def counted() -> None:
-            wait()
-            ops = [o for g in groups for o in g.ops]
-            log.ops[what] = log.ops.get(what, 0) + len(ops) + (1 if fence_path else 0)
-            log.bytes[what] = log.bytes.get(what, 0) + sum(op_size(o, 0) for o in ops)
+            sent()
+            log.ops[what] = log.ops.get(what, 0) + sent.ops
+            log.bytes[what] = log.bytes.get(what, 0) + sent.bytes
             log.groups[what] = log.groups.get(what, 0) + len(groups)
             log.done.setdefault(what, []).append((time.time(), len(groups)))
 
-        return counted
+        return Pending(counted, sent.ops, sent.bytes)
 
     writer.send = send  # type: ignore[method-assign]
     return log

@@ -47,10 +47,12 @@ class LaunchIdentity:
     manual: bool = False
 
     def __post_init__(self) -> None:
-        if self.scheduled.tzinfo is None:
+        scheduled = self.scheduled
+        if scheduled.tzinfo is UTC and not scheduled.microsecond:
+            return  # already normal: every instant the schedule math hands out
+        if scheduled.tzinfo is None:
             raise ValueError("scheduled instant must be timezone-aware")
-        normal = self.scheduled.astimezone(UTC).replace(microsecond=0)
-        object.__setattr__(self, "scheduled", normal)
+        object.__setattr__(self, "scheduled", scheduled.astimezone(UTC).replace(microsecond=0))
 
     @cached_property
     def name(self) -> str:  # asked for several times per launch, by every launch of a herd

@@ -26,23 +26,15 @@ from kazoo.exceptions import (
     RolledBackError,
     RuntimeInconsistency,
 )
-from kazoo.protocol.serialization import CheckVersion, Create, Delete, SetData
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.store.zk_client import gather
+from cronframework.store.zk_multiwrite import MultiWrite, Op, acl_tail, encode
 
 MAX_CHUNK_OPS = 1000
 # a quarter of jute.maxbuffer: request and response both stay far below the limit
 MAX_CHUNK_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Op:
-    kind: str  # "create" | "set" | "delete" | "check"
-    path: str
-    data: bytes = b""
-    version: int = -1
 
 
 @dataclass
@@ -71,21 +63,49 @@ class BatchFailed(PartialBatch):
     pass
 
 
-def op_size(op: Op, acl_bytes: int) -> int:
-    return len(op.path) + len(op.data) + acl_bytes + 32
+def chunked(groups: Sequence[Group], encoded: Sequence[list[bytes]], max_ops: int, max_bytes: int) -> list[Chunk]:
+    """Groups in order, cut into transactions of at most `max_ops` ops and `max_bytes` bytes on the wire (one
+    group larger than that still goes, alone)."""
+    chunks: list[Chunk] = []
+    current = Chunk()
+    for group, ops in zip(groups, encoded, strict=True):
+        size = sum(map(len, ops))
+        if current.groups and (current.ops + len(ops) > max_ops or current.size + size > max_bytes):
+            chunks.append(current)
+            current = Chunk()
+        current.add(group, ops, size)
+    if current.groups:
+        chunks.append(current)
+    return chunks
 
 
-def chunked(groups: Sequence[Group], acl_bytes: int, max_ops: int, max_bytes: int) -> list[list[Group]]:
-    chunks: list[list[Group]] = [[]]
-    ops = size = 0
-    for group in groups:
-        g_ops, g_size = len(group.ops), sum(op_size(o, acl_bytes) for o in group.ops)
-        if chunks[-1] and (ops + g_ops > max_ops or size + g_size > max_bytes):
-            chunks.append([])
-            ops = size = 0
-        chunks[-1].append(group)
-        ops, size = ops + g_ops, size + g_size
-    return [c for c in chunks if c]
+@dataclass
+class Chunk:
+    """One transaction's groups and their encoded ops."""
+
+    groups: list[Group] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)
+    ops: int = 0
+    size: int = 0
+
+    def add(self, group: Group, ops: list[bytes], size: int) -> None:
+        self.groups.append(group)
+        self.encoded += ops
+        self.ops += len(ops)
+        self.size += size
+
+
+class Pending:
+    """A sent batch: call it to wait for ZooKeeper's answer (raises what `commit` would). `ops` and `bytes` say
+    what went on the wire, the fence checks included."""
+
+    def __init__(self, wait: Callable[[], None], ops: int, size: int) -> None:
+        self._wait = wait
+        self.ops = ops
+        self.bytes = size
+
+    def __call__(self) -> None:
+        self._wait()
 
 
 @dataclass
@@ -101,55 +121,36 @@ class FencedWriter:
         naming what applied. `atomic` refuses a batch too large for one transaction rather than split it."""
         self.send(fence_path, groups, what, atomic=atomic)()
 
-    def send(
-        self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False
-    ) -> Callable[[], None]:
+    def send(self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> Pending:
         """`commit`, split in two: the transactions leave now, the returned call waits for them and raises."""
-        chunks = chunked(groups, self._acl_bytes(), self.max_ops, self.max_bytes) or [[]]
-        if atomic and len(chunks) > 1:
-            raise StateStoreError(f"{what}: too large for one ZooKeeper transaction; split it into smaller changes")
-        pending = [self._transaction(fence_path, chunk).commit_async() for chunk in chunks]
-
-        def wait() -> None:
-            results = gather(self.client, what, pending, self.timeout)
-            offset = 0 if fence_path is None else 1
-            failures = [(chunk, _failure(result, offset)) for chunk, result in zip(chunks, results, strict=True)]
-            bad = [err for _, err in failures if err is not None]
-            if bad:
-                applied = tuple(g.tag for chunk, err in failures if err is None for g in chunk)
-                raise _error(what, bad[0], applied, len(bad), len(chunks))
-
-        return wait
-
-    def _transaction(self, fence_path: str | None, chunk: list[Group]) -> Any:
-        """Build the chunk's requests directly: kazoo's per-op argument checks and path joining cost more
-        than the rest of a 10k-launch batch, and every path here comes from Layout, already normalized."""
-        tx = self.client.transaction()
-        acl = self.acl or self.client.default_acl or OPEN_ACL_UNSAFE
         # Layout's paths are absolute and normalized, so the chroot is a plain prefix (kazoo's normpath per op
         # was a tenth of a herd's CPU)
         prefix: str = (self.client.chroot or "").rstrip("/")
-        requests: list[Any] = []
-        if fence_path is not None:
-            # the election znode is never modified: its existence is what proves leadership
-            requests.append(CheckVersion(prefix + fence_path, -1))
-        for group in chunk:
-            requests.extend(_request(op, prefix + op.path, acl) for op in group.ops)
-        tx.operations.extend(requests)
-        return tx
+        tail = acl_tail(self.acl or self.client.default_acl or OPEN_ACL_UNSAFE)
+        encoded = [[encode(op, prefix + op.path, tail) for op in group.ops] for group in groups]
+        chunks = chunked(groups, encoded, self.max_ops, self.max_bytes) or [Chunk()]
+        if atomic and len(chunks) > 1:
+            raise StateStoreError(f"{what}: too large for one ZooKeeper transaction; split it into smaller changes")
+        # the election znode is never modified: its existence is what proves leadership
+        fence = [] if fence_path is None else [encode(Op("check", fence_path), prefix + fence_path, tail)]
+        pending = [self._send(fence + chunk.encoded) for chunk in chunks]
 
-    def _acl_bytes(self) -> int:
-        return sum(16 + len(a.id.scheme) + len(a.id.id) for a in self.acl or [])
+        def wait() -> None:
+            results = gather(self.client, what, pending, self.timeout)
+            failures = [(chunk, _failure(result, len(fence))) for chunk, result in zip(chunks, results, strict=True)]
+            bad = [err for _, err in failures if err is not None]
+            if bad:
+                applied = tuple(g.tag for chunk, err in failures if err is None for g in chunk.groups)
+                raise _error(what, bad[0], applied, len(bad), len(chunks))
 
+        ops = sum(c.ops for c in chunks) + len(fence) * len(chunks)
+        size = sum(c.size for c in chunks) + sum(map(len, fence)) * len(chunks)
+        return Pending(wait, ops, size)
 
-def _request(op: Op, path: str, acl: Sequence[ACL]) -> Any:
-    if op.kind == "create":
-        return Create(path, op.data, acl, 0)
-    if op.kind == "set":
-        return SetData(path, op.data, op.version)
-    if op.kind == "delete":
-        return Delete(path, op.version)
-    return CheckVersion(path, op.version)
+    def _send(self, encoded: list[bytes]) -> Any:
+        result = self.client.handler.async_result()
+        self.client._call(MultiWrite(encoded), result)
+        return result
 
 
 def _failure(result: Any, offset: int) -> tuple[bool, Exception] | None:

@@ -22,7 +22,7 @@ from cronframework.errors import ConflictError, StateStoreError
 from cronframework.naming import parse_launch_name
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
 from cronframework.store import Begin, Fence, SpecChange, StoredSpec, already_committed
-from cronframework.store.zk_batch import FencedWriter, Group, Op
+from cronframework.store.zk_batch import FencedWriter, Group
 from cronframework.store.zk_client import Auth, call, connect_zk, digest_acl, gather, zk_errors
 from cronframework.store.zk_layout import (
     SECTIONS,
@@ -39,6 +39,7 @@ from cronframework.store.zk_layout import (
     normalize_root,
 )
 from cronframework.store.zk_multiread import flatten, read_many_async
+from cronframework.store.zk_multiwrite import Op
 
 log = logging.getLogger("cronframework.store")
 
