@@ -29,7 +29,7 @@ from cronframework.jobspec import JobSpec
 from cronframework.leader import LeaderConfig, LeaderSession
 from cronframework.replica import ZkLeadership
 from cronframework.store import SpecChange
-from cronframework.store.zk_batch import FencedWriter, Group, Pending
+from cronframework.store.zk_batch import PreparedWrite
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration.zk import ZkCluster, four_letter
 
@@ -150,25 +150,17 @@ class WriteLog:
 
 
 def count_writes(store: ZooKeeperStore) -> WriteLog:
-    """Wrap the store's writer so every committed batch is counted (ops, bytes on the wire, completion time).
-    `commit` goes through `send`, so wrapping `send` sees every write; a batch counts once its wait returns."""
+    """Count every batch the store's writer got applied (ops and bytes on the wire, completion time)."""
     log = WriteLog()
-    writer: FencedWriter = store.writer
-    inner = writer.send
 
-    def send(fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> Pending:
-        sent = inner(fence_path, groups, what, atomic=atomic)
+    def done(batch: PreparedWrite) -> None:
+        what = batch.what
+        log.ops[what] = log.ops.get(what, 0) + batch.ops
+        log.bytes[what] = log.bytes.get(what, 0) + batch.size
+        log.groups[what] = log.groups.get(what, 0) + batch.groups
+        log.done.setdefault(what, []).append((time.time(), batch.groups))
 
-        def counted() -> None:
-            sent()
-            log.ops[what] = log.ops.get(what, 0) + sent.ops
-            log.bytes[what] = log.bytes.get(what, 0) + sent.bytes
-            log.groups[what] = log.groups.get(what, 0) + len(groups)
-            log.done.setdefault(what, []).append((time.time(), len(groups)))
-
-        return Pending(counted, sent.ops, sent.bytes)
-
-    writer.send = send  # type: ignore[method-assign]
+    store.writer.on_done = done
     return log
 
 

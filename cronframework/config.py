@@ -68,6 +68,7 @@ class SchedulerSection(_Strict):
     max_clock_skew: Duration = timedelta(seconds=5)
     clock_check_every: float = 30.0
     workers: int = 16
+    stage_ahead: float = Field(default=1.0, ge=0.0)  # plan and build an instant's launches this early; 0: off
 
 
 class ApiSection(_Strict):
@@ -112,6 +113,7 @@ class ServiceConfig(_Strict):
             max_clock_skew=s.max_clock_skew,
             clock_check_every=s.clock_check_every,
             workers=s.workers,
+            stage_ahead=s.stage_ahead,
             snapshot=self._snapshot_policy(),
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +32,7 @@ from cronframework.jobspec import JobSpec
 from cronframework.leadership import Leadership
 from cronframework.naming import LaunchIdentity
 from cronframework.records import JobState, LaunchRecord, Outcome
-from cronframework.store import Begin, StateStore
+from cronframework.store import Begin, PreparedBegin, StateStore
 from cronframework.submit import submit_with_retries
 
 log = logging.getLogger("cronframework.launcher")
@@ -48,6 +48,14 @@ class Planned:
     skip_reason: str | None = None
     trigger_id: str | None = None
     deadline: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PreparedSlice:
+    """Up to one slice of launches with sync point one built and not sent (`Launcher.prepare`)."""
+
+    items: list[tuple[Planned, LaunchRecord]]
+    begin: PreparedBegin
 
 
 class Launcher:
@@ -74,26 +82,40 @@ class Launcher:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
         self.left_open = 0  # launches whose outcome nobody could tell; the leader runs recovery for them
 
-    def execute(self, planned: Iterable[Planned]) -> list[LaunchRecord]:
+    def execute(self, planned: Iterable[Planned], staged: Sequence[PreparedSlice] = ()) -> list[LaunchRecord]:
         """Run both sync points for a batch; returns the finished records. LeadershipLost propagates.
 
-        A herd is cut into slices that flow through a pipeline: this thread commits sync point one slice after
-        slice, while a second thread submits each begun slice at once. Sync point two waits until the herd is
-        all begun, or `finish_every` launches are submitted, so that ZooKeeper and the GIL serve the launches
-        first; every launch still has its record committed before its submit, and a launch submitted but not
-        yet finished is an open record that recovery concludes by lookup if this leader dies.
+        `staged` slices (from `prepare`, built before their instant) go first, then `planned`, built slice by
+        slice as it goes. A herd is cut into slices that flow through a pipeline: this thread commits sync point
+        one slice after slice, while a second thread submits each begun slice at once. Sync point two waits until
+        the herd is all begun, or `finish_every` launches are submitted, so that ZooKeeper and the GIL serve the
+        launches first; every launch still has its record committed before its submit, and a launch submitted but
+        not yet finished is an open record that recovery concludes by lookup if this leader dies.
         """
         items = iter(planned)
-        first, second = list(islice(items, self._slice)), list(islice(items, self._slice))
-        if not second:
-            if not first:
-                return []
-            begun = self._begin(first)
+        parts = iter(lambda: list(islice(items, self._slice)), [])
+        head: list[PreparedSlice | list[Planned]] = [*staged, *islice(parts, max(0, 2 - len(staged)))]
+        slices = (s if isinstance(s, PreparedSlice) else self._prepare(s) for s in chain(head, parts))
+        if len(head) == 1:
+            begun = self._confirm_begin(*self._send_begin(next(slices)))
             return self._finish(begun, self._submit_begun(begun))
-        rest = iter(lambda: list(islice(items, self._slice)), [])
-        return self._pipelined(chain([first, second], rest))
+        return self._pipelined(slices) if head else []
 
-    def _pipelined(self, slices: Iterable[list[Planned]]) -> list[LaunchRecord]:
+    def prepare(self, planned: Iterator[Planned], at: datetime, until: float) -> list[PreparedSlice]:
+        """Build whole slices of `planned` -- records dated `at`, their instant, and sync point one encoded --
+        until `planned` runs out or the monotonic clock reaches `until`; nothing is sent. What is left of
+        `planned` is built by `execute` as before."""
+        slices: list[PreparedSlice] = []
+        while self._clock.monotonic() < until and (part := list(islice(planned, self._slice))):
+            slices.append(self._prepare(part, at))
+        return slices
+
+    @staticmethod
+    def discard(staged: Sequence[PreparedSlice]) -> None:
+        for part in staged:
+            part.begin.discard()
+
+    def _pipelined(self, slices: Iterable[PreparedSlice]) -> list[LaunchRecord]:
         """Every slice whose sync point one was confirmed is submitted and finished, whatever failed after it;
         after a failure in either stage no new slice is begun or submitted; then the first error propagates."""
         handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None] = SimpleQueue()
@@ -129,24 +151,25 @@ class Launcher:
 
     def _begin_slices(
         self,
-        slices: Iterable[list[Planned]],
+        slices: Iterable[PreparedSlice],
         handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None],
         stage_errors: list[BaseException],
     ) -> None:
-        """Double-buffered: slice k+1 is planned and sent while the store commits slice k."""
+        """Double-buffered: slice k+1 is planned, built and sent while the store commits slice k."""
+        parts = iter(slices)
         in_flight: tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]] | None = None
-        for part in slices:
-            if stage_errors:
-                return
+        while not stage_errors:
             try:
-                sent = self._send_begin(part)
-            finally:  # slice k is confirmed and launched even when sending slice k+1 failed
+                part = next(parts, None)  # building it reads the store too: inside the guard below
+                sent = None if part is None else self._send_begin(part)
+            finally:  # slice k is confirmed and launched even when building or sending slice k+1 failed
                 if in_flight is not None:
                     previous, in_flight = in_flight, None
                     handoff.put(self._confirm_begin(*previous))
+            if sent is None:
+                return
             in_flight = sent
-        if in_flight is not None:
-            handoff.put(self._confirm_begin(*in_flight))
+        # the launch stage failed: nothing more is launched; what is in flight stays open for recovery
 
     @staticmethod
     def _guarded(
@@ -171,18 +194,23 @@ class Launcher:
         return self._guarded(errors, self._finish, begun, finished)
 
     def _begin(self, planned: Sequence[Planned]) -> list[tuple[Planned, LaunchRecord]]:
-        return self._confirm_begin(*self._send_begin(planned))
+        return self._confirm_begin(*self._send_begin(self._prepare(planned)))
 
-    def _send_begin(self, planned: Sequence[Planned]) -> tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]]:
-        """Sync point one, sent: the records and the call that waits for the store to confirm them."""
+    def _prepare(self, planned: Sequence[Planned], at: datetime | None = None) -> PreparedSlice:
+        """Sync point one, built: the records (dated `at`, else now) and the store's transaction for them."""
         fence = self._leadership.fence
-        now = self._clock.now()
+        now = at or self._clock.now()
         items = [(p, self._record(p, now, fence.replica, fence.epoch)) for p in planned]
         begins = [Begin(r, p.next_state, p.trigger_id) for p, r in items]
+        return PreparedSlice(items, self._store.prepare_begin(fence, begins))
+
+    @staticmethod
+    def _send_begin(part: PreparedSlice) -> tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]]:
+        """Sync point one, sent: the records and the call that waits for the store to confirm them."""
         try:
-            return items, self._store.begin_soon(fence, begins)
+            return part.items, part.begin.send()
         except ConflictError as exc:  # a store that applies at once refuses at once: confirm it the same way
-            return items, partial(_raise, exc)
+            return part.items, partial(_raise, exc)
 
     def _confirm_begin(
         self, items: list[tuple[Planned, LaunchRecord]], wait: Callable[[], None]

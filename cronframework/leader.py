@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from cronframework.backend import BackendSet
@@ -22,7 +23,7 @@ from cronframework.dispatcher import Dispatcher, Entry
 from cronframework.errors import StateStoreError
 from cronframework.jobs import Job, SpecCache
 from cronframework.jobspec import Concurrency, JobSpec
-from cronframework.launcher import Launcher, Planned
+from cronframework.launcher import Launcher, Planned, PreparedSlice
 from cronframework.leadership import Leadership
 from cronframework.naming import LaunchIdentity
 from cronframework.policy import JobPlan, plan_job
@@ -31,6 +32,7 @@ from cronframework.recovery import Recovery, takeover_report
 from cronframework.retention import Pruner
 from cronframework.runtime_limits import RuntimeLimits
 from cronframework.snapshot import PeriodicSnapshots, SnapshotPolicy
+from cronframework.staging import STAGE_MARGIN, Stage, stageable
 from cronframework.store import StateStore
 
 log = logging.getLogger("cronframework.leader")
@@ -47,6 +49,7 @@ class LeaderConfig:
     prune_per_tick: int = 20
     workers: int = 16
     herd_slice: int = 1000  # launches per pipeline slice when many are due at once (see Launcher.execute)
+    stage_ahead: float = 1.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
     snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
 
 
@@ -96,6 +99,7 @@ class LeaderSession:
         self._limits = RuntimeLimits(backends, leadership, clock)
         self._next_clock_check = 0.0
         self._needs_recovery = False
+        self._stage: Stage | None = None
         self._recovery_retry_at = datetime.min.replace(tzinfo=UTC)
         self.state = LeaderState(epoch=leadership.fence.epoch, since=clock.now())
 
@@ -110,11 +114,15 @@ class LeaderSession:
                 self.tick()
                 self._sleep()
         finally:
+            if self._stage is not None:
+                self._unstage(self._stage)
             self._launcher.close()
 
     def _sleep(self) -> None:
+        if self._stage is None:
+            self._stage = self._prepare_stage(self._clock.now())
         now = self._clock.now()
-        due = self._dispatcher.next_due()
+        due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
         seconds = self._config.poll_interval
         if due is not None:
             seconds = min(seconds, max(0.0, (due - now).total_seconds()))
@@ -166,9 +174,12 @@ class LeaderSession:
         self._dispatcher.upsert(Entry(job.spec, job.schedule, watermark, last))
         return [JobState(job.spec.name, watermark, last)]
 
-    def _reconcile(self, now: datetime) -> None:
+    def _reconcile(self, now: datetime, stage: Stage | None = None) -> Stage | None:
+        """Apply spec changes; a stage built on the old specs is thrown away first. Returns the stage if kept."""
         if not self._specs.changed.is_set():
-            return
+            return stage
+        if stage is not None:
+            self._unstage(stage)
         self._specs.changed.clear()
         jobs = self._specs.latest()
         for name in [e.spec.name for e in self._dispatcher.entries() if e.spec.name not in jobs]:
@@ -185,22 +196,28 @@ class LeaderSession:
         self.state.jobs = len(self._dispatcher)
         freeze_heap()
         log.info("job specs reloaded", extra={"jobs": len(self._dispatcher)})
+        return None
 
     # -- the tick ---------------------------------------------------------------------------------------------
     def tick(self) -> list[LaunchRecord]:
         now = self._clock.now()
         self.state.last_tick = now
+        stage = self._take_stage(now)
         if not self._clock_ok(now):
+            if stage is not None:
+                self._unstage(stage)
             return []
         if self._needs_recovery and now >= self._recovery_retry_at:
             self._conclude_left_open(now)
-        self._reconcile(now)
+        stage = self._reconcile(now, stage)
         due = self._dispatcher.pop_due(now)
         try:
-            records = self._launch_due(due, now)
+            records = self._launch_due(due, now, stage)
         except StateStoreError:
-            for entry in due:  # nothing of an unapplied batch happened; look again next tick
+            for entry in [*due, *(stage.due if stage else ())]:  # nothing of an unapplied batch happened
                 self._dispatcher.upsert(entry)
+            if stage is not None:
+                self._launcher.discard(stage.slices)
             self._needs_recovery = True
             raise
         self._limits.check()
@@ -221,13 +238,19 @@ class LeaderSession:
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = now + RECOVERY_RETRY
 
-    def _launch_due(self, due: list[Entry], now: datetime) -> list[LaunchRecord]:
-        paused = self._store.read_paused() if due else set()
-        planned: list[Planned] = []
-        advanced: dict[str, tuple[datetime, str | None]] = {}
+    def _launch_due(self, due: list[Entry], now: datetime, stage: Stage | None = None) -> list[LaunchRecord]:
+        paused = self._store.read_paused() if due or stage else set()
+        if stage is not None and paused != stage.paused:  # paused or resumed since it was staged: decide anew
+            self._launcher.discard(stage.slices)
+            due, stage = [*stage.due, *due], None
+        planned: list[Planned] = stage.planned if stage else []
+        advanced: dict[str, tuple[datetime, str | None]] = stage.advanced if stage else {}
         # planned lazily: the launcher begins a herd's first slice while the rest is still being planned
         plans = self._plan(due, now, paused, advanced, planned)
-        records = self._launcher.execute(plans)
+        if stage is None:
+            records = self._launcher.execute(plans)
+        else:
+            records = self._launcher.execute(chain(stage.rest, plans), stage.slices)
         if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
             self._launcher.left_open = 0
             self._needs_recovery = True
@@ -247,6 +270,19 @@ class LeaderSession:
     ) -> Iterator[Planned]:
         """Each due job's sync-point-one items, then the manual triggers; fills `advanced` (each job's next
         watermark and last launch) and `planned` (everything yielded) as it goes."""
+        yield from self._plan_due(due, now, paused, advanced, planned)
+        triggered = self._triggered(now, advanced)
+        planned += triggered
+        yield from triggered
+
+    def _plan_due(
+        self,
+        due: list[Entry],
+        now: datetime,
+        paused: set[str],
+        advanced: dict[str, tuple[datetime, str | None]],
+        planned: list[Planned],
+    ) -> Iterator[Planned]:
         for entry in due:
             plan = plan_job(
                 entry.spec,
@@ -261,9 +297,57 @@ class LeaderSession:
             last = next((p.identity.name for p in reversed(items) if p.skip_reason is None), entry.last_launch)
             advanced[entry.spec.name] = (plan.watermark or entry.watermark, last)
             yield from items
-        triggered = self._triggered(now, advanced)
-        planned += triggered
-        yield from triggered
+
+    # -- staging (staging.py) ---------------------------------------------------------------------------------
+    def _prepare_stage(self, now: datetime) -> Stage | None:
+        """When the next instant is within `stage_ahead`, plan and build its launches now; None otherwise, or
+        when building failed (the instant is then planned when it comes, as without staging)."""
+        ahead = min(self._config.stage_ahead, self._config.poll_interval)  # a poll wake-up before it would undo it
+        at = self._dispatcher.next_due()
+        if at is None or at <= now or (at - now).total_seconds() > ahead or self._specs.changed.is_set():
+            return None
+        popped = self._dispatcher.pop_due(at)
+        for entry in popped:
+            if not stageable(entry):
+                self._dispatcher.upsert(entry)  # decided at the instant, after asking its backend
+        due = [e for e in popped if stageable(e)]
+        if not due:
+            return None
+        planned: list[Planned] = []
+        advanced: dict[str, tuple[datetime, str | None]] = {}
+        slices: list[PreparedSlice] = []
+        try:
+            paused = self._store.read_paused()
+            rest = self._plan_due(due, at, paused, advanced, planned)
+            until = self._clock.monotonic() + (at - self._clock.now()).total_seconds() - STAGE_MARGIN
+            slices = self._launcher.prepare(rest, at, until)
+        except StateStoreError as exc:
+            self._launcher.discard(slices)
+            for entry in due:
+                self._dispatcher.upsert(entry)
+            log.warning("staging failed; planning at the instant", extra={"at": at.isoformat(), "error": str(exc)})
+            return None
+        built = sum(len(s.items) for s in slices)
+        log.debug("staged", extra={"at": at.isoformat(), "jobs": len(due), "built": built})
+        return Stage(at, due, paused, planned, advanced, rest, slices)
+
+    def _take_stage(self, now: datetime) -> Stage | None:
+        """The stage, if this tick may fire it: at or after its instant, and within tolerance of it."""
+        stage, self._stage = self._stage, None
+        if stage is None:
+            return None
+        if stage.at <= now <= stage.at + self._config.tolerance:
+            return stage
+        self._unstage(stage)
+        return None
+
+    def _unstage(self, stage: Stage) -> None:
+        """Throw a stage away: nothing of it was sent; its jobs go back on the dispatcher at their instant."""
+        self._stage = None
+        self._launcher.discard(stage.slices)
+        for entry in stage.due:
+            self._dispatcher.upsert(entry)
+        log.debug("stage dropped", extra={"at": stage.at.isoformat(), "jobs": len(stage.due)})
 
     def _decide(self, entry: Entry, plan: JobPlan) -> list[Planned]:
         """Turn a plan into sync-point-one items, applying the concurrency policy to the launches."""

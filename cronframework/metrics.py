@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from cronframework.backend import Backend, load_backend
 from cronframework.errors import CronframeworkError, TransientBackendError
 from cronframework.records import LaunchRecord, Outcome
-from cronframework.store import StateStore
+from cronframework.store import PreparedBegin, StateStore
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -201,15 +201,28 @@ class _ObservedStore:
         value = getattr(self._inner, name)
         if name.startswith("_") or name not in self._OPS or not callable(value):
             return value
-        if name == "begin_soon":
-            return self._begin_soon
+        if name == "prepare_begin":
+            return self._prepare_begin
         return _timed(value, STORE_SECONDS.labels(name), lambda _exc: STORE_ERRORS.labels(name).inc())
 
-    def _begin_soon(self, *args: Any, **kwargs: Any) -> Callable[[], None]:
-        """Recorded as `begin`, from the send to the store's confirmation: one sync point one, however it is sent."""
+    def _prepare_begin(self, *args: Any, **kwargs: Any) -> PreparedBegin:
+        return _ObservedBegin(self._inner.prepare_begin(*args, **kwargs))
+
+
+class _ObservedBegin:
+    """Recorded as `begin`, from the send to the store's confirmation: one sync point one, however it is sent
+    (building it ahead is not store time)."""
+
+    def __init__(self, inner: PreparedBegin) -> None:
+        self._inner = inner
+
+    def discard(self) -> None:
+        self._inner.discard()
+
+    def send(self) -> Callable[[], None]:
         started = time.perf_counter()
         try:
-            wait = self._inner.begin_soon(*args, **kwargs)
+            wait = self._inner.send()
         except Exception:
             _count_begin()
             STORE_SECONDS.labels("begin").observe(time.perf_counter() - started)

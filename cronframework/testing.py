@@ -15,7 +15,7 @@ from typing import Any
 from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
 from cronframework.errors import ConflictError, LeadershipLost, PermanentBackendError, StateStoreError
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, Fence, SpecChange, StoredSpec, already_committed
+from cronframework.store import Begin, BeginNow, Fence, SpecChange, StoredSpec
 
 
 class FakeClock:
@@ -114,9 +114,8 @@ class MemoryStore:
         with self._lock:
             (self.paused.add if paused else self.paused.discard)(job)
 
-    def begin_soon(self, fence: Fence, items: Sequence[Begin]) -> Callable[[], None]:
-        self.begin(fence, items)  # nothing to overlap with: applied by the time it returns
-        return already_committed
+    def prepare_begin(self, fence: Fence, items: Sequence[Begin]) -> BeginNow:
+        return BeginNow(self.begin, fence, items)  # nothing to build ahead: applied when sent
 
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
         with self._lock:

@@ -159,6 +159,24 @@ class StoreConformance:
         assert state.last_launch == second.name
         assert all(r.state is RecordState.BEGUN for r in store.open_launches())
 
+    def test_a_prepared_begin_writes_nothing_until_sent(self, store: StateStore, fence: Fence) -> None:
+        item = make_begin(fence, "alpha", T0)
+        prepared = store.prepare_begin(fence, [item])
+        assert store.get_launch(item.record.name) is None and store.read_job_states() == {}
+        prepared.send()()
+        assert store.get_launch(item.record.name) == item.record
+        assert store.read_job_states()["alpha"] == item.next_state
+
+    def test_a_discarded_begin_writes_nothing_and_spoils_no_later_begin(self, store: StateStore, fence: Fence) -> None:
+        # a new job in a new hour: a store that makes folders for them must not count them as made after a discard
+        dropped = make_begin(fence, "alpha", T0 + 5 * 60 * MINUTE)
+        store.prepare_begin(fence, [dropped]).discard()
+        assert store.get_launch(dropped.record.name) is None and store.read_job_states() == {}
+        later = make_begin(fence, "alpha", T0 + 5 * 60 * MINUTE + MINUTE)
+        store.begin(fence, [later])
+        assert store.get_launch(later.record.name) == later.record
+        assert [r.name for r in store.open_launches()] == [later.record.name]
+
     def test_begin_of_existing_name_conflicts_and_applies_nothing(self, store: StateStore, fence: Fence) -> None:
         (existing,) = begun(store, fence, "alpha", 0)
         before = store.read_job_states()

@@ -103,22 +103,22 @@ def test_a_store_failure_mid_herd_launches_only_what_was_begun_and_loses_no_inst
     cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])
     session, _ = cluster.leader(herd_slice=100)
     session.promote()
-    real_begin_soon, calls = cluster.store.begin_soon, []
+    real_prepare, calls = cluster.store.prepare_begin, []
 
     def second_slice_fails(fence: object, items: list[object]) -> object:
         calls.append(len(items))
         if len(calls) == 2:
             raise StateStoreUnavailable("connection loss")
-        return real_begin_soon(fence, items)  # type: ignore[arg-type]
+        return real_prepare(fence, items)  # type: ignore[arg-type]
 
-    cluster.store.begin_soon = second_slice_fails  # type: ignore[method-assign]
+    cluster.store.prepare_begin = second_slice_fails  # type: ignore[method-assign]
     with pytest.raises(StateStoreUnavailable):
         cluster.run_for(session, 60)
     first_slice = set(cluster.backend.submitted)
     assert len(first_slice) == 100  # begun, then submitted and finished; nothing else reached the backend
     assert all(r.state is RecordState.FINISHED for r in map(cluster.store.get_launch, first_slice) if r)
     assert cluster.store.open_launches() == []
-    del cluster.store.begin_soon
+    del cluster.store.prepare_begin
     cluster.run_for(session, 1)  # the next tick takes the other 250 up again; the first 100 are not relaunched
     assert len(cluster.backend.submitted) == 350 == len(set(cluster.backend.submitted))
 

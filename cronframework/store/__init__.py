@@ -48,6 +48,19 @@ class SpecChange:
     expected_version: int | None
 
 
+class PreparedBegin(Protocol):
+    """A `begin` built by `prepare_begin`, not yet sent."""
+
+    def send(self) -> Callable[[], None]:
+        """Send it; the returned call waits for the store and raises what `begin` would. Stores without
+        pipelining apply it here (raising here) and return `already_committed`."""
+        ...
+
+    def discard(self) -> None:
+        """It will not be sent: drop what building it assumed (e.g. folders counted as made by it)."""
+        ...
+
+
 class Fence(Protocol):
     """Proof of leadership that the store checks inside every leader write."""
 
@@ -87,10 +100,10 @@ class StateStore(Protocol):
         batch. Raises ConflictError if a record by that name already exists (nothing of the batch is applied)."""
         ...
 
-    def begin_soon(self, fence: Fence, items: Sequence[Begin]) -> Callable[[], None]:
-        """`begin`, sent without waiting: the returned call waits for it and raises what `begin` would. Lets a
-        herd's next slice be planned while the store commits this one; nothing may be submitted before the
-        call returns. Stores without pipelining begin at once and return a no-op."""
+    def prepare_begin(self, fence: Fence, items: Sequence[Begin]) -> PreparedBegin:
+        """`begin`, built but not sent: the CPU work of sync point one, done ahead of the launches' instant while
+        the leader waits for it (a staged herd); `send()` then costs little more than the round trip. Nothing is
+        written before `send()`, and nothing may be submitted before the call it returns has returned."""
         ...
 
     def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
@@ -131,4 +144,20 @@ class StateStore(Protocol):
 
 
 def already_committed() -> None:
-    """`begin_soon`'s waiter for a store that applied the begin before returning."""
+    """`PreparedBegin.send`'s waiter for a store that applied the begin before returning."""
+
+
+@dataclass(frozen=True)
+class BeginNow:
+    """`prepare_begin` of a store that applies a begin at once: nothing to build ahead, `send` is `begin`."""
+
+    begin: Callable[[Fence, Sequence[Begin]], None]
+    fence: Fence
+    items: Sequence[Begin]
+
+    def send(self) -> Callable[[], None]:
+        self.begin(self.fence, self.items)
+        return already_committed
+
+    def discard(self) -> None:
+        return None

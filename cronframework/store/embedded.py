@@ -21,7 +21,7 @@ from typing import Any
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.leadership import SoleLeader
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, Fence, SpecChange, StoredSpec, already_committed
+from cronframework.store import Begin, BeginNow, Fence, SpecChange, StoredSpec
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,9 +125,8 @@ class SqliteStore:
             db.execute(sql, (job,))
 
     # -- launches -----------------------------------------------------------------------------------------------
-    def begin_soon(self, fence: Fence, items: Sequence[Begin]) -> Callable[[], None]:
-        self.begin(fence, items)  # nothing to overlap with: applied by the time it returns
-        return already_committed
+    def prepare_begin(self, fence: Fence, items: Sequence[Begin]) -> BeginNow:
+        return BeginNow(self.begin, fence, items)  # nothing to build ahead: applied when sent
 
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
         with self._tx(fence) as db:

@@ -21,8 +21,8 @@ from kazoo.security import ACL
 from cronframework.errors import ConflictError, StateStoreError
 from cronframework.naming import parse_launch_name
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, Fence, SpecChange, StoredSpec, already_committed
-from cronframework.store.zk_batch import FencedWriter, Group
+from cronframework.store import Begin, BeginNow, Fence, PreparedBegin, SpecChange, StoredSpec
+from cronframework.store.zk_batch import FencedWriter, Group, PreparedWrite
 from cronframework.store.zk_client import Auth, call, connect_zk, digest_acl, gather, zk_errors
 from cronframework.store.zk_layout import (
     SECTIONS,
@@ -269,11 +269,11 @@ class ZooKeeperStore:
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
         """Sync point one. Batches above one transaction are split and pipelined; see zk_batch for what a
         partly applied batch means (the raised error's `applied` names the launches whose records exist)."""
-        self.begin_soon(fence, items)()
+        self.prepare_begin(fence, items).send()()
 
-    def begin_soon(self, fence: Fence, items: Sequence[Begin]) -> Callable[[], None]:
+    def prepare_begin(self, fence: Fence, items: Sequence[Begin]) -> PreparedBegin:
         if not items:
-            return already_committed
+            return BeginNow(lambda _fence, _items: None, fence, items)
         folders = self._folders_to_create({(i.record.job, hour_of_name(i.record.name)) for i in items})
         jobs = {i.next_state.job for i in items}
         known = self._existing_jobs(jobs)
@@ -282,19 +282,10 @@ class ZooKeeperStore:
         groups = [Group(path, [Op("create", path)]) for path in folders]
         groups += [self._begin_group(item, known) for item in items]
         # counted as existing from now: a begin sent after this one may name the same job (a catch-up run split
-        # across two slices); if this one fails, every cache is dropped and re-read
+        # across two slices); if this one fails or is discarded, every cache is dropped and re-read
         self._known_jobs |= jobs
-        wait = self.writer.send(fence_path(fence), groups, "beginning launches")
-
-        def confirmed() -> None:
-            try:
-                wait()
-            except StateStoreError:
-                self._forget()
-                raise
-            self._known_open.update(i.record.name for i in items if i.record.open)
-
-        return confirmed
+        prepared = self.writer.prepare(fence_path(fence), groups, "beginning launches")
+        return _PreparedZkBegin(self, prepared, [i.record.name for i in items if i.record.open])
 
     def _begin_group(self, item: Begin, known_jobs: set[str]) -> Group:
         record, state = item.record, item.next_state
@@ -436,6 +427,27 @@ class ZooKeeperStore:
             with zk_errors("closing"):
                 self._client.stop()
                 self._client.close()
+
+
+class _PreparedZkBegin:
+    def __init__(self, store: ZooKeeperStore, write: PreparedWrite, opened: list[str]) -> None:
+        self._store, self._write, self._opened = store, write, opened
+
+    def send(self) -> Callable[[], None]:
+        wait = self._write.send()
+
+        def confirmed() -> None:
+            try:
+                wait()
+            except StateStoreError:
+                self._store._forget()
+                raise
+            self._store._known_open.update(self._opened)
+
+        return confirmed
+
+    def discard(self) -> None:
+        self._store._forget()  # its folders and job nodes were counted as made by it
 
 
 def _not_launch_of(name: str, job: str) -> bool:

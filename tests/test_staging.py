@@ -1,0 +1,135 @@
+"""Staging on a fake clock: an instant's launches are built while the leader sleeps towards it, nothing is written
+or submitted before it, and whatever changes in between (a pause, a spec, a late wake-up) is decided as if no
+stage had been built. Each case is run twice, staged and with `stage_ahead=0`, and must end the same."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cronframework.backend import BackendStatus, LaunchState
+from cronframework.leader import LeaderSession
+from cronframework.records import Outcome
+from tests.leader_harness import T0, Cluster, job
+
+DUE = T0 + timedelta(minutes=1)  # the first instant of an every-minute job placed at T0
+
+
+def staged_cluster(*specs: object, stage_ahead: float = 1.0, **config: object) -> tuple[Cluster, LeaderSession]:
+    cluster = Cluster()
+    cluster.apply(*specs)  # type: ignore[arg-type]
+    session, _ = cluster.leader(stage_ahead=stage_ahead, **config)
+    session.promote()
+    cluster.clock.set(DUE - timedelta(seconds=0.5))
+    return cluster, session
+
+
+def sleep_then_tick(session: LeaderSession) -> list[object]:
+    """One turn of the leader's loop from half a second before the instant: sleep (which stages), then tick."""
+    session._sleep()
+    return list(session.tick())
+
+
+def test_a_staged_instant_writes_and_submits_nothing_before_it_and_launches_at_it() -> None:
+    cluster, session = staged_cluster(*[job(f"j{i}") for i in range(5)])
+    names = [f"j{i}-20261125t060100z" for i in range(5)]
+    before = dict(cluster.store.records)
+    session._stage = session._prepare_stage(cluster.clock.now())
+    assert session._stage is not None and len(session._stage.due) == 5
+    assert sum(len(s.items) for s in session._stage.slices) == 5  # built
+    assert cluster.store.records == before and cluster.backend.submitted == []  # nothing written, nothing asked
+    session._sleep()  # sleeps until the instant, not a poll interval
+    assert cluster.clock.now() == DUE
+    records = session.tick()
+    assert sorted(r.name for r in records) == names == sorted(cluster.backend.submitted)
+    stored = [cluster.store.get_launch(n) for n in names]
+    assert all(r is not None and r.outcome is Outcome.SUBMITTED and r.begun_at == DUE for r in stored)
+    cluster.run_for(session, 60)  # and the next minute is launched as usual
+    assert len(cluster.backend.submitted) == 10
+
+
+@pytest.mark.parametrize("stage_ahead", [1.0, 0.0], ids=["staged", "unstaged"])
+def test_a_pause_after_staging_is_honoured_at_the_instant(stage_ahead: float) -> None:
+    cluster, session = staged_cluster(job("keep"), job("hold"), stage_ahead=stage_ahead)
+    session._stage = session._prepare_stage(cluster.clock.now())
+    cluster.store.set_paused("hold", True)
+    sleep_then_tick(session)
+    assert cluster.backend.submitted == ["keep-20261125t060100z"]
+    assert cluster.outcomes("hold") == [("hold-20261125t060100z", Outcome.SKIPPED, "paused")]
+
+
+@pytest.mark.parametrize("stage_ahead", [1.0, 0.0], ids=["staged", "unstaged"])
+def test_a_spec_change_before_the_instant_launches_the_new_spec(stage_ahead: float) -> None:
+    cluster, session = staged_cluster(job("edit"), stage_ahead=stage_ahead)
+    commands: dict[str, list[str]] = {}
+    cluster.backend.on_submit = lambda name, launch: commands.__setitem__(name, list(launch.spec.task.command))
+    session._stage = session._prepare_stage(cluster.clock.now())
+    cluster.apply(job("edit", task={"command": ["/bin/echo", "new"]}))  # the spec watch wakes the leader
+    assert session._specs.changed.is_set()
+    while cluster.clock.now() < DUE:
+        sleep_then_tick(session)
+    assert cluster.backend.submitted == ["edit-20261125t060100z"]
+    assert commands == {"edit-20261125t060100z": ["/bin/echo", "new"]}
+
+
+@pytest.mark.parametrize("stage_ahead", [1.0, 0.0], ids=["staged", "unstaged"])
+def test_an_instant_fired_past_the_tolerance_is_decided_on_the_real_time(stage_ahead: float) -> None:
+    cluster, session = staged_cluster(job("late"), stage_ahead=stage_ahead)
+    session._stage = session._prepare_stage(cluster.clock.now())
+    cluster.clock.set(DUE + timedelta(seconds=45))  # a stalled leader: 45 s late, tolerance 30 s
+    session.tick()
+    assert cluster.backend.submitted == []
+    [(name, outcome, reason)] = cluster.outcomes("late")
+    assert name == "late-20261125t060100z" and outcome is Outcome.SKIPPED and reason is not None
+    assert reason.startswith("missed")
+
+
+def test_a_wake_up_before_the_instant_puts_the_stage_back_and_loses_no_launch() -> None:
+    cluster, session = staged_cluster(job("early"))
+    session._stage = session._prepare_stage(cluster.clock.now())
+    assert session._dispatcher.next_due() is None or session._dispatcher.next_due() > DUE  # off the heap
+    assert session.tick() == []  # a trigger or stop woke the loop 0.5 s early
+    assert session._stage is None and session._dispatcher.next_due() == DUE  # back on the heap
+    sleep_then_tick(session)
+    assert cluster.backend.submitted == ["early-20261125t060100z"]
+
+
+def test_forbid_jobs_with_a_previous_launch_are_decided_at_their_instant_not_staged() -> None:
+    cluster, session = staged_cluster(job("free"), job("guarded", concurrency="forbid"))
+    cluster.run_for(session, 60)  # both launched once at 06:01; 06:02 is next
+    cluster.clock.set(DUE + timedelta(seconds=59.5))
+    session._stage = session._prepare_stage(cluster.clock.now())
+    assert session._stage is not None and [e.spec.name for e in session._stage.due] == ["free"]
+    finished = BackendStatus(LaunchState.SUCCEEDED, exit_code=0)
+    cluster.backend.launches["guarded-20261125t060100z"] = finished  # finished in the last half second
+    sleep_then_tick(session)
+    assert {"free-20261125t060200z", "guarded-20261125t060200z"} <= set(cluster.backend.submitted)
+
+
+def test_a_staged_herd_runs_through_the_pipeline_and_each_launch_once() -> None:
+    cluster, session = staged_cluster(*[job(f"herd-{i:03d}") for i in range(350)], herd_slice=100)
+    session._stage = session._prepare_stage(cluster.clock.now())
+    assert session._stage is not None and [len(s.items) for s in session._stage.slices] == [100, 100, 100, 50]
+    records = sleep_then_tick(session)
+    assert len(records) == 350 == len(set(cluster.backend.submitted))
+    assert cluster.store.open_launches() == []
+
+
+def test_staging_is_off_with_stage_ahead_zero_and_beyond_the_lead() -> None:
+    cluster, session = staged_cluster(job("off"), stage_ahead=0.0)
+    assert session._prepare_stage(cluster.clock.now()) is None
+    cluster, session = staged_cluster(job("far"), stage_ahead=0.25)  # the instant is 0.5 s away
+    assert session._prepare_stage(cluster.clock.now()) is None
+
+
+def test_a_spec_change_seen_only_at_the_instant_still_wins_over_the_stage() -> None:
+    cluster, session = staged_cluster(job("edit"))
+    commands: dict[str, list[str]] = {}
+    cluster.backend.on_submit = lambda name, launch: commands.__setitem__(name, list(launch.spec.task.command))
+    session._stage = session._prepare_stage(cluster.clock.now())
+    cluster.clock.set(DUE)
+    cluster.apply(job("edit", task={"command": ["/bin/echo", "new"]}))  # lands as the instant's tick begins
+    session.tick()
+    assert cluster.backend.submitted == ["edit-20261125t060100z"]
+    assert commands == {"edit-20261125t060100z": ["/bin/echo", "new"]}
