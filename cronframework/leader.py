@@ -119,15 +119,24 @@ class LeaderSession:
             self._launcher.close()
 
     def _sleep(self) -> None:
+        """Until the next instant, at most `poll_interval`; with staging on, a wait longer than `stage_ahead`
+        ends `stage_ahead` before the instant, so that the stage has all of that time to be built."""
         if self._stage is None:
             self._stage = self._prepare_stage(self._clock.now())
         now = self._clock.now()
         due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
         seconds = self._config.poll_interval
         if due is not None:
-            seconds = min(seconds, max(0.0, (due - now).total_seconds()))
+            until = (due - now).total_seconds()
+            ahead = self._stage_ahead()
+            if self._stage is None and ahead > 0 and until > ahead:
+                until -= ahead
+            seconds = min(seconds, max(0.0, until))
         self._clock.sleep(seconds, self._wake)
         self._wake.clear()
+
+    def _stage_ahead(self) -> float:
+        return min(self._config.stage_ahead, self._config.poll_interval)  # a poll wake-up inside it would undo it
 
     # -- promotion --------------------------------------------------------------------------------------------
     def promote(self) -> list[LaunchRecord]:
@@ -302,7 +311,7 @@ class LeaderSession:
     def _prepare_stage(self, now: datetime) -> Stage | None:
         """When the next instant is within `stage_ahead`, plan and build its launches now; None otherwise, or
         when building failed (the instant is then planned when it comes, as without staging)."""
-        ahead = min(self._config.stage_ahead, self._config.poll_interval)  # a poll wake-up before it would undo it
+        ahead = self._stage_ahead()
         at = self._dispatcher.next_due()
         if at is None or at <= now or (at - now).total_seconds() > ahead or self._specs.changed.is_set():
             return None

@@ -133,3 +133,16 @@ def test_a_spec_change_seen_only_at_the_instant_still_wins_over_the_stage() -> N
     session.tick()
     assert cluster.backend.submitted == ["edit-20261125t060100z"]
     assert commands == {"edit-20261125t060100z": ["/bin/echo", "new"]}
+
+
+def test_the_loop_wakes_stage_ahead_before_the_instant_so_the_stage_gets_all_of_it() -> None:
+    cluster, session = staged_cluster(job("aligned"))
+    cluster.clock.set(DUE - timedelta(seconds=4.25))
+    session._sleep()  # a poll interval (1 s) at most
+    session._sleep()
+    session._sleep()
+    session._sleep()  # ... then only until exactly a second before the instant
+    assert cluster.clock.now() == DUE - timedelta(seconds=1) and session._stage is None
+    session._sleep()  # stages with the whole second ahead, then sleeps to the instant
+    assert cluster.clock.sleeps[-5:] == [1.0, 1.0, 1.0, 0.25, 1.0]
+    assert session._stage is not None and cluster.clock.now() == DUE
