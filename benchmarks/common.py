@@ -33,7 +33,7 @@ from cronframework.store.zk_batch import PreparedWrite
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration.zk import ZkCluster, four_letter
 
-SPEC_CHUNK = 400  # specs per `apply` transaction: well under one ZooKeeper transaction's limits
+SPEC_CHUNK = 300  # specs per `apply` transaction: well under one ZooKeeper transaction's 256 KiB
 
 
 def machine() -> dict[str, Any]:
