@@ -146,3 +146,23 @@ def test_the_loop_wakes_stage_ahead_before_the_instant_so_the_stage_gets_all_of_
     session._sleep()  # stages with the whole second ahead, then sleeps to the instant
     assert cluster.clock.sleeps[-5:] == [1.0, 1.0, 1.0, 0.25, 1.0]
     assert session._stage is not None and cluster.clock.now() == DUE
+
+
+def test_staging_builds_only_the_slices_it_has_time_for_and_the_rest_at_the_instant() -> None:
+    cluster, session = staged_cluster(*[job(f"herd-{i:03d}") for i in range(350)], herd_slice=100)
+    cluster.clock.set(DUE - timedelta(seconds=1))
+    real_prepare = cluster.store.prepare_begin
+
+    def slow_prepare(fence: object, items: list[object]) -> object:
+        cluster.clock.advance(0.3)  # each slice costs 0.3 s to build
+        return real_prepare(fence, items)  # type: ignore[arg-type]
+
+    cluster.store.prepare_begin = slow_prepare  # type: ignore[method-assign]
+    session._stage = session._prepare_stage(cluster.clock.now())
+    # 0.95 s to spend: a fourth 0.3 s slice would end past it, so it is left for the instant
+    assert session._stage is not None and [len(s.items) for s in session._stage.slices] == [100, 100, 100]
+    assert cluster.clock.now() < DUE
+    del cluster.store.prepare_begin
+    session._sleep()
+    records = session.tick()
+    assert len(records) == 350 == len(set(cluster.backend.submitted))
