@@ -110,13 +110,17 @@ class Launcher:
         minute has a tenth of a second to spare, less than one slice)."""
         slices: list[PreparedSlice] = []
         clock = self._clock
-        while clock.monotonic() + self._slice * self._build_cost < until:
-            started = clock.monotonic()
-            part = list(islice(planned, self._slice))  # planned lazily: the planning is part of the price
-            if not part:
-                break
-            slices.append(self._prepare(part, at))
-            self._build_cost = (clock.monotonic() - started) / len(part)
+        try:
+            while clock.monotonic() + self._slice * self._build_cost < until:
+                started = clock.monotonic()
+                part = list(islice(planned, self._slice))  # planned lazily: the planning is part of the price
+                if not part:
+                    break
+                slices.append(self._prepare(part, at))
+                self._build_cost = (clock.monotonic() - started) / len(part)
+        except BaseException:
+            self.discard(slices)  # the store must not count on what the built ones assumed
+            raise
         return slices
 
     @staticmethod

@@ -23,7 +23,7 @@ from cronframework.dispatcher import Dispatcher, Entry
 from cronframework.errors import StateStoreError
 from cronframework.jobs import Job, SpecCache
 from cronframework.jobspec import Concurrency, JobSpec
-from cronframework.launcher import Launcher, Planned, PreparedSlice
+from cronframework.launcher import Launcher, Planned
 from cronframework.leadership import Leadership
 from cronframework.naming import LaunchIdentity
 from cronframework.policy import JobPlan, plan_job
@@ -324,14 +324,12 @@ class LeaderSession:
             return None
         planned: list[Planned] = []
         advanced: dict[str, tuple[datetime, str | None]] = {}
-        slices: list[PreparedSlice] = []
         try:
             paused = self._store.read_paused()
             rest = self._plan_due(due, at, paused, advanced, planned)
             until = self._clock.monotonic() + (at - self._clock.now()).total_seconds() - STAGE_MARGIN
-            slices = self._launcher.prepare(rest, at, until)
+            slices = self._launcher.prepare(rest, at, until)  # discards what it built if it fails
         except StateStoreError as exc:
-            self._launcher.discard(slices)
             for entry in due:
                 self._dispatcher.upsert(entry)
             log.warning("staging failed; planning at the instant", extra={"at": at.isoformat(), "error": str(exc)})

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from cronframework.backend import BackendStatus, LaunchState
+from cronframework.errors import StateStoreUnavailable
 from cronframework.leader import LeaderSession
 from cronframework.records import Outcome
 from tests.leader_harness import T0, Cluster, job
@@ -166,3 +167,34 @@ def test_staging_builds_only_the_slices_it_has_time_for_and_the_rest_at_the_inst
     session._sleep()
     records = session.tick()
     assert len(records) == 350 == len(set(cluster.backend.submitted))
+
+
+def test_a_store_error_while_staging_drops_what_was_built_and_loses_no_launch() -> None:
+    cluster, session = staged_cluster(*[job(f"herd-{i:03d}") for i in range(350)], herd_slice=100)
+    real_prepare, discarded = cluster.store.prepare_begin, []
+
+    class Spied:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def send(self) -> object:
+            return self.inner.send()  # type: ignore[attr-defined]
+
+        def discard(self) -> None:
+            discarded.append(self)
+
+    calls: list[int] = []
+
+    def second_fails(fence: object, items: list[object]) -> object:
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise StateStoreUnavailable("connection loss")
+        return Spied(real_prepare(fence, items))  # type: ignore[arg-type]
+
+    cluster.store.prepare_begin = second_fails  # type: ignore[method-assign]
+    assert session._prepare_stage(cluster.clock.now()) is None
+    assert calls == [100, 100] and len(discarded) == 1  # the first slice, built before the error
+    assert session._dispatcher.next_due() == DUE  # every job back on the heap
+    del cluster.store.prepare_begin
+    sleep_then_tick(session)
+    assert len(cluster.backend.submitted) == 350 == len(set(cluster.backend.submitted))
