@@ -255,11 +255,12 @@ class LeaderSession:
         planned: list[Planned] = stage.planned if stage else []
         advanced: dict[str, tuple[datetime, str | None]] = stage.advanced if stage else {}
         # planned lazily: the launcher begins a herd's first slice while the rest is still being planned
-        plans = self._plan(due, now, paused, advanced, planned)
-        if stage is None:
-            records = self._launcher.execute(plans)
-        else:
-            records = self._launcher.execute(chain(stage.rest, plans), stage.slices)
+        plans = chain(
+            stage.rest if stage else (),
+            self._plan_due(due, now, paused, advanced, planned),
+            self._plan_triggers(now, advanced, planned),
+        )
+        records = self._launcher.execute(plans, stage.slices if stage else ())
         if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
             self._launcher.left_open = 0
             self._needs_recovery = True
@@ -269,21 +270,6 @@ class LeaderSession:
         self._limits.watch(records, {p.identity.name: p.spec for p in planned})
         return records
 
-    def _plan(
-        self,
-        due: list[Entry],
-        now: datetime,
-        paused: set[str],
-        advanced: dict[str, tuple[datetime, str | None]],
-        planned: list[Planned],
-    ) -> Iterator[Planned]:
-        """Each due job's sync-point-one items, then the manual triggers; fills `advanced` (each job's next
-        watermark and last launch) and `planned` (everything yielded) as it goes."""
-        yield from self._plan_due(due, now, paused, advanced, planned)
-        triggered = self._triggered(now, advanced)
-        planned += triggered
-        yield from triggered
-
     def _plan_due(
         self,
         due: list[Entry],
@@ -292,6 +278,8 @@ class LeaderSession:
         advanced: dict[str, tuple[datetime, str | None]],
         planned: list[Planned],
     ) -> Iterator[Planned]:
+        """Each due job's sync-point-one items, lazily; fills `advanced` (each job's next watermark and last
+        launch) and `planned` (everything yielded) as it goes."""
         for entry in due:
             plan = plan_job(
                 entry.spec,
@@ -306,6 +294,14 @@ class LeaderSession:
             last = next((p.identity.name for p in reversed(items) if p.skip_reason is None), entry.last_launch)
             advanced[entry.spec.name] = (plan.watermark or entry.watermark, last)
             yield from items
+
+    def _plan_triggers(
+        self, now: datetime, advanced: dict[str, tuple[datetime, str | None]], planned: list[Planned]
+    ) -> Iterator[Planned]:
+        """The manual triggers, after the due jobs (a trigger sees the watermark their planning left)."""
+        triggered = self._triggered(now, advanced)
+        planned += triggered
+        yield from triggered
 
     # -- staging (staging.py) ---------------------------------------------------------------------------------
     def _prepare_stage(self, now: datetime) -> Stage | None:

@@ -7,18 +7,15 @@ answers with an error entry for that path alone, not for the whole request.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from typing import Any
 
-from kazoo.exceptions import EXCEPTIONS, NoNodeError
+from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import ZnodeStat
 
-_INT = struct.Struct("!i")
-_HEADER = struct.Struct("!iBi")  # type, done, err
-_STAT = struct.Struct("!qqqqiiiqiiq")
+from cronframework.store.zk_multi import END, ERROR, HEADER, INT, STAT, read_error, read_header
+
 _GET_DATA = 4
-_ERROR = -1
 
 
 class MultiRead:
@@ -33,28 +30,26 @@ class MultiRead:
         out = bytearray()
         for path in self.paths:
             encoded = path.encode()
-            out += _HEADER.pack(_GET_DATA, 0, -1) + _INT.pack(len(encoded)) + encoded + b"\x00"  # no watch
-        return bytes(out + _HEADER.pack(-1, 1, -1))
+            out += HEADER.pack(_GET_DATA, 0, -1) + INT.pack(len(encoded)) + encoded + b"\x00"  # no watch
+        return bytes(out + END)
 
     @classmethod
     def deserialize(cls, data: bytes, offset: int) -> list[tuple[bytes, ZnodeStat] | Exception]:
         results: list[tuple[bytes, ZnodeStat] | Exception] = []
         while True:
-            kind, done, _err = _HEADER.unpack_from(data, offset)
-            offset += _HEADER.size
+            kind, done, offset = read_header(data, offset)
             if done:
                 return results
-            if kind == _ERROR:
-                code = _INT.unpack_from(data, offset)[0]
-                offset += _INT.size
-                results.append(EXCEPTIONS[code]())
+            if kind == ERROR:
+                error, offset = read_error(data, offset)
+                results.append(error)
                 continue
-            length = _INT.unpack_from(data, offset)[0]
-            offset += _INT.size
+            length = INT.unpack_from(data, offset)[0]
+            offset += INT.size
             body = data[offset : offset + max(length, 0)] if length >= 0 else b""
             offset += max(length, 0)
-            results.append((bytes(body), ZnodeStat._make(_STAT.unpack_from(data, offset))))
-            offset += _STAT.size
+            results.append((bytes(body), ZnodeStat._make(STAT.unpack_from(data, offset))))
+            offset += STAT.size
 
 
 def read_many_async(client: Any, paths: Sequence[str], chunk: int = 1000) -> list[Any]:

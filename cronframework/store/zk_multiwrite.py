@@ -9,19 +9,15 @@ it says about success: `True` per applied op, the kazoo exception per failed one
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from kazoo.exceptions import EXCEPTIONS
 from kazoo.security import ACL
 
-_INT = struct.Struct("!i")
-_HEADER = struct.Struct("!iBi")  # type, done, err
-_STAT_SIZE = struct.calcsize("!qqqqiiiqiiq")
-_CREATE, _DELETE, _SET_DATA, _CHECK, _ERROR = 1, 2, 5, 13, -1
+from cronframework.store.zk_multi import END, ERROR, HEADER, INT, STAT, read_error, read_header
+
+_CREATE, _DELETE, _SET_DATA, _CHECK = 1, 2, 5, 13
 _OPCODES = {"create": _CREATE, "set": _SET_DATA, "delete": _DELETE, "check": _CHECK}
-_END = _HEADER.pack(-1, 1, -1)
 
 
 class Op(NamedTuple):
@@ -33,26 +29,26 @@ class Op(NamedTuple):
 
 def acl_tail(acl: Sequence[ACL]) -> bytes:
     """What follows a create's data: the ACL vector, then the flags (0: persistent, not sequential)."""
-    out = bytearray(_INT.pack(len(acl)))
+    out = bytearray(INT.pack(len(acl)))
     for entry in acl:
-        out += _INT.pack(entry.perms) + _string(entry.id.scheme) + _string(entry.id.id)
-    return bytes(out + _INT.pack(0))
+        out += INT.pack(entry.perms) + _string(entry.id.scheme) + _string(entry.id.id)
+    return bytes(out + INT.pack(0))
 
 
 def encode(op: Op, path: str, tail: bytes) -> bytes:
     """One op with its multi header, as `Transaction.serialize` would write it; `tail` is `acl_tail(acl)`."""
     kind = _OPCODES[op.kind]
-    head = _HEADER.pack(kind, 0, -1) + _string(path)
+    head = HEADER.pack(kind, 0, -1) + _string(path)
     if kind == _CREATE:
-        return head + _INT.pack(len(op.data)) + op.data + tail
+        return head + INT.pack(len(op.data)) + op.data + tail
     if kind == _SET_DATA:
-        return head + _INT.pack(len(op.data)) + op.data + _INT.pack(op.version)
-    return head + _INT.pack(op.version)
+        return head + INT.pack(len(op.data)) + op.data + INT.pack(op.version)
+    return head + INT.pack(op.version)
 
 
 def _string(text: str) -> bytes:
     raw = text.encode()
-    return _INT.pack(len(raw)) + raw
+    return INT.pack(len(raw)) + raw
 
 
 class MultiWrite:
@@ -64,25 +60,24 @@ class MultiWrite:
         self.encoded = encoded
 
     def serialize(self) -> bytes:
-        return b"".join(self.encoded) + _END
+        return b"".join(self.encoded) + END
 
     @classmethod
     def deserialize(cls, data: bytes, offset: int) -> list[bool | Exception]:
         """Per op, in order: True when it applied, else the error (RolledBackError for the innocent ones)."""
         results: list[bool | Exception] = []
         while True:
-            kind, done, _err = _HEADER.unpack_from(data, offset)
-            offset += _HEADER.size
+            kind, done, offset = read_header(data, offset)
             if done:
                 return results
-            if kind == _ERROR:
-                results.append(EXCEPTIONS[_INT.unpack_from(data, offset)[0]]())
-                offset += _INT.size
+            if kind == ERROR:
+                error, offset = read_error(data, offset)
+                results.append(error)
             elif kind == _CREATE:
-                offset += _INT.size + max(_INT.unpack_from(data, offset)[0], 0)
+                offset += INT.size + max(INT.unpack_from(data, offset)[0], 0)
                 results.append(True)
             elif kind == _SET_DATA:
-                offset += _STAT_SIZE
+                offset += STAT.size
                 results.append(True)
             else:  # delete, check: no body
                 results.append(True)
