@@ -156,7 +156,7 @@ def holders(session: LeaderSession, store: ZooKeeperStore, jobs: dict[str, Job])
         seen.update((id(job), id(job.spec), id(job.schedule), id(job.spec.name)))
     walks: dict[str, list[Any]] = {
         "dispatcher": [session._dispatcher],
-        "store caches": [store._known_jobs, store._hours, store._known_open],
+        "store caches": [store._known_jobs, store._hours, store._open],
         "pruner": [session._pruner._launched, session._pruner._sweep],
         "runtime limits": [session._limits._heap],
         "metrics series": [m._counts for m in (metrics.LAUNCHES, metrics.SKIPPED)],

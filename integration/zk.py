@@ -51,13 +51,22 @@ def classpath() -> str:
     return os.pathsep.join(str(p) for p in [main, *extra])
 
 
+GC_FLAGS = {
+    "serial": "-XX:+UseSerialGC",
+    "parallel": "-XX:+UseParallelGC",
+    "g1": "-XX:+UseG1GC",
+    "zgc": "-XX:+UseZGC",
+    "shenandoah": "-XX:+UseShenandoahGC",
+}
+
+
 def jvm_flags() -> list[str]:
     """Quick-starting, small servers for tests; benchmarks ask for more through the env: CRONFRAMEWORK_ZK_HEAP
-    (default 256m), CRONFRAMEWORK_ZK_FULL_JIT=1 (C2 instead of C1 only), CRONFRAMEWORK_ZK_GC=g1 (the JVM's
-    default collector, as a production server runs, instead of the serial one) and CRONFRAMEWORK_ZK_GC_LOG=<dir>
+    (default 256m), CRONFRAMEWORK_ZK_FULL_JIT=1 (C2 instead of C1 only), CRONFRAMEWORK_ZK_GC (a key of GC_FLAGS
+    instead of the serial collector; full benchmark runs ask for zgc) and CRONFRAMEWORK_ZK_GC_LOG=<dir>
     (each server's GC log, to line pauses up with lag). The committed-proposal log kept for follower sync is
     capped: with 1,000-op multi transactions the default 500 can fill a small heap."""
-    gc = {"serial": "-XX:+UseSerialGC", "g1": "-XX:+UseG1GC"}[os.environ.get("CRONFRAMEWORK_ZK_GC", "serial")]
+    gc = GC_FLAGS[os.environ.get("CRONFRAMEWORK_ZK_GC", "serial")]
     flags = [f"-Xmx{os.environ.get('CRONFRAMEWORK_ZK_HEAP', '256m')}", gc, "-Dzookeeper.commitLogCount=100"]
     if os.environ.get("CRONFRAMEWORK_ZK_FULL_JIT") != "1":
         flags.append("-XX:TieredStopAtLevel=1")

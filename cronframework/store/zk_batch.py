@@ -155,15 +155,29 @@ class FencedWriter:
         return self.prepare(fence_path, groups, what, atomic=atomic).send()
 
     def prepare(
-        self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False
+        self,
+        fence_path: str | None,
+        groups: Sequence[Group],
+        what: str,
+        *,
+        atomic: bool = False,
+        per_chunk: Callable[[Chunk], list[Op]] | None = None,
     ) -> PreparedWrite:
-        """Encode and chunk now, send later: all of a batch's CPU work, none of its I/O."""
+        """Encode and chunk now, send later: all of a batch's CPU work, none of its I/O. `per_chunk` adds ops to
+        each transaction once the cut is known: what must apply exactly when that transaction's groups do (an
+        index entry for them). They add at most the size of the groups they name."""
         # Layout's paths are absolute and normalized, so the chroot is a plain prefix (kazoo's normpath per op
         # was a tenth of a herd's CPU)
         prefix: str = (self.client.chroot or "").rstrip("/")
         tail = acl_tail(self.acl or self.client.default_acl or OPEN_ACL_UNSAFE)
         encoded = [[encode(op, prefix + op.path, tail) for op in group.ops] for group in groups]
         chunks = chunked(groups, encoded, self.max_ops, self.max_bytes) or [Chunk()]
+        if per_chunk is not None:
+            for chunk in chunks:
+                extra = [encode(op, prefix + op.path, tail) for op in per_chunk(chunk)]
+                chunk.encoded += extra
+                chunk.ops += len(extra)
+                chunk.size += sum(map(len, extra))
         if atomic and len(chunks) > 1:
             raise StateStoreError(f"{what}: too large for one ZooKeeper transaction; split it into smaller changes")
         # the election znode is never modified: its existence is what proves leadership

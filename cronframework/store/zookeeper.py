@@ -18,11 +18,11 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import DataWatch
 from kazoo.security import ACL
 
-from cronframework.errors import ConflictError, StateStoreError
+from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.naming import parse_launch_name
 from cronframework.records import JobState, LaunchRecord, TriggerRequest
 from cronframework.store import Begin, BeginNow, Fence, PreparedBegin, SpecChange, StoredSpec
-from cronframework.store.zk_batch import FencedWriter, Group, PreparedWrite
+from cronframework.store.zk_batch import Chunk, FencedWriter, Group, PreparedWrite
 from cronframework.store.zk_client import Auth, call, connect_zk, digest_acl, gather, zk_errors
 from cronframework.store.zk_layout import (
     SECTIONS,
@@ -40,6 +40,7 @@ from cronframework.store.zk_layout import (
 )
 from cronframework.store.zk_multiread import flatten, read_many_async
 from cronframework.store.zk_multiwrite import Op
+from cronframework.store.zk_open import OpenIndex, encode_names, is_index_node, listed_names, node_name
 
 log = logging.getLogger("cronframework.store")
 
@@ -77,8 +78,8 @@ class ZooKeeperStore:
         self._hours: dict[str, str] = {}
         # records found where they were written before the hourly folders: finished and pruned there
         self._flat: set[str] = set()
-        # open-index entries this store made or listed (the leader is their only writer)
-        self._known_open: set[str] = set()
+        # the open index as this store made or read it (the leader is its only writer)
+        self._open = OpenIndex()
         self._ensure_layout()
 
     @classmethod
@@ -251,7 +252,7 @@ class ZooKeeperStore:
         """After a failed write nothing cached about which nodes exist can be trusted."""
         self._known_jobs.clear()
         self._hours.clear()
-        self._known_open.clear()
+        self._open.clear()
         self._flat.clear()
 
     def read_paused(self) -> set[str]:
@@ -284,14 +285,23 @@ class ZooKeeperStore:
         # counted as existing from now: a begin sent after this one may name the same job (a catch-up run split
         # across two slices); if this one fails or is discarded, every cache is dropped and re-read
         self._known_jobs |= jobs
-        prepared = self.writer.prepare(fence_path(fence), groups, "beginning launches")
-        return _PreparedZkBegin(self, prepared, [i.record.name for i in items if i.record.open])
+        # a skipped instant arrives already finished: it never joins the open index
+        opening = {i.record.name for i in items if i.record.open}
+        indexed: dict[str, list[str]] = {}
+
+        def index_node(chunk: Chunk) -> list[Op]:
+            names = [g.tag for g in chunk.groups if g.tag in opening]
+            if not names:
+                return []
+            indexed[node_name(names)] = names
+            return [Op("create", self._layout.open(node_name(names)), encode_names(names))]
+
+        prepared = self.writer.prepare(fence_path(fence), groups, "beginning launches", per_chunk=index_node)
+        return _PreparedZkBegin(self, prepared, indexed)
 
     def _begin_group(self, item: Begin, known_jobs: set[str]) -> Group:
         record, state = item.record, item.next_state
         ops = [Op("create", self._layout.launch(record.name, record.job), record.to_bytes())]
-        if record.open:  # a skipped instant arrives already finished: it never joins the open index
-            ops.append(Op("create", self._layout.open(record.name)))
         ops.append(self._create_or_set(self._layout.job(state.job), state.to_bytes(), state.job in known_jobs))
         known_jobs.add(state.job)  # later groups of the same job overwrite the state this one creates
         if item.consumed_trigger:
@@ -300,22 +310,39 @@ class ZooKeeperStore:
 
     def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
         """Sync point two. Idempotent: finishing an already-finished record again rewrites it harmlessly."""
-        names = {r.name for r in records}
-        if not names <= self._known_open:  # e.g. a record finished twice: only the index can tell
-            self._known_open = set(self._children(self._layout.section("open"), "listing open launches"))
-        groups = [Group(r.name, self._finish_ops(r, self._known_open)) for r in records]
+        closing = {r.name for r in records if not r.open}
+        if not self._open.knows(closing):  # e.g. a record finished twice, or after a failed write: re-read
+            self._read_open_index()
+        groups = [Group(r.name, [Op("set", self._launch_path(r.name, r.job), r.to_bytes())]) for r in records]
+        deleted: list[str] = []
+
+        def index_deletes(chunk: Chunk) -> list[Op]:
+            nodes = self._open.emptied_by(g.tag for g in chunk.groups if g.tag in closing)
+            deleted.extend(nodes)
+            return [Op("delete", self._layout.open(node)) for node in nodes]
+
         try:
-            self.writer.commit(fence_path(fence), groups, "finishing launches")
+            prepared = self.writer.prepare(fence_path(fence), groups, "finishing launches", per_chunk=index_deletes)
+            prepared.send()()
         except StateStoreError:
             self._forget()
             raise
-        self._known_open -= {r.name for r in records if not r.open}
+        if emptied := self._open.close(closing, deleted):
+            self._drop_index_nodes(fence, emptied)
 
-    def _finish_ops(self, record: LaunchRecord, still_open: set[str]) -> list[Op]:
-        ops = [Op("set", self._launch_path(record.name, record.job), record.to_bytes())]
-        if not record.open and record.name in still_open:
-            ops.append(Op("delete", self._layout.open(record.name)))
-        return ops
+    def _drop_index_nodes(self, fence: Fence, nodes: list[str]) -> None:
+        """Nodes whose launches finished in different transactions (or were found finished): their records
+        already say so, so a failure here loses nothing and the nodes are dropped when next seen."""
+        groups = [Group(node, [Op("delete", self._layout.open(node))]) for node in nodes]
+        try:
+            self.writer.commit(fence_path(fence), groups, "dropping finished open-index nodes")
+        except LeadershipLost:
+            raise
+        except StateStoreError as exc:
+            self._forget()
+            log.warning("open-index nodes kept until next read", extra={"nodes": len(nodes), "error": str(exc)})
+            return
+        self._open.forget(nodes)
 
     def get_launch(self, name: str) -> LaunchRecord | None:
         try:
@@ -326,10 +353,21 @@ class ZooKeeperStore:
         return LaunchRecord.from_bytes(got[0]) if got else None
 
     def open_launches(self) -> list[LaunchRecord]:
-        names = self._children(self._layout.section("open"), "listing open launches")
-        self._known_open = set(names)
-        records = self._read_records(names, "reading open launches")
-        return sorted((r for r in records if r.open), key=lambda r: (r.scheduled, r.name))
+        return sorted(self._read_open_index(), key=lambda r: (r.scheduled, r.name))
+
+    def _read_open_index(self) -> list[LaunchRecord]:
+        """The open records, read through the whole index; the cache is made exact (a node listing only finished
+        or missing records is kept, empty, for the next finish to delete)."""
+        nodes = self._children(self._layout.section("open"), "listing open launches")
+        lists = [n for n in nodes if is_index_node(n)]
+        got = self._get_many([self._layout.open(n) for n in lists], "reading the open index")
+        data = {n: item[0] for n, item in zip(lists, got, strict=True) if item is not None}
+        listed = {n: listed_names(n, data.get(n, b"")) for n in nodes if n in data or not is_index_node(n)}
+        names = list(dict.fromkeys(name for names in listed.values() for name in names))
+        records = [r for r in self._read_records(names, "reading open launches") if r.open]
+        still_open = {r.name for r in records}
+        self._open.replace({node: [n for n in names if n in still_open] for node, names in listed.items()})
+        return records
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
         """Newest first. Lists the job's hourly folders newest first, a few more each round, until `limit` names
@@ -430,8 +468,8 @@ class ZooKeeperStore:
 
 
 class _PreparedZkBegin:
-    def __init__(self, store: ZooKeeperStore, write: PreparedWrite, opened: list[str]) -> None:
-        self._store, self._write, self._opened = store, write, opened
+    def __init__(self, store: ZooKeeperStore, write: PreparedWrite, indexed: dict[str, list[str]]) -> None:
+        self._store, self._write, self._indexed = store, write, indexed
 
     def send(self) -> Callable[[], None]:
         wait = self._write.send()
@@ -442,7 +480,8 @@ class _PreparedZkBegin:
             except StateStoreError:
                 self._store._forget()
                 raise
-            self._store._known_open.update(self._opened)
+            for node, names in self._indexed.items():
+                self._store._open.add(node, names)
 
         return confirmed
 
