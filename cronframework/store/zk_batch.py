@@ -5,7 +5,7 @@ is gone (session expired, deposed) the chunk fails as a whole -> LeadershipLost.
 due in one second) are split into chunks well under jute.maxbuffer and all chunks are sent before any answer
 is awaited, so the batch costs about one round trip plus ZooKeeper's own write time.
 
-Atomicity is per chunk. A group (e.g. one launch: its record, its open-index entry, its job state) never
+Atomicity is per chunk. A group (e.g. one launch: its record and its job state) never
 spans two chunks. When a chunk fails, the groups of the chunks that applied are reported on the raised error
 (`applied`): their records exist; the records of every other group do not, so those launches were not begun.
 After a StateStoreUnavailable the outcome of in-flight chunks is unknown and the caller must re-read."""
