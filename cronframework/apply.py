@@ -1,13 +1,14 @@
-"""`apply`: the difference between job files and the applied specs, and the one atomic write that makes it so."""
+"""`apply`: the difference between job files and the applied specs, and the version-checked writes that make it so."""
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cronframework.errors import ConflictError, StateStoreError
 from cronframework.jobspec import JobSpec
 from cronframework.store import SpecChange, StateStore, StoredSpec
 
@@ -68,7 +69,39 @@ def _unified(name: str, old: dict[str, Any] | None, new: dict[str, Any] | None) 
     )
 
 
+# One write_specs is one ZooKeeper transaction: well below its 1 MiB limit and 1,000 ops, which is a few hundred
+# specs of ordinary size. Weights are the JSON documents plus room for each op's path, ACL and header.
+SPEC_BATCH_BYTES = 200_000
+SPEC_BATCH = 500
+
+
+def spec_batches(changes: Sequence[SpecChange]) -> Iterator[list[SpecChange]]:
+    """`changes` in order, cut into batches that each fit one transaction."""
+    batch: list[SpecChange] = []
+    size = 0
+    for change in changes:
+        weight = len(json.dumps(change.document)) + len(change.name) + 64
+        if batch and (size + weight > SPEC_BATCH_BYTES or len(batch) >= SPEC_BATCH):
+            yield batch
+            batch, size = [], 0
+        batch.append(change)
+        size += weight
+    if batch:
+        yield batch
+
+
 def apply_diff(store: StateStore, diff: SpecDiff) -> None:
-    """One atomic, version-checked write: a concurrent apply makes this one fail with ConflictError."""
-    if diff.changes:
-        store.write_specs(diff.changes)
+    """Version-checked writes, atomic per batch (`spec_batches`): one batch holds a few hundred jobs, and a fleet
+    larger than that must still be applicable. A concurrent apply fails this one with ConflictError; the batches
+    written before the failing one stay (each spec is whole, every replica reloads them), the error says how many,
+    and running apply again writes only what is still different."""
+    total, written = len(diff.changes), 0
+    for batch in spec_batches(diff.changes):
+        try:
+            store.write_specs(batch)
+        except StateStoreError as exc:
+            if not written:
+                raise
+            what = ConflictError if isinstance(exc, ConflictError) else StateStoreError
+            raise what(f"{exc} ({written} of {total} changes were written before it; apply again)") from None
+        written += len(batch)

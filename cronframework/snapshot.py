@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cronframework.apply import spec_batches
 from cronframework.clock import Clock
 from cronframework.errors import CronframeworkError
 from cronframework.naming import job_name_problem, launch_name
@@ -41,7 +42,6 @@ FORMAT_VERSION = 1
 HISTORY_LIMIT = 1_000_000_000  # "every record": history() costs O(records), there is no unbounded form
 STABLE_ATTEMPTS = 5
 BATCH = 500
-SPEC_BATCH_BYTES = 200_000  # below one ZooKeeper transaction (write_specs is atomic, one transaction)
 
 T = TypeVar("T")
 
@@ -331,27 +331,13 @@ def restore(store: StateStore, fence: Fence, snapshot: Snapshot) -> None:
         store.request_trigger(trigger.job, force=trigger.force, now=trigger.requested_at)
     if snapshot.takeover is not None:
         store.write_takeover(fence, snapshot.takeover)
-    for spec_chunk in _spec_chunks(snapshot.specs):
-        store.write_specs([SpecChange(s.name, s.document, None) for s in spec_chunk])
+    for batch in spec_batches([SpecChange(s.name, s.document, None) for s in snapshot.specs]):
+        store.write_specs(batch)
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-def _spec_chunks(specs: Sequence[StoredSpec]) -> Iterator[list[StoredSpec]]:
-    chunk: list[StoredSpec] = []
-    size = 0
-    for spec in specs:
-        weight = len(json.dumps(spec.document)) + len(spec.name) + 64
-        if chunk and (size + weight > SPEC_BATCH_BYTES or len(chunk) >= BATCH):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(spec)
-        size += weight
-    if chunk:
-        yield chunk
 
 
 # -- periodic snapshots (the leader) ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import time
 import pytest
 from kazoo.exceptions import NoAuthError
 
+from cronframework.apply import apply_diff, diff_specs
 from cronframework.election import ZkFence
 from cronframework.errors import StateStoreError, StateStoreUnavailable
 from cronframework.records import Outcome, RecordState
@@ -15,6 +16,7 @@ from cronframework.store.zk_client import connect_zk
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration.zk import free_port
 from tests.store_conformance import T0, StoreConformance, make_begin
+from tests.test_apply import fleet
 
 pytestmark = pytest.mark.zookeeper
 
@@ -67,3 +69,11 @@ def test_acl_keeps_other_tenants_out(zk_hosts: str, zk_root: str) -> None:
         owner.close()
         stranger.stop()
         stranger.close()
+
+
+@pytest.mark.parametrize("arg_bytes", [0, 3000], ids=["small", "3kB-each"])
+def test_a_fleet_larger_than_one_transaction_is_applied(store: ZooKeeperStore, arg_bytes: int) -> None:
+    specs = fleet(2000, "x" * arg_bytes)
+    apply_diff(store, diff_specs(specs, store.read_specs(), prune=False))  # each batch fits a transaction
+    assert len(store.read_specs()) == 2000
+    assert diff_specs(specs, store.read_specs(), prune=False).empty

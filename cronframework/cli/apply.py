@@ -1,4 +1,4 @@
-"""`cronframework apply PATH... --zk ...`: show the diff against the applied specs, then write it atomically."""
+"""`cronframework apply PATH... --zk ...`: show the diff against the applied specs, then write it (apply.py)."""
 
 from __future__ import annotations
 
