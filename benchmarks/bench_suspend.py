@@ -23,7 +23,7 @@ from typing import Any
 from kazoo.protocol.states import KazooState
 
 from benchmarks.common import Leader, apply_specs, job_spec, new_root, start_leader, summary, wait_until
-from cronframework.store.zk_batch import Group
+from cronframework.store.zk_batch import PreparedWrite
 from integration.zk import ZkCluster
 
 SESSION_TIMEOUT = 4.0
@@ -50,18 +50,21 @@ def _timed(inner: Callable[..., Any], calls: list[float]) -> Callable[..., Any]:
 
 
 def fault_on_first_begin(leader: Leader, inject: Callable[[], None], after: float) -> list[float]:
-    """Inject the fault right after the first `beginning launches` commit at or after `after` (wall clock)."""
+    """Inject the fault as soon as ZooKeeper has confirmed the first `beginning launches` batch sent at or after
+    `after` (wall clock): every launch of it begun, none submitted yet. The writer's observer sees each applied
+    batch whichever way it was sent (staged or not)."""
     faulted: list[float] = []
     writer = leader.store.writer
-    inner = writer.commit
+    observer = writer.on_done
 
-    def commit(fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> None:
-        inner(fence_path, groups, what, atomic=atomic)
-        if what == "beginning launches" and not faulted and time.time() >= after:
+    def on_done(write: PreparedWrite) -> None:
+        if observer is not None:
+            observer(write)
+        if write.what == "beginning launches" and not faulted and time.time() >= after:
             faulted.append(time.time())
             inject()
 
-    writer.commit = commit  # type: ignore[method-assign]
+    writer.on_done = on_done
     return faulted
 
 

@@ -9,7 +9,15 @@ import math
 
 import pytest
 
-from benchmarks import bench_coldstart, bench_herd, bench_memory, bench_peers, bench_steady, bench_takeover
+from benchmarks import (
+    bench_coldstart,
+    bench_herd,
+    bench_memory,
+    bench_peers,
+    bench_steady,
+    bench_suspend,
+    bench_takeover,
+)
 from benchmarks.__main__ import main
 from integration.zk import ZkCluster, ZkHarnessError
 
@@ -41,7 +49,7 @@ def test_herd_launches_and_finishes_every_job_in_each_herd() -> None:
         assert row["open_left"] == 0
         assert 0 <= row["all_begun_s"] <= row["all_finished_s"]
         assert sane(row["lag_s"])
-        assert row["zk_ops_per_launch"] >= 3  # record + open index + job state, then the finished record
+        assert row["zk_ops_per_launch"] >= 3  # record + job state (+ an open-index node a batch), then the record
 
 
 def test_steady_misses_no_launch() -> None:
@@ -74,6 +82,16 @@ def test_takeover_new_leader_launches_and_concludes() -> None:
     assert 0 < kill["first_launch_s"]["max"] < 60
     assert 0 < term["first_launch_s"]["max"] < 60
     assert kill["open_concluded_s"]["max"] >= 0
+
+
+def test_suspend_sees_the_fault_and_times_every_backend_call() -> None:
+    rows = bench_suspend.run(200, 1)["rows"]
+    assert {(r["fault"], r["backend_latency_s"]) for r in rows} == {
+        (fault, latency) for fault in ("SIGSTOP", "SIGKILL") for latency in bench_suspend.LATENCIES
+    }
+    for row in rows:
+        assert row["suspended_after_fault_s"]["max"] >= 0  # the fault came after sync point one, then SUSPENDED
+        assert row["last_call_after_suspended_s"]["max"] < 60
 
 
 def test_memory_reports_bytes_per_job_beyond_the_spec_at_each_size() -> None:
