@@ -3,6 +3,8 @@ tested against a real server in integration/test_zookeeper_open_index.py."""
 
 from __future__ import annotations
 
+import threading
+
 from cronframework.store.zk_open import OpenIndex, encode_names, is_index_node, listed_names, node_name
 
 A, B, C, D = (f"job-{i}-20261126t100000z" for i in "abcd")
@@ -52,3 +54,34 @@ def test_replace_forgets_what_was_known() -> None:
     index.add("n1", [A])
     index.replace({"n2": [B]})
     assert not index.knows([A]) and index.knows([B])
+
+
+def test_begins_confirmed_on_one_thread_while_another_finishes_keep_the_index_whole() -> None:
+    """A herd's launch stage finishes slices while the begin thread records the next slices' nodes (each slice
+    keeps one launch open, so every finish walks a growing index)."""
+    index = OpenIndex()
+    errors: list[BaseException] = []
+    slices = [[f"job-{s:04d}-{i:02d}-20261126t100000z" for i in range(5)] for s in range(3000)]
+
+    def begin() -> None:
+        try:
+            for names in slices:
+                index.add(node_name(names), names)
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=begin)
+    thread.start()
+    done = 0
+    while done < len(slices):
+        if not index.knows(slices[done]):
+            continue
+        finishing = slices[done][:-1]
+        assert index.emptied_by(finishing) == []
+        assert index.close(finishing, deleted=[]) == []
+        done += 1
+    thread.join()
+    assert not errors
+    last = [names[-1] for names in slices]
+    emptied = index.emptied_by(last)
+    assert len(emptied) == len(slices) and index.close(last, emptied) == [] and len(index) == 0
