@@ -33,8 +33,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SPEC_CHUNK, job_spec, rss_mib, spec_document, zookeeper
+from benchmarks.common import job_spec, rss_mib, zookeeper
 from cronframework import metrics
+from cronframework.apply import spec_batches, spec_document
 from cronframework.backend import BackendSet, BackendStatus, Launch, SubmitOutcome
 from cronframework.election import Election
 from cronframework.jobs import Job, SpecCache
@@ -94,9 +95,8 @@ def write_specs(hosts: str, root: str, jobs: int) -> None:
     document = spec_document(job_spec("template", SCHEDULE))
     store = ZooKeeperStore.connect(hosts, root)
     try:
-        names = [f"mem-{i:06d}" for i in range(jobs)]
-        for start in range(0, jobs, SPEC_CHUNK):
-            store.write_specs([SpecChange(n, document, None) for n in names[start : start + SPEC_CHUNK]])
+        for batch in spec_batches([SpecChange(f"mem-{i:06d}", document, None) for i in range(jobs)]):
+            store.write_specs(batch)
     finally:
         store.close()
 

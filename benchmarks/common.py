@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backends.noop import NoopBackend
+from cronframework.apply import spec_batches, spec_document
 from cronframework.backend import BackendSet
 from cronframework.clock import SystemClock
 from cronframework.election import Election
@@ -32,8 +33,6 @@ from cronframework.store import SpecChange
 from cronframework.store.zk_batch import PreparedWrite
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration.zk import ZkCluster, four_letter
-
-SPEC_CHUNK = 300  # specs per `apply` transaction: well under one ZooKeeper transaction's 256 KiB
 
 
 def machine() -> dict[str, Any]:
@@ -122,15 +121,10 @@ def job_spec(name: str, schedule: str, **extra: Any) -> JobSpec:
     return JobSpec.model_validate(body)
 
 
-def spec_document(spec: JobSpec) -> dict[str, Any]:
-    return dict(spec.model_dump(mode="json", exclude={"name"}))
-
-
 def apply_specs(store: ZooKeeperStore, specs: Sequence[JobSpec]) -> None:
-    """Create the specs as `apply` would, in transactions of SPEC_CHUNK."""
-    for start in range(0, len(specs), SPEC_CHUNK):
-        chunk = specs[start : start + SPEC_CHUNK]
-        store.write_specs([SpecChange(s.name, spec_document(s), None) for s in chunk])
+    """Create the specs in the transactions `apply` cuts them into."""
+    for batch in spec_batches([SpecChange(s.name, spec_document(s), None) for s in specs]):
+        store.write_specs(batch)
 
 
 @dataclass
