@@ -145,10 +145,18 @@ class FencedWriter:
     # told of every batch ZooKeeper applied (benchmarks count ops, bytes and completion times with it)
     on_done: Callable[[PreparedWrite], None] | None = None
 
-    def commit(self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> None:
+    def commit(
+        self,
+        fence_path: str | None,
+        groups: Sequence[Group],
+        what: str,
+        *,
+        atomic: bool = False,
+        per_chunk: Callable[[Chunk], list[Op]] | None = None,
+    ) -> None:
         """Apply `groups`, fenced by `fence_path` when given; a failed chunk raises a PartialBatch error
         naming what applied. `atomic` refuses a batch too large for one transaction rather than split it."""
-        self.send(fence_path, groups, what, atomic=atomic)()
+        self.prepare(fence_path, groups, what, atomic=atomic, per_chunk=per_chunk).send()()
 
     def send(self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> Pending:
         """`commit`, split in two: the transactions leave now, the returned call waits for them and raises."""

@@ -322,8 +322,7 @@ class ZooKeeperStore:
             return [Op("delete", self._layout.open(node)) for node in nodes]
 
         try:
-            prepared = self.writer.prepare(fence_path(fence), groups, "finishing launches", per_chunk=index_deletes)
-            prepared.send()()
+            self.writer.commit(fence_path(fence), groups, "finishing launches", per_chunk=index_deletes)
         except StateStoreError:
             self._forget()
             raise
