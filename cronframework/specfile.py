@@ -24,6 +24,7 @@ from cronframework.backend import available_backends
 from cronframework.errors import ScheduleError, SpecError, SpecErrors
 from cronframework.jobspec import JobSpec
 from cronframework.naming import job_name_problem
+from cronframework.schedule import parse_schedule
 from cronframework.yamlpos import Pos, YMap, YNode, YScalar, YSeq
 
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
@@ -227,12 +228,33 @@ class _Reader:
         try:
             return JobSpec.model_validate(data)
         except ValidationError as exc:
-            for message, pos, field in _describe_all(exc, body, label):
+            described = _describe_all(exc, body, label)
+            for message, pos, field in described:
                 error(message, pos, field)
+            if not any(field == "schedule" for _, _, field in described):
+                self._check_schedule_alone(name, data.get("schedule"), body, label, error)
         except ScheduleError as exc:
-            entry = body.entries.get("schedule")
-            error(str(exc), entry[1].pos if entry else label, "schedule")
+            self._schedule_error(exc, body, label, error)
         return None
+
+    def _check_schedule_alone(
+        self, name: str, schedule: Any, body: YMap, label: Pos, error: Callable[[str, Pos, str | None], None]
+    ) -> None:
+        """The model checks the schedule only once every field is valid; so that one pass reports every problem,
+        check it on its own then (whether an expression is valid does not depend on the zone or DST policy)."""
+        if not isinstance(schedule, str):
+            return
+        try:
+            parse_schedule(schedule, job=name)
+        except ScheduleError as exc:
+            self._schedule_error(exc, body, label, error)
+
+    @staticmethod
+    def _schedule_error(
+        exc: ScheduleError, body: YMap, label: Pos, error: Callable[[str, Pos, str | None], None]
+    ) -> None:
+        entry = body.entries.get("schedule")
+        error(str(exc), entry[1].pos if entry else label, "schedule")
 
 
 def _known_top_level(key: Any) -> bool:
