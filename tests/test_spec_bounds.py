@@ -221,3 +221,15 @@ def test_any_every_schedule_either_is_a_field_error_or_round_trips_through_the_s
 ) -> None:
     text = json.loads(period) + ("" if offset is None else " +" + json.loads(offset))
     _accepted_or_field_error(("schedule",), json.dumps("@every " + text))
+
+
+@pytest.mark.parametrize("command", ["apply", "run"])
+def test_apply_and_run_refuse_before_writing_anything(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, line, col = job_yaml(("task", "timeout"), "-30")
+    (tmp_path / FILE).write_text(text)
+    state = tmp_path / "state"
+    assert main([command, str(tmp_path / FILE), "--state-dir", str(state)]) == 1
+    assert f"{FILE}:{line}:{col}: job 'j': field 'task.timeout': " in capsys.readouterr().err
+    assert not state.exists()
