@@ -1,5 +1,7 @@
 """The status document shared by `status --json` and the HTTP API: leader, replicas, takeover, each job's state.
 
+A job whose stored spec the scheduler cannot compile is never silent here: its state is `broken`, with the reason.
+
 Keys are stable (docs/operations.md). With a BackendSet, each last launch also carries `result`: what the backend
 says about it now (a read-only lookup, never fatal).
 """
@@ -11,6 +13,7 @@ from typing import Any
 
 from cronframework.backend import BackendSet
 from cronframework.errors import CronframeworkError
+from cronframework.jobs import spec_problem
 from cronframework.records import JobState, LaunchRecord, Outcome
 from cronframework.store import StateStore, StoredSpec
 
@@ -43,15 +46,27 @@ def job_status(
     paused: bool,
     backends: BackendSet | None = None,
 ) -> dict[str, Any]:
-    """One element of the document's `jobs` list."""
+    """One element of the document's `jobs` list. A broken job (its stored spec does not compile) has no next
+    launch whatever its stored state says: the leader does not schedule it."""
     last = store.history(stored.name, limit=1)
+    enabled = bool(stored.document.get("enabled", True))
+    problem = spec_problem(stored)
     return {
         "job": stored.name,
-        "enabled": bool(stored.document.get("enabled", True)),
+        "enabled": enabled,
         "paused": paused,
-        "next": state.next_scheduled.isoformat() if state and state.next_scheduled else None,
+        "state": job_state(enabled, paused, problem),
+        "problem": problem,
+        "next": state.next_scheduled.isoformat() if state and state.next_scheduled and not problem else None,
         "last_launch": last_launch(last[0], stored.document, backends) if last else None,
     }
+
+
+def job_state(enabled: bool, paused: bool, problem: str | None) -> str:
+    """`broken` (not scheduled: `problem` says why), `paused`, `disabled` or `enabled`; the first that holds."""
+    if problem is not None:
+        return "broken"
+    return "paused" if paused else ("enabled" if enabled else "disabled")
 
 
 def replicas(store: StateStore, root: str | None) -> list[dict[str, Any]]:

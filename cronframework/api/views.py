@@ -9,7 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronframework.cli.plan import PlannedLaunch
-from cronframework.jobs import Job, compile_job
+from cronframework.jobs import BrokenSpec, Job, compile_job
+from cronframework.jobspec import JobSpec
 from cronframework.naming import launch_name
 from cronframework.status import collect, job_status
 from cronframework.store import StateStore, StoredSpec
@@ -18,6 +19,7 @@ from .cluster import Cluster
 
 MAX_NEXT = 100
 MAX_HISTORY = 1000
+_SCHEDULING = ("schedule", "timezone", "backend", "concurrency")
 
 
 class NotFound(LookupError):
@@ -40,7 +42,12 @@ def job_item(store: StateStore, name: str) -> dict[str, Any]:
 
 def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[str, Any]:
     item = job_item(store, name)
-    job = compile_job(_stored(store, name))
+    stored = _stored(store, name)
+    try:
+        job = compile_job(stored)
+    except BrokenSpec:  # `item` says why; show what the stored spec says, and that nothing is coming
+        item.update({key: _as_written(stored, key) for key in _SCHEDULING}, resolved="", next_launches=[])
+        return item
     spec = job.spec
     # scheduling fields only: the task (command, env) may hold secrets and is never returned
     item.update(
@@ -52,6 +59,12 @@ def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[
     )
     item["next_launches"] = [p.as_json() for p in next_launches(job, now, count)] if spec.enabled else []
     return item
+
+
+def _as_written(stored: StoredSpec, key: str) -> str:
+    """A field of a stored spec that does not compile, as stored, or the model's default when absent."""
+    field = JobSpec.model_fields[key]
+    return str(stored.document.get(key, "" if field.is_required() else field.get_default()))
 
 
 def next_launches(job: Job, now: datetime, count: int) -> list[PlannedLaunch]:

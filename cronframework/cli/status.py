@@ -1,7 +1,8 @@
 """`cronframework status [--json]`: leader, replicas, the last takeover, and each job's next and last launch.
 
-JSON keys are stable (docs/operations.md): leader, replicas, takeover, jobs[].{job, enabled, paused, next,
-last_launch{name, scheduled, state, outcome, reason, result{state, exit_code, reason}}}.
+JSON keys are stable (docs/operations.md): leader, replicas, takeover, jobs[].{job, enabled, paused, state,
+problem, next, last_launch{name, scheduled, state, outcome, reason, result{state, exit_code, reason}}}. A job whose
+stored spec does not compile is `broken`; the table flags it and a line after the table gives the reason.
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ def handle(args: argparse.Namespace) -> int:
     print(f"{'JOB':30} {'NEXT':27} {'LAST LAUNCH':40} OUTCOME")
     for job in status["jobs"]:
         last = job["last_launch"] or {}
-        flag = " (paused)" if job["paused"] else "" if job["enabled"] else " (disabled)"
+        flag = "" if job["state"] == "enabled" else f" ({job['state']})"
         outcome = last.get("outcome") or last.get("state") or "-"
         if last.get("result"):
             outcome += f" -> {last['result']['state']}"
         print(f"{job['job'] + flag:30} {job['next'] or '-':27} {last.get('name') or '-':40} {outcome}")
+    for job in status["jobs"]:
+        if job["problem"]:
+            print(f"broken: {job['job']}: not scheduled: {job['problem']}")
     return 0
