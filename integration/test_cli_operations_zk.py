@@ -18,15 +18,7 @@ from cronframework.records import JobState
 from cronframework.specfile import load_jobs
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration.conftest import leader_fence
-
-JOBS = """
-job:
-  beat:
-    schedule: "0 3 * * *"
-    backend: process
-    task:
-      command: ["/bin/true"]
-"""
+from tests.test_cli_operations import JOBS
 
 
 @pytest.fixture
