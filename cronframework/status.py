@@ -1,4 +1,4 @@
-"""The status document shared by `status --json` and the HTTP API: leader, replicas, takeover, each job's state.
+"""The status document shared by `status --json` and the HTTP API: leader, stale, replicas, takeover, each job's state.
 
 A job whose stored spec the scheduler cannot compile is never silent here: its state is `broken`, with the reason.
 
@@ -80,12 +80,28 @@ def replicas(store: StateStore, root: str | None) -> list[dict[str, Any]]:
     return [dict(vars(c)) for c in reader.replicas()]
 
 
+def leader_of(store: StateStore, root: str | None) -> dict[str, Any] | None:
+    """Who leads on this state now; None when no scheduler does (nothing launches, next instants are stale)."""
+    return _leader(store, replicas(store, root))
+
+
+def _leader(store: StateStore, members: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The election's first member, or the process holding the embedded store's lock as {replica, epoch}."""
+    if members:
+        return members[0]
+    holder = getattr(store, "lock_holder", None)
+    sole = holder() if holder is not None else None
+    return {"replica": sole.replica, "epoch": sole.epoch} if sole is not None else None
+
+
 def collect(store: StateStore, root: str | None, backends: BackendSet | None = None) -> dict[str, Any]:
     specs, states, paused = store.read_specs(), store.read_job_states(), store.read_paused()
     jobs = [job_status(store, specs[n], states.get(n), n in paused, backends) for n in sorted(specs)]
     members = replicas(store, root)
+    leader = _leader(store, members)
     return {
-        "leader": members[0] if members else None,
+        "leader": leader,
+        "stale": leader is None,  # no scheduler: the `next` instants are what the last one planned
         "replicas": members,
         "takeover": store.read_takeover(),
         "jobs": jobs,
