@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
 from cronframework.cli.common import add_store_args, open_store, require_job, running_scheduler, target
 from cronframework.errors import CronframeworkError
-from cronframework.jobs import compile_job
+from cronframework.jobs import BrokenSpec, compile_job
 from cronframework.store import StoredSpec
 
 
@@ -54,16 +52,7 @@ def check_launchable(stored: StoredSpec) -> None:
     """The leader launches a trigger only for a job it schedules: enabled, and with a spec that compiles."""
     try:
         job = compile_job(stored)
-    except (CronframeworkError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-        raise CronframeworkError(
-            f"job {stored.name!r} has an invalid stored spec ({_reason(exc)}): not launched"
-        ) from None
+    except BrokenSpec as exc:
+        raise CronframeworkError(f"job {stored.name!r} has an invalid stored spec ({exc}): not launched") from None
     if not job.spec.enabled:
         raise CronframeworkError(f"job {stored.name!r} is disabled (enabled: false): not launched")
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return str(exc).splitlines()[0]
