@@ -144,7 +144,7 @@ def gather(topo: Topology) -> evidence_mod.Evidence:
         ev.launches = evidence_mod.process_launches(topo.state_dir)
     ev.task_lines = evidence_mod.task_lines(topo.out_file)
     ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths)
-    ev.finished = evidence_mod.finished_events(topo.rs().incarnations)
+    ev.recorded = evidence_mod.recorded_events(topo.rs().incarnations)
     topo.ensure_zk()  # a run cut short by a liveness failure may have left nodes down
     store = topo.rs().store()
     try:

@@ -43,7 +43,7 @@ class Evidence:
     launches: list[BackendLaunch] = field(default_factory=list)
     task_lines: list[tuple[str, int, int]] = field(default_factory=list)  # (launch, epoch, attempt)
     intervals: list[Interval] = field(default_factory=list)
-    finished: list[dict[str, Any]] = field(default_factory=list)  # "launch finished" log events
+    recorded: list[dict[str, Any]] = field(default_factory=list)  # "launch outcome recorded" log events
     history: dict[str, list[LaunchRecord]] = field(default_factory=dict)
 
 
@@ -162,10 +162,10 @@ def _from_log(replica: ReplicaProcess, death: float) -> list[Interval]:
     return list(out.values())
 
 
-def finished_events(incarnations: Iterable[ReplicaProcess]) -> list[dict[str, Any]]:
+def recorded_events(incarnations: Iterable[ReplicaProcess]) -> list[dict[str, Any]]:
     out = []
     for replica in incarnations:
         for event in replica.events():
-            if event.get("event") == "launch finished":
+            if event.get("event") == "launch outcome recorded":
                 out.append({**event, "replica": replica.replica_id, "pid": replica.process.pid})
     return out

@@ -51,7 +51,7 @@ def at_most_once(ev: Evidence) -> list[Violation]:
         if n > 1:
             out.append(Violation("at-most-once", f"{name}: the task ran {n} times (its own output)"))
     epochs: dict[str, set[int]] = defaultdict(set)
-    for event in ev.finished:
+    for event in ev.recorded:
         if event.get("outcome") == Outcome.SUBMITTED.value:
             epochs[str(event["launch"])].add(int(event["epoch"]))
     for name, seen in epochs.items():

@@ -370,7 +370,7 @@ def test_checker_passes_clean_evidence() -> None:
 def test_checker_catches_a_launch_that_ran_twice() -> None:
     ev = _clean()
     ev.task_lines.append((_name(3), 2, 2))
-    ev.finished = [
+    ev.recorded = [
         {"launch": _name(3), "epoch": 1, "outcome": "submitted"},
         {"launch": _name(3), "epoch": 2, "outcome": "submitted"},
     ]

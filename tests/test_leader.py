@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from datetime import datetime, timedelta
 
@@ -458,6 +459,24 @@ def test_a_forced_trigger_in_the_tick_of_the_instant_still_starts() -> None:
     cluster.store.request_trigger("guarded", force=True, now=T0 + timedelta(seconds=14.5))
     cluster.run_for(session, 1)
     assert cluster.running() == ["guarded-20261125t060014z-m", "guarded-20261125t060015z"]
+
+
+def test_the_log_names_an_outcome_recorded_and_leaves_out_fields_without_a_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="cronframework.launcher")
+    cluster = Cluster()
+    cluster.apply(job("beat"), job("held"))
+    cluster.store.set_paused("held", True)
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    events = {(r.getMessage(), getattr(r, "job", None)): r for r in caplog.records}
+    submitted = events[("launch outcome recorded", "beat")]
+    assert submitted.__dict__["outcome"] == "submitted" and "reason" not in submitted.__dict__
+    skipped = events[("launch skipped", "held")]
+    assert skipped.__dict__["reason"] == "paused"
+    assert not any(r.getMessage() == "launch finished" for r in caplog.records)
 
 
 def test_spec_changes_are_picked_up_without_restart() -> None:
