@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from backends.nomad_spec import meta_key
 from cronframework.naming import parse_launch_name
 from cronframework.store.zookeeper import ZooKeeperStore
 from integration import chaos_evidence as evidence_mod
@@ -56,7 +57,8 @@ from integration.replicas import wait_for
 ZK_ROOT = "/cronframework"  # scripts/provision.sh's scheduler.yaml; also the launches' cluster label
 TASKS = "/var/lib/cronframework/tasks"  # on cf1: the tasks' shared output (docker: the one mount allowed)
 OUT_FILE = "task-output.txt"
-JOBS = {"lab-docker": "*/10 * * * * *", "lab-nomad": "5-59/10 * * * * *"}  # job -> schedule (interleaved)
+# backend -> schedule, interleaved; every 20 s: an emulated cf1 keeps up with that, not with every second
+SCHEDULES = {"docker": "*/20 * * * * *", "nomad": "10-59/20 * * * * *"}
 VENV_PYTHON = "/opt/cronframework/venv/bin/python"
 CONFIG = "/etc/cronframework/scheduler.yaml"
 END_MARGIN = 20.0  # seconds: an emulated guest may still be launching instants this recent
@@ -64,6 +66,8 @@ START_MARGIN = 12.0  # seconds after the apply: the leader sees a new job at its
 # the fenced check compares times from four clocks (three guests', and this machine's for the destruction): they
 # must agree well within its in-flight allowance (0.5 s)
 MAX_SKEW = 0.1
+CLOCK_CLOSE = 0.02
+TASKS_SETTLE = 300.0  # seconds the tasks get to catch up with their launches once the schedulers have stopped
 
 
 def say(message: str) -> None:
@@ -81,6 +85,20 @@ class Run:
     applied_at: float = 0.0
     successor: str = ""
     checks: list[inv.Violation] = field(default_factory=list)
+    # the run's own job names (`apply --prune` removes an earlier run's from a kept lab, and its launches are not
+    # this run's evidence)
+    tag: str = field(default_factory=lambda: f"{datetime.now(UTC):%H%M%S}")
+
+    @property
+    def jobs(self) -> dict[str, str]:
+        """job -> backend"""
+        return {f"lab-{self.tag}-{backend}": backend for backend in SCHEDULES}
+
+    def schedules(self) -> dict[str, str]:
+        return {job: SCHEDULES[backend] for job, backend in self.jobs.items()}
+
+    def ours(self, name: str) -> bool:
+        return parse_launch_name(name).job in self.jobs
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -155,11 +173,29 @@ def launches() -> dict[str, list[evidence_mod.BackendLaunch]]:
     }
 
 
+def created_since(after: float) -> dict[str, int]:
+    """How many launches each backend created after `after` (wall time), from one listing call each: the full
+    evidence readers ask about every launch by itself, too slow to poll an emulated guest with."""
+    import docker  # the test extras' docker SDK
+
+    client = docker.from_env(timeout=60)
+    try:
+        containers = client.api.containers(all=True, filters={"label": f"cronframework.cluster={ZK_ROOT}"})
+    finally:
+        client.close()
+    cluster = meta_key("cronframework.cluster")
+    jobs = [j for j in nomad_api("GET", "/v1/jobs?meta=true") or [] if (j.get("Meta") or {}).get(cluster) == ZK_ROOT]
+    return {
+        "docker": sum(int(c["Created"]) > after for c in containers),
+        "nomad": sum(int(j["SubmitTime"]) / 1e9 > after for j in jobs),
+    }
+
+
 def wait_launches(after: float, timeout: float) -> dict[str, int]:
-    """Wait until both backends hold launches created after `after` (wall time); how many each holds."""
+    """Wait until both backends hold two launches created after `after` (wall time); how many each holds."""
 
     def counted() -> dict[str, int] | None:
-        found = {b: sum(launch.submitted_at > after for launch in got) for b, got in launches().items()}
+        found = created_since(after)
         return found if all(n >= 2 for n in found.values()) else None
 
     found = wait_for(counted, timeout, 3.0)
@@ -169,29 +205,28 @@ def wait_launches(after: float, timeout: float) -> dict[str, int]:
 
 
 # -- the run ----------------------------------------------------------------------------------------------------
-def job_file() -> str:
-    line = task_line(f"/out/{OUT_FILE}", "", spanned=False)
+def job_file(run: Run) -> str:
     common = {
         "catchup": {"policy": "all", "window": "10m", "max": 1000},
         "retention": {"count": 100000, "age": "30d"},
         "retries": {"attempts": 5, "backoff": "500ms", "max_backoff": "2s"},
     }
-    docker = {
-        "schedule": JOBS["lab-docker"], "backend": "docker", **common,
-        "task": {"image": TEST_IMAGE, "command": ["/bin/sh", "-c", line],
-                 "mounts": [{"source": TASKS, "target": "/out", "read_only": False}]},
+    tasks = {
+        "docker": {"image": TEST_IMAGE, "command": ["/bin/sh", "-c", task_line(f"/out/{OUT_FILE}", "", spanned=False)],
+                   "mounts": [{"source": TASKS, "target": "/out", "read_only": False}]},
+        "nomad": {"command": ["/bin/sh", "-c", task_line(f"{TASKS}/{OUT_FILE}", "", spanned=False)]},
     }  # fmt: skip
-    nomad = {
-        "schedule": JOBS["lab-nomad"],
-        "backend": "nomad",
-        **common,
-        "task": {"command": ["/bin/sh", "-c", task_line(f"{TASKS}/{OUT_FILE}", "", spanned=False)]},
+    jobs = {
+        job: {"schedule": SCHEDULES[backend], "backend": backend, **common, "task": tasks[backend]}
+        for job, backend in run.jobs.items()
     }
-    return yaml.safe_dump({"job": {"lab-docker": docker, "lab-nomad": nomad}})
+    return yaml.safe_dump({"job": jobs})
 
 
 def ready(run: Run) -> None:
     started = time.monotonic()
+    for node in run.nodes:  # a lab kept from an earlier run has them stopped (settle stops them)
+        node.run(f"sudo systemctl start {SCHEDULER_UNIT}")
     modes = wait_for(lambda: (m := [zk_mode(a) for a in ADDRESSES.values()]) and all(m) and m, 600, 2.0)
     if not modes:
         raise LabError("the ZooKeeper ensemble does not serve on all three nodes")
@@ -200,21 +235,32 @@ def ready(run: Run) -> None:
     say(f"ZooKeeper: {', '.join(modes)}; scheduler leader {leader} (epoch {epoch})")
     for node in run.nodes:
         before, _ = node.clock_skew()
-        node.set_clock()
-        residual, _ = node.clock_skew()
-        node.set_clock(ahead=-residual)  # the same trip again, made up for
-        run.skew[node.name] = node.clock_skew()
-        skew, error = run.skew[node.name]
+        run.skew[node.name] = skew, error = sync_clock(node)
         say(f"clock of {node.name}: {before * 1000:+.0f} ms, set: {skew * 1000:+.1f} ms (+-{error * 1000:.1f} ms)")
         if abs(skew) > MAX_SKEW:
             raise LabError(f"{node.name}'s clock is {skew:+.3f}s off this machine's even after setting it")
 
 
+def sync_clock(node: Node) -> tuple[float, float]:
+    """Set the guest's clock until it reads within CLOCK_CLOSE of this machine's, making up for the trip there
+    (and for a busy guest's slow answers) by what the last setting missed; the final (skew, uncertainty)."""
+    ahead = 0.0
+    for _ in range(4):
+        node.set_clock(ahead)
+        skew, error = node.clock_skew()
+        if abs(skew) <= CLOCK_CLOSE:
+            break
+        ahead -= skew
+    return skew, error
+
+
 def apply_jobs(run: Run) -> None:
     started = time.monotonic()
     applier = run.node("cf2")
-    applier.run("cat > /tmp/lab-jobs.yaml", stdin=job_file())
-    applier.run(f"cd /cronframework && sudo {VENV_PYTHON} -m cronframework apply /tmp/lab-jobs.yaml --config {CONFIG}")
+    applier.run("cat > /tmp/lab-jobs.yaml", stdin=job_file(run))
+    applier.run(
+        f"cd /cronframework && sudo {VENV_PYTHON} -m cronframework apply /tmp/lab-jobs.yaml --prune --config {CONFIG}"
+    )
     run.applied_at = time.time()
     run.timed("apply (cronframework apply on cf2)", started)
     started = time.monotonic()
@@ -260,7 +306,7 @@ def settle(run: Run) -> datetime:
     time.sleep(run.after)
     store = ZooKeeperStore.connect(zk_hosts(), ZK_ROOT, session_timeout=10)
     try:
-        wait_for(lambda: all(_current(store, job) for job in JOBS), 120, 2.0)
+        wait_for(lambda: all(_current(store, job) for job in run.jobs), 120, 2.0)
     finally:
         store.close()
     checked_until = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=END_MARGIN)
@@ -278,23 +324,38 @@ def _current(store: ZooKeeperStore, job: str) -> bool:
 
 
 # -- evidence and verdict ---------------------------------------------------------------------------------------
-def gather(run: Run) -> evidence_mod.Evidence:
+def gather(run: Run, checked_until: datetime) -> evidence_mod.Evidence:
     ev = evidence_mod.Evidence()
     found = launches()
-    ev.launches = found["docker"] + found["nomad"]
-    out = run.workdir / OUT_FILE
-    out.write_text(run.node(BACKEND_NODE).run(f"cat {TASKS}/{OUT_FILE}"))
-    ev.task_lines = evidence_mod.task_lines(out)
+    ev.launches = [launch for launch in found["docker"] + found["nomad"] if run.ours(launch.name)]
+    lines = evidence_mod.task_lines(task_output(run, ev.launches, checked_until))
+    ev.task_lines = [line for line in lines if run.ours(line[0])]
     incarnations = [i for node in run.nodes for i in node.incarnations()]
     replicas = as_replicas(incarnations, run.workdir)
     ev.intervals = evidence_mod.intervals(replicas, deaths(run, incarnations, [r.process.pid for r in replicas]))
     ev.recorded = evidence_mod.recorded_events(replicas)
     store = ZooKeeperStore.connect(zk_hosts(), ZK_ROOT, session_timeout=10)
     try:
-        ev.history = {job: store.history(job, limit=1_000_000) for job in JOBS}
+        ev.history = {job: store.history(job, limit=1_000_000) for job in run.jobs}
     finally:
         store.close()
     return ev
+
+
+def task_output(run: Run, launched: list[evidence_mod.BackendLaunch], until: datetime) -> Path:
+    """The tasks' output file, once every launch up to `until` has run: an emulated Nomad client starts each
+    allocation's executor slowly and may be a minute or more behind the launches."""
+    wanted = {launch.name for launch in launched if parse_launch_name(launch.name).scheduled <= until}
+    out = run.workdir / OUT_FILE
+
+    def complete() -> bool:
+        out.write_text(run.node(BACKEND_NODE).run(f"cat {TASKS}/{OUT_FILE}"))
+        return wanted <= {line[0] for line in evidence_mod.task_lines(out)}
+
+    started = time.monotonic()
+    wait_for(complete, TASKS_SETTLE, 5.0)
+    run.timed("tasks caught up with their launches", started)
+    return out
 
 
 def deaths(run: Run, incarnations: list[Incarnation], pids: list[int]) -> dict[int, float]:
@@ -313,7 +374,7 @@ def check(run: Run, ev: evidence_mod.Evidence, checked_until: datetime) -> Repor
     report.faults = [run.fault] if run.fault else []
     start = datetime.fromtimestamp(run.applied_at + START_MARGIN, UTC).replace(microsecond=0)
     window = inv.Window(start, checked_until)
-    accounted, outcomes = inv.accounted(ev, JOBS, window)
+    accounted, outcomes = inv.accounted(ev, run.schedules(), window)
     report.violations += [*inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev)]
     report.violations += run.checks + lab_checks(run, ev, window)
     report.outcomes = dict(outcomes)
@@ -335,8 +396,8 @@ def lab_checks(run: Run, ev: evidence_mod.Evidence, window: inv.Window) -> list[
     lost = run.fault.losses[0] if run.fault and run.fault.losses else None
     if lost is None or not run.successor or run.successor == lost.replica:
         out.append(inv.Violation("lab", "no other VM took over from the destroyed leader"))
-    for backend, prefix in (("docker", "lab-docker"), ("nomad", "lab-nomad")):
-        mine = [launch for launch in ev.launches if launch.name.startswith(prefix)]
+    for job, backend in run.jobs.items():
+        mine = [launch for launch in ev.launches if parse_launch_name(launch.name).job == job]
         if lost is not None and not any(launch.submitted_at < lost.at for launch in mine):
             out.append(inv.Violation("lab", f"no {backend} launch before the leader's VM was destroyed"))
         if lost is not None and not any(launch.submitted_at > lost.at for launch in mine):
@@ -369,16 +430,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def execute(run: Run) -> Report:
     for node in run.nodes:
+        node.connect()
         node.follow_journal()
     try:
         ready(run)
         apply_jobs(run)
         destroy_leader(run)
         checked_until = settle(run)
-        return check(run, gather(run), checked_until)
+        return check(run, gather(run, checked_until), checked_until)
     finally:
         for node in run.nodes:
             node.stop_following()
+            node.disconnect()
 
 
 def main(argv: list[str] | None = None, *, execute_run: Callable[[Run], Report] = execute) -> int:

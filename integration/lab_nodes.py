@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class Node:
     ssh_config: Path
     workdir: Path
     follower: subprocess.Popen[bytes] | None = None
+    following: threading.Thread | None = None
+    stopped: threading.Event = field(default_factory=threading.Event)
     destroyed_at: float | None = None  # wall time `virsh destroy` was sent
 
     @property
@@ -64,6 +67,20 @@ class Node:
         control = ["-o", f"ControlPath={self.workdir / ('ssh-' + self.name)}"]
         return ["ssh", "-F", str(self.ssh_config), *SSH_OPTIONS, *control, self.name, command]
 
+    def connect(self) -> None:
+        """The one connection every later call goes through, made before any of them (two calls opening it at
+        once may both fail)."""
+        master = self.ssh_command("")[:-1]  # no remote command: -N
+        master[1:1] = ["-o", "ControlMaster=yes", "-N", "-f"]
+        errors = self.workdir / f"ssh-{self.name}.err"
+        with open(errors, "wb") as err:  # not a pipe: the connection, gone to the background, keeps it open
+            code = subprocess.run(master, stdin=subprocess.DEVNULL, stdout=err, stderr=err, timeout=120).returncode
+        if code != 0:
+            raise LabError(f"{self.name}: no ssh connection: {errors.read_text().strip()[-600:]}")
+
+    def disconnect(self) -> None:
+        subprocess.run([*self.ssh_command("")[:-2], "-O", "exit", self.name], capture_output=True, timeout=30)
+
     def run(self, command: str, *, stdin: str | None = None, timeout: float = 180) -> str:
         try:
             result = subprocess.run(
@@ -76,18 +93,30 @@ class Node:
         return result.stdout
 
     def follow_journal(self) -> None:
-        """The scheduler's journal from its first line on, as JSON entries, into a file of the run's."""
+        """The scheduler's journal from its first line on, as JSON entries, into a file of the run's; followed
+        again from the start whenever the connection drops (a busy guest may refuse or time out an ssh), until the
+        VM is destroyed or the run stops following. Entries seen twice are told apart by their journal cursor."""
+        self.following = threading.Thread(target=self._follow, name=f"journal-{self.name}", daemon=True)
+        self.following.start()
+
+    def _follow(self) -> None:
         command = f"sudo journalctl -u {SCHEDULER_UNIT} -o json --no-tail -f"
-        with open(self.journal, "ab") as out:
-            self.follower = subprocess.Popen(
-                self.ssh_command(command), stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-            )
+        while not self.stopped.is_set() and self.destroyed_at is None:
+            with open(self.journal, "ab") as out:
+                self.follower = subprocess.Popen(
+                    self.ssh_command(command), stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+                )
+                self.follower.wait()
+            self.stopped.wait(2.0)
 
     def stop_following(self) -> None:
+        self.stopped.set()
         if self.follower is not None and self.follower.poll() is None:
             self.follower.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.follower.wait(10)
+        if self.following is not None:
+            self.following.join(15)
 
     def incarnations(self) -> list[Incarnation]:
         text = self.journal.read_text(errors="replace") if self.journal.exists() else ""
@@ -118,7 +147,7 @@ class Node:
             proc.stdin.close()
             proc.wait(30)
 
-    def clock_skew(self, samples: int = 20) -> tuple[float, float]:
+    def clock_skew(self, samples: int = 30) -> tuple[float, float]:
         """(the guest's clock minus this machine's, the uncertainty), both in seconds, NTP-style: this side sends
         its time, the guest answers with that and its own, and the answer's arrival bounds the other side."""
         script = 'while read -r sent; do echo "$sent $(date +%s.%N)"; done'
@@ -154,12 +183,16 @@ def skew_from(replies: Iterable[tuple[str, float]]) -> tuple[float, float]:
 
 def parse_journal(node: str, lines: Iterable[str]) -> list[Incarnation]:
     """The scheduler's processes in the order they first logged, each with the JSON lines it wrote (journald's own
-    entries for the unit, from pid 1, and anything not JSON are left out)."""
+    entries for the unit, from pid 1, and anything not JSON are left out; an entry read twice counts once)."""
     found: dict[int, Incarnation] = {}
+    seen: set[str] = set()
     for line in lines:
         with contextlib.suppress(ValueError):
             entry = json.loads(line)
-            message, pid = entry.get("MESSAGE"), int(entry.get("_PID", 0))
+            message, pid, cursor = entry.get("MESSAGE"), int(entry.get("_PID", 0)), str(entry.get("__CURSOR", ""))
+            if cursor and cursor in seen:
+                continue
+            seen.add(cursor)
             if isinstance(message, str) and message.startswith("{") and pid > 1:
                 event = json.loads(message)
                 found.setdefault(pid, Incarnation(node, pid)).events.append(event)

@@ -54,8 +54,8 @@ def test_one_vm_boots_from_the_local_box_and_answers_over_vagrant_ssh() -> None:
 
 
 # -- the journals -----------------------------------------------------------------------------------------------
-def entry(pid: int, message: object) -> str:
-    return json.dumps({"_PID": str(pid), "MESSAGE": message})
+def entry(pid: int, message: object, cursor: str = "") -> str:
+    return json.dumps({"_PID": str(pid), "MESSAGE": message, "__CURSOR": cursor or f"s={message!r}"})
 
 
 def event(name: str, epoch: int, at: float, **extra: object) -> str:
@@ -72,6 +72,7 @@ def test_a_journal_splits_into_scheduler_processes_in_order() -> None:
         entry(700, event("shutting down; handing leadership over", 1, 20.0)),
         entry(812, event("leading", 3, 30.0)),
     ]
+    lines += lines[1:3]  # the connection dropped and the journal was followed again from its start
     found = parse_journal("cf2", lines)
     assert [(i.node, i.pid, len(i.events)) for i in found] == [("cf2", 700, 2), ("cf2", 812, 1)]
     assert leading(found[0]) is None and leading(found[1]) == 3
@@ -97,6 +98,7 @@ def test_clock_skew_is_bounded_from_both_sides() -> None:
 
 # -- the verdict ------------------------------------------------------------------------------------------------
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+DOCKER, NOMAD = "lab-t-docker", "lab-t-nomad"  # the jobs of a run tagged "t"
 
 
 def record(job: str, second: int, epoch: int) -> LaunchRecord:
@@ -107,7 +109,7 @@ def record(job: str, second: int, epoch: int) -> LaunchRecord:
 
 def lab_run(tmp_path: Path) -> Run:
     nodes = [Node(name, address, tmp_path / "ssh-config", tmp_path) for name, address in ADDRESSES.items()]
-    run = Run(nodes, tmp_path, after=60.0, applied_at=T0 - 13, successor="cf3")  # checked from T0 - 1
+    run = Run(nodes, tmp_path, after=60.0, applied_at=T0 - 13, successor="cf3", tag="t")  # checked from T0 - 1
     run.fault = FaultEvent("destroy", "virsh destroy of the leader's VM cf2", T0 + 25)
     run.fault.losses.append(LeaderLoss(T0 + 25, 1, "cf2"))
     return run
@@ -117,8 +119,8 @@ def clean_evidence() -> Evidence:
     """cf2 led (epoch 1) until its VM was destroyed at +25 s, cf3 (epoch 2) from +27 s; every instant launched once."""
     ev = Evidence()
     ev.intervals = [Interval(1, "cf2", 1, T0 - 30, T0 + 25.5, T0 - 29), Interval(2, "cf3", 2, T0 + 27, T0 + 99)]
-    for job, offset in (("lab-docker", 0), ("lab-nomad", 5)):
-        for second in range(offset, 60, 10):
+    for job, offset in ((DOCKER, 0), (NOMAD, 10)):
+        for second in range(offset, 60, 20):
             epoch = 1 if second < 25 else 2
             ev.history.setdefault(job, []).append(record(job, second, epoch))
             name = launch_name(job, datetime.fromtimestamp(T0 + second, UTC))
@@ -152,7 +154,7 @@ def test_a_launch_by_the_destroyed_leader_after_the_takeover_is_not_fenced(tmp_p
 
 def test_a_backend_unused_after_the_takeover_fails_the_lab(tmp_path: Path) -> None:
     ev = clean_evidence()
-    ev.launches = [launch for launch in ev.launches if launch.name.startswith("lab-docker") or launch.epoch == 1]
+    ev.launches = [launch for launch in ev.launches if launch.name.startswith(DOCKER) or launch.epoch == 1]
     window = inv.Window(datetime.fromtimestamp(T0, UTC), datetime.fromtimestamp(T0 + 55, UTC))
     found = lab_checks(lab_run(tmp_path), ev, window)
     assert [v.detail for v in found] == ["no nomad launch after the leader's VM was destroyed"]

@@ -221,7 +221,8 @@ cmd_status() {
 cmd_test() {
   local rc=0
   cmd_up
-  in_ns env PYTHONPATH="$REPO" "${CF_LAB_PYTHON:-python3}" -m integration.lab "$@" || rc=$?
+  # the project's virtualenv (scripts/install-deps.sh), as for the rest of the suite
+  in_ns env PYTHONPATH="$REPO" "${CF_LAB_PYTHON:-$REPO/.venv/bin/python}" -m integration.lab "$@" || rc=$?
   [ "${CF_LAB_KEEP:-0}" = 1 ] || cmd_down
   return "$rc"
 }
