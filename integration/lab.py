@@ -430,7 +430,7 @@ def render(run: Run, report: Report) -> str:
 # -- entry point ------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m integration.lab", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--after", type=float, default=60.0, help="seconds to run on after the takeover")
+    parser.add_argument("--after", type=float, default=120.0, help="seconds to run on after the takeover")
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep the journals, task output and ssh state here")
     return parser.parse_args(argv)

@@ -36,9 +36,11 @@ def host_addresses() -> str:
 
 def test_one_vm_boots_from_the_local_box_and_answers_over_vagrant_ssh() -> None:
     before = host_addresses()
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "lab.sh"), "smoke", "cf3"], capture_output=True, text=True, timeout=BOOT_BUDGET
-    )
+    lab = str(ROOT / "scripts" / "lab.sh")
+    try:
+        result = subprocess.run([lab, "smoke", "cf3"], capture_output=True, text=True, timeout=BOOT_BUDGET)
+    finally:  # cut short by the timeout, it could not clean up after itself
+        subprocess.run([lab, "down"], capture_output=True, timeout=300)
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert re.search(r"^kernel \S+-amd64$", out, re.M), out
@@ -50,7 +52,6 @@ def test_one_vm_boots_from_the_local_box_and_answers_over_vagrant_ssh() -> None:
     # gone again, and nothing of it was ever on this machine's own network
     assert "cflab" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert host_addresses() == before
-    assert "192.168." not in before
 
 
 # -- the journals -----------------------------------------------------------------------------------------------

@@ -157,7 +157,8 @@ image() {
   cp "$kernel" "$WORK/box/vmlinuz"
   cp "$initrd" "$WORK/box/initrd.img"
   say "ext4 image from the directory ($(du -sh "$ROOTFS" | cut -f1)), no mount"
-  mkfs.ext4 -q -L cf-lab -d "$ROOTFS" "$WORK/root.raw" "$DISK_SIZE" >&2
+  mkfs.ext4 -q -L cf-lab -d "$ROOTFS" "$WORK/root.raw" "$DISK_SIZE" >"$WORK/mkfs.log" 2>&1 \
+    || { cat "$WORK/mkfs.log" >&2; exit 1; }
   qemu-img convert -O qcow2 "$WORK/root.raw" "$WORK/box/box.img"
   rm -f "$WORK/root.raw"
   local bytes

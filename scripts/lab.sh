@@ -220,10 +220,10 @@ cmd_status() {
 
 cmd_test() {
   local rc=0
+  [ "${CF_LAB_KEEP:-0}" = 1 ] || trap cmd_down EXIT  # whatever happens on the way
   cmd_up
   # the project's virtualenv (scripts/install-deps.sh), as for the rest of the suite
   in_ns env PYTHONPATH="$REPO" "${CF_LAB_PYTHON:-$REPO/.venv/bin/python}" -m integration.lab "$@" || rc=$?
-  [ "${CF_LAB_KEEP:-0}" = 1 ] || cmd_down
   return "$rc"
 }
 
@@ -242,11 +242,11 @@ echo "nomad $(ls /var/cache/cronframework/bin)"
 cmd_smoke() {
   local node=${1:-cf3} started rc=0
   started=$(stamp)
+  trap cmd_down EXIT  # whatever happens on the way
   cmd_up "$node" --no-provision
   say "$node booted and answering in $(since "$started")s"
   in_ns vagrant ssh "$node" -c "$SMOKE_CHECKS" || rc=$?
-  cmd_down
-  say "smoke test of $node: $(since "$started")s in all, exit status $rc"
+  say "smoke test of $node: $(since "$started")s to boot and check, exit status $rc"
   return "$rc"
 }
 
