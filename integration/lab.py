@@ -385,12 +385,7 @@ def check(run: Run, ev: evidence_mod.Evidence, checked_until: datetime) -> Repor
     accounted, outcomes = inv.accounted(ev, run.schedules(), window)
     report.violations += [*inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev)]
     report.violations += run.checks + lab_checks(run, ev, window)
-    report.outcomes = dict(outcomes)
-    report.instants_checked = sum(outcomes.values()) + len(accounted)
-    report.launches_checked = len(ev.launches)
-    report.task_runs = len(ev.task_lines)
-    report.takeover = inv.takeovers(ev, report.faults)
-    report.lags = inv.launch_lags(ev)
+    report.count(ev, outcomes, len(accounted))
     report.notes.append(f"checked window {window.start:%H:%M:%S}..{window.end:%H:%M:%S} UTC")
     report.notes += [f"{k}: {v:.0f}s" for k, v in run.timings.items()]
     report.notes += [f"clock of {n}: {s * 1000:+.1f} ms (+-{e * 1000:.1f})" for n, (s, e) in run.skew.items()]
