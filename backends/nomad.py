@@ -25,13 +25,13 @@ from nomad.api import exceptions as nomad_errors
 from backends.nomad_spec import GROUP, TASK, job_payload, meta_key
 from backends.nomad_status import job_status, newest_allocation
 from cronframework.backend import BackendStatus, Launch, SubmitOutcome
-from cronframework.duration import parse_duration
 from cronframework.errors import (
     BackendError,
     PermanentBackendError,
     TransientBackendError,
     transient_kind,
 )
+from cronframework.schedule.duration import parse_duration
 
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 DEFAULT_GC_HORIZON = timedelta(hours=4)  # Nomad's server job_gc_threshold default

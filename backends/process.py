@@ -27,9 +27,9 @@ from typing import Any
 
 from backends import process_runner as rt
 from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
-from cronframework.duration import parse_duration
 from cronframework.errors import PermanentBackendError, TransientBackendError
 from cronframework.naming import parse_launch_name
+from cronframework.schedule.duration import parse_duration
 
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")

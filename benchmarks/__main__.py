@@ -26,7 +26,7 @@ from benchmarks import (
     bench_takeover,
 )
 from benchmarks.common import emit
-from cronframework.logs import setup_logging
+from cronframework.ops.logs import setup_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -34,17 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import job_spec, rss_mib, zookeeper
-from cronframework import metrics
-from cronframework.apply import spec_batches, spec_document
 from cronframework.backend import BackendSet, BackendStatus, Launch, SubmitOutcome
-from cronframework.election import Election
-from cronframework.jobs import Job, SpecCache
-from cronframework.leader import LeaderConfig, LeaderSession
+from cronframework.catalog.apply import spec_batches, spec_document
+from cronframework.catalog.cache import Job, SpecCache
+from cronframework.cluster.election import Election
+from cronframework.cluster.replica import ZkLeadership
+from cronframework.engine.leader import LeaderConfig, LeaderSession
+from cronframework.ops import metrics
 from cronframework.records import Outcome
-from cronframework.replica import ZkLeadership
-from cronframework.schedule import Schedule
+from cronframework.schedule.expression import Schedule
 from cronframework.store import SpecChange
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from cronframework.testing import FakeClock
 
 SCHEDULE = "? * * * *"

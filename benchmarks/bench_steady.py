@@ -32,7 +32,7 @@ from benchmarks.common import (
     wait_until,
     zookeeper,
 )
-from cronframework.jobs import compile_job
+from cronframework.catalog.cache import compile_job
 from cronframework.naming import LaunchIdentity
 from cronframework.store import StoredSpec
 from integration.replicas import ReplicaSet

@@ -15,8 +15,8 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from cronframework.errors import CronframeworkError
-from cronframework.jobspec import JobSpec
 from cronframework.naming import LaunchIdentity
+from cronframework.spec.model import JobSpec
 
 ENTRY_POINT_GROUP = "cronframework.backends"
 

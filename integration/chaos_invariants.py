@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from cronframework.naming import parse_launch_name
 from cronframework.records import Outcome
-from cronframework.schedule import parse_schedule
+from cronframework.schedule.expression import parse_schedule
 from integration.chaos_evidence import Evidence, Interval
 from integration.chaos_faults import FaultEvent
 

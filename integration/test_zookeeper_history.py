@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
-from cronframework.election import ZkFence
+from cronframework.cluster.election import ZkFence
 from cronframework.errors import ConflictError
 from cronframework.records import JobState, Outcome, RecordState
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from tests.store_conformance import T0, make_begin
 
 pytestmark = pytest.mark.zookeeper

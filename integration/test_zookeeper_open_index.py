@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from cronframework.election import ZkFence
+from cronframework.cluster.election import ZkFence
 from cronframework.errors import ConflictError
 from cronframework.records import LaunchRecord
 from cronframework.store import Begin
-from cronframework.store.zk_batch import PreparedWrite
-from cronframework.store.zk_open import encode_names, listed_names
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.store.zookeeper.batch import PreparedWrite
+from cronframework.store.zookeeper.open_index import encode_names, listed_names
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from tests.store_conformance import MINUTE, T0, done, make_begin
 
 pytestmark = pytest.mark.zookeeper

@@ -126,8 +126,8 @@ def _logs_eventually(backend: Backend, name: str, needle: str, timeout: float = 
 
 def conformance_launch(job: str, argv: list[str], *, scheduled: datetime | None = None, **task: Any) -> Launch:
     """Build a Launch for the suite; backends wrap this to set image or driver."""
-    from cronframework.jobspec import JobSpec
     from cronframework.naming import LaunchIdentity
+    from cronframework.spec.model import JobSpec
 
     backend = task.pop("backend", "process")
     extra = task.pop("spec", {})

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cronframework.apply import spec_document
 from cronframework.backend import BackendSet
-from cronframework.jobs import SpecCache
-from cronframework.jobspec import JobSpec
-from cronframework.leader import LeaderConfig, LeaderSession
+from cronframework.catalog.apply import spec_document
+from cronframework.catalog.cache import SpecCache
+from cronframework.engine.leader import LeaderConfig, LeaderSession
 from cronframework.leadership import SoleLeader
 from cronframework.records import LaunchRecord, Outcome
+from cronframework.spec.model import JobSpec
 from cronframework.store import SpecChange
 from cronframework.testing import FakeBackend, FakeClock, MemoryStore
 

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from cronframework.backend import BackendSet, BackendStatus, LaunchState
+from cronframework.catalog.cache import SpecCache
+from cronframework.engine.leader import LeaderConfig, LeaderSession
 from cronframework.errors import (
     BackendTimeout,
     BackendUnreachable,
@@ -17,8 +19,6 @@ from cronframework.errors import (
     StateStoreUnavailable,
     TransientBackendError,
 )
-from cronframework.jobs import SpecCache
-from cronframework.leader import LeaderConfig, LeaderSession
 from cronframework.leadership import SoleLeader
 from cronframework.records import LaunchRecord, Outcome, RecordState
 from cronframework.store import SpecChange, StoredSpec

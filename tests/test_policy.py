@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cronframework.dispatcher import Dispatcher, Entry
-from cronframework.jobspec import JobSpec
-from cronframework.policy import plan_job
-from cronframework.schedule import parse_schedule
+from cronframework.engine.dispatcher import Dispatcher, Entry
+from cronframework.engine.policy import plan_job
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import JobSpec
 
 NINE = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 TOLERANCE = timedelta(seconds=30)

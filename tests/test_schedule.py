@@ -10,8 +10,8 @@ from itertools import islice
 import pytest
 
 from cronframework.errors import ScheduleError
-from cronframework.jobspec import DstPolicy, RepeatedTime, SkippedTime
-from cronframework.schedule import parse_schedule
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import DstPolicy, RepeatedTime, SkippedTime
 
 BOTH = DstPolicy(repeated=RepeatedTime.BOTH)
 SKIP = DstPolicy(skipped=SkippedTime.SKIP)

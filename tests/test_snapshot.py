@@ -15,8 +15,7 @@ import pytest
 
 from cronframework.cli import main
 from cronframework.naming import LaunchIdentity
-from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
-from cronframework.snapshot import (
+from cronframework.ops.snapshot import (
     FORMAT_VERSION,
     PeriodicSnapshots,
     SnapshotError,
@@ -25,8 +24,9 @@ from cronframework.snapshot import (
     parse,
     read_launches,
 )
+from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
 from cronframework.store import Begin, SpecChange, StateStore
-from cronframework.store.embedded import SqliteStore
+from cronframework.store.sqlite import SqliteStore
 from cronframework.testing import FakeClock, FakeFence, MemoryStore
 
 T0 = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
@@ -411,7 +411,7 @@ def test_the_leader_writes_periodic_snapshots_from_its_ticks(tmp_path: Path) -> 
 
 
 def test_the_config_file_snapshot_section_reaches_the_leader(tmp_path: Path) -> None:
-    from cronframework.config import load_config
+    from cronframework.cluster.config import load_config
     from cronframework.errors import CronframeworkError
 
     path = tmp_path / "scheduler.yaml"

@@ -9,7 +9,7 @@ import pytest
 
 from cronframework.errors import StateStoreError
 from cronframework.leadership import SoleLeader
-from cronframework.store.embedded import SqliteStore
+from cronframework.store.sqlite import SqliteStore
 from cronframework.testing import FakeFence, MemoryStore
 from tests.store_conformance import StoreConformance
 

@@ -12,7 +12,7 @@ from kazoo.exceptions import NodeExistsError, RolledBackError, RuntimeInconsiste
 from kazoo.protocol.serialization import CheckVersion, Create, Delete, SetData, Transaction
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
-from cronframework.store.zk_multiwrite import MultiWrite, Op, acl_tail, encode
+from cronframework.store.zookeeper.wire.write import MultiWrite, Op, acl_tail, encode
 
 DIGEST = [make_digest_acl("cron", "s3cret", all=True), make_digest_acl("viewer", "pw", read=True)]
 

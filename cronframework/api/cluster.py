@@ -82,7 +82,7 @@ class ZkCluster:
         ready: Callable[[], tuple[bool, str]],
         acl: Any = None,
     ) -> None:
-        from cronframework.election import Election
+        from cronframework.cluster.election import Election
 
         self._client, self._root, self.replica_id = client, root, replica_id
         self._leading, self._ready, self._acl = leading, ready, acl
@@ -95,7 +95,7 @@ class ZkCluster:
         return self._root
 
     def members(self) -> list[dict[str, Any]]:
-        from cronframework.store.zk_client import zk_errors
+        from cronframework.store.zookeeper.client import zk_errors
 
         urls = self._published()
         with zk_errors("listing replicas"):
@@ -138,7 +138,7 @@ class ZkCluster:
     def _ensure(self) -> None:
         from kazoo.exceptions import NodeExistsError
 
-        from cronframework.store.zk_client import zk_errors
+        from cronframework.store.zookeeper.client import zk_errors
 
         if not self._client.connected or self._url is None:
             return
@@ -152,7 +152,7 @@ class ZkCluster:
     def _published(self) -> dict[str, str]:
         from kazoo.exceptions import NoNodeError
 
-        from cronframework.store.zk_client import zk_errors
+        from cronframework.store.zookeeper.client import zk_errors
 
         folder, out = api_folder(self._root), {}
         with zk_errors("reading API addresses"):

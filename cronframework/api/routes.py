@@ -13,9 +13,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from cronframework import metrics
 from cronframework.clock import Clock
 from cronframework.errors import CronframeworkError, StateStoreError
+from cronframework.ops import metrics
 from cronframework.store import StateStore
 
 from . import page, views

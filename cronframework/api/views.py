@@ -8,10 +8,10 @@ from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cronframework.catalog.cache import Job, compile_job
 from cronframework.cli.plan import PlannedLaunch
-from cronframework.jobs import Job, compile_job
 from cronframework.naming import launch_name
-from cronframework.status import collect, job_status
+from cronframework.ops.status import collect, job_status
 from cronframework.store import StateStore, StoredSpec
 
 from .cluster import Cluster

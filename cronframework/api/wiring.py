@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cronframework.clock import Clock
-from cronframework.config import ApiSection
+from cronframework.cluster.config import ApiSection
 from cronframework.errors import CronframeworkError
 from cronframework.store import StateStore
 
@@ -24,9 +24,9 @@ from .routes import Api
 from .server import ApiServer
 
 if TYPE_CHECKING:
-    from cronframework.leader import LeaderSession
+    from cronframework.cluster.replica import Replica
+    from cronframework.engine.leader import LeaderSession
     from cronframework.leadership import SoleLeader
-    from cronframework.replica import Replica
 
 log = logging.getLogger("cronframework.api")
 

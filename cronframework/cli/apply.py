@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from cronframework.apply import apply_diff, diff_specs
+from cronframework.catalog.apply import apply_diff, diff_specs
 from cronframework.cli.common import add_store_args, open_store
-from cronframework.specfile import load_jobs
+from cronframework.spec.files import load_jobs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

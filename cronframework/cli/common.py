@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from cronframework.backend import BackendSet
-from cronframework.config import ZooKeeperConfig, load_config
-from cronframework.embedded import default_state_dir
+from cronframework.cluster.config import ZooKeeperConfig, load_config
+from cronframework.cluster.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
 from cronframework.store import StateStore
 
@@ -36,7 +36,7 @@ def uses_zookeeper(args: argparse.Namespace) -> bool:
 def open_store(args: argparse.Namespace) -> StateStore:
     if uses_zookeeper(args):
         return zk_config(args).connect()
-    from cronframework.store.embedded import SqliteStore
+    from cronframework.store.sqlite import SqliteStore
 
     state_dir = args.state_dir or default_state_dir()
     if not (state_dir / "state.sqlite").exists():

@@ -11,8 +11,8 @@ from typing import Any
 
 from cronframework.backend import BackendSet
 from cronframework.cli.common import add_store_args, backend_set, open_store, print_json
+from cronframework.ops.status import LAUNCHED, backend_result
 from cronframework.records import LaunchRecord
-from cronframework.status import LAUNCHED, backend_result
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

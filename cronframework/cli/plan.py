@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 from cronframework.clock import SystemClock
 from cronframework.naming import launch_name
-from cronframework.schedule import parse_schedule
-from cronframework.specfile import LoadedJob, did_you_mean, load_jobs
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.files import LoadedJob, did_you_mean, load_jobs
 
 USAGE_ERROR = 2
 

@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 from cronframework.api.cli_args import add_api_args, api_overrides
-from cronframework.config import ApiSection
-from cronframework.embedded import EmbeddedOptions, default_state_dir, run_embedded
-from cronframework.logs import setup_logging
-from cronframework.signals import stop_on_signals
+from cronframework.cluster.config import ApiSection
+from cronframework.cluster.embedded import EmbeddedOptions, default_state_dir, run_embedded
+from cronframework.cluster.signals import stop_on_signals
+from cronframework.ops.logs import setup_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,10 +6,10 @@ import argparse
 
 from cronframework.api.cli_args import add_api_args, api_overrides
 from cronframework.cli.common import add_store_args
-from cronframework.config import load_config
-from cronframework.logs import setup_logging
-from cronframework.replica import Replica
-from cronframework.signals import stop_on_signals
+from cronframework.cluster.config import load_config
+from cronframework.cluster.replica import Replica
+from cronframework.cluster.signals import stop_on_signals
+from cronframework.ops.logs import setup_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

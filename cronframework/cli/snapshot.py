@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cronframework.cli.common import add_store_args, open_store, uses_zookeeper, zk_config
-from cronframework.embedded import default_state_dir
+from cronframework.cluster.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
-from cronframework.snapshot import Snapshot, SnapshotError, capture, dump, load, occupied, restore
+from cronframework.ops.snapshot import Snapshot, SnapshotError, capture, dump, load, occupied, restore
 from cronframework.store import Fence, StateStore
 
 
@@ -78,7 +78,7 @@ def _refuse_occupied(store: StateStore, snapshot: Snapshot, target: str) -> None
 def _open_target(args: argparse.Namespace) -> StateStore:
     if uses_zookeeper(args):
         return open_store(args)
-    from cronframework.store.embedded import SqliteStore
+    from cronframework.store.sqlite import SqliteStore
 
     return SqliteStore((args.state_dir or default_state_dir()) / "state.sqlite")
 
@@ -86,7 +86,7 @@ def _open_target(args: argparse.Namespace) -> StateStore:
 @contextmanager
 def _leadership(store: StateStore, args: argparse.Namespace) -> Iterator[Fence]:
     replica = f"snapshot-import-{socket.gethostname()}-{os.getpid()}"
-    from cronframework.store.embedded import SqliteStore
+    from cronframework.store.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
         leader = store.acquire_leadership(replica)
@@ -101,8 +101,8 @@ def _leadership(store: StateStore, args: argparse.Namespace) -> Iterator[Fence]:
 
 @contextmanager
 def _zk_leadership(store: StateStore, args: argparse.Namespace, replica: str) -> Iterator[Fence]:
-    from cronframework.election import Election
-    from cronframework.store.zookeeper import ZooKeeperStore
+    from cronframework.cluster.election import Election
+    from cronframework.store.zookeeper.store import ZooKeeperStore
 
     assert isinstance(store, ZooKeeperStore)
     root = zk_config(args).root

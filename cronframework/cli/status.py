@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from cronframework.cli.common import add_store_args, backend_set, open_store, print_json, uses_zookeeper, zk_config
-from cronframework.status import collect
+from cronframework.ops.status import collect
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cronframework.specfile import load_jobs
+from cronframework.spec.files import load_jobs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

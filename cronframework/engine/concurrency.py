@@ -1,0 +1,48 @@
+"""`concurrency: forbid | replace`: what to do when the job's previous launch may still run.
+
+Fail closed: when the backend cannot say whether the previous launch still runs, the new one is skipped with the
+reason rather than risk two running at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cronframework.backend import Backend
+from cronframework.clock import Clock
+from cronframework.engine.submit import lookup_with_retries
+from cronframework.errors import BackendError
+from cronframework.leadership import Leadership
+from cronframework.spec.model import Concurrency, JobSpec
+
+
+@dataclass(frozen=True)
+class Verdict:
+    launch: bool
+    reason: str | None = None
+
+
+ALLOWED = Verdict(True)
+
+
+def check_previous(
+    spec: JobSpec, previous: str | None, backend: Backend, *, clock: Clock, leadership: Leadership
+) -> Verdict:
+    """Decide for one new launch of `spec`, given the name of the job's previous launch."""
+    if spec.concurrency is Concurrency.ALLOW or previous is None:
+        return Verdict(True)
+    policy = f"concurrency: {spec.concurrency.value}"
+    try:
+        status = lookup_with_retries(backend, previous, clock=clock, leadership=leadership, attempts=2)
+    except BackendError as exc:
+        return Verdict(False, f"skipped: cannot tell whether {previous} still runs ({exc}); {policy}")
+    if status is None or not status.state.active:
+        return Verdict(True)
+    if spec.concurrency is Concurrency.FORBID:
+        return Verdict(False, f"skipped: previous launch {previous} is still {status.state.value} ({policy})")
+    try:
+        leadership.check()
+        backend.stop(previous)
+    except BackendError as exc:
+        return Verdict(False, f"skipped: could not stop previous launch {previous} ({exc}); {policy}")
+    return Verdict(True, f"replaced {previous}")

@@ -1,0 +1,181 @@
+"""The job model: what one job declares, as frozen, validated values.
+
+Only the data contract lives here; `cronframework.spec.files` reads YAML into it and turns pydantic's errors into
+`file:line:col: job: field: message` lines. Documented for users in docs/jobs.md.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from cronframework.naming import job_name_problem
+from cronframework.schedule.duration import format_duration, parse_duration
+
+
+def _to_timedelta(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_to_timedelta), PlainSerializer(format_duration, return_type=str)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Concurrency(StrEnum):
+    ALLOW = "allow"
+    FORBID = "forbid"
+    REPLACE = "replace"
+
+
+class CatchupPolicy(StrEnum):
+    NONE = "none"
+    LATEST = "latest"
+    ALL = "all"
+
+
+class OnUncertain(StrEnum):
+    SKIP = "skip"
+    RELAUNCH = "relaunch"
+
+
+class SkippedTime(StrEnum):
+    SHIFT = "shift"
+    SKIP = "skip"
+
+
+class RepeatedTime(StrEnum):
+    FIRST = "first"
+    BOTH = "both"
+
+
+class Resources(_Frozen):
+    cpu: float | None = Field(default=None, gt=0, description="CPU cores (0.5 = half a core)")
+    memory: int | None = Field(default=None, gt=0, description="memory limit in MiB")
+
+
+class Mount(_Frozen):
+    source: str
+    target: str
+    read_only: bool = True
+
+
+class Task(_Frozen):
+    image: str | None = None
+    command: list[str] | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    user: str | None = None
+    resources: Resources = Resources()
+    timeout: Duration | None = Field(default=None, description="run-time limit; past it the launch is stopped")
+    network: str | None = None
+    mounts: list[Mount] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _needs_something_to_run(self) -> Task:
+        if not self.image and not self.command:
+            raise ValueError("a task needs an image or a command")
+        return self
+
+
+class Catchup(_Frozen):
+    policy: CatchupPolicy = CatchupPolicy.NONE
+    window: Duration = timedelta(hours=1)
+    max: int = Field(default=10, ge=1, le=10_000, description="replayed at most; the rest are recorded skipped")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"policy": value} if isinstance(value, str) else value
+
+
+class Retries(_Frozen):
+    attempts: int = Field(default=3, ge=1, le=100)
+    backoff: Duration = timedelta(seconds=1)
+    max_backoff: Duration = timedelta(seconds=30)
+
+
+class Retention(_Frozen):
+    count: int = Field(default=100, ge=1)
+    age: Duration = timedelta(days=30)
+
+
+class DstPolicy(_Frozen):
+    skipped: SkippedTime = SkippedTime.SHIFT
+    repeated: RepeatedTime = RepeatedTime.FIRST
+
+
+class JobSpec(_Frozen):
+    name: str
+    schedule: str
+    timezone: str = "UTC"
+    backend: str = "process"
+    enabled: bool = True
+    task: Task
+    concurrency: Concurrency = Concurrency.ALLOW
+    catchup: Catchup = Catchup()
+    on_uncertain: OnUncertain = OnUncertain.SKIP
+    recovery_window: Duration = Field(
+        default=timedelta(hours=1),
+        description="open launches younger than this are resubmitted when the backend has no record of them; "
+        "keep it below the backend's own GC horizon",
+    )
+    retries: Retries = Retries()
+    retention: Retention = Retention()
+    dst: DstPolicy = DstPolicy()
+    labels: dict[str, str] = Field(default_factory=dict)
+    meta: dict[str, str] = Field(default_factory=dict)
+    nomad: dict[str, Any] = Field(default_factory=dict)
+    docker: dict[str, Any] = Field(default_factory=dict)
+    process: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        problem = job_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_parses(self) -> JobSpec:
+        from cronframework.schedule.expression import parse_schedule  # the schedule engine validates its own language
+
+        parse_schedule(self.schedule, job=self.name, timezone=self.timezone, dst=self.dst)
+        return self
+
+    def backend_options(self) -> dict[str, Any]:
+        """The backend-specific block for the backend this job runs on, merged into what that backend receives."""
+        block = getattr(self, self.backend, None)
+        return dict(block) if isinstance(block, dict) else {}
+
+
+BACKEND_BLOCKS = ("nomad", "docker", "process")

@@ -1,0 +1,1 @@
+"""ZooKeeper's multi and multiRead framing, encoded once as bytes; pinned to kazoo's encoding by tests."""
