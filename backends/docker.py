@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backends.docker_spec import ContainerPlan, Placement, plan_container
 from backends.docker_status import status_from_inspect
-from cronframework.backend import BackendStatus, Launch, SubmitOutcome
 from cronframework.errors import (
     BackendUnreachable,
     CronframeworkError,
@@ -31,6 +30,7 @@ from cronframework.errors import (
     TransientBackendError,
     transient_kind,
 )
+from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _OPEN = frozenset({"running", "restarting", "paused"})
@@ -85,6 +85,8 @@ def _is_missing(exc: docker.errors.APIError) -> bool:
 
 
 class DockerBackend:
+    blocking = True
+    enforces_timeout = False
     """Backend protocol on the Docker Engine API (docker SDK's low-level APIClient)."""
 
     def __init__(self, config: DockerConfig) -> None:

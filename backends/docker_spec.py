@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cronframework.backend import Launch
 from cronframework.errors import PermanentBackendError
+from cronframework.launch import Launch
 from cronframework.spec.model import Mount, Task
 
 TIMEOUT_LABEL = "cronframework.timeout"

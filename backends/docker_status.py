@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backends.docker_spec import TIMEOUT_LABEL
-from cronframework.backend import BackendStatus, LaunchState
+from cronframework.launch import BackendStatus, LaunchState
 
 _RUNNING = frozenset({"running", "restarting", "paused"})
 _KILLED_BY_SIGNAL = {137: "killed", 143: "terminated"}

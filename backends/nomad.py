@@ -24,13 +24,13 @@ from nomad.api import exceptions as nomad_errors
 
 from backends.nomad_spec import GROUP, TASK, job_payload, meta_key
 from backends.nomad_status import job_status, newest_allocation
-from cronframework.backend import BackendStatus, Launch, SubmitOutcome
 from cronframework.errors import (
     BackendError,
     PermanentBackendError,
     TransientBackendError,
     transient_kind,
 )
+from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 from cronframework.schedule.duration import parse_duration
 
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
@@ -50,6 +50,8 @@ T = TypeVar("T")
 
 
 class NomadBackend:
+    blocking = True
+    enforces_timeout = False
     """Adapter over python-nomad; one instance per scheduler process."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:

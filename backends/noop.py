@@ -12,15 +12,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
-from cronframework.clock import Clock, SystemClock
+from cronframework.abc import Clock
+from cronframework.clock import SystemClock
 from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
 from cronframework.naming import parse_launch_name
 
 _REPORTABLE = (LaunchState.SUCCEEDED, LaunchState.RUNNING)
 
 
 class NoopBackend:
+    enforces_timeout = False
     """Thread-safe: the scheduler may submit from several threads while a benchmark reads the counters."""
 
     def __init__(

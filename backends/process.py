@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from backends import process_runner as rt
-from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
 from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
 from cronframework.naming import parse_launch_name
 from cronframework.schedule.duration import parse_duration
 
@@ -54,6 +54,7 @@ def _seconds(value: Any, default: float) -> float:
 class ProcessBackend:
     """Launches live in `state_dir/<name>/`; the directory is the whole record, any process can read it."""
 
+    blocking = True
     enforces_timeout = True  # the supervisor kills a task past task.timeout; the leader need not stop it
 
     def __init__(self, state_dir: Path, *, kill_grace: float = 10.0, start_grace: float = 10.0) -> None:

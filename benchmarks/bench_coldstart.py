@@ -18,8 +18,7 @@ from typing import Any
 from benchmarks.common import apply_specs, job_spec, new_root, rss_mib, start_leader, wait_until, zookeeper
 from cronframework.cluster.election import Election
 from cronframework.naming import LaunchIdentity, parse_launch_name
-from cronframework.records import JobState, LaunchRecord, Outcome
-from cronframework.store import Begin
+from cronframework.records import Begin, JobState, LaunchRecord, Outcome
 from cronframework.store.zookeeper.store import ZooKeeperStore
 
 BATCH = 5000

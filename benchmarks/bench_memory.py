@@ -34,16 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import job_spec, rss_mib, zookeeper
-from cronframework.backend import BackendSet, BackendStatus, Launch, SubmitOutcome
+from cronframework.adapters import BackendSet
 from cronframework.catalog.apply import spec_batches, spec_document
 from cronframework.catalog.cache import Job, SpecCache
 from cronframework.cluster.election import Election
 from cronframework.cluster.replica import ZkLeadership
 from cronframework.engine.leader import LeaderConfig, LeaderSession
+from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 from cronframework.ops import metrics
-from cronframework.records import Outcome
+from cronframework.records import Outcome, SpecChange
 from cronframework.schedule.expression import Schedule
-from cronframework.store import SpecChange
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from cronframework.testing import FakeClock
 
@@ -60,6 +60,7 @@ class NullBackend:
     """Accepts every submit and keeps nothing, so no launch is held by the benchmark's own bookkeeping."""
 
     blocking = False
+    enforces_timeout = False
 
     def __init__(self) -> None:
         self.submits = 0

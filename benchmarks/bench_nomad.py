@@ -31,7 +31,7 @@ from typing import Any
 
 from backends.nomad import NomadBackend, create
 from backends.nomad_status import parse_time
-from cronframework.backend import Launch
+from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
 from cronframework.spec.model import JobSpec
 from integration.nomad_agent import NomadAgent, install

@@ -34,7 +34,7 @@ from benchmarks.common import (
 )
 from cronframework.catalog.cache import compile_job
 from cronframework.naming import LaunchIdentity
-from cronframework.store import StoredSpec
+from cronframework.records import StoredSpec
 from integration.replicas import ReplicaSet
 
 SETTLE = 3.0  # seconds after promotion before the measured window opens

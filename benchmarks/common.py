@@ -21,15 +21,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backends.noop import NoopBackend
-from cronframework.backend import BackendSet
+from cronframework.adapters import BackendSet
 from cronframework.catalog.apply import spec_batches, spec_document
 from cronframework.catalog.cache import SpecCache
 from cronframework.clock import SystemClock
 from cronframework.cluster.election import Election
 from cronframework.cluster.replica import ZkLeadership
 from cronframework.engine.leader import LeaderConfig, LeaderSession
+from cronframework.records import SpecChange
 from cronframework.spec.model import JobSpec
-from cronframework.store import SpecChange
 from cronframework.store.zookeeper.batch import PreparedWrite
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.zk import ZkCluster, four_letter

@@ -61,7 +61,12 @@ class ScheduleError(CronframeworkError):
 
 
 class StateStoreError(CronframeworkError):
-    """The state store (ZooKeeper or the embedded SQLite file) failed."""
+    """The state store (ZooKeeper or the embedded SQLite file) failed.
+
+    `applied` names the groups of a batched write that were applied before it failed (a pipelined batch is
+    atomic per transaction, not as a whole); empty when nothing was, or when the store cannot tell."""
+
+    applied: tuple[str, ...] = ()
 
 
 class StateStoreUnavailable(StateStoreError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -217,3 +218,30 @@ class TriggerRequest:
     job: str
     requested_at: datetime
     force: bool = False
+
+
+@dataclass(frozen=True)
+class StoredSpec:
+    """A job spec as applied: its JSON document and the version `apply` wrote."""
+
+    name: str
+    document: Mapping[str, Any]
+    version: int
+
+
+@dataclass(frozen=True)
+class Begin:
+    """Sync point one for one launch: the new record, and the job's next scheduled instant after it."""
+
+    record: LaunchRecord
+    next_state: JobState
+    consumed_trigger: str | None = None
+
+
+@dataclass(frozen=True)
+class SpecChange:
+    """One job's change for `apply`: document None deletes. `expected_version` None means "must not exist"."""
+
+    name: str
+    document: Mapping[str, Any] | None
+    expected_version: int | None

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
+from cronframework.abc import Fence
 from cronframework.errors import ConflictError, LeadershipLost, PermanentBackendError, StateStoreError
-from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, BeginNow, Fence, SpecChange, StoredSpec
+from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
+from cronframework.records import Begin, JobState, LaunchRecord, SpecChange, StoredSpec, TriggerRequest
+from cronframework.store import BeginNow
 
 
 class FakeClock:
@@ -190,6 +191,8 @@ class MemoryStore:
 
 @dataclass
 class FakeBackend:
+    blocking = True
+    enforces_timeout = False
     """A backend whose every method can fail on its own: set `fail[method] = exception` (or a callable)."""
 
     launches: dict[str, BackendStatus] = field(default_factory=dict)

@@ -24,7 +24,7 @@ from typing import TypeVar, cast
 import pytest
 
 from backends.nomad import create
-from cronframework.backend import LaunchState, SubmitOutcome
+from cronframework.launch import LaunchState, SubmitOutcome
 from cronframework.naming import launch_name
 from cronframework.records import LaunchRecord, Outcome
 from integration import chaos_invariants as inv

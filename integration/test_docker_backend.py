@@ -17,8 +17,8 @@ import requests
 from backends.docker import DockerBackend, create
 from backends.docker_spec import Placement, plan_container
 from backends.docker_status import parse_time, status_from_inspect
-from cronframework.backend import Launch, LaunchState, SubmitOutcome
 from cronframework.errors import BackendUnreachable, PermanentBackendError, TransientBackendError
+from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from integration.docker_daemon import (
     TEST_IMAGE,
     DockerDaemonError,

@@ -22,8 +22,8 @@ from nomad.api import exceptions as nomad_errors
 from backends.nomad import NomadBackend, create
 from backends.nomad_spec import job_payload
 from backends.nomad_status import job_status
-from cronframework.backend import Launch, LaunchState, SubmitOutcome
 from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from integration.nomad_agent import NomadAgent, NomadAgentError
 from tests.backend_conformance import BackendConformance, conformance_launch, finished, unique_job, wait_for
 

@@ -10,8 +10,7 @@ from kazoo.client import KazooClient
 
 from cronframework.cluster.election import ZkFence
 from cronframework.errors import ConflictError
-from cronframework.records import LaunchRecord
-from cronframework.store import Begin
+from cronframework.records import Begin, LaunchRecord
 from cronframework.store.zookeeper.batch import PreparedWrite
 from cronframework.store.zookeeper.open_index import encode_names, listed_names
 from cronframework.store.zookeeper.store import ZooKeeperStore

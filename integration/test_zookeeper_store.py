@@ -10,8 +10,7 @@ from kazoo.exceptions import NoAuthError
 from cronframework.catalog.apply import apply_diff, diff_specs
 from cronframework.cluster.election import ZkFence
 from cronframework.errors import StateStoreError, StateStoreUnavailable
-from cronframework.records import Outcome, RecordState
-from cronframework.store import SpecChange
+from cronframework.records import Outcome, RecordState, SpecChange
 from cronframework.store.zookeeper.client import connect_zk
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.zk import free_port

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from cronframework.backend import Backend, BackendStatus, Launch, LaunchState, SubmitOutcome
+from cronframework.abc import Backend
+from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
 
 MakeLaunch = Callable[..., Launch]
 

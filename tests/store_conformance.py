@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from cronframework.abc import Fence, StateStore
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.naming import LaunchIdentity
-from cronframework.records import JobState, LaunchRecord, Outcome, RecordState
-from cronframework.store import Begin, Fence, SpecChange, StateStore
+from cronframework.records import Begin, JobState, LaunchRecord, Outcome, RecordState, SpecChange
 
 T0 = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

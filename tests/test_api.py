@@ -102,7 +102,7 @@ def test_jobs_have_the_keys_and_values_of_status_json(cluster: Cluster) -> None:
     session.promote()
     cluster.run_for(session, 120)
     got = body(call(make_api(cluster), "GET", "/v1/jobs"))
-    assert got["jobs"] == json.loads(json.dumps(collect(cluster.store, None)["jobs"], default=str))
+    assert got["jobs"] == json.loads(json.dumps(collect(cluster.store, [])["jobs"], default=str))
     beat = next(j for j in got["jobs"] if j["job"] == "beat")
     assert beat["last_launch"]["name"] == launch_name("beat", T0 + timedelta(minutes=2))
     assert got["leader"]["replica"] == "r1" and got["replicas"][0]["api"] == "http://127.0.0.1:1"
@@ -340,7 +340,7 @@ def test_recovery_conclusions_are_counted() -> None:
 
 
 def _running() -> Any:
-    from cronframework.backend import BackendStatus, LaunchState
+    from cronframework.launch import BackendStatus, LaunchState
 
     return BackendStatus(LaunchState.RUNNING)
 

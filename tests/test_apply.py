@@ -7,8 +7,8 @@ import pytest
 
 from cronframework.catalog.apply import apply_diff, diff_specs, spec_batches
 from cronframework.errors import ConflictError
+from cronframework.records import SpecChange
 from cronframework.spec.model import JobSpec
-from cronframework.store import SpecChange
 from cronframework.testing import MemoryStore
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from cronframework.backend import BackendSet, BackendStatus, LaunchState
+from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import SpecCache
 from cronframework.engine.leader import LeaderConfig, LeaderSession
 from cronframework.errors import (
@@ -19,9 +19,9 @@ from cronframework.errors import (
     StateStoreUnavailable,
     TransientBackendError,
 )
-from cronframework.leadership import SoleLeader
-from cronframework.records import LaunchRecord, Outcome, RecordState
-from cronframework.store import SpecChange, StoredSpec
+from cronframework.launch import BackendStatus, LaunchState
+from cronframework.records import LaunchRecord, Outcome, RecordState, SpecChange, StoredSpec
+from cronframework.store.sqlite import SoleLeader
 from tests.leader_harness import T0, Cluster, job
 
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from backends.noop import NoopBackend, create
-from cronframework.backend import Launch, LaunchState, SubmitOutcome, load_backend
+from cronframework.adapters import load_backend
 from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from cronframework.testing import FakeClock
 from tests.backend_conformance import conformance_launch
 

@@ -17,8 +17,9 @@ import pytest
 
 from backends import process_runner as rt
 from backends.process import ProcessBackend, create, default_state_dir
-from cronframework.backend import LaunchState, SubmitOutcome, load_backend
+from cronframework.adapters import load_backend
 from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import LaunchState, SubmitOutcome
 from tests.backend_conformance import (
     BackendConformance,
     MakeLaunch,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cronframework.abc import StateStore
 from cronframework.cli import main
 from cronframework.naming import LaunchIdentity
 from cronframework.ops.snapshot import (
@@ -24,8 +25,7 @@ from cronframework.ops.snapshot import (
     parse,
     read_launches,
 )
-from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
-from cronframework.store import Begin, SpecChange, StateStore
+from cronframework.records import Begin, JobState, LaunchRecord, Outcome, SpecChange, TriggerRequest
 from cronframework.store.sqlite import SqliteStore
 from cronframework.testing import FakeClock, FakeFence, MemoryStore
 

@@ -13,10 +13,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from cronframework.clock import Clock
+from cronframework.abc import Clock, StateStore
 from cronframework.errors import CronframeworkError, StateStoreError
 from cronframework.ops import metrics
-from cronframework.store import StateStore
 
 from . import page, views
 from .auth import TokenAuth

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from itertools import islice
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from cronframework.abc import StateStore
 from cronframework.catalog.cache import Job, compile_job
-from cronframework.cli.plan import PlannedLaunch
-from cronframework.naming import launch_name
 from cronframework.ops.status import collect, job_status
-from cronframework.store import StateStore, StoredSpec
+from cronframework.ops.upcoming import UpcomingLaunch, upcoming
+from cronframework.records import StoredSpec
 
 from .cluster import Cluster
 
@@ -26,10 +24,7 @@ class NotFound(LookupError):
 
 def status(store: StateStore, cluster: Cluster) -> dict[str, Any]:
     """`status --json`, with leader and replicas from the cluster view (they carry each replica's `api` URL)."""
-    body = collect(store, cluster.root)
-    members = cluster.members()
-    body["leader"], body["replicas"] = (members[0] if members else None), members
-    return body
+    return collect(store, cluster.members())
 
 
 def job_item(store: StateStore, name: str) -> dict[str, Any]:
@@ -54,13 +49,8 @@ def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[
     return item
 
 
-def next_launches(job: Job, now: datetime, count: int) -> list[PlannedLaunch]:
-    spec, zone = job.spec, ZoneInfo(job.spec.timezone)
-    instants = islice(job.schedule.iter_after(now), min(max(count, 0), MAX_NEXT))
-    return [
-        PlannedLaunch(spec.name, at.astimezone(zone), launch_name(spec.name, at), spec.schedule, job.schedule.resolved)
-        for at in instants
-    ]
+def next_launches(job: Job, now: datetime, count: int) -> list[UpcomingLaunch]:
+    return upcoming(job.spec, job.schedule, now, min(count, MAX_NEXT))
 
 
 def history(store: StateStore, name: str, limit: int) -> list[dict[str, Any]]:

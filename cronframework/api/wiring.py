@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cronframework.clock import Clock
+from cronframework.abc import Clock, StateStore
 from cronframework.cluster.config import ApiSection
 from cronframework.errors import CronframeworkError
-from cronframework.store import StateStore
 
 from .auth import TokenAuth
 from .cluster import Cluster, LocalCluster, ZkCluster
@@ -26,7 +25,7 @@ from .server import ApiServer
 if TYPE_CHECKING:
     from cronframework.cluster.replica import Replica
     from cronframework.engine.leader import LeaderSession
-    from cronframework.leadership import SoleLeader
+    from cronframework.store.sqlite import SoleLeader
 
 log = logging.getLogger("cronframework.api")
 

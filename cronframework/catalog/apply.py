@@ -8,9 +8,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cronframework.abc import StateStore
 from cronframework.errors import ConflictError, StateStoreError
+from cronframework.records import SpecChange, StoredSpec
 from cronframework.spec.model import JobSpec
-from cronframework.store import SpecChange, StateStore, StoredSpec
 
 
 def spec_document(spec: JobSpec) -> dict[str, Any]:

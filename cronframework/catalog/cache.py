@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from cronframework.abc import StateStore
 from cronframework.errors import CronframeworkError
+from cronframework.records import StoredSpec
 from cronframework.schedule.expression import Schedule, parse_schedule
 from cronframework.spec.model import JobSpec
-from cronframework.store import StateStore, StoredSpec
 
 log = logging.getLogger("cronframework.jobs")
 

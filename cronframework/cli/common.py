@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cronframework.backend import BackendSet
+from cronframework.abc import StateStore
+from cronframework.adapters import BackendSet
 from cronframework.cluster.config import ZooKeeperConfig, load_config
 from cronframework.cluster.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
-from cronframework.store import StateStore
 
 
 def add_store_args(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cronframework.backend import BackendSet
+from cronframework.adapters import BackendSet
 from cronframework.cli.common import add_store_args, backend_set, open_store, print_json
 from cronframework.ops.status import LAUNCHED, backend_result
 from cronframework.records import LaunchRecord

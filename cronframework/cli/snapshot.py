@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cronframework.abc import Fence, StateStore
 from cronframework.cli.common import add_store_args, open_store, uses_zookeeper, zk_config
 from cronframework.cluster.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
 from cronframework.ops.snapshot import Snapshot, SnapshotError, capture, dump, load, occupied, restore
-from cronframework.store import Fence, StateStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

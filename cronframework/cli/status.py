@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 
 from cronframework.cli.common import add_store_args, backend_set, open_store, print_json, uses_zookeeper, zk_config
+from cronframework.cluster.election import election_members
 from cronframework.ops.status import collect
+from cronframework.store.zookeeper.store import ZooKeeperStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,7 +27,8 @@ def handle(args: argparse.Namespace) -> int:
     root = zk_config(args).root if uses_zookeeper(args) else None
     backends = None if args.no_lookup else backend_set(args)
     try:
-        status = collect(store, root, backends)
+        members = election_members(store.client, root) if root and isinstance(store, ZooKeeperStore) else []
+        status = collect(store, members, backends)
     finally:
         store.close()
     if args.json:

@@ -266,3 +266,8 @@ def wait_for_leader(elections: list[Election], timeout: float = 10.0) -> Electio
             return leaders[0]
         time.sleep(0.02)
     raise TimeoutError(f"no single leader among {len(elections)} replicas within {timeout}s")
+
+
+def election_members(client: KazooClient, root: str) -> list[dict[str, Any]]:
+    """The election's replicas, leader first, for `status` (read only: joins nothing)."""
+    return [dict(vars(c)) for c in Election(client, root, "status-reader").replicas()]

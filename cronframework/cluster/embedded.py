@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cronframework.backend import BackendSet
+from cronframework.abc import Clock
+from cronframework.adapters import BackendSet
 from cronframework.catalog.apply import apply_diff, diff_specs
 from cronframework.catalog.cache import SpecCache
-from cronframework.clock import Clock, SystemClock
+from cronframework.clock import SystemClock
 from cronframework.cluster.config import ApiSection
 from cronframework.engine.leader import LeaderConfig, LeaderSession
-from cronframework.leadership import SoleLeader
 from cronframework.ops import metrics
 from cronframework.spec.files import load_jobs
-from cronframework.store.sqlite import SqliteStore
+from cronframework.store.sqlite import SoleLeader, SqliteStore
 
 if TYPE_CHECKING:
     from cronframework.api.wiring import RunningApi

@@ -14,10 +14,11 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cronframework.abc import Clock
+from cronframework.adapters import BackendSet
 from cronframework.api.wiring import RunningApi, serve_replica
-from cronframework.backend import BackendSet
 from cronframework.catalog.cache import SpecCache
-from cronframework.clock import Clock, SystemClock
+from cronframework.clock import SystemClock
 from cronframework.cluster.config import ServiceConfig
 from cronframework.cluster.election import Election, ZkFence
 from cronframework.engine.leader import LeaderSession, freeze_heap

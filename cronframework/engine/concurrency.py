@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cronframework.backend import Backend
-from cronframework.clock import Clock
+from cronframework.abc import Backend, Clock, Leadership
 from cronframework.engine.submit import lookup_with_retries
 from cronframework.errors import BackendError
-from cronframework.leadership import Leadership
 from cronframework.spec.model import Concurrency, JobSpec
 
 

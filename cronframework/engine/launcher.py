@@ -23,17 +23,16 @@ from itertools import chain, islice
 from queue import SimpleQueue
 from typing import Any
 
-from cronframework.backend import BackendSet, Launch
-from cronframework.clock import Clock
+from cronframework.abc import Clock, Leadership, PreparedBegin, StateStore
+from cronframework.adapters import BackendSet
 from cronframework.crashhook import maybe_crash
 from cronframework.engine.submit import submit_with_retries
 from cronframework.errors import BackendError, ConflictError, LeadershipLost
-from cronframework.leadership import Leadership
+from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
 from cronframework.ops import metrics
-from cronframework.records import JobState, LaunchRecord, Outcome
+from cronframework.records import Begin, JobState, LaunchRecord, Outcome
 from cronframework.spec.model import JobSpec
-from cronframework.store import Begin, PreparedBegin, StateStore
 
 log = logging.getLogger("cronframework.launcher")
 
@@ -232,7 +231,7 @@ class Launcher:
             wait()
             begun = items
         except ConflictError as exc:
-            applied = set(getattr(exc, "applied", ()))
+            applied = set(exc.applied)
             begun = [(p, r) for p, r in items if r.name in applied]
             begun += self._begin_one_by_one([(p, r) for p, r in items if r.name not in applied])
         launching = sum(p.skip_reason is None for p, _ in begun)
@@ -265,7 +264,7 @@ class Launcher:
         After the first error (LeadershipLost) workers take no more launches; the error propagates."""
         if not to_launch:
             return []
-        if not any(getattr(self._backends.for_spec(p.spec), "blocking", True) for p, _ in to_launch):
+        if not any(self._backends.for_spec(p.spec).blocking for p, _ in to_launch):
             inline = [self._submit(p, r) for p, r in to_launch]  # in-process backends: threads would only add cost
             return [r for r in inline if r is not None]
         queue = deque(enumerate(to_launch))

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
 
-from cronframework.backend import BackendSet
+from cronframework.abc import Clock, Leadership, StateStore
+from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import Job, SpecCache
-from cronframework.clock import Clock
 from cronframework.engine.concurrency import ALLOWED, Verdict, check_previous
 from cronframework.engine.dispatcher import Dispatcher, Entry
 from cronframework.engine.launcher import Launcher, Planned
@@ -28,12 +28,10 @@ from cronframework.engine.retention import Pruner
 from cronframework.engine.runtime_limits import RuntimeLimits
 from cronframework.engine.staging import STAGE_MARGIN, Stage, stageable
 from cronframework.errors import StateStoreError
-from cronframework.leadership import Leadership
 from cronframework.naming import LaunchIdentity
 from cronframework.ops.snapshot import PeriodicSnapshots, SnapshotPolicy
 from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
 from cronframework.spec.model import Concurrency, JobSpec
-from cronframework.store import StateStore
 
 log = logging.getLogger("cronframework.leader")
 RECOVERY_RETRY = timedelta(seconds=1)  # how often launches left open are asked about again

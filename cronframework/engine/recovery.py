@@ -22,16 +22,15 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cronframework.backend import Backend, BackendSet, BackendStatus, LaunchState
-from cronframework.clock import Clock
+from cronframework.abc import Backend, Clock, Leadership, StateStore
+from cronframework.adapters import BackendSet
 from cronframework.engine.launcher import Launcher
 from cronframework.engine.submit import lookup_with_retries, submit_with_retries
 from cronframework.errors import BackendError, TransientBackendError
-from cronframework.leadership import Leadership
+from cronframework.launch import BackendStatus, LaunchState
 from cronframework.ops import metrics
 from cronframework.records import LaunchRecord, Outcome
 from cronframework.spec.model import JobSpec, OnUncertain
-from cronframework.store import StateStore
 
 log = logging.getLogger("cronframework.recovery")
 LEFT_OPEN = "left open: asked again when the backend answers"

@@ -15,13 +15,12 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from cronframework.backend import BackendSet
+from cronframework.abc import Leadership, StateStore
+from cronframework.adapters import BackendSet
 from cronframework.engine.dispatcher import Entry
 from cronframework.errors import BackendError
-from cronframework.leadership import Leadership
 from cronframework.records import LaunchRecord
 from cronframework.spec.model import JobSpec
-from cronframework.store import StateStore
 
 log = logging.getLogger("cronframework.retention")
 

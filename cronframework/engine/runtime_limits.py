@@ -12,10 +12,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from cronframework.backend import BackendSet
-from cronframework.clock import Clock
+from cronframework.abc import Clock, Leadership
+from cronframework.adapters import BackendSet
 from cronframework.errors import BackendError
-from cronframework.leadership import Leadership
 from cronframework.records import LaunchRecord, Outcome
 from cronframework.spec.model import JobSpec
 
@@ -34,7 +33,7 @@ class RuntimeLimits:
             spec = specs.get(record.name)
             if spec is None or spec.task.timeout is None or record.outcome is not Outcome.SUBMITTED:
                 continue
-            if getattr(self._backends.for_spec(spec), "enforces_timeout", False):
+            if self._backends.for_spec(spec).enforces_timeout:
                 continue
             deadline = (record.finished_at or self._clock.now()) + spec.task.timeout
             heapq.heappush(self._heap, (deadline, record.name, spec))

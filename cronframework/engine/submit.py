@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tenacity.stop import stop_base
 
-from cronframework.backend import Backend, BackendStatus, Launch, SubmitOutcome
-from cronframework.clock import Clock
+from cronframework.abc import Backend, Clock, Leadership
 from cronframework.errors import BackendTimeout, BackendUnreachable, PermanentBackendError, TransientBackendError
-from cronframework.leadership import Leadership
+from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 from cronframework.records import Outcome
 from cronframework.spec.model import Retries
 

@@ -25,10 +25,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from cronframework.backend import Backend, load_backend
+from cronframework.abc import Backend, PreparedBegin, StateStore
+from cronframework.adapters import load_backend
 from cronframework.errors import CronframeworkError, TransientBackendError
 from cronframework.records import LaunchRecord, Outcome
-from cronframework.store import PreparedBegin, StateStore
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)

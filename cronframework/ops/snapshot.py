@@ -29,12 +29,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cronframework.abc import Clock, Fence, StateStore
 from cronframework.catalog.apply import spec_batches
-from cronframework.clock import Clock
 from cronframework.errors import CronframeworkError
 from cronframework.naming import job_name_problem, launch_name
-from cronframework.records import JobState, LaunchRecord, RecordState, TriggerRequest
-from cronframework.store import Begin, Fence, SpecChange, StateStore, StoredSpec
+from cronframework.records import Begin, JobState, LaunchRecord, RecordState, SpecChange, StoredSpec, TriggerRequest
 
 log = logging.getLogger("cronframework.snapshot")
 

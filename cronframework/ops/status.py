@@ -6,13 +6,13 @@ says about it now (a read-only lookup, never fatal).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cronframework.backend import BackendSet
+from cronframework.abc import StateStore
+from cronframework.adapters import BackendSet
 from cronframework.errors import CronframeworkError
-from cronframework.records import JobState, LaunchRecord, Outcome
-from cronframework.store import StateStore, StoredSpec
+from cronframework.records import JobState, LaunchRecord, Outcome, StoredSpec
 
 LAUNCHED = (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)
 
@@ -54,24 +54,13 @@ def job_status(
     }
 
 
-def replicas(store: StateStore, root: str | None) -> list[dict[str, Any]]:
-    """The election's members, leader first (empty for the embedded store, which has no election)."""
-    client = getattr(store, "client", None)
-    if client is None:
-        return []
-    from cronframework.cluster.election import Election
-
-    reader = Election(client, root or "/cronframework", "status-reader")
-    return [dict(vars(c)) for c in reader.replicas()]
-
-
-def collect(store: StateStore, root: str | None, backends: BackendSet | None = None) -> dict[str, Any]:
+def collect(store: StateStore, members: Sequence[dict[str, Any]], backends: BackendSet | None = None) -> dict[str, Any]:
+    """The status document; `members` are the election's replicas, leader first (none in the embedded mode)."""
     specs, states, paused = store.read_specs(), store.read_job_states(), store.read_paused()
     jobs = [job_status(store, specs[n], states.get(n), n in paused, backends) for n in sorted(specs)]
-    members = replicas(store, root)
     return {
         "leader": members[0] if members else None,
-        "replicas": members,
+        "replicas": list(members),
         "takeover": store.read_takeover(),
         "jobs": jobs,
     }

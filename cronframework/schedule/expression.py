@@ -19,11 +19,11 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronframework.errors import ScheduleError
+from cronframework.schedule.dst import DstChoice, DstDefault, RepeatedTime, SkippedTime
 from cronframework.schedule.duration import format_duration, parse_duration
 from cronframework.schedule.fields import DOM, expand, hashed_value, resolve
 from cronframework.schedule.match import CronPattern, next_match, pattern_from, prev_match
 from cronframework.schedule.zone import Segment, segment_at
-from cronframework.spec.model import DstPolicy, RepeatedTime, SkippedTime
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
@@ -66,11 +66,11 @@ class _Every:
 class _Cron:
     """A wall-clock pattern in a zone, under a DST policy; all arguments and results in Unix seconds."""
 
-    def __init__(self, pattern: CronPattern, zone: ZoneInfo, dst: DstPolicy) -> None:
+    def __init__(self, pattern: CronPattern, zone: ZoneInfo, skipped: SkippedTime, repeated: RepeatedTime) -> None:
         self.pattern = pattern
         self.zone = zone
-        self.first_only = dst.repeated is RepeatedTime.FIRST
-        self.shift = dst.skipped is SkippedTime.SHIFT
+        self.first_only = repeated is RepeatedTime.FIRST
+        self.shift = skipped is SkippedTime.SHIFT
         self._recent: dict[int, int] = {}  # next_after answers: a herd asks the same two questions per job
 
     def next_after(self, after: int) -> int:
@@ -154,7 +154,7 @@ class Schedule:
     expression: str
     resolved: str
     timezone: str
-    dst: DstPolicy = field(default_factory=DstPolicy)
+    dst: DstChoice = field(default_factory=DstDefault)
     _engine: _Cron | _Every | None = field(default=None, repr=False, compare=False)
 
     def _run(self) -> _Cron | _Every:
@@ -228,19 +228,21 @@ def _pattern(fields: tuple[str, ...]) -> CronPattern:
     return pattern
 
 
-def parse_schedule(expression: str, *, job: str, timezone: str = "UTC", dst: DstPolicy | None = None) -> Schedule:
+def parse_schedule(expression: str, *, job: str, timezone: str = "UTC", dst: DstChoice | None = None) -> Schedule:
     """Parse and validate; raises ScheduleError with a one-line reason naming the bad field."""
-    policy = dst if dst is not None else DstPolicy()
+    policy = dst if dst is not None else DstDefault()
     zone = _zone(timezone)
     head = expression.strip().split(maxsplit=1)[:1]
     if head and head[0].lower() == "@every":
         engine, resolved_every = _every(expression, job)
         return Schedule(expression, resolved_every, timezone, policy, engine)
     resolved = resolve(expression, job)
-    return Schedule(expression, resolved.resolved, timezone, policy, _cron(resolved.fields, zone, policy))
+    return Schedule(
+        expression, resolved.resolved, timezone, policy, _cron(resolved.fields, zone, policy.skipped, policy.repeated)
+    )
 
 
 @lru_cache(maxsize=4096)
-def _cron(fields: tuple[str, ...], zone: ZoneInfo, dst: DstPolicy) -> _Cron:
+def _cron(fields: tuple[str, ...], zone: ZoneInfo, skipped: SkippedTime, repeated: RepeatedTime) -> _Cron:
     """One engine per distinct (fields, zone, DST policy): 10k jobs on `0 * * * *` share it and its answers."""
-    return _Cron(_pattern(fields), zone, dst)
+    return _Cron(_pattern(fields), zone, skipped, repeated)

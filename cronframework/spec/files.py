@@ -19,10 +19,10 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from cronframework.backend import available_backends
 from cronframework.errors import ScheduleError, SpecError, SpecErrors
 from cronframework.naming import job_name_problem
 from cronframework.spec import yamlpos
+from cronframework.spec.backends import available_backends
 from cronframework.spec.model import JobSpec
 from cronframework.spec.yamlpos import Pos, YMap, YNode, YScalar, YSeq
 

@@ -22,7 +22,9 @@ from pydantic import (
 )
 
 from cronframework.naming import job_name_problem
+from cronframework.schedule.dst import RepeatedTime, SkippedTime
 from cronframework.schedule.duration import format_duration, parse_duration
+from cronframework.schedule.expression import parse_schedule  # the schedule engine validates its own language
 
 
 def _to_timedelta(value: Any) -> Any:
@@ -55,16 +57,6 @@ class CatchupPolicy(StrEnum):
 class OnUncertain(StrEnum):
     SKIP = "skip"
     RELAUNCH = "relaunch"
-
-
-class SkippedTime(StrEnum):
-    SHIFT = "shift"
-    SKIP = "skip"
-
-
-class RepeatedTime(StrEnum):
-    FIRST = "first"
-    BOTH = "both"
 
 
 class Resources(_Frozen):
@@ -167,8 +159,6 @@ class JobSpec(_Frozen):
 
     @model_validator(mode="after")
     def _schedule_parses(self) -> JobSpec:
-        from cronframework.schedule.expression import parse_schedule  # the schedule engine validates its own language
-
         parse_schedule(self.schedule, job=self.name, timezone=self.timezone, dst=self.dst)
         return self
 

@@ -14,14 +14,15 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cronframework.abc import Fence
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
-from cronframework.leadership import SoleLeader
-from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, BeginNow, Fence, SpecChange, StoredSpec
+from cronframework.records import Begin, JobState, LaunchRecord, SpecChange, StoredSpec, TriggerRequest
+from cronframework.store import BeginNow
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,6 +36,27 @@ CREATE INDEX IF NOT EXISTS launches_open ON launches (open) WHERE open = 1;
 CREATE TABLE IF NOT EXISTS triggers (
   id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, requested_at TEXT NOT NULL, force INTEGER NOT NULL);
 """
+
+
+@dataclass
+class SoleLeader:
+    """The embedded mode's leadership: one process holding the store's lock always leads."""
+
+    epoch: int
+    replica: str
+    active: bool = True
+
+    @property
+    def fence(self) -> SoleLeader:
+        return self
+
+    @property
+    def valid(self) -> bool:
+        return self.active
+
+    def check(self) -> None:
+        if not self.active:
+            raise LeadershipLost(f"replica {self.replica} is shutting down")
 
 
 class SqliteStore:

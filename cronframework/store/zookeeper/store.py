@@ -18,10 +18,11 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import DataWatch
 from kazoo.security import ACL
 
+from cronframework.abc import Fence, PreparedBegin
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.naming import parse_launch_name
-from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, BeginNow, Fence, PreparedBegin, SpecChange, StoredSpec
+from cronframework.records import Begin, JobState, LaunchRecord, SpecChange, StoredSpec, TriggerRequest
+from cronframework.store import BeginNow
 from cronframework.store.zookeeper.batch import Chunk, FencedWriter, Group, PreparedWrite
 from cronframework.store.zookeeper.client import Auth, call, connect_zk, digest_acl, gather, zk_errors
 from cronframework.store.zookeeper.layout import (

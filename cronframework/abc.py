@@ -1,0 +1,185 @@
+"""Every protocol the core is built on, in one place: what each side may rely on and what it may raise.
+
+- `Clock`: time as a parameter (`SystemClock` live, `testing.FakeClock` in tests).
+- `Fence`, `Leadership`: proof of leadership, checked by the store inside every leader write and by the launch path
+  before every backend call.
+- The state store, split by who uses it: `ReadStore` (status, API, CLI), `OperatorStore` (apply, pause, trigger),
+  `LeaderStore` (the leader's fenced writes); `StateStore` is all three, as the ZooKeeper, SQLite and memory stores
+  implement it. Store errors are `errors.StateStoreError` and its kinds (unavailable, conflict, leadership lost).
+- `Backend`: a datacenter scheduler seen through deterministic launch names, with its optional capabilities declared.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from cronframework.launch import BackendStatus, Launch, SubmitOutcome
+from cronframework.records import Begin, JobState, LaunchRecord, SpecChange, StoredSpec, TriggerRequest
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current instant, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps; for timeouts and measured intervals."""
+        ...
+
+    def sleep(self, seconds: float, wake: threading.Event | None = None) -> bool:
+        """Sleep up to `seconds`; return True when `wake` was set (early wake-up), False on timeout."""
+        ...
+
+
+class PreparedBegin(Protocol):
+    """A `begin` built by `prepare_begin`, not yet sent."""
+
+    def send(self) -> Callable[[], None]:
+        """Send it; the returned call waits for the store and raises what `begin` would. Stores without
+        pipelining apply it here (raising here) and return `already_committed`."""
+        ...
+
+    def discard(self) -> None:
+        """It will not be sent: drop what building it assumed (e.g. folders counted as made by it)."""
+        ...
+
+
+class Fence(Protocol):
+    """Proof of leadership that the store checks inside every leader write."""
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def replica(self) -> str: ...
+
+
+class Leadership(Protocol):
+    @property
+    def fence(self) -> Fence: ...
+
+    def check(self) -> None:
+        """Raise LeadershipLost when this replica must not call a backend (SUSPENDED counts: it may be deposed)."""
+        ...
+
+
+class StateStore(Protocol):
+    # -- specs: written by `apply`, watched by every replica
+    def read_specs(self) -> dict[str, StoredSpec]: ...
+
+    def write_specs(self, changes: Sequence[SpecChange]) -> None:
+        """All or nothing; ConflictError when a version moved since it was read."""
+        ...
+
+    def watch_specs(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from any thread) after the set of specs or any spec changes."""
+        ...
+
+    # -- schedule state
+    def read_job_states(self) -> dict[str, JobState]: ...
+
+    def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
+        """Fenced; for jobs seen for the first time and for catch-up decisions that launch nothing."""
+        ...
+
+    def read_paused(self) -> set[str]: ...
+
+    def set_paused(self, job: str, paused: bool) -> None: ...
+
+    # -- launches
+    def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
+        """Sync point one, batched: create each record (state begun) and advance each job's state, atomically per
+        batch. Raises ConflictError if a record by that name already exists (nothing of the batch is applied)."""
+        ...
+
+    def prepare_begin(self, fence: Fence, items: Sequence[Begin]) -> PreparedBegin:
+        """`begin`, built but not sent: the CPU work of sync point one, done ahead of the launches' instant while
+        the leader waits for it (a staged herd); `send()` then costs little more than the round trip. Nothing is
+        written before `send()`, and nothing may be submitted before the call it returns has returned."""
+        ...
+
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
+        """Sync point two, batched: overwrite each record with its finished form."""
+        ...
+
+    def get_launch(self, name: str) -> LaunchRecord | None: ...
+
+    def open_launches(self) -> list[LaunchRecord]:
+        """Every record still in state begun, oldest scheduled first."""
+        ...
+
+    def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
+        """The newest `limit` records of `job`, newest first; costs O(limit) record reads."""
+        ...
+
+    def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
+        """Delete finished records (retention). Open records are never deleted: the store refuses them."""
+        ...
+
+    # -- manual triggers
+    def request_trigger(self, job: str, *, force: bool, now: datetime) -> TriggerRequest: ...
+
+    def pending_triggers(self) -> list[TriggerRequest]: ...
+
+    def drop_trigger(self, fence: Fence, trigger_id: str) -> None: ...
+
+    # -- leadership bookkeeping (written by the leader, read by `status`)
+    def write_takeover(self, fence: Fence, report: Mapping[str, Any]) -> None: ...
+
+    def read_takeover(self) -> Mapping[str, Any] | None: ...
+
+    def server_time(self) -> datetime:
+        """The store's own clock (e.g. ZooKeeper's mtime of a fresh write): the clock guard compares with it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A datacenter scheduler seen through names. Raise TransientBackendError / PermanentBackendError only.
+
+    Optional capabilities are declared, not probed: `blocking` False says a submit returns at once (the launcher
+    then calls it inline instead of through its pool); `enforces_timeout` True says the backend stops a task past
+    `task.timeout` itself, so the leader's run-time limits leave it alone."""
+
+    blocking: bool
+    enforces_timeout: bool
+
+    def submit(self, name: str, launch: Launch) -> SubmitOutcome:
+        """Start the launch unless one by this name exists; never starts two."""
+        ...
+
+    def lookup(self, name: str) -> BackendStatus | None:
+        """The launch's state, or None when the backend has no record of the name."""
+        ...
+
+    def stop(self, name: str) -> None:
+        """Stop a running launch (for `concurrency: replace` and run-time limits); no error when already gone."""
+        ...
+
+    def list(self, job: str) -> list[str]:
+        """Names of the launches of `job` that the backend still knows."""
+        ...
+
+    def logs(self, name: str) -> str:
+        """The launch's output, as far as the backend keeps it."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """Forget a finished launch (retention cleanup); never called for open launches."""
+        ...
+
+    def retention_horizon(self) -> timedelta | None:
+        """How long the backend keeps a finished launch (e.g. Nomad's job GC threshold); None = until removed.
+        Recovery keeps its window below it, so "not found" never means "already collected"."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class BackendFactory(Protocol):
+    def __call__(self, config: Mapping[str, Any]) -> Backend: ...
