@@ -47,6 +47,12 @@ class PreparedBegin(Protocol):
         ...
 
 
+class Closeable(Protocol):
+    """Something a process starts beside its scheduler and closes on the way out (the HTTP API)."""
+
+    def close(self) -> None: ...
+
+
 class Fence(Protocol):
     """Proof of leadership that the store checks inside every leader write."""
 

@@ -72,16 +72,7 @@ run_plan() {
   done < <(plan)
 }
 
-# -- VM only: a virtualenv (Debian's python refuses system-wide pip installs), then services -----------------------
-python_env() {
-  command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 && [ -x "$VENV/bin/python3" ] && return 0
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
-  mkdir -p "$(dirname "$VENV")"
-  python3 -m venv "$VENV"
-}
-
+# -- VM only: services ------------------------------------------------------------------------------------------
 zookeeper_service() {
   local data=/var/lib/cronframework/zookeeper i=1 ip cp
   mkdir -p "$ETC" "$data"
@@ -154,8 +145,8 @@ if [ "$VM" = 0 ]; then
   exit 0
 fi
 [ -n "$NODE_ID" ] && [ -n "$ZK_SERVERS" ] || { say "--roles needs --node-id and --zk-servers"; exit 2; }
-python_env
-PATH="$VENV/bin:$PATH" run_plan
+# install-deps.sh makes the virtualenv (Debian's python refuses system-wide pip installs) with the locked versions
+CRONFRAMEWORK_VENV=$VENV CRONFRAMEWORK_DEPS=locked run_plan
 has_role zookeeper && zookeeper_service
 has_role nomad && nomad_service
 has_role scheduler && scheduler_service

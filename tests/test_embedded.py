@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,90 @@ def test_invalid_job_file_is_one_line_per_error_and_exit_1(tmp_path: Path) -> No
     assert proc.returncode == 1
     assert "Traceback" not in err
     assert "bad.yaml:3" in err
+
+
+SECOND_JOB = """
+  second:
+    schedule: "* * * * * *"
+    backend: process
+    task:
+      command: ["/bin/true"]
+"""
+
+
+def launches_of(state: Path, job: str) -> int:
+    return sum(name.startswith(f"{job}-") for name in launched(state))
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_sighup_reloads_the_job_files_and_keeps_the_jobs_when_a_file_is_invalid(tmp_path: Path, jobs: Path) -> None:
+    state = tmp_path / "state"
+    proc = run(state, jobs, "--no-api")
+    try:
+        wait_for(lambda: launches_of(state, "beat") >= 1, "the first launch")
+        jobs.write_text(JOBS + SECOND_JOB)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: launches_of(state, "second") >= 1, "the added job's first launch")
+        jobs.write_text(JOBS + SECOND_JOB + "    schedul: oops\n")
+        proc.send_signal(signal.SIGHUP)
+        beats, seconds = launches_of(state, "beat"), launches_of(state, "second")
+        wait_for(lambda: launches_of(state, "beat") >= beats + 2, "launches after the invalid reload")
+        wait_for(lambda: launches_of(state, "second") >= seconds + 2, "the added job after the invalid reload")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    [reloaded] = [line for line in err.splitlines() if "jobs reloaded" in line]
+    assert "jobs_created=1" in reloaded and "jobs_updated=0" in reloaded and "jobs_deleted=0" in reloaded
+    assert f"{jobs}:14:5" in err  # the invalid key, by file:line:col
+    assert "jobs not reloaded" in err
+    store = SqliteStore(state / "state.sqlite")
+    try:
+        assert set(store.read_specs()) == {"beat", "second"}
+    finally:
+        store.close()
+
+
+def test_run_config_file_reaches_the_backends(tmp_path: Path, jobs: Path) -> None:
+    state, elsewhere = tmp_path / "state", tmp_path / "elsewhere"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"backends:\n  process:\n    state_dir: {elsewhere}\nscheduler:\n  poll_interval: 0.5\n")
+    proc = run(state, jobs, "--config", str(config), "--duration", "3s", "--no-api")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert [p.name for p in elsewhere.iterdir()]
+    assert launched(state) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("backends: {}\nscheduler:\n  workers: many\n", ":3:12"),
+        ("scheduler: {}\nzookeeper:\n  hosts: zk1:2181\n", ":2:1"),
+        ("api:\n  port: 1\n  port: 2\n", ":3:3"),
+    ],
+)
+def test_a_bad_run_config_is_one_positioned_line_and_exit_1(tmp_path: Path, jobs: Path, text: str, where: str) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(text)
+    proc = run(tmp_path / "state", jobs, "--config", str(config), "--no-api")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert f"{config}{where}" in err
+
+
+def test_run_duration_refuses_what_is_not_a_duration(tmp_path: Path, jobs: Path) -> None:
+    proc = run(tmp_path / "state", jobs, "--duration", "soon")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "Traceback" not in err
+    assert "--duration" in err

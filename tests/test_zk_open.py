@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from cronframework.store.zookeeper.open_index import OpenIndex, encode_names, is_index_node, listed_names, node_name
+from cronframework.store.zookeeper.open_index import (
+    OpenIndex,
+    encode_names,
+    is_index_node,
+    listed_names,
+    node_name,
+)
 
 A, B, C, D = (f"job-{i}-20261126t100000z" for i in "abcd")
 

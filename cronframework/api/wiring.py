@@ -11,21 +11,19 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cronframework.abc import Clock, StateStore
 from cronframework.cluster.config import ApiSection
+from cronframework.cluster.replica import Replica
+from cronframework.engine.leader import LeaderSession
 from cronframework.errors import CronframeworkError
+from cronframework.store.sqlite import SoleLeader
 
 from .auth import TokenAuth
 from .cluster import Cluster, LocalCluster, ZkCluster
 from .routes import Api
 from .server import ApiServer
-
-if TYPE_CHECKING:
-    from cronframework.cluster.replica import Replica
-    from cronframework.engine.leader import LeaderSession
-    from cronframework.store.sqlite import SoleLeader
 
 log = logging.getLogger("cronframework.api")
 

@@ -2,7 +2,8 @@
 
 Every subcommand module exposes `register(subparsers)`, which adds its parser and sets `handler` to a function
 taking the parsed namespace and returning the exit code. Errors of the project's tree print as one line on stderr
-with exit 1; nothing prints a traceback for bad input.
+with exit 1; nothing prints a traceback for bad input. A reader that goes away (`status | head -1`) ends the command
+quietly with 141, the status of a tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
+from cronframework.cli.version import version
 from cronframework.errors import CronframeworkError, SpecErrors
 
 SUBCOMMANDS = (
@@ -27,11 +31,13 @@ SUBCOMMANDS = (
     "pause",
     "logs",
     "snapshot",
+    "version",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cronframework", description="Distributed cron for platform teams.")
+    parser.add_argument("--version", action="version", version=f"cronframework {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -53,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a reader gone shows here, where it is handled, rather than in the exit's flush
         return code
+    except BrokenPipeError:
+        return _reader_gone()
     except SpecErrors as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
@@ -63,6 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> int:
+    """Stop writing to a pipe nobody reads: what is still buffered goes to /dev/null, so the interpreter's flush at
+    exit does not fail on the same pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

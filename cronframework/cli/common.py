@@ -13,6 +13,7 @@ from cronframework.adapters import BackendSet
 from cronframework.cluster.config import ZooKeeperConfig, load_config
 from cronframework.cluster.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
+from cronframework.store.sqlite import SqliteStore
 
 
 def add_store_args(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +37,6 @@ def uses_zookeeper(args: argparse.Namespace) -> bool:
 def open_store(args: argparse.Namespace) -> StateStore:
     if uses_zookeeper(args):
         return zk_config(args).connect()
-    from cronframework.store.sqlite import SqliteStore
-
     state_dir = args.state_dir or default_state_dir()
     if not (state_dir / "state.sqlite").exists():
         raise CronframeworkError(f"no embedded state at {state_dir} (run `cronframework run` first, or pass --zk)")

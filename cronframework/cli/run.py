@@ -1,37 +1,56 @@
-"""`cronframework run PATH...`: the embedded single-machine scheduler."""
+"""`cronframework run PATH... [--config FILE]`: the embedded single-machine scheduler."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import threading
 from pathlib import Path
 
 from cronframework.api.cli_args import add_api_args, api_overrides
-from cronframework.cluster.config import ApiSection
+from cronframework.api.wiring import serve_embedded
+from cronframework.cluster.config import load_embedded_config
 from cronframework.cluster.embedded import EmbeddedOptions, default_state_dir, run_embedded
-from cronframework.cluster.signals import stop_on_signals
+from cronframework.cluster.signals import reload_on_hangup, stop_on_signals
 from cronframework.ops.logs import setup_logging
+from cronframework.schedule.duration import parse_duration
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("run", help="run the embedded scheduler (one machine, no ZooKeeper)")
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="job files or directories")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="job files or directories (SIGHUP re-reads them)")
+    parser.add_argument("--config", metavar="FILE", help="the scheduler's config file (YAML), without 'zookeeper:'")
     parser.add_argument("--state-dir", type=Path, default=None, help=f"default: {default_state_dir()}")
-    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--duration", type=duration_seconds, default=None, help="stop after this long (30s, 5m)")
     parser.add_argument("--log-json", action="store_true", help="JSON lines on stderr")
     add_api_args(parser)
     parser.set_defaults(handler=handle)
 
 
+def duration_seconds(text: str) -> float:
+    """A duration as job files write it ("90s", "1h30m"), or a bare number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = parse_duration(text).total_seconds()
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration, got {text!r}")
+    return seconds
+
+
 def handle(args: argparse.Namespace) -> int:
     setup_logging(json_lines=args.log_json)
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     stop_on_signals(stop)
+    reload_on_hangup(reload)  # before the files are first read: a SIGHUP during the start is not lost
     if args.duration is not None:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
-    api = ApiSection.model_validate({k: v for k, v in api_overrides(args).items() if v is not None})
-    options = EmbeddedOptions(paths=args.paths, state_dir=args.state_dir or default_state_dir(), api=api)
-    run_embedded(options, stop)
+    config = load_embedded_config(args.config, {"api": api_overrides(args)})
+    options = EmbeddedOptions.from_config(config, args.paths, args.state_dir or default_state_dir())
+    run_embedded(options, stop, reload=reload, serve_api=serve_embedded)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cronframework.api.cli_args import add_api_args, api_overrides
+from cronframework.api.wiring import serve_replica
 from cronframework.cli.common import add_store_args
 from cronframework.cluster.config import load_config
 from cronframework.cluster.replica import Replica
@@ -27,7 +28,7 @@ def handle(args: argparse.Namespace) -> int:
         "zookeeper": {"hosts": args.zk, "root": args.root, "session_timeout": args.session_timeout},
         "api": api_overrides(args),
     }
-    replica = Replica(load_config(args.config, overrides), replica_id=args.replica_id)
+    replica = Replica(load_config(args.config, overrides), replica_id=args.replica_id, serve_api=serve_replica)
     stop_on_signals(replica.stop, also=replica.request_stop)
     replica.run()
     return 0

@@ -16,9 +16,12 @@ from pathlib import Path
 
 from cronframework.abc import Fence, StateStore
 from cronframework.cli.common import add_store_args, open_store, uses_zookeeper, zk_config
+from cronframework.cluster.election import Election
 from cronframework.cluster.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
 from cronframework.ops.snapshot import Snapshot, SnapshotError, capture, dump, load, occupied, restore
+from cronframework.store.sqlite import SqliteStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,16 +81,12 @@ def _refuse_occupied(store: StateStore, snapshot: Snapshot, target: str) -> None
 def _open_target(args: argparse.Namespace) -> StateStore:
     if uses_zookeeper(args):
         return open_store(args)
-    from cronframework.store.sqlite import SqliteStore
-
     return SqliteStore((args.state_dir or default_state_dir()) / "state.sqlite")
 
 
 @contextmanager
 def _leadership(store: StateStore, args: argparse.Namespace) -> Iterator[Fence]:
     replica = f"snapshot-import-{socket.gethostname()}-{os.getpid()}"
-    from cronframework.store.sqlite import SqliteStore
-
     if isinstance(store, SqliteStore):
         leader = store.acquire_leadership(replica)
         try:
@@ -101,9 +100,6 @@ def _leadership(store: StateStore, args: argparse.Namespace) -> Iterator[Fence]:
 
 @contextmanager
 def _zk_leadership(store: StateStore, args: argparse.Namespace, replica: str) -> Iterator[Fence]:
-    from cronframework.cluster.election import Election
-    from cronframework.store.zookeeper.store import ZooKeeperStore
-
     assert isinstance(store, ZooKeeperStore)
     root = zk_config(args).root
     election = Election(store.client, root, replica, acl=store.acl).start()

@@ -9,18 +9,18 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cronframework.engine.leader import LeaderConfig
-from cronframework.errors import CronframeworkError
+from cronframework.errors import CronframeworkError, SpecError
 from cronframework.ops.snapshot import SnapshotPolicy
+from cronframework.spec import yamlpos
+from cronframework.spec.files import did_you_mean
 from cronframework.spec.model import Duration
-
-if TYPE_CHECKING:
-    from cronframework.store.zookeeper.store import ZooKeeperStore
+from cronframework.spec.yamlpos import Pos, YMap, YNode, YScalar, to_python
+from cronframework.store.zookeeper.store import ZooKeeperStore
 
 AUTH_ENV = "CRONFRAMEWORK_ZK_AUTH"
 
@@ -39,8 +39,6 @@ class ZooKeeperConfig(_Strict):
 
     def connect(self) -> ZooKeeperStore:
         """A store on this ensemble and root, with the configured credentials and timeouts."""
-        from cronframework.store.zookeeper.store import ZooKeeperStore
-
         return ZooKeeperStore.connect(
             self.hosts,
             self.root,
@@ -104,39 +102,119 @@ class ServiceConfig(_Strict):
     backends: dict[str, dict[str, Any]] = {}
     snapshot: SnapshotSection | None = None
 
-    def leader_config(self) -> LeaderConfig:
+    def leader_config(self, *, cluster: str | None = None, source: str | None = None) -> LeaderConfig:
+        """The leader's settings. `cluster` (the launches' cronframework.cluster label) and `source` (the origin
+        snapshots name) default to the ZooKeeper root; the embedded mode, which has none, gives its own."""
         s = self.scheduler
         return LeaderConfig(
-            cluster=self.zookeeper.root,
+            cluster=cluster or self.zookeeper.root,
             tolerance=s.tolerance,
             poll_interval=s.poll_interval,
             max_clock_skew=s.max_clock_skew,
             clock_check_every=s.clock_check_every,
             workers=s.workers,
             stage_ahead=s.stage_ahead,
-            snapshot=self._snapshot_policy(),
+            snapshot=self._snapshot_policy(source or self.zookeeper.root),
         )
 
-    def _snapshot_policy(self) -> SnapshotPolicy | None:
+    def _snapshot_policy(self, source: str) -> SnapshotPolicy | None:
         snap = self.snapshot
-        return SnapshotPolicy(Path(snap.dir), snap.every, snap.keep, self.zookeeper.root) if snap else None
+        return SnapshotPolicy(Path(snap.dir), snap.every, snap.keep, source) if snap else None
 
 
 def load_config(path: str | None, overrides: dict[str, Any]) -> ServiceConfig:
-    """Read the file (if any), then apply flag overrides given as {"zookeeper": {...}}; one-line errors."""
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise CronframeworkError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise CronframeworkError(f"{path}: config must be a mapping")
-    for section, values in overrides.items():
-        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    """Read the file (if any), then apply flag overrides given as {"zookeeper": {...}}; one-line errors that name
+    the file's line and column (or "flags" when a flag's value is the problem)."""
+    return _load(path, overrides, refused={})
+
+
+EMBEDDED_REFUSED = {
+    "zookeeper": "configures `cronframework scheduler`; `run` keeps its state in --state-dir (remove the section)",
+}
+
+
+def load_embedded_config(path: str | None, overrides: dict[str, Any]) -> ServiceConfig:
+    """`run --config`: the scheduler's format, less the sections that would suggest a cluster it does not join."""
+    return _load(path, overrides, refused=EMBEDDED_REFUSED)
+
+
+def _load(path: str | None, overrides: dict[str, Any], refused: dict[str, str]) -> ServiceConfig:
+    root = _read(path, refused) if path else None
+    data = _with_overrides(to_python(root) if isinstance(root, YMap) else {}, overrides)
     try:
         return ServiceConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise CronframeworkError(f"{path or 'flags'}: field {field!r}: {first['msg']}") from None
+        raise _error(exc.errors(include_url=False)[0], path, root, overrides) from None
+
+
+def _read(path: str, refused: dict[str, str]) -> YNode | None:
+    """The file as a positioned tree, read as safely as job files are (duplicate keys, tags and bombs refused)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CronframeworkError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    root = yamlpos.parse(yamlpos.decode(data, path), path)
+    if root is not None and not isinstance(root, YMap):
+        raise _at(root.pos, path, "config must be a mapping of sections (zookeeper, scheduler, api, backends...)")
+    for section, reason in refused.items():
+        if root is not None and section in root.entries:
+            raise _at(root.entries[section][0].pos, path, f"section {section!r} {reason}")
+    return root
+
+
+def _with_overrides(plain: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The file's sections with the flags that were given on top; the parsed tree itself is left as it was."""
+    data = dict(plain)
+    for section, values in overrides.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            current = data.get(section)
+            data[section] = {**current, **given} if isinstance(current, dict) else given
+    return data
+
+
+def _error(detail: Any, path: str | None, root: YNode | None, overrides: dict[str, Any]) -> CronframeworkError:
+    loc = tuple(detail["loc"])
+    field = ".".join(str(part) for part in loc)
+    if detail["type"] == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), _keys_at(loc[:-1]))}"
+    else:
+        message = str(detail["msg"])
+    if path is None or _from_flags(loc, overrides):
+        return CronframeworkError(f"flags: field {field!r}: {message}")
+    return _at(_where(root, loc, detail["type"] == "extra_forbidden"), path, message, field)
+
+
+def _from_flags(loc: tuple[Any, ...], overrides: dict[str, Any]) -> bool:
+    section = overrides.get(loc[0]) or {}
+    return len(loc) > 1 and section.get(loc[1]) is not None
+
+
+def _where(root: YNode | None, loc: tuple[Any, ...], at_key: bool) -> Pos | None:
+    """Line and column of the value at `loc` (of its key when `at_key`); of the deepest key found when the value is
+    missing from the file, or of the document when none is."""
+    key: YScalar | None = None
+    node = root
+    for part in loc:
+        if not isinstance(node, YMap) or part not in node.entries:
+            at_key, node = True, None
+            break
+        key, node = node.entries[part]
+    spot = (key if at_key or node is None else node) or root
+    return spot.pos if spot is not None else None
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the section at `loc` accepts, for did-you-mean; none where keys are free-form (backends)."""
+    model: Any = ServiceConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        kinds = (field.annotation, *get_args(field.annotation)) if field is not None else ()
+        model = next((kind for kind in kinds if isinstance(kind, type) and issubclass(kind, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _at(pos: Pos | None, path: str, message: str, field: str | None = None) -> SpecError:
+    return SpecError(message, file=path, line=pos.line if pos else None, col=pos.col if pos else None, field=field)

@@ -14,9 +14,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cronframework.abc import Clock
+from cronframework.abc import Clock, Closeable, StateStore
 from cronframework.adapters import BackendSet
-from cronframework.api.wiring import RunningApi, serve_replica
 from cronframework.catalog.cache import SpecCache
 from cronframework.clock import SystemClock
 from cronframework.cluster.config import ServiceConfig
@@ -56,9 +55,22 @@ class ReplicaState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+ServeApi = Callable[["Replica", ZooKeeperStore, StateStore], Closeable | None]
+"""Starts the HTTP API beside a replica (`api.wiring.serve_replica`, passed in by the CLI: the API is an edge that
+observes the cluster, so the cluster does not import it)."""
+
+
 class Replica:
-    def __init__(self, config: ServiceConfig, *, replica_id: str | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        replica_id: str | None = None,
+        clock: Clock | None = None,
+        serve_api: ServeApi | None = None,
+    ) -> None:
         self.config = config
+        self._serve_api = serve_api
         self.replica_id = replica_id or f"{socket.gethostname()}-{os.getpid()}"
         self.clock = clock or SystemClock()
         self.stop = threading.Event()
@@ -90,7 +102,7 @@ class Replica:
         ).start()
         backends = BackendSet(self.config.backends, loader=metrics.instrumented_loader)
         self.state.role = "follower"
-        api = serve_replica(self, store, metrics.instrument_store(store))
+        api = self._serve_api(self, store, metrics.instrument_store(store)) if self._serve_api else None
         log.info("replica started", extra={"replica": self.replica_id, "zk_root": zk.root})
         try:
             self._loop(store, specs, election, backends)
@@ -139,9 +151,7 @@ class Replica:
         if session is not None:
             session.wake()
 
-    def _shutdown(
-        self, store: ZooKeeperStore, election: Election, backends: BackendSet, api: RunningApi | None
-    ) -> None:
+    def _shutdown(self, store: ZooKeeperStore, election: Election, backends: BackendSet, api: Closeable | None) -> None:
         """Resign first, so the next replica promotes while this one closes the rest (closing the API alone
         waits up to half a second). Nothing here calls a backend: the leader session has ended, and its launcher
         waited for every submit in flight, before the loop returned."""

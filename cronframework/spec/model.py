@@ -24,7 +24,9 @@ from pydantic import (
 from cronframework.naming import job_name_problem
 from cronframework.schedule.dst import RepeatedTime, SkippedTime
 from cronframework.schedule.duration import format_duration, parse_duration
-from cronframework.schedule.expression import parse_schedule  # the schedule engine validates its own language
+from cronframework.schedule.expression import (
+    parse_schedule,  # the schedule engine validates its own language
+)
 
 
 def _to_timedelta(value: Any) -> Any:

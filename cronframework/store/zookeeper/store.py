@@ -39,7 +39,13 @@ from cronframework.store.zookeeper.layout import (
     launch_order,
     normalize_root,
 )
-from cronframework.store.zookeeper.open_index import OpenIndex, encode_names, is_index_node, listed_names, node_name
+from cronframework.store.zookeeper.open_index import (
+    OpenIndex,
+    encode_names,
+    is_index_node,
+    listed_names,
+    node_name,
+)
 from cronframework.store.zookeeper.wire.read import flatten, read_many_async
 from cronframework.store.zookeeper.wire.write import Op
 
