@@ -10,14 +10,24 @@ import struct
 import pytest
 from kazoo.exceptions import NodeExistsError, RolledBackError, RuntimeInconsistency
 from kazoo.protocol.serialization import CheckVersion, Create, Delete, SetData, Transaction
-from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
+from kazoo.security import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, make_acl, make_digest_acl
 
 from cronframework.store.zookeeper.wire.write import MultiWrite, Op, acl_tail, encode
 
 DIGEST = [make_digest_acl("cron", "s3cret", all=True), make_digest_acl("viewer", "pw", read=True)]
 
 
-@pytest.mark.parametrize("acl", [OPEN_ACL_UNSAFE, DIGEST], ids=["open", "digest"])
+ACLS = {
+    "open": OPEN_ACL_UNSAFE,
+    "digest": DIGEST,
+    "creator": CREATOR_ALL_ACL,  # the `auth` scheme's id is empty: kazoo writes an empty string as null (-1)
+    "read-only": READ_ACL_UNSAFE,
+    "ip": [make_acl("ip", "10.0.0.0/8", read=True, write=True)],
+    "none": [],
+}
+
+
+@pytest.mark.parametrize("acl", ACLS.values(), ids=ACLS.keys())
 def test_encoding_matches_kazoo_transaction(acl: list) -> None:
     ops = [
         Op("check", "/cf/election/x__n__0000000007"),

@@ -47,6 +47,9 @@ def encode(op: Op, path: str, tail: bytes) -> bytes:
 
 
 def _string(text: str) -> bytes:
+    """A jute string as kazoo writes it: an empty one goes as null (length -1), e.g. the `auth` scheme's id."""
+    if not text:
+        return INT.pack(-1)
     raw = text.encode()
     return INT.pack(len(raw)) + raw
 
