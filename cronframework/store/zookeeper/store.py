@@ -1,6 +1,6 @@
 """ZooKeeperStore: the StateStore on a ZooKeeper ensemble (layout and ACLs: docs/design.md, "State in ZooKeeper").
 
-Leader writes are fenced multi-op transactions (zk_batch): each first checks the leader's own election
+Leader writes are fenced multi-op transactions (batch.py): each first checks the leader's own election
 znode, so a replica whose session expired -- and whose ephemeral node ZooKeeper therefore deleted -- can
 write nothing. Reads fetch only what they return: listing a folder, then pipelining the gets of the few
 nodes asked for."""
@@ -39,8 +39,7 @@ from cronframework.store.zookeeper.layout import (
     normalize_root,
 )
 from cronframework.store.zookeeper.open_index import OpenIndex, encode_names, is_index_node, listed_names, node_name
-from cronframework.store.zookeeper.wire.read import flatten, read_many_async
-from cronframework.store.zookeeper.wire.write import Op
+from cronframework.store.zookeeper.wire import Op, flatten, read_many_async
 
 log = logging.getLogger("cronframework.store")
 
@@ -119,7 +118,7 @@ class ZooKeeperStore:
         return list(self._call(what, lambda: self._client.get_children_async(path), optional=True) or [])
 
     def _get_many(self, paths: Sequence[str], what: str) -> list[tuple[bytes, Any] | None]:
-        """One multiRead per thousand paths (zk_multiread), pipelined; a missing znode is None."""
+        """One multiRead per thousand paths (wire/read.py), pipelined; a missing znode is None."""
         if not paths:
             return []
         chunks = gather(self._client, what, read_many_async(self._client, paths), self._timeout)
@@ -268,7 +267,7 @@ class ZooKeeperStore:
 
     # -- launches
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
-        """Sync point one. Batches above one transaction are split and pipelined; see zk_batch for what a
+        """Sync point one. Batches above one transaction are split and pipelined; see batch.py for what a
         partly applied batch means (the raised error's `applied` names the launches whose records exist)."""
         self.prepare_begin(fence, items).send()()
 
