@@ -1,5 +1,5 @@
 """The open index on a real ZooKeeper: one node per begin transaction, deleted with the last of its launches, and
-never an open record that no node lists -- whatever applied, failed or was written by an older release."""
+never an open record that no node lists -- whatever applied, failed or was left behind."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cronframework.cluster.election import ZkFence
 from cronframework.errors import ConflictError
 from cronframework.records import Begin, LaunchRecord
 from cronframework.store.zookeeper.batch import PreparedWrite
-from cronframework.store.zookeeper.open_index import encode_names, listed_names
+from cronframework.store.zookeeper.open_index import decode_names, encode_names
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from tests.store_conformance import MINUTE, T0, done, make_begin
 
@@ -34,7 +34,7 @@ def launches(fence: ZkFence, job: str, count: int, first: int = 0) -> list[Begin
 
 def index_nodes(client: KazooClient, store: ZooKeeperStore) -> dict[str, list[str]]:
     section = store.layout.section("open")
-    return {n: listed_names(n, client.get(f"{section}/{n}")[0]) for n in client.get_children(section)}
+    return {n: decode_names(client.get(f"{section}/{n}")[0]) for n in client.get_children(section)}
 
 
 def open_names(zk_client: KazooClient, zk_root: str) -> set[str]:
@@ -118,25 +118,22 @@ def test_a_partly_applied_begin_leaves_every_open_record_indexed(
     assert sorted(listed) == sorted(applied | {items[15].record.name})
 
 
-def test_per_launch_entries_and_stale_nodes_are_read_and_then_deleted(
+def test_a_stale_node_is_read_and_then_deleted(
     store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient, zk_root: str
 ) -> None:
-    """An older release's `open/<launch>` entries, and a node left behind by a leader that died between finishing
-    its launches and deleting it (it lists a finished record and a pruned one)."""
-    first, second, gone = (i.record for i in launches(fence, "beat", 3))
-    store.begin(fence, launches(fence, "beat", 3))
-    section = store.layout.section("open")
-    [node] = zk_client.get_children(section)
-    zk_client.delete(f"{section}/{node}")
-    zk_client.create(store.layout.open(first.name))
-    zk_client.create(store.layout.open(second.name))
-    store.finish(fence, [done(gone)])
+    """A node left behind by a leader that died between finishing its launches and deleting it (it lists a finished
+    record and a pruned one), beside a node whose launches are still open."""
+    first, second, gone, finished = (i.record for i in launches(fence, "beat", 4))
+    store.begin(fence, launches(fence, "beat", 2))
+    store.begin(fence, launches(fence, "beat", 2, first=2))
+    store.finish(fence, [done(gone), done(finished)])
     store.prune(fence, "beat", [gone.name])
-    zk_client.create(f"{section}/{gone.name}+1", encode_names([gone.name]))
+    section = store.layout.section("open")
+    zk_client.create(f"{section}/{gone.name}+2", encode_names([gone.name, finished.name]))
     successor = ZooKeeperStore(zk_client, zk_root)
     assert [r.name for r in successor.open_launches()] == [first.name, second.name]
     successor.finish(fence, [done(first)])
-    assert sorted(zk_client.get_children(section)) == [second.name]  # the stale node went with the first finish
+    assert zk_client.get_children(section) == [f"{first.name}+2"]  # the stale node went with the first finish
     successor.finish(fence, [done(second)])
     assert zk_client.get_children(section) == []
     assert open_names(zk_client, zk_root) == set()

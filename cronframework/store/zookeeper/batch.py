@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
@@ -30,7 +29,7 @@ from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.store.zookeeper.client import gather
-from cronframework.store.zookeeper.wire.write import MultiWrite, Op, acl_tail, encode
+from cronframework.store.zookeeper.wire import Op, Result, acl_tail, chroot_prefix, encode, send_transaction
 
 MAX_CHUNK_OPS = 1000
 # a quarter of jute.maxbuffer: request and response both stay far below the limit
@@ -95,16 +94,6 @@ class Chunk:
         self.size += size
 
 
-class Pending:
-    """A sent batch: call it to wait for ZooKeeper's answer (raises what `commit` would)."""
-
-    def __init__(self, wait: Callable[[], None]) -> None:
-        self._wait = wait
-
-    def __call__(self) -> None:
-        self._wait()
-
-
 @dataclass
 class PreparedWrite:
     """A batch encoded and chunked, not sent: `send()` puts its transactions on the wire. `ops` and `size` are
@@ -118,9 +107,10 @@ class PreparedWrite:
     ops: int
     size: int
 
-    def send(self) -> Pending:
+    def send(self) -> Callable[[], None]:
+        """The transactions leave now; the returned call waits for ZooKeeper's answer (raises what `commit` would)."""
         writer, chunks, fenced = self.writer, self.chunks, len(self.fence)
-        pending = [writer.transmit(self.fence + chunk.encoded) for chunk in chunks]
+        pending = [send_transaction(writer.client, self.fence + chunk.encoded) for chunk in chunks]
 
         def wait() -> None:
             results = gather(writer.client, self.what, pending, writer.timeout)
@@ -132,7 +122,7 @@ class PreparedWrite:
             if writer.on_done is not None:
                 writer.on_done(self)
 
-        return Pending(wait)
+        return wait
 
 
 @dataclass
@@ -158,10 +148,6 @@ class FencedWriter:
         naming what applied. `atomic` refuses a batch too large for one transaction rather than split it."""
         self.prepare(fence_path, groups, what, atomic=atomic, per_chunk=per_chunk).send()()
 
-    def send(self, fence_path: str | None, groups: Sequence[Group], what: str, *, atomic: bool = False) -> Pending:
-        """`commit`, split in two: the transactions leave now, the returned call waits for them and raises."""
-        return self.prepare(fence_path, groups, what, atomic=atomic).send()
-
     def prepare(
         self,
         fence_path: str | None,
@@ -176,7 +162,7 @@ class FencedWriter:
         index entry for them). They add at most the size of the groups they name."""
         # Layout's paths are absolute and normalized, so the chroot is a plain prefix (kazoo's normpath per op
         # was a tenth of a herd's CPU)
-        prefix: str = (self.client.chroot or "").rstrip("/")
+        prefix = chroot_prefix(self.client)
         tail = acl_tail(self.acl or self.client.default_acl or OPEN_ACL_UNSAFE)
         encoded = [[encode(op, prefix + op.path, tail) for op in group.ops] for group in groups]
         chunks = chunked(groups, encoded, self.max_ops, self.max_bytes) or [Chunk()]
@@ -194,14 +180,8 @@ class FencedWriter:
         size = sum(c.size for c in chunks) + sum(map(len, fence)) * len(chunks)
         return PreparedWrite(self, what, len(groups), chunks, fence, ops, size)
 
-    def transmit(self, encoded: list[bytes]) -> Any:
-        """One transaction on the wire; its async result."""
-        result = self.client.handler.async_result()
-        self.client._call(MultiWrite(encoded), result)
-        return result
 
-
-def _failure(result: Any, offset: int) -> tuple[bool, Exception] | None:
+def _failure(result: Sequence[Result], offset: int) -> tuple[bool, Exception] | None:
     """(whether the fence check failed, error) for a failed transaction; None when it applied."""
     for index, item in enumerate(result):
         if isinstance(item, Exception) and not isinstance(item, RolledBackError | RuntimeInconsistency):

@@ -4,9 +4,7 @@ Every znode stays small (a spec document, one record, one job state): reads cost
 single write approaches jute.maxbuffer (1 MB). A job's launch records sit in one folder per UTC hour of their
 scheduled instant (`launches/<job>/<yyyymmddhh>/<launch name>`): ZooKeeper can only list a folder whole, so a flat
 folder made `history(job, 20)` cost O(every record kept) -- seconds at 100k records. An hour holds at most 3,600
-scheduled launches of a job (second-level schedules), and history lists the newest hours until it has enough.
-Records written before the hourly folders (directly under `launches/<job>/`) are still read, finished and
-pruned where they are."""
+scheduled launches of a job (second-level schedules), and history lists the newest hours until it has enough."""
 
 from __future__ import annotations
 
@@ -52,10 +50,6 @@ class Layout:
         """Pass `job` when known: parsing the name is the costly part of a 10k-launch batch."""
         return f"{self.launch_dir(job or parse_launch_name(name).job)}/{hour_of_name(name)}/{name}"
 
-    def flat_launch(self, name: str, job: str | None = None) -> str:
-        """Where a record written before the hourly folders lives."""
-        return f"{self.launch_dir(job or parse_launch_name(name).job)}/{name}"
-
     def open(self, name: str) -> str:
         return f"{self.root}/open/{name}"
 
@@ -86,11 +80,6 @@ def hour_of_name(name: str) -> str:
 
 def hour_of(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime(HOUR_FORMAT)
-
-
-def is_hour_folder(child: str) -> bool:
-    """An hourly folder's name is ten digits; a flat record's name always holds the 't' and 'z' of its stamp."""
-    return len(child) == 10 and child.isdigit()
 
 
 def normalize_root(root: str) -> str:

@@ -8,15 +8,14 @@ last of its launches, or in a fenced transaction right after it when they finish
 
 A record is the truth about its launch; the index only says where to look. A node that still names a finished or
 missing record (a leader died between finishing and deleting) is harmless: the records are read, and the node is
-deleted at the next finish. Entries written one per launch before these nodes (`open/<launch>`, empty) are read
-and deleted the same way, as a node listing one name."""
+deleted at the next finish."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-SEPARATOR = "+"  # never in a launch name (naming.py), so a node name tells its kind
+SEPARATOR = "+"  # never in a launch name (naming.py)
 
 
 def node_name(names: Sequence[str]) -> str:
@@ -27,16 +26,8 @@ def encode_names(names: Sequence[str]) -> bytes:
     return "\n".join(names).encode()
 
 
-def listed_names(node: str, data: bytes) -> list[str]:
-    """The launches a node lists; a per-launch entry (no separator in its name) lists itself."""
-    if SEPARATOR not in node:
-        return [node]
+def decode_names(data: bytes) -> list[str]:
     return [n for n in data.decode().split("\n") if n]
-
-
-def is_index_node(node: str) -> bool:
-    """Whether a child of `open/` carries a list (else it is a per-launch entry, whose name is the list)."""
-    return SEPARATOR in node
 
 
 class OpenIndex:
@@ -108,4 +99,4 @@ class OpenIndex:
                 self._node_of.pop(name, None)
 
 
-__all__ = ["OpenIndex", "encode_names", "is_index_node", "listed_names", "node_name"]
+__all__ = ["OpenIndex", "decode_names", "encode_names", "node_name"]

@@ -1,6 +1,6 @@
 """ZooKeeperStore: the StateStore on a ZooKeeper ensemble (layout and ACLs: docs/design.md, "State in ZooKeeper").
 
-Leader writes are fenced multi-op transactions (zk_batch): each first checks the leader's own election
+Leader writes are fenced multi-op transactions (batch.py): each first checks the leader's own election
 znode, so a replica whose session expired -- and whose ephemeral node ZooKeeper therefore deleted -- can
 write nothing. Reads fetch only what they return: listing a folder, then pipelining the gets of the few
 nodes asked for."""
@@ -35,19 +35,11 @@ from cronframework.store.zookeeper.layout import (
     encode_trigger,
     hour_of,
     hour_of_name,
-    is_hour_folder,
     launch_order,
     normalize_root,
 )
-from cronframework.store.zookeeper.open_index import (
-    OpenIndex,
-    encode_names,
-    is_index_node,
-    listed_names,
-    node_name,
-)
-from cronframework.store.zookeeper.wire.read import flatten, read_many_async
-from cronframework.store.zookeeper.wire.write import Op
+from cronframework.store.zookeeper.open_index import OpenIndex, decode_names, encode_names, node_name
+from cronframework.store.zookeeper.wire import Op, flatten, read_many_async
 
 log = logging.getLogger("cronframework.store")
 
@@ -83,8 +75,6 @@ class ZooKeeperStore:
         # whatever the history: a set of every folder seen grew by a path per job and hour. An hour not known
         # (a catch-up of an older one) costs a share of a multiRead.
         self._hours: dict[str, str] = {}
-        # records found where they were written before the hourly folders: finished and pruned there
-        self._flat: set[str] = set()
         # the open index as this store made or read it (the leader is its only writer)
         self._open = OpenIndex()
         self._ensure_layout()
@@ -126,7 +116,7 @@ class ZooKeeperStore:
         return list(self._call(what, lambda: self._client.get_children_async(path), optional=True) or [])
 
     def _get_many(self, paths: Sequence[str], what: str) -> list[tuple[bytes, Any] | None]:
-        """One multiRead per thousand paths (zk_multiread), pipelined; a missing znode is None."""
+        """One multiRead per thousand paths (wire/read.py), pipelined; a missing znode is None."""
         if not paths:
             return []
         chunks = gather(self._client, what, read_many_async(self._client, paths), self._timeout)
@@ -137,22 +127,7 @@ class ZooKeeperStore:
         return [LaunchRecord.from_bytes(item[0]) for item in self._get_launches(names, what, job) if item is not None]
 
     def _get_launches(self, names: Sequence[str], what: str, job: str | None = None) -> list[tuple[bytes, Any] | None]:
-        """Records by name, in order; a name missing from its hourly folder is looked for where records were
-        written before those folders (one more multiRead, only when something is missing)."""
-        got = self._get_many([self._launch_path(n, job) for n in names], what)
-        missing = [i for i, item in enumerate(got) if item is None and names[i] not in self._flat]
-        if missing:
-            older = self._get_many([self._layout.flat_launch(names[i], job) for i in missing], what)
-            for index, item in zip(missing, older, strict=True):
-                if item is not None:
-                    got[index] = item
-                    self._flat.add(names[index])
-        return got
-
-    def _launch_path(self, name: str, job: str | None = None) -> str:
-        if name in self._flat:
-            return self._layout.flat_launch(name, job)
-        return self._layout.launch(name, job)
+        return self._get_many([self._layout.launch(n, job) for n in names], what)
 
     def _list_many(self, paths: Sequence[str], what: str) -> list[list[str]]:
         """Children of each path, pipelined; a missing folder lists as empty."""
@@ -260,7 +235,6 @@ class ZooKeeperStore:
         self._known_jobs.clear()
         self._hours.clear()
         self._open.clear()
-        self._flat.clear()
 
     def read_paused(self) -> set[str]:
         return set(self._children(self._layout.section("paused"), "reading paused jobs"))
@@ -275,7 +249,7 @@ class ZooKeeperStore:
 
     # -- launches
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
-        """Sync point one. Batches above one transaction are split and pipelined; see zk_batch for what a
+        """Sync point one. Batches above one transaction are split and pipelined; see batch.py for what a
         partly applied batch means (the raised error's `applied` names the launches whose records exist)."""
         self.prepare_begin(fence, items).send()()
 
@@ -320,7 +294,7 @@ class ZooKeeperStore:
         closing = {r.name for r in records if not r.open}
         if not self._open.knows(closing):  # e.g. a record finished twice, or after a failed write: re-read
             self._read_open_index()
-        groups = [Group(r.name, [Op("set", self._launch_path(r.name, r.job), r.to_bytes())]) for r in records]
+        groups = [Group(r.name, [Op("set", self._layout.launch(r.name, r.job), r.to_bytes())]) for r in records]
         deleted: list[str] = []
 
         def index_deletes(chunk: Chunk) -> list[Op]:
@@ -365,10 +339,8 @@ class ZooKeeperStore:
         """The open records, read through the whole index; the cache is made exact (a node listing only finished
         or missing records is kept, empty, for the next finish to delete)."""
         nodes = self._children(self._layout.section("open"), "listing open launches")
-        lists = [n for n in nodes if is_index_node(n)]
-        got = self._get_many([self._layout.open(n) for n in lists], "reading the open index")
-        data = {n: item[0] for n, item in zip(lists, got, strict=True) if item is not None}
-        listed = {n: listed_names(n, data.get(n, b"")) for n in nodes if n in data or not is_index_node(n)}
+        got = self._get_many([self._layout.open(n) for n in nodes], "reading the open index")
+        listed = {n: decode_names(item[0]) for n, item in zip(nodes, got, strict=True) if item is not None}
         names = list(dict.fromkeys(name for names in listed.values() for name in names))
         records = [r for r in self._read_records(names, "reading open launches") if r.open]
         still_open = {r.name for r in records}
@@ -381,9 +353,8 @@ class ZooKeeperStore:
         if limit <= 0:
             return []
         children = self._children(self._layout.launch_dir(job), "listing launches")
-        hours = sorted((c for c in children if is_hour_folder(c)), reverse=True)
-        names = [c for c in children if not is_hour_folder(c)]  # written before the hourly folders
-        self._flat.update(names)
+        hours = sorted(children, reverse=True)
+        names: list[str] = []
         found, batch = 0, 1
         while hours and found < limit:
             asked, hours = hours[:batch], hours[batch:]
@@ -405,9 +376,8 @@ class ZooKeeperStore:
                 continue
             if LaunchRecord.from_bytes(item[0]).open:
                 raise StateStoreError(f"refusing to prune launch {name}: it is still open (begun, not finished)")
-            groups.append(Group(name, [Op("delete", self._launch_path(name, job), version=item[1].version)]))
+            groups.append(Group(name, [Op("delete", self._layout.launch(name, job), version=item[1].version)]))
         self.writer.commit(fence_path(fence), groups, f"pruning launches of {job}")
-        self._flat.difference_update(names)
         self._drop_empty_hours(fence, job, {hour_of_name(g.tag) for g in groups})
 
     def _drop_empty_hours(self, fence: Fence, job: str, hours: set[str]) -> None:
