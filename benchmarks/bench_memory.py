@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import job_spec, rss_mib, zookeeper
+from cronframework import metrics
 from cronframework.adapters import BackendSet
 from cronframework.catalog.apply import spec_batches, spec_document
 from cronframework.catalog.cache import Job, SpecCache
@@ -41,7 +42,6 @@ from cronframework.cluster.election import Election
 from cronframework.cluster.replica import ZkLeadership
 from cronframework.engine.leader import LeaderConfig, LeaderSession
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
-from cronframework.ops import metrics
 from cronframework.records import Outcome, SpecChange
 from cronframework.schedule.expression import Schedule
 from cronframework.store.zookeeper.store import ZooKeeperStore

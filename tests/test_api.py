@@ -19,6 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 
+from cronframework import metrics
 from cronframework.api import Api, ApiServer, LocalCluster, TokenAuth
 from cronframework.api.http import Request, Response
 from cronframework.api.openapi import document
@@ -26,7 +27,6 @@ from cronframework.cli.status import collect
 from cronframework.cluster.config import ApiSection, load_config
 from cronframework.errors import CronframeworkError, LeadershipLost, TransientBackendError
 from cronframework.naming import launch_name
-from cronframework.ops import metrics
 from cronframework.records import LaunchRecord, Outcome, RecordState
 from cronframework.testing import FakeBackend, FakeFence
 from tests.leader_harness import T0, Cluster, job

@@ -37,7 +37,15 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "Job": _object(
-        {"job": STR, "enabled": BOOL, "paused": BOOL, "next": OPT_TIME, "last_launch": _nullable(_ref("LastLaunch"))}
+        {
+            "job": STR,
+            "enabled": BOOL,
+            "paused": BOOL,
+            "state": {"enum": ["enabled", "disabled", "paused", "broken"]},
+            "problem": OPT_STR,
+            "next": OPT_TIME,
+            "last_launch": _nullable(_ref("LastLaunch")),
+        }
     ),
     "Replica": {
         **_object(

@@ -61,13 +61,18 @@ def _leader_block(status: dict[str, Any]) -> str:
     return f'<p class="leader">Leader: {who}{last}</p><p class="replicas">Replicas: {replicas or "-"}</p>'
 
 
+def _state(job: dict[str, Any]) -> str:
+    state = job["state"]
+    problem = f'<div class="problem">{_e(job["problem"])}</div>' if job.get("problem") else ""
+    return f'<td class="state {_e(state)}">{_e(state)}{problem}</td>'
+
+
 def _job_row(job: dict[str, Any]) -> str:
     last = job.get("last_launch") or {}
-    state = "paused" if job["paused"] else ("enabled" if job["enabled"] else "disabled")
     name = quote(job["job"], safe="")
     return (
         f'<tr data-job="{_e(job["job"])}"><td><a href="/jobs/{name}">{_e(job["job"])}</a></td>'
-        f'<td class="state {state}">{state}</td><td>{_time(job.get("next"))}</td>'
+        f"{_state(job)}<td>{_time(job.get('next'))}</td>"
         f'<td class="launch">{_e(last.get("name") or "-")}</td>'
         f"<td>{_outcome(last.get('outcome') or last.get('state'))}</td>"
         f'<td><a href="/v1/jobs/{name}/history">history</a></td></tr>'
@@ -93,9 +98,14 @@ def job(detail: dict[str, Any], records: list[dict[str, Any]], now: datetime) ->
         )
         or '<tr><td colspan="4">no launches yet</td></tr>'
     )
+    broken = (
+        f'<p class="problem">Broken: this job is not scheduled. {_e(detail["problem"])}</p>'
+        if detail.get("problem")
+        else ""
+    )
     content = (
         f'<p><a href="/">&larr; all jobs</a> &middot; schedule <code>{_e(detail["schedule"])}</code> '
-        f"({_e(detail['timezone'])}) on {_e(detail['backend'])}</p>"
+        f"({_e(detail['timezone'])}) on {_e(detail['backend'])}</p>{broken}"
         f"<h2>Next launches</h2><ul>{upcoming or '<li>none</li>'}</ul>"
         '<h2>History</h2><table id="history"><thead><tr><th>Launch</th><th>Scheduled</th><th>Outcome</th>'
         f"<th>Reason</th></tr></thead><tbody>{rows}</tbody></table>"

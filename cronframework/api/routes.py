@@ -13,9 +13,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from cronframework import metrics
 from cronframework.abc import Clock, StateStore
 from cronframework.errors import CronframeworkError, StateStoreError
-from cronframework.ops import metrics
 
 from . import page, views
 from .auth import TokenAuth

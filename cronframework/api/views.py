@@ -7,15 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from cronframework.abc import StateStore
-from cronframework.catalog.cache import Job, compile_job
+from cronframework.catalog.cache import BrokenSpec, Job, compile_job
 from cronframework.ops.status import collect, job_status
 from cronframework.ops.upcoming import UpcomingLaunch, upcoming
 from cronframework.records import StoredSpec
+from cronframework.spec.model import JobSpec
 
 from .cluster import Cluster
 
 MAX_NEXT = 100
 MAX_HISTORY = 1000
+_SCHEDULING = ("schedule", "timezone", "backend", "concurrency")
 
 
 class NotFound(LookupError):
@@ -35,7 +37,12 @@ def job_item(store: StateStore, name: str) -> dict[str, Any]:
 
 def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[str, Any]:
     item = job_item(store, name)
-    job = compile_job(_stored(store, name))
+    stored = _stored(store, name)
+    try:
+        job = compile_job(stored)
+    except BrokenSpec:  # `item` says why; show what the stored spec says, and that nothing is coming
+        item.update({key: _as_written(stored, key) for key in _SCHEDULING}, resolved="", next_launches=[])
+        return item
     spec = job.spec
     # scheduling fields only: the task (command, env) may hold secrets and is never returned
     item.update(
@@ -47,6 +54,12 @@ def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[
     )
     item["next_launches"] = [p.as_json() for p in next_launches(job, now, count)] if spec.enabled else []
     return item
+
+
+def _as_written(stored: StoredSpec, key: str) -> str:
+    """A field of a stored spec that does not compile, as stored, or the model's default when absent."""
+    field = JobSpec.model_fields[key]
+    return str(stored.document.get(key, "" if field.is_required() else field.get_default()))
 
 
 def next_launches(job: Job, now: datetime, count: int) -> list[UpcomingLaunch]:

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from cronframework import metrics
 from cronframework.abc import StateStore
-from cronframework.errors import CronframeworkError
+from cronframework.errors import CronframeworkError, ScheduleError
 from cronframework.records import StoredSpec
 from cronframework.schedule.expression import Schedule, parse_schedule
+from cronframework.spec.files import field_problems
 from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.jobs")
@@ -25,10 +27,33 @@ class Job:
     version: int
 
 
+class BrokenSpec(CronframeworkError):
+    """A stored spec the scheduler cannot compile, so its job is not scheduled. `apply` and `run` validate before
+    they write, so this means a spec written by another version or around them; `status` shows the reason."""
+
+
 def compile_job(stored: StoredSpec) -> Job:
-    spec = JobSpec.model_validate({**stored.document, "name": stored.name})
-    schedule = parse_schedule(spec.schedule, job=spec.name, timezone=spec.timezone, dst=spec.dst)
+    """The stored spec, validated and with its schedule parsed; BrokenSpec (one line) when it cannot be."""
+    try:
+        spec = JobSpec.model_validate({**stored.document, "name": stored.name})
+        schedule = parse_schedule(spec.schedule, job=spec.name, timezone=spec.timezone, dst=spec.dst)
+    except ValidationError as exc:
+        raise BrokenSpec("; ".join(field_problems(exc))) from None
+    except ScheduleError as exc:
+        raise BrokenSpec(f"field 'schedule': {exc}") from None
+    except (TypeError, ValueError) as exc:  # not a mapping at all
+        raise BrokenSpec(f"not a job spec: {exc}") from None
     return Job(spec, schedule, stored.version)
+
+
+def spec_problem(stored: StoredSpec) -> str | None:
+    """Why the scheduler does not schedule this stored spec (one line), or None when it does: what `status` shows
+    as a broken job, and what a manual trigger of it should be refused with."""
+    try:
+        compile_job(stored)
+    except BrokenSpec as exc:
+        return str(exc)
+    return None
 
 
 class SpecCache:
@@ -56,7 +81,8 @@ class SpecCache:
         self._dirty = threading.Event()
         self.changed = threading.Event()
         self.listeners: list[Callable[[], None]] = []
-        self.invalid: dict[str, str] = {}
+        self.invalid: dict[str, str] = {}  # job -> why its stored spec does not compile (those are not scheduled)
+        self._invalid_versions: dict[str, int] = {}
 
     def start(self) -> None:
         self.refresh()
@@ -120,21 +146,25 @@ class SpecCache:
                 old = self._jobs.get(name)
                 if old is not None and old.version == item.version:
                     fresh[name] = old
-                    continue
-                job = self._compile(item)
-                if job is not None:
-                    fresh[name] = job
+                elif self._invalid_versions.get(name) != item.version:  # a broken version is reported once
+                    job = self._compile(item)
+                    if job is not None:
+                        fresh[name] = job
+            for name in set(self.invalid) - set(stored):  # deleted: no longer broken
+                del self.invalid[name], self._invalid_versions[name]
+            metrics.BROKEN_SPECS.set(len(self.invalid))
             self._jobs = fresh
             return dict(fresh)
 
     def _compile(self, item: StoredSpec) -> Job | None:
         try:
             job = compile_job(item)
-        except (ValidationError, CronframeworkError, ValueError) as exc:
-            self.invalid[item.name] = str(exc).splitlines()[0]
+        except BrokenSpec as exc:
+            self.invalid[item.name], self._invalid_versions[item.name] = str(exc), item.version
             log.error("stored spec is invalid; job not scheduled", extra={"job": item.name, "error": str(exc)})
             return None
         self.invalid.pop(item.name, None)
+        self._invalid_versions.pop(item.name, None)
         return job
 
     def jobs(self) -> dict[str, Job]:

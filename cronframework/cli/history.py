@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from cronframework.adapters import BackendSet
-from cronframework.cli.common import add_store_args, backend_set, open_store, print_json
+from cronframework.cli.common import add_store_args, backend_set, open_store, positive_int, print_json, require_job
 from cronframework.ops.status import LAUNCHED, backend_result
 from cronframework.records import LaunchRecord
 
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("history", help="a job's launch records, newest first")
     parser.add_argument("job")
     add_store_args(parser)
-    parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--limit", type=positive_int, default=20, metavar="N", help="newest N records (default 20)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-lookup", action="store_true", help="do not ask the backend for each launch's result")
     parser.set_defaults(handler=handle)
@@ -29,7 +29,8 @@ def handle(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         records = store.history(args.job, limit=args.limit)
-        stored = store.read_specs().get(args.job)
+        # a deleted job's records are still its history; a name with neither is a typo
+        stored = require_job(store, args.job) if not records else store.read_specs().get(args.job)
     finally:
         store.close()
     backend_name = str(stored.document.get("backend", "process")) if stored else None

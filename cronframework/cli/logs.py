@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cronframework.cli.common import add_store_args, backend_set, open_store
+from cronframework.abc import StateStore
+from cronframework.cli.common import add_store_args, backend_set, open_store, require_job
 from cronframework.errors import CronframeworkError
 
 
@@ -19,14 +20,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def handle(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
-        stored = store.read_specs().get(args.job)
-        if stored is None:
-            raise CronframeworkError(f"unknown job {args.job!r}")
-        name = args.launch or next((r.name for r in store.history(args.job, limit=1)), None)
+        stored = require_job(store, args.job)
+        name = launch_of(store, args.job, args.launch)
     finally:
         store.close()
-    if name is None:
-        raise CronframeworkError(f"job {args.job!r} has no launches yet")
     backend = backend_set(args).get(str(stored.document.get("backend", "process")))
     print(backend.logs(name), end="")
     return 0
+
+
+def launch_of(store: StateStore, job: str, launch: str | None) -> str:
+    """The named launch of the job (it must be recorded), or the job's latest."""
+    if launch is None:
+        latest = store.history(job, limit=1)
+        if not latest:
+            raise CronframeworkError(f"job {job!r} has no launches yet")
+        return latest[0].name
+    record = store.get_launch(launch)
+    if record is None or record.job != job:
+        raise CronframeworkError(f"job {job!r} has no launch {launch!r} (`cronframework history {job}` lists them)")
+    return launch

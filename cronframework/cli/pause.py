@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cronframework.cli.common import add_store_args, open_store
-from cronframework.errors import CronframeworkError
+from cronframework.cli.common import add_store_args, open_store, require_job
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def handle(args: argparse.Namespace, paused: bool) -> int:
     store = open_store(args)
     try:
-        if args.job not in store.read_specs():
-            raise CronframeworkError(f"unknown job {args.job!r}")
+        require_job(store, args.job)
         store.set_paused(args.job, paused)
     finally:
         store.close()

@@ -1,17 +1,26 @@
 """`cronframework status [--json]`: leader, replicas, the last takeover, and each job's next and last launch.
 
-JSON keys are stable (docs/operations.md): leader, replicas, takeover, jobs[].{job, enabled, paused, next,
-last_launch{name, scheduled, state, outcome, reason, result{state, exit_code, reason}}}.
+The leader is the election's (ZooKeeper) or the `run` process holding the embedded state's lock; with none, nothing
+launches and each `next` is only what the last scheduler planned: `stale` is true and the table marks them.
+JSON keys are stable (docs/operations.md): leader, stale, replicas, takeover, jobs[].{job, enabled, paused, state,
+problem, next, last_launch{name, scheduled, state, outcome, reason, result{state, exit_code, reason}}}. A job whose
+stored spec does not compile is `broken`; the table flags it and a line after the table gives the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from cronframework.cli.common import add_store_args, backend_set, open_store, print_json, uses_zookeeper, zk_config
-from cronframework.cluster.election import election_members
+from cronframework.cli.common import (
+    add_store_args,
+    backend_set,
+    members,
+    open_store,
+    print_json,
+    uses_zookeeper,
+)
 from cronframework.ops.status import collect
-from cronframework.store.zookeeper.store import ZooKeeperStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,30 +33,42 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     store = open_store(args)
-    root = zk_config(args).root if uses_zookeeper(args) else None
     backends = None if args.no_lookup else backend_set(args)
     try:
-        members = election_members(store.client, root) if root and isinstance(store, ZooKeeperStore) else []
-        status = collect(store, members, backends)
+        status = collect(store, members(store, args), backends)
     finally:
         store.close()
     if args.json:
         print_json(status)
         return 0
-    leader = status["leader"]
-    print(f"leader: {leader['replica']} (epoch {leader['epoch']})" if leader else "leader: (embedded or none)")
+    print(leader_line(status["leader"], uses_zookeeper(args)))
     takeover = status["takeover"]
     if takeover:
         opened = takeover.get("open_launches", [])
         print(f"last takeover: {takeover.get('at')} by {takeover.get('replica')}, {len(opened)} open launch(es)")
         for item in opened:
             print(f"  {item['launch']}: lookup {item['lookup']} -> {item['decision']}")
-    print(f"{'JOB':30} {'NEXT':27} {'LAST LAUNCH':40} OUTCOME")
+    stale = " (stale)" if status["stale"] else ""
+    print(f"{'JOB':30} {'NEXT':{27 + len(stale)}} {'LAST LAUNCH':40} OUTCOME")
     for job in status["jobs"]:
         last = job["last_launch"] or {}
-        flag = " (paused)" if job["paused"] else "" if job["enabled"] else " (disabled)"
+        flag = "" if job["state"] == "enabled" else f" ({job['state']})"
         outcome = last.get("outcome") or last.get("state") or "-"
         if last.get("result"):
             outcome += f" -> {last['result']['state']}"
-        print(f"{job['job'] + flag:30} {job['next'] or '-':27} {last.get('name') or '-':40} {outcome}")
+        following = job["next"] + stale if job["next"] else "-"
+        print(f"{job['job'] + flag:30} {following:{27 + len(stale)}} {last.get('name') or '-':40} {outcome}")
+    for job in status["jobs"]:
+        if job["problem"]:
+            print(f"broken: {job['job']}: not scheduled: {job['problem']}")
     return 0
+
+
+def leader_line(leader: dict[str, Any] | None, cluster: bool) -> str:
+    if leader is not None:
+        held = "" if cluster else ", the embedded scheduler holding this state"
+        return f"leader: {leader['replica']} (epoch {leader['epoch']}){held}"
+    holder = (
+        "no replica is elected" if cluster else "no scheduler holds this state (`cronframework run` is not running)"
+    )
+    return f"leader: none: {holder}; next launches are stale until one starts"

@@ -1,18 +1,29 @@
-"""`cronframework trigger JOB [--force]`: ask the leader for a manual launch; --force skips the concurrency check."""
+"""`cronframework trigger JOB [--force] [--queue]`: ask the leader for a manual launch; --force skips the
+concurrency check.
+
+Refused (exit 1, nothing written) whenever the leader would drop the request or nothing would act on it: an
+unknown or disabled job, a stored spec that does not compile, or no scheduler running. `--queue` writes it anyway
+when no scheduler runs: the next one to start launches it.
+"""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
 
-from cronframework.cli.common import add_store_args, open_store
+from cronframework.catalog.cache import BrokenSpec, compile_job
+from cronframework.cli.common import add_store_args, open_store, require_job, running_scheduler, target
 from cronframework.errors import CronframeworkError
+from cronframework.records import StoredSpec
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("trigger", help="launch a job now, with its own identity")
     parser.add_argument("job")
     parser.add_argument("--force", action="store_true", help="ignore the job's concurrency policy")
+    parser.add_argument(
+        "--queue", action="store_true", help="with no scheduler running, leave the request for the next one to start"
+    )
     add_store_args(parser)
     parser.set_defaults(handler=handle)
 
@@ -20,10 +31,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def handle(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
-        if args.job not in store.read_specs():
-            raise CronframeworkError(f"unknown job {args.job!r}")
+        check_launchable(require_job(store, args.job))
+        leader = running_scheduler(store, args)
+        if leader is None and not args.queue:
+            raise CronframeworkError(
+                f"no scheduler is running on {target(args)}, so nothing would launch {args.job} until one starts; "
+                "pass --queue to leave the request for it"
+            )
         request = store.request_trigger(args.job, force=args.force, now=datetime.now(UTC).replace(microsecond=0))
     finally:
         store.close()
-    print(f"trigger {request.id} requested for {args.job}; the leader launches it within a second")
+    if leader is None:
+        print(f"trigger {request.id} queued for {args.job}; no scheduler is running: the next one to start launches it")
+    else:
+        print(f"trigger {request.id} requested for {args.job}; the leader ({leader}) launches it within a second")
     return 0
+
+
+def check_launchable(stored: StoredSpec) -> None:
+    """The leader launches a trigger only for a job it schedules: enabled, and with a spec that compiles."""
+    try:
+        job = compile_job(stored)
+    except BrokenSpec as exc:
+        raise CronframeworkError(f"job {stored.name!r} has an invalid stored spec ({exc}): not launched") from None
+    if not job.spec.enabled:
+        raise CronframeworkError(f"job {stored.name!r} is disabled (enabled: false): not launched")

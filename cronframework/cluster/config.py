@@ -23,6 +23,7 @@ from cronframework.spec.yamlpos import Pos, YMap, YNode, YScalar, to_python
 from cronframework.store.zookeeper.store import ZooKeeperStore
 
 AUTH_ENV = "CRONFRAMEWORK_ZK_AUTH"
+DEFAULT_HOSTS = "127.0.0.1:2181"  # a config file without zookeeper.hosts: a local single-node ensemble
 
 
 class _Strict(BaseModel):
@@ -30,7 +31,7 @@ class _Strict(BaseModel):
 
 
 class ZooKeeperConfig(_Strict):
-    hosts: str = "127.0.0.1:2181"
+    hosts: str = DEFAULT_HOSTS
     root: str = "/cronframework"
     session_timeout: float = Field(default=10.0, gt=0, description="bounds the takeover time after a leader dies")
     connect_timeout: float = 10.0

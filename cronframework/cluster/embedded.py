@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cronframework import metrics
 from cronframework.abc import Clock, Closeable, StateStore
 from cronframework.adapters import BackendSet
 from cronframework.catalog.apply import SpecDiff, apply_diff, diff_specs
@@ -23,8 +24,8 @@ from cronframework.clock import SystemClock
 from cronframework.cluster.config import ApiSection, ServiceConfig
 from cronframework.engine.leader import LeaderConfig, LeaderSession
 from cronframework.errors import CronframeworkError, SpecErrors
-from cronframework.ops import metrics
 from cronframework.spec.files import load_jobs
+from cronframework.spec.model import JobSpec
 from cronframework.store.sqlite import SoleLeader, SqliteStore
 
 log = logging.getLogger("cronframework.embedded")
@@ -73,10 +74,11 @@ def run_embedded(
 ) -> LeaderSession:
     """Apply the files, take the state lock, and run the leader until `stop` is set; each time `reload` is set (by
     SIGHUP), the files are applied again."""
+    specs = [loaded.spec for loaded in load_jobs(options.paths)]  # first: a file that does not validate leaves no state
     store = SqliteStore(options.state_dir / "state.sqlite")
     try:
         leadership = store.acquire_leadership(f"{socket.gethostname()}:{os.getpid()}")
-        applied = apply_files(store, options.paths)
+        applied = apply_specs(store, specs)
         log.info("job files applied", extra={**applied.fields(), "state": str(options.state_dir)})
         cache = SpecCache(store)
         cache.start()
@@ -123,7 +125,10 @@ class Applied:
 def apply_files(store: SqliteStore, paths: Sequence[str]) -> Applied:
     """The store's specs made those of the files, jobs missing from them deleted (`apply --prune`). Validation comes
     first and covers every file, so an invalid file raises SpecErrors with nothing written."""
-    specs = [loaded.spec for loaded in load_jobs(paths)]
+    return apply_specs(store, [loaded.spec for loaded in load_jobs(paths)])
+
+
+def apply_specs(store: SqliteStore, specs: Sequence[JobSpec]) -> Applied:
     diff = diff_specs(specs, store.read_specs(), prune=True)
     apply_diff(store, diff)
     return Applied(len(specs), diff)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cronframework import metrics
 from cronframework.abc import Clock, Closeable, StateStore
 from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import SpecCache
@@ -22,7 +23,6 @@ from cronframework.cluster.config import ServiceConfig
 from cronframework.cluster.election import Election, ZkFence
 from cronframework.engine.leader import LeaderSession, freeze_heap
 from cronframework.errors import CronframeworkError, LeadershipLost
-from cronframework.ops import metrics
 from cronframework.store.zookeeper.client import call
 from cronframework.store.zookeeper.store import ZooKeeperStore
 

@@ -23,6 +23,7 @@ from itertools import chain, islice
 from queue import SimpleQueue
 from typing import Any
 
+from cronframework import metrics
 from cronframework.abc import Clock, Leadership, PreparedBegin, StateStore
 from cronframework.adapters import BackendSet
 from cronframework.crashhook import maybe_crash
@@ -30,7 +31,6 @@ from cronframework.engine.submit import submit_with_retries
 from cronframework.errors import BackendError, ConflictError, LeadershipLost
 from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
-from cronframework.ops import metrics
 from cronframework.records import Begin, JobState, LaunchRecord, Outcome
 from cronframework.spec.model import JobSpec
 

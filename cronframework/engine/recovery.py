@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cronframework import metrics
 from cronframework.abc import Backend, Clock, Leadership, StateStore
 from cronframework.adapters import BackendSet
 from cronframework.engine.launcher import Launcher
 from cronframework.engine.submit import lookup_with_retries, submit_with_retries
 from cronframework.errors import BackendError, TransientBackendError
 from cronframework.launch import BackendStatus, LaunchState
-from cronframework.ops import metrics
 from cronframework.records import LaunchRecord, Outcome
 from cronframework.spec.model import JobSpec, OnUncertain
 

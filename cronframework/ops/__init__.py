@@ -1,1 +1,1 @@
-"""What operators read: status, metrics, structured logs, snapshots."""
+"""What operators read: status, next launches, structured logs, snapshots."""

@@ -1,4 +1,6 @@
-"""The status document shared by `status --json` and the HTTP API: leader, replicas, takeover, each job's state.
+"""The status document shared by `status --json` and the HTTP API: leader, stale, replicas, takeover, each job's state.
+
+A job whose stored spec the scheduler cannot compile is never silent here: its state is `broken`, with the reason.
 
 Keys are stable (docs/operations.md). With a BackendSet, each last launch also carries `result`: what the backend
 says about it now (a read-only lookup, never fatal).
@@ -11,8 +13,10 @@ from typing import Any
 
 from cronframework.abc import StateStore
 from cronframework.adapters import BackendSet
+from cronframework.catalog.cache import spec_problem
 from cronframework.errors import CronframeworkError
 from cronframework.records import JobState, LaunchRecord, Outcome, StoredSpec
+from cronframework.store.sqlite import SqliteStore
 
 LAUNCHED = (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)
 
@@ -43,23 +47,47 @@ def job_status(
     paused: bool,
     backends: BackendSet | None = None,
 ) -> dict[str, Any]:
-    """One element of the document's `jobs` list."""
+    """One element of the document's `jobs` list. A broken job (its stored spec does not compile) has no next
+    launch whatever its stored state says: the leader does not schedule it."""
     last = store.history(stored.name, limit=1)
+    enabled = bool(stored.document.get("enabled", True))
+    problem = spec_problem(stored)
     return {
         "job": stored.name,
-        "enabled": bool(stored.document.get("enabled", True)),
+        "enabled": enabled,
         "paused": paused,
-        "next": state.next_scheduled.isoformat() if state and state.next_scheduled else None,
+        "state": job_state(enabled, paused, problem),
+        "problem": problem,
+        "next": state.next_scheduled.isoformat() if state and state.next_scheduled and not problem else None,
         "last_launch": last_launch(last[0], stored.document, backends) if last else None,
     }
+
+
+def job_state(enabled: bool, paused: bool, problem: str | None) -> str:
+    """`broken` (not scheduled: `problem` says why), `paused`, `disabled` or `enabled`; the first that holds."""
+    if problem is not None:
+        return "broken"
+    return "paused" if paused else ("enabled" if enabled else "disabled")
+
+
+def leader_of(store: StateStore, members: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Who leads on this state now: the election's first member (`members`, leader first), or the process holding
+    the embedded store's lock as {replica, epoch}; None when no scheduler does (nothing launches, next instants are
+    stale)."""
+    if members:
+        return members[0]
+    sole = store.lock_holder() if isinstance(store, SqliteStore) else None
+    return {"replica": sole.replica, "epoch": sole.epoch} if sole is not None else None
 
 
 def collect(store: StateStore, members: Sequence[dict[str, Any]], backends: BackendSet | None = None) -> dict[str, Any]:
     """The status document; `members` are the election's replicas, leader first (none in the embedded mode)."""
     specs, states, paused = store.read_specs(), store.read_job_states(), store.read_paused()
     jobs = [job_status(store, specs[n], states.get(n), n in paused, backends) for n in sorted(specs)]
+    leader = leader_of(store, members)
     return {
-        "leader": members[0] if members else None,
+        "leader": leader,
+        "stale": leader is None,  # no scheduler: the `next` instants are what the last one planned
         "replicas": list(members),
         "takeover": store.read_takeover(),
         "jobs": jobs,

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from cronframework.errors import ScheduleError, SpecError, SpecErrors
 from cronframework.naming import job_name_problem
+from cronframework.schedule.expression import parse_schedule
 from cronframework.spec import yamlpos
 from cronframework.spec.backends import available_backends
 from cronframework.spec.model import JobSpec
@@ -227,12 +228,33 @@ class _Reader:
         try:
             return JobSpec.model_validate(data)
         except ValidationError as exc:
-            for message, pos, field in _describe_all(exc, body, label):
+            described = _describe_all(exc, body, label)
+            for message, pos, field in described:
                 error(message, pos, field)
+            if not any(field == "schedule" for _, _, field in described):
+                self._check_schedule_alone(name, data.get("schedule"), body, label, error)
         except ScheduleError as exc:
-            entry = body.entries.get("schedule")
-            error(str(exc), entry[1].pos if entry else label, "schedule")
+            self._schedule_error(exc, body, label, error)
         return None
+
+    def _check_schedule_alone(
+        self, name: str, schedule: Any, body: YMap, label: Pos, error: Callable[[str, Pos, str | None], None]
+    ) -> None:
+        """The model checks the schedule only once every field is valid; so that one pass reports every problem,
+        check it on its own then (whether an expression is valid does not depend on the zone or DST policy)."""
+        if not isinstance(schedule, str):
+            return
+        try:
+            parse_schedule(schedule, job=name)
+        except ScheduleError as exc:
+            self._schedule_error(exc, body, label, error)
+
+    @staticmethod
+    def _schedule_error(
+        exc: ScheduleError, body: YMap, label: Pos, error: Callable[[str, Pos, str | None], None]
+    ) -> None:
+        entry = body.entries.get("schedule")
+        error(str(exc), entry[1].pos if entry else label, "schedule")
 
 
 def _known_top_level(key: Any) -> bool:
@@ -273,6 +295,7 @@ _REPHRASE = {
     "dict_type": "must be a mapping",
     "list_type": "must be a list",
     "missing": "missing required field",
+    "extra_forbidden": "unknown key",
 }
 
 
@@ -293,10 +316,37 @@ def _describe_all(exc: ValidationError, body: YMap, label: Pos) -> list[_Describ
     return described
 
 
+_SECRET_FIELDS = ("task.env", "task.command", "task.args")  # values never shown by `status` or the API
+
+
+def field_problems(exc: ValidationError) -> list[str]:
+    """pydantic's errors as `field 'F': message`, for a spec read from the state store (it has no positions).
+
+    These reach `status` and the API, which never show a task's command or environment: values there are left out.
+    """
+    problems = []
+    for detail in exc.errors(include_url=False):
+        loc = tuple(detail["loc"])
+        field = _format_path(_path(loc))
+        secret = field is not None and field.startswith(_SECRET_FIELDS)
+        message = _message(detail, detail["type"], _is_key(loc), show_input=not secret)
+        problems.append(f"field {field!r}: {message}" if field else message)
+    return problems
+
+
+def _path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic's location without its own markers (`[key]`, `function-before[...]`)."""
+    return tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("[", "function-")))
+
+
+def _is_key(loc: tuple[Any, ...]) -> bool:
+    return bool(loc) and loc[-1] == "[key]"
+
+
 def _describe(detail: Any, body: YMap, label: Pos) -> _Described:
     loc = tuple(detail["loc"])
-    is_key = bool(loc) and loc[-1] == "[key]"
-    path = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("[", "function-")))
+    is_key = _is_key(loc)
+    path = _path(loc)
     key, node, depth = _locate(body, path)
     field = _format_path(path)
     kind = detail["type"]
@@ -310,19 +360,24 @@ def _describe(detail: Any, body: YMap, label: Pos) -> _Described:
     return _message(detail, kind, is_key), pos, field
 
 
-def _message(detail: Any, kind: str, is_key: bool) -> str:
+def _message(detail: Any, kind: str, is_key: bool, show_input: bool = True) -> str:
     text = _REPHRASE.get(kind) or str(detail["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         text = text.removeprefix(prefix)
     text = _VALID_TYPE.sub(lambda m: f"must be {'an' if m[1][0] in 'aeiou' else 'a'} {m[1]}", text)
     text = text.replace("Input should be", "must be")
-    value = detail.get("input")
+    if show_input:
+        text += _input_note(kind, detail.get("input"))
+    return f"key {text}" if is_key else text
+
+
+def _input_note(kind: str, value: Any) -> str:
     if kind == "string_type" and isinstance(value, int | float):  # bool is an int: `yes` -> true
         spelled = str(value).lower() if isinstance(value, bool) else str(value)
-        text += f'; quote it: "{spelled}"'
-    elif kind != "value_error" and not isinstance(value, dict | list):
-        text += f" (got {value!r})"
-    return f"key {text}" if is_key else text
+        return f'; quote it: "{spelled}"'
+    if kind != "value_error" and not isinstance(value, dict | list):
+        return f" (got {value!r})"
+    return ""
 
 
 def _locate(body: YMap, path: tuple[Any, ...]) -> tuple[YScalar | None, YNode, int]:

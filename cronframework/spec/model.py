@@ -6,9 +6,10 @@ Only the data contract lives here; `cronframework.spec.files` reads YAML into it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -23,25 +24,54 @@ from pydantic import (
 
 from cronframework.naming import job_name_problem
 from cronframework.schedule.dst import RepeatedTime, SkippedTime
-from cronframework.schedule.duration import format_duration, parse_duration
+from cronframework.schedule.duration import (
+    RESOLUTION,
+    checked_duration,
+    format_duration,
+    parse_duration,
+    seconds_duration,
+)
 from cronframework.schedule.expression import (
     parse_schedule,  # the schedule engine validates its own language
 )
 
+# The bounds of every number a job takes, in one place (docs/jobs.md, "Bounds"). Durations are whole milliseconds
+# up to MAX_DURATION (cronframework.schedule.duration); each duration field also says whether 0 means something.
+MAX_CATCHUP_REPLAYS: Final = 10_000
+MAX_ATTEMPTS: Final = 100
+MAX_RETAINED: Final = 100_000
+MAX_CPU: Final = 1024.0
+MAX_MEMORY_MIB: Final = 16 * 1024 * 1024  # 16 TiB
 
-def _to_timedelta(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
+
+def _duration_at_least(least: timedelta) -> Callable[[Any], Any]:
+    """The validator of a duration field: a Go-style string or a plain number of seconds, from `least` up."""
+
+    def validate(value: Any) -> Any:
+        if isinstance(value, str):
+            delta = parse_duration(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            delta = seconds_duration(value)
+        elif isinstance(value, timedelta):
+            delta = checked_duration(value)
+        else:
+            return value  # pydantic reports the type
+        if delta < least:
+            raise ValueError(f"must be at least {format_duration(least)}, got {value!r}")
+        return delta
+
+    return validate
 
 
-Duration = Annotated[timedelta, BeforeValidator(_to_timedelta), PlainSerializer(format_duration, return_type=str)]
+_AS_TEXT = PlainSerializer(format_duration, return_type=str)
+Duration = Annotated[timedelta, BeforeValidator(_duration_at_least(timedelta(0))), _AS_TEXT]
+"""0 up to MAX_DURATION."""
+PositiveDuration = Annotated[timedelta, BeforeValidator(_duration_at_least(RESOLUTION)), _AS_TEXT]
+"""1ms up to MAX_DURATION: for fields where 0 would mean nothing (a timeout that has always passed)."""
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Concurrency(StrEnum):
@@ -62,8 +92,8 @@ class OnUncertain(StrEnum):
 
 
 class Resources(_Frozen):
-    cpu: float | None = Field(default=None, gt=0, description="CPU cores (0.5 = half a core)")
-    memory: int | None = Field(default=None, gt=0, description="memory limit in MiB")
+    cpu: float | None = Field(default=None, gt=0, le=MAX_CPU, description="CPU cores (0.5 = half a core)")
+    memory: int | None = Field(default=None, gt=0, le=MAX_MEMORY_MIB, description="memory limit in MiB")
 
 
 class Mount(_Frozen):
@@ -80,7 +110,7 @@ class Task(_Frozen):
     workdir: str | None = None
     user: str | None = None
     resources: Resources = Resources()
-    timeout: Duration | None = Field(default=None, description="run-time limit; past it the launch is stopped")
+    timeout: PositiveDuration | None = Field(default=None, description="run-time limit; past it the launch is stopped")
     network: str | None = None
     mounts: list[Mount] = Field(default_factory=list)
 
@@ -93,8 +123,10 @@ class Task(_Frozen):
 
 class Catchup(_Frozen):
     policy: CatchupPolicy = CatchupPolicy.NONE
-    window: Duration = timedelta(hours=1)
-    max: int = Field(default=10, ge=1, le=10_000, description="replayed at most; the rest are recorded skipped")
+    window: PositiveDuration = timedelta(hours=1)
+    max: int = Field(
+        default=10, ge=1, le=MAX_CATCHUP_REPLAYS, description="replayed at most; the rest are recorded skipped"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -103,14 +135,14 @@ class Catchup(_Frozen):
 
 
 class Retries(_Frozen):
-    attempts: int = Field(default=3, ge=1, le=100)
-    backoff: Duration = timedelta(seconds=1)
-    max_backoff: Duration = timedelta(seconds=30)
+    attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
+    backoff: PositiveDuration = timedelta(seconds=1)
+    max_backoff: PositiveDuration = timedelta(seconds=30)
 
 
 class Retention(_Frozen):
-    count: int = Field(default=100, ge=1)
-    age: Duration = timedelta(days=30)
+    count: int = Field(default=100, ge=1, le=MAX_RETAINED)
+    age: PositiveDuration = timedelta(days=30)
 
 
 class DstPolicy(_Frozen):

@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,18 +78,45 @@ class SqliteStore:
     # -- leadership ---------------------------------------------------------------------------------------------
     def acquire_leadership(self, replica: str) -> SoleLeader:
         """Take the file lock (fails at once if another process runs on this state) and bump the epoch."""
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        if not _flock(fd, fcntl.LOCK_EX, patience=_PROBE_PATIENCE):
             os.close(fd)
             raise StateStoreError(f"another cronframework process is running on {self.path}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, replica.encode())  # who holds it, for `status` and the refusals of `apply` and `trigger`
         self._lock_file = fd
         with self._tx() as db:
             row = db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
             epoch = int(row[0]) + 1 if row else 1
             db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (str(epoch),))
         return SoleLeader(epoch=epoch, replica=replica)
+
+    def lock_holder(self) -> SoleLeader | None:
+        """The leadership of the process holding this state's lock now (its replica, e.g. host:pid, and epoch);
+        None when no scheduler holds it.
+
+        A probe takes the lock shared for an instant: an exclusive holder refuses it, and a scheduler starting
+        during the probe waits it out (`acquire_leadership` allows for it) instead of failing."""
+        if self._lock_file is not None:
+            return self._holder(self._lock_file)
+        try:
+            fd = os.open(self._lock_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None  # no process has ever led on this state
+        try:
+            return None if _flock(fd, fcntl.LOCK_SH, patience=0.0) else self._holder(fd)
+        finally:
+            os.close(fd)  # releases the probe's shared lock, if it took one
+
+    @property
+    def _lock_path(self) -> str:
+        return f"{self.path}.lock"
+
+    def _holder(self, fd: int) -> SoleLeader:
+        """The holder's epoch is the newest: it bumped it on taking the lock."""
+        replica = os.pread(fd, 512, 0).decode(errors="replace").strip() or "unknown"
+        row = self._rows("SELECT value FROM meta WHERE key='epoch'")
+        return SoleLeader(epoch=int(row[0][0]) if row else 0, replica=replica)
 
     @contextmanager
     def _tx(self, fence: Fence | None = None) -> Iterator[sqlite3.Connection]:
@@ -235,6 +263,22 @@ class SqliteStore:
         if self._lock_file is not None:
             os.close(self._lock_file)
             self._lock_file = None
+
+
+_PROBE_PATIENCE = 0.5  # seconds a starting scheduler waits out another process's lock_holder() probe
+
+
+def _flock(fd: int, mode: int, *, patience: float) -> bool:
+    """Take the lock without blocking, retrying for up to `patience` seconds; False if still held elsewhere."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
 
 def _trigger_number(trigger_id: str) -> int:

@@ -7,6 +7,7 @@ exceptions into the project's error tree, so callers retry StateStoreUnavailable
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -58,8 +59,18 @@ def _new_client(hosts: str, session_timeout: float, auth: Auth | None) -> KazooC
     retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0, ignore_expire=False)
     auth_data = [("digest", f"{auth[0]}:{auth[1]}")] if auth else None
     return KazooClient(
-        hosts=hosts, timeout=session_timeout, connection_retry=retry, auth_data=auth_data, handler=PollingHandler()
+        hosts=hosts,
+        timeout=session_timeout,
+        connection_retry=retry,
+        auth_data=auth_data,
+        handler=PollingHandler(),
+        logger=logging.LoggerAdapter(logging.getLogger("kazoo.client"), {"zk_hosts": hosts}),
     )
+
+
+def ensemble(client: KazooClient) -> str:
+    """The client's connect string (without its chroot), for error messages: which ensemble was unreachable."""
+    return ",".join(f"{host}:{port}" for host, port in client.hosts or ())
 
 
 def _discard(client: KazooClient) -> None:
@@ -77,14 +88,16 @@ def digest_acl(auth: Auth, *, world_read: bool = False) -> list[ACL]:
 
 
 @contextlib.contextmanager
-def zk_errors(what: str) -> Iterator[None]:
-    """Translate kazoo exceptions raised inside the block; `what` names the operation for the message."""
+def zk_errors(what: str, client: KazooClient | None = None) -> Iterator[None]:
+    """Translate kazoo exceptions raised inside the block; `what` names the operation for the message, and
+    `client` (when given) the ensemble an unavailable error is about."""
     try:
         yield
     except StateStoreError:
         raise
     except TRANSIENT as exc:
-        raise StateStoreUnavailable(f"ZooKeeper unavailable during {what}: {type(exc).__name__}") from exc
+        where = f" at {ensemble(client)}" if client is not None else ""
+        raise StateStoreUnavailable(f"ZooKeeper{where} unavailable during {what}: {type(exc).__name__}") from exc
     except (NoAuthError, AuthFailedError) as exc:
         raise StateStoreError(
             f"ZooKeeper refused {what}: not authorized (check the store's digest credentials and ACLs)"
@@ -105,11 +118,13 @@ def call(
 
     Errors listed in `none_on` (e.g. NoNodeError for an optional read) return None instead.
     """
-    with zk_errors(what):
+    with zk_errors(what, client):
         try:
             return start().get(timeout=timeout)
         except client.handler.timeout_exception as exc:
-            raise StateStoreUnavailable(f"ZooKeeper did not answer {what} within {timeout:.0f}s") from exc
+            raise StateStoreUnavailable(
+                f"ZooKeeper at {ensemble(client)} did not answer {what} within {timeout:.0f}s"
+            ) from exc
         except none_on:
             return None
 

@@ -114,6 +114,11 @@ BACKEND_ERRORS = Counter(
     ["backend", "method", "kind"],
     registry=REGISTRY,
 )
+BROKEN_SPECS = Gauge(
+    "cronframework_broken_specs",
+    "Applied job specs this process cannot compile: their jobs are not scheduled (`status` shows why).",
+    registry=REGISTRY,
+)
 API_REQUESTS = Counter(
     "cronframework_api_requests",
     "HTTP API requests, by route template and status code.",
