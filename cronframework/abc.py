@@ -72,30 +72,56 @@ class Leadership(Protocol):
         ...
 
 
-class StateStore(Protocol):
-    # -- specs: written by `apply`, watched by every replica
-    def read_specs(self) -> dict[str, StoredSpec]: ...
+class ReadStore(Protocol):
+    """What anyone may read: `status`, the API, the CLI, and every replica's spec cache."""
 
-    def write_specs(self, changes: Sequence[SpecChange]) -> None:
-        """All or nothing; ConflictError when a version moved since it was read."""
-        ...
+    def read_specs(self) -> dict[str, StoredSpec]: ...
 
     def watch_specs(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from any thread) after the set of specs or any spec changes."""
         ...
 
-    # -- schedule state
     def read_job_states(self) -> dict[str, JobState]: ...
-
-    def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
-        """Fenced; for jobs seen for the first time and for catch-up decisions that launch nothing."""
-        ...
 
     def read_paused(self) -> set[str]: ...
 
+    def get_launch(self, name: str) -> LaunchRecord | None: ...
+
+    def open_launches(self) -> list[LaunchRecord]:
+        """Every record still in state begun, oldest scheduled first."""
+        ...
+
+    def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
+        """The newest `limit` records of `job`, newest first; costs O(limit) record reads."""
+        ...
+
+    def pending_triggers(self) -> list[TriggerRequest]: ...
+
+    def read_takeover(self) -> Mapping[str, Any] | None: ...
+
+    def close(self) -> None: ...
+
+
+class OperatorStore(ReadStore, Protocol):
+    """Plain versioned writes anyone may make (`apply`, `pause`, `trigger`): no fence, no leadership needed."""
+
+    def write_specs(self, changes: Sequence[SpecChange]) -> None:
+        """All or nothing; ConflictError when a version moved since it was read."""
+        ...
+
     def set_paused(self, job: str, paused: bool) -> None: ...
 
-    # -- launches
+    def request_trigger(self, job: str, *, force: bool, now: datetime) -> TriggerRequest: ...
+
+
+class LeaderStore(ReadStore, Protocol):
+    """The leader's writes. Each is fenced: LeadershipLost once this replica no longer leads, with nothing of the
+    batch applied; StateStoreUnavailable while the store cannot be reached."""
+
+    def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
+        """For jobs seen for the first time and for catch-up decisions that launch nothing."""
+        ...
+
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
         """Sync point one, batched: create each record (state begun) and advance each job's state, atomically per
         batch. Raises ConflictError if a record by that name already exists (nothing of the batch is applied)."""
@@ -111,37 +137,21 @@ class StateStore(Protocol):
         """Sync point two, batched: overwrite each record with its finished form."""
         ...
 
-    def get_launch(self, name: str) -> LaunchRecord | None: ...
-
-    def open_launches(self) -> list[LaunchRecord]:
-        """Every record still in state begun, oldest scheduled first."""
-        ...
-
-    def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
-        """The newest `limit` records of `job`, newest first; costs O(limit) record reads."""
-        ...
-
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         """Delete finished records (retention). Open records are never deleted: the store refuses them."""
         ...
 
-    # -- manual triggers
-    def request_trigger(self, job: str, *, force: bool, now: datetime) -> TriggerRequest: ...
-
-    def pending_triggers(self) -> list[TriggerRequest]: ...
-
     def drop_trigger(self, fence: Fence, trigger_id: str) -> None: ...
 
-    # -- leadership bookkeeping (written by the leader, read by `status`)
     def write_takeover(self, fence: Fence, report: Mapping[str, Any]) -> None: ...
-
-    def read_takeover(self) -> Mapping[str, Any] | None: ...
 
     def server_time(self) -> datetime:
         """The store's own clock (e.g. ZooKeeper's mtime of a fresh write): the clock guard compares with it."""
         ...
 
-    def close(self) -> None: ...
+
+class StateStore(LeaderStore, OperatorStore, Protocol):
+    """A whole store, as the ZooKeeper, SQLite and memory stores implement it (tests/store_conformance.py)."""
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cronframework.abc import StateStore
+from cronframework.abc import ReadStore
 from cronframework.catalog.cache import BrokenSpec, Job, compile_job
 from cronframework.ops.status import collect, job_status
 from cronframework.ops.upcoming import UpcomingLaunch, upcoming
@@ -24,18 +24,18 @@ class NotFound(LookupError):
     pass
 
 
-def status(store: StateStore, cluster: Cluster) -> dict[str, Any]:
+def status(store: ReadStore, cluster: Cluster) -> dict[str, Any]:
     """`status --json`, with leader and replicas from the cluster view (they carry each replica's `api` URL)."""
     return collect(store, cluster.members())
 
 
-def job_item(store: StateStore, name: str) -> dict[str, Any]:
+def job_item(store: ReadStore, name: str) -> dict[str, Any]:
     """One element of `status --json` jobs[], for one job."""
     stored = _stored(store, name)
     return job_status(store, stored, store.read_job_states().get(name), name in store.read_paused())
 
 
-def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[str, Any]:
+def job_detail(store: ReadStore, name: str, now: datetime, count: int) -> dict[str, Any]:
     item = job_item(store, name)
     stored = _stored(store, name)
     try:
@@ -66,12 +66,12 @@ def next_launches(job: Job, now: datetime, count: int) -> list[UpcomingLaunch]:
     return upcoming(job.spec, job.schedule, now, min(count, MAX_NEXT))
 
 
-def history(store: StateStore, name: str, limit: int) -> list[dict[str, Any]]:
+def history(store: ReadStore, name: str, limit: int) -> list[dict[str, Any]]:
     _stored(store, name)
     return [r.to_dict() for r in store.history(name, limit=min(max(limit, 0), MAX_HISTORY))]
 
 
-def _stored(store: StateStore, name: str) -> StoredSpec:
+def _stored(store: ReadStore, name: str) -> StoredSpec:
     stored = store.read_specs().get(name)
     if stored is None:
         raise NotFound(f"unknown job {name!r}")

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cronframework.abc import StateStore
+from cronframework.abc import OperatorStore
 from cronframework.errors import ConflictError, StateStoreError
 from cronframework.records import SpecChange, StoredSpec
 from cronframework.spec.model import JobSpec
@@ -91,7 +91,7 @@ def spec_batches(changes: Sequence[SpecChange]) -> Iterator[list[SpecChange]]:
         yield batch
 
 
-def apply_diff(store: StateStore, diff: SpecDiff) -> None:
+def apply_diff(store: OperatorStore, diff: SpecDiff) -> None:
     """Version-checked writes, atomic per batch (`spec_batches`): one batch holds a few hundred jobs, and a fleet
     larger than that must still be applicable. A concurrent apply fails this one with ConflictError; the batches
     written before the failing one stay (each spec is whole, every replica reloads them), the error says how many,

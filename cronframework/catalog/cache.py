@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from cronframework import metrics
-from cronframework.abc import StateStore
+from cronframework.abc import ReadStore
 from cronframework.errors import CronframeworkError, ScheduleError
 from cronframework.records import StoredSpec
 from cronframework.schedule.expression import Schedule, parse_schedule
@@ -69,7 +69,7 @@ class SpecCache:
     """
 
     def __init__(
-        self, store: StateStore, *, background: bool = False, stamp: Callable[[], Hashable] | None = None
+        self, store: ReadStore, *, background: bool = False, stamp: Callable[[], Hashable] | None = None
     ) -> None:
         self._store = store
         self._background = background

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cronframework.abc import StateStore
+from cronframework.abc import ReadStore
 from cronframework.cli.common import add_store_args, backend_set, open_store, require_job
 from cronframework.errors import CronframeworkError
 
@@ -29,7 +29,7 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def launch_of(store: StateStore, job: str, launch: str | None) -> str:
+def launch_of(store: ReadStore, job: str, launch: str | None) -> str:
     """The named launch of the job (it must be recorded), or the job's latest."""
     if launch is None:
         latest = store.history(job, limit=1)

@@ -24,7 +24,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from cronframework import metrics
-from cronframework.abc import Clock, Leadership, PreparedBegin, StateStore
+from cronframework.abc import Clock, Leadership, LeaderStore, PreparedBegin
 from cronframework.adapters import BackendSet
 from cronframework.crashhook import maybe_crash
 from cronframework.engine.submit import submit_with_retries
@@ -60,7 +60,7 @@ class PreparedSlice:
 class Launcher:
     def __init__(
         self,
-        store: StateStore,
+        store: LeaderStore,
         backends: BackendSet,
         leadership: Leadership,
         clock: Clock,

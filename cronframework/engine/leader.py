@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
 
-from cronframework.abc import Clock, Leadership, StateStore
+from cronframework.abc import Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import Job, SpecCache
 from cronframework.engine.concurrency import ALLOWED, Verdict, check_previous
@@ -69,7 +69,7 @@ class LeaderState:
 class LeaderSession:
     def __init__(
         self,
-        store: StateStore,
+        store: LeaderStore,
         specs: SpecCache,
         backends: BackendSet,
         leadership: Leadership,

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronframework import metrics
-from cronframework.abc import Backend, Clock, Leadership, StateStore
+from cronframework.abc import Backend, Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
 from cronframework.engine.launcher import Launcher
 from cronframework.engine.submit import lookup_with_retries, submit_with_retries
@@ -56,7 +56,7 @@ def effective_window(spec: JobSpec, backend: Backend) -> timedelta:
 class Recovery:
     def __init__(
         self,
-        store: StateStore,
+        store: LeaderStore,
         backends: BackendSet,
         launcher: Launcher,
         leadership: Leadership,

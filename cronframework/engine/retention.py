@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from cronframework.abc import Leadership, StateStore
+from cronframework.abc import Leadership, LeaderStore
 from cronframework.adapters import BackendSet
 from cronframework.engine.dispatcher import Entry
 from cronframework.errors import BackendError
@@ -42,7 +42,7 @@ def prunable(records: Sequence[LaunchRecord], *, keep: int, max_age_cutoff: date
 class Pruner:
     def __init__(
         self,
-        store: StateStore,
+        store: LeaderStore,
         backends: BackendSet,
         leadership: Leadership,
         *,

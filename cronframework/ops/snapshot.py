@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cronframework.abc import Clock, Fence, StateStore
+from cronframework.abc import Clock, Fence, ReadStore, StateStore
 from cronframework.catalog.apply import spec_batches
 from cronframework.errors import CronframeworkError
 from cronframework.naming import job_name_problem, launch_name
@@ -79,7 +79,7 @@ class Snapshot:
 
 
 # -- capture ----------------------------------------------------------------------------------------------------
-def capture(store: StateStore, *, source: str, now: datetime) -> Snapshot:
+def capture(store: ReadStore, *, source: str, now: datetime) -> Snapshot:
     """Read the whole store in the restore-safe order (module docstring)."""
     specs = store.read_specs()
     states, triggers, launches = _ordered_read(store, set(specs))
@@ -97,7 +97,7 @@ def capture(store: StateStore, *, source: str, now: datetime) -> Snapshot:
 
 
 def _ordered_read(
-    store: StateStore, jobs: set[str]
+    store: ReadStore, jobs: set[str]
 ) -> tuple[dict[str, JobState], list[TriggerRequest], list[LaunchRecord]]:
     """States, then triggers, then records; again while the states moved meanwhile (up to a few times)."""
     for _attempt in range(STABLE_ATTEMPTS):
@@ -109,7 +109,7 @@ def _ordered_read(
     return states, triggers, launches
 
 
-def read_launches(store: StateStore, jobs: set[str]) -> list[LaunchRecord]:
+def read_launches(store: ReadStore, jobs: set[str]) -> list[LaunchRecord]:
     """Every record of every job, plus open records of jobs that no longer exist; oldest first per job."""
     found: dict[str, LaunchRecord] = {}
     for job in sorted(jobs):
@@ -297,7 +297,7 @@ def _trigger_dict(trigger: TriggerRequest) -> dict[str, Any]:
 
 
 # -- restore ----------------------------------------------------------------------------------------------------
-def occupied(store: StateStore, jobs: set[str]) -> str | None:
+def occupied(store: ReadStore, jobs: set[str]) -> str | None:
     """Why `store` is not empty (None when it is): restore never merges into live state."""
     checks: list[tuple[str, Callable[[], object]]] = [
         ("job specs", store.read_specs),
@@ -354,7 +354,7 @@ class SnapshotPolicy:
 class PeriodicSnapshots:
     """Called from each leader tick; writes in a background thread so a large store never delays launches."""
 
-    def __init__(self, store: StateStore, policy: SnapshotPolicy, clock: Clock) -> None:
+    def __init__(self, store: ReadStore, policy: SnapshotPolicy, clock: Clock) -> None:
         self._store, self._policy, self._clock = store, policy, clock
         self._next = clock.monotonic()  # a new leader snapshots the state it took over at once
         self._thread: threading.Thread | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cronframework.abc import StateStore
+from cronframework.abc import ReadStore
 from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import spec_problem
 from cronframework.errors import CronframeworkError
@@ -41,7 +41,7 @@ def last_launch(record: LaunchRecord, document: Mapping[str, Any], backends: Bac
 
 
 def job_status(
-    store: StateStore,
+    store: ReadStore,
     stored: StoredSpec,
     state: JobState | None,
     paused: bool,
@@ -70,7 +70,7 @@ def job_state(enabled: bool, paused: bool, problem: str | None) -> str:
     return "paused" if paused else ("enabled" if enabled else "disabled")
 
 
-def leader_of(store: StateStore, members: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def leader_of(store: ReadStore, members: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """Who leads on this state now: the election's first member (`members`, leader first), or the process holding
     the embedded store's lock as {replica, epoch}; None when no scheduler does (nothing launches, next instants are
     stale)."""
@@ -80,7 +80,7 @@ def leader_of(store: StateStore, members: Sequence[dict[str, Any]]) -> dict[str,
     return {"replica": sole.replica, "epoch": sole.epoch} if sole is not None else None
 
 
-def collect(store: StateStore, members: Sequence[dict[str, Any]], backends: BackendSet | None = None) -> dict[str, Any]:
+def collect(store: ReadStore, members: Sequence[dict[str, Any]], backends: BackendSet | None = None) -> dict[str, Any]:
     """The status document; `members` are the election's replicas, leader first (none in the embedded mode)."""
     specs, states, paused = store.read_specs(), store.read_job_states(), store.read_paused()
     jobs = [job_status(store, specs[n], states.get(n), n in paused, backends) for n in sorted(specs)]
