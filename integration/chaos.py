@@ -16,11 +16,16 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cronframework.errors import StateStoreError
+from cronframework.schedule.expression import parse_schedule
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration import chaos_evidence as evidence_mod
 from integration import chaos_invariants as inv
@@ -33,6 +38,12 @@ from integration.zk import ZkHarnessError
 
 DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,slow,rolling"
 END_MARGIN = 3.0  # instants this close to the end may legitimately still be in flight
+FORBID_JOBS = [name for name, job in JOBS.items() if job[2].get("concurrency") == "forbid"]
+LONGEST_RUN = 10.0  # seconds: longer than any spanned task runs (`slow`: 7 s)
+TRIGGER_EVERY = (6.0, 12.0)  # seconds between two rounds of triggers of a forbid job
+# how long before one of its instants a trigger is sent: mostly inside the replicas' last poll interval (0.2 s) before
+# it, so that the leader reads the trigger in the tick that launches the instant (0.2-0.8 s with the default 1 s)
+TRIGGER_LEAD = (0.02, 0.3)
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,8 @@ def run(opts: Options) -> tuple[Report, Path]:
         topo.start()
         topo.save_manifest()
         try:
-            fault_phase(topo, random.Random(opts.seed), opts, report.faults)
+            with triggering(topo, random.Random(opts.seed + 1), report):
+                fault_phase(topo, random.Random(opts.seed), opts, report.faults)
             checked_until = settle(topo)
         except AssertionError as exc:  # the cluster did not recover (no leader): that is a finding, not a crash
             say(f"liveness failure: {exc}")
@@ -112,6 +124,47 @@ def fault_phase(topo: Topology, rng: random.Random, opts: Options, done: list[Fa
         say(f"  {done[-1].detail} ({done[-1].ended - done[-1].started:.1f}s)")
 
 
+@contextmanager
+def triggering(topo: Topology, rng: random.Random, report: Report) -> Iterator[None]:
+    """While the faults run, `trigger` a forbid job now and then just before one of its instants: the leader reads
+    such a trigger in the tick that launches the instant, where only one of the two may start. Each round
+    triggers before two instants in a row: `slow` runs longer than its period, so one of them is one it launches
+    (before the other, its previous run still runs and both are refused)."""
+    stop = threading.Event()
+    sender = threading.Thread(target=send_triggers, args=(topo, rng, stop, report), name="triggers", daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join()
+
+
+def send_triggers(topo: Topology, rng: random.Random, stop: threading.Event, report: Report) -> None:
+    job = FORBID_JOBS[0]
+    schedule = parse_schedule(JOBS[job][0], job=job)
+    store = topo.rs().store()
+    try:
+        while not stop.wait(rng.uniform(*TRIGGER_EVERY)):
+            first = schedule.next_after(datetime.now(UTC) + timedelta(seconds=1))
+            for instant in (first, schedule.next_after(first)):
+                send_at = instant - timedelta(seconds=rng.uniform(*TRIGGER_LEAD))
+                if stop.wait(max(0.0, (send_at - datetime.now(UTC)).total_seconds())):
+                    return
+                report.triggers += _trigger(store, job)
+    finally:
+        store.close()
+
+
+def _trigger(store: ZooKeeperStore, job: str) -> int:
+    """1 if sent; 0 while ZooKeeper is down (a fault)."""
+    try:
+        store.request_trigger(job, force=False, now=datetime.now(UTC).replace(microsecond=0))
+    except StateStoreError:
+        return 0
+    return 1
+
+
 def settle(topo: Topology) -> datetime:
     """Everything back up, a leader current with the schedule; returns the end of the checked window."""
     topo.ensure_all_running()
@@ -142,9 +195,10 @@ def gather(topo: Topology) -> evidence_mod.Evidence:
         ev.launches = evidence_mod.nomad_launches(topo.nomad_agent().api, topo.cluster_label)
     else:
         ev.launches = evidence_mod.process_launches(topo.state_dir)
+    ev.spans = evidence_mod.settled_spans(topo.out_file, LONGEST_RUN)  # first: runs still going may end
     ev.task_lines = evidence_mod.task_lines(topo.out_file)
     ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths)
-    ev.finished = evidence_mod.finished_events(topo.rs().incarnations)
+    ev.recorded = evidence_mod.recorded_events(topo.rs().incarnations)
     topo.ensure_zk()  # a run cut short by a liveness failure may have left nodes down
     store = topo.rs().store()
     try:
@@ -162,9 +216,13 @@ def check(report: Report, ev: evidence_mod.Evidence, checked_until: datetime) ->
     window = inv.Window(datetime.fromtimestamp(min(promoted), UTC), checked_until)
     accounted, outcomes = inv.accounted(ev, {name: job[0] for name, job in JOBS.items()}, window)
     report.zombie_windows, zombies = inv.zombie_calls(ev, report.faults)
+    report.forbid_runs, overlaps = inv.no_overlap(ev, FORBID_JOBS)
     report.violations += [
-        *inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev), *zombies,
+        *inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev), *zombies, *overlaps,
     ]  # fmt: skip
+    unjudged = sum(s.end is None for s in ev.spans)
+    if unjudged:
+        report.notes.append(f"{unjudged} run(s) of forbid jobs wrote no end line (killed on the way): not judged")
     report.outcomes = dict(outcomes)
     report.instants_checked = sum(outcomes.values()) + len(accounted)
     report.launches_checked = len(ev.launches)

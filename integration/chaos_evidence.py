@@ -13,7 +13,7 @@ from typing import Any
 from backends.nomad_spec import meta_key
 from cronframework.records import LaunchRecord
 from integration.chaos_topology import LEADERSHIP_ENDS
-from integration.replicas import ReplicaProcess
+from integration.replicas import ReplicaProcess, wait_for
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,22 @@ class Interval:
     took_over: float | None = None  # the leader's "took over" event: promotion (recovery + catch-up) done
 
 
+@dataclass(frozen=True)
+class Span:
+    """One run of a task as its own start and end lines tell it (seconds on the host's uptime clock)."""
+
+    launch: str
+    start: float
+    end: float | None  # None: no end line (killed on the way, or still running)
+
+
 @dataclass
 class Evidence:
     launches: list[BackendLaunch] = field(default_factory=list)
     task_lines: list[tuple[str, int, int]] = field(default_factory=list)  # (launch, epoch, attempt)
+    spans: list[Span] = field(default_factory=list)  # the runs of `forbid` jobs
     intervals: list[Interval] = field(default_factory=list)
-    finished: list[dict[str, Any]] = field(default_factory=list)  # "launch finished" log events
+    recorded: list[dict[str, Any]] = field(default_factory=list)  # "launch outcome recorded" log events
     history: dict[str, list[LaunchRecord]] = field(default_factory=dict)
 
 
@@ -112,6 +122,47 @@ def task_lines(path: Path) -> list[tuple[str, int, int]]:
     return out
 
 
+def task_spans(path: Path) -> list[Span]:
+    """Runs from `<launch> start|end <seconds>` lines; a launch's n-th end closes its n-th start."""
+    starts: dict[str, list[float]] = {}
+    ends: dict[str, list[float]] = {}
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in ("start", "end") and _number(parts[2]):
+            (starts if parts[1] == "start" else ends).setdefault(parts[0], []).append(float(parts[2]))
+    out = []
+    for launch, began in starts.items():
+        ended = ends.get(launch, [])
+        out += [Span(launch, at, ended[i] if i < len(ended) else None) for i, at in enumerate(began)]
+    return out
+
+
+def settled_spans(path: Path, longest_run: float) -> list[Span]:
+    """The spans once every run that may still be going (started less than `longest_run` ago) has written its end:
+    tasks outlive the replicas, and a run cut short by the end of the suite would look unended. An older run
+    without an end was killed on the way."""
+
+    def settled() -> tuple[list[Span]] | None:
+        spans, now = task_spans(path), host_uptime()
+        return (spans,) if all(s.end is not None or now - s.start > longest_run for s in spans) else None
+
+    done = wait_for(settled, longest_run, interval=0.5)
+    return done[0] if done else task_spans(path)
+
+
+def host_uptime() -> float:
+    """The clock the tasks' span lines use."""
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -162,10 +213,10 @@ def _from_log(replica: ReplicaProcess, death: float) -> list[Interval]:
     return list(out.values())
 
 
-def finished_events(incarnations: Iterable[ReplicaProcess]) -> list[dict[str, Any]]:
+def recorded_events(incarnations: Iterable[ReplicaProcess]) -> list[dict[str, Any]]:
     out = []
     for replica in incarnations:
         for event in replica.events():
-            if event.get("event") == "launch finished":
+            if event.get("event") == "launch outcome recorded":
                 out.append({**event, "replica": replica.replica_id, "pid": replica.process.pid})
     return out

@@ -5,12 +5,14 @@
 2. accounted for: every scheduled instant in the checked window has a finished record -- launched, or skipped /
    failed with a reason; a vanished or still-open instant is a violation; the store and the backend agree;
 3. fenced: every backend launch was created by an epoch while that epoch led (after its start, before its end or
-   any successor's start); zombie windows (a stopped or partitioned leader resumed) contain no launch of its epoch.
+   any successor's start); zombie windows (a stopped or partitioned leader resumed) contain no launch of its epoch;
+4. forbid held: no two runs of a `concurrency: forbid` job overlap, judged from the runs' own start and end lines.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -51,7 +53,7 @@ def at_most_once(ev: Evidence) -> list[Violation]:
         if n > 1:
             out.append(Violation("at-most-once", f"{name}: the task ran {n} times (its own output)"))
     epochs: dict[str, set[int]] = defaultdict(set)
-    for event in ev.finished:
+    for event in ev.recorded:
         if event.get("outcome") == Outcome.SUBMITTED.value:
             epochs[str(event["launch"])].add(int(event["epoch"]))
     for name, seen in epochs.items():
@@ -125,6 +127,32 @@ def zombie_calls(ev: Evidence, faults: list[FaultEvent]) -> tuple[int, list[Viol
             if launch.epoch == epoch and launch.submitted_at >= resumed:
                 out.append(Violation("fenced", f"{launch.name}: zombie {replica} (epoch {epoch}) launched it"))
     return len(windows), out
+
+
+# -- 4. forbid held ---------------------------------------------------------------------------------------------
+def no_overlap(ev: Evidence, forbid_jobs: Iterable[str]) -> tuple[int, list[Violation]]:
+    """(runs judged, violations): a run of a `forbid` job that started before an earlier-started run of the same
+    job had ended. A run without an end line (killed with its container, say) cannot be judged and is left out."""
+    jobs = set(forbid_jobs)
+    runs: dict[str, list[tuple[float, float, str]]] = defaultdict(list)  # job -> (start, end, launch)
+    for span in ev.spans:
+        job = parse_launch_name(span.launch).job
+        if job in jobs and span.end is not None:
+            runs[job].append((span.start, span.end, span.launch))
+    out = []
+    for job, spans in runs.items():
+        spans.sort()
+        longest = spans[0]  # of the runs started so far, the one that ended last
+        for run in spans[1:]:
+            if run[0] < longest[1]:
+                detail = f"{job}: {run[2]} ({_span(run)}) started while {longest[2]} ({_span(longest)}) still ran"
+                out.append(Violation("forbid", detail + " (the tasks' own lines; seconds of host uptime)"))
+            longest = max(longest, run, key=lambda r: r[1])
+    return sum(len(s) for s in runs.values()), out
+
+
+def _span(run: tuple[float, float, str]) -> str:
+    return f"{run[0]:.2f}..{run[1]:.2f}"
 
 
 def launch_lags(ev: Evidence) -> list[float]:

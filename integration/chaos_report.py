@@ -38,6 +38,8 @@ class Report:
     outcomes: dict[str, int] = field(default_factory=dict)
     task_runs: int = 0
     zombie_windows: int = 0
+    forbid_runs: int = 0  # runs of forbid jobs judged for overlap
+    triggers: int = 0  # triggers sent just before a forbid job's instants
     takeover: list[tuple[str, float, float | None]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -70,6 +72,7 @@ class Report:
             "faults": [asdict(f) for f in self.faults],
             "launches_checked": self.launches_checked, "instants_checked": self.instants_checked,
             "outcomes": self.outcomes, "task_runs": self.task_runs, "zombie_windows": self.zombie_windows,
+            "forbid_runs": self.forbid_runs, "triggers": self.triggers,
             "violations": [asdict(v) for v in self.violations], "figures": self.figures(), "notes": self.notes,
         }  # fmt: skip
 
@@ -80,7 +83,8 @@ class Report:
         lines += [f"  {f.kind:10} {f.detail}" for f in self.faults]
         lines.append(
             f"checked: {self.instants_checked} scheduled instants, {self.launches_checked} backend launches, "
-            f"{self.task_runs} task runs, {self.zombie_windows} zombie windows"
+            f"{self.task_runs} task runs, {self.zombie_windows} zombie windows, {self.forbid_runs} runs of forbid "
+            f"jobs for overlap ({self.triggers} triggers sent just before their instants)"
         )
         lines.append("outcomes: " + ", ".join(f"{k} {n}" for k, n in sorted(self.outcomes.items())))
         lines += [f"note: {n}" for n in self.notes]

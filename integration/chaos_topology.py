@@ -43,6 +43,9 @@ LEADERSHIP_ENDS = (
 ROOT = Path(__file__).resolve().parent.parent
 TEST_IMAGE = "cronframework-test:latest"
 RECORD_LINE = 'echo "$CRONFRAMEWORK_LAUNCH $CRONFRAMEWORK_LEADER_EPOCH $CRONFRAMEWORK_ATTEMPT" >> {out}'
+# a `forbid` job's run also testifies when it started and ended, on a clock every task reads alike, in a container
+# too (/proc/uptime: the host's, to 10 ms; busybox's date has no sub-second field), so overlaps can be judged
+SPAN_LINE = """echo "$CRONFRAMEWORK_LAUNCH {edge} $(cut -d' ' -f1 /proc/uptime)" >> {out}"""
 
 # name -> (schedule, extra shell after the record line, extra spec fields)
 JOBS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -162,14 +165,15 @@ class Topology:
             **extra,
         }
         if self.backend == "docker":
-            line = RECORD_LINE.format(out="/out/task-output.txt") + tail
+            line = task_line("/out/task-output.txt", tail, spanned=extra.get("concurrency") == "forbid")
             spec["task"] = {
                 "image": TEST_IMAGE,
                 "command": ["/bin/sh", "-c", line],
                 "mounts": [{"source": str(self.workdir.resolve()), "target": "/out", "read_only": False}],
             }
         else:
-            spec["task"] = {"command": ["/bin/sh", "-c", RECORD_LINE.format(out=self.out_file) + tail]}
+            line = task_line(str(self.out_file), tail, spanned=extra.get("concurrency") == "forbid")
+            spec["task"] = {"command": ["/bin/sh", "-c", line]}
         return spec
 
     def stop_replicas(self) -> None:
@@ -339,3 +343,12 @@ class Topology:
 
     def save_manifest(self) -> None:
         (self.workdir / "manifest.json").write_text(json.dumps(self.manifest(), indent=2))
+
+
+def task_line(out: str, tail: str, *, spanned: bool) -> str:
+    """The task's shell: its record line, then `tail`; a spanned one also writes its start before `tail` and its
+    end after (a run killed on the way writes no end)."""
+    record = RECORD_LINE.format(out=out)
+    if not spanned:
+        return record + tail
+    return f"{record}; {SPAN_LINE.format(edge='start', out=out)}{tail}; {SPAN_LINE.format(edge='end', out=out)}"

@@ -30,10 +30,20 @@ from cronframework.records import LaunchRecord, Outcome
 from integration import chaos_invariants as inv
 from integration import chaos_netns
 from integration.chaos import Options, choose_network, run
-from integration.chaos_evidence import BackendLaunch, Evidence, Interval, intervals
+from integration.chaos_evidence import (
+    BackendLaunch,
+    Evidence,
+    Interval,
+    Span,
+    intervals,
+    settled_spans,
+    task_lines,
+    task_spans,
+)
 from integration.chaos_faults import FaultEvent, LeaderLoss
 from integration.chaos_netns import NetnsHost, namespaces, sweep
 from integration.chaos_report import Report, percentile
+from integration.chaos_topology import task_line
 from integration.docker_daemon import DockerDaemonError, run_script
 from integration.nomad_agent import NomadAgent, NomadAgentError
 from integration.replicas import ReplicaProcess, wait_for
@@ -370,7 +380,7 @@ def test_checker_passes_clean_evidence() -> None:
 def test_checker_catches_a_launch_that_ran_twice() -> None:
     ev = _clean()
     ev.task_lines.append((_name(3), 2, 2))
-    ev.finished = [
+    ev.recorded = [
         {"launch": _name(3), "epoch": 1, "outcome": "submitted"},
         {"launch": _name(3), "epoch": 2, "outcome": "submitted"},
     ]
@@ -416,6 +426,59 @@ def test_checker_catches_a_launch_by_a_deposed_leader() -> None:
     assert [v.invariant for v in found] == ["fenced", "fenced"]
     assert "led only 12:00:00.000..12:00:05.500" in found[0].detail
     assert "zombie r1 (epoch 1)" in found[1].detail
+
+
+def _slow(second: int, manual: bool = False) -> str:
+    return launch_name("slow", T0 + timedelta(seconds=second), manual=manual)
+
+
+def test_checker_catches_two_runs_of_a_forbid_job_overlapping() -> None:
+    """A trigger read in the tick of 12:00:10 started a manual run beside the scheduled one (issue 21's case);
+    runs one after the other, another job's runs, and a run with no end line are not flagged."""
+    ev = _clean()
+    ev.spans = [
+        Span(_slow(0), 100.0, 107.0),
+        Span(_slow(10), 110.02, 117.0),  # began after 12:00:00's end
+        Span(_slow(9, manual=True), 110.01, 117.01),  # beside 12:00:10
+        Span(_slow(20), 120.0, None),  # killed: not judged
+        Span(_slow(25), 125.0, 126.0),
+        Span(_name(3), 110.5, 111.0),  # `beat` is not a forbid job
+    ]
+    judged, found = inv.no_overlap(ev, ["slow"])
+    assert judged == 4
+    assert [v.invariant for v in found] == ["forbid"]
+    assert _slow(10) in found[0].detail and _slow(9, manual=True) in found[0].detail
+    ev.spans = [s for s in ev.spans if s.launch != _slow(9, manual=True)]
+    assert inv.no_overlap(ev, ["slow"])[1] == []
+
+
+def test_checker_catches_a_run_inside_a_longer_one() -> None:
+    ev = Evidence(spans=[Span(_slow(0), 100.0, 120.0), Span(_slow(5), 105.0, 106.0), Span(_slow(10), 110.0, 111.0)])
+    _, found = inv.no_overlap(ev, ["slow"])
+    assert len(found) == 2 and all(_slow(0) in v.detail for v in found)
+
+
+def test_task_spans_pair_each_start_with_its_end_and_ignore_other_lines(tmp_path: Path) -> None:
+    out = tmp_path / "task-output.txt"
+    text = f"{_slow(0)} 1 1\n{_slow(0)} start 10.5\n{_slow(5)} start 15.0\n{_slow(0)} end 17.5\nnoise start x\n"
+    out.write_text(text)
+    assert sorted(task_spans(out), key=lambda s: s.start) == [Span(_slow(0), 10.5, 17.5), Span(_slow(5), 15.0, None)]
+    assert task_lines(out) == [(_slow(0), 1, 1)]
+
+
+def test_a_spanned_task_writes_its_start_and_end_around_its_work(tmp_path: Path) -> None:
+    out = tmp_path / "task-output.txt"
+    env = {
+        **os.environ,
+        "CRONFRAMEWORK_LAUNCH": _slow(0),
+        "CRONFRAMEWORK_LEADER_EPOCH": "3",
+        "CRONFRAMEWORK_ATTEMPT": "1",
+    }
+    subprocess.run(["/bin/sh", "-c", task_line(str(out), "; sleep 0.2", spanned=True)], env=env, check=True)
+    [span] = task_spans(out)
+    assert span.end is not None and span.end - span.start >= 0.15
+    assert task_lines(out) == [(_slow(0), 3, 1)]
+    assert settled_spans(out, longest_run=5.0) == [span]
 
 
 def _incarnation(tmp_path: Path, rid: str, pid: int, leading: list[tuple[int, float]]) -> ReplicaProcess:

@@ -67,5 +67,9 @@ class Cluster:
             records += session.tick()
         return records
 
+    def running(self) -> list[str]:
+        """The launches the backend runs now, by name."""
+        return sorted(name for name, status in self.backend.launches.items() if status.state.active)
+
     def outcomes(self, job_name: str) -> list[tuple[str, Outcome | None, str | None]]:
         return [(r.name, r.outcome, r.reason) for r in reversed(self.store.history(job_name, limit=10_000))]

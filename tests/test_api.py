@@ -412,6 +412,6 @@ def test_every_launch_decision_log_line_carries_job_launch_and_epoch(
     decisions = [r for r in caplog.records if r.name in ("cronframework.launcher", "cronframework.recovery")]
     decisions = [r for r in decisions if r.getMessage() != "open launches concluded"]  # a count, not a decision
     events = {r.getMessage() for r in decisions}
-    assert {"launch finished", "launch skipped", "open launch concluded"} <= events
+    assert {"launch outcome recorded", "launch skipped", "open launch concluded"} <= events
     for line in decisions:
         assert {"job", "launch", "epoch"} <= set(line.__dict__), line.getMessage()

@@ -58,7 +58,7 @@ def test_run_launches_and_stops_cleanly_on_sigterm(tmp_path: Path, jobs: Path) -
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    assert "launch finished" in err
+    assert "launch outcome recorded" in err
     store = SqliteStore(state / "state.sqlite")
     try:
         records = store.history("beat", limit=100)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from datetime import datetime, timedelta
 
@@ -409,6 +410,73 @@ def test_manual_trigger_has_its_own_identity_and_respects_forbid() -> None:
     assert cluster.store.pending_triggers() == []
     skipped = cluster.store.get_launch("nightly-20261125t060001z-m")
     assert skipped is not None and skipped.outcome is Outcome.SKIPPED
+
+
+@pytest.mark.parametrize("concurrency", ["forbid", "replace"])
+def test_a_trigger_read_in_the_tick_of_its_jobs_instant_starts_no_second_run(concurrency: str) -> None:
+    """The trigger is sent half a second before 06:00:30 and read in the tick that launches 06:00:30: a lookup
+    of that launch, not yet submitted, found nothing, and both ran side by side."""
+    cluster = Cluster()
+    cluster.apply(job("guarded", "*/15 * * * * *", concurrency=concurrency))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 15)  # 06:00:15 launched
+    cluster.backend.finish_all()  # and has ended
+    cluster.store.request_trigger("guarded", force=False, now=T0 + timedelta(seconds=29.5))
+    cluster.clock.set(T0 + timedelta(seconds=30))
+    session.tick()
+    assert cluster.running() == ["guarded-20261125t060030z"]
+    assert cluster.backend.stopped == []
+    manual = cluster.store.get_launch("guarded-20261125t060029z-m")
+    assert manual is not None and manual.outcome is Outcome.SKIPPED
+    assert "guarded-20261125t060030z" in (manual.reason or "") and "same tick" in (manual.reason or "")
+    assert cluster.store.pending_triggers() == []
+    cluster.backend.finish_all()
+    cluster.run_for(session, 15)  # the job goes on as before
+    assert cluster.running() == ["guarded-20261125t060045z"]
+
+
+@pytest.mark.parametrize("concurrency", ["forbid", "replace"])
+def test_two_triggers_read_in_one_tick_start_one_run(concurrency: str) -> None:
+    cluster = Cluster()
+    cluster.apply(job("nightly", "0 3 * * *", concurrency=concurrency))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.store.request_trigger("nightly", force=False, now=T0 + timedelta(seconds=0.2))
+    cluster.store.request_trigger("nightly", force=False, now=T0 + timedelta(seconds=1.2))
+    cluster.run_for(session, 2)
+    assert cluster.running() == ["nightly-20261125t060000z-m"]
+    second = cluster.store.get_launch("nightly-20261125t060001z-m")
+    assert second is not None and second.outcome is Outcome.SKIPPED and "same tick" in (second.reason or "")
+
+
+def test_a_forced_trigger_in_the_tick_of_the_instant_still_starts() -> None:
+    cluster = Cluster()
+    cluster.apply(job("guarded", "*/15 * * * * *", concurrency="forbid"))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 14)
+    cluster.store.request_trigger("guarded", force=True, now=T0 + timedelta(seconds=14.5))
+    cluster.run_for(session, 1)
+    assert cluster.running() == ["guarded-20261125t060014z-m", "guarded-20261125t060015z"]
+
+
+def test_the_log_names_an_outcome_recorded_and_leaves_out_fields_without_a_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="cronframework.engine.launcher")
+    cluster = Cluster()
+    cluster.apply(job("beat"), job("held"))
+    cluster.store.set_paused("held", True)
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    events = {(r.getMessage(), getattr(r, "job", None)): r for r in caplog.records}
+    submitted = events[("launch outcome recorded", "beat")]
+    assert submitted.__dict__["outcome"] == "submitted" and "reason" not in submitted.__dict__
+    skipped = events[("launch skipped", "held")]
+    assert skipped.__dict__["reason"] == "paused"
+    assert not any(r.getMessage() == "launch finished" for r in caplog.records)
 
 
 def test_spec_changes_are_picked_up_without_restart() -> None:

@@ -40,6 +40,24 @@ def test_a_single_instant_later_than_tolerance_is_missed_under_catchup_none() ->
     assert "catchup: none" in result.skips[0].reason
 
 
+def test_an_instant_within_tolerance_but_overtaken_by_a_later_one_is_recorded_superseded() -> None:
+    """09:00:00 and 09:00:15 are both due when the leader looks at 09:00:27: the first is 27 s late, inside the
+    30 s tolerance, and is skipped because the later one runs, not because it was late."""
+    result = plan(spec("*/15 * * * * *"), NINE, NINE + timedelta(seconds=27))
+    assert [i.name for i in result.launches] == ["j-20261125t090015z"]
+    [skip] = result.skips
+    assert skip.identity.name == "j-20261125t090000z"
+    assert "superseded by j-20261125t090015z" in skip.reason and "tolerance" not in skip.reason
+    assert "catchup: none" in skip.reason
+
+
+def test_instants_past_the_tolerance_say_so_and_name_it() -> None:
+    result = plan(spec("*/15 * * * * *"), NINE, NINE + timedelta(seconds=40))
+    reasons = {s.identity.name: s.reason for s in result.skips}
+    assert "more than the tolerance (30s) late" in reasons["j-20261125t090000z"]  # 40 s late
+    assert "superseded by j-20261125t090030z" in reasons["j-20261125t090015z"]  # 25 s late
+
+
 def test_latest_replays_one_and_names_the_superseded() -> None:
     result = plan(spec(catchup="latest"), NINE, NINE + timedelta(minutes=3, seconds=50))
     assert [i.name for i in result.launches] == ["j-20261125t090300z"]

@@ -108,6 +108,77 @@ def test_forbid_jobs_with_a_previous_launch_are_decided_at_their_instant_not_sta
     assert {"free-20261125t060200z", "guarded-20261125t060200z"} <= set(cluster.backend.submitted)
 
 
+def request_trigger(cluster: Cluster, job_name: str) -> str:
+    """A trigger sent now; the name its manual launch gets."""
+    cluster.store.request_trigger(job_name, force=False, now=cluster.clock.now())
+    return f"{job_name}-{cluster.clock.now():%Y%m%dt%H%M%Sz}-m"
+
+
+def assert_refused_in_the_same_tick(cluster: Cluster, manual: str, started: str) -> None:
+    record = cluster.store.get_launch(manual)
+    assert record is not None and record.outcome is Outcome.SKIPPED
+    assert started in (record.reason or "") and "same tick" in (record.reason or "")
+
+
+@pytest.mark.parametrize("stage_ahead", [1.0, 0.0], ids=["staged", "unstaged"])
+@pytest.mark.parametrize("concurrency", ["forbid", "replace"])
+def test_a_trigger_in_the_last_second_before_a_guarded_instant_starts_one_run(
+    stage_ahead: float, concurrency: str
+) -> None:
+    cluster, session = staged_cluster(job("guarded", concurrency=concurrency), stage_ahead=stage_ahead)
+    session._stage = session._prepare_stage(cluster.clock.now())
+    assert (session._stage is not None) is (stage_ahead > 0)  # no previous launch to ask about: staged
+    manual = request_trigger(cluster, "guarded")
+    sleep_then_tick(session)
+    assert cluster.running() == ["guarded-20261125t060100z"]
+    assert_refused_in_the_same_tick(cluster, manual, "guarded-20261125t060100z")
+
+
+@pytest.mark.parametrize("stage_ahead", [1.0, 0.0], ids=["staged", "unstaged"])
+@pytest.mark.parametrize("pause", [True, False], ids=["paused", "resumed"])
+def test_a_pause_or_resume_and_a_trigger_in_the_last_second_start_one_run(stage_ahead: float, pause: bool) -> None:
+    cluster, session = staged_cluster(job("guarded", concurrency="forbid"), stage_ahead=stage_ahead)
+    cluster.store.set_paused("guarded", not pause)
+    session._stage = session._prepare_stage(cluster.clock.now())
+    cluster.store.set_paused("guarded", pause)
+    manual = request_trigger(cluster, "guarded")
+    sleep_then_tick(session)
+    assert cluster.running() == [manual if pause else "guarded-20261125t060100z"]
+
+
+@pytest.mark.parametrize("stage_ahead", [1.0, 0.0], ids=["staged", "unstaged"])
+@pytest.mark.parametrize("previous", ["running", "ended"])
+@pytest.mark.parametrize("seen", ["early", "at-the-instant"])
+def test_a_change_to_forbid_and_a_trigger_in_the_last_second_start_no_second_run(
+    stage_ahead: float, previous: str, seen: str
+) -> None:
+    """`early`: the spec change wakes the leader half a second before the instant, and that tick reads the
+    trigger too; `at-the-instant`: both land as the instant's tick begins."""
+    cluster, session = staged_cluster(job("guarded"), stage_ahead=stage_ahead)  # `allow`: staged whatever runs
+    sleep_then_tick(session)  # 06:01 launched
+    if previous == "ended":
+        cluster.backend.finish_all()
+    second = DUE + timedelta(minutes=1)
+    cluster.clock.set(second - timedelta(seconds=0.5))
+    session._stage = session._prepare_stage(cluster.clock.now())
+    assert (session._stage is not None) is (stage_ahead > 0)
+    manual = request_trigger(cluster, "guarded")
+    if seen == "at-the-instant":
+        cluster.clock.set(second)
+        cluster.apply(job("guarded", concurrency="forbid"))
+        session.tick()
+    else:
+        cluster.apply(job("guarded", concurrency="forbid"))  # the spec watch wakes the leader
+        while cluster.clock.now() < second:
+            sleep_then_tick(session)
+    instant = "guarded-20261125t060200z"
+    expected = {"running": "guarded-20261125t060100z", "ended": instant if seen != "early" else manual}[previous]
+    assert cluster.running() == [expected]
+    for name in {instant, manual} - {expected}:
+        record = cluster.store.get_launch(name)
+        assert record is not None and record.outcome is Outcome.SKIPPED and expected in (record.reason or "")
+
+
 def test_a_staged_herd_runs_through_the_pipeline_and_each_launch_once() -> None:
     cluster, session = staged_cluster(*[job(f"herd-{i:03d}") for i in range(350)], herd_slice=100)
     session._stage = session._prepare_stage(cluster.clock.now())

@@ -1,7 +1,8 @@
 """`concurrency: forbid | replace`: what to do when the job's previous launch may still run.
 
 Fail closed: when the backend cannot say whether the previous launch still runs, the new one is skipped with the
-reason rather than risk two running at once.
+reason rather than risk two running at once. A previous launch decided in the same tick is not asked about at all:
+it is not in the backend yet (`begun_in_the_same_tick`).
 """
 
 from __future__ import annotations
@@ -44,3 +45,16 @@ def check_previous(
     except BackendError as exc:
         return Verdict(False, f"skipped: could not stop previous launch {previous} ({exc}); {policy}")
     return Verdict(True, f"replaced {previous}")
+
+
+def begun_in_the_same_tick(spec: JobSpec, previous: str) -> Verdict:
+    """Decide for a launch whose previous one was decided earlier in the same tick (a due instant, then a trigger
+    read in that tick). That one is not submitted yet, so a lookup would say "not found" and both would run.
+    `replace` refuses the newcomer too: it cannot stop what has not started, and either way one run starts now."""
+    if spec.concurrency is Concurrency.ALLOW:
+        return ALLOWED
+    return Verdict(
+        False,
+        f"skipped: previous launch {previous} is still starting, begun in the same tick "
+        f"(concurrency: {spec.concurrency.value})",
+    )

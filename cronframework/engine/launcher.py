@@ -251,7 +251,7 @@ class Launcher:
             self._store.finish(self._leadership.fence, finished)  # sync point two
             maybe_crash("after_sync_two", finished[0].job)
         for record in finished:
-            log.info("launch finished", extra=_fields(record))
+            log.info("launch outcome recorded", extra=_fields(record))  # sync point two: not the task's end
         skipped = [r for p, r in begun if p.skip_reason is not None]
         for record in skipped:
             log.info("launch skipped", extra=_fields(record))
@@ -344,7 +344,8 @@ class Launcher:
 
 
 def _fields(record: LaunchRecord) -> dict[str, object]:
-    return {
+    """A launch's log fields; one without a value is left out (`reason=None` said nothing)."""
+    fields = {
         "job": record.job,
         "launch": record.name,
         "scheduled": record.scheduled.isoformat(),
@@ -352,6 +353,7 @@ def _fields(record: LaunchRecord) -> dict[str, object]:
         "reason": record.reason,
         "epoch": record.epoch,
     }
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def _raise(exc: BaseException) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from cronframework.abc import Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import Job, SpecCache
-from cronframework.engine.concurrency import ALLOWED, Verdict, check_previous
+from cronframework.engine.concurrency import ALLOWED, Verdict, begun_in_the_same_tick, check_previous
 from cronframework.engine.dispatcher import Dispatcher, Entry
 from cronframework.engine.launcher import Launcher, Planned
 from cronframework.engine.policy import JobPlan, plan_job
@@ -400,14 +400,20 @@ class LeaderSession:
         identity = LaunchIdentity(spec.name, request.requested_at, manual=True)
         skip = None
         if not request.force:
-            backend = self._backends.for_spec(spec)
-            verdict = check_previous(spec, last, backend, clock=self._clock, leadership=self._leadership)
+            verdict = self._check_trigger(entry, last)
             skip = None if verdict.launch else verdict.reason
         if skip is None:
             last = identity.name
         advanced[spec.name] = (watermark, last)
         state = JobState(spec.name, watermark, last)
         return Planned(identity, spec, state, skip, trigger_id=request.id, deadline=now + timedelta(minutes=5))
+
+    def _check_trigger(self, entry: Entry, last: str | None) -> Verdict:
+        """`last` is the job's latest launch as this tick left it. One that differs from the dispatcher's was
+        decided in this tick (the job's due instant, or an earlier trigger) and is not in the backend yet."""
+        if last is not None and last != entry.last_launch:
+            return begun_in_the_same_tick(entry.spec, last)
+        return self._check_previous(entry.spec, last)
 
     def _account(self, records: list[LaunchRecord]) -> None:
         for record in records:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cronframework.naming import LaunchIdentity
+from cronframework.schedule.duration import format_duration
 from cronframework.schedule.expression import Schedule
 from cronframework.spec.model import CatchupPolicy, JobSpec
 
@@ -102,6 +103,19 @@ def _due_instants(
     return stale, list(recent)
 
 
+def _missed_without_catchup(
+    spec: JobSpec, missed: list[datetime], latest: datetime, now: datetime, tolerance: timedelta
+) -> list[Skip]:
+    """Each missed instant with its own why: too late to run, or on time but overtaken by a later instant that
+    was due too when the leader got to it (the leader runs only the latest of those)."""
+    late = f"missed: more than the tolerance ({format_duration(tolerance)}) late (catchup: none)"
+    superseded = (
+        f"missed: superseded by {_id(spec, latest).name}, also due by the time the leader got to it; "
+        "only the latest instant runs (catchup: none)"
+    )
+    return [Skip(_id(spec, t), late if now - t > tolerance else superseded) for t in missed]
+
+
 def _apply_catchup(
     spec: JobSpec, instants: list[datetime], now: datetime, tolerance: timedelta
 ) -> tuple[list[datetime], list[Skip]]:
@@ -110,8 +124,7 @@ def _apply_catchup(
     missed = instants[:-1] if on_time else instants
     policy = spec.catchup.policy
     if policy is CatchupPolicy.NONE:
-        reason = "missed: more than the tolerance late (catchup: none)"
-        return ([latest] if on_time else []), [Skip(_id(spec, t), reason) for t in missed]
+        return ([latest] if on_time else []), _missed_without_catchup(spec, missed, latest, now, tolerance)
     if policy is CatchupPolicy.LATEST:
         keep = _id(spec, latest).name
         reason = f"missed: superseded by {keep} (catchup: latest)"
