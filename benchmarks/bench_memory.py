@@ -158,8 +158,8 @@ def holders(session: LeaderSession, store: ZooKeeperStore, jobs: dict[str, Job])
     walks: dict[str, list[Any]] = {
         "dispatcher": [session._dispatcher],
         "store caches": [store._known_jobs, store._hours, store._open],
-        "pruner": [session._pruner._launched, session._pruner._sweep],
-        "runtime limits": [session._limits._heap],
+        "pruner": [session._housekeeping.pruner._launched, session._housekeeping.pruner._sweep],
+        "runtime limits": [session._housekeeping.limits._heap],
         "metrics series": [m._counts for m in (metrics.LAUNCHES, metrics.SKIPPED)],
     }
     return {name: deep_size(roots, seen) for name, roots in walks.items()}

@@ -197,7 +197,7 @@ def _timed(call: Callable[..., Any], seconds: Histogram, errors: Callable[[BaseE
 
 
 class _ObservedStore:
-    _OPS = frozenset(StateStore.__dict__) - {"close"}
+    _OPS = frozenset(name for part in StateStore.__mro__ for name in vars(part) if not name.startswith("_")) - {"close"}
 
     def __init__(self, store: StateStore) -> None:
         self._inner = store

@@ -105,7 +105,7 @@ def test_spec_cache_counts_broken_specs_and_forgets_fixed_and_deleted_ones(
     cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = SpecCache(cluster.store)
-    with caplog.at_level(logging.ERROR, "cronframework.catalog.cache"):
+    with caplog.at_level(logging.ERROR, "cronframework.jobs"):
         assert set(cache.refresh()) == {"good"}
         cache.refresh()
     assert "'task.timeout'" in cache.invalid["bad"] and broken_gauge() == 1

@@ -402,8 +402,9 @@ def test_the_leader_writes_periodic_snapshots_from_its_ticks(tmp_path: Path) -> 
     for _ in range(12):  # twelve one-minute ticks: snapshots at minutes 0 (the first tick), 5 and 10
         cluster.clock.advance(60)
         session.tick()
-        assert session._snapshots is not None
-        session._snapshots.join(10)
+        snapshots = session._housekeeping.snapshots
+        assert snapshots is not None
+        snapshots.join(10)
     written = files(tmp_path / "snaps")
     assert len(written) == 3
     newest = json.loads(gzip.decompress((tmp_path / "snaps" / written[-1]).read_bytes()))

@@ -21,7 +21,8 @@ from cronframework.catalog.cache import SpecCache
 from cronframework.clock import SystemClock
 from cronframework.cluster.config import ServiceConfig
 from cronframework.cluster.election import Election, ZkFence
-from cronframework.engine.leader import LeaderSession, freeze_heap
+from cronframework.engine.housekeeping import freeze_heap
+from cronframework.engine.leader import LeaderSession
 from cronframework.errors import CronframeworkError, LeadershipLost
 from cronframework.store.zookeeper.client import call
 from cronframework.store.zookeeper.store import ZooKeeperStore

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from cronframework.abc import Backend, Clock, Leadership
 from cronframework.engine.submit import lookup_with_retries
 from cronframework.errors import BackendError
+from cronframework.records import LaunchRecord
 from cronframework.spec.model import Concurrency, JobSpec
 
 
@@ -19,32 +20,35 @@ from cronframework.spec.model import Concurrency, JobSpec
 class Verdict:
     launch: bool
     reason: str | None = None
+    replaces: str | None = None  # `replace`: the previous launch to stop once the new record is written
 
 
 ALLOWED = Verdict(True)
 
 
 def check_previous(
-    spec: JobSpec, previous: str | None, backend: Backend, *, clock: Clock, leadership: Leadership
+    spec: JobSpec,
+    previous: str,
+    record: LaunchRecord | None,
+    backend: Backend,
+    *,
+    clock: Clock,
+    leadership: Leadership,
 ) -> Verdict:
-    """Decide for one new launch of `spec`, given the name of the job's previous launch."""
-    if spec.concurrency is Concurrency.ALLOW or previous is None:
-        return Verdict(True)
+    """Decide for one new launch of a `forbid`/`replace` job, given its previous launch and that launch's record.
+    A record still open (its submit's outcome unknown, left for recovery) may be running or about to: skip."""
     policy = f"concurrency: {spec.concurrency.value}"
+    if record is not None and record.open:
+        return Verdict(False, f"skipped: previous launch {previous} has no recorded outcome yet; {policy}")
     try:
         status = lookup_with_retries(backend, previous, clock=clock, leadership=leadership, attempts=2)
     except BackendError as exc:
         return Verdict(False, f"skipped: cannot tell whether {previous} still runs ({exc}); {policy}")
     if status is None or not status.state.active:
-        return Verdict(True)
+        return ALLOWED
     if spec.concurrency is Concurrency.FORBID:
         return Verdict(False, f"skipped: previous launch {previous} is still {status.state.value} ({policy})")
-    try:
-        leadership.check()
-        backend.stop(previous)
-    except BackendError as exc:
-        return Verdict(False, f"skipped: could not stop previous launch {previous} ({exc}); {policy}")
-    return Verdict(True, f"replaced {previous}")
+    return Verdict(True, replaces=previous)  # stopped by the launcher once this launch's record is written
 
 
 def begun_in_the_same_tick(spec: JobSpec, previous: str) -> Verdict:

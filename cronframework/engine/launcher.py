@@ -24,29 +24,18 @@ from queue import SimpleQueue
 from typing import Any
 
 from cronframework import metrics
-from cronframework.abc import Clock, Leadership, LeaderStore, PreparedBegin
+from cronframework.abc import Backend, Clock, Leadership, LeaderStore, PreparedBegin
 from cronframework.adapters import BackendSet
 from cronframework.crashhook import maybe_crash
+from cronframework.engine.plan import Planned
 from cronframework.engine.submit import submit_with_retries
 from cronframework.errors import BackendError, ConflictError, LeadershipLost
 from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
-from cronframework.records import Begin, JobState, LaunchRecord, Outcome
+from cronframework.records import Begin, LaunchRecord, Outcome
 from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.launcher")
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One decided instant: launch it (reason None) or record it skipped with the reason."""
-
-    identity: LaunchIdentity
-    spec: JobSpec
-    next_state: JobState
-    skip_reason: str | None = None
-    trigger_id: str | None = None
-    deadline: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +298,18 @@ class Launcher:
             return record.finish(Outcome.SKIPPED, now=now, reason=planned.skip_reason)
         return record
 
+    def _stopped(self, backend: Backend, previous: str) -> bool:
+        """`concurrency: replace`, after sync point one: the new launch's record is written, so a leader that dies
+        here leaves it open for recovery rather than the previous launch stopped with nothing recorded."""
+        self._leadership.check()
+        try:
+            backend.stop(previous)
+        except BackendError as exc:
+            log.warning("previous launch not stopped", extra={"launch": previous, "error": str(exc)})
+            return False
+        log.info("previous launch stopped (concurrency: replace)", extra={"launch": previous})
+        return True
+
     def launch_for(self, spec: JobSpec, identity: LaunchIdentity, attempt: int = 1) -> Launch:
         epoch = self._leadership.fence.epoch
         return Launch(identity=identity, spec=spec, attempt=attempt, leader_epoch=epoch, cluster=self._cluster)
@@ -317,6 +318,9 @@ class Launcher:
         """The finished record, or None to leave it open for recovery (the backend could not say what happened)."""
         launch = self.launch_for(planned.spec, planned.identity)
         backend = self._backends.for_spec(planned.spec)
+        if planned.replaces is not None and not self._stopped(backend, planned.replaces):
+            reason = f"could not stop previous launch {planned.replaces}; not launched (concurrency: replace)"
+            return record.finish(Outcome.FAILED, now=self._clock.now(), reason=reason)
         result = submit_with_retries(
             backend, launch, clock=self._clock, leadership=self._leadership, deadline=planned.deadline
         )
@@ -360,4 +364,4 @@ def _raise(exc: BaseException) -> None:
     raise exc
 
 
-__all__ = ["Launcher", "LeadershipLost", "Planned"]
+__all__ = ["Launcher", "LeadershipLost"]

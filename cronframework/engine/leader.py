@@ -1,16 +1,17 @@
 """The leader's session: conclude what the previous leader left open, then one loop that launches what is due.
 
-The loop only sleeps and wakes; each `tick` asks the dispatcher what is due, asks `policy` what to do with each
-instant, and hands the batch to the launcher (two sync points). Ticks are driven by an injected clock, so tests run
-whole days of schedules in milliseconds. LeadershipLost ends the session at once: the caller rejoins the election.
+Each tick reads what it needs (due jobs, pause flags, triggers), lets `plan.plan_tick` decide, asks the backend
+about the previous launches the plan names, lets `plan.settle` finish the decisions, and hands the items to the
+launcher (the two sync points); housekeeping follows. The steps read like docs/design.md's "One launch". Ticks are
+driven by an injected clock, so tests run whole days of schedules in milliseconds. LeadershipLost ends the session
+at once: the caller rejoins the election.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -18,20 +19,21 @@ from typing import Any
 
 from cronframework.abc import Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
-from cronframework.catalog.cache import Job, SpecCache
-from cronframework.engine.concurrency import ALLOWED, Verdict, begun_in_the_same_tick, check_previous
+from cronframework.catalog.cache import SpecCache
+from cronframework.engine import job_table
+from cronframework.engine.clock_guard import ClockGuard
+from cronframework.engine.concurrency import Verdict, check_previous
 from cronframework.engine.dispatcher import Dispatcher, Entry
-from cronframework.engine.launcher import Launcher, Planned
-from cronframework.engine.policy import JobPlan, plan_job
+from cronframework.engine.housekeeping import Housekeeping, freeze_heap
+from cronframework.engine.launcher import Launcher
+from cronframework.engine.plan import Planned, TickPlan, plan_tick, settle
 from cronframework.engine.recovery import Recovery, takeover_report
 from cronframework.engine.retention import Pruner
 from cronframework.engine.runtime_limits import RuntimeLimits
 from cronframework.engine.staging import STAGE_MARGIN, Stage, stageable
 from cronframework.errors import StateStoreError
-from cronframework.naming import LaunchIdentity
 from cronframework.ops.snapshot import PeriodicSnapshots, SnapshotPolicy
 from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
-from cronframework.spec.model import Concurrency, JobSpec
 
 log = logging.getLogger("cronframework.leader")
 RECOVERY_RETRY = timedelta(seconds=1)  # how often launches left open are asked about again
@@ -92,10 +94,12 @@ class LeaderSession:
             slice_size=config.herd_slice,
         )
         self._recovery = Recovery(store, backends, self._launcher, leadership, clock)
-        self._pruner = Pruner(store, backends, leadership, per_tick=config.prune_per_tick)
-        self._snapshots = PeriodicSnapshots(store, config.snapshot, clock) if config.snapshot else None
-        self._limits = RuntimeLimits(backends, leadership, clock)
-        self._next_clock_check = 0.0
+        self._housekeeping = Housekeeping(
+            RuntimeLimits(backends, leadership, clock),
+            Pruner(store, backends, leadership, per_tick=config.prune_per_tick),
+            PeriodicSnapshots(store, config.snapshot, clock) if config.snapshot else None,
+        )
+        self._clock_guard = ClockGuard(store, clock, config.max_clock_skew, config.clock_check_every)
         self._needs_recovery = False
         self._stage: Stage | None = None
         self._recovery_retry_at = datetime.min.replace(tzinfo=UTC)
@@ -144,7 +148,7 @@ class LeaderSession:
         concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
-        self._load_jobs(jobs, started)
+        self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
         freeze_heap()
         records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
         summary = {
@@ -158,28 +162,10 @@ class LeaderSession:
         log.info("took over", extra={"epoch": fence.epoch, "open_concluded": len(concluded), **summary})
         return records
 
-    def _load_jobs(self, jobs: dict[str, Job], now: datetime) -> None:
-        states = self._store.read_job_states()
-        fresh: list[JobState] = []
-        for name, job in jobs.items():
-            state = states.get(name)
-            fresh += self._place(job, state, now)
+    def _write_states(self, fresh: list[JobState]) -> None:
         if fresh:
             self._store.put_job_states(self._leadership.fence, fresh)
         self.state.jobs = len(self._dispatcher)
-
-    def _place(self, job: Job, state: JobState | None, now: datetime) -> list[JobState]:
-        """Put a job on the heap at its stored watermark; a new or re-enabled job starts after `now`."""
-        last = state.last_launch if state else None
-        if not job.spec.enabled:
-            self._dispatcher.remove(job.spec.name)
-            return [JobState(job.spec.name, None, last)] if state and state.next_scheduled else []
-        if state is not None and state.next_scheduled is not None:
-            self._dispatcher.upsert(Entry(job.spec, job.schedule, state.next_scheduled, last))
-            return []
-        watermark = job.schedule.next_after(now)
-        self._dispatcher.upsert(Entry(job.spec, job.schedule, watermark, last))
-        return [JobState(job.spec.name, watermark, last)]
 
     def _reconcile(self, now: datetime, stage: Stage | None = None) -> Stage | None:
         """Apply spec changes; a stage built on the old specs is thrown away first. Returns the stage if kept."""
@@ -188,19 +174,7 @@ class LeaderSession:
         if stage is not None:
             self._unstage(stage)
         self._specs.changed.clear()
-        jobs = self._specs.latest()
-        for name in [e.spec.name for e in self._dispatcher.entries() if e.spec.name not in jobs]:
-            self._dispatcher.remove(name)
-        fresh: list[JobState] = []
-        for name, job in jobs.items():
-            entry = self._dispatcher.get(name)
-            if entry is not None and job.spec.enabled:
-                self._dispatcher.upsert(Entry(job.spec, job.schedule, entry.watermark, entry.last_launch))
-            elif entry is None or not job.spec.enabled:
-                fresh += self._place(job, None if job.spec.enabled else JobState(name, now), now)
-        if fresh:
-            self._store.put_job_states(self._leadership.fence, fresh)
-        self.state.jobs = len(self._dispatcher)
+        self._write_states(job_table.reconcile(self._dispatcher, self._specs.latest(), now))
         freeze_heap()
         log.info("job specs reloaded", extra={"jobs": len(self._dispatcher)})
         return None
@@ -210,10 +184,12 @@ class LeaderSession:
         now = self._clock.now()
         self.state.last_tick = now
         stage = self._take_stage(now)
-        if not self._clock_ok(now):
+        if not self._clock_guard.allows(now):
+            self.state.clock_ok = False
             if stage is not None:
                 self._unstage(stage)
             return []
+        self.state.clock_ok = True
         if self._needs_recovery and now >= self._recovery_retry_at:
             self._conclude_left_open(now)
         stage = self._reconcile(now, stage)
@@ -227,14 +203,9 @@ class LeaderSession:
                 self._launcher.discard(stage.slices)
             self._needs_recovery = True
             raise
-        self._limits.check()
-        self._recheck_clock()  # after this tick's launches: a write queued behind a busy ZooKeeper delays none
-        self._pruner.note(records)
-        self._pruner.step(self._dispatcher.entries(), now)
-        if self._snapshots is not None:
-            self._snapshots.maybe_run()  # guarded by time; writes in its own thread
-        if records:
-            settle_heap()
+        self._clock_guard.recheck()  # after this tick's launches: a write queued behind a busy ZooKeeper delays none
+        self.state.clock_ok = self._clock_guard.ok
+        self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
         return records
 
     def _conclude_left_open(self, now: datetime) -> None:
@@ -246,60 +217,59 @@ class LeaderSession:
         self._recovery_retry_at = now + RECOVERY_RETRY
 
     def _launch_due(self, due: list[Entry], now: datetime, stage: Stage | None = None) -> list[LaunchRecord]:
+        """Plan (pure), ask the backend what the plan needs, settle (pure), then the launcher's two sync points."""
         paused = self._store.read_paused() if due or stage else set()
         if stage is not None and paused != stage.paused:  # paused or resumed since it was staged: decide anew
             self._launcher.discard(stage.slices)
             due, stage = [*stage.due, *due], None
-        planned: list[Planned] = stage.planned if stage else []
-        advanced: dict[str, tuple[datetime, str | None]] = stage.advanced if stage else {}
-        # planned lazily: the launcher begins a herd's first slice while the rest is still being planned
-        plans = chain(
-            stage.rest if stage else (),
-            self._plan_due(due, now, paused, advanced, planned),
-            self._plan_triggers(now, advanced, planned),
+        earlier = stage.planned if stage else []
+        plan = plan_tick(
+            due,
+            self._store.pending_triggers(),
+            self._dispatcher.get,
+            now=now,
+            tolerance=self._config.tolerance,
+            paused=paused,
+            earlier=earlier,
         )
-        records = self._launcher.execute(plans, stage.slices if stage else ())
+        self._drop_triggers(plan.dropped)
+        items = settle(plan, self._ask_previous(plan), earlier)
+        records = self._launcher.execute(chain(stage.rest if stage else (), items), stage.slices if stage else ())
         if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
             self._launcher.left_open = 0
             self._needs_recovery = True
-        for job_name, (watermark, last) in advanced.items():  # due jobs, and jobs launched by a trigger
-            self._dispatcher.advance(job_name, watermark, last)
+        self._advance(plan.watermarks | (stage.watermarks if stage else {}), [*earlier, *items])
         self._account(records)
-        self._limits.watch(records, {p.identity.name: p.spec for p in planned})
+        self._housekeeping.launched(records, [*earlier, *items])
         return records
 
-    def _plan_due(
-        self,
-        due: list[Entry],
-        now: datetime,
-        paused: set[str],
-        advanced: dict[str, tuple[datetime, str | None]],
-        planned: list[Planned],
-    ) -> Iterator[Planned]:
-        """Each due job's sync-point-one items, lazily; fills `advanced` (each job's next watermark and last
-        launch) and `planned` (everything yielded) as it goes."""
-        for entry in due:
-            plan = plan_job(
-                entry.spec,
-                entry.schedule,
-                entry.watermark,
-                now,
-                tolerance=self._config.tolerance,
-                paused=entry.spec.name in paused,
+    def _ask_previous(self, plan: TickPlan) -> dict[str, Verdict]:
+        """The backend's word on each previous launch the plan names (`forbid`/`replace`); fails closed."""
+        verdicts: dict[str, Verdict] = {}
+        for previous, spec in plan.lookups.items():
+            backend = self._backends.for_spec(spec)
+            record = self._store.get_launch(previous)
+            verdicts[previous] = check_previous(
+                spec, previous, record, backend, clock=self._clock, leadership=self._leadership
             )
-            items = self._decide(entry, plan)
-            planned += items
-            last = next((p.identity.name for p in reversed(items) if p.skip_reason is None), entry.last_launch)
-            advanced[entry.spec.name] = (plan.watermark or entry.watermark, last)
-            yield from items
+        return verdicts
 
-    def _plan_triggers(
-        self, now: datetime, advanced: dict[str, tuple[datetime, str | None]], planned: list[Planned]
-    ) -> Iterator[Planned]:
-        """The manual triggers, after the due jobs (a trigger sees the watermark their planning left)."""
-        triggered = self._triggered(now, advanced)
-        planned += triggered
-        yield from triggered
+    def _drop_triggers(self, dropped: Sequence[TriggerRequest]) -> None:
+        for request in dropped:
+            extra = {"job": request.job, "trigger": request.id, "epoch": self._leadership.fence.epoch}
+            log.warning("trigger for an unknown or disabled job dropped", extra=extra)
+            self._store.drop_trigger(self._leadership.fence, request.id)
+
+    def _advance(self, watermarks: Mapping[str, datetime], items: Sequence[Planned]) -> None:
+        """Every due job to its next watermark, with the last launch its last item of the tick left; a triggered
+        job that was not due keeps its watermark and takes its new last launch."""
+        last = {p.spec.name: p.next_state for p in items}
+        for job, watermark in watermarks.items():
+            state = last.get(job)
+            self._dispatcher.advance(job, watermark, state.last_launch if state else None)
+        for job, state in last.items():
+            if job not in watermarks and state.next_scheduled is not None:
+                self._dispatcher.advance(job, state.next_scheduled, state.last_launch)
 
     # -- staging (staging.py) ---------------------------------------------------------------------------------
     def _prepare_stage(self, now: datetime) -> Stage | None:
@@ -316,11 +286,11 @@ class LeaderSession:
         due = [e for e in popped if stageable(e)]
         if not due:
             return None
-        planned: list[Planned] = []
-        advanced: dict[str, tuple[datetime, str | None]] = {}
         try:
             paused = self._store.read_paused()
-            rest = self._plan_due(due, at, paused, advanced, planned)
+            plan = plan_tick(due, (), self._dispatcher.get, now=at, tolerance=self._config.tolerance, paused=paused)
+            planned = settle(plan, {})  # stageable jobs need no lookup
+            rest = iter(planned)
             until = self._clock.monotonic() + (at - self._clock.now()).total_seconds() - STAGE_MARGIN
             slices = self._launcher.prepare(rest, at, until)  # discards what it built if it fails
         except StateStoreError as exc:
@@ -330,7 +300,7 @@ class LeaderSession:
             return None
         built = sum(len(s.items) for s in slices)
         log.debug("staged", extra={"at": at.isoformat(), "jobs": len(due), "built": built})
-        return Stage(at, due, paused, planned, advanced, rest, slices)
+        return Stage(at, due, paused, planned, plan.watermarks, rest, slices)
 
     def _take_stage(self, now: datetime) -> Stage | None:
         """The stage, if this tick may fire it: at or after its instant, and within tolerance of it."""
@@ -350,71 +320,6 @@ class LeaderSession:
             self._dispatcher.upsert(entry)
         log.debug("stage dropped", extra={"at": stage.at.isoformat(), "jobs": len(stage.due)})
 
-    def _decide(self, entry: Entry, plan: JobPlan) -> list[Planned]:
-        """Turn a plan into sync-point-one items, applying the concurrency policy to the launches."""
-        spec, watermark = entry.spec, plan.watermark or entry.watermark
-        last = entry.last_launch
-        items: list[Planned] = []
-        for skip in plan.skips:
-            items.append(Planned(skip.identity, spec, JobState(spec.name, watermark, last), skip.reason))
-        launches = plan.launches
-        if spec.concurrency.value != "allow" and len(launches) > 1:
-            reason = f"skipped: superseded by a later instant in the same tick (concurrency: {spec.concurrency})"
-            items += [Planned(i, spec, JobState(spec.name, watermark, last), reason) for i in launches[:-1]]
-            launches = launches[-1:]
-        for identity in launches:
-            verdict = self._check_previous(spec, last)
-            skip_reason = None if verdict.launch else verdict.reason
-            last = identity.name if verdict.launch else last
-            state = JobState(spec.name, watermark, last)
-            items.append(Planned(identity, spec, state, skip_reason, deadline=watermark))
-        return items
-
-    def _check_previous(self, spec: JobSpec, last: str | None) -> Verdict:
-        if spec.concurrency is Concurrency.ALLOW or last is None:
-            return ALLOWED  # no backend to resolve, no lookup: the herd path
-        backend = self._backends.for_spec(spec)
-        return check_previous(spec, last, backend, clock=self._clock, leadership=self._leadership)
-
-    def _triggered(self, now: datetime, advanced: dict[str, tuple[datetime, str | None]]) -> list[Planned]:
-        items = []
-        for request in self._store.pending_triggers():
-            entry = self._dispatcher.get(request.job)
-            if entry is None:
-                extra = {"job": request.job, "trigger": request.id, "epoch": self._leadership.fence.epoch}
-                log.warning("trigger for an unknown or disabled job dropped", extra=extra)
-                self._store.drop_trigger(self._leadership.fence, request.id)
-                continue
-            items.append(self._manual(entry, request, now, advanced))
-        return items
-
-    def _manual(
-        self,
-        entry: Entry,
-        request: TriggerRequest,
-        now: datetime,
-        advanced: dict[str, tuple[datetime, str | None]],
-    ) -> Planned:
-        spec = entry.spec
-        watermark, last = advanced.get(spec.name, (entry.watermark, entry.last_launch))
-        identity = LaunchIdentity(spec.name, request.requested_at, manual=True)
-        skip = None
-        if not request.force:
-            verdict = self._check_trigger(entry, last)
-            skip = None if verdict.launch else verdict.reason
-        if skip is None:
-            last = identity.name
-        advanced[spec.name] = (watermark, last)
-        state = JobState(spec.name, watermark, last)
-        return Planned(identity, spec, state, skip, trigger_id=request.id, deadline=now + timedelta(minutes=5))
-
-    def _check_trigger(self, entry: Entry, last: str | None) -> Verdict:
-        """`last` is the job's latest launch as this tick left it. One that differs from the dispatcher's was
-        decided in this tick (the job's due instant, or an earlier trigger) and is not in the backend yet."""
-        if last is not None and last != entry.last_launch:
-            return begun_in_the_same_tick(entry.spec, last)
-        return self._check_previous(entry.spec, last)
-
     def _account(self, records: list[LaunchRecord]) -> None:
         for record in records:
             if record.outcome is Outcome.SKIPPED:
@@ -423,45 +328,3 @@ class LeaderSession:
                 self.state.failed += 1
             else:
                 self.state.launched += 1
-
-    def _clock_ok(self, now: datetime) -> bool:
-        """Refuse to launch, loudly, while our clock and the store's disagree by more than the bound. Checked here
-        only before the first launch and while the clocks disagree; otherwise `_recheck_clock` re-checks after a
-        tick's launches (the check is a ZooKeeper write, and one queued behind a herd's transactions had put up to
-        0.3 s on every launch of the second it ran in)."""
-        if self._next_clock_check and self.state.clock_ok:
-            return True
-        return self._check_clock(now)
-
-    def _recheck_clock(self) -> None:
-        if self._clock.monotonic() >= self._next_clock_check:
-            self._check_clock(self._clock.now())
-
-    def _check_clock(self, now: datetime) -> bool:
-        self._next_clock_check = self._clock.monotonic() + self._config.clock_check_every
-        skew = abs((self._store.server_time() - now).total_seconds())
-        ok = skew <= self._config.max_clock_skew.total_seconds()
-        if not ok:
-            log.error("clock skew with the state store too large; not launching", extra={"skew_seconds": skew})
-        self.state.clock_ok = ok
-        return ok
-
-
-def freeze_heap() -> None:
-    """Move what is alive now (specs, schedules, the heap of 100k jobs) out of the cyclic GC's reach: otherwise a
-    full collection in the middle of a herd walks all of it, a pause of a few hundred ms at 10k jobs. Garbage is
-    still freed by reference counting; only cycles among frozen objects would wait, and the job tables have none.
-    A follower freezes its warm specs too (replica.py), so the collection at promotion walks only what is new."""
-    gc.collect()
-    gc.freeze()
-
-
-def settle_heap() -> None:
-    """After a tick that launched: collect the young generations, then freeze what survived. Every launch replaces
-    its job's heap entry and state, so at 100k jobs a minute the survivors reached the oldest generation by the
-    hundred thousand and CPython walked them all in a full collection every ~2 s, 110-160 ms each (steady 100k,
-    docs/benchmarks.md). Frozen, they are still freed by reference counting when replaced. Young cycles are
-    collected first, so only a cycle reaching back into frozen objects could outlive its use; the leader makes none
-    in steady state (every full collection of that run found nothing), and `benchmarks memory` watches for growth."""
-    gc.collect(1)
-    gc.freeze()

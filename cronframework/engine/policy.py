@@ -28,7 +28,7 @@ class Skip:
 
 
 @dataclass(frozen=True)
-class JobPlan:
+class InstantDecisions:
     job: str
     launches: list[LaunchIdentity] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
@@ -39,7 +39,7 @@ class JobPlan:
         return not self.launches and not self.skips
 
 
-def plan_job(
+def decide_instants(
     spec: JobSpec,
     schedule: Schedule,
     watermark: datetime,
@@ -47,22 +47,22 @@ def plan_job(
     *,
     tolerance: timedelta,
     paused: bool = False,
-) -> JobPlan:
+) -> InstantDecisions:
     """Decide every instant in [watermark, now]; the next watermark is the first instant after now."""
     single = _single_on_time(schedule, watermark, now, tolerance)
     if single is not None and not paused:  # the common case, kept to two schedule calls for herds
         instant, following = single
-        return JobPlan(spec.name, [_id(spec, instant)], [], following)
+        return InstantDecisions(spec.name, [_id(spec, instant)], [], following)
     stale, instants = _due_instants(spec, schedule, watermark, now)
     next_watermark = schedule.next_after(now)
     if not instants and stale is None:
-        return JobPlan(spec.name, watermark=max(watermark, next_watermark) if watermark <= now else watermark)
+        return InstantDecisions(spec.name, watermark=max(watermark, next_watermark) if watermark <= now else watermark)
     skips = [stale] if stale else []
     if paused:
         skips += [Skip(_id(spec, t), "paused") for t in instants]
-        return JobPlan(spec.name, [], skips, next_watermark)
+        return InstantDecisions(spec.name, [], skips, next_watermark)
     launch_times, more_skips = _apply_catchup(spec, instants, now, tolerance)
-    return JobPlan(spec.name, [_id(spec, t) for t in launch_times], skips + more_skips, next_watermark)
+    return InstantDecisions(spec.name, [_id(spec, t) for t in launch_times], skips + more_skips, next_watermark)
 
 
 def _single_on_time(

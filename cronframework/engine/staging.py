@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cronframework.engine.dispatcher import Entry
-from cronframework.engine.launcher import Planned, PreparedSlice
+from cronframework.engine.launcher import PreparedSlice
+from cronframework.engine.plan import Planned
 from cronframework.spec.model import Concurrency
 
 # preparation stops this long before the instant (a slice under way finishes: ~40 ms per thousand launches here)
@@ -34,9 +35,9 @@ class Stage:
     at: datetime  # the instant every staged launch is due at
     due: list[Entry]  # taken off the dispatcher; put back if the stage is thrown away
     paused: set[str]  # the pause flags its plans were made with
-    planned: list[Planned]  # every item planned so far (the launcher's runtime limits need their specs)
-    advanced: dict[str, tuple[datetime, str | None]]  # each job's next watermark and last launch
-    rest: Iterator[Planned]  # what preparation had no time for, planned as of `at` when fired
+    planned: list[Planned]  # every item of the instant, decided as of `at`
+    watermarks: dict[str, datetime]  # each staged job's next watermark
+    rest: Iterator[Planned]  # the items preparation had no time to build: built when the stage fires
     slices: list[PreparedSlice]  # sync point one built, not sent
 
 
