@@ -267,8 +267,9 @@ class LeaderSession:
         for job, watermark in watermarks.items():
             state = last.get(job)
             self._dispatcher.advance(job, watermark, state.last_launch if state else None)
-        for job, state in last.items():
-            if job not in watermarks and state.next_scheduled is not None:
+        for job in last.keys() - watermarks.keys():
+            state = last[job]
+            if state.next_scheduled is not None:
                 self._dispatcher.advance(job, state.next_scheduled, state.last_launch)
 
     # -- staging (staging.py) ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from cronframework.engine.concurrency import ALLOWED, Verdict, begun_in_the_same_tick
 from cronframework.engine.dispatcher import Entry
@@ -41,10 +42,9 @@ class Planned:
     replaces: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Intent:
+class Intent(NamedTuple):
     """An instant of the tick before its verdict: a skip already decided, a launch, or a launch that waits for the
-    previous launch's status (`checked`)."""
+    previous launch's status (`checked`). A tuple: a herd makes ten thousand of them per tick."""
 
     identity: LaunchIdentity
     spec: JobSpec
@@ -103,14 +103,15 @@ def _plan_due(plan: TickPlan, entry: Entry, now: datetime, tolerance: timedelta,
     decided = decide_instants(spec, entry.schedule, entry.watermark, now, tolerance=tolerance, paused=paused)
     watermark = decided.watermark or entry.watermark
     _note(plan, entry)
-    plan.intents.extend(Intent(skip.identity, spec, watermark, skip.reason) for skip in decided.skips)
+    if decided.skips:
+        plan.intents.extend([Intent(skip.identity, spec, watermark, skip.reason) for skip in decided.skips])
     launches = decided.launches
     exclusive = spec.concurrency is not Concurrency.ALLOW
     if exclusive and len(launches) > 1:
         reason = f"skipped: superseded by a later instant in the same tick (concurrency: {spec.concurrency})"
         plan.intents.extend(Intent(identity, spec, watermark, reason) for identity in launches[:-1])
         launches = launches[-1:]
-    plan.intents.extend(Intent(i, spec, watermark, None, exclusive, deadline=watermark) for i in launches)
+    plan.intents.extend([Intent(i, spec, watermark, None, exclusive, None, watermark) for i in launches])
     return watermark
 
 
