@@ -9,22 +9,15 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import quote
 
-from .http import Response
+from starlette.responses import HTMLResponse, Response
 
 STYLE = files("cronframework.api").joinpath("static/page.css").read_text()
+CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'"
 SCRIPT = files("cronframework.api").joinpath("static/page.js").read_text()
 
 
 def html(body: str) -> Response:
-    return Response(
-        200,
-        body.encode(),
-        "text/html; charset=utf-8",
-        {
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "script-src 'unsafe-inline'; connect-src 'self'"
-        },
-    )
+    return HTMLResponse(body, 200, {"Content-Security-Policy": CSP})
 
 
 def _e(value: Any) -> str:

@@ -14,14 +14,11 @@ from cronframework.records import StoredSpec
 from cronframework.spec.model import JobSpec
 
 from .cluster import Cluster
+from .errors import NotFound
 
 MAX_NEXT = 100
 MAX_HISTORY = 1000
 _SCHEDULING = ("schedule", "timezone", "backend", "concurrency")
-
-
-class NotFound(LookupError):
-    pass
 
 
 def status(store: ReadStore, cluster: Cluster) -> dict[str, Any]:

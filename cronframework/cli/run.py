@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 import threading
+from functools import partial
 from pathlib import Path
 
 from cronframework.api.cli_args import add_api_args, api_overrides
 from cronframework.api.wiring import serve_embedded
 from cronframework.cluster.config import load_embedded_config
-from cronframework.cluster.embedded import EmbeddedOptions, default_state_dir, run_embedded
+from cronframework.cluster.embedded import EmbeddedOptions, backend_configs, default_state_dir, run_embedded
 from cronframework.cluster.signals import reload_on_hangup, stop_on_signals
 from cronframework.ops.logs import setup_logging
 from cronframework.schedule.duration import parse_duration
@@ -52,5 +53,6 @@ def handle(args: argparse.Namespace) -> int:
         timer.start()
     config = load_embedded_config(args.config, {"api": api_overrides(args)})
     options = EmbeddedOptions.from_config(config, args.paths, args.state_dir or default_state_dir())
-    run_embedded(options, stop, reload=reload, serve_api=serve_embedded)
+    serve_api = partial(serve_embedded, backends=backend_configs(options))  # the API reads launch logs with them
+    run_embedded(options, stop, reload=reload, serve_api=serve_api)
     return 0
