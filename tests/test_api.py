@@ -434,3 +434,45 @@ def test_every_launch_decision_log_line_carries_job_launch_and_epoch(
     assert {"launch outcome recorded", "launch skipped", "open launch concluded"} <= events
     for line in decisions:
         assert {"job", "launch", "epoch"} <= set(line.__dict__), line.getMessage()
+
+
+# -- the framework's edges: limits, HEAD, a handler's bug -------------------------------------------------------
+def test_a_body_over_64_kib_is_refused_whether_declared_or_chunked(cluster: Cluster) -> None:
+    big = b'{"force": true, "pad": "' + b"x" * (64 * 1024) + b'"}'
+    with TestClient(create_app(make_api(cluster))) as client:
+        declared = client.post("/v1/jobs/beat/trigger", content=big, headers={"Authorization": f"Bearer {TOKEN}"})
+        chunked = client.post(
+            "/v1/jobs/beat/trigger",
+            content=iter([big[:40_000], big[40_000:]]),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert (declared.status_code, declared.json()) == (413, {"error": "body too large"})
+    assert chunked.status_code == 413
+    assert cluster.store.pending_triggers() == []
+
+
+def test_head_answers_like_get_without_a_body(cluster: Cluster) -> None:
+    with TestClient(create_app(make_api(cluster))) as client:
+        head, get = client.head("/v1/jobs/beat"), client.get("/v1/jobs/beat")
+    assert head.status_code == 200 and head.content == b"" and get.content
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+
+
+def test_a_handler_bug_answers_500_without_details_and_the_server_keeps_serving(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    api = make_api(cluster)
+    monkeypatch.setattr(cluster.store, "read_takeover", broken)
+    with TestClient(create_app(api), raise_server_exceptions=False) as client:
+        failed = client.get("/v1/leader")
+        assert client.get("/healthz").status_code == 200
+    assert (failed.status_code, failed.json()) == (500, {"error": "internal error"})
+    assert "secret internals" in caplog.text  # logged with its traceback, never sent
+
+
+def test_a_bad_query_is_400_with_the_parameter_named(cluster: Cluster) -> None:
+    response = call(make_api(cluster), "GET", "/v1/jobs/beat?next=soon")
+    assert response.status == 400 and "next" in body(response)["error"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
 
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 JobState = Literal["enabled", "disabled", "paused", "broken"]
@@ -137,7 +137,7 @@ class Replicas(_Closed):
 class TriggerBody(BaseModel):
     """Optional; `?force=true` in the query does the same."""
 
-    force: bool | None = Field(default=None, description="launch even when the job's concurrency policy would not")
+    force: StrictBool | None = Field(default=None, description="launch whatever the job's concurrency policy says")
 
 
 class TriggerAccepted(_Closed):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ log = logging.getLogger("cronframework.api")
 
 router = APIRouter()
 Ctx = Annotated[Api, Depends(api_of)]
-JOB_PATH = "The job's name"
+JobName = Annotated[str, Path(description="the job's name", examples=["nightly-report"])]
 
 _ERRORS = {
     400: "Bad query or body",
@@ -110,7 +110,7 @@ def jobs(api: Ctx) -> Response:
 )
 def job(
     api: Ctx,
-    job: str,
+    job: JobName,
     count: Annotated[int, Query(alias="next", ge=0, description="next launches to list (at most 100)")] = 5,
 ) -> Response:
     return reply(models.JobDetail, views.job_detail(api.store, job, api.clock.now(), count))
@@ -124,7 +124,7 @@ def job(
     **guarded("read"),
 )
 def history(
-    api: Ctx, job: str, limit: Annotated[int, Query(ge=0, description="newest N records (at most 1000)")] = 20
+    api: Ctx, job: JobName, limit: Annotated[int, Query(ge=0, description="newest N records (at most 1000)")] = 20
 ) -> Response:
     return reply(models.History, views.history(api.store, job, limit))
 
@@ -170,7 +170,7 @@ _TRIGGER_BODY = {
     dependencies=guarded("write")["dependencies"],
     openapi_extra={**guarded("write")["openapi_extra"], **_TRIGGER_BODY},
 )
-async def trigger(request: Request, job: str, force: bool | None = None) -> Response:
+async def trigger(request: Request, job: JobName, force: bool | None = None) -> Response:
     """The body is read here, after the access rule: a request without the token learns nothing about its body."""
     wanted = _force(await request.body(), force)
     result: Response = await run_in_threadpool(_trigger, api_of(request), job, wanted)
@@ -204,7 +204,7 @@ def _force(raw: bytes, query: bool | None) -> bool:
     responses=errors(*WRITE_ERRORS),
     **guarded("write"),
 )
-def pause(api: Ctx, job: str) -> Response:
+def pause(api: Ctx, job: JobName) -> Response:
     return _set_paused(api, job, True)
 
 
@@ -215,7 +215,7 @@ def pause(api: Ctx, job: str) -> Response:
     responses=errors(*WRITE_ERRORS),
     **guarded("write"),
 )
-def resume(api: Ctx, job: str) -> Response:
+def resume(api: Ctx, job: JobName) -> Response:
     return _set_paused(api, job, False)
 
 
@@ -253,6 +253,6 @@ def index_page(api: Ctx) -> Response:
     responses=_PAGE_ERRORS,
     **guarded("read"),
 )
-def job_page(api: Ctx, job: str) -> Response:
+def job_page(api: Ctx, job: JobName) -> Response:
     detail = views.job_detail(api.store, job, api.clock.now(), 5)
     return page.html(page.job(detail, views.history(api.store, job, 50), api.clock.now()))
