@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, Request
@@ -26,6 +26,7 @@ from .auth import TokenAuth
 from .cluster import Cluster
 from .errors import ApiError, Relayed, error
 from .forward import FORWARDED_HEADER, forward
+from .selection import Problems
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Api:
     clock: Clock
     backends: BackendSet | None = None  # None: launch logs and backend results are not served
     client_tls: ssl.SSLContext | None = None  # how this replica reaches the others' APIs (forwarding)
+    problems: Problems = field(default_factory=Problems)  # compile checks by spec version, for filtering
 
     def to_leader(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
         try:

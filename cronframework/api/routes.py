@@ -5,7 +5,7 @@ OpenAPI document says of it. Handlers are plain functions (run in the server's t
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -18,6 +18,7 @@ from cronframework import metrics
 from . import models, page, views
 from .access import Api, api_of, guarded
 from .errors import BadRequest, NotFound
+from .selection import JobQuery, select
 
 log = logging.getLogger("cronframework.api")
 
@@ -93,12 +94,29 @@ def prometheus() -> Response:
 @router.get(
     "/v1/jobs",
     response_model=models.Status,
-    summary="Leader, replicas, last takeover and every job (keys of `status --json`)",
-    responses=errors(*READ_ERRORS),
+    summary="Leader, replicas, last takeover and the jobs (keys of `status --json`), filtered and paged",
+    responses=errors(400, *READ_ERRORS),
     **guarded("read"),
 )
-def jobs(api: Ctx) -> Response:
-    return reply(models.Status, views.status(api.store, api.cluster))
+def jobs(
+    api: Ctx,
+    prefix: Annotated[str, Query(description="only jobs whose name starts with this")] = "",
+    state: Annotated[models.JobState | None, Query(description="only jobs in this state")] = None,
+    result: Annotated[
+        str | None,
+        Query(
+            description="only jobs whose last result is this: a backend state (succeeded, failed, running...) "
+            "when known, else the launch outcome (submitted, skipped, failed_to_launch); none: never launched"
+        ),
+    ] = None,
+    sort: Annotated[
+        Literal["name", "next", "result"], Query(description="next: soonest first; result: failures first")
+    ] = "name",
+    after: Annotated[str | None, Query(description="the previous page's page.next_after (name order)")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="at most this many jobs (default: all)")] = None,
+) -> Response:
+    query = JobQuery(prefix, state, result, sort, after, 0, limit)
+    return reply(models.Status, select(api.store, api.cluster.members(), query, api.problems))
 
 
 @router.get(
