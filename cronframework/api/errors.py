@@ -1,7 +1,8 @@
 """Every failure answers `{"error": "..."}` with the status that says whose fault it is; nothing leaks a traceback.
 
 Mapped here: the framework's own 404/405 and validation errors (400, not FastAPI's 422), an unknown job (404),
-the state store down (503), a refusal of the project's tree (500 with its one-line message).
+the state store down (503), a backend that cannot answer for a launch's logs (502), a refusal of the project's
+tree (500 with its one-line message).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from cronframework.errors import CronframeworkError, StateStoreError
+from cronframework.errors import BackendError, CronframeworkError, StateStoreError
 
 from .models import Error
 
@@ -89,6 +90,11 @@ async def _store_down(request: Request, exc: Exception) -> Response:
     return error(503, f"state store unavailable: {exc}")
 
 
+async def _backend_down(_request: Request, exc: Exception) -> Response:
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return error(502, f"the backend did not answer: {first}")
+
+
 async def _refused(_request: Request, exc: Exception) -> Response:
     return error(500, str(exc))
 
@@ -102,4 +108,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BadRequest, _bad_request)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(StateStoreError, _store_down)
+    app.add_exception_handler(BackendError, _backend_down)
     app.add_exception_handler(CronframeworkError, _refused)

@@ -32,7 +32,7 @@ _ERRORS = {
     403: "Writes disabled (no token configured)",
     404: "Unknown job",
     413: "Body larger than 64 KiB",
-    502: "The leader's API cannot be reached (follower forwarding a write)",
+    502: "The leader's API (a follower forwarding a write), or the backend (logs), did not answer",
     503: "State store unavailable, or no leader to forward to",
 }
 READ_ERRORS, WRITE_ERRORS = (401, 503), (400, 401, 403, 404, 413, 502, 503)
@@ -145,6 +145,31 @@ def history(
     api: Ctx, job: JobName, limit: Annotated[int, Query(ge=0, description="newest N records (at most 1000)")] = 20
 ) -> Response:
     return reply(models.History, views.history(api.store, job, limit))
+
+
+LaunchName = Annotated[str, Path(description="the launch's name", examples=["nightly-report-20261125t013000z"])]
+
+
+@router.get(
+    "/v1/jobs/{job}/launches/{launch}",
+    response_model=models.LaunchRecord,
+    summary="One launch record, with `result` (what the backend says now) once it was launched",
+    responses=errors(404, *READ_ERRORS),
+    **guarded("read"),
+)
+def launch(api: Ctx, job: JobName, launch: LaunchName) -> Response:
+    return reply(models.LaunchRecord, views.launch(api.store, api.backends, job, launch))
+
+
+@router.get(
+    "/v1/jobs/{job}/launches/{launch}/logs",
+    response_class=PlainTextResponse,
+    summary="The launch's output as its backend keeps it (the token is always needed: output may hold secrets)",
+    responses=errors(401, 403, 404, 502, 503),
+    **guarded("token"),
+)
+def launch_logs(api: Ctx, job: JobName, launch: LaunchName) -> Response:
+    return PlainTextResponse(views.logs(api.store, api.backends, job, launch))
 
 
 @router.get(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cronframework.api.cli_args import add_api_args, api_overrides
 from cronframework.api.wiring import serve_embedded
+from cronframework.cli.common import command
 from cronframework.cluster.config import load_embedded_config
 from cronframework.cluster.embedded import EmbeddedOptions, backend_configs, default_state_dir, run_embedded
 from cronframework.cluster.signals import reload_on_hangup, stop_on_signals
@@ -18,7 +19,12 @@ from cronframework.schedule.duration import parse_duration
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("run", help="run the embedded scheduler (one machine, no ZooKeeper)")
+    parser = command(
+        sub,
+        "run",
+        "run the embedded scheduler (one machine, no ZooKeeper) on job files; SIGHUP re-reads them",
+        ["cronframework run jobs/", "cronframework run jobs/ --config scheduler.yaml --api-port 8461"],
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="job files or directories (SIGHUP re-reads them)")
     parser.add_argument("--config", metavar="FILE", help="the scheduler's config file (YAML), without 'zookeeper:'")
     parser.add_argument("--state-dir", type=Path, default=None, help=f"default: {default_state_dir()}")
