@@ -26,7 +26,7 @@ from .auth import TokenAuth
 from .cluster import Cluster
 from .errors import ApiError, Relayed, error
 from .forward import FORWARDED_HEADER, forward
-from .selection import Problems
+from .selection import Problems, SpecView
 
 
 @dataclass
@@ -38,6 +38,10 @@ class Api:
     backends: BackendSet | None = None  # None: launch logs and backend results are not served
     client_tls: ssl.SSLContext | None = None  # how this replica reaches the others' APIs (forwarding)
     problems: Problems = field(default_factory=Problems)  # compile checks by spec version, for filtering
+    specs: SpecView = field(init=False)  # the specs as of their last change, for the job list
+
+    def __post_init__(self) -> None:
+        self.specs = SpecView(self.store)
 
     def to_leader(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
         try:

@@ -116,7 +116,9 @@ def jobs(
     limit: Annotated[int | None, Query(ge=1, description="at most this many jobs (default: all)")] = None,
 ) -> Response:
     query = JobQuery(prefix, state, result, sort, after, 0, limit)
-    return reply(models.Status, select(api.store, api.cluster.members(), query, api.problems))
+    return reply(
+        models.Status, select(api.store, api.specs.read(), api.cluster.members(), query, api.problems).document
+    )
 
 
 @router.get(
@@ -275,27 +277,52 @@ def _known(api: Api, job: str) -> None:
 
 
 # -- pages --------------------------------------------------------------------------------------------------------
-_PAGE_ERRORS = errors(401, 404, 503)
+_PAGE_ERRORS = errors(400, 401, 404, 503)
+STRIP = 10  # recent runs in a row's strip
 
 
 @router.get(
     "/",
     response_class=HTMLResponse,
-    summary="The status page: jobs, next and last launch, outcome, leader",
+    summary="The status page: jobs with their next and last launch and result, searched, filtered and paged",
     responses=_PAGE_ERRORS,
     **guarded("read"),
 )
-def index_page(api: Ctx) -> Response:
-    return page.html(page.index(views.status(api.store, api.cluster), api.clock.now()))
+def index_page(
+    api: Ctx,
+    q: Annotated[str, Query(description="job name prefix")] = "",
+    state: Annotated[models.JobState | Literal[""], Query()] = "",
+    result: Annotated[str, Query()] = "",
+    sort: Annotated[Literal["name", "next", "result"], Query()] = "name",
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    query = JobQuery(q, state or None, result or None, sort, None, offset, page.PER_PAGE)
+    selected = select(api.store, api.specs.read(), api.cluster.members(), query, api.problems, STRIP)
+    zones = {name: str(stored.document.get("timezone", "UTC")) for name, stored in selected.specs.items()}
+    strips = {name: [r.to_dict() for r in records] for name, records in selected.recent.items()}
+    return page.html(page.index(selected.document, zones, strips, query, api.clock.now()))
 
 
 @router.get(
     "/jobs/{job}",
     response_class=HTMLResponse,
-    summary="One job: next launches and history",
+    summary="One job: next launches, recent launches with their result, and actions",
     responses=_PAGE_ERRORS,
     **guarded("read"),
 )
 def job_page(api: Ctx, job: JobName) -> Response:
-    detail = views.job_detail(api.store, job, api.clock.now(), 5)
-    return page.html(page.job(detail, views.history(api.store, job, 50), api.clock.now()))
+    now = api.clock.now()
+    detail = views.job_detail(api.store, job, now, 10)
+    return page.html(page.job(detail, views.history(api.store, job, 50), now))
+
+
+@router.get(
+    "/jobs/{job}/launches/{launch}",
+    response_class=HTMLResponse,
+    summary="One launch: its record, result and (with the token) its output",
+    responses=_PAGE_ERRORS,
+    **guarded("read"),
+)
+def launch_page(api: Ctx, job: JobName, launch: LaunchName) -> Response:
+    item = views.launch(api.store, api.backends, job, launch)
+    return page.html(page.launch(item, views.timezone_of(api.store, job), api.clock.now()))

@@ -9,6 +9,7 @@ compile check is remembered by version); a `result` filter or order reads each c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,9 +76,48 @@ class Problems:
         return self._known[key]
 
 
-def select(store: ReadStore, members: Sequence[dict[str, Any]], query: JobQuery, problems: Problems) -> dict[str, Any]:
-    """The status document with only the page's jobs, and `page` {total, matched, limit, next_after}."""
-    specs, states, paused = store.read_specs(), store.read_job_states(), store.read_paused()
+@dataclass(frozen=True)
+class Selected:
+    document: dict[str, Any]  # the status document with the page's jobs only, and `page`
+    specs: dict[str, StoredSpec]  # the page's stored specs (the status page shows times in each job's zone)
+    recent: dict[str, list[LaunchRecord]]  # the page's jobs' newest `recent` records, newest first
+
+
+class SpecView:
+    """`read_specs` as of the store's last spec change: read again only after its spec watch fired. Decoding
+    10,000 stored specs costs more than the rest of a page; they change only when someone applies."""
+
+    def __init__(self, store: ReadStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._specs: dict[str, StoredSpec] = {}
+        self._dirty, self._watching = True, False
+
+    def read(self) -> dict[str, StoredSpec]:
+        with self._lock:
+            if not self._watching:
+                self._store.watch_specs(self._changed)
+                self._watching = True
+            if self._dirty:
+                self._dirty = False  # before the read: a change during it marks the next read dirty again
+                self._specs = self._store.read_specs()
+            return self._specs
+
+    def _changed(self) -> None:
+        self._dirty = True
+
+
+def select(
+    store: ReadStore,
+    specs: Mapping[str, StoredSpec],
+    members: Sequence[dict[str, Any]],
+    query: JobQuery,
+    problems: Problems,
+    recent: int = 1,
+) -> Selected:
+    """The status document with only the page's jobs, and `page` {total, matched, limit, next_after}; each job's
+    newest `recent` records are read once, for the document and for the caller."""
+    states, paused = store.read_job_states(), store.read_paused()
     names = sorted(name for name in specs if name.startswith(query.prefix))
     if query.state is not None:
         names = [n for n in names if _state(specs[n], n in paused, problems) == query.state]
@@ -86,12 +126,15 @@ def select(store: ReadStore, members: Sequence[dict[str, Any]], query: JobQuery,
         names = [n for n in names if _last_result(lasts.get(n)) == query.result]
     names = _ordered(names, query.sort, states, specs, problems, lasts)
     window, more = _window(names, query)
-    document = collect(_Only(store, {n: specs[n] for n in window}, states, paused), members)
+    shown = {n: specs[n] for n in window}
+    fetched = max(recent, 1)
+    records = {n: store.history(n, limit=fetched) for n in window}
+    document = collect(_Only(store, shown, states, paused, records, fetched), members)
     place = {name: i for i, name in enumerate(window)}
     document["jobs"].sort(key=lambda item: place[item["job"]])  # collect lists by name
     next_after = window[-1] if more and window and query.sort == "name" else None
     document["page"] = {"total": len(specs), "matched": len(names), "limit": query.limit, "next_after": next_after}
-    return document
+    return Selected(document, shown, records)
 
 
 def _state(stored: StoredSpec, paused: bool, problems: Problems) -> str:
@@ -144,9 +187,16 @@ class _Only:
     """The store as `collect` reads it, listing only some specs, with what the selection already read reused."""
 
     def __init__(
-        self, store: ReadStore, specs: dict[str, StoredSpec], states: dict[str, JobState], paused: set[str]
+        self,
+        store: ReadStore,
+        specs: dict[str, StoredSpec],
+        states: dict[str, JobState],
+        paused: set[str],
+        records: dict[str, list[LaunchRecord]],
+        fetched: int,
     ) -> None:
         self._store, self._specs, self._states, self._paused = store, specs, states, paused
+        self._records, self._fetched = records, fetched  # each job's newest `fetched` records (fewer if it has)
 
     def read_specs(self) -> dict[str, StoredSpec]:
         return dict(self._specs)
@@ -167,6 +217,9 @@ class _Only:
         return self._store.open_launches()
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
+        known = self._records.get(job)
+        if known is not None and limit <= self._fetched:
+            return known[:limit]
         return self._store.history(job, limit)
 
     def pending_triggers(self) -> list[TriggerRequest]:

@@ -97,3 +97,7 @@ def logs(store: ReadStore, backends: BackendSet | None, job: str, name: str) -> 
 
 def _backend_of(stored: StoredSpec) -> str:
     return str(stored.document.get("backend", "process"))
+
+
+def timezone_of(store: ReadStore, job: str) -> str:
+    return str(_stored(store, job).document.get("timezone", "UTC"))
