@@ -8,7 +8,8 @@ tree (500 with its one-line message).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,10 +49,11 @@ def error(status: int, message: str, headers: Mapping[str, str] | None = None) -
     return JSONResponse(Error(error=message).model_dump(), status, dict(headers or {}))
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    first = exc.errors()[0]
+def first_problem(errors: Sequence[Mapping[str, Any]]) -> str:
+    """ "limit: Input should be a valid integer": the first validation error, with where it is."""
+    first = errors[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body"))
-    return f"bad request: {where}: {first.get('msg')}" if where else f"bad request: {first.get('msg')}"
+    return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
 
 
 _FRAMEWORK = {404: "no such route", 405: "method not allowed"}
@@ -74,7 +76,7 @@ async def _relayed(_request: Request, exc: Exception) -> Response:
 
 async def _invalid(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error(400, _validation_message(exc))
+    return error(400, f"bad request: {first_problem(exc.errors())}")
 
 
 async def _bad_request(_request: Request, exc: Exception) -> Response:

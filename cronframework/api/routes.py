@@ -17,7 +17,7 @@ from cronframework import metrics
 
 from . import models, page, views
 from .access import Api, api_of, guarded
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, first_problem
 from .selection import JobQuery, select
 
 log = logging.getLogger("cronframework.api")
@@ -236,9 +236,7 @@ def _force(raw: bytes, query: bool | None) -> bool:
     try:
         body = models.TriggerBody.model_validate_json(raw) if raw.strip() else models.TriggerBody()
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BadRequest(f"{where + ': ' if where else ''}{first['msg']}") from None
+        raise BadRequest(first_problem(exc.errors(include_url=False))) from None
     return bool(body.force if body.force is not None else query)
 
 
