@@ -1,4 +1,4 @@
-"""`python -m benchmarks herd|steady|takeover|coldstart|suspend|peers|memory|all [--smoke] [--plot] [sizes]`.
+"""`python -m benchmarks herd|steady|takeover|coldstart|suspend|peers|memory|page|all [--smoke] [--plot] [sizes]`.
 
 Each scenario starts its own real ZooKeeper (integration.zk) and prints its figures as JSON with the machine.
 `--smoke` runs the small sizes CI uses (a few seconds each); `--plot` writes PNGs to docs/img/ (matplotlib).
@@ -20,6 +20,7 @@ from benchmarks import (
     bench_coldstart,
     bench_herd,
     bench_memory,
+    bench_page,
     bench_peers,
     bench_steady,
     bench_suspend,
@@ -66,6 +67,10 @@ SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
     "memory": (
         lambda a: bench_memory.run(_or(a.jobs, [1000, 10_000, 100_000])),
         lambda: bench_memory.run([100, 400]),
+    ),
+    "page": (
+        lambda a: bench_page.run(_or(a.jobs, [10_000])[0], 3, _or(a.repeats, 5)),
+        lambda: bench_page.run(300, 2, 1, ("sqlite",)),
     ),
 }
 

@@ -9,20 +9,23 @@ import json
 import logging
 import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from fastapi.routing import APIRoute
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
+from starlette.testclient import TestClient
 
 from cronframework import metrics
-from cronframework.api import Api, ApiServer, LocalCluster, TokenAuth
-from cronframework.api.http import Request, Response
-from cronframework.api.openapi import document
+from cronframework.api import Api, ApiServer, LocalCluster, TokenAuth, create_app
+from cronframework.api.routes import router
 from cronframework.cli.status import collect
 from cronframework.cluster.config import ApiSection, load_config
 from cronframework.errors import CronframeworkError, LeadershipLost, TransientBackendError
@@ -47,12 +50,28 @@ def make_api(c: Cluster, token: str | None = TOKEN, read_auth: bool = False, **c
     return Api(c.store, view, TokenAuth(token, read_auth), c.clock)
 
 
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str]
+
+
 def call(api: Api, method: str, target: str, body: Any = None, token: str | None = None) -> Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     raw = json.dumps(body).encode() if body is not None else b""
-    response = api.handle(Request(method, target, headers, raw))
+    with TestClient(create_app(api), raise_server_exceptions=False) as client:
+        got = client.request(method, target, headers=headers, content=raw)
+    response = Response(got.status_code, got.content, got.headers.get("content-type", ""), got.headers)
     _check_documented(api, method, target, response)
     return response
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The generated document does not depend on the state: one app's is every app's."""
+    return create_app(make_api(Cluster())).openapi()
 
 
 def body(response: Response) -> Any:
@@ -86,7 +105,7 @@ def _check_documented(api: Api, method: str, target: str, response: Response) ->
 
 def test_openapi_document_is_valid_and_lists_exactly_the_server_routes(cluster: Cluster) -> None:
     validate_spec(document())
-    served = {(r.method.lower(), r.template) for r in make_api(cluster).router.routes}
+    served = {(m.lower(), r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}
     documented = {(m, path) for path, item in document()["paths"].items() for m in item}
     assert served == documented
 
@@ -415,3 +434,45 @@ def test_every_launch_decision_log_line_carries_job_launch_and_epoch(
     assert {"launch outcome recorded", "launch skipped", "open launch concluded"} <= events
     for line in decisions:
         assert {"job", "launch", "epoch"} <= set(line.__dict__), line.getMessage()
+
+
+# -- the framework's edges: limits, HEAD, a handler's bug -------------------------------------------------------
+def test_a_body_over_64_kib_is_refused_whether_declared_or_chunked(cluster: Cluster) -> None:
+    big = b'{"force": true, "pad": "' + b"x" * (64 * 1024) + b'"}'
+    with TestClient(create_app(make_api(cluster))) as client:
+        declared = client.post("/v1/jobs/beat/trigger", content=big, headers={"Authorization": f"Bearer {TOKEN}"})
+        chunked = client.post(
+            "/v1/jobs/beat/trigger",
+            content=iter([big[:40_000], big[40_000:]]),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert (declared.status_code, declared.json()) == (413, {"error": "body too large"})
+    assert chunked.status_code == 413
+    assert cluster.store.pending_triggers() == []
+
+
+def test_head_answers_like_get_without_a_body(cluster: Cluster) -> None:
+    with TestClient(create_app(make_api(cluster))) as client:
+        head, get = client.head("/v1/jobs/beat"), client.get("/v1/jobs/beat")
+    assert head.status_code == 200 and head.content == b"" and get.content
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+
+
+def test_a_handler_bug_answers_500_without_details_and_the_server_keeps_serving(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    api = make_api(cluster)
+    monkeypatch.setattr(cluster.store, "read_takeover", broken)
+    with TestClient(create_app(api), raise_server_exceptions=False) as client:
+        failed = client.get("/v1/leader")
+        assert client.get("/healthz").status_code == 200
+    assert (failed.status_code, failed.json()) == (500, {"error": "internal error"})
+    assert "secret internals" in caplog.text  # logged with its traceback, never sent
+
+
+def test_a_bad_query_is_400_with_the_parameter_named(cluster: Cluster) -> None:
+    response = call(make_api(cluster), "GET", "/v1/jobs/beat?next=soon")
+    assert response.status == 400 and "next" in body(response)["error"]

@@ -18,7 +18,6 @@ import pytest
 from cronframework import metrics
 from cronframework.abc import StateStore
 from cronframework.api import Api, LocalCluster, TokenAuth
-from cronframework.api.http import Request, Response
 from cronframework.catalog.apply import spec_document
 from cronframework.catalog.cache import SpecCache, spec_problem
 from cronframework.cli import main
@@ -27,6 +26,7 @@ from cronframework.records import JobState, SpecChange, StoredSpec
 from cronframework.store.sqlite import SqliteStore
 from cronframework.testing import FakeFence
 from tests.leader_harness import T0, Cluster, job
+from tests.test_api import Response, call
 
 OLD_NEGATIVE_TIMEOUT = {
     "schedule": "* * * * *",
@@ -164,7 +164,7 @@ def get(cluster: Cluster, target: str) -> Response:
     api = Api(
         cluster.store, LocalCluster("r1", url="http://127.0.0.1:1", epoch=lambda: 1), TokenAuth(None), cluster.clock
     )
-    return api.handle(Request("GET", target, {}, b""))
+    return call(api, "GET", target)
 
 
 def test_api_jobs_and_job_detail_show_the_broken_job(cluster: Cluster) -> None:

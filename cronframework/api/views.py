@@ -7,21 +7,19 @@ from datetime import datetime
 from typing import Any
 
 from cronframework.abc import ReadStore
+from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import BrokenSpec, Job, compile_job
-from cronframework.ops.status import collect, job_status
+from cronframework.ops.status import LAUNCHED, backend_result, collect, job_status
 from cronframework.ops.upcoming import UpcomingLaunch, upcoming
 from cronframework.records import StoredSpec
 from cronframework.spec.model import JobSpec
 
 from .cluster import Cluster
+from .errors import NotFound
 
 MAX_NEXT = 100
 MAX_HISTORY = 1000
 _SCHEDULING = ("schedule", "timezone", "backend", "concurrency")
-
-
-class NotFound(LookupError):
-    pass
 
 
 def status(store: ReadStore, cluster: Cluster) -> dict[str, Any]:
@@ -76,3 +74,30 @@ def _stored(store: ReadStore, name: str) -> StoredSpec:
     if stored is None:
         raise NotFound(f"unknown job {name!r}")
     return stored
+
+
+def launch(store: ReadStore, backends: BackendSet | None, job: str, name: str) -> dict[str, Any]:
+    """One launch record of the job, with `result` (the backend's view now) once it was launched."""
+    stored = _stored(store, job)
+    record = store.get_launch(name)
+    if record is None or record.job != job:
+        raise NotFound(f"job {job!r} has no launch {name!r}")
+    item = record.to_dict()
+    if backends is not None and record.outcome in LAUNCHED:
+        item["result"] = backend_result(backends, _backend_of(stored), name)
+    return item
+
+
+def logs(store: ReadStore, backends: BackendSet | None, job: str, name: str) -> str:
+    launch(store, None, job, name)  # a launch of this job, or 404
+    if backends is None:
+        raise NotFound("this process serves no launch logs (no backends configured)")
+    return backends.get(_backend_of(_stored(store, job))).logs(name)
+
+
+def _backend_of(stored: StoredSpec) -> str:
+    return str(stored.document.get("backend", "process"))
+
+
+def timezone_of(store: ReadStore, job: str) -> str:
+    return str(_stored(store, job).document.get("timezone", "UTC"))

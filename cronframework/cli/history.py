@@ -1,7 +1,8 @@
-"""`cronframework history JOB [--json] [--limit N]`: launch records, newest first, with what the backend says now.
+"""`cronframework history JOB [-o json] [--limit N]`: launch records, newest first, with what the backend says now.
 
 JSON keys are those of records.LaunchRecord (docs/operations.md) plus `result` {state, exit_code, reason}: the
-backend's current view of a launched record (a read-only lookup; `--no-lookup` skips it).
+backend's current view of a launched record (a read-only lookup; `--no-lookup` skips it). With --addr the records
+come from a replica's API (`GET /v1/jobs/{job}/history`), without `result`.
 """
 
 from __future__ import annotations
@@ -10,33 +11,43 @@ import argparse
 from typing import Any
 
 from cronframework.adapters import BackendSet
-from cronframework.cli.common import add_store_args, backend_set, open_store, positive_int, print_json, require_job
+from cronframework.cli.common import (
+    add_output_args,
+    add_remote_args,
+    add_store_args,
+    backend_set,
+    command,
+    open_store,
+    positive_int,
+    print_json,
+    require_job,
+    wants_json,
+)
+from cronframework.cli.remote import connect, job_path
 from cronframework.ops.status import LAUNCHED, backend_result
 from cronframework.records import LaunchRecord
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("history", help="a job's launch records, newest first")
-    parser.add_argument("job")
+    parser = command(
+        sub,
+        "history",
+        "list a job's launch records, newest first, with each launch's result",
+        ["cronframework history nightly-report --limit 5", "cronframework history nightly-report -o json | jq ."],
+    )
+    parser.add_argument("job", metavar="JOB")
     add_store_args(parser)
+    add_remote_args(parser)
     parser.add_argument("--limit", type=positive_int, default=20, metavar="N", help="newest N records (default 20)")
-    parser.add_argument("--json", action="store_true")
+    add_output_args(parser)
     parser.add_argument("--no-lookup", action="store_true", help="do not ask the backend for each launch's result")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    try:
-        records = store.history(args.job, limit=args.limit)
-        # a deleted job's records are still its history; a name with neither is a typo
-        stored = require_job(store, args.job) if not records else store.read_specs().get(args.job)
-    finally:
-        store.close()
-    backend_name = str(stored.document.get("backend", "process")) if stored else None
-    backends = None if args.no_lookup or backend_name is None else backend_set(args)  # adapters load on first use
-    rows = [_row(record, backends, backend_name) for record in records]
-    if args.json:
+    remote = connect(args)
+    rows = remote.get(job_path(args.job, "history"), limit=args.limit) if remote is not None else _local(args)
+    if wants_json(args):
         print_json(rows)
         return 0
     for row in rows:
@@ -47,6 +58,19 @@ def handle(args: argparse.Namespace) -> int:
         outcome = row["outcome"] or row["state"]
         print(f"{row['name']:45} {row['scheduled']:27} {outcome:16} {seen:18} {row['reason'] or ''}")
     return 0
+
+
+def _local(args: argparse.Namespace) -> list[dict[str, Any]]:
+    store = open_store(args)
+    try:
+        records = store.history(args.job, limit=args.limit)
+        # a deleted job's records are still its history; a name with neither is a typo
+        stored = require_job(store, args.job) if not records else store.read_specs().get(args.job)
+    finally:
+        store.close()
+    backend_name = str(stored.document.get("backend", "process")) if stored else None
+    backends = None if args.no_lookup or backend_name is None else backend_set(args)  # adapters load on first use
+    return [_row(record, backends, backend_name) for record in records]
 
 
 def _row(record: LaunchRecord, backends: BackendSet | None, backend_name: str | None) -> dict[str, Any]:

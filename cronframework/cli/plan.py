@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from cronframework.cli.common import command
 from cronframework.clock import SystemClock
 from cronframework.ops.upcoming import UpcomingLaunch, upcoming
 from cronframework.schedule.expression import parse_schedule
@@ -22,7 +23,15 @@ USAGE_ERROR = 2
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("plan", help="show the next launches of each job (nothing is contacted)")
+    parser = command(
+        sub,
+        "plan",
+        "show the next launches of each job in its zone and in UTC, with launch names (nothing is contacted)",
+        [
+            "cronframework plan jobs/",
+            "cronframework plan jobs/ --job nightly-report --count 10 --from 2026-03-29T00:00:00Z",
+        ],
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="job files or directories (*.yaml, *.yml)")
     parser.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
     parser.add_argument(

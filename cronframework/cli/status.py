@@ -1,10 +1,13 @@
-"""`cronframework status [--json]`: leader, replicas, the last takeover, and each job's next and last launch.
+"""`cronframework status [JOB] [-o json]`: leader, replicas, the last takeover, and each job's next and last launch;
+with JOB, that job alone with its schedule and next launches.
 
 The leader is the election's (ZooKeeper) or the `run` process holding the embedded state's lock; with none, nothing
 launches and each `next` is only what the last scheduler planned: `stale` is true and the table marks them.
 JSON keys are stable (docs/operations.md): leader, stale, replicas, takeover, jobs[].{job, enabled, paused, state,
-problem, next, last_launch{name, scheduled, state, outcome, reason, result{state, exit_code, reason}}}. A job whose
-stored spec does not compile is `broken`; the table flags it and a line after the table gives the reason.
+problem, next, last_launch{name, scheduled, state, outcome, reason, result{state, exit_code, reason}}}; for one
+job, its jobs[] item plus schedule, timezone, backend, concurrency, resolved and next_launches[] (`GET
+/v1/jobs/{job}`). A job whose stored spec does not compile is `broken`; the table flags it and says why.
+With --addr the answer comes from a replica's API (which asks no backend: no `result`).
 """
 
 from __future__ import annotations
@@ -12,36 +15,72 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cronframework.api.views import job_detail
 from cronframework.cli.common import (
+    add_output_args,
+    add_remote_args,
     add_store_args,
     backend_set,
+    command,
     members,
     open_store,
     print_json,
+    require_job,
     uses_zookeeper,
+    wants_json,
 )
-from cronframework.ops.status import collect
+from cronframework.cli.remote import connect, job_path
+from cronframework.clock import SystemClock
+from cronframework.ops.status import LAUNCHED, backend_result, collect
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("status", help="leader, replicas and each job's next and last launch")
+    parser = command(
+        sub,
+        "status",
+        "show the leader, the replicas and each job's next and last launch (or one job in detail)",
+        [
+            "cronframework status --zk zk1:2181,zk2:2181",
+            "cronframework status nightly-report -o json",
+            "CRONFRAMEWORK_ADDR=https://cron1:8461 cronframework status",
+        ],
+    )
+    parser.add_argument("job", nargs="?", metavar="JOB", help="one job in detail")
     add_store_args(parser)
-    parser.add_argument("--json", action="store_true")
+    add_remote_args(parser)
+    add_output_args(parser, ("table", "json", "name"))  # name: one job name a line (shell completion uses it)
     parser.add_argument("--no-lookup", action="store_true", help="do not ask the backend about last launches")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.job is not None:
+        return _one(args)
+    if args.output == "name":
+        args.no_lookup = True  # names only: no backend is asked anything
+    remote = connect(args)
+    status = remote.get("/v1/jobs") if remote is not None else _collect(args)
+    if args.output == "name":
+        print("\n".join(job["job"] for job in status["jobs"]))
+        return 0
+    if wants_json(args):
+        print_json(status)
+        return 0
+    _print_table(status, remote is not None or uses_zookeeper(args))
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> dict[str, Any]:
     store = open_store(args)
     backends = None if args.no_lookup else backend_set(args)
     try:
-        status = collect(store, members(store, args), backends)
+        return collect(store, members(store, args), backends)
     finally:
         store.close()
-    if args.json:
-        print_json(status)
-        return 0
-    print(leader_line(status["leader"], uses_zookeeper(args)))
+
+
+def _print_table(status: dict[str, Any], cluster: bool) -> None:
+    print(leader_line(status["leader"], cluster))
     takeover = status["takeover"]
     if takeover:
         opened = takeover.get("open_launches", [])
@@ -53,15 +92,52 @@ def handle(args: argparse.Namespace) -> int:
     for job in status["jobs"]:
         last = job["last_launch"] or {}
         flag = "" if job["state"] == "enabled" else f" ({job['state']})"
-        outcome = last.get("outcome") or last.get("state") or "-"
-        if last.get("result"):
-            outcome += f" -> {last['result']['state']}"
         following = job["next"] + stale if job["next"] else "-"
-        print(f"{job['job'] + flag:30} {following:{27 + len(stale)}} {last.get('name') or '-':40} {outcome}")
+        print(f"{job['job'] + flag:30} {following:{27 + len(stale)}} {last.get('name') or '-':40} {_outcome(last)}")
     for job in status["jobs"]:
         if job["problem"]:
             print(f"broken: {job['job']}: not scheduled: {job['problem']}")
+
+
+def _outcome(last: dict[str, Any]) -> str:
+    outcome = str(last.get("outcome") or last.get("state") or "-")
+    return outcome + (f" -> {last['result']['state']}" if last.get("result") else "")
+
+
+def _one(args: argparse.Namespace) -> int:
+    remote = connect(args)
+    detail = remote.get(job_path(args.job)) if remote is not None else _detail(args)
+    if args.output == "name":
+        print(detail["job"])
+        return 0
+    if wants_json(args):
+        print_json(detail)
+        return 0
+    flag = "" if detail["state"] == "enabled" else f" ({detail['state']})"
+    print(f"job:       {detail['job']}{flag}")
+    print(f"schedule:  {detail['schedule']} ({detail['timezone']}) on {detail['backend']}, ", end="")
+    print(f"concurrency {detail['concurrency']}")
+    if detail["problem"]:
+        print(f"broken:    not scheduled: {detail['problem']}")
+    print(f"next:      {detail['next'] or '-'}")
+    last = detail["last_launch"] or {}
+    print(f"last:      {last.get('name') or '-'} {_outcome(last) if last else ''}".rstrip())
+    for planned in detail["next_launches"]:
+        print(f"  {planned['scheduled']:27} {planned['utc']:22} {planned['name']}")
     return 0
+
+
+def _detail(args: argparse.Namespace) -> dict[str, Any]:
+    store = open_store(args)
+    try:
+        require_job(store, args.job)
+        detail = job_detail(store, args.job, SystemClock().now(), 5)
+    finally:
+        store.close()
+    last = detail["last_launch"]
+    if last and not args.no_lookup and last.get("outcome") in {o.value for o in LAUNCHED}:
+        last["result"] = backend_result(backend_set(args), detail["backend"], last["name"])
+    return detail
 
 
 def leader_line(leader: dict[str, Any] | None, cluster: bool) -> str:

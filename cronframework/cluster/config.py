@@ -70,6 +70,17 @@ class SchedulerSection(_Strict):
     stage_ahead: float = Field(default=1.0, ge=0.0)  # plan and build an instant's launches this early; 0: off
 
 
+class TlsSection(_Strict):
+    """The API served over TLS: its certificate and key; with `client_ca_file`, clients (and the other replicas,
+    which forward writes with the same pair) must present a certificate it signed. `ca_file` is what this replica
+    trusts when it forwards to another one (default: the system's CAs)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+    ca_file: str | None = None
+
+
 class ApiSection(_Strict):
     """The HTTP API and status page; loopback unless told. The token comes from a file or env, never the file."""
 
@@ -80,6 +91,7 @@ class ApiSection(_Strict):
     token_env: str = "CRONFRAMEWORK_API_TOKEN"
     token_file: str | None = None
     read_auth: bool = False  # also require the token for reads (status page included)
+    tls: TlsSection | None = None  # None: plain HTTP
 
     def token(self) -> str | None:
         raw = os.environ.get(self.token_env)
