@@ -6,18 +6,28 @@
 - The state store, split by who uses it: `ReadStore` (status, API, CLI), `OperatorStore` (apply, pause, trigger),
   `LeaderStore` (the leader's fenced writes); `StateStore` is all three, as the ZooKeeper, SQLite and memory stores
   implement it. Store errors are `errors.StateStoreError` and its kinds (unavailable, conflict, leadership lost).
-- `Backend`: a datacenter scheduler seen through deterministic launch names, with its optional capabilities declared.
+- `Backend`: a datacenter scheduler seen through deterministic launch names, with its optional capabilities declared
+  (`Watching`: it can say which launches ended without being asked about each).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
-from cronframework.records import Begin, JobState, LaunchRecord, SpecChange, StoredSpec, TriggerRequest
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    ResultBatch,
+    SpecChange,
+    StoredSpec,
+    TriggerRequest,
+)
 
 
 class Clock(Protocol):
@@ -91,6 +101,15 @@ class ReadStore(Protocol):
         """Every record still in state begun, oldest scheduled first."""
         ...
 
+    def following_launches(self) -> list[LaunchRecord]:
+        """Every record launched whose task's result (or a retry it asked for) is still to come
+        (`LaunchRecord.following`), oldest scheduled first: what a new leader follows on."""
+        ...
+
+    def read_job_results(self) -> dict[str, JobResults]:
+        """Each job's summary of results (last success and failure, failures in a row, last runs)."""
+        ...
+
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
         """The newest `limit` records of `job`, newest first; costs O(limit) record reads."""
         ...
@@ -137,6 +156,12 @@ class LeaderStore(ReadStore, Protocol):
         """Sync point two, batched: overwrite each record with its finished form."""
         ...
 
+    def record_results(self, fence: Fence, batch: ResultBatch) -> None:
+        """The result follower's write, batched like sync point two: each record (already finished) rewritten with
+        its task's result, and each job's summary, atomically per job. A record no longer following leaves the
+        store's list of launches to follow. StateStoreError if a record was never begun."""
+        ...
+
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         """Delete finished records (retention). Open records are never deleted: the store refuses them."""
         ...
@@ -160,10 +185,12 @@ class Backend(Protocol):
 
     Optional capabilities are declared, not probed: `blocking` False says a submit returns at once (the launcher
     then calls it inline instead of through its pool); `enforces_timeout` True says the backend stops a task past
-    `task.timeout` itself, so the leader's run-time limits leave it alone."""
+    `task.timeout` itself, so the leader's run-time limits leave it alone; `watches` True says it also implements
+    `Watching`, so the result follower need not look every running launch up."""
 
     blocking: bool
     enforces_timeout: bool
+    watches: bool
 
     def submit(self, name: str, launch: Launch) -> SubmitOutcome:
         """Start the launch unless one by this name exists; never starts two."""
@@ -195,6 +222,19 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Watching(Protocol):
+    """A backend that can tell which of its launches ended (Docker's events, Nomad's blocking queries, the process
+    backend's exit files): the result follower asks it instead of looking up every running launch, and keeps a slow
+    lookup sweep only as the fallback."""
+
+    def ended(self, names: Collection[str], timeout: float) -> set[str]:
+        """Those of `names` that ended, or may have (a hint: the follower looks each up before it writes anything),
+        waiting up to `timeout` seconds while none has; an empty set when none did in that time. A launch that ended
+        before the first call is reported too, or left to the sweep. TransientBackendError when it cannot watch now
+        (the follower then relies on the sweep until it can)."""
+        ...
 
 
 class BackendFactory(Protocol):

@@ -24,16 +24,19 @@ from cronframework.engine import job_table
 from cronframework.engine.clock_guard import ClockGuard
 from cronframework.engine.concurrency import Verdict, check_previous
 from cronframework.engine.dispatcher import Dispatcher, Entry
+from cronframework.engine.follower import FollowConfig
 from cronframework.engine.housekeeping import Housekeeping, freeze_heap
 from cronframework.engine.launcher import Launcher
 from cronframework.engine.plan import Planned, TickPlan, plan_tick, settle
 from cronframework.engine.recovery import Recovery, takeover_report
+from cronframework.engine.results import Results
 from cronframework.engine.retention import Pruner
 from cronframework.engine.runtime_limits import RuntimeLimits
 from cronframework.engine.staging import STAGE_MARGIN, Stage, stageable
 from cronframework.errors import StateStoreError
 from cronframework.ops.snapshot import PeriodicSnapshots, SnapshotPolicy
 from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
+from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.leader")
 RECOVERY_RETRY = timedelta(seconds=1)  # how often launches left open are asked about again
@@ -51,6 +54,7 @@ class LeaderConfig:
     herd_slice: int = 1000  # launches per pipeline slice when many are due at once (see Launcher.execute)
     stage_ahead: float = 1.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
     snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
+    follow: FollowConfig = field(default_factory=FollowConfig)  # how launched tasks are followed (follower.py)
 
 
 @dataclass
@@ -94,6 +98,7 @@ class LeaderSession:
             slice_size=config.herd_slice,
         )
         self._recovery = Recovery(store, backends, self._launcher, leadership, clock)
+        self._results = Results(store, backends, leadership, clock, config.follow)
         self._housekeeping = Housekeeping(
             RuntimeLimits(backends, leadership, clock),
             Pruner(store, backends, leadership, per_tick=config.prune_per_tick),
@@ -112,12 +117,14 @@ class LeaderSession:
         """Promote, then tick until stopped; LeadershipLost propagates to the replica."""
         try:
             self.promote()
+            self._results.follower.start()  # tests step it inline from the tick instead
             while not self._stop.is_set():
                 self.tick()
                 self._sleep()
         finally:
             if self._stage is not None:
                 self._unstage(self._stage)
+            self._results.close()
             self._launcher.close()
 
     def _sleep(self) -> None:
@@ -149,6 +156,8 @@ class LeaderSession:
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
         self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
+        self._recovery.take_finished()  # the store's list of launches to follow has them too
+        self._results.resume(self._spec_of)
         freeze_heap()
         records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
         summary = {
@@ -205,14 +214,25 @@ class LeaderSession:
             raise
         self._clock_guard.recheck()  # after this tick's launches: a write queued behind a busy ZooKeeper delays none
         self.state.clock_ok = self._clock_guard.ok
-        self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
+        self._results.after_tick(self._spec_of)  # after the launches, like every write that is not theirs
+        stopped = self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
+        self._results.stopped_for_timeout(stopped)
         return records
+
+    def _spec_of(self, job: str) -> JobSpec | None:
+        """A job's spec, scheduled or not (a disabled job's launches are still followed)."""
+        entry = self._dispatcher.get(job)
+        if entry is not None:
+            return entry.spec
+        compiled = self._specs.jobs().get(job)
+        return compiled.spec if compiled is not None else None
 
     def _conclude_left_open(self, now: datetime) -> None:
         """Ask again about launches nobody could account for yet: one lookup each, at most once a second, so a
         backend that stays down costs a refused connection per tick, not a retry loop inside it."""
         specs = {e.spec.name: e.spec for e in self._dispatcher.entries()}
         self._recovery.conclude_open(specs, lookup_attempts=1)
+        self._results.follow(self._recovery.take_finished(), self._spec_of)
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = now + RECOVERY_RETRY
 
@@ -239,6 +259,7 @@ class LeaderSession:
             self._launcher.left_open = 0
             self._needs_recovery = True
         self._advance(plan.watermarks | (stage.watermarks if stage else {}), [*earlier, *items])
+        self._results.follow(records, self._spec_of)
         self._account(records)
         self._housekeeping.launched(records, [*earlier, *items])
         return records

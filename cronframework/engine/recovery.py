@@ -68,6 +68,7 @@ class Recovery:
         self._leadership = leadership
         self._clock = clock
         self.unanswered = 0  # launches the last pass left open because their backend could not answer
+        self._finished: list[LaunchRecord] = []  # concluded since the last `take_finished` (to follow)
 
     def conclude_open(self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3) -> list[Conclusion]:
         """Conclude every open launch the backends can answer for; returns the report (launches left open
@@ -163,7 +164,13 @@ class Recovery:
         decision = decision or f"recorded {outcome.value}: {reason}"
         return self._concluded(finished, Conclusion(record.name, seen, decision))
 
+    def take_finished(self) -> list[LaunchRecord]:
+        """The records concluded since the last call: those launched are followed to their result."""
+        finished, self._finished = self._finished, []
+        return finished
+
     def _concluded(self, record: LaunchRecord, conclusion: Conclusion) -> Conclusion:
+        self._finished.append(record)
         fields = {"job": record.job, "launch": record.name, "epoch": self._leadership.fence.epoch}
         fields |= {"lookup": conclusion.lookup, "decision": conclusion.decision}
         log.info("open launch concluded", extra=fields)

@@ -1,0 +1,171 @@
+"""The leader's side of following launches: what ended becomes the record's result, written once, fenced and batched.
+
+The follower (follower.py) calls backends in its own threads; everything here runs in the leader's thread, after a
+tick's launches: take what ended, classify it (`classify`, pure), write the results and the jobs' summaries in one
+`record_results` batch, then log an event per result and count it. A write that fails for want of the store keeps
+its results for the next tick; LeadershipLost ends the session like any fenced write, and the next leader follows
+on from the store's list of launches still followed (`following_launches`), so no result is lost or written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cronframework import metrics
+from cronframework.abc import Clock, Leadership, LeaderStore
+from cronframework.adapters import BackendSet
+from cronframework.crashhook import maybe_crash
+from cronframework.engine.follower import Ended, FollowConfig, ResultFollower
+from cronframework.errors import LeadershipLost, StateStoreError
+from cronframework.launch import BackendStatus, LaunchState
+from cronframework.records import JobResults, LaunchRecord, ResultBatch, TaskResult
+from cronframework.spec.model import JobSpec
+
+SpecOf = Callable[[str], JobSpec | None]  # the spec of a job the leader knows (scheduled or not), by name
+log = logging.getLogger("cronframework.results")
+NOT_FOUND = "the backend has no record of the launch"
+JOB_GONE = "not followed: the job no longer exists"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a terminal status means for the record (`LaunchRecord.with_result`'s arguments)."""
+
+    result: TaskResult
+    reason: str | None
+    exit_code: int | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+def classify(status: BackendStatus | None, *, stopped_for_timeout: bool, now: datetime) -> Verdict:
+    """The result of a launch its backend reports terminal (None: no longer known). A launch the leader stopped past
+    its `task.timeout` (Docker, Nomad) timed out, whatever the backend calls the stop."""
+    if status is None:
+        return Verdict(TaskResult.LOST, NOT_FOUND, None, None, now)
+    ended = status.finished_at or now
+    if status.state is LaunchState.SUCCEEDED:
+        result = TaskResult.SUCCEEDED
+    elif status.state is LaunchState.LOST:
+        result = TaskResult.LOST
+    elif status.timed_out or stopped_for_timeout:
+        result = TaskResult.TIMED_OUT
+    else:
+        result = TaskResult.FAILED
+    return Verdict(result, status.reason, status.exit_code, status.started_at, ended)
+
+
+class Results:
+    def __init__(
+        self,
+        store: LeaderStore,
+        backends: BackendSet,
+        leadership: Leadership,
+        clock: Clock,
+        config: FollowConfig | None = None,
+    ) -> None:
+        self._store, self._backends, self._leadership, self._clock = store, backends, leadership, clock
+        self.follower = ResultFollower(clock, config)
+        self.summaries: dict[str, JobResults] = {}
+        self._stopped_for_timeout: set[str] = set()
+        self._unwritten: list[Ended] = []  # taken, and not yet written (the store failed): written next tick
+
+    def resume(self, spec_of: SpecOf) -> None:
+        """At promotion: the jobs' summaries, and every launch the last leader left to follow."""
+        self.summaries = self._store.read_job_results()
+        self.follow(self._store.following_launches(), spec_of)
+        metrics.job_results_loaded(self.summaries.values())
+
+    def follow(self, records: Iterable[LaunchRecord], spec_of: SpecOf) -> None:
+        """Follow each record that is launched and not concluded; one whose job is gone is concluded as lost."""
+        by_backend: dict[str, list[LaunchRecord]] = {}
+        for record in records:
+            if not record.following or record.result is not None:
+                continue
+            spec = spec_of(record.job)
+            if spec is None:
+                self._unwritten.append(Ended(record, None))
+                continue
+            by_backend.setdefault(spec.backend, []).append(record)
+        for name, followed in by_backend.items():
+            self.follower.follow(name, self._backends.get(name), followed)
+        metrics.following(len(self.follower))
+
+    def stopped_for_timeout(self, names: Iterable[str]) -> None:
+        """Launches the run-time limits stopped: their end is a time-out, not a failure."""
+        self._stopped_for_timeout.update(names)
+
+    def after_tick(self, spec_of: SpecOf) -> list[LaunchRecord]:
+        """Write what ended since the last tick; returns the records written."""
+        self.follower.step()
+        ended = [*self._unwritten, *self.follower.take()]
+        self._unwritten = []
+        if not ended:
+            return []
+        now = self._clock.now()
+        records = [self._with_result(item, spec_of, now) for item in ended]
+        summaries = self._summaries(records, now)
+        try:
+            self._store.record_results(self._leadership.fence, ResultBatch(records, list(summaries.values())))
+        except LeadershipLost:
+            raise
+        except StateStoreError as exc:
+            self._unwritten = ended
+            log.warning("task results not written; again next tick", extra={"count": len(ended), "error": str(exc)})
+            return []
+        maybe_crash("after_results", records[0].job)
+        self.summaries.update(summaries)
+        self._done(records, summaries.values())
+        return records
+
+    def _with_result(self, item: Ended, spec_of: SpecOf, now: datetime) -> LaunchRecord:
+        record = item.record
+        if item.status is None and spec_of(record.job) is None:
+            verdict = Verdict(TaskResult.LOST, JOB_GONE, None, None, now)
+        else:
+            timed_out = record.name in self._stopped_for_timeout
+            verdict = classify(item.status, stopped_for_timeout=timed_out, now=now)
+        return record.with_result(
+            verdict.result,
+            reason=verdict.reason,
+            exit_code=verdict.exit_code,
+            started_at=verdict.started_at,
+            ended_at=verdict.ended_at,
+        )
+
+    def _summaries(self, records: list[LaunchRecord], now: datetime) -> dict[str, JobResults]:
+        out: dict[str, JobResults] = {}
+        for record in sorted(records, key=lambda r: (r.ended_at or now, r.name)):
+            previous = out.get(record.job) or self.summaries.get(record.job) or JobResults(record.job)
+            out[record.job] = previous.add(record, final=record.retry_at is None, now=now)
+        return out
+
+    def _done(self, records: list[LaunchRecord], summaries: Iterable[JobResults]) -> None:
+        epoch = self._leadership.fence.epoch
+        for record in records:
+            self._stopped_for_timeout.discard(record.name)
+            log.info("task result recorded", extra={**result_fields(record), "epoch": epoch})
+        metrics.task_results(records, summaries)
+        metrics.following(len(self.follower))
+
+    def close(self) -> None:
+        self.follower.close()
+
+
+def result_fields(record: LaunchRecord) -> dict[str, object]:
+    """A result's log fields (the JSON log's stable keys); one without a value is left out."""
+    fields = {
+        "job": record.job,
+        "launch": record.name,
+        "result": record.result.value if record.result else None,
+        "exit_code": record.exit_code,
+        "result_reason": record.result_reason,
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+        "duration": record.duration,
+        "task_attempt": record.task_attempt,
+    }
+    return {key: value for key, value in fields.items() if value is not None}
