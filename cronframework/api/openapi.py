@@ -22,11 +22,15 @@ def _object(required: dict[str, Any], optional: dict[str, Any] | None = None) ->
 
 STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 OPT_STR, OPT_INT = {"type": ["string", "null"]}, {"type": ["integer", "null"]}
+OPT_NUMBER = {"type": ["number", "null"]}
+RESULT = {"enum": ["succeeded", "failed", "timed_out", "lost"]}
+OPT_RESULT = {"enum": ["succeeded", "failed", "timed_out", "lost", None]}
 TIME = {"type": "string", "format": "date-time"}
 OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": STR}),
+    "BackendView": _object({"state": STR, "exit_code": OPT_INT, "reason": OPT_STR}),
     "LastLaunch": _object(
         {
             "name": STR,
@@ -34,8 +38,17 @@ SCHEMAS: dict[str, Any] = {
             "state": {"enum": ["begun", "finished"]},
             "outcome": OPT_STR,
             "reason": OPT_STR,
-        }
+            "result": OPT_RESULT,
+            "exit_code": OPT_INT,
+            "result_reason": OPT_STR,
+            "started_at": OPT_TIME,
+            "ended_at": OPT_TIME,
+            "duration": OPT_NUMBER,
+            "task_attempt": INT,
+        },
+        {"lookup": _ref("BackendView")},
     ),
+    "RecentRun": _object({"launch": STR, "result": RESULT, "ended_at": OPT_TIME, "duration": OPT_NUMBER}),
     "Job": _object(
         {
             "job": STR,
@@ -45,6 +58,10 @@ SCHEMAS: dict[str, Any] = {
             "problem": OPT_STR,
             "next": OPT_TIME,
             "last_launch": _nullable(_ref("LastLaunch")),
+            "last_success": OPT_TIME,
+            "last_failure": OPT_TIME,
+            "failures": INT,
+            "recent": {"type": "array", "items": _ref("RecentRun")},
         }
     ),
     "Replica": {
@@ -95,6 +112,13 @@ SCHEMAS: dict[str, Any] = {
             "finished_at": OPT_TIME,
             "backend_state": OPT_STR,
             "exit_code": OPT_INT,
+            "result": OPT_RESULT,
+            "result_reason": OPT_STR,
+            "started_at": OPT_TIME,
+            "ended_at": OPT_TIME,
+            "duration": OPT_NUMBER,
+            "task_attempt": INT,
+            "retry_at": OPT_TIME,
         }
     ),
     "History": {"type": "array", "items": _ref("LaunchRecord")},

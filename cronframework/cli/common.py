@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,13 @@ def backend_set(args: argparse.Namespace) -> BackendSet:
     else:
         configs = {"process": {"state_dir": str(state_dir(args) / "process")}}
     return BackendSet(configs)
+
+
+def result_text(row: Mapping[str, Any]) -> str:
+    """A launch's task result in a few words, `failed (exit 3)`; while it runs, what the backend says now
+    (`running?`, from `lookup`); else `-`."""
+    if row.get("result"):
+        code = row.get("exit_code")
+        return str(row["result"]) + (f" (exit {code})" if code not in (None, 0) else "")
+    lookup = row.get("lookup")
+    return f"{lookup['state']}?" if lookup else "-"

@@ -1,7 +1,9 @@
-"""`cronframework history JOB [--json] [--limit N]`: launch records, newest first, with what the backend says now.
+"""`cronframework history JOB [--json] [--limit N]`: launch records, newest first, with their tasks' results.
 
-JSON keys are those of records.LaunchRecord (docs/operations.md) plus `result` {state, exit_code, reason}: the
-backend's current view of a launched record (a read-only lookup; `--no-lookup` skips it).
+JSON keys are those of records.LaunchRecord (docs/operations.md): `outcome` says whether the launch started, `result`
+how its task ended (`succeeded`, `failed`, `timed_out`, `lost`) with `exit_code`, `result_reason`, `started_at`,
+`ended_at` and `duration`. A launch whose result is still to come also carries `lookup` {state, exit_code, reason}:
+the backend's view of it now (a read-only lookup; `--no-lookup` skips it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,15 @@ import argparse
 from typing import Any
 
 from cronframework.adapters import BackendSet
-from cronframework.cli.common import add_store_args, backend_set, open_store, positive_int, print_json, require_job
+from cronframework.cli.common import (
+    add_store_args,
+    backend_set,
+    open_store,
+    positive_int,
+    print_json,
+    require_job,
+    result_text,
+)
 from cronframework.ops.status import LAUNCHED, backend_result
 from cronframework.records import LaunchRecord
 
@@ -21,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_store_args(parser)
     parser.add_argument("--limit", type=positive_int, default=20, metavar="N", help="newest N records (default 20)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--no-lookup", action="store_true", help="do not ask the backend for each launch's result")
+    parser.add_argument("--no-lookup", action="store_true", help="do not ask the backend about launches still running")
     parser.set_defaults(handler=handle)
 
 
@@ -39,18 +49,17 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
+    print(f"{'LAUNCH':45} {'SCHEDULED':27} {'OUTCOME':16} {'RESULT':18} {'DURATION':>9}  REASON")
     for row in rows:
-        result = row.get("result") or {}
-        seen = result.get("state", "")
-        if result.get("exit_code") is not None:
-            seen += f" (exit {result['exit_code']})"
         outcome = row["outcome"] or row["state"]
-        print(f"{row['name']:45} {row['scheduled']:27} {outcome:16} {seen:18} {row['reason'] or ''}")
+        duration = f"{row['duration']:.1f}s" if row.get("duration") is not None else "-"
+        reason = row.get("result_reason") or row["reason"] or ""
+        print(f"{row['name']:45} {row['scheduled']:27} {outcome:16} {result_text(row):18} {duration:>9}  {reason}")
     return 0
 
 
 def _row(record: LaunchRecord, backends: BackendSet | None, backend_name: str | None) -> dict[str, Any]:
     row = record.to_dict()
-    if record.outcome in LAUNCHED and backends is not None and backend_name:
-        row["result"] = backend_result(backends, backend_name, record.name)
+    if record.outcome in LAUNCHED and record.result is None and backends is not None and backend_name:
+        row["lookup"] = backend_result(backends, backend_name, record.name)
     return row

@@ -3,8 +3,9 @@
 The leader is the election's (ZooKeeper) or the `run` process holding the embedded state's lock; with none, nothing
 launches and each `next` is only what the last scheduler planned: `stale` is true and the table marks them.
 JSON keys are stable (docs/operations.md): leader, stale, replicas, takeover, jobs[].{job, enabled, paused, state,
-problem, next, last_launch{name, scheduled, state, outcome, reason, result{state, exit_code, reason}}}. A job whose
-stored spec does not compile is `broken`; the table flags it and a line after the table gives the reason.
+problem, next, last_launch{name, scheduled, state, outcome, reason, result, exit_code, result_reason, started_at,
+ended_at, duration, task_attempt, lookup{state, exit_code, reason}}, last_success, last_failure, failures, recent[]}.
+A job whose stored spec does not compile is `broken`; the table flags it and a line after the table gives the reason.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cronframework.cli.common import (
     members,
     open_store,
     print_json,
+    result_text,
     uses_zookeeper,
 )
 from cronframework.ops.status import collect
@@ -49,19 +51,32 @@ def handle(args: argparse.Namespace) -> int:
         for item in opened:
             print(f"  {item['launch']}: lookup {item['lookup']} -> {item['decision']}")
     stale = " (stale)" if status["stale"] else ""
-    print(f"{'JOB':30} {'NEXT':{27 + len(stale)}} {'LAST LAUNCH':40} OUTCOME")
+    print(f"{'JOB':30} {'NEXT':{27 + len(stale)}} {'LAST LAUNCH':40} {'RESULT':28} LAST SUCCESS")
     for job in status["jobs"]:
         last = job["last_launch"] or {}
         flag = "" if job["state"] == "enabled" else f" ({job['state']})"
-        outcome = last.get("outcome") or last.get("state") or "-"
-        if last.get("result"):
-            outcome += f" -> {last['result']['state']}"
         following = job["next"] + stale if job["next"] else "-"
-        print(f"{job['job'] + flag:30} {following:{27 + len(stale)}} {last.get('name') or '-':40} {outcome}")
+        name = last.get("name") or "-"
+        print(
+            f"{job['job'] + flag:30} {following:{27 + len(stale)}} {name:40} {last_result(last):28} "
+            f"{job['last_success'] or '-'}"
+        )
     for job in status["jobs"]:
         if job["problem"]:
             print(f"broken: {job['job']}: not scheduled: {job['problem']}")
     return 0
+
+
+def last_result(last: dict[str, Any]) -> str:
+    """The last launch in a few words: its task's result (`failed (exit 3) 12.0s`), or its outcome while the result is
+    to come (`submitted, running?`), or `-`."""
+    if not last:
+        return "-"
+    if last.get("result"):
+        duration = last.get("duration")
+        return result_text(last) + (f" {duration:.1f}s" if duration is not None else "")
+    started = last.get("outcome") or last.get("state") or "-"
+    return started + (f", {result_text(last)}" if last.get("lookup") else "")
 
 
 def leader_line(leader: dict[str, Any] | None, cluster: bool) -> str:
