@@ -372,12 +372,18 @@ class JobResults:
     def add(self, record: LaunchRecord, *, final: bool, now: datetime) -> JobResults:
         """This summary once `record`'s result is in; `final` when no retry of it is to come."""
         assert record.result is not None
-        ended = record.ended_at or now
         run = RecentRun(record.name, record.result, record.ended_at, record.duration)
         summary = replace(self, recent=(run, *self.recent)[:RECENT_RUNS], since=self.since or now)
+        return summary.conclude(record, now=now) if final or record.result is TaskResult.SUCCEEDED else summary
+
+    def conclude(self, record: LaunchRecord, *, now: datetime) -> JobResults:
+        """This summary once `record`'s result is final: its run is already in the strip (a run whose retry was
+        skipped, or given up, is concluded after its result was added)."""
+        assert record.result is not None
+        ended = record.ended_at or now
         if record.result is TaskResult.SUCCEEDED:
             return replace(
-                summary,
+                self,
                 last_result=record.result,
                 last_launch=record.name,
                 last_success=ended,
@@ -385,10 +391,8 @@ class JobResults:
                 overdue_since=None,
                 suspended=None,
             )
-        if not final:
-            return summary
         return replace(
-            summary, last_result=record.result, last_launch=record.name, last_failure=ended, failures=self.failures + 1
+            self, last_result=record.result, last_launch=record.name, last_failure=ended, failures=self.failures + 1
         )
 
     def to_dict(self) -> dict[str, Any]:

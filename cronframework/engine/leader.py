@@ -214,10 +214,15 @@ class LeaderSession:
             raise
         self._clock_guard.recheck()  # after this tick's launches: a write queued behind a busy ZooKeeper delays none
         self.state.clock_ok = self._clock_guard.ok
-        self._results.after_tick(self._spec_of)  # after the launches, like every write that is not theirs
+        self._results.after_tick(self._spec_of, self._next_instant)  # after the launches, as every other write
         stopped = self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
         self._results.stopped_for_timeout(stopped)
         return records
+
+    def _next_instant(self, job: str, after: datetime) -> datetime | None:
+        """A scheduled job's first instant after `after` (the deadline of its retries); None when not scheduled."""
+        entry = self._dispatcher.get(job)
+        return entry.schedule.next_after(after) if entry is not None else None
 
     def _spec_of(self, job: str) -> JobSpec | None:
         """A job's spec, scheduled or not (a disabled job's launches are still followed)."""
@@ -238,7 +243,8 @@ class LeaderSession:
 
     def _launch_due(self, due: list[Entry], now: datetime, stage: Stage | None = None) -> list[LaunchRecord]:
         """Plan (pure), ask the backend what the plan needs, settle (pure), then the launcher's two sync points."""
-        paused = self._store.read_paused() if due or stage else set()
+        retries = self._results.due_retries(now, self._spec_of, self._next_instant)
+        paused = self._store.read_paused() if due or stage or retries else set()
         if stage is not None and paused != stage.paused:  # paused or resumed since it was staged: decide anew
             self._launcher.discard(stage.slices)
             due, stage = [*stage.due, *due], None
@@ -251,6 +257,7 @@ class LeaderSession:
             tolerance=self._config.tolerance,
             paused=paused,
             earlier=earlier,
+            retries=retries,
         )
         self._drop_triggers(plan.dropped)
         items = settle(plan, self._ask_previous(plan), earlier)
@@ -260,6 +267,10 @@ class LeaderSession:
             self._needs_recovery = True
         self._advance(plan.watermarks | (stage.watermarks if stage else {}), [*earlier, *items])
         self._results.follow(records, self._spec_of)
+        # begun (or refused as already recorded), or given up: either way the retried run is concluded
+        self._results.retried(p.retry_of for p in items if p.retry_of and p.skip_reason is None)
+        gave_up = [p.retry_of for p in items if p.retry_of and p.skip_reason is not None]
+        self._results.retried([*gave_up, *(r.previous for r in plan.dropped_retries)], given_up=True)
         self._account(records)
         self._housekeeping.launched(records, [*earlier, *items])
         return records

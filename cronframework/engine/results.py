@@ -1,17 +1,24 @@
 """The leader's side of following launches: what ended becomes the record's result, written once, fenced and batched.
 
 The follower (follower.py) calls backends in its own threads; everything here runs in the leader's thread, after a
-tick's launches: take what ended, classify it (`classify`, pure), write the results and the jobs' summaries in one
-`record_results` batch, then log an event per result and count it. A write that fails for want of the store keeps
-its results for the next tick; LeadershipLost ends the session like any fenced write, and the next leader follows
-on from the store's list of launches still followed (`following_launches`), so no result is lost or written twice.
+tick's launches: take what ended, classify it (`classify`, pure), decide its retry (`plan.decide_retry`, pure),
+write the results and the jobs' summaries in one `record_results` batch, then log an event per result and count
+it. A write that fails for want of the store keeps its results for the next tick; LeadershipLost ends the session
+like any fenced write, and the next leader follows on from the store's list of launches still followed
+(`following_launches`), so no result is lost or written twice.
+
+Retries. A result with a retry to come is written with `retry_at` and stays on the store's list; when that time
+comes the tick plans the retry (`due_retries`) and, once the retry's record is begun, the retried run is concluded
+(`retry_at` cleared) in the next results batch. A leader that dies in between leaves the retried run listed with
+`retry_at`: its successor finds the retry's record already there and concludes it, or plans the retry itself
+(begun by name, so never twice).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cronframework import metrics
@@ -19,12 +26,14 @@ from cronframework.abc import Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
 from cronframework.crashhook import maybe_crash
 from cronframework.engine.follower import Ended, FollowConfig, ResultFollower
+from cronframework.engine.plan import DueRetry, decide_retry
 from cronframework.errors import LeadershipLost, StateStoreError
 from cronframework.launch import BackendStatus, LaunchState
-from cronframework.records import JobResults, LaunchRecord, ResultBatch, TaskResult
+from cronframework.records import JobResults, LaunchRecord, Outcome, ResultBatch, TaskResult
 from cronframework.spec.model import JobSpec
 
 SpecOf = Callable[[str], JobSpec | None]  # the spec of a job the leader knows (scheduled or not), by name
+NextInstant = Callable[[str, datetime], datetime | None]  # a scheduled job's first instant after one, by name
 log = logging.getLogger("cronframework.results")
 NOT_FOUND = "the backend has no record of the launch"
 JOB_GONE = "not followed: the job no longer exists"
@@ -72,12 +81,29 @@ class Results:
         self.summaries: dict[str, JobResults] = {}
         self._stopped_for_timeout: set[str] = set()
         self._unwritten: list[Ended] = []  # taken, and not yet written (the store failed): written next tick
+        self._retries: dict[str, LaunchRecord] = {}  # runs with a retry to come, by name
+        # retried runs whose retry was decided, `retry_at` cleared in the next write; True: given up (the retry was
+        # skipped or dropped), so the run's failure is final
+        self._concluding: list[tuple[LaunchRecord, bool]] = []
 
     def resume(self, spec_of: SpecOf) -> None:
-        """At promotion: the jobs' summaries, and every launch the last leader left to follow."""
+        """At promotion: the jobs' summaries, and every launch the last leader left to follow or to retry."""
         self.summaries = self._store.read_job_results()
-        self.follow(self._store.following_launches(), spec_of)
+        following = self._store.following_launches()
+        self.follow(following, spec_of)
+        for record in following:
+            if record.retry_at is not None:
+                self._pending_retry(record)
         metrics.job_results_loaded(self.summaries.values())
+
+    def _pending_retry(self, record: LaunchRecord) -> None:
+        """A run with a retry to come, found at promotion: concluded if its retry was begun already."""
+        retry = record.identity.retry(record.task_attempt + 1).name
+        found = self._store.get_launch(retry)
+        if found is not None:
+            self._concluding.append((replace(record, retry_at=None), found.outcome is Outcome.SKIPPED))
+        else:
+            self._retries[record.name] = record
 
     def follow(self, records: Iterable[LaunchRecord], spec_of: SpecOf) -> None:
         """Follow each record that is launched and not concluded; one whose job is gone is concluded as lost."""
@@ -98,26 +124,49 @@ class Results:
         """Launches the run-time limits stopped: their end is a time-out, not a failure."""
         self._stopped_for_timeout.update(names)
 
-    def after_tick(self, spec_of: SpecOf) -> list[LaunchRecord]:
-        """Write what ended since the last tick; returns the records written."""
+    def due_retries(self, now: datetime, spec_of: SpecOf, next_instant: NextInstant) -> list[DueRetry]:
+        """The retries whose time has come, for the tick to plan; each stays pending until `retried`."""
+        due = []
+        for record in self._retries.values():
+            if record.retry_at is not None and record.retry_at <= now:
+                spec = spec_of(record.job)
+                past_next = spec is not None and spec.retry is not None and spec.retry.past_next
+                deadline = None if past_next else next_instant(record.job, record.scheduled)
+                identity = record.identity.retry(record.task_attempt + 1)
+                due.append(DueRetry(identity, record.name, deadline))
+        return due
+
+    def retried(self, names: Iterable[str], *, given_up: bool = False) -> None:
+        """The runs whose retry this tick began, or gave up (recorded it skipped, or dropped it: the run's failure is
+        then final): concluded in the next write."""
+        for name in names:
+            record = self._retries.pop(name, None)
+            if record is not None:
+                self._concluding.append((replace(record, retry_at=None), given_up))
+
+    def after_tick(self, spec_of: SpecOf, next_instant: NextInstant) -> list[LaunchRecord]:
+        """Write what ended since the last tick, with each one's retry decided; returns the results written."""
         self.follower.step()
         ended = [*self._unwritten, *self.follower.take()]
-        self._unwritten = []
-        if not ended:
+        concluding, self._unwritten, self._concluding = self._concluding, [], []
+        if not ended and not concluding:
             return []
         now = self._clock.now()
-        records = [self._with_result(item, spec_of, now) for item in ended]
-        summaries = self._summaries(records, now)
+        records = [self._retry(self._with_result(item, spec_of, now), spec_of, next_instant) for item in ended]
+        summaries = self._summaries(records, [r for r, given_up in concluding if given_up], now)
+        batch = ResultBatch([*records, *(r for r, _ in concluding)], list(summaries.values()))
         try:
-            self._store.record_results(self._leadership.fence, ResultBatch(records, list(summaries.values())))
+            self._store.record_results(self._leadership.fence, batch)
         except LeadershipLost:
             raise
         except StateStoreError as exc:
-            self._unwritten = ended
+            self._unwritten, self._concluding = ended, concluding + self._concluding
             log.warning("task results not written; again next tick", extra={"count": len(ended), "error": str(exc)})
             return []
-        maybe_crash("after_results", records[0].job)
+        if records:
+            maybe_crash("after_results", records[0].job)
         self.summaries.update(summaries)
+        self._retries.update({r.name: r for r in records if r.retry_at is not None})
         self._done(records, summaries.values())
         return records
 
@@ -136,12 +185,31 @@ class Results:
             ended_at=verdict.ended_at,
         )
 
-    def _summaries(self, records: list[LaunchRecord], now: datetime) -> dict[str, JobResults]:
+    def _retry(self, record: LaunchRecord, spec_of: SpecOf, next_instant: NextInstant) -> LaunchRecord:
+        spec = spec_of(record.job)
+        decision = decide_retry(record, spec, next_instant(record.job, record.scheduled))
+        if decision.at is None:
+            if spec is not None and spec.retry is not None and record.result is not TaskResult.SUCCEEDED:
+                log.info("not retried", extra={"job": record.job, "launch": record.name, "why": decision.why})
+            return record
+        log.info("retry planned", extra={"job": record.job, "launch": record.name, "retry": decision.why})
+        return replace(record, retry_at=decision.at)
+
+    def _summaries(
+        self, records: list[LaunchRecord], given_up: list[LaunchRecord], now: datetime
+    ) -> dict[str, JobResults]:
         out: dict[str, JobResults] = {}
+        for record in given_up:
+            previous = out.get(record.job) or self.summaries.get(record.job) or JobResults(record.job)
+            out[record.job] = previous.conclude(record, now=now)
         for record in sorted(records, key=lambda r: (r.ended_at or now, r.name)):
             previous = out.get(record.job) or self.summaries.get(record.job) or JobResults(record.job)
             out[record.job] = previous.add(record, final=record.retry_at is None, now=now)
         return out
+
+    @property
+    def pending_retries(self) -> int:
+        return len(self._retries)
 
     def _done(self, records: list[LaunchRecord], summaries: Iterable[JobResults]) -> None:
         epoch = self._leadership.fence.epoch
@@ -167,5 +235,6 @@ def result_fields(record: LaunchRecord) -> dict[str, object]:
         "ended_at": record.ended_at.isoformat() if record.ended_at else None,
         "duration": record.duration,
         "task_attempt": record.task_attempt,
+        "retry_at": record.retry_at.isoformat() if record.retry_at else None,
     }
     return {key: value for key, value in fields.items() if value is not None}

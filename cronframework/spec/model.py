@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from cronframework.naming import job_name_problem
+from cronframework.naming import MAX_TASK_ATTEMPT, job_name_problem
 from cronframework.schedule.dst import RepeatedTime, SkippedTime
 from cronframework.schedule.duration import (
     RESOLUTION,
@@ -135,9 +135,48 @@ class Catchup(_Frozen):
 
 
 class Retries(_Frozen):
+    """`retries:`: how often one submit is tried again on a transient backend error (not `retry:`)."""
+
     attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
     backoff: PositiveDuration = timedelta(seconds=1)
     max_backoff: PositiveDuration = timedelta(seconds=30)
+
+
+class RetryOn(StrEnum):
+    """The task results `retry.on` may name (records.TaskResult but success)."""
+
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    LOST = "lost"
+
+
+class Retry(_Frozen):
+    """`retry:`: run a launch again, as a new backend object `<launch>-a<N>`, when its task ends as `on` says."""
+
+    attempts: int = Field(default=3, ge=1, le=MAX_TASK_ATTEMPT, description="runs in all, the first included")
+    backoff: PositiveDuration = timedelta(seconds=30)
+    max_backoff: PositiveDuration = timedelta(minutes=10)
+    on: tuple[RetryOn, ...] = Field(default=tuple(RetryOn), min_length=1)
+    past_next: bool = Field(default=False, description="a retry may start after the job's next instant")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Retry:
+        if len(set(self.on)) != len(self.on):
+            raise ValueError("retry.on names a result twice")
+        if self.max_backoff < self.backoff:
+            raise ValueError(
+                f"retry.max_backoff ({format_duration(self.max_backoff)}) is shorter than retry.backoff "
+                f"({format_duration(self.backoff)})"
+            )
+        return self
+
+    def delay(self, attempt: int) -> timedelta:
+        """The wait before run `attempt + 1`, after run `attempt` ended: backoff, doubled each time, capped."""
+        try:
+            delay: timedelta = min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+        except OverflowError:  # past any duration a timedelta holds: far past the cap
+            return self.max_backoff
+        return delay
 
 
 class Retention(_Frozen):
@@ -166,6 +205,7 @@ class JobSpec(_Frozen):
         "keep it below the backend's own GC horizon",
     )
     retries: Retries = Retries()
+    retry: Retry | None = None
     retention: Retention = Retention()
     dst: DstPolicy = DstPolicy()
     labels: dict[str, str] = Field(default_factory=dict)
