@@ -23,6 +23,7 @@ from cronframework.records import (
     JobResults,
     JobState,
     LaunchRecord,
+    Notice,
     ResultBatch,
     SpecChange,
     StoredSpec,
@@ -110,6 +111,10 @@ class ReadStore(Protocol):
         """Each job's summary of results (last success and failure, failures in a row, last runs)."""
         ...
 
+    def read_outbox(self) -> list[Notice]:
+        """Every notification in the outbox, pending or undeliverable, oldest first."""
+        ...
+
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
         """The newest `limit` records of `job`, newest first; costs O(limit) record reads."""
         ...
@@ -142,8 +147,9 @@ class LeaderStore(ReadStore, Protocol):
         ...
 
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
-        """Sync point one, batched: create each record (state begun) and advance each job's state, atomically per
-        batch. Raises ConflictError if a record by that name already exists (nothing of the batch is applied)."""
+        """Sync point one, batched: create each record (state begun, or already skipped with its notices) and advance
+        each job's state, atomically per batch. Raises ConflictError if a record by that name already exists (nothing
+        of the batch is applied)."""
         ...
 
     def prepare_begin(self, fence: Fence, items: Sequence[Begin]) -> PreparedBegin:
@@ -152,14 +158,23 @@ class LeaderStore(ReadStore, Protocol):
         written before `send()`, and nothing may be submitted before the call it returns has returned."""
         ...
 
-    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
-        """Sync point two, batched: overwrite each record with its finished form."""
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord], notices: Sequence[Notice] = ()) -> None:
+        """Sync point two, batched: overwrite each record with its finished form; each notice (about one of the
+        records: a failed launch) goes into the outbox atomically with its record. A notice already in the outbox is
+        left as it is, so writing the same batch again is harmless."""
         ...
 
     def record_results(self, fence: Fence, batch: ResultBatch) -> None:
         """The result follower's write, batched like sync point two: each record (already finished) rewritten with
-        its task's result, and each job's summary, atomically per job. A record no longer following leaves the
-        store's list of launches to follow. StateStoreError if a record was never begun."""
+        its task's result, each job's summary, its notifications (into the outbox) and its suspension (the job's
+        pause flag, set unless set), atomically per job. A record no longer following leaves the store's list of
+        launches to follow. StateStoreError if a record was never begun."""
+        ...
+
+    def settle_notices(self, fence: Fence, remove: Sequence[str], rewrite: Sequence[Notice]) -> None:
+        """After deliveries: the notices named in `remove` (delivered, or the oldest undeliverable ones past what is
+        kept) leave the outbox; those in `rewrite` (undeliverable) are overwritten with their state and last error.
+        A notice already gone is not an error."""
         ...
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:

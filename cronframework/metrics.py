@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 from prometheus_client import (
@@ -129,6 +129,22 @@ FOLLOWING = Gauge(
     "Launched tasks whose result this leader is still following.",
     registry=REGISTRY,
 )
+JOB_OVERDUE = JobGauge(
+    "cronframework_job_overdue",
+    "1 while a job has not succeeded within its expect.success_within, else 0 (jobs with `expect` only).",
+    registry=REGISTRY,
+)
+NOTIFICATIONS = Counter(
+    "cronframework_notifications",
+    "Webhook notifications settled, by event and result: delivered, undeliverable.",
+    ["event", "result"],
+    registry=REGISTRY,
+)
+NOTIFICATIONS_UNDELIVERABLE = Gauge(
+    "cronframework_notifications_undeliverable",
+    "Notifications kept in the outbox as undeliverable (their retries ran out): `status` lists them.",
+    registry=REGISTRY,
+)
 LAUNCH_LAG = Histogram(
     "cronframework_launch_lag_seconds",
     "Scheduled instant to backend submission confirmed (retries under `retry:` left out).",
@@ -222,7 +238,9 @@ def launches_finished(records: Iterable[LaunchRecord], *, were_open: int = 0) ->
         SKIPPED.inc(job, reason, count)
 
 
-def task_results(records: Iterable[LaunchRecord], summaries: Iterable[JobResults]) -> None:
+def task_results(
+    records: Iterable[LaunchRecord], summaries: Iterable[JobResults], expecting: Container[str] = ()
+) -> None:
     """Results just written: counted by job and result, their run time observed, each job's timestamps moved."""
     results: Tally[tuple[str, str]] = Tally()
     for record in records:
@@ -231,16 +249,27 @@ def task_results(records: Iterable[LaunchRecord], summaries: Iterable[JobResults
             TASK_DURATION.observe(record.duration)
     for (job, result), count in results.items():
         TASK_RESULTS.inc(job, result, count)
-    job_results_loaded(summaries)
+    job_results_loaded(summaries, expecting)
 
 
-def job_results_loaded(summaries: Iterable[JobResults]) -> None:
-    """Each job's last success and failure, from its summary (a new leader sets them from the store)."""
+def job_results_loaded(summaries: Iterable[JobResults], expecting: Container[str] = ()) -> None:
+    """Each job's last success and failure, from its summary (a new leader sets them from the store); `overdue` for
+    the jobs with `expect` among them."""
     for summary in summaries:
         if summary.last_success is not None:
             LAST_SUCCESS.set(summary.job, summary.last_success.timestamp())
         if summary.last_failure is not None:
             LAST_FAILURE.set(summary.job, summary.last_failure.timestamp())
+        if summary.job in expecting:
+            JOB_OVERDUE.set(summary.job, 1.0 if summary.overdue_since is not None else 0.0)
+
+
+def notification(event: str, result: str) -> None:
+    NOTIFICATIONS.labels(event, result).inc()
+
+
+def notifications_undeliverable(count: int) -> None:
+    NOTIFICATIONS_UNDELIVERABLE.set(count)
 
 
 def following(count: int) -> None:

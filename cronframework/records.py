@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -308,11 +308,13 @@ class StoredSpec:
 
 @dataclass(frozen=True)
 class Begin:
-    """Sync point one for one launch: the new record, and the job's next scheduled instant after it."""
+    """Sync point one for one launch: the new record, and the job's next scheduled instant after it; a skipped
+    instant's notifications (`notices`) are written with it."""
 
     record: LaunchRecord
     next_state: JobState
     consumed_trigger: str | None = None
+    notices: tuple[Notice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -429,22 +431,109 @@ class JobResults:
         )
 
 
+class NoticeState(StrEnum):
+    PENDING = "pending"  # to be delivered (again, by a new leader, if this one dies first)
+    UNDELIVERABLE = "undeliverable"  # its retries ran out: kept for `status`, never sent again
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One webhook notification in the outbox: written in the same fenced transaction as what it is about (a
+    result, a skip, a failed launch, an overdue job), delivered at least once, then deleted. `key` (launch + event)
+    is the Idempotency-Key every delivery of it carries; `id` adds the webhook's place in the job's list. Only
+    where the secret is kept is stored, never the secret."""
+
+    id: str
+    key: str
+    job: str
+    event: str
+    url: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    secret_env: str | None = None
+    secret_file: str | None = None
+    state: NoticeState = NoticeState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+
+    @property
+    def launch(self) -> str | None:
+        value = self.payload.get("launch")
+        return value if isinstance(value, str) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "job": self.job,
+            "event": self.event,
+            "url": self.url,
+            "secret_env": self.secret_env,
+            "secret_file": self.secret_file,
+            "payload": dict(self.payload),
+            "created_at": _iso(self.created_at),
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+        }
+
+    def to_bytes(self) -> bytes:
+        return _encode(self.to_dict()).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Notice:
+        data = json.loads(raw)
+        created = _dt(data["created_at"])
+        assert created is not None
+        return cls(
+            id=data["id"],
+            key=data["key"],
+            job=data["job"],
+            event=data["event"],
+            url=data["url"],
+            payload=data.get("payload") or {},
+            created_at=created,
+            secret_env=data.get("secret_env"),
+            secret_file=data.get("secret_file"),
+            state=NoticeState(data.get("state", "pending")),
+            attempts=int(data.get("attempts", 0)),
+            last_error=data.get("last_error"),
+        )
+
+
 @dataclass(frozen=True)
 class ResultBatch:
-    """One fenced write of the result follower: task results (and retry decisions) written into their records, and
-    the summaries of the jobs they belong to. Stores apply each job's part atomically."""
+    """One fenced write of the result follower: task results (and retry decisions) written into their records, the
+    summaries of the jobs they belong to, the notifications they raise, and the jobs they suspend (paused). Stores
+    apply each job's part atomically."""
 
     records: Sequence[LaunchRecord] = ()
     summaries: Sequence[JobResults] = ()
+    notices: Sequence[Notice] = ()
+    pause: Sequence[str] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.records or self.summaries)
+        return bool(self.records or self.summaries or self.notices or self.pause)
 
-    def by_job(self) -> dict[str, tuple[list[LaunchRecord], JobResults | None]]:
-        """Each job's records and summary, in the order of first appearance."""
-        out: dict[str, tuple[list[LaunchRecord], JobResults | None]] = {}
+    def by_job(self) -> dict[str, JobPart]:
+        """Each job's part, in the order of first appearance."""
+        out: dict[str, JobPart] = {}
         for record in self.records:
-            out.setdefault(record.job, ([], None))[0].append(record)
+            out.setdefault(record.job, JobPart()).records.append(record)
         for summary in self.summaries:
-            out[summary.job] = (out.get(summary.job, ([], None))[0], summary)
+            out.setdefault(summary.job, JobPart()).summary = summary
+        for notice in self.notices:
+            out.setdefault(notice.job, JobPart()).notices.append(notice)
+        for job in self.pause:
+            out.setdefault(job, JobPart()).pause = True
         return out
+
+
+@dataclass
+class JobPart:
+    """One job's share of a ResultBatch: applied atomically."""
+
+    records: list[LaunchRecord] = field(default_factory=list)
+    summary: JobResults | None = None
+    notices: list[Notice] = field(default_factory=list)
+    pause: bool = False

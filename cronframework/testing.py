@@ -20,6 +20,7 @@ from cronframework.records import (
     JobResults,
     JobState,
     LaunchRecord,
+    Notice,
     ResultBatch,
     SpecChange,
     StoredSpec,
@@ -75,6 +76,7 @@ class MemoryStore:
         self.paused: set[str] = set()
         self.records: dict[str, LaunchRecord] = {}
         self.results: dict[str, JobResults] = {}
+        self.outbox: dict[str, Notice] = {}
         self.triggers: dict[str, TriggerRequest] = {}
         self.takeover: Mapping[str, Any] | None = None
         self._watchers: list[Callable[[], None]] = []
@@ -139,14 +141,20 @@ class MemoryStore:
                 self.states[item.next_state.job] = item.next_state
                 if item.consumed_trigger:
                     self.triggers.pop(item.consumed_trigger, None)
+                self._add_notices(item.notices)
 
-    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
+    def _add_notices(self, notices: Sequence[Notice]) -> None:
+        for notice in notices:
+            self.outbox.setdefault(notice.id, notice)
+
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord], notices: Sequence[Notice] = ()) -> None:
         with self._lock:
             self._check(fence)
             for record in records:
                 if record.name not in self.records:
                     raise StateStoreError(f"launch {record.name} was never begun")
             self.records.update({r.name: r for r in records})
+            self._add_notices(notices)
 
     def record_results(self, fence: Fence, batch: ResultBatch) -> None:
         with self._lock:
@@ -156,6 +164,21 @@ class MemoryStore:
                     raise StateStoreError(f"launch {record.name} was never begun")
             self.records.update({r.name: r for r in batch.records})
             self.results.update({s.job: s for s in batch.summaries})
+            self._add_notices(batch.notices)
+            self.paused.update(batch.pause)
+
+    def read_outbox(self) -> list[Notice]:
+        with self._lock:
+            return sorted(self.outbox.values(), key=lambda n: (n.created_at, n.id))
+
+    def settle_notices(self, fence: Fence, remove: Sequence[str], rewrite: Sequence[Notice]) -> None:
+        with self._lock:
+            self._check(fence)
+            for name in remove:
+                self.outbox.pop(name, None)
+            for notice in rewrite:
+                if notice.id in self.outbox:
+                    self.outbox[notice.id] = notice
 
     def get_launch(self, name: str) -> LaunchRecord | None:
         with self._lock:

@@ -26,6 +26,8 @@ from cronframework.records import (
     JobResults,
     JobState,
     LaunchRecord,
+    Notice,
+    NoticeState,
     Outcome,
     RecordState,
     ResultBatch,
@@ -72,6 +74,12 @@ def ended(record: LaunchRecord, result: TaskResult = TaskResult.SUCCEEDED, **ext
     """A submitted launch with its task's result: concluded."""
     started = record.scheduled + timedelta(seconds=2)
     return done(record).with_result(result, started_at=started, ended_at=started + timedelta(seconds=30), **extra)
+
+
+def notice(record: LaunchRecord, event: str = "failed", index: int = 0) -> Notice:
+    key = f"{record.name}:{event}"
+    payload = {"launch": record.name, "event": event, "text": f"cronframework: {record.job} {event}"}
+    return Notice(f"{key}:{index}", key, record.job, event, "https://hooks.example/x", payload, T0, "CF_SECRET")
 
 
 def summary_of(*records: LaunchRecord) -> JobResults:
@@ -327,6 +335,62 @@ class StoreConformance:
         store.begin(fence, [first, Begin(record, first.next_state)])
         assert store.get_launch(retry.name) == record and record.task_attempt == 2
         assert [r.name for r in store.history("alpha")] == [retry.name, first.record.name]
+
+    # -- the outbox
+    def test_notices_are_written_with_what_they_are_about_and_settled(self, store: StateStore, fence: Fence) -> None:
+        item = make_begin(fence, "alpha", T0)
+        skipped = item.record.finish(Outcome.SKIPPED, now=T0, reason="missed: no leader")
+        store.begin(fence, [Begin(skipped, item.next_state, notices=(notice(skipped, "missed"),))])
+        failed_launch, launched = begun(store, fence, "alpha", 1, 2)
+        refused = failed_launch.finish(Outcome.FAILED, now=T0, reason="image not found")
+        store.finish(fence, [refused, done(launched)], [notice(refused, "failed_to_launch")])
+        result = ended(launched, TaskResult.FAILED)
+        store.record_results(
+            fence, ResultBatch([result], [summary_of(result)], [notice(result), notice(result, index=1)])
+        )
+        outbox = store.read_outbox()
+        assert sorted(n.key for n in outbox) == sorted(
+            [
+                f"{skipped.name}:missed",
+                f"{refused.name}:failed_to_launch",
+                f"{result.name}:failed",
+                f"{result.name}:failed",
+            ]
+        )
+        assert notice(result) in outbox and all(n.state is NoticeState.PENDING for n in outbox)
+        given_up = replace(notice(result), state=NoticeState.UNDELIVERABLE, attempts=5, last_error="HTTP 500")
+        store.settle_notices(
+            fence, [notice(skipped, "missed").id, notice(refused, "failed_to_launch").id, "gone"], [given_up]
+        )
+        assert {n.id: n for n in store.read_outbox()} == {
+            given_up.id: given_up,
+            notice(result, index=1).id: notice(result, index=1),
+        }
+
+    def test_a_results_batch_written_again_creates_no_notice_twice(self, store: StateStore, fence: Fence) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        store.finish(fence, [done(record)])
+        result = ended(record, TaskResult.FAILED)
+        batch = ResultBatch([result], [summary_of(result)], [notice(result)])
+        store.record_results(fence, batch)
+        store.record_results(fence, batch)  # its first answer was lost: the leader writes it again
+        assert store.read_outbox() == [notice(result)]
+
+    def test_a_result_may_suspend_its_job_even_if_paused_already(self, store: StateStore, fence: Fence) -> None:
+        first, second = begun(store, fence, "alpha", 0, 1)
+        (other,) = begun(store, fence, "beta", 0)
+        store.finish(fence, [done(first), done(second), done(other)])
+        store.set_paused("beta", True)
+        batch = ResultBatch([ended(first, TaskResult.FAILED), ended(other, TaskResult.LOST)], pause=["alpha", "beta"])
+        store.record_results(fence, batch)
+        assert store.read_paused() == {"alpha", "beta"}
+
+    def test_invalid_fence_settles_no_notice(self, store: StateStore, fence: Fence, invalid_fence: Fence) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        store.finish(fence, [record.finish(Outcome.FAILED, now=T0, reason="refused")], [notice(record)])
+        with pytest.raises(LeadershipLost):
+            store.settle_notices(invalid_fence, [notice(record).id], [])
+        assert store.read_outbox() == [notice(record)]
 
     # -- retention
     def test_prune_deletes_finished_records(self, store: StateStore, fence: Fence) -> None:

@@ -394,6 +394,8 @@ def test_metrics_endpoint_exports_every_metric_the_alert_rules_name(cluster: Clu
         "CronframeworkLaunchLagHigh",
         "CronframeworkLaunchesSkipped",
         "CronframeworkJobFailing",
+        "CronframeworkJobOverdue",
+        "CronframeworkNotificationsUndeliverable",
     } <= {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert named and named <= exported | _families_without_samples(response.body.decode()), named - exported
 

@@ -62,6 +62,26 @@ SCHEMAS: dict[str, Any] = {
             "last_failure": OPT_TIME,
             "failures": INT,
             "recent": {"type": "array", "items": _ref("RecentRun")},
+            "overdue_since": OPT_TIME,
+            "suspended": OPT_STR,
+        }
+    ),
+    "Undeliverable": _object(
+        {
+            "job": STR,
+            "event": STR,
+            "key": STR,
+            "url": STR,
+            "attempts": INT,
+            "error": OPT_STR,
+            "created_at": TIME,
+        }
+    ),
+    "Notifications": _object(
+        {
+            "pending": INT,
+            "undeliverable": INT,
+            "recent_undeliverable": {"type": "array", "items": _ref("Undeliverable")},
         }
     ),
     "Replica": {
@@ -76,6 +96,7 @@ SCHEMAS: dict[str, Any] = {
             "replicas": {"type": "array", "items": _ref("Replica")},
             "takeover": {"type": ["object", "null"]},
             "jobs": {"type": "array", "items": _ref("Job")},
+            "notifications": _ref("Notifications"),
         }
     ),
     "PlannedLaunch": _object(

@@ -4,7 +4,8 @@ The leader is the election's (ZooKeeper) or the `run` process holding the embedd
 launches and each `next` is only what the last scheduler planned: `stale` is true and the table marks them.
 JSON keys are stable (docs/operations.md): leader, stale, replicas, takeover, jobs[].{job, enabled, paused, state,
 problem, next, last_launch{name, scheduled, state, outcome, reason, result, exit_code, result_reason, started_at,
-ended_at, duration, task_attempt, lookup{state, exit_code, reason}}, last_success, last_failure, failures, recent[]}.
+ended_at, duration, task_attempt, lookup{state, exit_code, reason}}, last_success, last_failure, failures, recent[],
+overdue_since, suspended}, notifications{pending, undeliverable, recent_undeliverable[]}.
 A job whose stored spec does not compile is `broken`; the table flags it and a line after the table gives the reason.
 """
 
@@ -64,6 +65,15 @@ def handle(args: argparse.Namespace) -> int:
     for job in status["jobs"]:
         if job["problem"]:
             print(f"broken: {job['job']}: not scheduled: {job['problem']}")
+        if job["suspended"]:
+            print(f"suspended: {job['job']}: {job['suspended']}; `cronframework resume {job['job']}` resumes it")
+        if job["overdue_since"]:
+            print(f"overdue: {job['job']}: no success within its expect.success_within (since {job['overdue_since']})")
+    undelivered = status["notifications"]
+    if undelivered["undeliverable"]:
+        print(f"notifications: {undelivered['undeliverable']} undeliverable, {undelivered['pending']} pending")
+        for item in undelivered["recent_undeliverable"]:
+            print(f"  {item['key']} to {item['url']}: {item['error']} ({item['attempts']} attempt(s))")
     return 0
 
 

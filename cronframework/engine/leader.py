@@ -27,6 +27,8 @@ from cronframework.engine.dispatcher import Dispatcher, Entry
 from cronframework.engine.follower import FollowConfig
 from cronframework.engine.housekeeping import Housekeeping, freeze_heap
 from cronframework.engine.launcher import Launcher
+from cronframework.engine.notify import Notifier, NotifyConfig
+from cronframework.engine.outbox import Outbox
 from cronframework.engine.plan import Planned, TickPlan, plan_tick, settle
 from cronframework.engine.recovery import Recovery, takeover_report
 from cronframework.engine.results import Results
@@ -55,6 +57,7 @@ class LeaderConfig:
     stage_ahead: float = 1.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
     snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
     follow: FollowConfig = field(default_factory=FollowConfig)  # how launched tasks are followed (follower.py)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # webhook delivery and the cluster's default hooks
 
 
 @dataclass
@@ -88,6 +91,7 @@ class LeaderSession:
         self._wake = threading.Event()
         specs.listeners.append(self._wake.set)
         self._dispatcher = Dispatcher()
+        self._notifier = Notifier(config.notify)
         self._launcher = Launcher(
             store,
             backends,
@@ -96,9 +100,11 @@ class LeaderSession:
             cluster=config.cluster,
             workers=config.workers,
             slice_size=config.herd_slice,
+            notifier=self._notifier,
         )
-        self._recovery = Recovery(store, backends, self._launcher, leadership, clock)
-        self._results = Results(store, backends, leadership, clock, config.follow)
+        self._recovery = Recovery(store, backends, self._launcher, leadership, clock, self._notifier)
+        self._results = Results(store, backends, leadership, clock, config.follow, self._notifier)
+        self._outbox = Outbox(store, leadership, clock, config.notify)
         self._housekeeping = Housekeeping(
             RuntimeLimits(backends, leadership, clock),
             Pruner(store, backends, leadership, per_tick=config.prune_per_tick),
@@ -118,6 +124,7 @@ class LeaderSession:
         try:
             self.promote()
             self._results.follower.start()  # tests step it inline from the tick instead
+            self._outbox.start()
             while not self._stop.is_set():
                 self.tick()
                 self._sleep()
@@ -125,6 +132,7 @@ class LeaderSession:
             if self._stage is not None:
                 self._unstage(self._stage)
             self._results.close()
+            self._outbox.close()
             self._launcher.close()
 
     def _sleep(self) -> None:
@@ -158,6 +166,9 @@ class LeaderSession:
         self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
         self._recovery.take_finished()  # the store's list of launches to follow has them too
         self._results.resume(self._spec_of)
+        self._results.expect(e.spec for e in self._dispatcher.entries())
+        self._outbox.load()  # what recovery wrote just now is in the store too
+        self._notifier.take_written()
         freeze_heap()
         records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
         summary = {
@@ -184,6 +195,7 @@ class LeaderSession:
             self._unstage(stage)
         self._specs.changed.clear()
         self._write_states(job_table.reconcile(self._dispatcher, self._specs.latest(), now))
+        self._results.expect(e.spec for e in self._dispatcher.entries())
         freeze_heap()
         log.info("job specs reloaded", extra={"jobs": len(self._dispatcher)})
         return None
@@ -215,6 +227,8 @@ class LeaderSession:
         self._clock_guard.recheck()  # after this tick's launches: a write queued behind a busy ZooKeeper delays none
         self.state.clock_ok = self._clock_guard.ok
         self._results.after_tick(self._spec_of, self._next_instant)  # after the launches, as every other write
+        self._outbox.add(self._notifier.take_written())
+        self._outbox.after_tick()
         stopped = self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
         self._results.stopped_for_timeout(stopped)
         return records

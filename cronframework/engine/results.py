@@ -26,10 +26,11 @@ from cronframework.abc import Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
 from cronframework.crashhook import maybe_crash
 from cronframework.engine.follower import Ended, FollowConfig, ResultFollower
+from cronframework.engine.notify import Notifier
 from cronframework.engine.plan import DueRetry, decide_retry
 from cronframework.errors import LeadershipLost, StateStoreError
 from cronframework.launch import BackendStatus, LaunchState
-from cronframework.records import JobResults, LaunchRecord, Outcome, ResultBatch, TaskResult
+from cronframework.records import JobResults, LaunchRecord, Notice, Outcome, ResultBatch, TaskResult
 from cronframework.spec.model import JobSpec
 
 SpecOf = Callable[[str], JobSpec | None]  # the spec of a job the leader knows (scheduled or not), by name
@@ -75,10 +76,13 @@ class Results:
         leadership: Leadership,
         clock: Clock,
         config: FollowConfig | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._store, self._backends, self._leadership, self._clock = store, backends, leadership, clock
         self.follower = ResultFollower(clock, config)
+        self.notifier = notifier or Notifier()
         self.summaries: dict[str, JobResults] = {}
+        self._expecting: dict[str, JobSpec] = {}  # jobs with `expect`: watched for overdue
         self._stopped_for_timeout: set[str] = set()
         self._unwritten: list[Ended] = []  # taken, and not yet written (the store failed): written next tick
         self._retries: dict[str, LaunchRecord] = {}  # runs with a retry to come, by name
@@ -120,6 +124,11 @@ class Results:
             self.follower.follow(name, self._backends.get(name), followed)
         metrics.following(len(self.follower))
 
+    def expect(self, specs: Iterable[JobSpec]) -> None:
+        """The jobs the leader schedules (at promotion and after spec changes): those with `expect` are watched."""
+        self._expecting = {s.name: s for s in specs if s.expect is not None}
+        metrics.job_results_loaded(self.summaries.values(), self._expecting)
+
     def stopped_for_timeout(self, names: Iterable[str]) -> None:
         """Launches the run-time limits stopped: their end is a time-out, not a failure."""
         self._stopped_for_timeout.update(names)
@@ -149,12 +158,18 @@ class Results:
         self.follower.step()
         ended = [*self._unwritten, *self.follower.take()]
         concluding, self._unwritten, self._concluding = self._concluding, [], []
-        if not ended and not concluding:
+        if not ended and not concluding and not self._expecting:
             return []
         now = self._clock.now()
         records = [self._retry(self._with_result(item, spec_of, now), spec_of, next_instant) for item in ended]
-        summaries = self._summaries(records, [r for r, given_up in concluding if given_up], now)
-        batch = ResultBatch([*records, *(r for r, _ in concluding)], list(summaries.values()))
+        given_up = [r for r, gave_up in concluding if gave_up]
+        summaries, notices = self._summaries(records, given_up, spec_of, now)
+        notices += self._overdue(summaries, now)
+        failed = {r.job for r in records if r.retry_at is None and r.result is not TaskResult.SUCCEEDED}
+        pause = self._suspend(summaries, failed | {r.job for r in given_up}, spec_of)
+        batch = ResultBatch([*records, *(r for r, _ in concluding)], list(summaries.values()), notices, pause)
+        if not batch:
+            return []
         try:
             self._store.record_results(self._leadership.fence, batch)
         except LeadershipLost:
@@ -165,6 +180,7 @@ class Results:
             return []
         if records:
             maybe_crash("after_results", records[0].job)
+        self.notifier.wrote(notices)
         self.summaries.update(summaries)
         self._retries.update({r.name: r for r in records if r.retry_at is not None})
         self._done(records, summaries.values())
@@ -196,16 +212,60 @@ class Results:
         return replace(record, retry_at=decision.at)
 
     def _summaries(
-        self, records: list[LaunchRecord], given_up: list[LaunchRecord], now: datetime
-    ) -> dict[str, JobResults]:
+        self, records: list[LaunchRecord], given_up: list[LaunchRecord], spec_of: SpecOf, now: datetime
+    ) -> tuple[dict[str, JobResults], list[Notice]]:
+        """Each job's summary once these results are in, and the notifications they raise (in order of their ends,
+        so that a success after a failure in the same batch is a recovery)."""
         out: dict[str, JobResults] = {}
+        notices: list[Notice] = []
         for record in given_up:
             previous = out.get(record.job) or self.summaries.get(record.job) or JobResults(record.job)
             out[record.job] = previous.conclude(record, now=now)
+            notices += self.notifier.for_given_up(record, spec_of(record.job))
         for record in sorted(records, key=lambda r: (r.ended_at or now, r.name)):
             previous = out.get(record.job) or self.summaries.get(record.job) or JobResults(record.job)
             out[record.job] = previous.add(record, final=record.retry_at is None, now=now)
-        return out
+            spec = spec_of(record.job)
+            if self.notifier.wants(spec):
+                notices += self.notifier.for_result(record, spec, previous)
+        return out, notices
+
+    def _overdue(self, out: dict[str, JobResults], now: datetime) -> list[Notice]:
+        """Jobs with `expect` that have not succeeded within `success_within` since their last success (or since
+        first watched) become overdue: once per spell, until their next success."""
+        notices: list[Notice] = []
+        for job, spec in self._expecting.items():
+            assert spec.expect is not None
+            summary = out.get(job) or self.summaries.get(job) or JobResults(job)
+            baseline = summary.last_success or summary.since
+            if baseline is None:
+                out[job] = replace(summary, since=now)  # the clock starts now
+            elif summary.overdue_since is None and now - baseline >= spec.expect.success_within:
+                out[job] = replace(summary, overdue_since=now)
+                notices += self.notifier.for_overdue(spec, baseline, now)
+                log.warning("job overdue", extra={"job": job, "since": baseline.isoformat()})
+        return notices
+
+    def _suspend(self, out: dict[str, JobResults], failed: set[str], spec_of: SpecOf) -> list[str]:
+        """Jobs that just failed (finally) and whose failures in a row reached `suspend_after_failures` are paused
+        (with the reason in their summary), unless paused already. A resumed job that fails again is suspended again;
+        a success resets the count."""
+        due = []
+        for job in failed:
+            spec = spec_of(job)
+            limit = spec.suspend_after_failures if spec is not None else None
+            if limit is not None and out[job].failures >= limit:
+                due.append(job)
+        if not due:
+            return []
+        paused = self._store.read_paused()
+        pause = [job for job in due if job not in paused]
+        for job in pause:
+            summary = out[job]
+            reason = f"suspended after {summary.failures} failed results in a row (last: {summary.last_launch})"
+            out[job] = replace(summary, suspended=reason)
+            log.warning("job suspended", extra={"job": job, "reason": reason})
+        return pause
 
     @property
     def pending_retries(self) -> int:
@@ -216,7 +276,7 @@ class Results:
         for record in records:
             self._stopped_for_timeout.discard(record.name)
             log.info("task result recorded", extra={**result_fields(record), "epoch": epoch})
-        metrics.task_results(records, summaries)
+        metrics.task_results(records, summaries, self._expecting)
         metrics.following(len(self.follower))
 
     def close(self) -> None:

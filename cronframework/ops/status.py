@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from cronframework.abc import ReadStore
 from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import spec_problem
 from cronframework.errors import CronframeworkError
-from cronframework.records import JobResults, JobState, LaunchRecord, Outcome, StoredSpec
+from cronframework.records import JobResults, JobState, LaunchRecord, NoticeState, Outcome, StoredSpec
 from cronframework.store.sqlite import SqliteStore
 
 LAUNCHED = (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)
+UNDELIVERABLE_SHOWN = 20
 LAST_LAUNCH_KEYS = (
     "name",
     "scheduled",
@@ -56,15 +58,47 @@ def last_launch(record: LaunchRecord, document: Mapping[str, Any], backends: Bac
     return short
 
 
-def results_keys(summary: JobResults | None) -> dict[str, Any]:
-    """A job's results summary as status keys: last success and failure, failures in a row, the last runs."""
+def results_keys(summary: JobResults | None, paused: bool) -> dict[str, Any]:
+    """A job's results summary as status keys: last success and failure, failures in a row, the last runs, since
+    when it is overdue, and why it was suspended (while it is still paused)."""
     data = (summary or JobResults("")).to_dict()
     return {
         "last_success": data["last_success"],
         "last_failure": data["last_failure"],
         "failures": data["failures"],
         "recent": data["recent"],
+        "overdue_since": data["overdue_since"],
+        "suspended": data["suspended"] if paused else None,
     }
+
+
+def notifications(store: ReadStore, shown: int = UNDELIVERABLE_SHOWN) -> dict[str, Any]:
+    """The outbox: how many notifications wait, how many could not be delivered, and the newest of those (URLs
+    without their path, which may hold a token)."""
+    outbox = store.read_outbox()
+    failed = [n for n in outbox if n.state is NoticeState.UNDELIVERABLE]
+    return {
+        "pending": len(outbox) - len(failed),
+        "undeliverable": len(failed),
+        "recent_undeliverable": [
+            {
+                "job": n.job,
+                "event": n.event,
+                "key": n.key,
+                "url": safe_url(n.url),
+                "attempts": n.attempts,
+                "error": n.last_error,
+                "created_at": n.created_at.isoformat(),
+            }
+            for n in reversed(failed[-shown:])
+        ],
+    }
+
+
+def safe_url(url: str) -> str:
+    """A webhook URL without its path and query, which often hold a token (Slack, Mattermost)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/..."
 
 
 def job_status(
@@ -88,7 +122,7 @@ def job_status(
         "problem": problem,
         "next": state.next_scheduled.isoformat() if state and state.next_scheduled and not problem else None,
         "last_launch": last_launch(last[0], stored.document, backends) if last else None,
-        **results_keys(summary),
+        **results_keys(summary, paused),
     }
 
 
@@ -121,4 +155,5 @@ def collect(store: ReadStore, members: Sequence[dict[str, Any]], backends: Backe
         "replicas": list(members),
         "takeover": store.read_takeover(),
         "jobs": jobs,
+        "notifications": notifications(store),
     }

@@ -27,6 +27,7 @@ from cronframework.records import (
     JobResults,
     JobState,
     LaunchRecord,
+    Notice,
     ResultBatch,
     SpecChange,
     StoredSpec,
@@ -45,6 +46,7 @@ CREATE INDEX IF NOT EXISTS launches_by_job ON launches (job, scheduled);
 CREATE INDEX IF NOT EXISTS launches_open ON launches (open) WHERE open = 1;
 CREATE INDEX IF NOT EXISTS launches_following ON launches (open) WHERE open = 2;
 CREATE TABLE IF NOT EXISTS job_results (job TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, created TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS triggers (
   id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, requested_at TEXT NOT NULL, force INTEGER NOT NULL);
 """
@@ -199,6 +201,7 @@ class SqliteStore:
                 )
                 if item.consumed_trigger:
                     db.execute("DELETE FROM triggers WHERE id=?", (_trigger_number(item.consumed_trigger),))
+                _add_notices(db, item.notices)
 
     @staticmethod
     def _insert(db: sqlite3.Connection, record: LaunchRecord) -> None:
@@ -208,9 +211,10 @@ class SqliteStore:
         except sqlite3.IntegrityError:
             raise ConflictError(f"launch {record.name} already recorded") from None
 
-    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord], notices: Sequence[Notice] = ()) -> None:
         with self._tx(fence) as db:
             self._update(db, records)
+            _add_notices(db, notices)
 
     @staticmethod
     def _update(db: sqlite3.Connection, records: Sequence[LaunchRecord]) -> None:
@@ -228,6 +232,16 @@ class SqliteStore:
             db.executemany(
                 "INSERT OR REPLACE INTO job_results VALUES (?, ?)", [(s.job, s.to_bytes()) for s in batch.summaries]
             )
+            _add_notices(db, batch.notices)
+            db.executemany("INSERT OR IGNORE INTO paused VALUES (?)", [(job,) for job in batch.pause])
+
+    def read_outbox(self) -> list[Notice]:
+        return [Notice.from_bytes(r[0]) for r in self._rows("SELECT data FROM outbox ORDER BY created, id")]
+
+    def settle_notices(self, fence: Fence, remove: Sequence[str], rewrite: Sequence[Notice]) -> None:
+        with self._tx(fence) as db:
+            db.executemany("DELETE FROM outbox WHERE id=?", [(name,) for name in remove])
+            db.executemany("UPDATE outbox SET data=? WHERE id=?", [(n.to_bytes(), n.id) for n in rewrite])
 
     def following_launches(self) -> list[LaunchRecord]:
         rows = self._rows("SELECT data FROM launches WHERE open=2 ORDER BY scheduled, name")
@@ -309,6 +323,12 @@ def _flock(fd: int, mode: int, *, patience: float) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
+
+
+def _add_notices(db: sqlite3.Connection, notices: Sequence[Notice]) -> None:
+    """Into the outbox; one already there stays as it is (the same batch written again)."""
+    rows = [(n.id, n.created_at.isoformat(), n.to_bytes()) for n in notices]
+    db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?)", rows)
 
 
 def _listed(record: LaunchRecord) -> int:

@@ -21,7 +21,7 @@ from cronframework.records import TriggerRequest
 # half of jute.maxbuffer: a spec or report larger than this is refused, not truncated
 MAX_NODE_BYTES = 512 * 1024
 TRIGGER_PREFIX = "t-"
-SECTIONS = ("specs", "jobs", "paused", "launches", "open", "triggers", "election", "results")
+SECTIONS = ("specs", "jobs", "paused", "launches", "open", "triggers", "election", "results", "outbox")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class Layout:
 
     def results(self, job: str) -> str:
         return f"{self.root}/results/{job}"
+
+    def outbox(self, notice: str) -> str:
+        return f"{self.root}/outbox/{notice}"
 
     def launch_dir(self, job: str) -> str:
         return f"{self.root}/launches/{job}"

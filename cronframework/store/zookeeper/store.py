@@ -26,6 +26,7 @@ from cronframework.records import (
     JobResults,
     JobState,
     LaunchRecord,
+    Notice,
     ResultBatch,
     SpecChange,
     StoredSpec,
@@ -300,26 +301,62 @@ class ZooKeeperStore:
         known_jobs.add(state.job)  # later groups of the same job overwrite the state this one creates
         if item.consumed_trigger:
             ops.append(Op("delete", self._layout.trigger(item.consumed_trigger)))
+        ops += [self._notice_op(n) for n in item.notices]  # new with the record: it cannot exist yet
         return Group(record.name, ops)
 
-    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
-        """Sync point two. Idempotent: finishing an already-finished record again rewrites it harmlessly. A launch
-        that is followed for its result stays in the open index."""
-        groups = [Group(r.name, [self._record_op(r)]) for r in records]
+    def _notice_op(self, notice: Notice) -> Op:
+        return Op("create", self._layout.outbox(notice.id), notice.to_bytes())
+
+    def _absent(self, paths: Sequence[str], what: str) -> set[str]:
+        """Which of `paths` do not exist: a batch written again after a lost answer must not create them twice."""
+        return {p for p, item in zip(paths, self._get_many(paths, what), strict=True) if item is None}
+
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord], notices: Sequence[Notice] = ()) -> None:
+        """Sync point two. Idempotent: finishing an already-finished record again rewrites it harmlessly (and creates
+        none of its notices twice). A launch that is followed for its result stays in the open index."""
+        absent = self._absent([self._layout.outbox(n.id) for n in notices], "checking the outbox")
+        about: dict[str | None, list[Op]] = {}
+        for notice in notices:
+            if self._layout.outbox(notice.id) in absent:
+                about.setdefault(notice.launch, []).append(self._notice_op(notice))
+        groups = [Group(r.name, [self._record_op(r), *about.pop(r.name, [])]) for r in records]
+        groups += [Group(f"notices-{n}", ops) for n, ops in about.items()]
         self._write_closing(fence, groups, records, "finishing launches")
 
     def record_results(self, fence: Fence, batch: ResultBatch) -> None:
-        """One group per job: its records and its summary apply together; a concluded launch leaves the index."""
+        """One group per job: its records, summary, notices and suspension apply together; a concluded launch leaves
+        the index."""
         known = self._existing_results({s.job for s in batch.summaries})
+        paths = [self._layout.outbox(n.id) for n in batch.notices] + [self._layout.paused(j) for j in batch.pause]
+        absent = self._absent(paths, "checking the outbox and pause flags")
         groups = []
-        for job, (records, summary) in batch.by_job().items():
-            ops = [self._record_op(r) for r in records]
-            if summary is not None:
-                ops.append(self._create_or_set(self._layout.results(job), summary.to_bytes(), job in known))
-            groups.append(Group(job, ops, names=[r.name for r in records]))
+        for job, part in batch.by_job().items():
+            ops = [self._record_op(r) for r in part.records]
+            if part.summary is not None:
+                ops.append(self._create_or_set(self._layout.results(job), part.summary.to_bytes(), job in known))
+            ops += [self._notice_op(n) for n in part.notices if self._layout.outbox(n.id) in absent]
+            if part.pause and self._layout.paused(job) in absent:
+                ops.append(Op("create", self._layout.paused(job)))
+            groups.append(Group(job, ops, names=[r.name for r in part.records]))
         self._write_closing(fence, groups, batch.records, "recording task results")
         if self._known_results is not None:
             self._known_results |= {s.job for s in batch.summaries}
+
+    def read_outbox(self) -> list[Notice]:
+        ids = self._children(self._layout.section("outbox"), "listing the outbox")
+        got = self._get_many([self._layout.outbox(i) for i in ids], "reading the outbox")
+        notices = [Notice.from_bytes(item[0]) for item in got if item is not None]
+        return sorted(notices, key=lambda n: (n.created_at, n.id))
+
+    def settle_notices(self, fence: Fence, remove: Sequence[str], rewrite: Sequence[Notice]) -> None:
+        """Fenced; a notice already gone is skipped (a delete or set of a missing node would fail the batch)."""
+        paths = [self._layout.outbox(n) for n in remove] + [self._layout.outbox(n.id) for n in rewrite]
+        absent = self._absent(paths, "checking the outbox")
+        groups = [Group(n, [Op("delete", p)]) for n in remove if (p := self._layout.outbox(n)) not in absent]
+        groups += [
+            Group(n.id, [Op("set", p, n.to_bytes())]) for n in rewrite if (p := self._layout.outbox(n.id)) not in absent
+        ]
+        self.writer.commit(fence_path(fence), groups, "settling notifications")
 
     def _record_op(self, record: LaunchRecord) -> Op:
         return Op("set", self._layout.launch(record.name, record.job), record.to_bytes())
