@@ -178,12 +178,12 @@ class Results:
             self._unwritten, self._concluding = ended, concluding + self._concluding
             log.warning("task results not written; again next tick", extra={"count": len(ended), "error": str(exc)})
             return []
-        if records:
-            maybe_crash("after_results", records[0].job)
-        self.notifier.wrote(notices)
         self.summaries.update(summaries)
         self._retries.update({r.name: r for r in records if r.retry_at is not None})
         self._done(records, summaries.values())
+        if records:
+            maybe_crash("after_results", records[0].job)  # written and logged; its notices not yet sent
+        self.notifier.wrote(notices)
         return records
 
     def _with_result(self, item: Ended, spec_of: SpecOf, now: datetime) -> LaunchRecord:
