@@ -215,7 +215,7 @@ def test_the_sweep_looks_up_at_most_its_budget_a_pass() -> None:
 
 def test_a_watching_backend_is_asked_which_ended_and_swept_only_slowly() -> None:
     clock, backend = FakeClock(T0), WatchingBackend()
-    follower = BackendFollower("fake", backend, clock, FollowConfig(first_lookup=5.0, sweep_every=60.0))
+    follower = BackendFollower("fake", backend, clock, FollowConfig(first_lookup=1.0, sweep_every=5.0))
     follower.add(records(3))
     names = [r.name for r in records(3)]
     for name in names:
@@ -225,9 +225,18 @@ def test_a_watching_backend_is_asked_which_ended_and_swept_only_slowly() -> None
     follower.step(0.0)
     assert backend.lookups == [names[1]]  # the hint, at once; nobody else before their first lookup is due
     assert [e.record.name for e in follower.take()] == [names[1]]
-    clock.advance(5)
+    clock.advance(1)
+    follower.step(0.0)
+    assert len(backend.lookups) == 1  # the watch covers them: no early lookup
+    clock.advance(4)
     follower.step(0.0)
     assert sorted(backend.lookups[1:]) == sorted([names[0], names[2]])  # the fallback sweep
+    late = LaunchRecord.begin(LaunchIdentity("late", T0), leader="r1", epoch=1, now=T0)
+    follower.add([late], soon=True)  # found at takeover: it may have ended before anyone watched
+    backend.launches[late.name] = BackendStatus(LaunchState.SUCCEEDED, 0)
+    clock.advance(1)
+    follower.step(0.0)
+    assert backend.lookups[-1] == late.name
 
 
 def test_a_lookup_that_fails_is_asked_again_later_and_reports_nothing() -> None:

@@ -31,9 +31,10 @@ log = logging.getLogger("cronframework.results")
 class FollowConfig:
     sweep_every: float = 60.0  # a launch on a watching backend is also looked up this often (the fallback)
     poll_every: float = 2.0  # a launch on a backend that cannot watch is looked up this often
-    first_lookup: float = 1.0  # a launch's first lookup comes this soon (short tasks, launches found at takeover)
+    first_lookup: float = 1.0  # how soon a launch is first looked up when no watch covers it (found at takeover)
     lookups_per_second: float = 500.0  # per backend: the sweep's budget
     watch_wait: float = 1.0  # one call to `Watching.ended` waits at most this long
+    max_results_per_tick: int = 2000  # written per tick at most: a burst of results never stalls the loop for long
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,11 @@ class BackendFollower:
     def __len__(self) -> int:
         return len(self._records)
 
-    def add(self, records: Iterable[LaunchRecord]) -> None:
-        first = self._clock.monotonic() + self._config.first_lookup
+    def add(self, records: Iterable[LaunchRecord], *, soon: bool = False) -> None:
+        """Follow `records`. A watching backend reports what ends from now on, so their first lookup is the sweep's;
+        `soon` for launches that may have ended before anyone watched them (found at takeover)."""
+        watched = self._backend.watches and not soon
+        first = self._clock.monotonic() + (self._config.sweep_every if watched else self._config.first_lookup)
         with self._lock:
             for record in records:
                 if record.name not in self._records:
@@ -170,13 +174,15 @@ class ResultFollower:
     def __len__(self) -> int:
         return sum(len(f) for f in self._followers.values())
 
-    def follow(self, backend_name: str, backend: Backend, records: Iterable[LaunchRecord]) -> None:
+    def follow(
+        self, backend_name: str, backend: Backend, records: Iterable[LaunchRecord], *, soon: bool = False
+    ) -> None:
         follower = self._followers.get(backend_name)
         if follower is None:
             follower = self._followers[backend_name] = BackendFollower(backend_name, backend, self._clock, self._config)
             if self._threaded:
                 self._start(follower)
-        follower.add(records)
+        follower.add(records, soon=soon)
 
     def forget(self, names: Iterable[str]) -> None:
         names = list(names)

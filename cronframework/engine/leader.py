@@ -123,17 +123,24 @@ class LeaderSession:
         """Promote, then tick until stopped; LeadershipLost propagates to the replica."""
         try:
             self.promote()
-            self._results.follower.start()  # tests step it inline from the tick instead
-            self._outbox.start()
+            self.start_threads()
             while not self._stop.is_set():
                 self.tick()
                 self._sleep()
         finally:
             if self._stage is not None:
                 self._unstage(self._stage)
-            self._results.close()
-            self._outbox.close()
+            self.close_threads()
             self._launcher.close()
+
+    def start_threads(self) -> None:
+        """The result follower's and the outbox's threads (run() starts them; tests step both inline per tick)."""
+        self._results.follower.start()
+        self._outbox.start()
+
+    def close_threads(self) -> None:
+        self._results.close()
+        self._outbox.close()
 
     def _sleep(self) -> None:
         """Until the next instant, at most `poll_interval`; with staging on, a wait longer than `stage_ahead`

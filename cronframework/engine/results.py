@@ -80,6 +80,7 @@ class Results:
     ) -> None:
         self._store, self._backends, self._leadership, self._clock = store, backends, leadership, clock
         self.follower = ResultFollower(clock, config)
+        self._max_per_tick = (config or FollowConfig()).max_results_per_tick
         self.notifier = notifier or Notifier()
         self.summaries: dict[str, JobResults] = {}
         self._expecting: dict[str, JobSpec] = {}  # jobs with `expect`: watched for overdue
@@ -94,7 +95,7 @@ class Results:
         """At promotion: the jobs' summaries, and every launch the last leader left to follow or to retry."""
         self.summaries = self._store.read_job_results()
         following = self._store.following_launches()
-        self.follow(following, spec_of)
+        self.follow(following, spec_of, soon=True)  # they may have ended while no leader watched
         for record in following:
             if record.retry_at is not None:
                 self._pending_retry(record)
@@ -109,7 +110,7 @@ class Results:
         else:
             self._retries[record.name] = record
 
-    def follow(self, records: Iterable[LaunchRecord], spec_of: SpecOf) -> None:
+    def follow(self, records: Iterable[LaunchRecord], spec_of: SpecOf, *, soon: bool = False) -> None:
         """Follow each record that is launched and not concluded; one whose job is gone is concluded as lost."""
         by_backend: dict[str, list[LaunchRecord]] = {}
         for record in records:
@@ -121,7 +122,7 @@ class Results:
                 continue
             by_backend.setdefault(spec.backend, []).append(record)
         for name, followed in by_backend.items():
-            self.follower.follow(name, self._backends.get(name), followed)
+            self.follower.follow(name, self._backends.get(name), followed, soon=soon)
         metrics.following(len(self.follower))
 
     def expect(self, specs: Iterable[JobSpec]) -> None:
@@ -156,8 +157,10 @@ class Results:
     def after_tick(self, spec_of: SpecOf, next_instant: NextInstant) -> list[LaunchRecord]:
         """Write what ended since the last tick, with each one's retry decided; returns the results written."""
         self.follower.step()
-        ended = [*self._unwritten, *self.follower.take()]
-        concluding, self._unwritten, self._concluding = self._concluding, [], []
+        taken = [*self._unwritten, *self.follower.take()]
+        cap = self._max_per_tick
+        ended, self._unwritten = taken[:cap], taken[cap:]  # the rest next tick
+        concluding, self._concluding = self._concluding, []
         if not ended and not concluding and not self._expecting:
             return []
         now = self._clock.now()
@@ -175,7 +178,7 @@ class Results:
         except LeadershipLost:
             raise
         except StateStoreError as exc:
-            self._unwritten, self._concluding = ended, concluding + self._concluding
+            self._unwritten, self._concluding = ended + self._unwritten, concluding + self._concluding
             log.warning("task results not written; again next tick", extra={"count": len(ended), "error": str(exc)})
             return []
         self.summaries.update(summaries)
