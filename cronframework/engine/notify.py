@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronframework.metrics import reason_class
+from cronframework.ops.status import LAST_LAUNCH_KEYS
 from cronframework.records import JobResults, LaunchRecord, Notice, Outcome, TaskResult
 from cronframework.spec.model import JobSpec, NotifyEvent, Webhook
 
@@ -141,24 +142,9 @@ def _at(record: LaunchRecord) -> datetime:
 
 
 def launch_payload(record: LaunchRecord) -> dict[str, Any]:
-    """What a notification says about a launch: the stable keys of `history --json` that matter to a receiver."""
+    """What a notification says about a launch: the stable keys `status` shows of a last launch, and its job."""
     data = record.to_dict()
-    keys = (
-        "job",
-        "name",
-        "scheduled",
-        "manual",
-        "outcome",
-        "reason",
-        "result",
-        "exit_code",
-        "result_reason",
-        "started_at",
-        "ended_at",
-        "duration",
-        "task_attempt",
-    )
-    out = {k: data[k] for k in keys}
+    out = {"job": record.job, "manual": record.manual, **{k: data[k] for k in LAST_LAUNCH_KEYS}}
     out["launch"] = out.pop("name")
     return out
 
