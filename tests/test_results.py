@@ -272,3 +272,18 @@ def _fails_once(inner: Any) -> Any:
         inner(fence, batch)
 
     return call
+
+
+def test_a_burst_of_results_is_written_in_slices_only_while_an_instant_is_near() -> None:
+    cluster = Cluster()
+    cluster.apply(*(job(f"j{i}") for i in range(5)))
+    session, _ = cluster.leader(follow=FollowConfig(first_lookup=0.0, max_results_per_tick=2))
+    session.promote()
+    cluster.run_for(session, 60)  # 06:01: five launches
+    for i in range(5):
+        ends(cluster, f"j{i}-20261125t060100z", LaunchState.SUCCEEDED, 0)
+    cluster.clock.set(T0 + timedelta(minutes=1, seconds=58))  # 06:02 is near
+    assert len(session.tick()) == 0 and len(cluster.store.following_launches()) == 3
+    cluster.clock.set(T0 + timedelta(minutes=2, seconds=20))  # 06:02 launched, 06:03 far
+    session.tick()
+    assert [r.name for r in cluster.store.following_launches()] == [f"j{i}-20261125t060200z" for i in range(5)]

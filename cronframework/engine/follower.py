@@ -34,7 +34,10 @@ class FollowConfig:
     first_lookup: float = 1.0  # how soon a launch is first looked up when no watch covers it (found at takeover)
     lookups_per_second: float = 500.0  # per backend: the sweep's budget
     watch_wait: float = 1.0  # one call to `Watching.ended` waits at most this long
-    max_results_per_tick: int = 2000  # written per tick at most: a burst of results never stalls the loop for long
+    # results written per tick at most when an instant is near (a burst never stalls its launches for long), and
+    # when none is: 10k tasks ending together are written in a tick or two
+    max_results_per_tick: int = 2000
+    max_results_per_quiet_tick: int = 50_000
 
 
 @dataclass(frozen=True)

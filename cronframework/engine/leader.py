@@ -233,12 +233,18 @@ class LeaderSession:
             raise
         self._clock_guard.recheck()  # after this tick's launches: a write queued behind a busy ZooKeeper delays none
         self.state.clock_ok = self._clock_guard.ok
-        self._results.after_tick(self._spec_of, self._next_instant)  # after the launches, as every other write
+        self._results.after_tick(self._spec_of, self._next_instant, busy=self._instant_near())  # after the launches
         self._outbox.add(self._notifier.take_written())
         self._outbox.after_tick()
         stopped = self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
         self._results.stopped_for_timeout(stopped)
         return records
+
+    def _instant_near(self) -> bool:
+        """An instant comes within the stage's lead and a second more: writes that are not launches stay short."""
+        due = self._dispatcher.next_due()
+        lead = timedelta(seconds=self._stage_ahead() + 1.0)
+        return due is not None and due - self._clock.now() <= lead
 
     def _next_instant(self, job: str, after: datetime) -> datetime | None:
         """A scheduled job's first instant after `after` (the deadline of its retries); None when not scheduled."""

@@ -80,7 +80,7 @@ class Results:
     ) -> None:
         self._store, self._backends, self._leadership, self._clock = store, backends, leadership, clock
         self.follower = ResultFollower(clock, config)
-        self._max_per_tick = (config or FollowConfig()).max_results_per_tick
+        self._config = config or FollowConfig()
         self.notifier = notifier or Notifier()
         self.summaries: dict[str, JobResults] = {}
         self._expecting: dict[str, JobSpec] = {}  # jobs with `expect`: watched for overdue
@@ -154,11 +154,13 @@ class Results:
             if record is not None:
                 self._concluding.append((replace(record, retry_at=None), given_up))
 
-    def after_tick(self, spec_of: SpecOf, next_instant: NextInstant) -> list[LaunchRecord]:
-        """Write what ended since the last tick, with each one's retry decided; returns the results written."""
+    def after_tick(self, spec_of: SpecOf, next_instant: NextInstant, *, busy: bool = False) -> list[LaunchRecord]:
+        """Write what ended since the last tick, with each one's retry decided; returns the results written. `busy`
+        (an instant is near) writes fewer at once, leaving the rest for the next tick."""
         self.follower.step()
         taken = [*self._unwritten, *self.follower.take()]
-        cap = self._max_per_tick
+        config = self._config
+        cap = config.max_results_per_tick if busy else config.max_results_per_quiet_tick
         ended, self._unwritten = taken[:cap], taken[cap:]  # the rest next tick
         concluding, self._concluding = self._concluding, []
         if not ended and not concluding and not self._expecting:
