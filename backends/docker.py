@@ -11,7 +11,8 @@ from __future__ import annotations
 import builtins
 import os
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -34,6 +35,9 @@ from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _OPEN = frozenset({"running", "restarting", "paused"})
+_ENDS = ["die", "destroy", "oom"]  # container events after which a launch may have ended (or be gone)
+_EVENTS_OVERLAP = 1.0  # seconds each events read goes back over the last one's end: none falls between two reads
+_EVENTS_BACKLOG = 60.0  # the first read also reports what ended this long before the follower began watching
 
 
 class TlsConfig(BaseModel):
@@ -87,12 +91,14 @@ def _is_missing(exc: docker.errors.APIError) -> bool:
 class DockerBackend:
     blocking = True
     enforces_timeout = False
+    watches = True  # the daemon's events stream says which containers died
     """Backend protocol on the Docker Engine API (docker SDK's low-level APIClient)."""
 
     def __init__(self, config: DockerConfig) -> None:
         self._config = config
         self._client: docker.APIClient | None = None
         self._lock = threading.Lock()
+        self._events_since: float | None = None  # the daemon's events are read from here on (Unix time)
 
     def _api(self) -> docker.APIClient:
         # Built lazily and kept: a daemon that is down at startup is a transient error on the first call, not a
@@ -163,6 +169,24 @@ class DockerBackend:
         with translated("inspect", name):
             info = self._inspect(name)
         return None if info is None else status_from_inspect(info)
+
+    def ended(self, names: Collection[str], timeout: float) -> set[str]:
+        """The launches among `names` whose container died (or was removed) since the last call: one read of the
+        daemon's events from where the last read ended until `timeout` from now. Each read starts a second before
+        the last one ended, so an event on the boundary is read twice rather than missed."""
+        now = time.time()
+        since = self._events_since if self._events_since is not None else now - _EVENTS_BACKLOG
+        until = now + max(0.0, timeout)
+        filters = {"type": "container", "event": _ENDS, "label": "cronframework.launch"}
+        wanted = set(names)
+        seen: set[str] = set()
+        with translated("read events", "of launched containers"):
+            for event in self._api().events(since=f"{since:.6f}", until=f"{until:.6f}", filters=filters, decode=True):
+                name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name")
+                if name in wanted:
+                    seen.add(name)
+        self._events_since = until - _EVENTS_OVERLAP
+        return seen
 
     def stop(self, name: str) -> None:
         """SIGTERM, then SIGKILL after `stop_grace` seconds; missing or already stopped is fine."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,6 +52,7 @@ T = TypeVar("T")
 class NomadBackend:
     blocking = True
     enforces_timeout = False
+    watches = True  # a blocking query on the job list returns when a job changes
     """Adapter over python-nomad; one instance per scheduler process."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
@@ -63,6 +64,7 @@ class NomadBackend:
         self._gc_horizon = _horizon(config.get("gc_horizon", DEFAULT_GC_HORIZON))
         self._token = _token(config)
         self._session = requests.Session()
+        self._jobs_index = 0  # the job list's Raft index as last read: a blocking query returns when it moves
         # submits of one name from this process never race each other at Nomad (see _created_by)
         self._locks = [threading.Lock() for _ in range(64)]
         self._client = nomad.Nomad(
@@ -110,6 +112,18 @@ class NomadBackend:
             return None
         allocs = self._get_or_none("read allocations", lambda: self._client.job.get_allocations(name)) or []
         return job_status(job, allocs)
+
+    def ended(self, names: Collection[str], timeout: float) -> set[str]:
+        """The launches among `names` whose Nomad job is dead: a blocking query on the job list (filtered to dead
+        jobs) that returns at once when the list changed since the last read, else when it changes or after
+        `timeout`. The first read returns at once, so what ended before the follower watched is reported too."""
+        wait = max(0, int(timeout * 1000))
+        params = {"index": self._jobs_index, "wait": f"{wait}ms", "filter": 'Status == "dead"'}
+        request = self._client.jobs.request
+        response = self._call("watch jobs", lambda: request(method="get", params=params, timeout=timeout + 10))
+        self._jobs_index = int(response.headers.get("X-Nomad-Index", self._jobs_index))
+        dead = {str(job.get("ID")) for job in response.json()}
+        return dead & set(names)
 
     def stop(self, name: str) -> None:
         self._get_or_none("stop", lambda: self._client.job.deregister_job(name, purge=False))

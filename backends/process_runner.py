@@ -39,6 +39,7 @@ EXIT = "exit.json"
 STDOUT = "stdout"
 STDERR = "stderr"
 RUN = "run"
+TIMED_OUT = "timed out"  # the exit record's reason for a task stopped past its time limit
 POLL_SECONDS = 0.05
 
 
@@ -229,7 +230,7 @@ class Supervisor:
             if override is None:
                 override = "stopped" if self._stop_wanted() else None
                 if override is None and deadline is not None and now >= deadline:
-                    override = "timed out"
+                    override = TIMED_OUT
                 if override:
                     kill_group(proc.pid, signal.SIGTERM)
                     kill_at = now + float(spec.get("kill_grace", 10.0))

@@ -61,6 +61,7 @@ class NullBackend:
 
     blocking = False
     enforces_timeout = False
+    watches = False
 
     def __init__(self) -> None:
         self.submits = 0

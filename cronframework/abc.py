@@ -6,18 +6,29 @@
 - The state store, split by who uses it: `ReadStore` (status, API, CLI), `OperatorStore` (apply, pause, trigger),
   `LeaderStore` (the leader's fenced writes); `StateStore` is all three, as the ZooKeeper, SQLite and memory stores
   implement it. Store errors are `errors.StateStoreError` and its kinds (unavailable, conflict, leadership lost).
-- `Backend`: a datacenter scheduler seen through deterministic launch names, with its optional capabilities declared.
+- `Backend`: a datacenter scheduler seen through deterministic launch names, with its optional capabilities declared
+  (`Watching`: it can say which launches ended without being asked about each).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
-from cronframework.records import Begin, JobState, LaunchRecord, SpecChange, StoredSpec, TriggerRequest
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    Notice,
+    ResultBatch,
+    SpecChange,
+    StoredSpec,
+    TriggerRequest,
+)
 
 
 class Clock(Protocol):
@@ -91,6 +102,19 @@ class ReadStore(Protocol):
         """Every record still in state begun, oldest scheduled first."""
         ...
 
+    def following_launches(self) -> list[LaunchRecord]:
+        """Every record launched whose task's result (or a retry it asked for) is still to come
+        (`LaunchRecord.following`), oldest scheduled first: what a new leader follows on."""
+        ...
+
+    def read_job_results(self) -> dict[str, JobResults]:
+        """Each job's summary of results (last success and failure, failures in a row, last runs)."""
+        ...
+
+    def read_outbox(self) -> list[Notice]:
+        """Every notification in the outbox, pending or undeliverable, oldest first."""
+        ...
+
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
         """The newest `limit` records of `job`, newest first; costs O(limit) record reads."""
         ...
@@ -123,8 +147,9 @@ class LeaderStore(ReadStore, Protocol):
         ...
 
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
-        """Sync point one, batched: create each record (state begun) and advance each job's state, atomically per
-        batch. Raises ConflictError if a record by that name already exists (nothing of the batch is applied)."""
+        """Sync point one, batched: create each record (state begun, or already skipped with its notices) and advance
+        each job's state, atomically per batch. Raises ConflictError if a record by that name already exists (nothing
+        of the batch is applied)."""
         ...
 
     def prepare_begin(self, fence: Fence, items: Sequence[Begin]) -> PreparedBegin:
@@ -133,8 +158,23 @@ class LeaderStore(ReadStore, Protocol):
         written before `send()`, and nothing may be submitted before the call it returns has returned."""
         ...
 
-    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
-        """Sync point two, batched: overwrite each record with its finished form."""
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord], notices: Sequence[Notice] = ()) -> None:
+        """Sync point two, batched: overwrite each record with its finished form; each notice (about one of the
+        records: a failed launch) goes into the outbox atomically with its record. A notice already in the outbox is
+        left as it is, so writing the same batch again is harmless."""
+        ...
+
+    def record_results(self, fence: Fence, batch: ResultBatch) -> None:
+        """The result follower's write, batched like sync point two: each record (already finished) rewritten with
+        its task's result, each job's summary, its notifications (into the outbox) and its suspension (the job's
+        pause flag, set unless set), atomically per job. A record no longer following leaves the store's list of
+        launches to follow. StateStoreError if a record was never begun."""
+        ...
+
+    def settle_notices(self, fence: Fence, remove: Sequence[str], rewrite: Sequence[Notice]) -> None:
+        """After deliveries: the notices named in `remove` (delivered, or the oldest undeliverable ones past what is
+        kept) leave the outbox; those in `rewrite` (undeliverable) are overwritten with their state and last error.
+        A notice already gone is not an error."""
         ...
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
@@ -160,10 +200,12 @@ class Backend(Protocol):
 
     Optional capabilities are declared, not probed: `blocking` False says a submit returns at once (the launcher
     then calls it inline instead of through its pool); `enforces_timeout` True says the backend stops a task past
-    `task.timeout` itself, so the leader's run-time limits leave it alone."""
+    `task.timeout` itself, so the leader's run-time limits leave it alone; `watches` True says it also implements
+    `Watching`, so the result follower need not look every running launch up."""
 
     blocking: bool
     enforces_timeout: bool
+    watches: bool
 
     def submit(self, name: str, launch: Launch) -> SubmitOutcome:
         """Start the launch unless one by this name exists; never starts two."""
@@ -195,6 +237,19 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Watching(Protocol):
+    """A backend that can tell which of its launches ended (Docker's events, Nomad's blocking queries, the process
+    backend's exit files): the result follower asks it instead of looking up every running launch, and keeps a slow
+    lookup sweep only as the fallback."""
+
+    def ended(self, names: Collection[str], timeout: float) -> set[str]:
+        """Those of `names` that ended, or may have (a hint: the follower looks each up before it writes anything),
+        waiting up to `timeout` seconds while none has; an empty set when none did in that time. A launch that ended
+        before the first call is reported too, or left to the sweep. TransientBackendError when it cannot watch now
+        (the follower then relies on the sweep until it can)."""
+        ...
 
 
 class BackendFactory(Protocol):

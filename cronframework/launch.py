@@ -37,6 +37,7 @@ class BackendStatus:
     reason: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    timed_out: bool = False  # FAILED because it ran past `task.timeout` (the backend or the leader stopped it)
 
 
 class SubmitOutcome(StrEnum):
@@ -68,6 +69,7 @@ class Launch:
             "CRONFRAMEWORK_SCHEDULED_UNIX": str(int(scheduled.timestamp())),
             "CRONFRAMEWORK_LAUNCH": self.name,
             "CRONFRAMEWORK_ATTEMPT": str(self.attempt),
+            "CRONFRAMEWORK_TASK_ATTEMPT": str(self.identity.attempt),
             "CRONFRAMEWORK_LEADER_EPOCH": str(self.leader_epoch),
             "CRONFRAMEWORK_MANUAL": "1" if self.identity.manual else "0",
         }

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cronframework.errors import StateStoreError
 from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import Retry
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration import chaos_evidence as evidence_mod
 from integration import chaos_invariants as inv
@@ -38,6 +39,7 @@ from integration.zk import ZkHarnessError
 
 DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,slow,rolling"
 END_MARGIN = 3.0  # instants this close to the end may legitimately still be in flight
+RESULT_MARGIN = 12.0  # and this close, their results and retries (a takeover's first lookups come a second late)
 FORBID_JOBS = [name for name, job in JOBS.items() if job[2].get("concurrency") == "forbid"]
 LONGEST_RUN = 10.0  # seconds: longer than any spanned task runs (`slow`: 7 s)
 TRIGGER_EVERY = (6.0, 12.0)  # seconds between two rounds of triggers of a forbid job
@@ -217,8 +219,11 @@ def check(report: Report, ev: evidence_mod.Evidence, checked_until: datetime) ->
     accounted, outcomes = inv.accounted(ev, {name: job[0] for name, job in JOBS.items()}, window)
     report.zombie_windows, zombies = inv.zombie_calls(ev, report.faults)
     report.forbid_runs, overlaps = inv.no_overlap(ev, FORBID_JOBS)
+    results_window = inv.Window(window.start, window.end - timedelta(seconds=RESULT_MARGIN))
+    report.attempts_followed, unfollowed = inv.followed(ev, retry_policies(), results_window)
     report.violations += [
         *inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev), *zombies, *overlaps,
+        *unfollowed,
     ]  # fmt: skip
     unjudged = sum(s.end is None for s in ev.spans)
     if unjudged:
@@ -230,6 +235,15 @@ def check(report: Report, ev: evidence_mod.Evidence, checked_until: datetime) ->
     report.takeover = inv.takeovers(ev, report.faults)
     report.lags = inv.launch_lags(ev)
     report.notes.append(f"checked window {window.start:%H:%M:%S}..{window.end:%H:%M:%S} UTC")
+
+
+def retry_policies() -> dict[str, tuple[str, Retry | None]]:
+    """Every job's schedule and retry policy, for the followed-to-the-end invariant."""
+    out: dict[str, tuple[str, Retry | None]] = {}
+    for name, (schedule, _, extra) in JOBS.items():
+        retry = extra.get("retry")
+        out[name] = (schedule, Retry.model_validate(retry) if retry else None)
+    return out
 
 
 def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:

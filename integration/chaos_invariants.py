@@ -6,7 +6,10 @@
    failed with a reason; a vanished or still-open instant is a violation; the store and the backend agree;
 3. fenced: every backend launch was created by an epoch while that epoch led (after its start, before its end or
    any successor's start); zombie windows (a stopped or partitioned leader resumed) contain no launch of its epoch;
-4. forbid held: no two runs of a `concurrency: forbid` job overlap, judged from the runs' own start and end lines.
+4. forbid held: no two runs of a `concurrency: forbid` job overlap, judged from the runs' own start and end lines;
+5. followed to the end: every launched attempt in the window has its task's result recorded, and every failed
+   attempt whose retry was due (`retry:`, before the job's next instant) has its next attempt recorded -- each
+   attempt once, by name (invariant 1 covers its backend launches and task runs).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cronframework.naming import parse_launch_name
-from cronframework.records import Outcome
+from cronframework.naming import LaunchIdentity, parse_launch_name
+from cronframework.records import LaunchRecord, Outcome
 from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import Retry
 from integration.chaos_evidence import Evidence, Interval
 from integration.chaos_faults import FaultEvent
 
@@ -67,7 +71,7 @@ def accounted(ev: Evidence, schedules: dict[str, str], window: Window) -> tuple[
     out: list[Violation] = []
     outcomes: Counter[str] = Counter()
     for job, expression in schedules.items():
-        records = {r.scheduled: r for r in ev.history.get(job, []) if not r.manual}
+        records = {r.scheduled: r for r in ev.history.get(job, []) if not r.manual and r.task_attempt == 1}
         for instant in parse_schedule(expression, job=job).between(window.start, window.end):
             record = records.get(instant)
             name = f"{job}@{instant:%H:%M:%S}"
@@ -96,6 +100,44 @@ def agreement(ev: Evidence, window: Window) -> list[Violation]:
         if inside and record.outcome is Outcome.FAILED and record.name in backend:
             out.append(Violation("accounted", f"{record.name}: recorded failed_to_launch but the backend has it"))
     return out
+
+
+# -- 5. followed to the end ------------------------------------------------------------------------------------
+def followed(ev: Evidence, jobs: dict[str, tuple[str, Retry | None]], window: Window) -> tuple[int, list[Violation]]:
+    """(attempts judged, violations) for the scheduled instants of `jobs` (name -> schedule, retry policy) in the
+    window: each launched attempt has a result; each failed one due a retry has its next attempt."""
+    records = {r.name: r for history in ev.history.values() for r in history}
+    judged, out = 0, []
+    for job, (expression, policy) in jobs.items():
+        schedule = parse_schedule(expression, job=job)
+        for instant in schedule.between(window.start, window.end):
+            attempt = LaunchIdentity(job, instant)
+            record = records.get(attempt.name)
+            while record is not None and record.outcome in LAUNCHED:
+                judged += 1
+                if record.result is None:
+                    out.append(Violation("followed", f"{record.name}: launched, and no result recorded"))
+                    break
+                following = _retry_due(record, policy, schedule.next_after(instant))
+                if following is None:
+                    break
+                attempt = attempt.retry(following)
+                record = records.get(attempt.name)
+                if record is None:
+                    out.append(Violation("followed", f"{attempt.name}: a retry due and never recorded (lost)"))
+    return judged, out
+
+
+def _retry_due(record: LaunchRecord, policy: Retry | None, next_instant: datetime) -> int | None:
+    """The attempt number `retry:` owes after `record`, or None (succeeded, not retried, out of attempts, or its
+    time would have been the job's next instant or later)."""
+    if policy is None or record.result is None or record.result.value not in policy.on:
+        return None
+    if record.task_attempt >= policy.attempts or record.ended_at is None:
+        return None
+    if record.ended_at + policy.delay(record.task_attempt) >= next_instant and not policy.past_next:
+        return None
+    return record.task_attempt + 1
 
 
 # -- 3. fenced --------------------------------------------------------------------------------------------------
@@ -159,7 +201,7 @@ def launch_lags(ev: Evidence) -> list[float]:
     lags = []
     for launch in ev.launches:
         identity = parse_launch_name(launch.name)
-        if not identity.manual:
+        if not identity.manual and identity.attempt == 1:  # a retry starts late by design
             lags.append(launch.submitted_at - identity.scheduled.timestamp())
     return lags
 

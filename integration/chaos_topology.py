@@ -54,6 +54,8 @@ JOBS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "third": ("@every 3s", "", {}),
     # runs longer than its period: `forbid` turns every other instant into a skipped-with-reason record
     "slow": ("*/5 * * * * *", "; sleep 7", {"concurrency": "forbid"}),
+    # fails every run: each instant is retried twice (`retry:`), every attempt its own backend object
+    "flaky": ("*/5 * * * * *", "; exit 1", {"retry": {"attempts": 3, "backoff": "500ms", "max_backoff": "1s"}}),
 }
 
 

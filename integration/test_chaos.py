@@ -25,8 +25,9 @@ import pytest
 
 from backends.nomad import create
 from cronframework.launch import LaunchState, SubmitOutcome
-from cronframework.naming import launch_name
-from cronframework.records import LaunchRecord, Outcome
+from cronframework.naming import LaunchIdentity, launch_name
+from cronframework.records import LaunchRecord, Outcome, TaskResult
+from cronframework.spec.model import Retry
 from integration import chaos_invariants as inv
 from integration import chaos_netns
 from integration.chaos import Options, choose_network, run
@@ -450,6 +451,44 @@ def test_checker_catches_two_runs_of_a_forbid_job_overlapping() -> None:
     assert _slow(10) in found[0].detail and _slow(9, manual=True) in found[0].detail
     ev.spans = [s for s in ev.spans if s.launch != _slow(9, manual=True)]
     assert inv.no_overlap(ev, ["slow"])[1] == []
+
+
+def _attempt(second: int, attempt: int, result: TaskResult | None, ended: float = 0.1) -> LaunchRecord:
+    identity = LaunchIdentity("flaky", T0 + timedelta(seconds=second), attempt=attempt)
+    launched = LaunchRecord.begin(identity, leader="r1", epoch=1, now=identity.scheduled)
+    launched = launched.finish(Outcome.SUBMITTED, now=identity.scheduled)
+    at = identity.scheduled + timedelta(seconds=ended)
+    return launched if result is None else launched.with_result(result, started_at=at, ended_at=at)
+
+
+FLAKY = {
+    "flaky": ("*/5 * * * * *", Retry(attempts=3, backoff=timedelta(milliseconds=500), max_backoff=timedelta(seconds=1)))
+}
+
+
+def test_checker_follows_every_attempt_to_its_result_and_each_due_retry() -> None:
+    ev = Evidence()
+    ev.history = {
+        "flaky": [
+            _attempt(0, 1, TaskResult.FAILED),
+            _attempt(0, 2, TaskResult.FAILED, ended=1.0),
+            _attempt(0, 3, TaskResult.FAILED, ended=2.5),  # the last attempt: nothing more is due
+            _attempt(5, 1, TaskResult.FAILED, ended=4.8),  # its retry would start past 12:00:10: none is due
+        ]
+    }
+    window = inv.Window(T0 - timedelta(seconds=1), T0 + timedelta(seconds=6))
+    judged, found = inv.followed(ev, FLAKY, window)
+    assert (judged, found) == (4, [])
+    ev.history["flaky"] = [
+        _attempt(0, 1, TaskResult.FAILED),
+        _attempt(0, 2, None),  # launched, no result
+        _attempt(5, 1, TaskResult.LOST),  # its retry is due and was never recorded
+    ]
+    _, found = inv.followed(ev, FLAKY, window)
+    details = " | ".join(v.detail for v in found)
+    assert {v.invariant for v in found} == {"followed"}
+    assert "flaky-20260105t120000z-a2: launched, and no result" in details
+    assert "flaky-20260105t120005z-a2: a retry due and never recorded" in details
 
 
 def test_checker_catches_a_run_inside_a_longer_one() -> None:

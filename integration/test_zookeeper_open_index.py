@@ -10,11 +10,11 @@ from kazoo.client import KazooClient
 
 from cronframework.cluster.election import ZkFence
 from cronframework.errors import ConflictError
-from cronframework.records import Begin, LaunchRecord
+from cronframework.records import Begin, LaunchRecord, ResultBatch
 from cronframework.store.zookeeper.batch import PreparedWrite
 from cronframework.store.zookeeper.open_index import decode_names, encode_names
 from cronframework.store.zookeeper.store import ZooKeeperStore
-from tests.store_conformance import MINUTE, T0, done, make_begin
+from tests.store_conformance import MINUTE, T0, done, ended, make_begin, summary_of
 
 pytestmark = pytest.mark.zookeeper
 
@@ -69,7 +69,7 @@ def test_finishing_a_node_s_launches_together_deletes_it_in_the_same_transaction
     records = [i.record for i in launches(fence, "beat", 5)]
     store.begin(fence, launches(fence, "beat", 5))
     writes.clear()
-    store.finish(fence, [done(r) for r in records])
+    store.finish(fence, [ended(r) for r in records])
     [batch] = writes
     assert batch.ops == 1 + 5 + 1  # fence, a set per record, the node's delete
     assert index_nodes(zk_client, store) == {}
@@ -81,11 +81,11 @@ def test_a_node_stays_until_its_last_launch_finishes_even_under_a_new_leader(
 ) -> None:
     records = [i.record for i in launches(fence, "beat", 5)]
     store.begin(fence, launches(fence, "beat", 5))
-    store.finish(fence, [done(r) for r in records[:2]])
+    store.finish(fence, [ended(r) for r in records[:2]])
     assert len(index_nodes(zk_client, store)) == 1
     successor = ZooKeeperStore(zk_client, zk_root)
     assert {r.name for r in successor.open_launches()} == {r.name for r in records[2:]}
-    successor.finish(fence, [done(r) for r in records[2:]])
+    successor.finish(fence, [ended(r) for r in records[2:]])
     assert index_nodes(zk_client, store) == {}
 
 
@@ -97,7 +97,7 @@ def test_a_node_whose_launches_finish_in_different_transactions_is_deleted_after
     assert len(index_nodes(zk_client, store)) == 1
     writes.clear()
     store.writer.max_ops = 10
-    store.finish(fence, [done(i.record) for i in items])
+    store.finish(fence, [ended(i.record) for i in items])
     assert [len(w.chunks) for w in writes] == [3, 1]  # the finishes (10 each), then the node's delete
     assert index_nodes(zk_client, store) == {}
 
@@ -126,15 +126,15 @@ def test_a_stale_node_is_read_and_then_deleted(
     first, second, gone, finished = (i.record for i in launches(fence, "beat", 4))
     store.begin(fence, launches(fence, "beat", 2))
     store.begin(fence, launches(fence, "beat", 2, first=2))
-    store.finish(fence, [done(gone), done(finished)])
+    store.finish(fence, [ended(gone), ended(finished)])
     store.prune(fence, "beat", [gone.name])
     section = store.layout.section("open")
     zk_client.create(f"{section}/{gone.name}+2", encode_names([gone.name, finished.name]))
     successor = ZooKeeperStore(zk_client, zk_root)
     assert [r.name for r in successor.open_launches()] == [first.name, second.name]
-    successor.finish(fence, [done(first)])
+    successor.finish(fence, [ended(first)])
     assert zk_client.get_children(section) == [f"{first.name}+2"]  # the stale node went with the first finish
-    successor.finish(fence, [done(second)])
+    successor.finish(fence, [ended(second)])
     assert zk_client.get_children(section) == []
     assert open_names(zk_client, zk_root) == set()
 
@@ -144,8 +144,32 @@ def test_a_launch_finished_twice_is_rewritten_and_deletes_nothing_else(
 ) -> None:
     items = launches(fence, "beat", 2)
     store.begin(fence, items)
-    first: LaunchRecord = done(items[0].record)
+    first: LaunchRecord = ended(items[0].record)
     store.finish(fence, [first])
     store.finish(fence, [first])
     assert [n for names in index_nodes(zk_client, store).values() for n in names] == [i.record.name for i in items]
     assert [r.name for r in store.open_launches()] == [items[1].record.name]
+
+
+def test_a_launch_stays_indexed_while_followed_and_leaves_with_its_result(
+    store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient, zk_root: str, writes: list[PreparedWrite]
+) -> None:
+    """Sync point two keeps a submitted launch in the index (a new leader follows it on); its result takes it out,
+    and the result of the node's last launch deletes the node in the same transaction."""
+    items = launches(fence, "beat", 3)
+    store.begin(fence, items)
+    writes.clear()
+    store.finish(fence, [done(i.record) for i in items])
+    assert writes[0].ops == 1 + 3  # the fence and a set per record: no index op
+    assert len(index_nodes(zk_client, store)) == 1
+    successor = ZooKeeperStore(zk_client, zk_root)
+    assert [r.name for r in successor.following_launches()] == [i.record.name for i in items]
+    results = [ended(i.record) for i in items]
+    store.record_results(fence, ResultBatch(results[:2], [summary_of(*results[:2])]))
+    assert len(index_nodes(zk_client, store)) == 1
+    writes.clear()
+    store.record_results(fence, ResultBatch(results[2:], [summary_of(*results)]))
+    [batch] = writes
+    assert batch.ops == 1 + 1 + 1 + 1  # the fence, the record, the job's summary, the node's delete
+    assert index_nodes(zk_client, store) == {}
+    assert ZooKeeperStore(zk_client, zk_root).following_launches() == []

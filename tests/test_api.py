@@ -29,6 +29,7 @@ from cronframework.api.routes import router
 from cronframework.cli.status import collect
 from cronframework.cluster.config import ApiSection, load_config
 from cronframework.errors import CronframeworkError, LeadershipLost, TransientBackendError
+from cronframework.launch import BackendStatus, LaunchState
 from cronframework.naming import launch_name
 from cronframework.records import LaunchRecord, Outcome, RecordState
 from cronframework.testing import FakeBackend, FakeFence
@@ -125,6 +126,43 @@ def test_jobs_have_the_keys_and_values_of_status_json(cluster: Cluster) -> None:
     beat = next(j for j in got["jobs"] if j["job"] == "beat")
     assert beat["last_launch"]["name"] == launch_name("beat", T0 + timedelta(minutes=2))
     assert got["leader"]["replica"] == "r1" and got["replicas"][0]["api"] == "http://127.0.0.1:1"
+
+
+def test_a_task_s_result_is_in_the_jobs_the_job_and_its_history(cluster: Cluster) -> None:
+    """The keys the status page shows: the last launch's result and duration, the last success, the last runs."""
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    name = launch_name("beat", T0 + timedelta(minutes=1))
+    now = cluster.clock.now()
+    cluster.backend.launches[name] = BackendStatus(LaunchState.SUCCEEDED, 0, None, now - timedelta(seconds=4), now)
+    cluster.run_for(session, 2)
+    api = make_api(cluster)
+    beat = next(j for j in body(call(api, "GET", "/v1/jobs"))["jobs"] if j["job"] == "beat")
+    detail = body(call(api, "GET", "/v1/jobs/beat"))
+    for item in (beat, detail):
+        assert (item["last_launch"]["result"], item["last_launch"]["duration"]) == ("succeeded", 4.0)
+        assert item["last_success"] == now.isoformat() and item["failures"] == 0
+        assert item["recent"] == [{"launch": name, "result": "succeeded", "ended_at": now.isoformat(), "duration": 4.0}]
+    [row] = [r for r in body(call(api, "GET", "/v1/jobs/beat/history")) if r["name"] == name]
+    assert (row["result"], row["exit_code"], row["ended_at"]) == ("succeeded", 0, now.isoformat())
+
+
+def test_results_are_counted_timed_and_stamp_each_job_s_last_success_and_failure(cluster: Cluster) -> None:
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 120)
+    first, second = (launch_name("beat", T0 + timedelta(minutes=m)) for m in (1, 2))
+    before = _sample("cronframework_task_results_total", job="beat", result="failed")
+    durations = _sample("cronframework_task_duration_seconds_count")
+    now = cluster.clock.now()
+    cluster.backend.launches[first] = BackendStatus(LaunchState.SUCCEEDED, 0, None, now - timedelta(seconds=9), now)
+    cluster.backend.launches[second] = BackendStatus(LaunchState.FAILED, 2, "exit code 2", now, now)
+    cluster.run_for(session, 2)
+    assert _sample("cronframework_task_results_total", job="beat", result="failed") == before + 1
+    assert _sample("cronframework_task_duration_seconds_count") == durations + 2
+    assert _sample("cronframework_job_last_success_timestamp_seconds", job="beat") == now.timestamp()
+    assert _sample("cronframework_job_last_failure_timestamp_seconds", job="beat") == now.timestamp()
 
 
 def test_job_detail_lists_the_next_launches_by_name_and_never_the_task(cluster: Cluster) -> None:
@@ -359,8 +397,6 @@ def test_recovery_conclusions_are_counted() -> None:
 
 
 def _running() -> Any:
-    from cronframework.launch import BackendStatus, LaunchState
-
     return BackendStatus(LaunchState.RUNNING)
 
 
@@ -376,6 +412,9 @@ def test_metrics_endpoint_exports_every_metric_the_alert_rules_name(cluster: Clu
         "CronframeworkLaunchesFailing",
         "CronframeworkLaunchLagHigh",
         "CronframeworkLaunchesSkipped",
+        "CronframeworkJobFailing",
+        "CronframeworkJobOverdue",
+        "CronframeworkNotificationsUndeliverable",
     } <= {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert named and named <= exported | _families_without_samples(response.body.decode()), named - exported
 

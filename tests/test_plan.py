@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence, Set
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cronframework.engine.concurrency import ALLOWED, Verdict
 from cronframework.engine.dispatcher import Entry
-from cronframework.engine.plan import Planned, TickPlan, plan_tick, settle
-from cronframework.naming import launch_name
-from cronframework.records import JobState, TriggerRequest
+from cronframework.engine.plan import DueRetry, Planned, TickPlan, decide_retry, plan_tick, settle
+from cronframework.naming import LaunchIdentity, launch_name
+from cronframework.records import JobState, LaunchRecord, Outcome, TaskResult, TriggerRequest
 from cronframework.schedule.expression import parse_schedule
 from cronframework.spec.model import JobSpec
 
@@ -140,3 +142,78 @@ def test_instants_missed_together_under_forbid_keep_only_the_latest_and_ask_once
     launched = [p.identity.name for p in items if p.skip_reason is None]
     assert launched == [AT_NINE] and list(plan.lookups) == [PREVIOUS]
     assert all(p.next_state.next_scheduled == NINE_01 for p in items)
+
+
+# -- retries (`retry:`) -------------------------------------------------------------------------------------------
+FAILED_RUN = LaunchIdentity("j", NINE - timedelta(minutes=1))
+
+
+def ended_run(
+    result: TaskResult = TaskResult.FAILED, attempt: int = 1, ended: datetime = NINE - timedelta(seconds=50)
+) -> LaunchRecord:
+    launched = LaunchRecord.begin(FAILED_RUN.retry(attempt), leader="r1", epoch=1, now=FAILED_RUN.scheduled)
+    return launched.finish(Outcome.SUBMITTED, now=FAILED_RUN.scheduled).with_result(result, ended_at=ended)
+
+
+def spec_with(retry: dict[str, object] | None) -> JobSpec:
+    return entry(retry=retry).spec
+
+
+@pytest.mark.parametrize(
+    ("record", "retry", "at"),
+    [
+        (ended_run(TaskResult.SUCCEEDED), {"attempts": 3, "backoff": "10s"}, None),
+        (ended_run(), None, None),
+        (ended_run(TaskResult.LOST), {"attempts": 3, "backoff": "10s", "on": ["failed"]}, None),
+        (ended_run(attempt=3), {"attempts": 3, "backoff": "10s"}, None),
+        (ended_run(), {"attempts": 3, "backoff": "10s"}, NINE - timedelta(seconds=40)),
+        (ended_run(attempt=2), {"attempts": 3, "backoff": "10s"}, NINE - timedelta(seconds=30)),  # doubled
+        (ended_run(attempt=4), {"attempts": 9, "backoff": "10s", "max_backoff": "25s"}, NINE - timedelta(seconds=25)),
+        (ended_run(), {"attempts": 3, "backoff": "50s"}, None),  # at nine: the job's next instant comes first
+        (ended_run(), {"attempts": 3, "backoff": "50s", "past_next": True}, NINE),
+    ],
+)
+def test_a_retry_is_decided_from_the_run_that_ended(
+    record: LaunchRecord, retry: dict[str, object] | None, at: datetime | None
+) -> None:
+    assert decide_retry(record, spec_with(retry), next_instant=NINE).at == at
+
+
+def due_retry(deadline: datetime | None = NINE_01) -> DueRetry:
+    return DueRetry(FAILED_RUN.retry(2), FAILED_RUN.name, deadline)
+
+
+def retry_tick(target: Entry, *, paused: Set[str] = frozenset(), at: datetime = NINE) -> TickPlan:
+    jobs = {target.spec.name: target}
+    return plan_tick([], [], jobs.get, now=at, tolerance=TOLERANCE, paused=paused, retries=[due_retry()])
+
+
+def test_a_due_retry_launches_under_its_own_name_and_becomes_the_job_s_last_launch() -> None:
+    plan = retry_tick(entry(last=FAILED_RUN.name))
+    assert plan.lookups == {}
+    [item] = settle(plan, {})
+    assert (item.identity.name, item.skip_reason, item.retry_of) == (f"{FAILED_RUN.name}-a2", None, FAILED_RUN.name)
+    assert item.next_state == JobState("j", NINE, f"{FAILED_RUN.name}-a2") and item.deadline == NINE_01
+
+
+def test_a_retry_of_a_forbid_job_asks_about_the_job_s_last_launch_and_waits_for_it() -> None:
+    plan = retry_tick(entry("forbid", last=AT_NINE))
+    assert list(plan.lookups) == [AT_NINE]
+    still = Verdict(False, f"skipped: previous launch {AT_NINE} is still running (concurrency: forbid)")
+    [item] = settle(plan, {AT_NINE: still})
+    assert item.skip_reason == still.reason and item.retry_of == FAILED_RUN.name
+
+
+def test_a_retry_under_replace_stops_nothing() -> None:
+    plan = retry_tick(entry("replace", last=AT_NINE))
+    [item] = settle(plan, {AT_NINE: Verdict(True, replaces=AT_NINE)})
+    assert item.replaces is None and item.skip_reason is not None and "stops nothing" in item.skip_reason
+
+
+def test_a_retry_is_skipped_when_paused_or_past_its_deadline_and_dropped_when_unscheduled() -> None:
+    [paused] = settle(retry_tick(entry(), paused={"j"}), {})
+    assert paused.skip_reason == "paused"
+    [late] = settle(retry_tick(entry(), at=NINE_01), {})
+    assert late.skip_reason is not None and "next instant" in late.skip_reason
+    plan = plan_tick([], [], {}.get, now=NINE, tolerance=TOLERANCE, retries=[due_retry()])
+    assert plan.intents == [] and plan.dropped_retries == [due_retry()]

@@ -158,6 +158,7 @@ def test_timeout_terminates_the_task(backend: ProcessBackend) -> None:
     status = wait_for(lambda: backend.lookup(launch.name), finished, FAST)
     assert status is not None
     assert (status.state, status.reason, status.exit_code) == (LaunchState.FAILED, "timed out", 128 + 15)
+    assert status.timed_out
     assert time.monotonic() - started < 4
 
 

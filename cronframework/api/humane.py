@@ -70,12 +70,9 @@ def duration(seconds: float | None) -> str:
 def duration_of(item: Mapping[str, Any]) -> float | None:
     """How long a launch ran, from what its record or result carries: a `duration` in seconds, or its start and end
     instants; None when neither is there (the backend has not said, or the launch is still running)."""
-    result = item.get("result") or {}
-    for source in (result, item):
-        if isinstance(source.get("duration"), int | float):
-            return float(source["duration"])
-        start = parse(source.get("started_at") or source.get("started"))
-        end = parse(source.get("finished_at") or source.get("ended_at") or source.get("ended"))
-        if start is not None and end is not None and source is result:
-            return max((end - start).total_seconds(), 0.0)
+    if isinstance(item.get("duration"), int | float):
+        return float(item["duration"])
+    start, end = parse(item.get("started_at")), parse(item.get("ended_at"))
+    if start is not None and end is not None:
+        return max((end - start).total_seconds(), 0.0)
     return None

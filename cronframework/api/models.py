@@ -31,8 +31,12 @@ class Error(_Closed):
     error: str
 
 
-class Result(_Open):
-    """What the backend says about a launch: pending, running, succeeded, failed, lost; unknown or not_found."""
+TaskResult = Literal["succeeded", "failed", "timed_out", "lost"]
+
+
+class BackendView(_Open):
+    """What the backend says about a launch whose result is still to come: pending, running, succeeded, failed,
+    lost; unknown or not_found."""
 
     state: str
     exit_code: int | None = None
@@ -40,12 +44,28 @@ class Result(_Open):
 
 
 class LastLaunch(_Open):
+    """`outcome` says whether the launch started (sync point two); `result` how its task ended, once it did."""
+
     name: str
     scheduled: Time
     state: RecordState
     outcome: str | None
     reason: str | None
-    result: Result | None = None
+    result: TaskResult | None = None
+    exit_code: int | None = None
+    result_reason: str | None = None
+    started_at: Time | None = None
+    ended_at: Time | None = None
+    duration: float | None = None
+    task_attempt: int | None = None
+    lookup: BackendView | None = None
+
+
+class RecentRun(_Open):
+    launch: str
+    result: TaskResult
+    ended_at: Time | None = None
+    duration: float | None = None
 
 
 class Job(_Open):
@@ -56,6 +76,28 @@ class Job(_Open):
     problem: str | None
     next: Time | None
     last_launch: LastLaunch | None
+    last_success: Time | None = None
+    last_failure: Time | None = None
+    failures: int = 0
+    recent: list[RecentRun] = Field(default_factory=list)
+    overdue_since: Time | None = None
+    suspended: str | None = None
+
+
+class Undeliverable(_Open):
+    job: str
+    event: str
+    key: str
+    url: str
+    attempts: int
+    error: str | None = None
+    created_at: Time
+
+
+class Notifications(_Open):
+    pending: int
+    undeliverable: int
+    recent_undeliverable: list[Undeliverable] = Field(default_factory=list)
 
 
 class Replica(_Open):
@@ -84,6 +126,7 @@ class Status(_Open):
     takeover: dict[str, Any] | None
     jobs: list[Job]
     page: Page | None = None
+    notifications: Notifications | None = None
 
 
 class PlannedLaunch(_Closed):
@@ -119,7 +162,14 @@ class LaunchRecord(_Open):
     finished_at: Time | None
     backend_state: str | None
     exit_code: int | None
-    result: Result | None = None
+    result: TaskResult | None = None
+    result_reason: str | None = None
+    started_at: Time | None = None
+    ended_at: Time | None = None
+    duration: float | None = None
+    task_attempt: int = 1
+    retry_at: Time | None = None
+    lookup: BackendView | None = None
 
 
 History = TypeAdapter(list[LaunchRecord])

@@ -253,15 +253,15 @@ def _history(records: Sequence[Mapping[str, Any]], zone_name: str, now: datetime
 # -- one launch -----------------------------------------------------------------------------------------------------
 def launch(item: Mapping[str, Any], zone_name: str, now: datetime) -> str:
     name, job_name = str(item["name"]), str(item["job"])
-    result = item.get("result") or {}
+    lookup = item.get("lookup") or {}
     facts = [
         ("job", f'<a href="{_job_url(job_name)}">{_e(job_name)}</a>'),
         ("scheduled", _when(item.get("scheduled"), zone_name, now)),
         ("result", _badge(result_of({"last_launch": item}))),
         ("outcome", _e(item.get("outcome") or item.get("state"))),
-        ("exit code", _e(result.get("exit_code", item.get("exit_code")))),
+        ("exit code", _e(item.get("exit_code", lookup.get("exit_code")))),
         ("duration", _e(humane.duration(humane.duration_of(item)))),
-        ("reason", _e(result.get("reason") or item.get("reason"))),
+        ("reason", _e(item.get("result_reason") or lookup.get("reason") or item.get("reason"))),
         ("leader", f"{_e(item.get('leader'))} (epoch {_e(item.get('epoch'))}), attempt {_e(item.get('attempt'))}"),
         (
             "begun / finished",

@@ -18,7 +18,7 @@ from typing import Any
 from cronframework.abc import ReadStore
 from cronframework.catalog.cache import spec_problem
 from cronframework.ops.status import collect, job_state
-from cronframework.records import JobState, LaunchRecord, StoredSpec, TriggerRequest
+from cronframework.records import JobResults, JobState, LaunchRecord, Notice, StoredSpec, TriggerRequest
 
 SORTS = ("name", "next", "result")
 # failures first, then what is still going on, then what went well, then jobs that never launched
@@ -54,11 +54,12 @@ class JobQuery:
 
 
 def result_of(job: Mapping[str, Any]) -> str:
-    """A job's last result in one word: the backend's (succeeded, failed, running...) when the document carries it,
-    else the launch's outcome (submitted, skipped, failed_to_launch) or state (begun); `none` before any launch."""
+    """A job's last result in one word: the task's (succeeded, failed, timed_out, lost) once recorded, else what the
+    backend says now (running...) when the document carries it, else the launch's outcome (submitted, skipped,
+    failed_to_launch) or state (begun); `none` before any launch."""
     last = job.get("last_launch") or {}
-    result = last.get("result") or {}
-    return str(result.get("state") or last.get("outcome") or last.get("state") or "none")
+    lookup = last.get("lookup") or {}
+    return str(last.get("result") or lookup.get("state") or last.get("outcome") or last.get("state") or "none")
 
 
 class Problems:
@@ -215,6 +216,15 @@ class _Only:
 
     def open_launches(self) -> list[LaunchRecord]:
         return self._store.open_launches()
+
+    def following_launches(self) -> list[LaunchRecord]:
+        return self._store.following_launches()
+
+    def read_job_results(self) -> dict[str, JobResults]:
+        return self._store.read_job_results()
+
+    def read_outbox(self) -> list[Notice]:
+        return self._store.read_outbox()
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
         known = self._records.get(job)

@@ -30,7 +30,8 @@ def status(store: ReadStore, cluster: Cluster) -> dict[str, Any]:
 def job_item(store: ReadStore, name: str) -> dict[str, Any]:
     """One element of `status --json` jobs[], for one job."""
     stored = _stored(store, name)
-    return job_status(store, stored, store.read_job_states().get(name), name in store.read_paused())
+    summary = store.read_job_results().get(name)
+    return job_status(store, stored, store.read_job_states().get(name), name in store.read_paused(), summary=summary)
 
 
 def job_detail(store: ReadStore, name: str, now: datetime, count: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +209,13 @@ def backend_set(args: argparse.Namespace) -> BackendSet:
     else:
         configs = {"process": {"state_dir": str(state_dir(args) / "process")}}
     return BackendSet(configs)
+
+
+def result_text(row: Mapping[str, Any]) -> str:
+    """A launch's task result in a few words, `failed (exit 3)`; while it runs, what the backend says now
+    (`running?`, from `lookup`); else `-`."""
+    if row.get("result"):
+        code = row.get("exit_code")
+        return str(row["result"]) + (f" (exit {code})" if code not in (None, 0) else "")
+    lookup = row.get("lookup")
+    return f"{lookup['state']}?" if lookup else "-"

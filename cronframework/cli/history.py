@@ -1,8 +1,10 @@
 """`cronframework history JOB [-o json] [--limit N]`: launch records, newest first, with what the backend says now.
 
-JSON keys are those of records.LaunchRecord (docs/operations.md) plus `result` {state, exit_code, reason}: the
-backend's current view of a launched record (a read-only lookup; `--no-lookup` skips it). With --addr the records
-come from a replica's API (`GET /v1/jobs/{job}/history`), without `result`.
+JSON keys are those of records.LaunchRecord (docs/operations.md): `outcome` says whether the launch started, `result`
+how its task ended (`succeeded`, `failed`, `timed_out`, `lost`) with `exit_code`, `result_reason`, `started_at`,
+`ended_at` and `duration`. A launch whose result is still to come also carries `lookup` {state, exit_code, reason}:
+the backend's view of it now (a read-only lookup; `--no-lookup` skips it). With --addr the records come from a
+replica's API (`GET /v1/jobs/{job}/history`), without `lookup`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cronframework.cli.common import (
     positive_int,
     print_json,
     require_job,
+    result_text,
     wants_json,
 )
 from cronframework.cli.remote import connect, job_path
@@ -40,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_remote_args(parser)
     parser.add_argument("--limit", type=positive_int, default=20, metavar="N", help="newest N records (default 20)")
     add_output_args(parser)
-    parser.add_argument("--no-lookup", action="store_true", help="do not ask the backend for each launch's result")
+    parser.add_argument("--no-lookup", action="store_true", help="do not ask the backend about launches still running")
     parser.set_defaults(handler=handle)
 
 
@@ -50,13 +53,12 @@ def handle(args: argparse.Namespace) -> int:
     if wants_json(args):
         print_json(rows)
         return 0
+    print(f"{'LAUNCH':45} {'SCHEDULED':27} {'OUTCOME':16} {'RESULT':18} {'DURATION':>9}  REASON")
     for row in rows:
-        result = row.get("result") or {}
-        seen = result.get("state", "")
-        if result.get("exit_code") is not None:
-            seen += f" (exit {result['exit_code']})"
         outcome = row["outcome"] or row["state"]
-        print(f"{row['name']:45} {row['scheduled']:27} {outcome:16} {seen:18} {row['reason'] or ''}")
+        duration = f"{row['duration']:.1f}s" if row.get("duration") is not None else "-"
+        reason = row.get("result_reason") or row["reason"] or ""
+        print(f"{row['name']:45} {row['scheduled']:27} {outcome:16} {result_text(row):18} {duration:>9}  {reason}")
     return 0
 
 
@@ -75,6 +77,6 @@ def _local(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _row(record: LaunchRecord, backends: BackendSet | None, backend_name: str | None) -> dict[str, Any]:
     row = record.to_dict()
-    if record.outcome in LAUNCHED and backends is not None and backend_name:
-        row["result"] = backend_result(backends, backend_name, record.name)
+    if record.outcome in LAUNCHED and record.result is None and backends is not None and backend_name:
+        row["lookup"] = backend_result(backends, backend_name, record.name)
     return row

@@ -4,10 +4,12 @@ with JOB, that job alone with its schedule and next launches.
 The leader is the election's (ZooKeeper) or the `run` process holding the embedded state's lock; with none, nothing
 launches and each `next` is only what the last scheduler planned: `stale` is true and the table marks them.
 JSON keys are stable (docs/operations.md): leader, stale, replicas, takeover, jobs[].{job, enabled, paused, state,
-problem, next, last_launch{name, scheduled, state, outcome, reason, result{state, exit_code, reason}}}; for one
+problem, next, last_launch{name, scheduled, state, outcome, reason, result, exit_code, result_reason, started_at,
+ended_at, duration, task_attempt, lookup{state, exit_code, reason}}, last_success, last_failure, failures, recent[],
+overdue_since, suspended}, notifications{pending, undeliverable, recent_undeliverable[]}; for one
 job, its jobs[] item plus schedule, timezone, backend, concurrency, resolved and next_launches[] (`GET
 /v1/jobs/{job}`). A job whose stored spec does not compile is `broken`; the table flags it and says why.
-With --addr the answer comes from a replica's API (which asks no backend: no `result`).
+With --addr the answer comes from a replica's API (which asks no backend: no `lookup`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cronframework.cli.common import (
     open_store,
     print_json,
     require_job,
+    result_text,
     uses_zookeeper,
     wants_json,
 )
@@ -88,20 +91,35 @@ def _print_table(status: dict[str, Any], cluster: bool) -> None:
         for item in opened:
             print(f"  {item['launch']}: lookup {item['lookup']} -> {item['decision']}")
     stale = " (stale)" if status["stale"] else ""
-    print(f"{'JOB':30} {'NEXT':{27 + len(stale)}} {'LAST LAUNCH':40} OUTCOME")
+    print(f"{'JOB':30} {'NEXT':{27 + len(stale)}} {'LAST LAUNCH':40} {'RESULT':28} LAST SUCCESS")
     for job in status["jobs"]:
         last = job["last_launch"] or {}
         flag = "" if job["state"] == "enabled" else f" ({job['state']})"
         following = job["next"] + stale if job["next"] else "-"
-        print(f"{job['job'] + flag:30} {following:{27 + len(stale)}} {last.get('name') or '-':40} {_outcome(last)}")
+        name = last.get("name") or "-"
+        print(
+            f"{job['job'] + flag:30} {following:{27 + len(stale)}} {name:40} {_outcome(last):28} "
+            f"{job.get('last_success') or '-'}"
+        )
     for job in status["jobs"]:
         if job["problem"]:
             print(f"broken: {job['job']}: not scheduled: {job['problem']}")
+        if job.get("suspended"):
+            print(f"suspended: {job['job']}: {job['suspended']}; `cronframework resume {job['job']}` resumes it")
+        if job.get("overdue_since"):
+            print(f"overdue: {job['job']}: no success within its expect.success_within (since {job['overdue_since']})")
+    undelivered = status.get("notifications") or {}
+    if undelivered.get("undeliverable"):
+        print(f"notifications: {undelivered['undeliverable']} undeliverable, {undelivered['pending']} pending")
+        for item in undelivered["recent_undeliverable"]:
+            print(f"  {item['key']} to {item['url']}: {item['error']} ({item['attempts']} attempt(s))")
 
 
 def _outcome(last: dict[str, Any]) -> str:
+    """The launch's outcome and, once known, its task's result: `submitted -> failed (exit 3)`."""
     outcome = str(last.get("outcome") or last.get("state") or "-")
-    return outcome + (f" -> {last['result']['state']}" if last.get("result") else "")
+    result = result_text(last) if last else "-"
+    return outcome if result == "-" else f"{outcome} -> {result}"
 
 
 def _one(args: argparse.Namespace) -> int:
@@ -135,8 +153,8 @@ def _detail(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         store.close()
     last = detail["last_launch"]
-    if last and not args.no_lookup and last.get("outcome") in {o.value for o in LAUNCHED}:
-        last["result"] = backend_result(backend_set(args), detail["backend"], last["name"])
+    if last and not args.no_lookup and not last.get("result") and last.get("outcome") in {o.value for o in LAUNCHED}:
+        last["lookup"] = backend_result(backend_set(args), detail["backend"], last["name"])
     return detail
 
 

@@ -14,11 +14,12 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cronframework.engine.leader import LeaderConfig
+from cronframework.engine.notify import NotifyConfig
 from cronframework.errors import CronframeworkError, SpecError
 from cronframework.ops.snapshot import SnapshotPolicy
 from cronframework.spec import yamlpos
 from cronframework.spec.files import did_you_mean
-from cronframework.spec.model import Duration
+from cronframework.spec.model import Duration, PositiveDuration, Webhook
 from cronframework.spec.yamlpos import Pos, YMap, YNode, YScalar, to_python
 from cronframework.store.zookeeper.store import ZooKeeperStore
 
@@ -108,12 +109,33 @@ class SnapshotSection(_Strict):
     keep: int = Field(default=24, ge=1)
 
 
+class NotifySection(_Strict):
+    """Webhook notifications (docs/jobs.md, "Notifications"): the cluster's default webhooks, for every job that
+    declares none, and how hard each notice is tried."""
+
+    webhooks: list[Webhook] = []
+    attempts: int = Field(default=5, ge=1, le=20)
+    backoff: PositiveDuration = timedelta(seconds=1)
+    max_backoff: PositiveDuration = timedelta(seconds=30)
+    timeout: PositiveDuration = timedelta(seconds=10)
+
+    def config(self) -> NotifyConfig:
+        return NotifyConfig(
+            defaults=tuple(self.webhooks),
+            attempts=self.attempts,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            timeout=self.timeout.total_seconds(),
+        )
+
+
 class ServiceConfig(_Strict):
     zookeeper: ZooKeeperConfig = ZooKeeperConfig()
     scheduler: SchedulerSection = SchedulerSection()
     api: ApiSection = ApiSection()
     backends: dict[str, dict[str, Any]] = {}
     snapshot: SnapshotSection | None = None
+    notify: NotifySection = NotifySection()
 
     def leader_config(self, *, cluster: str | None = None, source: str | None = None) -> LeaderConfig:
         """The leader's settings. `cluster` (the launches' cronframework.cluster label) and `source` (the origin
@@ -128,6 +150,7 @@ class ServiceConfig(_Strict):
             workers=s.workers,
             stage_ahead=s.stage_ahead,
             snapshot=self._snapshot_policy(source or self.zookeeper.root),
+            notify=self.notify.config(),
         )
 
     def _snapshot_policy(self, source: str) -> SnapshotPolicy | None:

@@ -97,7 +97,7 @@ def run_embedded(
         finally:
             if reloader is not None:
                 reloader.close()
-            metrics.following()
+            metrics.not_leading()
             leadership.active = False
             if api is not None:
                 api.close()

@@ -138,7 +138,7 @@ class Replica:
             log.error("leader session failed; will retry", extra={"epoch": fence.epoch, "error": str(exc)})
             self.stop.wait(1.0)
         finally:
-            metrics.following()
+            metrics.not_leading()
             self.session = None
             self.state.role = "follower"
 

@@ -23,14 +23,16 @@ class Housekeeping:
         """Launches to watch for `task.timeout`."""
         self.limits.watch(records, {p.identity.name: p.spec for p in planned})
 
-    def after_tick(self, records: Sequence[LaunchRecord], jobs: Sequence[Entry], now: datetime) -> None:
-        self.limits.check()
+    def after_tick(self, records: Sequence[LaunchRecord], jobs: Sequence[Entry], now: datetime) -> list[str]:
+        """Returns the launches stopped past their run-time limit (their result is a time-out)."""
+        stopped = self.limits.check()
         self.pruner.note(records)
         self.pruner.step(jobs, now)
         if self.snapshots is not None:
             self.snapshots.maybe_run()  # guarded by time; writes in its own thread
         if records:
             settle_heap()
+        return stopped
 
 
 def freeze_heap() -> None:

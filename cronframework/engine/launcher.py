@@ -27,12 +27,13 @@ from cronframework import metrics
 from cronframework.abc import Backend, Clock, Leadership, LeaderStore, PreparedBegin
 from cronframework.adapters import BackendSet
 from cronframework.crashhook import maybe_crash
+from cronframework.engine.notify import Notifier
 from cronframework.engine.plan import Planned
 from cronframework.engine.submit import submit_with_retries
 from cronframework.errors import BackendError, ConflictError, LeadershipLost
 from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
-from cronframework.records import Begin, LaunchRecord, Outcome
+from cronframework.records import Begin, LaunchRecord, Notice, Outcome
 from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.launcher")
@@ -58,8 +59,10 @@ class Launcher:
         workers: int = 16,
         slice_size: int = 1000,
         finish_every: int = 10_000,
+        notifier: Notifier | None = None,
     ) -> None:
         self._store = store
+        self._notifier = notifier or Notifier()
         self._backends = backends
         self._leadership = leadership
         self._clock = clock
@@ -199,8 +202,14 @@ class Launcher:
         fence = self._leadership.fence
         now = at or self._clock.now()
         items = [(p, self._record(p, now, fence.replica, fence.epoch)) for p in planned]
-        begins = [Begin(r, p.next_state, p.trigger_id) for p, r in items]
+        begins = [Begin(r, p.next_state, p.trigger_id, self._skip_notices(p, r)) for p, r in items]
         return PreparedSlice(items, self._store.prepare_begin(fence, begins))
+
+    def _skip_notices(self, planned: Planned, record: LaunchRecord) -> tuple[Notice, ...]:
+        """A skipped instant's notifications, written with its record (one cheap test per launch of a herd)."""
+        if planned.skip_reason is None or not self._notifier.wants(planned.spec):
+            return ()
+        return self._notifier.for_skip(record, planned.spec)
 
     @staticmethod
     def _send_begin(part: PreparedSlice) -> tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]]:
@@ -223,6 +232,7 @@ class Launcher:
             applied = set(exc.applied)
             begun = [(p, r) for p, r in items if r.name in applied]
             begun += self._begin_one_by_one([(p, r) for p, r in items if r.name not in applied])
+        self._notifier.wrote(n for p, r in begun for n in self._skip_notices(p, r))
         launching = sum(p.skip_reason is None for p, _ in begun)
         metrics.launches_begun(launching)
         if launching:
@@ -237,7 +247,10 @@ class Launcher:
 
     def _finish(self, begun: list[tuple[Planned, LaunchRecord]], finished: list[LaunchRecord]) -> list[LaunchRecord]:
         if finished:
-            self._store.finish(self._leadership.fence, finished)  # sync point two
+            specs = {r.name: p.spec for p, r in begun}
+            notices = [n for r in finished for n in self._failure_notices(r, specs[r.name])]
+            self._store.finish(self._leadership.fence, finished, notices)  # sync point two
+            self._notifier.wrote(notices)
             maybe_crash("after_sync_two", finished[0].job)
         for record in finished:
             log.info("launch outcome recorded", extra=_fields(record))  # sync point two: not the task's end
@@ -246,6 +259,11 @@ class Launcher:
             log.info("launch skipped", extra=_fields(record))
         metrics.launches_finished(finished + skipped, were_open=len(finished))
         return finished + skipped
+
+    def _failure_notices(self, record: LaunchRecord, spec: JobSpec) -> tuple[Notice, ...]:
+        if record.outcome is not Outcome.FAILED or not self._notifier.wants(spec):
+            return ()
+        return self._notifier.for_failed_launch(record, spec)
 
     def _submit_all(self, to_launch: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
         """Submit in parallel, results in order. Each worker pulls the next launch from a shared queue, so a

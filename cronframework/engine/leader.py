@@ -24,16 +24,21 @@ from cronframework.engine import job_table
 from cronframework.engine.clock_guard import ClockGuard
 from cronframework.engine.concurrency import Verdict, check_previous
 from cronframework.engine.dispatcher import Dispatcher, Entry
+from cronframework.engine.follower import FollowConfig
 from cronframework.engine.housekeeping import Housekeeping, freeze_heap
 from cronframework.engine.launcher import Launcher
+from cronframework.engine.notify import Notifier, NotifyConfig
+from cronframework.engine.outbox import Outbox
 from cronframework.engine.plan import Planned, TickPlan, plan_tick, settle
 from cronframework.engine.recovery import Recovery, takeover_report
+from cronframework.engine.results import Results
 from cronframework.engine.retention import Pruner
 from cronframework.engine.runtime_limits import RuntimeLimits
 from cronframework.engine.staging import STAGE_MARGIN, Stage, stageable
 from cronframework.errors import StateStoreError
 from cronframework.ops.snapshot import PeriodicSnapshots, SnapshotPolicy
 from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
+from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.leader")
 RECOVERY_RETRY = timedelta(seconds=1)  # how often launches left open are asked about again
@@ -51,6 +56,8 @@ class LeaderConfig:
     herd_slice: int = 1000  # launches per pipeline slice when many are due at once (see Launcher.execute)
     stage_ahead: float = 1.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
     snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
+    follow: FollowConfig = field(default_factory=FollowConfig)  # how launched tasks are followed (follower.py)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # webhook delivery and the cluster's default hooks
 
 
 @dataclass
@@ -84,6 +91,7 @@ class LeaderSession:
         self._wake = threading.Event()
         specs.listeners.append(self._wake.set)
         self._dispatcher = Dispatcher()
+        self._notifier = Notifier(config.notify)
         self._launcher = Launcher(
             store,
             backends,
@@ -92,8 +100,11 @@ class LeaderSession:
             cluster=config.cluster,
             workers=config.workers,
             slice_size=config.herd_slice,
+            notifier=self._notifier,
         )
-        self._recovery = Recovery(store, backends, self._launcher, leadership, clock)
+        self._recovery = Recovery(store, backends, self._launcher, leadership, clock, self._notifier)
+        self._results = Results(store, backends, leadership, clock, config.follow, self._notifier)
+        self._outbox = Outbox(store, leadership, clock, config.notify)
         self._housekeeping = Housekeeping(
             RuntimeLimits(backends, leadership, clock),
             Pruner(store, backends, leadership, per_tick=config.prune_per_tick),
@@ -112,13 +123,24 @@ class LeaderSession:
         """Promote, then tick until stopped; LeadershipLost propagates to the replica."""
         try:
             self.promote()
+            self.start_threads()
             while not self._stop.is_set():
                 self.tick()
                 self._sleep()
         finally:
             if self._stage is not None:
                 self._unstage(self._stage)
+            self.close_threads()
             self._launcher.close()
+
+    def start_threads(self) -> None:
+        """The result follower's and the outbox's threads (run() starts them; tests step both inline per tick)."""
+        self._results.follower.start()
+        self._outbox.start()
+
+    def close_threads(self) -> None:
+        self._results.close()
+        self._outbox.close()
 
     def _sleep(self) -> None:
         """Until the next instant, at most `poll_interval`; with staging on, a wait longer than `stage_ahead`
@@ -149,6 +171,11 @@ class LeaderSession:
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
         self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
+        self._recovery.take_finished()  # the store's list of launches to follow has them too
+        self._results.resume(self._spec_of)
+        self._results.expect(e.spec for e in self._dispatcher.entries())
+        self._outbox.load()  # what recovery wrote just now is in the store too
+        self._notifier.take_written()
         freeze_heap()
         records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
         summary = {
@@ -175,6 +202,7 @@ class LeaderSession:
             self._unstage(stage)
         self._specs.changed.clear()
         self._write_states(job_table.reconcile(self._dispatcher, self._specs.latest(), now))
+        self._results.expect(e.spec for e in self._dispatcher.entries())
         freeze_heap()
         log.info("job specs reloaded", extra={"jobs": len(self._dispatcher)})
         return None
@@ -205,20 +233,45 @@ class LeaderSession:
             raise
         self._clock_guard.recheck()  # after this tick's launches: a write queued behind a busy ZooKeeper delays none
         self.state.clock_ok = self._clock_guard.ok
-        self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
+        self._results.after_tick(self._spec_of, self._next_instant, busy=self._instant_near())  # after the launches
+        self._outbox.add(self._notifier.take_written())
+        self._outbox.after_tick()
+        stopped = self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
+        self._results.stopped_for_timeout(stopped)
         return records
+
+    def _instant_near(self) -> bool:
+        """An instant comes within the stage's lead and a second more: writes that are not launches stay short."""
+        due = self._dispatcher.next_due()
+        lead = timedelta(seconds=self._stage_ahead() + 1.0)
+        return due is not None and due - self._clock.now() <= lead
+
+    def _next_instant(self, job: str, after: datetime) -> datetime | None:
+        """A scheduled job's first instant after `after` (the deadline of its retries); None when not scheduled."""
+        entry = self._dispatcher.get(job)
+        return entry.schedule.next_after(after) if entry is not None else None
+
+    def _spec_of(self, job: str) -> JobSpec | None:
+        """A job's spec, scheduled or not (a disabled job's launches are still followed)."""
+        entry = self._dispatcher.get(job)
+        if entry is not None:
+            return entry.spec
+        compiled = self._specs.jobs().get(job)
+        return compiled.spec if compiled is not None else None
 
     def _conclude_left_open(self, now: datetime) -> None:
         """Ask again about launches nobody could account for yet: one lookup each, at most once a second, so a
         backend that stays down costs a refused connection per tick, not a retry loop inside it."""
         specs = {e.spec.name: e.spec for e in self._dispatcher.entries()}
         self._recovery.conclude_open(specs, lookup_attempts=1)
+        self._results.follow(self._recovery.take_finished(), self._spec_of)
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = now + RECOVERY_RETRY
 
     def _launch_due(self, due: list[Entry], now: datetime, stage: Stage | None = None) -> list[LaunchRecord]:
         """Plan (pure), ask the backend what the plan needs, settle (pure), then the launcher's two sync points."""
-        paused = self._store.read_paused() if due or stage else set()
+        retries = self._results.due_retries(now, self._spec_of, self._next_instant)
+        paused = self._store.read_paused() if due or stage or retries else set()
         if stage is not None and paused != stage.paused:  # paused or resumed since it was staged: decide anew
             self._launcher.discard(stage.slices)
             due, stage = [*stage.due, *due], None
@@ -231,6 +284,7 @@ class LeaderSession:
             tolerance=self._config.tolerance,
             paused=paused,
             earlier=earlier,
+            retries=retries,
         )
         self._drop_triggers(plan.dropped)
         items = settle(plan, self._ask_previous(plan), earlier)
@@ -239,6 +293,11 @@ class LeaderSession:
             self._launcher.left_open = 0
             self._needs_recovery = True
         self._advance(plan.watermarks | (stage.watermarks if stage else {}), [*earlier, *items])
+        self._results.follow(records, self._spec_of)
+        # begun (or refused as already recorded), or given up: either way the retried run is concluded
+        self._results.retried(p.retry_of for p in items if p.retry_of and p.skip_reason is None)
+        gave_up = [p.retry_of for p in items if p.retry_of and p.skip_reason is not None]
+        self._results.retried([*gave_up, *(r.previous for r in plan.dropped_retries)], given_up=True)
         self._account(records)
         self._housekeeping.launched(records, [*earlier, *items])
         return records

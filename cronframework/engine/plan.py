@@ -6,9 +6,13 @@ it says which instants launch, which are skipped and why, and which launches wai
 `settle` turns the plan and the answers into the sync-point-one items the launcher runs. Both are pure, so every
 scheduling decision is tested on values (tests/test_plan.py) and the leader only carries them out.
 
-Order inside a tick: the due instants first, then the triggers. Within one job a launch decided earlier in the tick
-is not in the backend yet, so a later `forbid`/`replace` launch of the same job in that tick is skipped without a
-lookup (`concurrency.begun_in_the_same_tick`): a trigger read in the tick of its job's instant loses to it.
+Order inside a tick: the due instants first, then the triggers, then the retries whose time has come. Within one job
+a launch decided earlier in the tick is not in the backend yet, so a later `forbid`/`replace` launch of the same job
+in that tick is skipped without a lookup (`concurrency.begun_in_the_same_tick`): a trigger read in the tick of its
+job's instant loses to it.
+
+Retries (`retry:`) are decided here too: `decide_retry` says whether and when a run that ended is run again, and a
+due retry is an intent like a trigger's, with its own name (`<launch>-a<N>`), through both sync points.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from cronframework.engine.concurrency import ALLOWED, Verdict, begun_in_the_same
 from cronframework.engine.dispatcher import Entry
 from cronframework.engine.policy import decide_instants
 from cronframework.naming import LaunchIdentity
-from cronframework.records import JobState, TriggerRequest
+from cronframework.records import JobState, LaunchRecord, TaskResult, TriggerRequest
 from cronframework.spec.model import Concurrency, JobSpec
 
 TRIGGER_DEADLINE = timedelta(minutes=5)  # a manual launch's submit retries stop this long after it was read
@@ -40,6 +44,42 @@ class Planned:
     trigger_id: str | None = None
     deadline: datetime | None = None
     replaces: str | None = None
+    retry_of: str | None = None  # a retry: the run it retries
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """Whether a run that ended is run again: at `at` (None: not retried), and why, for the log."""
+
+    at: datetime | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class DueRetry:
+    """A retry whose time has come: `identity` is the next run of `previous`; it may not start at or after
+    `deadline` (the job's next instant; None with `retry.past_next`)."""
+
+    identity: LaunchIdentity
+    previous: str
+    deadline: datetime | None
+
+
+def decide_retry(record: LaunchRecord, spec: JobSpec | None, next_instant: datetime | None) -> RetryDecision:
+    """For a record whose result was just learned: its next run's time, after `retry.backoff` doubled per run and
+    capped, from when it ended. Never at or past the job's next instant (`next_instant`), unless `retry.past_next`."""
+    policy = spec.retry if spec is not None else None
+    if record.result is None or record.result is TaskResult.SUCCEEDED or policy is None:
+        return RetryDecision(None, "no retry: succeeded, or no retry policy")
+    if record.result.value not in policy.on:
+        return RetryDecision(None, f"no retry: a {record.result.value} result is not retried (retry.on)")
+    if record.task_attempt >= policy.attempts:
+        return RetryDecision(None, f"no retry: {policy.attempts} attempt(s) made (retry.attempts)")
+    ended = record.ended_at or record.finished_at or record.scheduled
+    at = ended + policy.delay(record.task_attempt)
+    if not policy.past_next and next_instant is not None and at >= next_instant:
+        return RetryDecision(None, f"no retry: it would start at {at.isoformat()}, not before the job's next instant")
+    return RetryDecision(at, f"attempt {record.task_attempt + 1} of {policy.attempts} at {at.isoformat()}")
 
 
 class Intent(NamedTuple):
@@ -53,6 +93,7 @@ class Intent(NamedTuple):
     checked: bool = False
     trigger_id: str | None = None
     deadline: datetime | None = None
+    retry_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +103,7 @@ class TickPlan:
     watermarks: dict[str, datetime] = field(default_factory=dict)  # each due job's next watermark
     lookups: dict[str, JobSpec] = field(default_factory=dict)  # previous launches to ask the backend about
     dropped: list[TriggerRequest] = field(default_factory=list)  # triggers for jobs that are not scheduled
+    dropped_retries: list[DueRetry] = field(default_factory=list)  # retries of jobs that are not scheduled
 
 
 def plan_tick(
@@ -73,9 +115,10 @@ def plan_tick(
     tolerance: timedelta,
     paused: Set[str] = frozenset(),
     earlier: Sequence[Planned] = (),
+    retries: Sequence[DueRetry] = (),
 ) -> TickPlan:
-    """The tick's decisions. `scheduled` finds a job the leader schedules (for triggers); `earlier` are the items
-    this tick already decided (a stage built before the instant), which later decisions must see."""
+    """The tick's decisions. `scheduled` finds a job the leader schedules (for triggers and retries); `earlier` are
+    the items this tick already decided (a stage built before the instant), which later decisions must see."""
     plan = TickPlan()
     watermarks = {p.spec.name: p.next_state.next_scheduled for p in earlier}
     for entry in due:
@@ -94,8 +137,38 @@ def plan_tick(
         plan.intents.append(
             Intent(identity, target.spec, watermark, None, checked, request.id, deadline=now + TRIGGER_DEADLINE)
         )
+    for retry in retries:
+        _plan_retry(plan, retry, scheduled, watermarks, now, paused)
     _add_lookups(plan)
     return plan
+
+
+def _plan_retry(
+    plan: TickPlan,
+    retry: DueRetry,
+    scheduled: Callable[[str], Entry | None],
+    watermarks: Mapping[str, datetime | None],
+    now: datetime,
+    paused: Set[str],
+) -> None:
+    """A due retry: launched like a trigger (through `concurrency`), or recorded skipped when its job is paused or
+    its deadline has passed (the leader was away); dropped when its job is no longer scheduled."""
+    target = scheduled(retry.identity.job)
+    if target is None:
+        plan.dropped_retries.append(retry)
+        return
+    _note(plan, target)
+    spec = target.spec
+    skip = None
+    if spec.name in paused:
+        skip = "paused"
+    elif retry.deadline is not None and now >= retry.deadline:
+        skip = "skipped: the retry's time passed the job's next instant (retry.past_next: false)"
+    checked = spec.concurrency is not Concurrency.ALLOW
+    watermark = watermarks.get(spec.name) or target.watermark
+    plan.intents.append(
+        Intent(retry.identity, spec, watermark, skip, checked, deadline=retry.deadline, retry_of=retry.previous)
+    )
 
 
 def _plan_due(plan: TickPlan, entry: Entry, now: datetime, tolerance: timedelta, paused: bool) -> datetime:
@@ -148,11 +221,25 @@ def settle(plan: TickPlan, verdicts: Mapping[str, Verdict], earlier: Sequence[Pl
         if intent.skip is None and intent.checked and last is not None:
             same_tick = last != plan.before[job]
             verdict = begun_in_the_same_tick(intent.spec, last) if same_tick else verdicts[last]
+        if intent.retry_of is not None and verdict.replaces is not None:
+            verdict = Verdict(
+                False,
+                f"skipped: a later launch {verdict.replaces} runs, and a retry stops nothing (concurrency: replace)",
+            )
         if verdict.launch:
             running[job] = intent.identity.name
         state = JobState(job, intent.watermark, running[job])
         reason = None if verdict.launch else verdict.reason
         out.append(
-            Planned(intent.identity, intent.spec, state, reason, intent.trigger_id, intent.deadline, verdict.replaces)
+            Planned(
+                intent.identity,
+                intent.spec,
+                state,
+                reason,
+                intent.trigger_id,
+                intent.deadline,
+                verdict.replaces,
+                intent.retry_of,
+            )
         )
     return out

@@ -26,10 +26,11 @@ from cronframework import metrics
 from cronframework.abc import Backend, Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
 from cronframework.engine.launcher import Launcher
+from cronframework.engine.notify import Notifier
 from cronframework.engine.submit import lookup_with_retries, submit_with_retries
 from cronframework.errors import BackendError, TransientBackendError
 from cronframework.launch import BackendStatus, LaunchState
-from cronframework.records import LaunchRecord, Outcome
+from cronframework.records import LaunchRecord, Notice, Outcome
 from cronframework.spec.model import JobSpec, OnUncertain
 
 log = logging.getLogger("cronframework.recovery")
@@ -61,13 +62,16 @@ class Recovery:
         launcher: Launcher,
         leadership: Leadership,
         clock: Clock,
+        notifier: Notifier | None = None,
     ) -> None:
         self._store = store
         self._backends = backends
         self._launcher = launcher
+        self._notifier = notifier or Notifier()
         self._leadership = leadership
         self._clock = clock
         self.unanswered = 0  # launches the last pass left open because their backend could not answer
+        self._finished: list[LaunchRecord] = []  # concluded since the last `take_finished` (to follow)
 
     def conclude_open(self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3) -> list[Conclusion]:
         """Conclude every open launch the backends can answer for; returns the report (launches left open
@@ -83,7 +87,7 @@ class Recovery:
 
     def _conclude(self, record: LaunchRecord, spec: JobSpec | None, silent: set[int], attempts: int) -> Conclusion:
         if spec is None:
-            return self._finish(record, Outcome.SKIPPED, "uncertain: the job no longer exists", "not asked")
+            return self._finish(record, None, Outcome.SKIPPED, "uncertain: the job no longer exists", "not asked")
         backend = self._backends.for_spec(spec)
         age = self._clock.now() - (record.begun_at or record.scheduled)
         waiting = self._inside_window(record, spec)
@@ -135,7 +139,7 @@ class Recovery:
     def _uncertain(self, record: LaunchRecord, spec: JobSpec, why: str, seen: str) -> Conclusion:
         if spec.on_uncertain is OnUncertain.RELAUNCH:
             return self._resubmit(record, spec, seen, because=why)
-        return self._finish(record, Outcome.SKIPPED, f"uncertain ({why}); on_uncertain: skip", seen)
+        return self._finish(record, spec, Outcome.SKIPPED, f"uncertain ({why}); on_uncertain: skip", seen)
 
     def _resubmit(self, record: LaunchRecord, spec: JobSpec, seen: str, because: str | None = None) -> Conclusion:
         launch = self._launcher.launch_for(spec, record.identity, attempt=record.attempt + 1)
@@ -147,11 +151,12 @@ class Recovery:
             return self._left_open(record, f"{seen}; resubmit unanswered: {result.reason}", attempts=2)
         reason = f"resubmitted by recovery ({because or seen})" + (f": {result.reason}" if result.reason else "")
         decision = f"resubmitted: {result.outcome.value}"
-        return self._finish(record, result.outcome, reason, seen, decision, attempt=launch.attempt)
+        return self._finish(record, spec, result.outcome, reason, seen, decision, attempt=launch.attempt)
 
     def _finish(
         self,
         record: LaunchRecord,
+        spec: JobSpec | None,
         outcome: Outcome,
         reason: str,
         seen: str,
@@ -159,11 +164,27 @@ class Recovery:
         **extra: Any,
     ) -> Conclusion:
         finished = record.finish(outcome, now=self._clock.now(), reason=reason, **extra)
-        self._store.finish(self._leadership.fence, [finished])
+        notices = self._notices(finished, spec)
+        self._store.finish(self._leadership.fence, [finished], notices)
+        self._notifier.wrote(notices)
         decision = decision or f"recorded {outcome.value}: {reason}"
         return self._concluded(finished, Conclusion(record.name, seen, decision))
 
+    def _notices(self, record: LaunchRecord, spec: JobSpec | None) -> tuple[Notice, ...]:
+        """A launch recovery gave up on (skipped: `skipped`) or could not resubmit (`failed_to_launch`)."""
+        if spec is None or not self._notifier.wants(spec):
+            return ()
+        if record.outcome is Outcome.SKIPPED:
+            return self._notifier.for_skip(record, spec)
+        return self._notifier.for_failed_launch(record, spec)
+
+    def take_finished(self) -> list[LaunchRecord]:
+        """The records concluded since the last call: those launched are followed to their result."""
+        finished, self._finished = self._finished, []
+        return finished
+
     def _concluded(self, record: LaunchRecord, conclusion: Conclusion) -> Conclusion:
+        self._finished.append(record)
         fields = {"job": record.job, "launch": record.name, "epoch": self._leadership.fence.epoch}
         fields |= {"lookup": conclusion.lookup, "decision": conclusion.decision}
         log.info("open launch concluded", extra=fields)

@@ -28,10 +28,11 @@ SLACK = 20  # records read past the count, so age-based pruning sees a few beyon
 
 
 def prunable(records: Sequence[LaunchRecord], *, keep: int, max_age_cutoff: datetime) -> list[str]:
-    """Names to delete from a newest-first history: beyond `keep`, or finished before the cutoff."""
+    """Names to delete from a newest-first history: beyond `keep`, or finished before the cutoff. A launch still
+    followed (its result, or a retry, to come) is kept, like an open one."""
     names = []
     for index, record in enumerate(records):
-        if record.open:
+        if not record.concluded:
             continue
         too_old = record.finished_at is not None and record.finished_at < max_age_cutoff
         if index >= keep or too_old:

@@ -52,7 +52,7 @@ class _Label:
 def load_jobs(paths: Sequence[str | Path]) -> list[LoadedJob]:
     """Every job in `paths` (files, or directories searched recursively), in file then document order."""
     errors: list[SpecError] = []
-    reader = _Reader(errors)
+    reader = _Reader(errors, check_secrets=True)
     with yamlpos.gc_paused():  # specs pile up too; see gc_paused
         for file in find_job_files(paths, errors):
             text = _read(file, errors)
@@ -138,8 +138,9 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
 class _Reader:
     """Accumulates jobs, errors and job labels across files (names are unique across all of them)."""
 
-    def __init__(self, errors: list[SpecError]) -> None:
+    def __init__(self, errors: list[SpecError], *, check_secrets: bool = False) -> None:
         self.errors = errors
+        self._check_secrets = check_secrets  # job files on this machine: each webhook's secret must be there
         self.jobs: list[LoadedJob] = []
         self._labels: dict[str, _Label] = {}
         self._backends: list[str] | None = None
@@ -193,6 +194,8 @@ class _Reader:
             error("the job name is the block label; remove 'name:'", entry.pos, "name")
         self._check_backend(body, error)
         spec = self._validate(name if label_ok else _PLACEHOLDER_NAME, key.pos, body, error)
+        if spec is not None and self._check_secrets:
+            _check_secrets(spec, body, error)
         if spec is not None and label_ok and len(self.errors) == before:
             self.jobs.append(LoadedJob(spec, file, key.pos.line))
 
@@ -255,6 +258,26 @@ class _Reader:
     ) -> None:
         entry = body.entries.get("schedule")
         error(str(exc), entry[1].pos if entry else label, "schedule")
+
+
+def _check_secrets(spec: JobSpec, body: YMap, error: Callable[[str, Pos, str | None], None]) -> None:
+    """Each webhook's signing secret is where it says: a job that silently could not sign, so could not notify, is
+    worse than a refused file."""
+    for index, hook in enumerate(spec.notify):
+        field = f"notify[{index}].secret_env" if hook.secret_env else f"notify[{index}].secret_file"
+        key, node, _ = _locate(body, ("notify", index, field.rsplit(".", 1)[1]))
+        pos = node.pos if key is not None else body.pos
+        if hook.secret_env is not None and not os.environ.get(hook.secret_env):
+            error(f"the secret {hook.secret_env!r} is not set in this environment (it signs each POST)", pos, field)
+        elif hook.secret_file is not None and not _readable(hook.secret_file):
+            error(f"the secret file {hook.secret_file!r} is missing, unreadable or empty", pos, field)
+
+
+def _readable(path: str) -> bool:
+    try:
+        return bool(Path(path).read_text().strip())
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _known_top_level(key: Any) -> bool:

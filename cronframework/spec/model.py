@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from cronframework.naming import job_name_problem
+from cronframework.naming import MAX_TASK_ATTEMPT, job_name_problem
 from cronframework.schedule.dst import RepeatedTime, SkippedTime
 from cronframework.schedule.duration import (
     RESOLUTION,
@@ -40,6 +41,8 @@ from cronframework.schedule.expression import (
 MAX_CATCHUP_REPLAYS: Final = 10_000
 MAX_ATTEMPTS: Final = 100
 MAX_RETAINED: Final = 100_000
+MAX_WEBHOOKS: Final = 10
+MAX_SUSPEND_AFTER: Final = 1000
 MAX_CPU: Final = 1024.0
 MAX_MEMORY_MIB: Final = 16 * 1024 * 1024  # 16 TiB
 
@@ -135,9 +138,95 @@ class Catchup(_Frozen):
 
 
 class Retries(_Frozen):
+    """`retries:`: how often one submit is tried again on a transient backend error (not `retry:`)."""
+
     attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
     backoff: PositiveDuration = timedelta(seconds=1)
     max_backoff: PositiveDuration = timedelta(seconds=30)
+
+
+class RetryOn(StrEnum):
+    """The task results `retry.on` may name (records.TaskResult but success)."""
+
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    LOST = "lost"
+
+
+class Retry(_Frozen):
+    """`retry:`: run a launch again, as a new backend object `<launch>-a<N>`, when its task ends as `on` says."""
+
+    attempts: int = Field(default=3, ge=1, le=MAX_TASK_ATTEMPT, description="runs in all, the first included")
+    backoff: PositiveDuration = timedelta(seconds=30)
+    max_backoff: PositiveDuration = timedelta(minutes=10)
+    on: tuple[RetryOn, ...] = Field(default=tuple(RetryOn), min_length=1)
+    past_next: bool = Field(default=False, description="a retry may start after the job's next instant")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Retry:
+        if len(set(self.on)) != len(self.on):
+            raise ValueError("retry.on names a result twice")
+        if self.max_backoff < self.backoff:
+            raise ValueError(
+                f"retry.max_backoff ({format_duration(self.max_backoff)}) is shorter than retry.backoff "
+                f"({format_duration(self.backoff)})"
+            )
+        return self
+
+    def delay(self, attempt: int) -> timedelta:
+        """The wait before run `attempt + 1`, after run `attempt` ended: backoff, doubled each time, capped."""
+        try:
+            delay: timedelta = min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+        except OverflowError:  # past any duration a timedelta holds: far past the cap
+            return self.max_backoff
+        return delay
+
+
+class NotifyEvent(StrEnum):
+    """What a webhook may be told about (docs/jobs.md, "Notifications")."""
+
+    FAILED = "failed"  # a final failed, timed_out or lost result (no retry to come)
+    SUCCEEDED = "succeeded"
+    RECOVERED = "recovered"  # a success after failed results
+    MISSED = "missed"  # an instant recorded skipped because no leader ran it in time (missed, stale)
+    SKIPPED = "skipped"  # an instant recorded skipped for another reason (concurrency, uncertain ...); not paused
+    OVERDUE = "overdue"  # no success within `expect.success_within`
+    FAILED_TO_LAUNCH = "failed_to_launch"
+
+
+DEFAULT_EVENTS = (NotifyEvent.FAILED, NotifyEvent.RECOVERED, NotifyEvent.OVERDUE, NotifyEvent.FAILED_TO_LAUNCH)
+
+
+class Webhook(_Frozen):
+    """`notify:` item: a URL POSTed a JSON body, signed with HMAC-SHA256 under a secret read from the scheduler's
+    environment (`secret_env`) or a file (`secret_file`)."""
+
+    url: str
+    events: tuple[NotifyEvent, ...] = Field(default=DEFAULT_EVENTS, min_length=1)
+    secret_env: str | None = None
+    secret_file: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Webhook:
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("needs its signing secret: set exactly one of secret_env and secret_file")
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("events names an event twice")
+        return self
+
+
+class Expect(_Frozen):
+    """`expect:` what the job promises; broken, it raises `overdue`."""
+
+    success_within: PositiveDuration = Field(description="overdue when the job has not succeeded for this long")
 
 
 class Retention(_Frozen):
@@ -166,6 +255,10 @@ class JobSpec(_Frozen):
         "keep it below the backend's own GC horizon",
     )
     retries: Retries = Retries()
+    retry: Retry | None = None
+    notify: tuple[Webhook, ...] = Field(default=(), max_length=MAX_WEBHOOKS)
+    expect: Expect | None = None
+    suspend_after_failures: int | None = Field(default=None, ge=1, le=MAX_SUSPEND_AFTER)
     retention: Retention = Retention()
     dst: DstPolicy = DstPolicy()
     labels: dict[str, str] = Field(default_factory=dict)

@@ -265,6 +265,8 @@ class _Composer:
         while not isinstance(key_event := self._loader.get_event(), MappingEndEvent):
             if type(key_event) is ScalarEvent and key_event.anchor is None:
                 key = self._scalar(key_event)  # the usual case, without _node's dispatch
+                if isinstance(key.value, bool):  # YAML 1.1 reads a key `on:` (retry.on) as true: keys are names
+                    key = YScalar(key_event.value, key_event.start_mark)
             else:
                 key = self._key(self._node(key_event, depth + 1), key_event)
             value = self._node(self._loader.get_event(), depth + 1)

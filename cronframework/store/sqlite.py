@@ -22,7 +22,17 @@ from typing import Any
 
 from cronframework.abc import Fence
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
-from cronframework.records import Begin, JobState, LaunchRecord, SpecChange, StoredSpec, TriggerRequest
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    Notice,
+    ResultBatch,
+    SpecChange,
+    StoredSpec,
+    TriggerRequest,
+)
 from cronframework.store import BeginNow
 
 _SCHEMA = """
@@ -34,6 +44,9 @@ CREATE TABLE IF NOT EXISTS launches (
   name TEXT PRIMARY KEY, job TEXT NOT NULL, scheduled TEXT NOT NULL, open INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS launches_by_job ON launches (job, scheduled);
 CREATE INDEX IF NOT EXISTS launches_open ON launches (open) WHERE open = 1;
+CREATE INDEX IF NOT EXISTS launches_following ON launches (open) WHERE open = 2;
+CREATE TABLE IF NOT EXISTS job_results (job TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, created TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS triggers (
   id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, requested_at TEXT NOT NULL, force INTEGER NOT NULL);
 """
@@ -188,24 +201,55 @@ class SqliteStore:
                 )
                 if item.consumed_trigger:
                     db.execute("DELETE FROM triggers WHERE id=?", (_trigger_number(item.consumed_trigger),))
+                _add_notices(db, item.notices)
 
     @staticmethod
     def _insert(db: sqlite3.Connection, record: LaunchRecord) -> None:
-        row = (record.name, record.job, record.scheduled.isoformat(), int(record.open), record.to_bytes())
+        row = (record.name, record.job, record.scheduled.isoformat(), _listed(record), record.to_bytes())
         try:
             db.execute("INSERT INTO launches VALUES (?, ?, ?, ?, ?)", row)
         except sqlite3.IntegrityError:
             raise ConflictError(f"launch {record.name} already recorded") from None
 
-    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord], notices: Sequence[Notice] = ()) -> None:
         with self._tx(fence) as db:
-            for record in records:
-                cursor = db.execute(
-                    "UPDATE launches SET open=?, data=? WHERE name=?",
-                    (int(record.open), record.to_bytes(), record.name),
-                )
-                if cursor.rowcount != 1:
-                    raise StateStoreError(f"launch {record.name} was never begun")
+            self._update(db, records)
+            _add_notices(db, notices)
+
+    @staticmethod
+    def _update(db: sqlite3.Connection, records: Sequence[LaunchRecord]) -> None:
+        for record in records:
+            cursor = db.execute(
+                "UPDATE launches SET open=?, data=? WHERE name=?",
+                (_listed(record), record.to_bytes(), record.name),
+            )
+            if cursor.rowcount != 1:
+                raise StateStoreError(f"launch {record.name} was never begun")
+
+    def record_results(self, fence: Fence, batch: ResultBatch) -> None:
+        with self._tx(fence) as db:
+            self._update(db, batch.records)
+            db.executemany(
+                "INSERT OR REPLACE INTO job_results VALUES (?, ?)", [(s.job, s.to_bytes()) for s in batch.summaries]
+            )
+            _add_notices(db, batch.notices)
+            db.executemany("INSERT OR IGNORE INTO paused VALUES (?)", [(job,) for job in batch.pause])
+
+    def read_outbox(self) -> list[Notice]:
+        return [Notice.from_bytes(r[0]) for r in self._rows("SELECT data FROM outbox ORDER BY created, id")]
+
+    def settle_notices(self, fence: Fence, remove: Sequence[str], rewrite: Sequence[Notice]) -> None:
+        with self._tx(fence) as db:
+            db.executemany("DELETE FROM outbox WHERE id=?", [(name,) for name in remove])
+            db.executemany("UPDATE outbox SET data=? WHERE id=?", [(n.to_bytes(), n.id) for n in rewrite])
+
+    def following_launches(self) -> list[LaunchRecord]:
+        rows = self._rows("SELECT data FROM launches WHERE open=2 ORDER BY scheduled, name")
+        return [LaunchRecord.from_bytes(r[0]) for r in rows]
+
+    def read_job_results(self) -> dict[str, JobResults]:
+        rows = self._rows("SELECT job, data FROM job_results")
+        return {job: JobResults.from_bytes(job, data) for job, data in rows}
 
     def get_launch(self, name: str) -> LaunchRecord | None:
         rows = self._rows("SELECT data FROM launches WHERE name=?", name)
@@ -279,6 +323,17 @@ def _flock(fd: int, mode: int, *, patience: float) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
+
+
+def _add_notices(db: sqlite3.Connection, notices: Sequence[Notice]) -> None:
+    """Into the outbox; one already there stays as it is (the same batch written again)."""
+    rows = [(n.id, n.created_at.isoformat(), n.to_bytes()) for n in notices]
+    db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?)", rows)
+
+
+def _listed(record: LaunchRecord) -> int:
+    """The `open` column: 1 begun (recovery's to-do list), 2 following (the result follower's), 0 concluded."""
+    return 1 if record.open else (2 if record.following else 0)
 
 
 def _trigger_number(trigger_id: str) -> int:

@@ -38,10 +38,15 @@ MAX_CHUNK_BYTES = 256 * 1024
 
 @dataclass
 class Group:
-    """Ops that must apply together; `tag` names the group in the `applied` report (e.g. a launch name)."""
+    """Ops that must apply together; `tag` names the group in the `applied` report (e.g. a launch name). A group of
+    several launches (a job's results) names them in `names`."""
 
     tag: str
     ops: list[Op] = field(default_factory=list)
+    names: list[str] | None = None
+
+    def launches(self) -> list[str]:
+        return [self.tag] if self.names is None else self.names
 
 
 class PartialBatch(StateStoreError):

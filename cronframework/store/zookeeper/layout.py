@@ -21,7 +21,7 @@ from cronframework.records import TriggerRequest
 # half of jute.maxbuffer: a spec or report larger than this is refused, not truncated
 MAX_NODE_BYTES = 512 * 1024
 TRIGGER_PREFIX = "t-"
-SECTIONS = ("specs", "jobs", "paused", "launches", "open", "triggers", "election")
+SECTIONS = ("specs", "jobs", "paused", "launches", "open", "triggers", "election", "results", "outbox")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class Layout:
 
     def paused(self, job: str) -> str:
         return f"{self.root}/paused/{job}"
+
+    def results(self, job: str) -> str:
+        return f"{self.root}/results/{job}"
+
+    def outbox(self, notice: str) -> str:
+        return f"{self.root}/outbox/{notice}"
 
     def launch_dir(self, job: str) -> str:
         return f"{self.root}/launches/{job}"
@@ -73,7 +79,10 @@ HOUR_FORMAT = "%Y%m%d%H"
 
 
 def hour_of_name(name: str) -> str:
-    """The hourly folder of a launch, read off its fixed-width name (naming.py: `...-YYYYMMDDtHHMMSSz[-m]`)."""
+    """The hourly folder of a launch, read off its fixed-width name (naming.py: `...-YYYYMMDDtHHMMSSz[-m][-aN]`); a
+    retry sits beside the run it retries."""
+    if name[-1] != "z" and not name.endswith("-m"):
+        name = name[: name.rindex("-a")]
     stamp = name[-18:-2] if name.endswith("-m") else name[-16:]
     return stamp[:8] + stamp[9:11]
 

@@ -21,7 +21,17 @@ from kazoo.security import ACL
 from cronframework.abc import Fence, PreparedBegin
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.naming import parse_launch_name
-from cronframework.records import Begin, JobState, LaunchRecord, SpecChange, StoredSpec, TriggerRequest
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    Notice,
+    ResultBatch,
+    SpecChange,
+    StoredSpec,
+    TriggerRequest,
+)
 from cronframework.store import BeginNow
 from cronframework.store.zookeeper.batch import Chunk, FencedWriter, Group, PreparedWrite
 from cronframework.store.zookeeper.client import Auth, call, connect_zk, digest_acl, gather, zk_errors
@@ -75,8 +85,10 @@ class ZooKeeperStore:
         # whatever the history: a set of every folder seen grew by a path per job and hour. An hour not known
         # (a catch-up of an older one) costs a share of a multiRead.
         self._hours: dict[str, str] = {}
-        # the open index as this store made or read it (the leader is its only writer)
+        # the open index as this store made or read it (the leader is its only writer); it lists every launch not
+        # concluded: begun (recovery's to-do list), or launched with its result still to come (the follower's)
         self._open = OpenIndex()
+        self._known_results: set[str] | None = None  # jobs whose results summary node exists
         self._ensure_layout()
 
     @classmethod
@@ -235,6 +247,7 @@ class ZooKeeperStore:
         self._known_jobs.clear()
         self._hours.clear()
         self._open.clear()
+        self._known_results = None
 
     def read_paused(self) -> set[str]:
         return set(self._children(self._layout.section("paused"), "reading paused jobs"))
@@ -266,8 +279,9 @@ class ZooKeeperStore:
         # counted as existing from now: a begin sent after this one may name the same job (a catch-up run split
         # across two slices); if this one fails or is discarded, every cache is dropped and re-read
         self._known_jobs |= jobs
-        # a skipped instant arrives already finished: it never joins the open index
-        opening = {i.record.name for i in items if i.record.open}
+        # a skipped instant arrives already finished: it never joins the open index (a restored record still to be
+        # followed does)
+        opening = {i.record.name for i in items if not i.record.concluded}
         indexed: dict[str, list[str]] = {}
 
         def index_node(chunk: Chunk) -> list[Op]:
@@ -287,23 +301,85 @@ class ZooKeeperStore:
         known_jobs.add(state.job)  # later groups of the same job overwrite the state this one creates
         if item.consumed_trigger:
             ops.append(Op("delete", self._layout.trigger(item.consumed_trigger)))
+        ops += [self._notice_op(n) for n in item.notices]  # new with the record: it cannot exist yet
         return Group(record.name, ops)
 
-    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
-        """Sync point two. Idempotent: finishing an already-finished record again rewrites it harmlessly."""
-        closing = {r.name for r in records if not r.open}
+    def _notice_op(self, notice: Notice) -> Op:
+        return Op("create", self._layout.outbox(notice.id), notice.to_bytes())
+
+    def _absent(self, paths: Sequence[str], what: str) -> set[str]:
+        """Which of `paths` do not exist: a batch written again after a lost answer must not create them twice."""
+        return {p for p, item in zip(paths, self._get_many(paths, what), strict=True) if item is None}
+
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord], notices: Sequence[Notice] = ()) -> None:
+        """Sync point two. Idempotent: finishing an already-finished record again rewrites it harmlessly (and creates
+        none of its notices twice). A launch that is followed for its result stays in the open index."""
+        absent = self._absent([self._layout.outbox(n.id) for n in notices], "checking the outbox")
+        about: dict[str | None, list[Op]] = {}
+        for notice in notices:
+            if self._layout.outbox(notice.id) in absent:
+                about.setdefault(notice.launch, []).append(self._notice_op(notice))
+        groups = [Group(r.name, [self._record_op(r), *about.pop(r.name, [])]) for r in records]
+        groups += [Group(f"notices-{n}", ops) for n, ops in about.items()]
+        self._write_closing(fence, groups, records, "finishing launches")
+
+    def record_results(self, fence: Fence, batch: ResultBatch) -> None:
+        """One group per job: its records, summary, notices and suspension apply together; a concluded launch leaves
+        the index."""
+        known = self._existing_results({s.job for s in batch.summaries})
+        paths = [self._layout.outbox(n.id) for n in batch.notices] + [self._layout.paused(j) for j in batch.pause]
+        absent = self._absent(paths, "checking the outbox and pause flags")
+        groups = []
+        for job, part in batch.by_job().items():
+            ops = [self._record_op(r) for r in part.records]
+            if part.summary is not None:
+                ops.append(self._create_or_set(self._layout.results(job), part.summary.to_bytes(), job in known))
+            ops += [self._notice_op(n) for n in part.notices if self._layout.outbox(n.id) in absent]
+            if part.pause and self._layout.paused(job) in absent:
+                ops.append(Op("create", self._layout.paused(job)))
+            groups.append(Group(job, ops, names=[r.name for r in part.records]))
+        self._write_closing(fence, groups, batch.records, "recording task results")
+        if self._known_results is not None:
+            self._known_results |= {s.job for s in batch.summaries}
+
+    def read_outbox(self) -> list[Notice]:
+        ids = self._children(self._layout.section("outbox"), "listing the outbox")
+        got = self._get_many([self._layout.outbox(i) for i in ids], "reading the outbox")
+        notices = [Notice.from_bytes(item[0]) for item in got if item is not None]
+        return sorted(notices, key=lambda n: (n.created_at, n.id))
+
+    def settle_notices(self, fence: Fence, remove: Sequence[str], rewrite: Sequence[Notice]) -> None:
+        """Fenced; a notice already gone is skipped (a delete or set of a missing node would fail the batch)."""
+        paths = [self._layout.outbox(n) for n in remove] + [self._layout.outbox(n.id) for n in rewrite]
+        absent = self._absent(paths, "checking the outbox")
+        groups = [Group(n, [Op("delete", p)]) for n in remove if (p := self._layout.outbox(n)) not in absent]
+        groups += [
+            Group(n.id, [Op("set", p, n.to_bytes())]) for n in rewrite if (p := self._layout.outbox(n.id)) not in absent
+        ]
+        self.writer.commit(fence_path(fence), groups, "settling notifications")
+
+    def _record_op(self, record: LaunchRecord) -> Op:
+        return Op("set", self._layout.launch(record.name, record.job), record.to_bytes())
+
+    def _existing_results(self, jobs: set[str]) -> set[str]:
+        if self._known_results is None or not jobs <= self._known_results:
+            self._known_results = set(self._children(self._layout.section("results"), "reading job results"))
+        return set(self._known_results)
+
+    def _write_closing(self, fence: Fence, groups: list[Group], records: Sequence[LaunchRecord], what: str) -> None:
+        """Write `groups`, deleting with each transaction the open-index nodes its concluded launches empty."""
+        closing = {r.name for r in records if r.concluded}
         if not self._open.knows(closing):  # e.g. a record finished twice, or after a failed write: re-read
             self._read_open_index()
-        groups = [Group(r.name, [Op("set", self._layout.launch(r.name, r.job), r.to_bytes())]) for r in records]
         deleted: list[str] = []
 
         def index_deletes(chunk: Chunk) -> list[Op]:
-            nodes = self._open.emptied_by(g.tag for g in chunk.groups if g.tag in closing)
+            nodes = self._open.emptied_by(n for g in chunk.groups for n in g.launches() if n in closing)
             deleted.extend(nodes)
             return [Op("delete", self._layout.open(node)) for node in nodes]
 
         try:
-            self.writer.commit(fence_path(fence), groups, "finishing launches", per_chunk=index_deletes)
+            self.writer.commit(fence_path(fence), groups, what, per_chunk=index_deletes)
         except StateStoreError:
             self._forget()
             raise
@@ -333,16 +409,24 @@ class ZooKeeperStore:
         return LaunchRecord.from_bytes(got[0]) if got else None
 
     def open_launches(self) -> list[LaunchRecord]:
-        return sorted(self._read_open_index(), key=lambda r: (r.scheduled, r.name))
+        return sorted((r for r in self._read_open_index() if r.open), key=lambda r: (r.scheduled, r.name))
+
+    def following_launches(self) -> list[LaunchRecord]:
+        return sorted((r for r in self._read_open_index() if r.following), key=lambda r: (r.scheduled, r.name))
+
+    def read_job_results(self) -> dict[str, JobResults]:
+        jobs = sorted(self._children(self._layout.section("results"), "reading job results"))
+        got = self._get_many([self._layout.results(j) for j in jobs], "reading job results")
+        return {j: JobResults.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
 
     def _read_open_index(self) -> list[LaunchRecord]:
-        """The open records, read through the whole index; the cache is made exact (a node listing only finished
-        or missing records is kept, empty, for the next finish to delete)."""
+        """The records not concluded, read through the whole index; the cache is made exact (a node listing only
+        concluded or missing records is kept, empty, for the next finish to delete)."""
         nodes = self._children(self._layout.section("open"), "listing open launches")
         got = self._get_many([self._layout.open(n) for n in nodes], "reading the open index")
         listed = {n: decode_names(item[0]) for n, item in zip(nodes, got, strict=True) if item is not None}
         names = list(dict.fromkeys(name for names in listed.values() for name in names))
-        records = [r for r in self._read_records(names, "reading open launches") if r.open]
+        records = [r for r in self._read_records(names, "reading open launches") if not r.concluded]
         still_open = {r.name for r in records}
         self._open.replace({node: [n for n in names if n in still_open] for node, names in listed.items()})
         return records
