@@ -1,5 +1,5 @@
-"""`python -m benchmarks SCENARIO [--smoke] [--plot] [sizes]`: herd, steady, takeover, coldstart, suspend, peers, memory,
-page, results or all.
+"""`python -m benchmarks SCENARIO [--smoke] [--plot] [sizes]`: herd, steady, takeover, coldstart, suspend, peers,
+memory, page, results or all.
 
 Each scenario starts its own real ZooKeeper (integration.zk) and prints its figures as JSON with the machine.
 `--smoke` runs the small sizes CI uses (a few seconds each); `--plot` writes PNGs to docs/img/ (matplotlib).
