@@ -47,11 +47,11 @@ def test_times_are_in_the_jobs_zone_to_the_second() -> None:
 
 
 def test_a_duration_comes_from_the_result_when_it_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert humane.duration_of({"result": {"state": "succeeded", "duration": 12.5}}) == 12.5
-    started = {"started_at": "2026-11-25T06:00:00+00:00", "finished_at": "2026-11-25T06:01:05+00:00"}
-    assert humane.duration_of({"result": {"state": "failed", **started}}) == 65.0
+    assert humane.duration_of({"result": "succeeded", "duration": 12.5}) == 12.5
+    started = {"started_at": "2026-11-25T06:00:00+00:00", "ended_at": "2026-11-25T06:01:05+00:00"}
+    assert humane.duration_of({"result": "failed", **started}) == 65.0
     # a record's own begun/finished are the scheduler's sync points, not the run: no duration from them
-    assert humane.duration_of({"begun_at": started["started_at"], "finished_at": started["finished_at"]}) is None
+    assert humane.duration_of({"begun_at": started["started_at"], "finished_at": started["ended_at"]}) is None
 
 
 # -- the rendered page ----------------------------------------------------------------------------------------------
@@ -111,8 +111,8 @@ def test_result_fields_are_shown_when_the_documents_carry_them() -> None:
         "state": "enabled",
         "problem": None,
         "next": None,
-        "last_launch": {**last, "outcome": "submitted", "result": {"state": "failed", "duration": 65}},
-        "last_success": {"name": "beat-w", "finished_at": "2026-11-25T05:00:00+00:00"},
+        "last_launch": {**last, "outcome": "submitted", "result": "failed", "exit_code": 3, "duration": 65},
+        "last_success": "2026-11-25T05:00:00+00:00",
     }
     document = {"leader": None, "replicas": [], "takeover": None, "jobs": [job_doc], "page": _page(1)}
     text = page.index(document, {"beat": "UTC"}, {"beat": [job_doc["last_launch"]]}, JobQuery(limit=100), NOW)

@@ -116,10 +116,15 @@ def _print_table(status: dict[str, Any], cluster: bool) -> None:
 
 
 def _outcome(last: dict[str, Any]) -> str:
-    """The launch's outcome and, once known, its task's result: `submitted -> failed (exit 3)`."""
-    outcome = str(last.get("outcome") or last.get("state") or "-")
-    result = result_text(last) if last else "-"
-    return outcome if result == "-" else f"{outcome} -> {result}"
+    """The last launch in a few words: its task's result (`failed (exit 3) 12.0s`), or its outcome while the result is
+    to come (`submitted, running?`), or `-`."""
+    if not last:
+        return "-"
+    if last.get("result"):
+        duration = last.get("duration")
+        return result_text(last) + (f" {duration:.1f}s" if duration is not None else "")
+    started = str(last.get("outcome") or last.get("state") or "-")
+    return started + (f", {result_text(last)}" if last.get("lookup") else "")
 
 
 def _one(args: argparse.Namespace) -> int:
