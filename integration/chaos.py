@@ -1,7 +1,7 @@
 """The fault-injection suite: a real ZooKeeper ensemble and scheduler replicas under random faults, then an
 invariant check from the outside (backend record, task output, replica logs, the store's history).
 
-    python -m integration.chaos --duration 180 --seed 7 --faults kill,stop,zk-node,zk-quorum,backend,rolling \\
+    python -m integration.chaos --duration 180 --seed 7 --faults kill,stop,zk-node,zk-quorum,backend,rolling,clock \\
         [--backend process|docker|nomad] [--network auto|netns|gate] [--replicas 3] [--zk-nodes 3] \\
         [--json report.json] [--keep]
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cronframework.cluster.config import SchedulerSection
 from cronframework.errors import StateStoreError
 from cronframework.schedule.expression import parse_schedule
 from cronframework.store.zookeeper.store import ZooKeeperStore
@@ -36,9 +37,10 @@ from integration.chaos_topology import JOBS, Topology
 from integration.replicas import wait_for
 from integration.zk import ZkHarnessError
 
-DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,slow,rolling"
+DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,slow,rolling,clock"
 END_MARGIN = 3.0  # instants this close to the end may legitimately still be in flight
 FORBID_JOBS = [name for name, job in JOBS.items() if job[2].get("concurrency") == "forbid"]
+MAX_CLOCK_SKEW = SchedulerSection().max_clock_skew.total_seconds()  # the replicas' clock guard bound (the default)
 LONGEST_RUN = 10.0  # seconds: longer than any spanned task runs (`slow`: 7 s)
 TRIGGER_EVERY = (6.0, 12.0)  # seconds between two rounds of triggers of a forbid job
 # how long before one of its instants a trigger is sent: mostly inside the replicas' last poll interval (0.2 s) before
@@ -69,6 +71,7 @@ def run(opts: Options) -> tuple[Report, Path]:
     network, why_not = choose_network(opts.network)
     workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="cf-chaos-"))
     topo = Topology(workdir, opts.backend, opts.replicas, opts.zk_nodes, opts.session_timeout, network)
+    topo.faketime = "clock" in opts.faults
     report = Report(opts.seed, opts.backend, opts.duration, network)
     if why_not:
         report.notes.append(f"network namespaces unusable here ({why_not}): partitions through the userland gate")
@@ -197,7 +200,7 @@ def gather(topo: Topology) -> evidence_mod.Evidence:
         ev.launches = evidence_mod.process_launches(topo.state_dir)
     ev.spans = evidence_mod.settled_spans(topo.out_file, LONGEST_RUN)  # first: runs still going may end
     ev.task_lines = evidence_mod.task_lines(topo.out_file)
-    ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths)
+    ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths, topo.shifts)
     ev.recorded = evidence_mod.recorded_events(topo.rs().incarnations)
     topo.ensure_zk()  # a run cut short by a liveness failure may have left nodes down
     store = topo.rs().store()
@@ -219,6 +222,7 @@ def check(report: Report, ev: evidence_mod.Evidence, checked_until: datetime) ->
     report.forbid_runs, overlaps = inv.no_overlap(ev, FORBID_JOBS)
     report.violations += [
         *inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev), *zombies, *overlaps,
+        *inv.not_early(ev, MAX_CLOCK_SKEW), *inv.clock_guarded(ev, report.faults, MAX_CLOCK_SKEW),
     ]  # fmt: skip
     unjudged = sum(s.end is None for s in ev.spans)
     if unjudged:

@@ -20,7 +20,10 @@ from cronframework.crashhook import POINTS
 from integration.chaos_topology import LEADERSHIP_ENDS, Topology
 from integration.replicas import wait_for
 
-FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "slow", "rolling")
+FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "slow", "rolling", "clock")
+CLOCK_SKEWS = (3.0, -3.0, 90.0, -90.0)  # seconds: inside the clock guard's bound (5 s) and far outside it
+CLOCK_HOLD = (6.0, 10.0)  # seconds a skew lasts: longer than the replicas' clock_check_every (5 s)
+GUARD_SAYS = "clock skew with the state store too large; not launching"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,19 @@ class LeaderLoss:
     at: float  # wall time the leader was taken away
     epoch: int
     replica: str
+
+
+@dataclass(frozen=True)
+class ClockFault:
+    """A replica that led with its wall clock `skew` seconds off, from `applied` to `restored` (real time)."""
+
+    replica: str
+    epoch: int  # the epoch it led while skewed; -1: it never led
+    skew: float
+    applied: float
+    restored: float
+    kept_leading: bool  # led that epoch all through, so its clock guard had to act
+    guard_said: bool  # its log says "clock skew with the state store too large; not launching" meanwhile
 
 
 @dataclass
@@ -38,6 +54,7 @@ class FaultEvent:
     ended: float = 0.0
     losses: list[LeaderLoss] = field(default_factory=list)
     zombie: tuple[str, int, float] | None = None  # (replica, its stale epoch, wall time it was resumed)
+    clock: ClockFault | None = None
 
 
 def inject(kind: str, topo: Topology, rng: random.Random) -> FaultEvent:
@@ -152,6 +169,63 @@ def rolling(topo: Topology, rng: random.Random) -> FaultEvent:
     return event
 
 
+# -- clocks -----------------------------------------------------------------------------------------------------
+def clock(topo: Topology, rng: random.Random) -> FaultEvent:
+    """The leader's wall clock jumps by a skew and back; or a replica whose clock runs off by it takes over."""
+    skew, hold = rng.choice(CLOCK_SKEWS), rng.uniform(*CLOCK_HOLD)
+    if rng.random() < 0.5:
+        return _clock_jump(topo, skew, hold)
+    return _clock_heir(topo, skew, hold)
+
+
+def _clock_jump(topo: Topology, skew: float, hold: float) -> FaultEvent:
+    leader = topo.leader()
+    epoch, since = topo.epoch_of(leader), len(topo.replica(leader).events())
+    event = FaultEvent("clock", f"the leader's clock jumps {skew:+.0f}s for {hold:.1f}s, then back", time.time())
+    applied = topo.set_clock(leader, skew)
+    time.sleep(hold)
+    restored = topo.set_clock(leader, 0.0)
+    event.clock = _clock_fault(topo, leader, epoch, skew, (applied, restored), since)
+    return event
+
+
+def _clock_heir(topo: Topology, skew: float, hold: float) -> FaultEvent:
+    """Restart the followers so that one whose clock is `skew` off is first in line, then hand leadership over to it
+    (SIGTERM of the leader); its clock is put right after `hold`."""
+    leader = topo.leader()
+    detail = f"a replica {skew:+.0f}s off takes over (SIGTERM of the leader), its clock put right after {hold:.1f}s"
+    event = FaultEvent("clock", detail, time.time())
+    followers = [rid for rid in topo.ids if rid != leader]
+    for rid in followers:
+        topo.terminate(rid)
+    heir = followers[0]
+    applied = topo.set_clock(heir, skew)
+    topo.start_replica(heir)
+    time.sleep(1.5)  # the heir's election node must be older than the others' restarted ones
+    for rid in followers[1:]:
+        topo.start_replica(rid)
+    epoch = topo.epoch_of(leader)
+    event.losses.append(LeaderLoss(topo.terminate(leader), epoch, leader))
+    topo.start_replica(leader)
+    if topo.leader(timeout=topo.session_timeout + 30, other_than=leader) != heir:
+        event.detail += " (another replica took over)"
+    time.sleep(hold)
+    restored = topo.set_clock(heir, 0.0)
+    event.clock = _clock_fault(topo, heir, topo.epoch_of(heir), skew, (applied, restored), 0)
+    return event
+
+
+def _clock_fault(
+    topo: Topology, rid: str, epoch: int, skew: float, span: tuple[float, float], since: int
+) -> ClockFault:
+    """What the replica did while skewed, from its log since event `since`."""
+    events = topo.replica(rid).events()[since:]
+    ended = any(e.get("event") in LEADERSHIP_ENDS and int(e.get("epoch", -1)) == epoch for e in events)
+    kept = epoch >= 0 and not ended and topo.current_leader() == rid and topo.epoch_of(rid) == epoch
+    said = any(e.get("event") == GUARD_SAYS for e in events)
+    return ClockFault(rid, epoch, skew, span[0], span[1], kept, said)
+
+
 # -- ZooKeeper --------------------------------------------------------------------------------------------------
 def zk_node(topo: Topology, rng: random.Random) -> FaultEvent:
     zk = topo.ensemble()
@@ -251,6 +325,7 @@ INJECTORS: dict[str, Callable[[Topology, random.Random], FaultEvent]] = {
     "backend": backend,
     "slow": slow,
     "rolling": rolling,
+    "clock": clock,
 }
 
 

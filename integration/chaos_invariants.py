@@ -6,7 +6,10 @@
    failed with a reason; a vanished or still-open instant is a violation; the store and the backend agree;
 3. fenced: every backend launch was created by an epoch while that epoch led (after its start, before its end or
    any successor's start); zombie windows (a stopped or partitioned leader resumed) contain no launch of its epoch;
-4. forbid held: no two runs of a `concurrency: forbid` job overlap, judged from the runs' own start and end lines.
+4. forbid held: no two runs of a `concurrency: forbid` job overlap, judged from the runs' own start and end lines;
+5. on time by ZooKeeper's clock: no launch of a scheduled instant was created earlier than the instant minus the
+   clock guard's bound (`max_clock_skew`), by the host's clock, which is ZooKeeper's; and a leader whose clock was
+   off by more than that bound launched nothing while it was, and said why in its log.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from cronframework.naming import parse_launch_name
 from cronframework.records import Outcome
 from cronframework.schedule.expression import parse_schedule
 from integration.chaos_evidence import Evidence, Interval
-from integration.chaos_faults import FaultEvent
+from integration.chaos_faults import GUARD_SAYS, FaultEvent
 
 LAUNCHED = (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)
 
@@ -153,6 +156,38 @@ def no_overlap(ev: Evidence, forbid_jobs: Iterable[str]) -> tuple[int, list[Viol
 
 def _span(run: tuple[float, float, str]) -> str:
     return f"{run[0]:.2f}..{run[1]:.2f}"
+
+
+# -- 5. on time, by ZooKeeper's clock ------------------------------------------------------------------------------
+# a launch the skewed leader had already begun when its clock jumped may still land just after the jump
+IN_FLIGHT_AT_JUMP = 1.0
+
+
+def not_early(ev: Evidence, tolerance: float) -> list[Violation]:
+    out = []
+    for launch in ev.launches:
+        identity = parse_launch_name(launch.name)
+        early = identity.scheduled.timestamp() - launch.submitted_at
+        if not identity.manual and early > tolerance:
+            out.append(Violation("on-time", f"{launch.name}: created {early:.1f}s before its instant"))
+    return out
+
+
+def clock_guarded(ev: Evidence, faults: list[FaultEvent], tolerance: float) -> list[Violation]:
+    """A leader whose clock was off by more than `tolerance` launched nothing while it was, and logged why."""
+    out = []
+    for fault in faults:
+        c = fault.clock
+        if c is None or abs(c.skew) <= tolerance or c.epoch < 0:
+            continue
+        where = f"{c.replica} (epoch {c.epoch}) led with its clock {c.skew:+.0f}s off"
+        if c.kept_leading and not c.guard_said:
+            out.append(Violation("clock-guard", f"{where}; its log never said {GUARD_SAYS!r}"))
+        for launch in ev.launches:
+            if launch.epoch == c.epoch and c.applied + IN_FLIGHT_AT_JUMP <= launch.submitted_at <= c.restored:
+                at = _fmt(launch.submitted_at)
+                out.append(Violation("clock-guard", f"{where} and launched {launch.name} at {at}"))
+    return out
 
 
 def launch_lags(ev: Evidence) -> list[float]:

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from integration import chaos_clock
+from integration.chaos_clock import ClockShift, FaketimeMissing
 from integration.chaos_gate import ZkGate
 from integration.chaos_netns import NetnsError, NetnsHost, sweep
 from integration.docker_daemon import DockerDaemonError, ensure_ready
@@ -72,6 +74,8 @@ class Topology:
     deaths: dict[int, float] = field(default_factory=dict)  # pid -> wall time the harness saw it die
     root: str = field(default_factory=lambda: f"/chaos-{uuid.uuid4().hex[:10]}")
     nomad: NomadAgent | None = None
+    faketime: bool = False  # every replica runs under libfaketime, its offset in clock/<id> (integration.chaos_clock)
+    shifts: dict[int, list[ClockShift]] = field(default_factory=dict)  # pid -> where in its log its clock moved
 
     @property
     def out_file(self) -> Path:
@@ -101,6 +105,8 @@ class Topology:
     def start(self) -> Topology:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.out_file.touch()
+        if self.faketime:
+            self._prepare_clocks()
         client_host = "0.0.0.0" if self.netns else "127.0.0.1"
         self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk", client_host=client_host).start()
         self._open_links()
@@ -200,12 +206,51 @@ class Topology:
 
     # -- replicas -------------------------------------------------------------------------------------------
     def start_replica(self, rid: str, env: dict[str, str] | None = None) -> ReplicaProcess:
+        env = {**self._clock_env(rid), **(env or {})}
         if not self.netns:
-            return self.rs().start(rid, env=env, zk_hosts=self.gates[rid].connect_string)
-        host = self.hosts[rid]
-        zk_hosts = ",".join(f"{host.host_addr}:{n.client_port}" for n in self.ensemble().members)
-        env = {**self._nomad_env(host), **(env or {})}
-        return self.rs().start(rid, env=env, zk_hosts=zk_hosts, prefix=host.command_prefix)
+            started = self.rs().start(rid, env=env, zk_hosts=self.gates[rid].connect_string)
+        else:
+            host = self.hosts[rid]
+            zk_hosts = ",".join(f"{host.host_addr}:{n.client_port}" for n in self.ensemble().members)
+            env = {**self._nomad_env(host), **env}
+            started = self.rs().start(rid, env=env, zk_hosts=zk_hosts, prefix=host.command_prefix)
+        self._note_start_offset(rid, started)
+        return started
+
+    # -- clocks ---------------------------------------------------------------------------------------------
+    def clock_file(self, rid: str) -> Path:
+        return self.workdir / "clock" / rid
+
+    def _prepare_clocks(self) -> None:
+        try:
+            chaos_clock.library()
+        except FaketimeMissing as exc:
+            raise ZkHarnessError(str(exc)) from exc
+        (self.workdir / "clock").mkdir(exist_ok=True)
+        for rid in self.ids:
+            chaos_clock.write_offset(self.clock_file(rid), 0.0)
+
+    def _clock_env(self, rid: str) -> dict[str, str]:
+        return chaos_clock.environment(self.clock_file(rid)) if self.faketime else {}
+
+    def _note_start_offset(self, rid: str, replica: ReplicaProcess) -> None:
+        offset = chaos_clock.read_offset(self.clock_file(rid)) if self.faketime else 0.0
+        if offset:
+            self.shifts[replica.process.pid] = [ClockShift(0, 0, offset, replica.started_at)]
+
+    def set_clock(self, rid: str, offset: float) -> float:
+        """Move replica `rid`'s wall clock to `offset` seconds off the host's, at once (a running replica jumps; one
+        started later starts there). Returns the real time it took effect."""
+        replica = self.rs().replicas.get(rid)
+        before = len(replica.events()) if replica is not None else 0
+        at = chaos_clock.write_offset(self.clock_file(rid), offset)
+        if replica is not None and replica.alive():
+            shift = ClockShift(before, len(replica.events()), offset, at)
+            self.shifts.setdefault(replica.process.pid, []).append(shift)
+        return at
+
+    def clock_offset(self, rid: str) -> float:
+        return chaos_clock.read_offset(self.clock_file(rid)) if self.faketime else 0.0
 
     def _nomad_env(self, host: NetnsHost) -> dict[str, str]:
         return {"NOMAD_ADDR": f"http://{host.host_addr}:{self._nomad_port()}"} if self.nomad is not None else {}
