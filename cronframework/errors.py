@@ -136,10 +136,14 @@ def tls_refusal(exc: BaseException) -> str | None:
     found = _find(exc, lambda e: isinstance(e, ssl.SSLCertVerificationError))
     if isinstance(found, ssl.SSLCertVerificationError):
         return f"certificate not trusted: {found.verify_message}"
-    found = _find(exc, lambda e: isinstance(e, ssl.SSLError) and any(a in str(e.reason) for a in _REFUSED_CLIENT))
+    found = _find(exc, lambda e: isinstance(e, ssl.SSLError) and any(a in _reason(e) for a in _REFUSED_CLIENT))
     if isinstance(found, ssl.SSLError):
-        return f"the server refused this client's certificate ({found.reason})"
+        return f"the server refused this client's certificate ({_reason(found)})"
     return None
+
+
+def _reason(exc: ssl.SSLError) -> str:
+    return str(getattr(exc, "reason", None) or "")  # OpenSSL's reason; absent from one raised by Python code
 
 
 def _wraps(exc: BaseException, match: Callable[[BaseException], bool], *names: str) -> bool:
