@@ -292,6 +292,25 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+# the client of an agent the tests start: loopback, raw_exec only (the shared Docker daemon is left alone), and no
+# cloud fingerprinter probing metadata addresses off this machine
+RAW_EXEC_CLIENT = """client {
+  enabled           = true
+  network_interface = "lo"
+  cpu_total_compute = 4000
+  options = {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+    "driver.allowlist"     = "raw_exec"
+  }
+}
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+"""
+
+
 def _tls_config(ports: list[int], acl: bool, ca: Path, agent: Issued) -> str:
     return f"""bind_addr = "127.0.0.1"
 log_level = "INFO"
@@ -312,20 +331,7 @@ tls {{
   verify_server_hostname = true
   verify_https_client    = true
 }}
-client {{
-  network_interface = "lo"
-  cpu_total_compute = 4000
-  options = {{
-    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
-    "driver.allowlist"     = "raw_exec"
-  }}
-}}
-plugin "raw_exec" {{
-  config {{
-    enabled = true
-  }}
-}}
-"""
+{RAW_EXEC_CLIENT}"""
 
 
 def _persistent_config(workdir: Path, http_addresses: str, ports: tuple[int, int, int]) -> str:
@@ -353,18 +359,4 @@ server {{
   raft_snapshot_threshold = 1
   raft_snapshot_interval  = "3s"
 }}
-client {{
-  enabled           = true
-  network_interface = "lo"
-  cpu_total_compute = 4000
-  options = {{
-    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
-    "driver.allowlist"     = "raw_exec"
-  }}
-}}
-plugin "raw_exec" {{
-  config {{
-    enabled = true
-  }}
-}}
-"""
+{RAW_EXEC_CLIENT}"""
