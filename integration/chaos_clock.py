@@ -6,6 +6,11 @@ make it jump while the replica leads. Only the wall clock moves (`FAKETIME_DONT_
 step: monotonic time, which sleeps and timeouts use, runs on. ZooKeeper's clock, the cluster's reference, is the
 host's, untouched.
 
+libfaketime 0.9.10 (Debian 12) with `FAKETIME_DONT_FAKE_MONOTONIC` fails every `clock_nanosleep` on an absolute
+monotonic deadline with EINVAL, which is how CPython's `time.sleep` sleeps: kazoo's reconnect loop and the
+supervisor's `Popen.wait` died of it. A `sitecustomize` in the replica's PYTHONPATH (`shim`) has `time.sleep` wait in
+`select()` instead, which libfaketime passes through; nothing else in the replica changes.
+
 A skewed replica's JSON log carries skewed timestamps. The harness records, per process, where in its log each
 offset began (`ClockShift`), so that the invariant checker maps every event back to real time.
 """
@@ -63,12 +68,36 @@ def read_offset(path: Path) -> float:
         return 0.0
 
 
-def environment(offset_file: Path) -> dict[str, str]:
+SHIM = '''"""From the chaos suite, beside libfaketime (integration/chaos_clock.py): time.sleep through select()."""
+import select
+import time
+
+
+def _sleep(seconds):
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    select.select([], [], [], seconds)
+
+
+time.sleep = _sleep
+'''
+
+
+def shim(folder: Path) -> Path:
+    """The folder holding the `sitecustomize` that keeps time.sleep working under libfaketime (module doc)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SHIM)
+    return folder
+
+
+def environment(offset_file: Path, shim_folder: Path) -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH")
     return {
         "LD_PRELOAD": str(library()),
         "FAKETIME_TIMESTAMP_FILE": str(offset_file),
         "FAKETIME_NO_CACHE": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "PYTHONPATH": f"{shim_folder}{os.pathsep}{path}" if path else str(shim_folder),
     }
 
 

@@ -430,6 +430,16 @@ def test_checker_catches_a_launch_by_a_deposed_leader() -> None:
     assert "zombie r1 (epoch 1)" in found[1].detail
 
 
+def test_a_launch_that_names_no_epoch_is_judged_by_the_process_that_claimed_it() -> None:
+    """The process backend: a leader killed between a launch's claim and its spec leaves no epoch behind."""
+    ev = _clean()
+    ev.launches.append(BackendLaunch(launch_name("beat", T0 + timedelta(seconds=30)), _at(5.2), None, 100))
+    assert inv.fenced(ev) == []
+    ev.launches.append(BackendLaunch(launch_name("beat", T0 + timedelta(seconds=31)), _at(7.0), None, 100))
+    [found] = inv.fenced(ev)
+    assert "claimed at 12:00:07.000 by pid 100, not leading then" in found.detail
+
+
 def _slow(second: int, manual: bool = False) -> str:
     return launch_name("slow", T0 + timedelta(seconds=second), manual=manual)
 
