@@ -29,6 +29,7 @@ from cronframework.errors import (
     CronframeworkError,
     PermanentBackendError,
     TransientBackendError,
+    tls_refusal,
     transient_kind,
 )
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
@@ -67,7 +68,8 @@ class DockerConfig(BaseModel):
 
 @contextmanager
 def translated(action: str, name: str) -> Iterator[None]:
-    """Turn docker/requests exceptions into the project's transient/permanent split."""
+    """Turn docker/requests exceptions into the project's transient/permanent split. A TLS handshake in which the
+    daemon's certificate or ours was refused is permanent: nothing was sent, and retrying cannot fix the files."""
     try:
         yield
     except docker.errors.APIError as exc:
@@ -77,6 +79,8 @@ def translated(action: str, name: str) -> Iterator[None]:
             raise TransientBackendError(message) from exc
         raise PermanentBackendError(message) from exc
     except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
+        if why := tls_refusal(exc):
+            raise PermanentBackendError(f"docker {action} {name}: TLS with the daemon failed, {why}") from exc
         raise transient_kind(exc)(f"docker daemon unreachable during {action} {name}: {exc}") from exc
 
 
@@ -86,6 +90,15 @@ def _is_conflict(exc: docker.errors.APIError) -> bool:
 
 def _is_missing(exc: docker.errors.APIError) -> bool:
     return bool(exc.status_code == 404)
+
+
+class _Client(docker.APIClient):  # type: ignore[misc]
+    """requests lets a CA bundle named in the environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) replace a session's
+    CA file on every request: the `tls.ca_cert` of the config was silently ignored wherever either is set. Here the
+    session's own setting is passed as the request's, which the environment does not override."""
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        return super().merge_environment_settings(url, proxies, stream, self.verify if verify is None else verify, cert)
 
 
 class DockerBackend:
@@ -105,7 +118,7 @@ class DockerBackend:
         # scheduler that cannot start; once built, the client reconnects by itself after a daemon restart.
         with self._lock:
             if self._client is None:
-                self._client = docker.APIClient(
+                self._client = _Client(
                     base_url=self._config.base_url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET,
                     version=self._config.api_version,
                     timeout=self._config.timeout,

@@ -28,6 +28,7 @@ from cronframework.errors import (
     BackendError,
     PermanentBackendError,
     TransientBackendError,
+    tls_refusal,
     transient_kind,
 )
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
@@ -168,7 +169,7 @@ class NomadBackend:
             except nomad_errors.BaseNomadException as error:
                 translated = self._translate(what, error)
             except requests.RequestException as error:
-                translated = transient_kind(error)(f"nomad {what} at {self.address} failed: {type(error).__name__}")
+                translated = self._unanswered(what, error, type(error).__name__)
             if not isinstance(translated, TransientBackendError) or attempt == self.retries:
                 raise translated
         raise AssertionError("unreachable")
@@ -176,8 +177,7 @@ class NomadBackend:
     def _translate(self, what: str, error: nomad_errors.BaseNomadException) -> BackendError | _Signal:
         response = error.nomad_resp
         if not isinstance(response, requests.Response):
-            reason = self._redact(str(response)) or type(response).__name__
-            return transient_kind(error)(f"nomad {what} at {self.address} failed: {reason}")
+            return self._unanswered(what, error, self._redact(str(response)) or type(response).__name__)
         text = self._redact(response.text.strip())
         code = response.status_code
         if code == 404:
@@ -188,6 +188,13 @@ class NomadBackend:
         if code >= 500 and not any(marker in text for marker in PERMANENT_500):
             return TransientBackendError(message)
         return PermanentBackendError(message)
+
+    def _unanswered(self, what: str, error: Exception, reason: str) -> BackendError:
+        """No HTTP answer: an outage (transient), unless the TLS handshake refused a certificate -- a configuration
+        that no retry fixes, and nothing was sent past the handshake."""
+        if why := tls_refusal(error):
+            return PermanentBackendError(f"nomad {what} at {self.address}: TLS with the agent failed, {why}")
+        return transient_kind(error)(f"nomad {what} at {self.address} failed: {reason}")
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "<redacted>") if self._token else text

@@ -101,15 +101,21 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def create_exclusive(path: Path, content: str) -> bool:
-    """Create `path` only if absent (O_CREAT|O_EXCL is atomic); False when someone else created it first."""
+    """Create `path` only if absent (O_CREAT|O_EXCL is atomic); False when someone else created it first. A file
+    whose content could not be written (a full disk) is removed before the error propagates: left empty, it would
+    hold the name for nobody, and a retried submit would answer "already existed" for a task that never runs."""
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
     return True
 
 

@@ -47,6 +47,10 @@ class FakeClock:
         self._now += timedelta(seconds=seconds)
         self._mono += seconds
 
+    def step(self, seconds: float) -> None:
+        """Step the wall clock alone, as NTP or `date -s` does: the monotonic clock does not move."""
+        self._now += timedelta(seconds=seconds)
+
     def set(self, instant: datetime) -> None:
         self.advance((instant - self._now).total_seconds())
 

@@ -57,13 +57,20 @@ T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
-    opts = Options(duration=80, seed=11, network="netns", gap=(1.0, 2.5), workdir=tmp_path_factory.mktemp("chaos"))
+    faults = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "slow", "rolling")  # clock: its own run
+    workdir = tmp_path_factory.mktemp("chaos")
+    opts = Options(duration=80, seed=11, faults=faults, network="netns", gap=(1.0, 2.5), workdir=workdir)
+    yield chaos_run(opts, "(ZooKeeper ensemble, namespaces)")
+
+
+def chaos_run(opts: Options, what: str) -> Report:
+    """The run's report, printed; a topology that cannot start fails the test, naming `what` it needed."""
     try:
         report, _ = run(opts)
     except ZkHarnessError as exc:
-        pytest.fail(f"cannot start the chaos topology (ZooKeeper ensemble, namespaces): {exc}", pytrace=False)
+        pytest.fail(f"cannot start the chaos topology {what}: {exc}", pytrace=False)
     print(report.render())
-    yield report
+    return report
 
 
 def test_short_chaos_run_breaks_no_invariant(short_run: Report) -> None:
@@ -103,12 +110,7 @@ BACKEND_FAULTS = ("kill", "stop", "zk-node", "backend", "slow")
 
 def _backend_run(backend: str, workdir: Path, faults: tuple[str, ...] = BACKEND_FAULTS) -> Report:
     opts = Options(60, 3, faults, backend, network="netns", gap=(1.0, 2.5), workdir=workdir)
-    try:
-        report, _ = run(opts)
-    except ZkHarnessError as exc:
-        pytest.fail(f"cannot start the chaos topology on the {backend} backend: {exc}", pytrace=False)
-    print(report.render())
-    return report
+    return chaos_run(opts, f"on the {backend} backend")
 
 
 @pytest.fixture(scope="module")
@@ -427,6 +429,16 @@ def test_checker_catches_a_launch_by_a_deposed_leader() -> None:
     assert [v.invariant for v in found] == ["fenced", "fenced"]
     assert "led only 12:00:00.000..12:00:05.500" in found[0].detail
     assert "zombie r1 (epoch 1)" in found[1].detail
+
+
+def test_a_launch_that_names_no_epoch_is_judged_by_the_process_that_claimed_it() -> None:
+    """The process backend: a leader killed between a launch's claim and its spec leaves no epoch behind."""
+    ev = _clean()
+    ev.launches.append(BackendLaunch(launch_name("beat", T0 + timedelta(seconds=30)), _at(5.2), None, 100))
+    assert inv.fenced(ev) == []
+    ev.launches.append(BackendLaunch(launch_name("beat", T0 + timedelta(seconds=31)), _at(7.0), None, 100))
+    [found] = inv.fenced(ev)
+    assert "claimed at 12:00:07.000 by pid 100, not leading then" in found.detail
 
 
 def _slow(second: int, manual: bool = False) -> str:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cronframework.engine.leader import LeaderConfig
 from cronframework.engine.notify import NotifyConfig
@@ -21,6 +21,7 @@ from cronframework.spec import yamlpos
 from cronframework.spec.files import did_you_mean
 from cronframework.spec.model import Duration, PositiveDuration, Webhook
 from cronframework.spec.yamlpos import Pos, YMap, YNode, YScalar, to_python
+from cronframework.store.zookeeper.client import TlsFiles
 from cronframework.store.zookeeper.store import ZooKeeperStore
 
 AUTH_ENV = "CRONFRAMEWORK_ZK_AUTH"
@@ -31,6 +32,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ZooKeeperTls(_Strict):
+    """TLS to the servers' `secureClientPort`: their certificates must chain to `ca_file` (and, with
+    `check_hostname`, name the host in `hosts`); `cert_file` and `key_file` when they require client certificates."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+    check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> ZooKeeperTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
+        return self
+
+    def files(self) -> TlsFiles:
+        return TlsFiles(self.ca_file, self.cert_file, self.key_file, self.check_hostname)
+
+
 class ZooKeeperConfig(_Strict):
     hosts: str = DEFAULT_HOSTS
     root: str = "/cronframework"
@@ -38,9 +58,10 @@ class ZooKeeperConfig(_Strict):
     connect_timeout: float = 10.0
     auth_file: str | None = None
     world_read: bool = False
+    tls: ZooKeeperTls | None = None
 
     def connect(self) -> ZooKeeperStore:
-        """A store on this ensemble and root, with the configured credentials and timeouts."""
+        """A store on this ensemble and root, with the configured credentials, TLS and timeouts."""
         return ZooKeeperStore.connect(
             self.hosts,
             self.root,
@@ -48,6 +69,7 @@ class ZooKeeperConfig(_Strict):
             world_read=self.world_read,
             timeout=self.connect_timeout,
             session_timeout=self.session_timeout,
+            tls=self.tls.files() if self.tls else None,
         )
 
     def auth(self) -> tuple[str, str] | None:

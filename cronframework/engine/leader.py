@@ -144,7 +144,13 @@ class LeaderSession:
 
     def _sleep(self) -> None:
         """Until the next instant, at most `poll_interval`; with staging on, a wait longer than `stage_ahead`
-        ends `stage_ahead` before the instant, so that the stage has all of that time to be built."""
+        ends `stage_ahead` before the instant, so that the stage has all of that time to be built. While the clock
+        guard refuses, a poll: to a clock running ahead every instant looks due, and the loop would spin on the
+        guard's check (a ZooKeeper write)."""
+        if not self.state.clock_ok:
+            self._clock.sleep(self._config.poll_interval, self._wake)
+            self._wake.clear()
+            return
         if self._stage is None:
             self._stage = self._prepare_stage(self._clock.now())
         now = self._clock.now()
