@@ -155,7 +155,7 @@ LaunchName = Annotated[str, Path(description="the launch's name", examples=["nig
 @router.get(
     "/v1/jobs/{job}/launches/{launch}",
     response_model=models.LaunchRecord,
-    summary="One launch record, with `result` (what the backend says now) once it was launched",
+    summary="One launch record; with `lookup` (what the backend says now) while its task's result is to come",
     responses=errors(404, *READ_ERRORS),
     **guarded("read"),
 )

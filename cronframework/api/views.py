@@ -78,14 +78,14 @@ def _stored(store: ReadStore, name: str) -> StoredSpec:
 
 
 def launch(store: ReadStore, backends: BackendSet | None, job: str, name: str) -> dict[str, Any]:
-    """One launch record of the job, with `result` (the backend's view now) once it was launched."""
+    """One launch record of the job; while its task's result is still to come, with `lookup` (the backend's view)."""
     stored = _stored(store, job)
     record = store.get_launch(name)
     if record is None or record.job != job:
         raise NotFound(f"job {job!r} has no launch {name!r}")
     item = record.to_dict()
-    if backends is not None and record.outcome in LAUNCHED:
-        item["result"] = backend_result(backends, _backend_of(stored), name)
+    if backends is not None and record.outcome in LAUNCHED and record.result is None:
+        item["lookup"] = backend_result(backends, _backend_of(stored), name)
     return item
 
 

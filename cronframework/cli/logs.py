@@ -137,8 +137,8 @@ class _Remote:
 
     def running(self, launch: str) -> bool:
         record = self.api.get(job_path(self.job, "launches", launch))
-        result = record.get("result") or {}
-        return bool(record["state"] == "begun" or result.get("state") in ACTIVE)
+        lookup = record.get("lookup") or {}
+        return bool(record["state"] == "begun" or (not record.get("result") and lookup.get("state") in ACTIVE))
 
 
 def latest_launch(store: ReadStore, job: str) -> str:
