@@ -66,7 +66,7 @@ class BackendFollower:
     def add(self, records: Iterable[LaunchRecord], *, soon: bool = False) -> None:
         """Follow `records`. A watching backend reports what ends from now on, so their first lookup is the sweep's;
         `soon` for launches that may have ended before anyone watched them (found at takeover)."""
-        watched = self._backend.watches and not soon
+        watched = self._backend.watches and not soon and not self._watch_failing
         first = self._clock.monotonic() + (self._config.sweep_every if watched else self._config.first_lookup)
         with self._lock:
             for record in records:
@@ -108,8 +108,16 @@ class BackendFollower:
             self._watch_failing = True
             self._clock.sleep(min(wait, 1.0))
             return set()
+        if self._watch_failing:  # the stream was down: what ended meanwhile was reported to nobody
+            self._all_due_now()
         self._watch_failing = False
         return hinted
+
+    def _all_due_now(self) -> None:
+        now = self._clock.monotonic()
+        with self._lock:
+            self._due = [(now, name) for name in self._records]
+            heapq.heapify(self._due)
 
     def _until_due(self) -> float:
         with self._lock:
