@@ -423,3 +423,26 @@ def test_the_config_file_snapshot_section_reaches_the_leader(tmp_path: Path) -> 
     path.write_text("snapshot: {dir: /backups, keep: 0}\n")
     with pytest.raises(CronframeworkError, match=r"snapshot\.keep"):
         load_config(str(path), {})
+
+
+def test_a_retry_attempt_record_round_trips_through_a_snapshot() -> None:
+    """A `retry:` attempt is named `<launch>-aN`; a snapshot holding one must import (the import refused it)."""
+    identity = LaunchIdentity("flaky", T0).retry(2)
+    record = LaunchRecord.begin(identity, leader="r1", epoch=1, now=T0).finish(Outcome.SUBMITTED, now=T0)
+    assert record.name.endswith("-a2") and record.task_attempt == 2
+    document = {
+        "format_version": FORMAT_VERSION,
+        "created_at": T0.isoformat(),
+        "source": "x",
+        "specs": [],
+        "job_states": [],
+        "paused": [],
+        "launches": [record.to_dict()],
+        "triggers": [],
+        "takeover": None,
+    }
+    [back] = parse(document).launches
+    assert back.name == record.name and back.task_attempt == 2
+    forged = {**record.to_dict(), "task_attempt": 3}
+    with pytest.raises(SnapshotError, match="does not match"):
+        parse({**document, "launches": [forged]})

@@ -259,8 +259,9 @@ def _record(value: Any) -> LaunchRecord:
     _instant(_field(value, "scheduled", str))
     record = LaunchRecord.from_dict(value)
     _job_name(record.job)
-    if record.name != launch_name(record.job, record.scheduled, manual=record.manual):
-        raise SnapshotError(f"launch name {record.name!r} does not match its job, instant and manual flag")
+    expected = launch_name(record.job, record.scheduled, manual=record.manual, attempt=record.task_attempt)
+    if record.name != expected:
+        raise SnapshotError(f"launch name {record.name!r} does not match its job, instant, manual flag and attempt")
     if (record.state is RecordState.FINISHED) != (record.outcome is not None):
         raise SnapshotError(f"launch {record.name}: a finished record needs an outcome, an open one has none")
     return record
