@@ -11,7 +11,8 @@ from __future__ import annotations
 import builtins
 import os
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -23,17 +24,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backends.docker_spec import ContainerPlan, Placement, plan_container
 from backends.docker_status import status_from_inspect
-from cronframework.backend import BackendStatus, Launch, SubmitOutcome
 from cronframework.errors import (
     BackendUnreachable,
     CronframeworkError,
     PermanentBackendError,
     TransientBackendError,
+    tls_refusal,
     transient_kind,
 )
+from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _OPEN = frozenset({"running", "restarting", "paused"})
+_ENDS = ["die", "destroy", "oom"]  # container events after which a launch may have ended (or be gone)
+_EVENTS_OVERLAP = 1.0  # seconds each events read goes back over the last one's end: none falls between two reads
+_EVENTS_BACKLOG = 60.0  # the first read also reports what ended this long before the follower began watching
 
 
 class TlsConfig(BaseModel):
@@ -63,7 +68,8 @@ class DockerConfig(BaseModel):
 
 @contextmanager
 def translated(action: str, name: str) -> Iterator[None]:
-    """Turn docker/requests exceptions into the project's transient/permanent split."""
+    """Turn docker/requests exceptions into the project's transient/permanent split. A TLS handshake in which the
+    daemon's certificate or ours was refused is permanent: nothing was sent, and retrying cannot fix the files."""
     try:
         yield
     except docker.errors.APIError as exc:
@@ -73,6 +79,8 @@ def translated(action: str, name: str) -> Iterator[None]:
             raise TransientBackendError(message) from exc
         raise PermanentBackendError(message) from exc
     except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
+        if why := tls_refusal(exc):
+            raise PermanentBackendError(f"docker {action} {name}: TLS with the daemon failed, {why}") from exc
         raise transient_kind(exc)(f"docker daemon unreachable during {action} {name}: {exc}") from exc
 
 
@@ -84,20 +92,33 @@ def _is_missing(exc: docker.errors.APIError) -> bool:
     return bool(exc.status_code == 404)
 
 
+class _Client(docker.APIClient):  # type: ignore[misc]
+    """requests lets a CA bundle named in the environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) replace a session's
+    CA file on every request: the `tls.ca_cert` of the config was silently ignored wherever either is set. Here the
+    session's own setting is passed as the request's, which the environment does not override."""
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        return super().merge_environment_settings(url, proxies, stream, self.verify if verify is None else verify, cert)
+
+
 class DockerBackend:
+    blocking = True
+    enforces_timeout = False
+    watches = True  # the daemon's events stream says which containers died
     """Backend protocol on the Docker Engine API (docker SDK's low-level APIClient)."""
 
     def __init__(self, config: DockerConfig) -> None:
         self._config = config
         self._client: docker.APIClient | None = None
         self._lock = threading.Lock()
+        self._events_since: float | None = None  # the daemon's events are read from here on (Unix time)
 
     def _api(self) -> docker.APIClient:
         # Built lazily and kept: a daemon that is down at startup is a transient error on the first call, not a
         # scheduler that cannot start; once built, the client reconnects by itself after a daemon restart.
         with self._lock:
             if self._client is None:
-                self._client = docker.APIClient(
+                self._client = _Client(
                     base_url=self._config.base_url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET,
                     version=self._config.api_version,
                     timeout=self._config.timeout,
@@ -161,6 +182,24 @@ class DockerBackend:
         with translated("inspect", name):
             info = self._inspect(name)
         return None if info is None else status_from_inspect(info)
+
+    def ended(self, names: Collection[str], timeout: float) -> set[str]:
+        """The launches among `names` whose container died (or was removed) since the last call: one read of the
+        daemon's events from where the last read ended until `timeout` from now. Each read starts a second before
+        the last one ended, so an event on the boundary is read twice rather than missed."""
+        now = time.time()
+        since = self._events_since if self._events_since is not None else now - _EVENTS_BACKLOG
+        until = now + max(0.0, timeout)
+        filters = {"type": "container", "event": _ENDS, "label": "cronframework.launch"}
+        wanted = set(names)
+        seen: set[str] = set()
+        with translated("read events", "of launched containers"):
+            for event in self._api().events(since=f"{since:.6f}", until=f"{until:.6f}", filters=filters, decode=True):
+                name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name")
+                if name in wanted:
+                    seen.add(name)
+        self._events_since = until - _EVENTS_OVERLAP
+        return seen
 
     def stop(self, name: str) -> None:
         """SIGTERM, then SIGKILL after `stop_grace` seconds; missing or already stopped is fine."""

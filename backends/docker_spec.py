@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cronframework.backend import Launch
 from cronframework.errors import PermanentBackendError
-from cronframework.jobspec import Mount, Task
+from cronframework.launch import Launch
+from cronframework.spec.model import Mount, Task
 
 TIMEOUT_LABEL = "cronframework.timeout"
 """Seconds of the task's run-time limit; `lookup` uses it to tell "timed out" from any other kill."""

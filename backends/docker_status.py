@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backends.docker_spec import TIMEOUT_LABEL
-from cronframework.backend import BackendStatus, LaunchState
+from cronframework.launch import BackendStatus, LaunchState
 
 _RUNNING = frozenset({"running", "restarting", "paused"})
 _KILLED_BY_SIGNAL = {137: "killed", 143: "terminated"}
@@ -35,8 +35,10 @@ def status_from_inspect(info: Mapping[str, Any]) -> BackendStatus:
         code = int(state.get("ExitCode", -1))
         if code == 0:
             return BackendStatus(LaunchState.SUCCEEDED, 0, started_at=started, finished_at=finished)
-        reason = exit_reason(state, _labels(info), started, finished)
-        return BackendStatus(LaunchState.FAILED, code, reason, started, finished)
+        labels = _labels(info)
+        reason = exit_reason(state, labels, started, finished)
+        timed_out = _timed_out(state, labels, started, finished)
+        return BackendStatus(LaunchState.FAILED, code, reason, started, finished, timed_out=timed_out)
     detail = f": {state['Error']}" if state.get("Error") else ""
     return BackendStatus(LaunchState.LOST, reason=f"container is {status or 'in an unknown state'}{detail}")
 
@@ -49,16 +51,29 @@ def _created(state: Mapping[str, Any]) -> BackendStatus:
     return BackendStatus(LaunchState.PENDING)
 
 
+def _timed_out(
+    state: Mapping[str, Any], labels: Mapping[str, str], started: datetime | None, finished: datetime | None
+) -> bool:
+    """Killed by a signal (not the OOM killer) after running at least its `cronframework.timeout` label's seconds."""
+    limit = _timeout_seconds(labels)
+    if state.get("OOMKilled") or int(state.get("ExitCode", -1)) not in _KILLED_BY_SIGNAL:
+        return False
+    return (
+        limit is not None
+        and started is not None
+        and finished is not None
+        and (finished - started).total_seconds() >= limit
+    )
+
+
 def exit_reason(
     state: Mapping[str, Any], labels: Mapping[str, str], started: datetime | None, finished: datetime | None
 ) -> str:
     code = int(state.get("ExitCode", -1))
     if state.get("OOMKilled"):
         return f"OOM-killed (exit code {code})"
-    limit = _timeout_seconds(labels)
-    ran = (finished - started).total_seconds() if started and finished else None
-    if code in _KILLED_BY_SIGNAL and limit is not None and ran is not None and ran >= limit:
-        return f"timed out after {limit:g}s (exit code {code})"
+    if _timed_out(state, labels, started, finished):
+        return f"timed out after {_timeout_seconds(labels):g}s (exit code {code})"
     if code in _KILLED_BY_SIGNAL:
         return f"{_KILLED_BY_SIGNAL[code]} (exit code {code})"
     return f"exit code {code}"

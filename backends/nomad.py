@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,14 +24,15 @@ from nomad.api import exceptions as nomad_errors
 
 from backends.nomad_spec import GROUP, TASK, job_payload, meta_key
 from backends.nomad_status import job_status, newest_allocation
-from cronframework.backend import BackendStatus, Launch, SubmitOutcome
-from cronframework.duration import parse_duration
 from cronframework.errors import (
     BackendError,
     PermanentBackendError,
     TransientBackendError,
+    tls_refusal,
     transient_kind,
 )
+from cronframework.launch import BackendStatus, Launch, SubmitOutcome
+from cronframework.schedule.duration import parse_duration
 
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 DEFAULT_GC_HORIZON = timedelta(hours=4)  # Nomad's server job_gc_threshold default
@@ -50,6 +51,9 @@ T = TypeVar("T")
 
 
 class NomadBackend:
+    blocking = True
+    enforces_timeout = False
+    watches = True  # a blocking query on the job list returns when a job changes
     """Adapter over python-nomad; one instance per scheduler process."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
@@ -61,6 +65,7 @@ class NomadBackend:
         self._gc_horizon = _horizon(config.get("gc_horizon", DEFAULT_GC_HORIZON))
         self._token = _token(config)
         self._session = requests.Session()
+        self._jobs_index = 0  # the job list's Raft index as last read: a blocking query returns when it moves
         # submits of one name from this process never race each other at Nomad (see _created_by)
         self._locks = [threading.Lock() for _ in range(64)]
         self._client = nomad.Nomad(
@@ -109,6 +114,18 @@ class NomadBackend:
         allocs = self._get_or_none("read allocations", lambda: self._client.job.get_allocations(name)) or []
         return job_status(job, allocs)
 
+    def ended(self, names: Collection[str], timeout: float) -> set[str]:
+        """The launches among `names` whose Nomad job is dead: a blocking query on the job list (filtered to dead
+        jobs) that returns at once when the list changed since the last read, else when it changes or after
+        `timeout`. The first read returns at once, so what ended before the follower watched is reported too."""
+        wait = max(0, int(timeout * 1000))
+        params = {"index": self._jobs_index, "wait": f"{wait}ms", "filter": 'Status == "dead"'}
+        request = self._client.jobs.request
+        response = self._call("watch jobs", lambda: request(method="get", params=params, timeout=timeout + 10))
+        self._jobs_index = int(response.headers.get("X-Nomad-Index", self._jobs_index))
+        dead = {str(job.get("ID")) for job in response.json()}
+        return dead & set(names)
+
     def stop(self, name: str) -> None:
         self._get_or_none("stop", lambda: self._client.job.deregister_job(name, purge=False))
 
@@ -152,7 +169,7 @@ class NomadBackend:
             except nomad_errors.BaseNomadException as error:
                 translated = self._translate(what, error)
             except requests.RequestException as error:
-                translated = transient_kind(error)(f"nomad {what} at {self.address} failed: {type(error).__name__}")
+                translated = self._unanswered(what, error, type(error).__name__)
             if not isinstance(translated, TransientBackendError) or attempt == self.retries:
                 raise translated
         raise AssertionError("unreachable")
@@ -160,8 +177,7 @@ class NomadBackend:
     def _translate(self, what: str, error: nomad_errors.BaseNomadException) -> BackendError | _Signal:
         response = error.nomad_resp
         if not isinstance(response, requests.Response):
-            reason = self._redact(str(response)) or type(response).__name__
-            return transient_kind(error)(f"nomad {what} at {self.address} failed: {reason}")
+            return self._unanswered(what, error, self._redact(str(response)) or type(response).__name__)
         text = self._redact(response.text.strip())
         code = response.status_code
         if code == 404:
@@ -172,6 +188,13 @@ class NomadBackend:
         if code >= 500 and not any(marker in text for marker in PERMANENT_500):
             return TransientBackendError(message)
         return PermanentBackendError(message)
+
+    def _unanswered(self, what: str, error: Exception, reason: str) -> BackendError:
+        """No HTTP answer: an outage (transient), unless the TLS handshake refused a certificate -- a configuration
+        that no retry fixes, and nothing was sent past the handshake."""
+        if why := tls_refusal(error):
+            return PermanentBackendError(f"nomad {what} at {self.address}: TLS with the agent failed, {why}")
+        return transient_kind(error)(f"nomad {what} at {self.address} failed: {reason}")
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "<redacted>") if self._token else text

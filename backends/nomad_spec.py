@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cronframework.backend import Launch
 from cronframework.errors import PermanentBackendError
+from cronframework.launch import Launch
 
 GROUP = "launch"
 TASK = "task"

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cronframework.backend import BackendStatus, LaunchState
+from cronframework.launch import BackendStatus, LaunchState
 
 # Task events that explain a failure, most telling first.
 FAILURE_EVENTS = (

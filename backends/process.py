@@ -20,21 +20,22 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from backends import process_runner as rt
-from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
-from cronframework.duration import parse_duration
 from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
 from cronframework.naming import parse_launch_name
+from cronframework.schedule.duration import parse_duration
 
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _LOG_TAIL_BYTES = 1 << 20
 _STOP_POLL = 0.05
+_EXIT_POLL = 0.2  # how often `ended` looks for new exit files while none of the launches it watches has one
 _PERMANENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENAMETOOLONG})
 
 
@@ -54,7 +55,9 @@ def _seconds(value: Any, default: float) -> float:
 class ProcessBackend:
     """Launches live in `state_dir/<name>/`; the directory is the whole record, any process can read it."""
 
+    blocking = True
     enforces_timeout = True  # the supervisor kills a task past task.timeout; the leader need not stop it
+    watches = True  # each supervisor writes its launch's exit file: `ended` looks for those
 
     def __init__(self, state_dir: Path, *, kill_grace: float = 10.0, start_grace: float = 10.0) -> None:
         self.state_dir = state_dir
@@ -175,6 +178,18 @@ class ProcessBackend:
             LaunchState.LOST, reason="supervisor died before recording the task's exit", started_at=started
         )
 
+    def ended(self, names: Collection[str], timeout: float) -> set[str]:
+        """The launches among `names` whose exit file is written (or whose directory is gone), looking again every
+        fifth of a second for up to `timeout` while none is. A supervisor that died without writing one is left to
+        the follower's sweep (`lookup` reports it lost)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with _fs_errors("watch exit files"):
+                done = {n for n in names if _has_exited(self.state_dir / n)}
+            if done or time.monotonic() >= deadline:
+                return done
+            time.sleep(min(_EXIT_POLL, max(0.0, deadline - time.monotonic())))
+
     def stop(self, name: str) -> None:
         launch_dir = self._dir(name)
         with _fs_errors(f"stop {name}"):
@@ -274,6 +289,10 @@ def _claimed_names(state_dir: Path) -> list[str]:
     return [e.name for e in entries if e.is_dir() and os.path.exists(os.path.join(e.path, rt.CLAIM))]
 
 
+def _has_exited(launch_dir: Path) -> bool:
+    return (launch_dir / rt.EXIT).exists() or not launch_dir.exists()
+
+
 def _status_from_exit(record: Mapping[str, Any]) -> BackendStatus:
     return BackendStatus(
         LaunchState(record["state"]),
@@ -281,6 +300,7 @@ def _status_from_exit(record: Mapping[str, Any]) -> BackendStatus:
         reason=record.get("reason"),
         started_at=_parse_time(record.get("started_at")),
         finished_at=_parse_time(record.get("finished_at")),
+        timed_out=record.get("reason") == rt.TIMED_OUT,
     )
 
 

@@ -39,6 +39,7 @@ EXIT = "exit.json"
 STDOUT = "stdout"
 STDERR = "stderr"
 RUN = "run"
+TIMED_OUT = "timed out"  # the exit record's reason for a task stopped past its time limit
 POLL_SECONDS = 0.05
 
 
@@ -100,15 +101,21 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def create_exclusive(path: Path, content: str) -> bool:
-    """Create `path` only if absent (O_CREAT|O_EXCL is atomic); False when someone else created it first."""
+    """Create `path` only if absent (O_CREAT|O_EXCL is atomic); False when someone else created it first. A file
+    whose content could not be written (a full disk) is removed before the error propagates: left empty, it would
+    hold the name for nobody, and a retried submit would answer "already existed" for a task that never runs."""
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
     return True
 
 
@@ -229,7 +236,7 @@ class Supervisor:
             if override is None:
                 override = "stopped" if self._stop_wanted() else None
                 if override is None and deadline is not None and now >= deadline:
-                    override = "timed out"
+                    override = TIMED_OUT
                 if override:
                     kill_group(proc.pid, signal.SIGTERM)
                     kill_at = now + float(spec.get("kill_grace", 10.0))

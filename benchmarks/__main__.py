@@ -1,4 +1,5 @@
-"""`python -m benchmarks herd|steady|takeover|coldstart|suspend|peers|memory|all [--smoke] [--plot] [sizes]`.
+"""`python -m benchmarks SCENARIO [--smoke] [--plot] [sizes]`: herd, steady, takeover, coldstart, suspend, peers,
+memory, page, results or all.
 
 Each scenario starts its own real ZooKeeper (integration.zk) and prints its figures as JSON with the machine.
 `--smoke` runs the small sizes CI uses (a few seconds each); `--plot` writes PNGs to docs/img/ (matplotlib).
@@ -20,13 +21,15 @@ from benchmarks import (
     bench_coldstart,
     bench_herd,
     bench_memory,
+    bench_page,
     bench_peers,
+    bench_results,
     bench_steady,
     bench_suspend,
     bench_takeover,
 )
 from benchmarks.common import emit
-from cronframework.logs import setup_logging
+from cronframework.ops.logs import setup_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,8 +52,8 @@ def _takeover(a: argparse.Namespace) -> dict[str, Any]:
 # scenario -> (full run with overrides, smoke run)
 SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
     "herd": (
-        lambda a: bench_herd.run(_or(a.jobs, [1000, 10_000]), _or(a.nodes, [1, 3]), _or(a.repeats, 1)),
-        lambda: bench_herd.run([200], [1]),
+        lambda a: bench_herd.run(_or(a.jobs, [1000, 10_000]), _or(a.nodes, [1, 3]), _or(a.repeats, 1), a.run_for),
+        lambda: bench_herd.run([200], [1], 1, 5.0),
     ),
     "steady": (_steady, lambda: bench_steady.run(200, 20, 30.0, [1])),
     "takeover": (_takeover, lambda: bench_takeover.run([200], [4.0], 1)),
@@ -63,9 +66,19 @@ SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
         lambda: bench_suspend.run(200, 1),
     ),
     "peers": (lambda a: bench_peers.run(_or(a.jobs, [1000, 10_000])), lambda: bench_peers.run([200])),
+    "results": (
+        lambda a: bench_results.run(
+            _or(a.backends, ["process", "docker", "nomad"]), _or(a.jobs, [10])[0], _or(a.seconds, 60.0)
+        ),
+        lambda: bench_results.run(["process"], 3, 12.0),
+    ),
     "memory": (
         lambda a: bench_memory.run(_or(a.jobs, [1000, 10_000, 100_000])),
         lambda: bench_memory.run([100, 400]),
+    ),
+    "page": (
+        lambda a: bench_page.run(_or(a.jobs, [10_000])[0], 3, _or(a.repeats, 5)),
+        lambda: bench_page.run(300, 2, 1, ("sqlite",)),
     ),
 }
 
@@ -105,6 +118,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--every10", type=int, help="`@every 10s` jobs beside the minutely ones (steady)")
     p.add_argument("--records", type=int, help="history records to preload (coldstart)")
     p.add_argument("--tag", help="results file suffix, so repeated runs do not overwrite each other")
+    p.add_argument("--run-for", type=float, help="seconds each noop launch runs before it ends (herd)")
+    p.add_argument("--backends", type=lambda t: t.split(","), help="process,docker,nomad (results)")
     return p
 
 

@@ -16,11 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from benchmarks.common import apply_specs, job_spec, new_root, rss_mib, start_leader, wait_until, zookeeper
-from cronframework.election import Election
+from cronframework.cluster.election import Election
 from cronframework.naming import LaunchIdentity, parse_launch_name
-from cronframework.records import JobState, LaunchRecord, Outcome
-from cronframework.store import Begin
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.records import Begin, JobState, LaunchRecord, Outcome
+from cronframework.store.zookeeper.store import ZooKeeperStore
 
 BATCH = 5000
 DEEP = "deep-history"

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 import docker.errors
 
 from backends.docker import DockerBackend, create
-from cronframework.backend import Launch
 from cronframework.errors import TransientBackendError
+from cronframework.launch import Launch
 from integration.docker_daemon import TEST_IMAGE, ensure_ready, remove_labelled, sdk_client
 from tests.backend_conformance import conformance_launch, finished
 

@@ -5,10 +5,13 @@ Measures, from the shared scheduled instant: when every launch was begun (sync p
 ZooKeeper writes (ops in multi-op transactions) and payload bytes per launch, and ZooKeeper packets per launch
 from `mntr`. Every job is `S * * * * *` for one second S a few seconds after the leader has taken over.
 
-    python -m benchmarks herd [--jobs 1000,10000] [--nodes 1,3] [--repeats H] [--smoke]
+    python -m benchmarks herd [--jobs 1000,10000] [--nodes 1,3] [--repeats H] [--run-for S] [--smoke]
 
 With `--repeats H` the same jobs herd H times, a minute apart: the first herd is the one right after takeover,
-on ZooKeeper servers started a moment before; the later ones are the steady case.
+on ZooKeeper servers started a moment before; the later ones are the steady case. With `--run-for S` every launch
+runs S seconds on the noop backend and then ends: with S > 60 each herd after the first launches while the leader
+follows every launch of the herd before (10k running launches at 10k jobs), and the run waits for every result
+and reports how long after each task's end it was recorded and what the results cost in ZooKeeper writes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchmarks.common import apply_specs, job_spec, lags, mntr, new_root, start_leader, summary, wait_until, zookeeper
+from backends.noop import NoopBackend
+from benchmarks.common import (
+    apply_specs,
+    job_spec,
+    lags,
+    mntr,
+    new_root,
+    start_leader,
+    summary,
+    time_results,
+    wait_until,
+    zookeeper,
+)
+from cronframework.clock import SystemClock
 from cronframework.naming import LaunchIdentity
 
 LEAD_SECONDS = 4  # the herd's second is this far after promotion completes (room for the first tick to settle)
@@ -29,11 +45,18 @@ def herd_second(promote_estimate: float) -> datetime:
     return now + timedelta(seconds=LEAD_SECONDS + int(promote_estimate) + 1)
 
 
-def run_one(hosts: str, jobs: int, cluster: Any, herds: int = 1) -> list[dict[str, Any]]:
+def run_one(
+    hosts: str, jobs: int, cluster: Any, herds: int = 1, run_for: float | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The first herd after takeover, then `herds - 1` more, one a minute (each job is `S * * * * *`): the later
-    ones meet a ZooKeeper and a leader that have been running, as in production."""
+    ones meet a ZooKeeper and a leader that have been running, as in production. With `run_for`, also the results'
+    figures once every launch's result is in."""
     root = new_root("herd")
-    leader = start_leader(hosts, root)
+    clock = SystemClock()
+    backend = NoopBackend(clock=clock, run_for=timedelta(seconds=run_for)) if run_for else None
+    leader = start_leader(hosts, root, backend=backend)
+    delays: list[float] = []
+    time_results(leader.store, delays)
     try:
         target = herd_second(promote_estimate=jobs / 800)  # 10k jobs promote in ~8-12 s on a quiet 2-core box
         names = [f"herd-{i:06d}" for i in range(jobs)]
@@ -58,10 +81,27 @@ def run_one(hosts: str, jobs: int, cluster: Any, herds: int = 1) -> list[dict[st
             )
             _raise(leader)
             after = mntr(cluster)
-            rows.append({"herd": herd, **_figures(leader, jobs, due, names, done, before, after, counted)})
-        return rows
+            figures = _figures(leader, jobs, due, names, done, before, after, counted)
+            rows.append({"herd": herd, "following_at_herd": figures.pop("following"), **figures})
+        return rows, _results(leader, jobs * herds, delays) if run_for else None
     finally:
         leader.close()
+
+
+def _results(leader: Any, expected: int, delays: list[float]) -> dict[str, Any]:
+    """Wait for every launch's result; then its delay after the task's end and its cost in ZooKeeper writes."""
+    wait_until(lambda: len(delays) >= expected or leader.error is not None, 600, "every result")
+    _raise(leader)
+    writes = leader.writes
+    what = "recording task results"
+    return {
+        "results": len(delays),
+        "recorded_after_end_s": summary(delays),
+        "result_transactions": len(writes.done.get(what, [])),
+        "zk_ops_per_result": round(writes.ops.get(what, 0) / max(1, len(delays)), 2),
+        "zk_bytes_per_result": round(writes.bytes.get(what, 0) / max(1, len(delays)), 1),
+        "zk_index_deletes": writes.ops.get("dropping finished open-index nodes", 0),
+    }
 
 
 def _counters(writes: Any) -> dict[str, int]:
@@ -110,18 +150,25 @@ def _figures(
             (after.get("zk_packets_received", 0) - before.get("zk_packets_received", 0)) / jobs, 3
         ),
         "done_wall_s": round(done - t0, 3),
+        "following": len(leader.session._results.follower),
     }
 
 
-def run(sizes: list[int], nodes: list[int], herds: int = 1) -> dict[str, Any]:
-    """`herds` herds per (ZooKeeper size, job count), one a minute; a row of figures per herd."""
-    rows = []
+def run(sizes: list[int], nodes: list[int], herds: int = 1, run_for: float | None = None) -> dict[str, Any]:
+    """`herds` herds per (ZooKeeper size, job count), one a minute; a row of figures per herd, and with `run_for`
+    a row of result figures per (size, job count)."""
+    rows, results = [], []
     for n in nodes:
         with zookeeper(n) as cluster:
             for jobs in sizes:
                 started = time.monotonic()
-                for row in run_one(cluster.connect_string, jobs, cluster, herds):
+                herd_rows, result_row = run_one(cluster.connect_string, jobs, cluster, herds, run_for)
+                for row in herd_rows:
                     row = {"zk_nodes": n, **row, "bench_wall_s": round(time.monotonic() - started, 1)}
                     print(row, flush=True)
                     rows.append(row)
-    return {"rows": rows}
+                if result_row is not None:
+                    result_row = {"zk_nodes": n, "jobs": jobs, "run_for_s": run_for, **result_row}
+                    print(result_row, flush=True)
+                    results.append(result_row)
+    return {"rows": rows, "results": results}

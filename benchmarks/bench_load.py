@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from cronframework import specfile, yamlpos
+from cronframework.spec import files as specfile
+from cronframework.spec import yamlpos
 
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo", "Australia/Sydney")
 SCHEDULES = ("30 1 * * *", "? ? * * *", "*/5 * * * * *", "@every 90s", "0 9 * * mon-fri", "15 */6 * * *")

@@ -35,16 +35,16 @@ from typing import Any
 
 from benchmarks.common import job_spec, rss_mib, zookeeper
 from cronframework import metrics
-from cronframework.apply import spec_batches, spec_document
-from cronframework.backend import BackendSet, BackendStatus, Launch, SubmitOutcome
-from cronframework.election import Election
-from cronframework.jobs import Job, SpecCache
-from cronframework.leader import LeaderConfig, LeaderSession
-from cronframework.records import Outcome
-from cronframework.replica import ZkLeadership
-from cronframework.schedule import Schedule
-from cronframework.store import SpecChange
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.adapters import BackendSet
+from cronframework.catalog.apply import spec_batches, spec_document
+from cronframework.catalog.cache import Job, SpecCache
+from cronframework.cluster.election import Election
+from cronframework.cluster.replica import ZkLeadership
+from cronframework.engine.leader import LeaderConfig, LeaderSession
+from cronframework.launch import BackendStatus, Launch, SubmitOutcome
+from cronframework.records import Outcome, SpecChange
+from cronframework.schedule.expression import Schedule
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from cronframework.testing import FakeClock
 
 SCHEDULE = "? * * * *"
@@ -60,6 +60,8 @@ class NullBackend:
     """Accepts every submit and keeps nothing, so no launch is held by the benchmark's own bookkeeping."""
 
     blocking = False
+    enforces_timeout = False
+    watches = False
 
     def __init__(self) -> None:
         self.submits = 0
@@ -157,8 +159,8 @@ def holders(session: LeaderSession, store: ZooKeeperStore, jobs: dict[str, Job])
     walks: dict[str, list[Any]] = {
         "dispatcher": [session._dispatcher],
         "store caches": [store._known_jobs, store._hours, store._open],
-        "pruner": [session._pruner._launched, session._pruner._sweep],
-        "runtime limits": [session._limits._heap],
+        "pruner": [session._housekeeping.pruner._launched, session._housekeeping.pruner._sweep],
+        "runtime limits": [session._housekeeping.limits._heap],
         "metrics series": [m._counts for m in (metrics.LAUNCHES, metrics.SKIPPED)],
     }
     return {name: deep_size(roots, seen) for name, roots in walks.items()}

@@ -31,9 +31,9 @@ from typing import Any
 
 from backends.nomad import NomadBackend, create
 from backends.nomad_status import parse_time
-from cronframework.backend import Launch
-from cronframework.jobspec import JobSpec
+from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
+from cronframework.spec.model import JobSpec
 from integration.nomad_agent import NomadAgent, install
 
 COMMAND = ["/bin/true"]

@@ -49,7 +49,7 @@ def run(sizes: list[int]) -> dict[str, Any]:
     rows = []
     with zookeeper(1) as cluster:
         for jobs in sizes:
-            (ours,) = bench_herd.run_one(cluster.connect_string, jobs, cluster)
+            (ours,), _ = bench_herd.run_one(cluster.connect_string, jobs, cluster)
             theirs = apscheduler_herd(jobs)
             rows.append(
                 {

@@ -13,7 +13,7 @@ import platform
 import time
 from datetime import UTC, datetime
 
-from cronframework.schedule import Schedule, parse_schedule
+from cronframework.schedule.expression import Schedule, parse_schedule
 
 EXPRESSIONS = [
     "*/5 * * * *",

@@ -32,9 +32,9 @@ from benchmarks.common import (
     wait_until,
     zookeeper,
 )
-from cronframework.jobs import compile_job
+from cronframework.catalog.cache import compile_job
 from cronframework.naming import LaunchIdentity
-from cronframework.store import StoredSpec
+from cronframework.records import StoredSpec
 from integration.replicas import ReplicaSet
 
 SETTLE = 3.0  # seconds after promotion before the measured window opens

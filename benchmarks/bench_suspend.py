@@ -23,7 +23,7 @@ from typing import Any
 from kazoo.protocol.states import KazooState
 
 from benchmarks.common import Leader, apply_specs, job_spec, new_root, start_leader, summary, wait_until
-from cronframework.store.zk_batch import PreparedWrite
+from cronframework.store.zookeeper.batch import PreparedWrite
 from integration.zk import ZkCluster
 
 SESSION_TIMEOUT = 4.0

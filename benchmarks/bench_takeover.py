@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import apply_specs, job_spec, new_root, summary, wait_until, zookeeper
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.replicas import ReplicaSet
 
 SIGNALS = {"kill -9": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGSTOP": signal.SIGSTOP}

@@ -21,17 +21,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backends.noop import NoopBackend
-from cronframework.apply import spec_batches, spec_document
-from cronframework.backend import BackendSet
+from cronframework.abc import Backend
+from cronframework.adapters import BackendSet
+from cronframework.catalog.apply import spec_batches, spec_document
+from cronframework.catalog.cache import SpecCache
 from cronframework.clock import SystemClock
-from cronframework.election import Election
-from cronframework.jobs import SpecCache
-from cronframework.jobspec import JobSpec
-from cronframework.leader import LeaderConfig, LeaderSession
-from cronframework.replica import ZkLeadership
-from cronframework.store import SpecChange
-from cronframework.store.zk_batch import PreparedWrite
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.cluster.election import Election
+from cronframework.cluster.replica import ZkLeadership
+from cronframework.engine.leader import LeaderConfig, LeaderSession
+from cronframework.records import ResultBatch, SpecChange
+from cronframework.spec.model import JobSpec
+from cronframework.store.zookeeper.batch import PreparedWrite
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.zk import ZkCluster, four_letter
 
 
@@ -164,7 +165,7 @@ class Leader:
 
     store: ZooKeeperStore
     election: Election
-    backend: NoopBackend
+    backend: Any  # the noop backend, unless a benchmark brings a real one
     specs: SpecCache
     session: LeaderSession
     writes: WriteLog
@@ -182,12 +183,14 @@ class Leader:
         try:
             self.session.promote()
             self.promoted_at = time.time()
+            self.session.start_threads()  # results followed and notifications sent off the loop, as in production
             while not self.stop.is_set():
                 self.session.tick()
                 self.session._sleep()
         except BaseException as exc:
             self.error = exc
         finally:
+            self.session.close_threads()
             self.session._launcher.close()
 
     def close(self) -> None:
@@ -200,27 +203,49 @@ class Leader:
         self.backend.close()
 
 
-def start_leader(hosts: str, root: str, *, session_timeout: float = 10.0, **config: Any) -> Leader:
+def start_leader(
+    hosts: str,
+    root: str,
+    *,
+    session_timeout: float = 10.0,
+    backend: Backend | None = None,
+    backend_name: str = "noop",
+    **config: Any,
+) -> Leader:
+    """An elected in-process leader, not started; its jobs run on `backend` (default: a fresh noop backend)."""
     store = ZooKeeperStore.connect(hosts, root, session_timeout=session_timeout)
     writes = count_writes(store)
     election = Election(store.client, root, f"bench-{uuid.uuid4().hex[:6]}", acl=store.acl).start()
     if not election.elected.wait(30) or election.fence is None:
         raise RuntimeError("the benchmark leader was not elected within 30 s")
     clock = SystemClock()
-    backend = NoopBackend(clock=clock)
+    backend = backend if backend is not None else NoopBackend(clock=clock)
     specs = SpecCache(store, background=True)
     specs.start()
     stop = threading.Event()
     session = LeaderSession(
         store,
         specs,
-        BackendSet(preset={"noop": backend}),
+        BackendSet(preset={backend_name: backend}),
         ZkLeadership(election, election.fence),
         clock,
         LeaderConfig(cluster=root, **config),
         stop,
     )
     return Leader(store, election, backend, specs, session, writes, stop)
+
+
+def time_results(store: ZooKeeperStore, delays: list[float]) -> None:
+    """Wrap the store's `record_results`: for each result written, how long after its task's end (as the backend
+    reported it) the store confirmed it, appended to `delays`. A retried run concluded again is not counted twice."""
+    inner = store.record_results
+
+    def record(fence: Any, batch: ResultBatch) -> None:
+        inner(fence, batch)
+        now = time.time()
+        delays.extend(now - r.ended_at.timestamp() for r in batch.records if r.ended_at and r.retry_at is None)
+
+    store.record_results = record  # type: ignore[method-assign]
 
 
 def new_root(scenario: str) -> str:

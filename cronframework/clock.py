@@ -5,21 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Protocol
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current instant, timezone-aware UTC."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never jumps; for timeouts and measured intervals."""
-        ...
-
-    def sleep(self, seconds: float, wake: threading.Event | None = None) -> bool:
-        """Sleep up to `seconds`; return True when `wake` was set (early wake-up), False on timeout."""
-        ...
 
 
 class SystemClock:

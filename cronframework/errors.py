@@ -6,6 +6,7 @@ retry exactly one family -- the transient ones -- in one place, and the CLI prin
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
 
@@ -61,7 +62,12 @@ class ScheduleError(CronframeworkError):
 
 
 class StateStoreError(CronframeworkError):
-    """The state store (ZooKeeper or the embedded SQLite file) failed."""
+    """The state store (ZooKeeper or the embedded SQLite file) failed.
+
+    `applied` names the groups of a batched write that were applied before it failed (a pipelined batch is
+    atomic per transaction, not as a whole); empty when nothing was, or when the store cannot tell."""
+
+    applied: tuple[str, ...] = ()
 
 
 class StateStoreUnavailable(StateStoreError):
@@ -114,7 +120,39 @@ def transient_kind(error: BaseException) -> type[TransientBackendError]:
     return BackendTimeout if timed_out(error) else TransientBackendError
 
 
+# OpenSSL's reasons for an alert by which the server refused this client's certificate (or the lack of one)
+_REFUSED_CLIENT = (
+    "ALERT_UNKNOWN_CA",
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_CERTIFICATE_REQUIRED",
+    "ALERT_CERTIFICATE_UNKNOWN",
+)
+
+
+def tls_refusal(exc: BaseException) -> str | None:
+    """Why a TLS handshake failed for good, when `exc` (or what it wraps) says one side refused the other's
+    certificate: a configuration to fix, not an outage to retry, and nothing was sent past the handshake. None for
+    any other failure (a connection reset mid-handshake is an outage)."""
+    found = _find(exc, lambda e: isinstance(e, ssl.SSLCertVerificationError))
+    if isinstance(found, ssl.SSLCertVerificationError):
+        return f"certificate not trusted: {found.verify_message}"
+    found = _find(exc, lambda e: isinstance(e, ssl.SSLError) and any(a in _reason(e) for a in _REFUSED_CLIENT))
+    if isinstance(found, ssl.SSLError):
+        return f"the server refused this client's certificate ({_reason(found)})"
+    return None
+
+
+def _reason(exc: ssl.SSLError) -> str:
+    return str(getattr(exc, "reason", None) or "")  # OpenSSL's reason; absent from one raised by Python code
+
+
 def _wraps(exc: BaseException, match: Callable[[BaseException], bool], *names: str) -> bool:
+    return _find(exc, lambda e: match(e) or type(e).__name__ in names) is not None
+
+
+def _find(exc: BaseException, match: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first exception `match` accepts in `exc`, its causes and contexts, and what libraries keep as a reason
+    or an argument (requests and urllib3 wrap the socket's error that way)."""
     seen: set[int] = set()
     todo: list[object] = [exc]
     while todo:
@@ -122,10 +160,10 @@ def _wraps(exc: BaseException, match: Callable[[BaseException], bool], *names: s
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if match(item) or type(item).__name__ in names:
-            return True
+        if match(item):
+            return item
         todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
-    return False
+    return None
 
 
 class PermanentBackendError(BackendError):

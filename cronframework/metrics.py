@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 from prometheus_client import (
@@ -23,12 +23,12 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from cronframework.backend import Backend, load_backend
+from cronframework.abc import Backend, PreparedBegin, StateStore
+from cronframework.adapters import load_backend
 from cronframework.errors import CronframeworkError, TransientBackendError
-from cronframework.records import LaunchRecord, Outcome
-from cronframework.store import PreparedBegin, StateStore
+from cronframework.records import JobResults, LaunchRecord, Outcome
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -68,6 +68,31 @@ class JobCounter:
         return CounterMetricFamily(self._name, self._documentation, labels=["job", self._label])
 
 
+class JobGauge:
+    """A gauge labelled by job, kept as a plain dict (see JobCounter): e.g. each job's last success timestamp."""
+
+    def __init__(self, name: str, documentation: str, *, registry: CollectorRegistry) -> None:
+        self._name, self._documentation = name, documentation
+        self._values: dict[str, float] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def set(self, job: str, value: float) -> None:
+        with self._lock:
+            self._values[job] = value
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(self._name, self._documentation, labels=["job"])]
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self._name, self._documentation, labels=["job"])
+        with self._lock:
+            series = list(self._values.items())
+        for job, value in series:
+            family.add_metric([job], value)
+        yield family
+
+
 LAUNCHES = JobCounter(
     "cronframework_launches", "Launch records finished, by job and outcome.", "outcome", registry=REGISTRY
 )
@@ -77,9 +102,52 @@ SKIPPED = JobCounter(
     "reason",
     registry=REGISTRY,
 )
+TASK_RESULTS = JobCounter(
+    "cronframework_task_results",
+    "Task results recorded (how each launched task ended), by job and result: succeeded, failed, timed_out, lost.",
+    "result",
+    registry=REGISTRY,
+)
+TASK_DURATION = Histogram(
+    "cronframework_task_duration_seconds",
+    "Run time of tasks whose result was recorded (started to ended, as the backend reports them).",
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+    registry=REGISTRY,
+)
+LAST_SUCCESS = JobGauge(
+    "cronframework_job_last_success_timestamp_seconds",
+    "When each job's last successful run ended (Unix time); absent until it has succeeded once.",
+    registry=REGISTRY,
+)
+LAST_FAILURE = JobGauge(
+    "cronframework_job_last_failure_timestamp_seconds",
+    "When each job's last failed run ended (a final result: failed, timed_out or lost, with no retry to come).",
+    registry=REGISTRY,
+)
+FOLLOWING = Gauge(
+    "cronframework_following_launches",
+    "Launched tasks whose result this leader is still following.",
+    registry=REGISTRY,
+)
+JOB_OVERDUE = JobGauge(
+    "cronframework_job_overdue",
+    "1 while a job has not succeeded within its expect.success_within, else 0 (jobs with `expect` only).",
+    registry=REGISTRY,
+)
+NOTIFICATIONS = Counter(
+    "cronframework_notifications",
+    "Webhook notifications settled, by event and result: delivered, undeliverable.",
+    ["event", "result"],
+    registry=REGISTRY,
+)
+NOTIFICATIONS_UNDELIVERABLE = Gauge(
+    "cronframework_notifications_undeliverable",
+    "Notifications kept in the outbox as undeliverable (their retries ran out): `status` lists them.",
+    registry=REGISTRY,
+)
 LAUNCH_LAG = Histogram(
     "cronframework_launch_lag_seconds",
-    "Scheduled instant to backend submission confirmed.",
+    "Scheduled instant to backend submission confirmed (retries under `retry:` left out).",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
     registry=REGISTRY,
 )
@@ -162,12 +230,50 @@ def launches_finished(records: Iterable[LaunchRecord], *, were_open: int = 0) ->
         launches[record.job, record.outcome.value if record.outcome else "unknown"] += 1
         if record.outcome is Outcome.SKIPPED:
             skipped[record.job, reason_class(record.reason)] += 1
-        elif record.outcome is Outcome.SUBMITTED and record.finished_at is not None:
+        elif record.outcome is Outcome.SUBMITTED and record.finished_at is not None and record.task_attempt == 1:
             LAUNCH_LAG.observe(max(0.0, (record.finished_at - record.scheduled).total_seconds()))
     for (job, outcome), count in launches.items():
         LAUNCHES.inc(job, outcome, count)
     for (job, reason), count in skipped.items():
         SKIPPED.inc(job, reason, count)
+
+
+def task_results(
+    records: Iterable[LaunchRecord], summaries: Iterable[JobResults], expecting: Container[str] = ()
+) -> None:
+    """Results just written: counted by job and result, their run time observed, each job's timestamps moved."""
+    results: Tally[tuple[str, str]] = Tally()
+    for record in records:
+        results[record.job, record.result.value if record.result else "unknown"] += 1
+        if record.duration is not None:
+            TASK_DURATION.observe(record.duration)
+    for (job, result), count in results.items():
+        TASK_RESULTS.inc(job, result, count)
+    job_results_loaded(summaries, expecting)
+
+
+def job_results_loaded(summaries: Iterable[JobResults], expecting: Container[str] = ()) -> None:
+    """Each job's last success and failure, from its summary (a new leader sets them from the store); `overdue` for
+    the jobs with `expect` among them."""
+    for summary in summaries:
+        if summary.last_success is not None:
+            LAST_SUCCESS.set(summary.job, summary.last_success.timestamp())
+        if summary.last_failure is not None:
+            LAST_FAILURE.set(summary.job, summary.last_failure.timestamp())
+        if summary.job in expecting:
+            JOB_OVERDUE.set(summary.job, 1.0 if summary.overdue_since is not None else 0.0)
+
+
+def notification(event: str, result: str) -> None:
+    NOTIFICATIONS.labels(event, result).inc()
+
+
+def notifications_undeliverable(count: int) -> None:
+    NOTIFICATIONS_UNDELIVERABLE.set(count)
+
+
+def following(count: int) -> None:
+    FOLLOWING.set(count)
 
 
 def leading(epoch: int) -> None:
@@ -176,9 +282,10 @@ def leading(epoch: int) -> None:
     TAKEOVERS.inc()
 
 
-def following() -> None:
+def not_leading() -> None:
     LEADER.set(0)
     OPEN_LAUNCHES.set(0)  # what this session left open is the next leader's to conclude (recovery.py)
+    FOLLOWING.set(0)  # and what it followed, the next leader's to follow
 
 
 # -- wrappers that time every call ------------------------------------------------------------------------------
@@ -197,7 +304,7 @@ def _timed(call: Callable[..., Any], seconds: Histogram, errors: Callable[[BaseE
 
 
 class _ObservedStore:
-    _OPS = frozenset(StateStore.__dict__) - {"close"}
+    _OPS = frozenset(name for part in StateStore.__mro__ for name in vars(part) if not name.startswith("_")) - {"close"}
 
     def __init__(self, store: StateStore) -> None:
         self._inner = store

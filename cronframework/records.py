@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -26,6 +27,20 @@ class Outcome(StrEnum):
     ALREADY_EXISTED = "already_existed"
     FAILED = "failed_to_launch"
     SKIPPED = "skipped"
+
+    @property
+    def launched(self) -> bool:
+        """The backend has the launch: its task's result is followed."""
+        return self is Outcome.SUBMITTED or self is Outcome.ALREADY_EXISTED
+
+
+class TaskResult(StrEnum):
+    """How a launched task ended, as its backend reported it (the `result` key)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # exited non-zero, could not start, or was stopped
+    TIMED_OUT = "timed_out"  # stopped past `task.timeout`
+    LOST = "lost"  # the backend lost it (node gone, supervisor died) or no longer knows it
 
 
 # one encoder for every record: json.dumps builds a new one per call when given separators
@@ -70,6 +85,14 @@ class LaunchRecord:
     finished_at: datetime | None = None
     backend_state: str | None = None
     exit_code: int | None = None
+    # the task's end, written by the result follower after sync point two (docs/design.md, "Following a launch")
+    result: TaskResult | None = None
+    result_reason: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration: float | None = None  # seconds from started_at to ended_at
+    task_attempt: int = 1  # which run of the launch under `retry:` (1: the scheduled one)
+    retry_at: datetime | None = None  # a retry of this run is due then, and not yet begun
 
     @classmethod
     def begin(cls, identity: LaunchIdentity, *, leader: str, epoch: int, now: datetime) -> LaunchRecord:
@@ -82,15 +105,51 @@ class LaunchRecord:
             leader=leader,
             epoch=epoch,
             begun_at=now,
+            task_attempt=identity.attempt,
         )
 
     @property
     def identity(self) -> LaunchIdentity:
-        return LaunchIdentity(self.job, self.scheduled, manual=self.manual)
+        return LaunchIdentity(self.job, self.scheduled, manual=self.manual, attempt=self.task_attempt)
 
     @property
     def open(self) -> bool:
         return self.state is RecordState.BEGUN
+
+    @property
+    def following(self) -> bool:
+        """Launched and not concluded: its task's result, or a retry it asked for, is still to come. The store keeps
+        such a record listed (with the open ones) so that a new leader follows it on."""
+        if self.state is not RecordState.FINISHED or self.outcome is None or not self.outcome.launched:
+            return False
+        return self.result is None or self.retry_at is not None
+
+    @property
+    def concluded(self) -> bool:
+        return not self.open and not self.following
+
+    def with_result(
+        self,
+        result: TaskResult,
+        *,
+        reason: str | None = None,
+        exit_code: int | None = None,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+    ) -> LaunchRecord:
+        """The record with its task's end written in; `duration` follows from the two instants when both are known."""
+        duration = None
+        if started_at is not None and ended_at is not None:
+            duration = round(max(0.0, (ended_at - started_at).total_seconds()), 3)
+        return replace(
+            self,
+            result=result,
+            result_reason=reason or None,
+            exit_code=exit_code,
+            started_at=started_at,
+            ended_at=ended_at,
+            duration=duration,
+        )
 
     def finish(
         self, outcome: Outcome, *, now: datetime, reason: str | None = None, attempt: int | None = None, **extra: Any
@@ -123,15 +182,23 @@ class LaunchRecord:
             now,
             self.backend_state,
             self.exit_code,
+            self.result,
+            self.result_reason,
+            self.started_at,
+            self.ended_at,
+            self.duration,
+            self.task_attempt,
+            self.retry_at,
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in _record_fields()}  # shallow: every field is a scalar
         out["scheduled"] = _iso(self.scheduled)
-        out["begun_at"] = _iso(self.begun_at)
-        out["finished_at"] = _iso(self.finished_at)
+        for key in _INSTANTS:
+            out[key] = _iso(out[key])
         out["state"] = self.state.value
         out["outcome"] = self.outcome.value if self.outcome else None
+        out["result"] = self.result.value if self.result else None
         return out
 
     @classmethod
@@ -141,11 +208,11 @@ class LaunchRecord:
         return cls(
             **{
                 **data,
+                **{key: _dt(data.get(key)) for key in _INSTANTS},
                 "scheduled": scheduled,
-                "begun_at": _dt(data.get("begun_at")),
-                "finished_at": _dt(data.get("finished_at")),
                 "state": RecordState(data["state"]),
                 "outcome": Outcome(data["outcome"]) if data.get("outcome") else None,
+                "result": TaskResult(data["result"]) if data.get("result") else None,
             }
         )
 
@@ -171,8 +238,18 @@ class LaunchRecord:
             parts.append(f',"backend_state":{_jstr(self.backend_state)}')
         if self.exit_code is not None:
             parts.append(f',"exit_code":{int(self.exit_code)}')
+        if self.result is not None or self.retry_at is not None or self.task_attempt != 1:
+            parts.append(self._result_bytes())
+        else:
+            parts.append(',"task_attempt":1')
         parts.append("}")
         return "".join(parts).encode()
+
+    def _result_bytes(self) -> str:
+        """The keys after `exit_code`, rare enough (a record's result is written once) to go through json."""
+        data = self.to_dict()
+        keys = ("result", "result_reason", "started_at", "ended_at", "duration", "task_attempt", "retry_at")
+        return "".join(f",{_jstr(k)}:{_encode(data[k])}" for k in keys if data[k] is not None and data[k] != "")
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> LaunchRecord:
@@ -188,6 +265,7 @@ def _record_fields() -> tuple[str, ...]:
 
 
 _RECORD_FIELDS: tuple[str, ...] = ()
+_INSTANTS = ("begun_at", "finished_at", "started_at", "ended_at", "retry_at")
 
 
 @dataclass(frozen=True)
@@ -217,3 +295,245 @@ class TriggerRequest:
     job: str
     requested_at: datetime
     force: bool = False
+
+
+@dataclass(frozen=True)
+class StoredSpec:
+    """A job spec as applied: its JSON document and the version `apply` wrote."""
+
+    name: str
+    document: Mapping[str, Any]
+    version: int
+
+
+@dataclass(frozen=True)
+class Begin:
+    """Sync point one for one launch: the new record, and the job's next scheduled instant after it; a skipped
+    instant's notifications (`notices`) are written with it."""
+
+    record: LaunchRecord
+    next_state: JobState
+    consumed_trigger: str | None = None
+    notices: tuple[Notice, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpecChange:
+    """One job's change for `apply`: document None deletes. `expected_version` None means "must not exist"."""
+
+    name: str
+    document: Mapping[str, Any] | None
+    expected_version: int | None
+
+
+RECENT_RUNS = 10  # the strip of last runs each job's summary keeps (status, API, page)
+
+
+@dataclass(frozen=True)
+class RecentRun:
+    """One run in a job's strip of last runs."""
+
+    launch: str
+    result: TaskResult
+    ended_at: datetime | None = None
+    duration: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "launch": self.launch,
+            "result": self.result.value,
+            "ended_at": _iso(self.ended_at),
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecentRun:
+        return cls(data["launch"], TaskResult(data["result"]), _dt(data.get("ended_at")), data.get("duration"))
+
+
+@dataclass(frozen=True)
+class JobResults:
+    """What a job's results add up to, kept beside its job state and written with each result: the last success
+    and failure (the timestamps alert rules need, like Kubernetes' `lastSuccessfulTime`), the failed results in a
+    row, the strip of last runs, and whether the job is overdue or was suspended for failing.
+
+    A failed run that is retried is in the strip but does not count as the job's failure: only a launch's final
+    result (no retry to come) moves `last_failure`, `failures` and the events."""
+
+    job: str
+    last_result: TaskResult | None = None
+    last_launch: str | None = None
+    last_success: datetime | None = None
+    last_failure: datetime | None = None
+    failures: int = 0
+    since: datetime | None = None  # first watched: the overdue clock's start until the first success
+    overdue_since: datetime | None = None
+    suspended: str | None = None
+    recent: tuple[RecentRun, ...] = ()
+
+    def add(self, record: LaunchRecord, *, final: bool, now: datetime) -> JobResults:
+        """This summary once `record`'s result is in; `final` when no retry of it is to come."""
+        assert record.result is not None
+        run = RecentRun(record.name, record.result, record.ended_at, record.duration)
+        summary = replace(self, recent=(run, *self.recent)[:RECENT_RUNS], since=self.since or now)
+        return summary.conclude(record, now=now) if final or record.result is TaskResult.SUCCEEDED else summary
+
+    def conclude(self, record: LaunchRecord, *, now: datetime) -> JobResults:
+        """This summary once `record`'s result is final: its run is already in the strip (a run whose retry was
+        skipped, or given up, is concluded after its result was added)."""
+        assert record.result is not None
+        ended = record.ended_at or now
+        if record.result is TaskResult.SUCCEEDED:
+            return replace(
+                self,
+                last_result=record.result,
+                last_launch=record.name,
+                last_success=ended,
+                failures=0,
+                overdue_since=None,
+                suspended=None,
+            )
+        return replace(
+            self, last_result=record.result, last_launch=record.name, last_failure=ended, failures=self.failures + 1
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "last_result": self.last_result.value if self.last_result else None,
+            "last_launch": self.last_launch,
+            "last_success": _iso(self.last_success),
+            "last_failure": _iso(self.last_failure),
+            "failures": self.failures,
+            "since": _iso(self.since),
+            "overdue_since": _iso(self.overdue_since),
+            "suspended": self.suspended,
+            "recent": [run.to_dict() for run in self.recent],
+        }
+
+    def to_bytes(self) -> bytes:
+        return _encode(self.to_dict()).encode()
+
+    @classmethod
+    def from_bytes(cls, job: str, raw: bytes) -> JobResults:
+        data = json.loads(raw) if raw else {}
+        return cls(
+            job=job,
+            last_result=TaskResult(data["last_result"]) if data.get("last_result") else None,
+            last_launch=data.get("last_launch"),
+            last_success=_dt(data.get("last_success")),
+            last_failure=_dt(data.get("last_failure")),
+            failures=int(data.get("failures", 0)),
+            since=_dt(data.get("since")),
+            overdue_since=_dt(data.get("overdue_since")),
+            suspended=data.get("suspended"),
+            recent=tuple(RecentRun.from_dict(r) for r in data.get("recent", ())),
+        )
+
+
+class NoticeState(StrEnum):
+    PENDING = "pending"  # to be delivered (again, by a new leader, if this one dies first)
+    UNDELIVERABLE = "undeliverable"  # its retries ran out: kept for `status`, never sent again
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One webhook notification in the outbox: written in the same fenced transaction as what it is about (a
+    result, a skip, a failed launch, an overdue job), delivered at least once, then deleted. `key` (launch + event)
+    is the Idempotency-Key every delivery of it carries; `id` adds the webhook's place in the job's list. Only
+    where the secret is kept is stored, never the secret."""
+
+    id: str
+    key: str
+    job: str
+    event: str
+    url: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    secret_env: str | None = None
+    secret_file: str | None = None
+    state: NoticeState = NoticeState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+
+    @property
+    def launch(self) -> str | None:
+        value = self.payload.get("launch")
+        return value if isinstance(value, str) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "job": self.job,
+            "event": self.event,
+            "url": self.url,
+            "secret_env": self.secret_env,
+            "secret_file": self.secret_file,
+            "payload": dict(self.payload),
+            "created_at": _iso(self.created_at),
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+        }
+
+    def to_bytes(self) -> bytes:
+        return _encode(self.to_dict()).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Notice:
+        data = json.loads(raw)
+        created = _dt(data["created_at"])
+        assert created is not None
+        return cls(
+            id=data["id"],
+            key=data["key"],
+            job=data["job"],
+            event=data["event"],
+            url=data["url"],
+            payload=data.get("payload") or {},
+            created_at=created,
+            secret_env=data.get("secret_env"),
+            secret_file=data.get("secret_file"),
+            state=NoticeState(data.get("state", "pending")),
+            attempts=int(data.get("attempts", 0)),
+            last_error=data.get("last_error"),
+        )
+
+
+@dataclass(frozen=True)
+class ResultBatch:
+    """One fenced write of the result follower: task results (and retry decisions) written into their records, the
+    summaries of the jobs they belong to, the notifications they raise, and the jobs they suspend (paused). Stores
+    apply each job's part atomically."""
+
+    records: Sequence[LaunchRecord] = ()
+    summaries: Sequence[JobResults] = ()
+    notices: Sequence[Notice] = ()
+    pause: Sequence[str] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.summaries or self.notices or self.pause)
+
+    def by_job(self) -> dict[str, JobPart]:
+        """Each job's part, in the order of first appearance."""
+        out: dict[str, JobPart] = {}
+        for record in self.records:
+            out.setdefault(record.job, JobPart()).records.append(record)
+        for summary in self.summaries:
+            out.setdefault(summary.job, JobPart()).summary = summary
+        for notice in self.notices:
+            out.setdefault(notice.job, JobPart()).notices.append(notice)
+        for job in self.pause:
+            out.setdefault(job, JobPart()).pause = True
+        return out
+
+
+@dataclass
+class JobPart:
+    """One job's share of a ResultBatch: applied atomically."""
+
+    records: list[LaunchRecord] = field(default_factory=list)
+    summary: JobResults | None = None
+    notices: list[Notice] = field(default_factory=list)
+    pause: bool = False

@@ -12,10 +12,21 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cronframework.backend import BackendStatus, Launch, LaunchState, SubmitOutcome
+from cronframework.abc import Fence
 from cronframework.errors import ConflictError, LeadershipLost, PermanentBackendError, StateStoreError
-from cronframework.records import JobState, LaunchRecord, TriggerRequest
-from cronframework.store import Begin, BeginNow, Fence, SpecChange, StoredSpec
+from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    Notice,
+    ResultBatch,
+    SpecChange,
+    StoredSpec,
+    TriggerRequest,
+)
+from cronframework.store import BeginNow
 
 
 class FakeClock:
@@ -35,6 +46,10 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
         self._mono += seconds
+
+    def step(self, seconds: float) -> None:
+        """Step the wall clock alone, as NTP or `date -s` does: the monotonic clock does not move."""
+        self._now += timedelta(seconds=seconds)
 
     def set(self, instant: datetime) -> None:
         self.advance((instant - self._now).total_seconds())
@@ -64,6 +79,8 @@ class MemoryStore:
         self.states: dict[str, JobState] = {}
         self.paused: set[str] = set()
         self.records: dict[str, LaunchRecord] = {}
+        self.results: dict[str, JobResults] = {}
+        self.outbox: dict[str, Notice] = {}
         self.triggers: dict[str, TriggerRequest] = {}
         self.takeover: Mapping[str, Any] | None = None
         self._watchers: list[Callable[[], None]] = []
@@ -128,14 +145,44 @@ class MemoryStore:
                 self.states[item.next_state.job] = item.next_state
                 if item.consumed_trigger:
                     self.triggers.pop(item.consumed_trigger, None)
+                self._add_notices(item.notices)
 
-    def finish(self, fence: Fence, records: Sequence[LaunchRecord]) -> None:
+    def _add_notices(self, notices: Sequence[Notice]) -> None:
+        for notice in notices:
+            self.outbox.setdefault(notice.id, notice)
+
+    def finish(self, fence: Fence, records: Sequence[LaunchRecord], notices: Sequence[Notice] = ()) -> None:
         with self._lock:
             self._check(fence)
             for record in records:
                 if record.name not in self.records:
                     raise StateStoreError(f"launch {record.name} was never begun")
             self.records.update({r.name: r for r in records})
+            self._add_notices(notices)
+
+    def record_results(self, fence: Fence, batch: ResultBatch) -> None:
+        with self._lock:
+            self._check(fence)
+            for record in batch.records:
+                if record.name not in self.records:
+                    raise StateStoreError(f"launch {record.name} was never begun")
+            self.records.update({r.name: r for r in batch.records})
+            self.results.update({s.job: s for s in batch.summaries})
+            self._add_notices(batch.notices)
+            self.paused.update(batch.pause)
+
+    def read_outbox(self) -> list[Notice]:
+        with self._lock:
+            return sorted(self.outbox.values(), key=lambda n: (n.created_at, n.id))
+
+    def settle_notices(self, fence: Fence, remove: Sequence[str], rewrite: Sequence[Notice]) -> None:
+        with self._lock:
+            self._check(fence)
+            for name in remove:
+                self.outbox.pop(name, None)
+            for notice in rewrite:
+                if notice.id in self.outbox:
+                    self.outbox[notice.id] = notice
 
     def get_launch(self, name: str) -> LaunchRecord | None:
         with self._lock:
@@ -144,6 +191,14 @@ class MemoryStore:
     def open_launches(self) -> list[LaunchRecord]:
         with self._lock:
             return sorted((r for r in self.records.values() if r.open), key=lambda r: (r.scheduled, r.name))
+
+    def following_launches(self) -> list[LaunchRecord]:
+        with self._lock:
+            return sorted((r for r in self.records.values() if r.following), key=lambda r: (r.scheduled, r.name))
+
+    def read_job_results(self) -> dict[str, JobResults]:
+        with self._lock:
+            return dict(self.results)
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
         with self._lock:
@@ -190,6 +245,9 @@ class MemoryStore:
 
 @dataclass
 class FakeBackend:
+    blocking = True
+    enforces_timeout = False
+    watches = False
     """A backend whose every method can fail on its own: set `fail[method] = exception` (or a callable)."""
 
     launches: dict[str, BackendStatus] = field(default_factory=dict)

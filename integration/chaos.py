@@ -1,7 +1,7 @@
 """The fault-injection suite: a real ZooKeeper ensemble and scheduler replicas under random faults, then an
 invariant check from the outside (backend record, task output, replica logs, the store's history).
 
-    python -m integration.chaos --duration 180 --seed 7 --faults kill,stop,zk-node,zk-quorum,backend,rolling \\
+    python -m integration.chaos --duration 180 --seed 7 --faults kill,stop,zk-node,zk-quorum,backend,rolling,clock \\
         [--backend process|docker|nomad] [--network auto|netns|gate] [--replicas 3] [--zk-nodes 3] \\
         [--json report.json] [--keep]
 
@@ -20,25 +20,31 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from cronframework.cluster.config import SchedulerSection
 from cronframework.errors import StateStoreError
-from cronframework.schedule import parse_schedule
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import Retry
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration import chaos_evidence as evidence_mod
 from integration import chaos_invariants as inv
 from integration import chaos_netns
 from integration.chaos_faults import FAULTS, FaultEvent, FaultPlan, inject
 from integration.chaos_report import Report
-from integration.chaos_topology import JOBS, Topology
+from integration.chaos_restore import ERA, era
+from integration.chaos_topology import JOBS, Topology, jobs_for
 from integration.replicas import wait_for
 from integration.zk import ZkHarnessError
 
-DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,slow,rolling"
+DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,slow,rolling,clock"
 END_MARGIN = 3.0  # instants this close to the end may legitimately still be in flight
+RESULT_MARGIN = 12.0  # and this close, their results and retries (a takeover's first lookups come a second late)
 FORBID_JOBS = [name for name, job in JOBS.items() if job[2].get("concurrency") == "forbid"]
+MAX_CLOCK_SKEW = SchedulerSection().max_clock_skew.total_seconds()  # the replicas' clock guard bound (the default)
 LONGEST_RUN = 10.0  # seconds: longer than any spanned task runs (`slow`: 7 s)
 TRIGGER_EVERY = (6.0, 12.0)  # seconds between two rounds of triggers of a forbid job
 # how long before one of its instants a trigger is sent: mostly inside the replicas' last poll interval (0.2 s) before
@@ -58,6 +64,7 @@ class Options:
     session_timeout: float = 4.0
     gap: tuple[float, float] = (2.0, 6.0)  # quiet seconds between faults
     workdir: Path | None = None
+    jobs: int = len(JOBS)  # beyond the four second-level jobs: minutely ones spread with `?`
 
 
 def say(message: str) -> None:
@@ -69,6 +76,10 @@ def run(opts: Options) -> tuple[Report, Path]:
     network, why_not = choose_network(opts.network)
     workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="cf-chaos-"))
     topo = Topology(workdir, opts.backend, opts.replicas, opts.zk_nodes, opts.session_timeout, network)
+    topo.faketime = "clock" in opts.faults
+    topo.small_disks = "disk" in opts.faults
+    topo.snapshots = "zk-lost" in opts.faults
+    topo.jobs = jobs_for(opts.jobs)
     report = Report(opts.seed, opts.backend, opts.duration, network)
     if why_not:
         report.notes.append(f"network namespaces unusable here ({why_not}): partitions through the userland gate")
@@ -86,8 +97,14 @@ def run(opts: Options) -> tuple[Report, Path]:
             report.violations.append(inv.Violation("liveness", str(exc).splitlines()[0]))
             checked_until = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=END_MARGIN)
         topo.stop_replicas()
-        ev = gather(topo)
-        check(report, ev, checked_until)
+        started = time.monotonic()
+        ev = gather(topo, report.faults)
+        gathered = time.monotonic()
+        check(report, ev, checked_until, topo.jobs)
+        report.notes.append(
+            f"{len(topo.jobs)} jobs; evidence read in {gathered - started:.1f}s, "
+            f"checked in {time.monotonic() - gathered:.1f}s"
+        )
         if topo.backend == "docker":
             topo.remove_containers()
     finally:
@@ -186,8 +203,11 @@ def _caught_up(store: ZooKeeperStore) -> bool:
     return bool(newest) and not newest[0].open and (datetime.now(UTC) - newest[0].scheduled).total_seconds() < 3
 
 
-def gather(topo: Topology) -> evidence_mod.Evidence:
-    """Read everything after the replicas stopped; ZooKeeper is still up for the history."""
+def gather(topo: Topology, faults: list[FaultEvent]) -> evidence_mod.Evidence:
+    """Read everything after the replicas stopped; ZooKeeper is still up for the history. Epochs restart in a
+    restored root: each is counted in its era (chaos_restore), the faults' own included."""
+    cuts = sorted(f.restore.lost for f in faults if f.restore is not None)
+    in_eras(faults, cuts)
     ev = evidence_mod.Evidence()
     if topo.backend == "docker":
         ev.launches = evidence_mod.docker_launches(topo.cluster_label)
@@ -197,34 +217,66 @@ def gather(topo: Topology) -> evidence_mod.Evidence:
         ev.launches = evidence_mod.process_launches(topo.state_dir)
     ev.spans = evidence_mod.settled_spans(topo.out_file, LONGEST_RUN)  # first: runs still going may end
     ev.task_lines = evidence_mod.task_lines(topo.out_file)
-    ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths)
-    ev.recorded = evidence_mod.recorded_events(topo.rs().incarnations)
+    ev.launches = evidence_mod.in_eras(ev.launches, cuts)
+    ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths, topo.shifts, cuts)
+    ev.recorded = evidence_mod.recorded_events(topo.rs().incarnations, cuts)
     topo.ensure_zk()  # a run cut short by a liveness failure may have left nodes down
     store = topo.rs().store()
     try:
-        ev.history = {job: store.history(job, limit=1_000_000) for job in JOBS}
+        ev.history = {job: store.history(job, limit=1_000_000) for job in topo.jobs}
     finally:
         store.close()
     return ev
 
 
-def check(report: Report, ev: evidence_mod.Evidence, checked_until: datetime) -> None:
+def in_eras(faults: list[FaultEvent], cuts: list[float]) -> None:
+    """The epochs a fault names, counted in the era of the moment it names them (see gather)."""
+    if not cuts:
+        return
+    for fault in faults:
+        fault.losses = [replace(x, epoch=x.epoch + ERA * era(x.at, cuts)) for x in fault.losses]
+        if fault.zombie is not None:
+            replica, epoch, resumed = fault.zombie
+            fault.zombie = (replica, epoch + ERA * era(resumed, cuts), resumed)
+        if fault.clock is not None:
+            fault.clock = replace(fault.clock, epoch=fault.clock.epoch + ERA * era(fault.clock.applied, cuts))
+
+
+def check(
+    report: Report, ev: evidence_mod.Evidence, checked_until: datetime, jobs: dict[str, tuple[str, str, Any]]
+) -> None:
     promoted = [i.took_over for i in ev.intervals if i.took_over is not None]
     if not promoted:
         report.violations.append(inv.Violation("accounted", "no leader ever finished its promotion"))
         return
     window = inv.Window(datetime.fromtimestamp(min(promoted), UTC), checked_until)
-    accounted, outcomes = inv.accounted(ev, {name: job[0] for name, job in JOBS.items()}, window)
+    accounted, outcomes = inv.accounted(ev, {name: job[0] for name, job in jobs.items()}, window)
     report.zombie_windows, zombies = inv.zombie_calls(ev, report.faults)
     report.forbid_runs, overlaps = inv.no_overlap(ev, FORBID_JOBS)
+    results_window = inv.Window(window.start, window.end - timedelta(seconds=RESULT_MARGIN))
+    report.attempts_followed, unfollowed = inv.followed(ev, retry_policies(jobs), results_window)
+    repeated, restores = inv.restore_bounded(ev, report.faults)
     report.violations += [
         *inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev), *zombies, *overlaps,
+        *unfollowed,
+        *inv.not_early(ev, MAX_CLOCK_SKEW), *inv.clock_guarded(ev, report.faults, MAX_CLOCK_SKEW), *restores,
     ]  # fmt: skip
+    if any(f.restore for f in report.faults):
+        report.notes.append(f"restores decided {repeated} instant(s) from before the loss again (found by name)")
     unjudged = sum(s.end is None for s in ev.spans)
     if unjudged:
         report.notes.append(f"{unjudged} run(s) of forbid jobs wrote no end line (killed on the way): not judged")
     report.count(ev, outcomes, len(accounted))
     report.notes.append(f"checked window {window.start:%H:%M:%S}..{window.end:%H:%M:%S} UTC")
+
+
+def retry_policies(jobs: dict[str, tuple[str, str, Any]]) -> dict[str, tuple[str, Retry | None]]:
+    """Every job's schedule and retry policy, for the followed-to-the-end invariant."""
+    out: dict[str, tuple[str, Retry | None]] = {}
+    for name, (schedule, _, extra) in jobs.items():
+        retry = extra.get("retry")
+        out[name] = (schedule, Retry.model_validate(retry) if retry else None)
+    return out
 
 
 def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
@@ -241,6 +293,13 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--zk-nodes", type=int, default=3, choices=(1, 3))
     parser.add_argument("--session-timeout", type=float, default=4.0)
+    parser.add_argument(
+        "--gap", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"), help="quiet seconds between faults"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=len(JOBS),
+        help="jobs in all: the four second-level ones, then minutely ones each at a second of its own (`?`)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     parser.add_argument("--workdir", type=Path, help="keep logs and launch dirs here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir even when the run passes")
@@ -251,8 +310,10 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         parser.error(f"unknown fault(s) {unknown}; choose from {','.join(FAULTS)}")
     if args.replicas < 2:
         parser.error("--replicas must be at least 2 (leader faults need a successor)")
+    if args.jobs < len(JOBS):
+        parser.error(f"--jobs must be at least {len(JOBS)} (the second-level jobs)")
     opts = Options(args.duration, args.seed, kinds, args.backend, args.network, args.replicas, args.zk_nodes,
-                   args.session_timeout, workdir=args.workdir)  # fmt: skip
+                   args.session_timeout, tuple(args.gap), args.workdir, args.jobs)  # fmt: skip
     return opts, args
 
 

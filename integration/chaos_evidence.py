@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from backends.nomad_spec import meta_key
 from cronframework.records import LaunchRecord
+from integration.chaos_clock import ClockShift, real_times
+from integration.chaos_restore import ERA, era
 from integration.chaos_topology import LEADERSHIP_ENDS
 from integration.replicas import ReplicaProcess, wait_for
 
@@ -63,13 +65,15 @@ def ts(event: dict[str, Any]) -> float:
 
 # -- backend ----------------------------------------------------------------------------------------------------
 def process_launches(state_dir: Path) -> list[BackendLaunch]:
-    """Every claimed launch dir; the claim names the submitting process, spec.json the leader's epoch."""
+    """Every claimed launch dir; the claim names the submitting process, spec.json the leader's epoch. The time is the
+    claim's mtime, set by the kernel: the `claimed_at` inside is the submitting replica's own clock, which a clock
+    fault may have set off."""
     out = []
     for claim in sorted(state_dir.glob("*/claim")) if state_dir.exists() else []:
         body = _json(claim) or {}
         env = (_json(claim.parent / "spec.json") or {}).get("env", {})
         epoch = env.get("CRONFRAMEWORK_LEADER_EPOCH")
-        at = datetime.fromisoformat(body["claimed_at"]).timestamp() if "claimed_at" in body else claim.stat().st_mtime
+        at = claim.stat().st_mtime
         out.append(BackendLaunch(claim.parent.name, at, int(epoch) if epoch else None, body.get("scheduler_pid")))
     return out
 
@@ -181,13 +185,20 @@ ENDS = LEADERSHIP_ENDS
 IN_FLIGHT = 0.5
 
 
-def intervals(incarnations: Iterable[ReplicaProcess], deaths: dict[int, float]) -> list[Interval]:
+def intervals(
+    incarnations: Iterable[ReplicaProcess],
+    deaths: dict[int, float],
+    shifts: dict[int, list[ClockShift]] | None = None,
+    cuts: list[float] | None = None,
+) -> list[Interval]:
     """Leadership per epoch, each ended by the earliest of: the log saying so, the process's death (plus the
     in-flight allowance), or a newer epoch's start (a successor was elected, so the old session was gone by then,
-    whatever the old process thought)."""
+    whatever the old process thought). A log written under a clock fault is read in real time (`shifts`); an epoch
+    that began after a loss of the ensemble's data (`cuts`) is counted in its era (chaos_restore.ERA)."""
     found: list[Interval] = []
     for replica in incarnations:
-        found += _from_log(replica, deaths.get(replica.process.pid, float("inf")))
+        pid = replica.process.pid
+        found += _from_log(replica, deaths.get(pid, float("inf")), (shifts or {}).get(pid, []), cuts or [])
     found.sort(key=lambda i: i.start)
     for interval in found:
         later = [i.start for i in found if i.epoch > interval.epoch]
@@ -196,27 +207,39 @@ def intervals(incarnations: Iterable[ReplicaProcess], deaths: dict[int, float]) 
     return found
 
 
-def _from_log(replica: ReplicaProcess, death: float) -> list[Interval]:
+def _from_log(replica: ReplicaProcess, death: float, shifts: list[ClockShift], cuts: list[float]) -> list[Interval]:
     out: dict[int, Interval] = {}
     current: Interval | None = None
-    for event in replica.events():
+    events = replica.events()
+    for event, at in zip(events, real_times([ts(e) if "ts" in e else 0.0 for e in events], shifts), strict=True):
         name = event.get("event")
-        if name == "leading" and (current is None or current.epoch != int(event["epoch"])):
-            epoch = int(event["epoch"])
-            current = out.setdefault(epoch, Interval(epoch, replica.replica_id, replica.process.pid, ts(event), death))
+        if name == "leading" and (current is None or current.epoch != int(event["epoch"]) + ERA * era(at, cuts)):
+            epoch = int(event["epoch"]) + ERA * era(at, cuts)
+            current = out.setdefault(epoch, Interval(epoch, replica.replica_id, replica.process.pid, at, death))
             current.end = death  # the same epoch again: the session (so the fence) never lapsed in between
         elif name == "took over" and current is not None and current.took_over is None:
-            current.took_over = ts(event)
+            current.took_over = at
         elif name in ENDS and current is not None:
-            current.end = min(current.end, ts(event))
+            current.end = min(current.end, at)
             current = None
     return list(out.values())
 
 
-def recorded_events(incarnations: Iterable[ReplicaProcess]) -> list[dict[str, Any]]:
+def recorded_events(incarnations: Iterable[ReplicaProcess], cuts: list[float] | None = None) -> list[dict[str, Any]]:
     out = []
     for replica in incarnations:
         for event in replica.events():
             if event.get("event") == "launch outcome recorded":
-                out.append({**event, "replica": replica.replica_id, "pid": replica.process.pid})
+                epoch = int(event["epoch"]) + ERA * era(ts(event), cuts or [])
+                out.append({**event, "epoch": epoch, "replica": replica.replica_id, "pid": replica.process.pid})
     return out
+
+
+def in_eras(launches: list[BackendLaunch], cuts: list[float]) -> list[BackendLaunch]:
+    """Each launch's epoch counted in the era it was made in (chaos_restore)."""
+    return [
+        replace(launch, epoch=launch.epoch + ERA * era(launch.submitted_at, cuts))
+        if launch.epoch is not None
+        else launch
+        for launch in launches
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -17,10 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cronframework.crashhook import POINTS
+from integration import chaos_disk
+from integration.chaos_restore import Restore, empty_root, read_snapshot
 from integration.chaos_topology import LEADERSHIP_ENDS, Topology
 from integration.replicas import wait_for
 
-FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "slow", "rolling")
+FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "slow", "rolling", "clock", "disk", "zk-lost")
+CLOCK_SKEWS = (3.0, -3.0, 90.0, -90.0)  # seconds: inside the clock guard's bound (5 s) and far outside it
+CLOCK_HOLD = (6.0, 10.0)  # seconds a skew lasts: longer than the replicas' clock_check_every (5 s)
+GUARD_SAYS = "clock skew with the state store too large; not launching"
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,19 @@ class LeaderLoss:
     at: float  # wall time the leader was taken away
     epoch: int
     replica: str
+
+
+@dataclass(frozen=True)
+class ClockFault:
+    """A replica that led with its wall clock `skew` seconds off, from `applied` to `restored` (real time)."""
+
+    replica: str
+    epoch: int  # the epoch it led while skewed; -1: it never led
+    skew: float
+    applied: float
+    restored: float
+    kept_leading: bool  # led that epoch all through, so its clock guard had to act
+    guard_said: bool  # its log says "clock skew with the state store too large; not launching" meanwhile
 
 
 @dataclass
@@ -38,6 +57,8 @@ class FaultEvent:
     ended: float = 0.0
     losses: list[LeaderLoss] = field(default_factory=list)
     zombie: tuple[str, int, float] | None = None  # (replica, its stale epoch, wall time it was resumed)
+    clock: ClockFault | None = None
+    restore: Restore | None = None
 
 
 def inject(kind: str, topo: Topology, rng: random.Random) -> FaultEvent:
@@ -73,8 +94,7 @@ def _crash_at(topo: Topology, point: str) -> FaultEvent:
     for rid in followers:
         topo.terminate(rid)
     heir = followers[0]
-    topo.start_replica(heir, env={"CRONFRAMEWORK_CRASH_AT": point, "CRONFRAMEWORK_CRASH_JOB": "beat"})
-    time.sleep(1.5)  # the heir's election node must be older than the others' restarted ones
+    _first_in_line(topo, heir, env={"CRONFRAMEWORK_CRASH_AT": point, "CRONFRAMEWORK_CRASH_JOB": "beat"})
     for rid in followers[1:]:
         topo.start_replica(rid)
     event.losses.append(_loss(topo, leader, topo.kill(leader)))
@@ -88,6 +108,14 @@ def _crash_at(topo: Topology, point: str) -> FaultEvent:
         topo.terminate(heir)  # still armed: disarm it
     topo.start_replica(heir)
     return event
+
+
+def _first_in_line(topo: Topology, heir: str, env: dict[str, str] | None = None) -> None:
+    """Start `heir` and wait until it has joined the election ("replica started" comes right after), so that its
+    election node is older than those of the replicas started next. A fixed head start of 1.5 s was not enough on a
+    loaded machine, where a replica with 1,000 jobs took 8 s to start."""
+    replica = topo.start_replica(heir, env=env)
+    wait_for(lambda: any(e.get("event") == "replica started" for e in replica.events()), 60, interval=0.1)
 
 
 def stop(topo: Topology, rng: random.Random) -> FaultEvent:
@@ -152,6 +180,62 @@ def rolling(topo: Topology, rng: random.Random) -> FaultEvent:
     return event
 
 
+# -- clocks -----------------------------------------------------------------------------------------------------
+def clock(topo: Topology, rng: random.Random) -> FaultEvent:
+    """The leader's wall clock jumps by a skew and back; or a replica whose clock runs off by it takes over."""
+    skew, hold = rng.choice(CLOCK_SKEWS), rng.uniform(*CLOCK_HOLD)
+    if rng.random() < 0.5:
+        return _clock_jump(topo, skew, hold)
+    return _clock_heir(topo, skew, hold)
+
+
+def _clock_jump(topo: Topology, skew: float, hold: float) -> FaultEvent:
+    leader = topo.leader()
+    epoch, since = topo.epoch_of(leader), len(topo.replica(leader).events())
+    event = FaultEvent("clock", f"the leader's clock jumps {skew:+.0f}s for {hold:.1f}s, then back", time.time())
+    applied = topo.set_clock(leader, skew)
+    time.sleep(hold)
+    restored = topo.set_clock(leader, 0.0)
+    event.clock = _clock_fault(topo, leader, epoch, skew, (applied, restored), since)
+    return event
+
+
+def _clock_heir(topo: Topology, skew: float, hold: float) -> FaultEvent:
+    """Restart the followers so that one whose clock is `skew` off is first in line, then hand leadership over to it
+    (SIGTERM of the leader); its clock is put right after `hold`."""
+    leader = topo.leader()
+    detail = f"a replica {skew:+.0f}s off takes over (SIGTERM of the leader), its clock put right after {hold:.1f}s"
+    event = FaultEvent("clock", detail, time.time())
+    followers = [rid for rid in topo.ids if rid != leader]
+    for rid in followers:
+        topo.terminate(rid)
+    heir = followers[0]
+    applied = topo.set_clock(heir, skew)
+    _first_in_line(topo, heir)
+    for rid in followers[1:]:
+        topo.start_replica(rid)
+    epoch = topo.epoch_of(leader)
+    event.losses.append(LeaderLoss(topo.terminate(leader), epoch, leader))
+    topo.start_replica(leader)
+    if topo.leader(timeout=topo.session_timeout + 30, other_than=leader) != heir:
+        event.detail += " (another replica took over)"
+    time.sleep(hold)
+    restored = topo.set_clock(heir, 0.0)
+    event.clock = _clock_fault(topo, heir, topo.epoch_of(heir), skew, (applied, restored), 0)
+    return event
+
+
+def _clock_fault(
+    topo: Topology, rid: str, epoch: int, skew: float, span: tuple[float, float], since: int
+) -> ClockFault:
+    """What the replica did while skewed, from its log since event `since`."""
+    events = topo.replica(rid).events()[since:]
+    ended = any(e.get("event") in LEADERSHIP_ENDS and int(e.get("epoch", -1)) == epoch for e in events)
+    kept = epoch >= 0 and not ended and topo.current_leader() == rid and topo.epoch_of(rid) == epoch
+    said = any(e.get("event") == GUARD_SAYS for e in events)
+    return ClockFault(rid, epoch, skew, span[0], span[1], kept, said)
+
+
 # -- ZooKeeper --------------------------------------------------------------------------------------------------
 def zk_node(topo: Topology, rng: random.Random) -> FaultEvent:
     zk = topo.ensemble()
@@ -189,6 +273,54 @@ def _zk_all_down(topo: Topology, rng: random.Random) -> FaultEvent:
     time.sleep(down)
     zk.start_node(1)
     zk.wait_serving(timeout=90)
+    return event
+
+
+def zk_lost(topo: Topology, rng: random.Random) -> FaultEvent:
+    """Every ZooKeeper node loses its data at once (killed, data dir emptied, started again) while the replicas run;
+    after a few seconds on the empty ensemble the operator's restore (docs/backups.md): stop the replicas, empty
+    the root they recreated, import the leader's newest periodic snapshot, start the replicas."""
+    snapshot = wait_for(topo.newest_snapshot, 30)
+    if not snapshot:
+        return FaultEvent("zk-lost", "no snapshot to restore from yet (nothing injected)", time.time())
+    zk, empty = topo.ensemble(), rng.uniform(3.0, 6.0)
+    event = FaultEvent("zk-lost", f"every ZooKeeper node's data lost, {empty:.1f}s on the empty ensemble", time.time())
+    lost = time.time()
+    for node in zk.members:
+        zk.kill(node.sid)
+        shutil.rmtree(node.home / "data" / "version-2", ignore_errors=True)
+    for node in zk.members:
+        zk.start_node(node.sid)
+    zk.wait_serving(timeout=90)
+    time.sleep(empty)
+    topo.stop_replicas()
+    empty_root(zk.connect_string, topo.root)
+    topo.rs().cli("snapshot", "import", str(snapshot))
+    restored = time.time()
+    for rid in topo.ids:
+        topo.start_replica(rid)
+    event.restore = read_snapshot(snapshot, lost, restored)
+    event.detail += f", then restored from a snapshot {lost - event.restore.taken:.1f}s old"
+    return event
+
+
+# -- disks ------------------------------------------------------------------------------------------------------
+def disk(topo: Topology, rng: random.Random) -> FaultEvent:
+    """The process backend's state dir or a ZooKeeper node's data dir (half the time the ZooKeeper leader's) fills up
+    or turns read-only for 4-10 s; a ZooKeeper node that stops over it is started again afterwards."""
+    how, down = rng.choice(("full", "read-only")), rng.uniform(4.0, 10.0)
+    zk = topo.ensemble()
+    if topo.backend == "process" and rng.random() < 0.5:
+        path, what, sid = topo.state_dir, "the process state dir", None
+        users = tuple(r.process.pid for r in topo.rs().replicas.values() if r.alive())  # their own mounts (netns)
+    else:
+        sid = (zk.leader_sid() if rng.random() < 0.5 else None) or rng.choice([m.sid for m in zk.members])
+        path, what, users = zk.node(sid).home / "data", f"ZooKeeper node {sid}'s data dir", ()
+    event = FaultEvent("disk", f"{what} {how} for {down:.1f}s", time.time())
+    with chaos_disk.full(path) if how == "full" else chaos_disk.read_only(path, users if topo.netns else ()):
+        time.sleep(down)
+    if sid is not None and not zk.node(sid).running:
+        event.detail += f" (node {sid} stopped over it; started again)"
     return event
 
 
@@ -251,6 +383,9 @@ INJECTORS: dict[str, Callable[[Topology, random.Random], FaultEvent]] = {
     "backend": backend,
     "slow": slow,
     "rolling": rolling,
+    "clock": clock,
+    "disk": disk,
+    "zk-lost": zk_lost,
 }
 
 

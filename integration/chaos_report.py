@@ -41,6 +41,7 @@ class Report:
     task_runs: int = 0
     zombie_windows: int = 0
     forbid_runs: int = 0  # runs of forbid jobs judged for overlap
+    attempts_followed: int = 0  # launched attempts judged for a result (and a retry when one was due)
     triggers: int = 0  # triggers sent just before a forbid job's instants
     takeover: list[tuple[str, float, float | None]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
@@ -85,6 +86,7 @@ class Report:
             "launches_checked": self.launches_checked, "instants_checked": self.instants_checked,
             "outcomes": self.outcomes, "task_runs": self.task_runs, "zombie_windows": self.zombie_windows,
             "forbid_runs": self.forbid_runs, "triggers": self.triggers,
+            "attempts_followed": self.attempts_followed,
             "violations": [asdict(v) for v in self.violations], "figures": self.figures(), "notes": self.notes,
         }  # fmt: skip
 
@@ -96,7 +98,8 @@ class Report:
         lines.append(
             f"checked: {self.instants_checked} scheduled instants, {self.launches_checked} backend launches, "
             f"{self.task_runs} task runs, {self.zombie_windows} zombie windows, {self.forbid_runs} runs of forbid "
-            f"jobs for overlap ({self.triggers} triggers sent just before their instants)"
+            f"jobs for overlap ({self.triggers} triggers sent just before their instants), "
+            f"{self.attempts_followed} launched attempts followed to their result"
         )
         lines.append("outcomes: " + ", ".join(f"{k} {n}" for k, n in sorted(self.outcomes.items())))
         lines += [f"note: {n}" for n in self.notes]

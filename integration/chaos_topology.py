@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from integration import chaos_clock, chaos_disk
+from integration.chaos_clock import ClockShift, FaketimeMissing
 from integration.chaos_gate import ZkGate
 from integration.chaos_netns import NetnsError, NetnsHost, sweep
 from integration.docker_daemon import DockerDaemonError, ensure_ready
@@ -54,7 +56,18 @@ JOBS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "third": ("@every 3s", "", {}),
     # runs longer than its period: `forbid` turns every other instant into a skipped-with-reason record
     "slow": ("*/5 * * * * *", "; sleep 7", {"concurrency": "forbid"}),
+    # fails every run: each instant is retried twice (`retry:`), every attempt its own backend object
+    "flaky": ("*/5 * * * * *", "; exit 1", {"retry": {"attempts": 3, "backoff": "500ms", "max_backoff": "1s"}}),
 }
+SPREAD = ("? * * * * *", "", {})
+PROCESS_DISK_MB = 256  # the process backend's state dir: a 1,000-job run writes some 20 MB a minute there
+ZK_DISK_MB = 64  # a ZooKeeper node's data dir
+SNAPSHOT_EVERY = "10s"  # the scale runs' minutely jobs, each at a second of its own (`?`)
+
+
+def jobs_for(total: int) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """The four second-level jobs, and minutely ones spread over the minute up to `total` jobs in all."""
+    return {**JOBS, **{f"minutely-{i:04d}": SPREAD for i in range(max(0, total - len(JOBS)))}}
 
 
 @dataclass
@@ -72,6 +85,12 @@ class Topology:
     deaths: dict[int, float] = field(default_factory=dict)  # pid -> wall time the harness saw it die
     root: str = field(default_factory=lambda: f"/chaos-{uuid.uuid4().hex[:10]}")
     nomad: NomadAgent | None = None
+    jobs: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=lambda: dict(JOBS))
+    faketime: bool = False  # every replica runs under libfaketime, its offset in clock/<id> (integration.chaos_clock)
+    small_disks: bool = False  # the process state dir and each ZooKeeper data dir on a tmpfs of their own (chaos_disk)
+    snapshots: bool = False  # the leader writes a snapshot every SNAPSHOT_EVERY into snapshot_dir (docs/backups.md)
+    mounts: list[Path] = field(default_factory=list)
+    shifts: dict[int, list[ClockShift]] = field(default_factory=dict)  # pid -> where in its log its clock moved
 
     @property
     def out_file(self) -> Path:
@@ -80,6 +99,10 @@ class Topology:
     @property
     def state_dir(self) -> Path:
         return self.workdir / "process"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.workdir / "snapshots"
 
     @property
     def cluster_label(self) -> str:
@@ -101,13 +124,20 @@ class Topology:
     def start(self) -> Topology:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.out_file.touch()
+        if self.faketime:
+            self._prepare_clocks()
         client_host = "0.0.0.0" if self.netns else "127.0.0.1"
-        self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk", client_host=client_host).start()
+        self.zk = ZkCluster(nodes=self.zk_nodes, base=self.workdir / "zk", client_host=client_host)
+        if self.small_disks:
+            self._mount_small_disks()
+        self.zk.start()
         self._open_links()
         backends = self._backends()
         self.cluster = ReplicaSet(
             self.zk.connect_string, self.root, self.workdir / "cluster", self.session_timeout, backends
         )
+        if self.snapshots:
+            self._configure_snapshots()
         self._apply_jobs()
         for rid in self.ids:
             self.start_replica(rid)
@@ -117,6 +147,26 @@ class Topology:
     @property
     def netns(self) -> bool:
         return self.network == "netns"
+
+    def _mount_small_disks(self) -> None:
+        """Before anything writes there: tmpfs mounts with a size limit, so that a disk fault can fill one."""
+        wanted = [(self.state_dir, PROCESS_DISK_MB), *((n.home / "data", ZK_DISK_MB) for n in self.ensemble().members)]
+        try:
+            for path, size in wanted:
+                chaos_disk.mount_tmpfs(path, size)
+                self.mounts.append(path)
+        except chaos_disk.DiskError as exc:
+            raise ZkHarnessError(f"cannot mount the small disks the disk fault fills: {exc}") from exc
+
+    def newest_snapshot(self) -> Path | None:
+        found = sorted(self.snapshot_dir.glob("cronframework-snapshot-*.json.gz"))
+        return found[-1] if found else None
+
+    def _configure_snapshots(self) -> None:
+        """The replicas' config gains a `snapshot` section: what a lost ensemble is restored from."""
+        config = yaml.safe_load(self.rs().config_path.read_text())
+        config["snapshot"] = {"dir": str(self.snapshot_dir), "every": SNAPSHOT_EVERY, "keep": 5}
+        self.rs().config_path.write_text(yaml.safe_dump(config))
 
     def _open_links(self) -> None:
         """Each replica's way to ZooKeeper, the one a partition cuts: its network namespace, or its gate."""
@@ -151,11 +201,11 @@ class Topology:
 
     def _apply_jobs(self) -> None:
         path = self.workdir / "jobs.yaml"
-        path.write_text(yaml.safe_dump({"job": {name: self._job(name) for name in JOBS}}))
+        path.write_text(yaml.safe_dump({"job": {name: self._job(name) for name in self.jobs}}))
         self.rs().cli("apply", str(path))
 
     def _job(self, name: str) -> dict[str, Any]:
-        schedule, tail, extra = JOBS[name]
+        schedule, tail, extra = self.jobs[name]
         spec: dict[str, Any] = {
             "schedule": schedule,
             "backend": self.backend,
@@ -197,15 +247,57 @@ class Topology:
         finally:
             for host in self.hosts.values():
                 host.close()
+            for path in self.mounts:
+                chaos_disk.unmount(path, keep=path.with_name(path.name + ".kept"))
 
     # -- replicas -------------------------------------------------------------------------------------------
     def start_replica(self, rid: str, env: dict[str, str] | None = None) -> ReplicaProcess:
+        env = {**self._clock_env(rid), **(env or {})}
         if not self.netns:
-            return self.rs().start(rid, env=env, zk_hosts=self.gates[rid].connect_string)
-        host = self.hosts[rid]
-        zk_hosts = ",".join(f"{host.host_addr}:{n.client_port}" for n in self.ensemble().members)
-        env = {**self._nomad_env(host), **(env or {})}
-        return self.rs().start(rid, env=env, zk_hosts=zk_hosts, prefix=host.command_prefix)
+            started = self.rs().start(rid, env=env, zk_hosts=self.gates[rid].connect_string)
+        else:
+            host = self.hosts[rid]
+            zk_hosts = ",".join(f"{host.host_addr}:{n.client_port}" for n in self.ensemble().members)
+            env = {**self._nomad_env(host), **env}
+            started = self.rs().start(rid, env=env, zk_hosts=zk_hosts, prefix=host.command_prefix)
+        self._note_start_offset(rid, started)
+        return started
+
+    # -- clocks ---------------------------------------------------------------------------------------------
+    def clock_file(self, rid: str) -> Path:
+        return self.workdir / "clock" / rid
+
+    def _prepare_clocks(self) -> None:
+        try:
+            chaos_clock.library()
+        except FaketimeMissing as exc:
+            raise ZkHarnessError(str(exc)) from exc
+        (self.workdir / "clock").mkdir(exist_ok=True)
+        chaos_clock.shim(self.workdir / "clock" / "shim")
+        for rid in self.ids:
+            chaos_clock.write_offset(self.clock_file(rid), 0.0)
+
+    def _clock_env(self, rid: str) -> dict[str, str]:
+        return chaos_clock.environment(self.clock_file(rid), self.workdir / "clock" / "shim") if self.faketime else {}
+
+    def _note_start_offset(self, rid: str, replica: ReplicaProcess) -> None:
+        offset = chaos_clock.read_offset(self.clock_file(rid)) if self.faketime else 0.0
+        if offset:
+            self.shifts[replica.process.pid] = [ClockShift(0, 0, offset, replica.started_at)]
+
+    def set_clock(self, rid: str, offset: float) -> float:
+        """Move replica `rid`'s wall clock to `offset` seconds off the host's, at once (a running replica jumps; one
+        started later starts there). Returns the real time it took effect."""
+        replica = self.rs().replicas.get(rid)
+        before = len(replica.events()) if replica is not None else 0
+        at = chaos_clock.write_offset(self.clock_file(rid), offset)
+        if replica is not None and replica.alive():
+            shift = ClockShift(before, len(replica.events()), offset, at)
+            self.shifts.setdefault(replica.process.pid, []).append(shift)
+        return at
+
+    def clock_offset(self, rid: str) -> float:
+        return chaos_clock.read_offset(self.clock_file(rid)) if self.faketime else 0.0
 
     def _nomad_env(self, host: NetnsHost) -> dict[str, str]:
         return {"NOMAD_ADDR": f"http://{host.host_addr}:{self._nomad_port()}"} if self.nomad is not None else {}
@@ -338,7 +430,7 @@ class Topology:
     def manifest(self) -> dict[str, Any]:
         return {
             "root": self.root, "backend": self.backend, "network": self.network, "workdir": str(self.workdir),
-            "namespaces": {rid: h.name for rid, h in self.hosts.items()}, "jobs": list(JOBS),
+            "namespaces": {rid: h.name for rid, h in self.hosts.items()}, "jobs": len(self.jobs),
         }  # fmt: skip
 
     def save_manifest(self) -> None:

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `integration.zk` and `tests.store_conformance` import from the repo root
     sys.path.insert(0, str(ROOT))
 
-from cronframework.election import ZkFence  # noqa: E402
-from cronframework.store.zk_client import connect_zk  # noqa: E402
-from cronframework.store.zookeeper import ZooKeeperStore  # noqa: E402
+from cronframework.cluster.election import ZkFence  # noqa: E402
+from cronframework.store.zookeeper.client import connect_zk  # noqa: E402
+from cronframework.store.zookeeper.store import ZooKeeperStore  # noqa: E402
 from integration.zk import ZkCluster, ZkHarnessError  # noqa: E402
 
 

@@ -1,19 +1,27 @@
 """A real Docker daemon for the integration tests and the benchmark, started by the project's own scripts.
 
 `scripts/dockerd.sh` installs and starts dockerd; `scripts/test-image.sh` builds `cronframework-test:latest`
-without a registry. Anything that goes wrong raises DockerDaemonError with the script output and the log tail, so
-a fixture can fail loudly instead of skipping.
+without a registry. `TlsDockerDaemon` is a second daemon of the tests' own whose API is TLS only. Anything that goes
+wrong raises DockerDaemonError with the script output and the log tail, so a fixture can fail loudly instead of
+skipping.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import docker
 import docker.errors
+import requests
+
+from integration.certs import CertAuthority
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -32,10 +40,12 @@ def _log_tail(lines: int = 20) -> str:
         return f"(no log at {LOG})"
 
 
-def run_script(script: str, *args: str, timeout: float = 600) -> str:
+def run_script(script: str, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
     command = [str(SCRIPTS / script), *args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ, **(env or {})}
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DockerDaemonError(f"{' '.join(command)}: {exc}\n{_log_tail()}") from exc
     if done.returncode != 0:
@@ -71,3 +81,76 @@ def remove_labelled(api: docker.APIClient, label: str) -> int:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_container(entry["Id"], force=True, v=True)
     return len(found)
+
+
+class TlsDockerDaemon:
+    """A dockerd of the tests' own beside the shared one: its API on a loopback TCP port over TLS, client
+    certificates required (`--tlsverify`), certificates made for it (integration.certs). Its own data and exec
+    roots, pidfile, containerd and copy of the test image; a unix socket in its directory lets the test look behind
+    the TLS port. The shared daemon is never touched."""
+
+    def __init__(self) -> None:
+        # short: containerd's sockets live under the exec root, and a unix socket path is at most 107 bytes
+        self.home = Path(tempfile.mkdtemp(prefix="cf-dtls-", dir="/tmp"))
+        self.ca = CertAuthority(self.home / "tls", "docker test CA")
+        self.client = self.ca.issue("cronframework")
+        self.port = _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.socket = f"unix://{self.home}/docker.sock"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> TlsDockerDaemon:
+        server = self.ca.issue("dockerd")
+        argv = [
+            "dockerd", "--tlsverify", f"--tlscacert={self.ca.cert}", f"--tlscert={server.cert}",
+            f"--tlskey={server.key}", "-H", self.address, "-H", self.socket, f"--data-root={self.home}/data",
+            f"--exec-root={self.home}/exec", f"--pidfile={self.home}/docker.pid", "--bridge=none",
+            "--iptables=false", "--ip6tables=false",
+        ]  # fmt: skip
+        with open(self.home / "dockerd.log", "ab") as log:
+            self._process = subprocess.Popen(
+                argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self._wait(timeout)
+        run_script("test-image.sh", env={"DOCKER_HOST": self.socket})
+        return self
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self._process is None or self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise DockerDaemonError(f"the TLS dockerd did not come up:\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def _answers(self) -> bool:
+        try:
+            self.behind().ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+        return True
+
+    def behind(self) -> docker.APIClient:
+        """A client on the daemon's own unix socket, to check what the TLS port let through."""
+        return docker.APIClient(base_url=self.socket, timeout=30)
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.home / "dockerd.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+    def stop(self) -> None:
+        """SIGTERM (dockerd stops its containers and containerd), then the whole directory goes."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(60)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(10)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

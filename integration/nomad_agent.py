@@ -6,7 +6,9 @@ and returns once there is a leader and a ready client node with a healthy raw_ex
 does not race the agent's own start-up. A dev agent keeps its state in memory: a restart empties it.
 `NomadAgent(workdir, persistent=True)` runs the same binary as a server (bootstrap_expect 1) and client whose raft
 and client state live in `workdir/data`, so a stop and start keeps every job and the tasks that outlived the stop,
-as a real cluster does. Failures raise NomadAgentError with the tail of the agent's log.
+as a real cluster does. `NomadAgent(workdir, tls=True)` is a dev agent whose HTTP API and RPC are TLS only,
+client certificates required (`verify_https_client`), with certificates made for it (integration.certs);
+`client` is the certificate a caller presents. Failures raise NomadAgentError with the tail of the agent's log.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -21,6 +24,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from integration.certs import CertAuthority, Issued
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "nomad.sh"
@@ -55,11 +60,17 @@ class NomadAgent:
     """One agent (server + client) with its data, config and log in `workdir`; dev or persistent (module doc)."""
 
     def __init__(
-        self, workdir: Path, *, acl: bool = False, persistent: bool = False, http_addresses: tuple[str, ...] = ()
+        self,
+        workdir: Path,
+        *,
+        acl: bool = False,
+        persistent: bool = False,
+        http_addresses: tuple[str, ...] = (),
+        tls: bool = False,
     ) -> None:
         """`http_addresses`: more addresses the HTTP API listens on besides loopback (persistent only)."""
-        if (persistent and acl) or (http_addresses and not persistent):
-            raise ValueError("a persistent agent runs without ACLs; only a persistent one takes http_addresses")
+        if (persistent and (acl or tls)) or (http_addresses and not persistent):
+            raise ValueError("a persistent agent runs without ACLs or TLS; only a persistent one takes http_addresses")
         self.workdir = Path(workdir)
         self.acl = acl
         self.persistent = persistent
@@ -69,6 +80,11 @@ class NomadAgent:
         self._http_port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._node_index = -1  # the client node's ModifyIndex when the agent was last stopped
+        self.ca: CertAuthority | None = None
+        self.client: Issued | None = None
+        if tls:
+            self.ca = CertAuthority(self.workdir / "tls", "nomad test CA")
+            self.client = self.ca.issue("cronframework")
 
     def start(self) -> NomadAgent:
         if self.persistent:
@@ -76,6 +92,8 @@ class NomadAgent:
             self._launch()
             if first_boot:
                 self._settle_first_boot()
+        elif self.ca is not None:
+            self._launch_tls()
         else:
             args = ["start", str(self.workdir), *(["--acl"] if self.acl else [])]
             if self._http_port:
@@ -91,7 +109,7 @@ class NomadAgent:
         """SIGINT, or SIGKILL with `kill` (persistent only: a crash, which cuts off calls in flight and keeps what
         Nomad had written). A persistent agent's running tasks outlive it (their executors are taken up again at
         the next start); a dev agent kills them."""
-        if not self.persistent:
+        if not self.persistent and self.ca is None:
             if kill:
                 raise ValueError("only a persistent agent is killed")
             _run(["stop", str(self.workdir)], timeout=60)
@@ -137,9 +155,42 @@ class NomadAgent:
         request = urllib.request.Request(f"{self.address}{path}", data=data, method=method)
         if token or self.management_token:
             request.add_header("X-Nomad-Token", str(token or self.management_token))
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=self._tls_context()) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.ca is None or self.client is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.ca.cert))
+        context.load_cert_chain(str(self.client.cert), str(self.client.key))
+        return context
+
+    def _launch_tls(self) -> None:
+        """A dev agent (state in memory) with TLS on HTTP and RPC. Its certificate names the roles Nomad checks
+        between its own server and client (`verify_server_hostname`) and 127.0.0.1 for HTTP callers."""
+        assert self.ca is not None
+        binary = install()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        agent = self.ca.issue("agent", ips=("127.0.0.1",), dns=("server.global.nomad", "client.global.nomad"))
+        ports = _free_ports(3)
+        self._http_port = ports[0]
+        config = self.workdir.resolve() / "agent.hcl"
+        config.write_text(_tls_config(ports, self.acl, self.ca.cert, agent))
+        self.address = f"https://127.0.0.1:{self._http_port}"
+        with (self.workdir / "nomad.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(binary), "agent", "-dev", "-config", str(config)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        (self.workdir / "nomad.pid").write_text(f"{self._process.pid}\n")
+        _until(self._leads, time.monotonic() + READY_TIMEOUT)
+
+    def _leads(self) -> bool:
+        try:
+            return bool(self.api("GET", "/v1/status/leader"))
+        except (urllib.error.URLError, OSError):
+            return False
 
     def _bootstrap(self) -> str:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -241,6 +292,48 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+# the client of an agent the tests start: loopback, raw_exec only (the shared Docker daemon is left alone), and no
+# cloud fingerprinter probing metadata addresses off this machine
+RAW_EXEC_CLIENT = """client {
+  enabled           = true
+  network_interface = "lo"
+  cpu_total_compute = 4000
+  options = {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+    "driver.allowlist"     = "raw_exec"
+  }
+}
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+"""
+
+
+def _tls_config(ports: list[int], acl: bool, ca: Path, agent: Issued) -> str:
+    return f"""bind_addr = "127.0.0.1"
+log_level = "INFO"
+ports {{
+  http = {ports[0]}
+  rpc  = {ports[1]}
+  serf = {ports[2]}
+}}
+acl {{
+  enabled = {str(acl).lower()}
+}}
+tls {{
+  http = true
+  rpc  = true
+  ca_file   = "{ca}"
+  cert_file = "{agent.cert}"
+  key_file  = "{agent.key}"
+  verify_server_hostname = true
+  verify_https_client    = true
+}}
+{RAW_EXEC_CLIENT}"""
+
+
 def _persistent_config(workdir: Path, http_addresses: str, ports: tuple[int, int, int]) -> str:
     """Loopback only, raw_exec only (the shared Docker daemon is left alone), a raft snapshot every 3-6 s while
     anything changes (see _settle_first_boot; a restart also has less log to replay)."""
@@ -266,18 +359,4 @@ server {{
   raft_snapshot_threshold = 1
   raft_snapshot_interval  = "3s"
 }}
-client {{
-  enabled           = true
-  network_interface = "lo"
-  cpu_total_compute = 4000
-  options = {{
-    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
-    "driver.allowlist"     = "raw_exec"
-  }}
-}}
-plugin "raw_exec" {{
-  config {{
-    enabled = true
-  }}
-}}
-"""
+{RAW_EXEC_CLIENT}"""

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
 
 # One job launching every second on the process backend, replaying what a takeover missed: the workhorse of the
 # multi-process tests (every instant must end up launched or recorded).

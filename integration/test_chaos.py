@@ -24,9 +24,10 @@ from typing import TypeVar, cast
 import pytest
 
 from backends.nomad import create
-from cronframework.backend import LaunchState, SubmitOutcome
-from cronframework.naming import launch_name
-from cronframework.records import LaunchRecord, Outcome
+from cronframework.launch import LaunchState, SubmitOutcome
+from cronframework.naming import LaunchIdentity, launch_name
+from cronframework.records import LaunchRecord, Outcome, TaskResult
+from cronframework.spec.model import Retry
 from integration import chaos_invariants as inv
 from integration import chaos_netns
 from integration.chaos import Options, choose_network, run
@@ -56,13 +57,20 @@ T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
-    opts = Options(duration=80, seed=11, network="netns", gap=(1.0, 2.5), workdir=tmp_path_factory.mktemp("chaos"))
+    faults = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "slow", "rolling")  # clock: its own run
+    workdir = tmp_path_factory.mktemp("chaos")
+    opts = Options(duration=80, seed=11, faults=faults, network="netns", gap=(1.0, 2.5), workdir=workdir)
+    yield chaos_run(opts, "(ZooKeeper ensemble, namespaces)")
+
+
+def chaos_run(opts: Options, what: str) -> Report:
+    """The run's report, printed; a topology that cannot start fails the test, naming `what` it needed."""
     try:
         report, _ = run(opts)
     except ZkHarnessError as exc:
-        pytest.fail(f"cannot start the chaos topology (ZooKeeper ensemble, namespaces): {exc}", pytrace=False)
+        pytest.fail(f"cannot start the chaos topology {what}: {exc}", pytrace=False)
     print(report.render())
-    yield report
+    return report
 
 
 def test_short_chaos_run_breaks_no_invariant(short_run: Report) -> None:
@@ -102,12 +110,7 @@ BACKEND_FAULTS = ("kill", "stop", "zk-node", "backend", "slow")
 
 def _backend_run(backend: str, workdir: Path, faults: tuple[str, ...] = BACKEND_FAULTS) -> Report:
     opts = Options(60, 3, faults, backend, network="netns", gap=(1.0, 2.5), workdir=workdir)
-    try:
-        report, _ = run(opts)
-    except ZkHarnessError as exc:
-        pytest.fail(f"cannot start the chaos topology on the {backend} backend: {exc}", pytrace=False)
-    print(report.render())
-    return report
+    return chaos_run(opts, f"on the {backend} backend")
 
 
 @pytest.fixture(scope="module")
@@ -428,6 +431,16 @@ def test_checker_catches_a_launch_by_a_deposed_leader() -> None:
     assert "zombie r1 (epoch 1)" in found[1].detail
 
 
+def test_a_launch_that_names_no_epoch_is_judged_by_the_process_that_claimed_it() -> None:
+    """The process backend: a leader killed between a launch's claim and its spec leaves no epoch behind."""
+    ev = _clean()
+    ev.launches.append(BackendLaunch(launch_name("beat", T0 + timedelta(seconds=30)), _at(5.2), None, 100))
+    assert inv.fenced(ev) == []
+    ev.launches.append(BackendLaunch(launch_name("beat", T0 + timedelta(seconds=31)), _at(7.0), None, 100))
+    [found] = inv.fenced(ev)
+    assert "claimed at 12:00:07.000 by pid 100, not leading then" in found.detail
+
+
 def _slow(second: int, manual: bool = False) -> str:
     return launch_name("slow", T0 + timedelta(seconds=second), manual=manual)
 
@@ -450,6 +463,44 @@ def test_checker_catches_two_runs_of_a_forbid_job_overlapping() -> None:
     assert _slow(10) in found[0].detail and _slow(9, manual=True) in found[0].detail
     ev.spans = [s for s in ev.spans if s.launch != _slow(9, manual=True)]
     assert inv.no_overlap(ev, ["slow"])[1] == []
+
+
+def _attempt(second: int, attempt: int, result: TaskResult | None, ended: float = 0.1) -> LaunchRecord:
+    identity = LaunchIdentity("flaky", T0 + timedelta(seconds=second), attempt=attempt)
+    launched = LaunchRecord.begin(identity, leader="r1", epoch=1, now=identity.scheduled)
+    launched = launched.finish(Outcome.SUBMITTED, now=identity.scheduled)
+    at = identity.scheduled + timedelta(seconds=ended)
+    return launched if result is None else launched.with_result(result, started_at=at, ended_at=at)
+
+
+FLAKY = {
+    "flaky": ("*/5 * * * * *", Retry(attempts=3, backoff=timedelta(milliseconds=500), max_backoff=timedelta(seconds=1)))
+}
+
+
+def test_checker_follows_every_attempt_to_its_result_and_each_due_retry() -> None:
+    ev = Evidence()
+    ev.history = {
+        "flaky": [
+            _attempt(0, 1, TaskResult.FAILED),
+            _attempt(0, 2, TaskResult.FAILED, ended=1.0),
+            _attempt(0, 3, TaskResult.FAILED, ended=2.5),  # the last attempt: nothing more is due
+            _attempt(5, 1, TaskResult.FAILED, ended=4.8),  # its retry would start past 12:00:10: none is due
+        ]
+    }
+    window = inv.Window(T0 - timedelta(seconds=1), T0 + timedelta(seconds=6))
+    judged, found = inv.followed(ev, FLAKY, window)
+    assert (judged, found) == (4, [])
+    ev.history["flaky"] = [
+        _attempt(0, 1, TaskResult.FAILED),
+        _attempt(0, 2, None),  # launched, no result
+        _attempt(5, 1, TaskResult.LOST),  # its retry is due and was never recorded
+    ]
+    _, found = inv.followed(ev, FLAKY, window)
+    details = " | ".join(v.detail for v in found)
+    assert {v.invariant for v in found} == {"followed"}
+    assert "flaky-20260105t120000z-a2: launched, and no result" in details
+    assert "flaky-20260105t120005z-a2: a retry due and never recorded" in details
 
 
 def test_checker_catches_a_run_inside_a_longer_one() -> None:

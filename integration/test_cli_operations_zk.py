@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from cronframework.apply import apply_diff, diff_specs
+from cronframework.catalog.apply import apply_diff, diff_specs
 from cronframework.cli import main
-from cronframework.election import Election
+from cronframework.cluster.election import Election
 from cronframework.records import JobState
-from cronframework.specfile import load_jobs
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.spec.files import load_jobs
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.conftest import leader_fence
 from tests.test_cli_operations import JOBS
 

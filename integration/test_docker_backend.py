@@ -4,6 +4,7 @@ The daemon restart test runs last in this module and leaves the daemon running."
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,13 @@ import requests
 from backends.docker import DockerBackend, create
 from backends.docker_spec import Placement, plan_container
 from backends.docker_status import parse_time, status_from_inspect
-from cronframework.backend import Launch, LaunchState, SubmitOutcome
-from cronframework.errors import BackendUnreachable, PermanentBackendError, TransientBackendError
+from cronframework.errors import BackendError, BackendUnreachable, PermanentBackendError, TransientBackendError
+from cronframework.launch import Launch, LaunchState, SubmitOutcome
+from integration.certs import CertAuthority, Issued
 from integration.docker_daemon import (
     TEST_IMAGE,
     DockerDaemonError,
+    TlsDockerDaemon,
     ensure_ready,
     remove_labelled,
     sdk_client,
@@ -311,6 +314,78 @@ def test_status_mapping_without_a_daemon() -> None:
     assert status_from_inspect(state(ExitCode=137, OOMKilled=True)).reason == "OOM-killed (exit code 137)"
     assert parse_time(t0) == datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
     assert parse_time("0001-01-01T00:00:00Z") is None
+
+
+# -- TLS: a daemon of the tests' own whose API is TLS only, client certificates required -------------------------
+@pytest.fixture(scope="module")
+def tls_daemon(docker_api: docker.APIClient) -> Iterator[TlsDockerDaemon]:
+    daemon = TlsDockerDaemon()
+    try:
+        daemon.start()
+    except DockerDaemonError as exc:
+        pytest.fail(f"cannot start a Docker daemon with TLS: {exc}", pytrace=False)
+    yield daemon
+    daemon.stop()
+
+
+def _tls_backend(daemon: TlsDockerDaemon, ca: Path, cert: Issued | None) -> DockerBackend:
+    tls = {"ca_cert": str(ca), **({"client_cert": str(cert.cert), "client_key": str(cert.key)} if cert else {})}
+    return create({**CONFIG, "base_url": daemon.address, "tls": tls, "timeout": 30})
+
+
+def test_a_launch_runs_over_tls_with_a_client_certificate(
+    tls_daemon: TlsDockerDaemon, docker_launch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's CA from the config, even where the environment names a CA bundle for requests (the system's
+    here, which does not hold the test CA): requests used to let the environment win."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    backend = _tls_backend(tls_daemon, tls_daemon.ca.cert, tls_daemon.client)
+    try:
+        launch = docker_launch(unique_job("tls"), ["/bin/sh", "-c", "echo over tls"])
+        assert backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
+        assert _wait_finished(backend, launch.name).state is LaunchState.SUCCEEDED
+        assert [c["Names"] for c in _containers_of(tls_daemon.behind(), launch)] == [[f"/{launch.name}"]]
+    finally:
+        backend.close()
+
+
+def _refusals(backend: DockerBackend, launch: Launch, kind: type[BackendError]) -> list[BackendError]:
+    found = []
+    for call in (lambda: backend.submit(launch.name, launch), lambda: backend.lookup(launch.name)):
+        with pytest.raises(kind) as caught:
+            call()
+        found.append(caught.value)
+    return found
+
+
+def test_a_wrong_ca_fails_closed_saying_why_and_no_certificate_fails_closed_and_no_secret_shows(
+    tls_daemon: TlsDockerDaemon, docker_launch: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Trusting another CA is a permanent error (retrying cannot fix a configuration) that says so. Without a client
+    certificate the daemon refuses the handshake: mostly with an alert (permanent, said so), sometimes as a bare
+    close racing our request (TLS 1.3), which reads as an outage. Either way nothing is created behind the port,
+    and no key material is in any error or log."""
+    other = CertAuthority(tmp_path / "other", "another CA")
+    caplog.set_level(logging.DEBUG)
+    cases: dict[str, tuple[DockerBackend, type[BackendError]]] = {
+        "certificate not trusted": (_tls_backend(tls_daemon, other.cert, other.issue("client")), PermanentBackendError),
+        "refused this client's certificate": (_tls_backend(tls_daemon, tls_daemon.ca.cert, None), BackendError),
+    }
+    for why, (backend, kind) in cases.items():
+        launch = docker_launch(unique_job("tls-refused"), ["true"])
+        try:
+            errors = _refusals(backend, launch, kind)
+        finally:
+            backend.close()
+        assert all(why in str(e) for e in errors if isinstance(e, PermanentBackendError)), [str(e) for e in errors]
+        assert _containers_of(tls_daemon.behind(), launch) == []
+        said = " ".join([*(str(e) for e in errors), *(r.getMessage() for r in caplog.records)])
+        for key in (tls_daemon.client.key, *other.folder.glob("*.key")):
+            assert _key_body(key) not in said and "PRIVATE KEY" not in said
+
+
+def _key_body(path: Path) -> str:
+    return "".join(line for line in path.read_text().splitlines() if "-----" not in line)[:40]
 
 
 def test_zz_daemon_restart_mid_run(docker_backend: DockerBackend, docker_launch: Any) -> None:

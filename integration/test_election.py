@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import pytest
 from kazoo.client import KazooClient
 
-from cronframework.election import Election, ZkFence, wait_for_leader
+from cronframework.cluster.election import Election, ZkFence, wait_for_leader
+from cronframework.cluster.replica import ZkLeadership
 from cronframework.errors import LeadershipLost, StateStoreUnavailable
-from cronframework.replica import ZkLeadership
-from cronframework.store.zk_client import connect_zk
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.store.zookeeper.client import connect_zk
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.zk import ZkCluster
 from tests.store_conformance import T0, make_begin, wait_until
 

@@ -7,8 +7,10 @@ started fails the tests with the reason; nothing here is skipped.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import partial
@@ -22,8 +24,9 @@ from nomad.api import exceptions as nomad_errors
 from backends.nomad import NomadBackend, create
 from backends.nomad_spec import job_payload
 from backends.nomad_status import job_status
-from cronframework.backend import Launch, LaunchState, SubmitOutcome
-from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.errors import BackendError, PermanentBackendError, TransientBackendError
+from cronframework.launch import Launch, LaunchState, SubmitOutcome
+from integration.certs import CertAuthority, Issued
 from integration.nomad_agent import NomadAgent, NomadAgentError
 from tests.backend_conformance import BackendConformance, conformance_launch, finished, unique_job, wait_for
 
@@ -269,6 +272,67 @@ def test_wrong_token_never_appears_in_errors_or_repr(
     assert secret not in str(caught.value) and secret not in repr(backend)
 
 
+# -- TLS: an agent whose HTTP API and RPC are TLS only, client certificates required, ACLs on -----------------
+@pytest.fixture(scope="module")
+def tls_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NomadAgent]:
+    agent = NomadAgent(tmp_path_factory.mktemp("nomad-tls"), acl=True, tls=True)
+    try:
+        agent.start()
+    except NomadAgentError as error:
+        agent.stop()
+        pytest.fail(f"cannot start a Nomad agent with TLS: {error}")
+    yield agent
+    agent.stop()
+
+
+def _tls_config(agent: NomadAgent, ca: Path, cert: Issued | None) -> dict[str, Any]:
+    client = {"client_cert": str(cert.cert), "client_key": str(cert.key)} if cert else {}
+    return {"address": agent.address, "token": agent.management_token, "ca_cert": str(ca), **client}
+
+
+def test_a_launch_runs_over_tls_with_a_client_certificate(
+    tls_agent: NomadAgent, nomad_launch: Callable[..., Launch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's CA from the config, even where the environment names a CA bundle for requests (the system's,
+    which does not hold the test CA)."""
+    assert tls_agent.ca is not None
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    backend = create(_tls_config(tls_agent, tls_agent.ca.cert, tls_agent.client))
+    launch = nomad_launch(unique_job("tls"), ["/bin/sh", "-c", "echo over-tls"])
+    assert backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
+    assert _status(backend, launch).state is LaunchState.SUCCEEDED
+
+
+def test_a_wrong_ca_fails_closed_saying_why_and_no_certificate_fails_closed_and_no_secret_shows(
+    tls_agent: NomadAgent, nomad_launch: Callable[..., Launch], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Trusting another CA is a permanent error that says so. Without a client certificate the agent refuses the
+    handshake: mostly with an alert (permanent, said so), sometimes as a bare close that races our request (TLS 1.3
+    sends its verdict after the client's first flight), which reads as an outage. Either way no job is registered,
+    and the ACL token and key material appear in no error and no log line."""
+    assert tls_agent.ca is not None and tls_agent.management_token
+    other = CertAuthority(tmp_path / "other", "another CA")
+    caplog.set_level(logging.DEBUG)
+    cases = {
+        "certificate not trusted": (_tls_config(tls_agent, other.cert, other.issue("client")), PermanentBackendError),
+        "refused this client's certificate": (_tls_config(tls_agent, tls_agent.ca.cert, None), BackendError),
+    }
+    for why, (config, kind) in cases.items():
+        backend = create(config)
+        launch = nomad_launch(unique_job("tls-refused"), ["/bin/true"])
+        errors = []
+        for call in (partial(backend.submit, launch.name, launch), partial(backend.lookup, launch.name)):
+            with pytest.raises(kind) as caught:
+                call()
+            errors.append(caught.value)
+        assert all(why in str(e) for e in errors if isinstance(e, PermanentBackendError)), errors
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            tls_agent.api("GET", f"/v1/job/{launch.name}")
+        said = " ".join([*map(str, errors), *(r.getMessage() for r in caplog.records), repr(backend)])
+        assert tls_agent.management_token not in said
+        assert "PRIVATE KEY" not in said
+
+
 # -- the docker driver -----------------------------------------------------------------------------------------
 
 TEST_IMAGE = "cronframework-test:latest"  # built from busybox-static by the Docker side (scripts/test-image.sh)
@@ -304,7 +368,10 @@ def test_image_task_runs_on_the_docker_driver(
     assert (task["Driver"], task["Config"]["image"]) == ("docker", NOMAD_IMAGE)
     status = _status(nomad_backend, launch)
     assert status.state is LaunchState.SUCCEEDED, status
-    assert f"docker-ok {launch.name}" in nomad_backend.logs(launch.name)
+    # the docker driver ships the container's output to Nomad's log files asynchronously: on a busy machine they
+    # can still be empty for a moment after the allocation completed
+    expected = f"docker-ok {launch.name}"
+    assert _eventually(lambda: expected in nomad_backend.logs(launch.name), 20), nomad_backend.logs(launch.name)
 
 
 def _eventually(probe: Callable[[], bool], timeout: float) -> bool:

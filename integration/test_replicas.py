@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 
-from cronframework.apply import spec_document
-from cronframework.jobs import SpecCache
+from cronframework.catalog.apply import spec_document
+from cronframework.catalog.cache import SpecCache
+from cronframework.cluster.replica import specs_stamp
 from cronframework.naming import parse_launch_name
-from cronframework.records import Outcome, RecordState
-from cronframework.replica import specs_stamp
-from cronframework.store import SpecChange, StoredSpec
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.records import Outcome, RecordState, SpecChange, StoredSpec
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.replicas import EVERY_SECOND, ReplicaSet, wait_for
 from tests.leader_harness import job
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cronframework.election import Election
+from cronframework.cluster.election import Election
+from cronframework.ops.snapshot import load
 from cronframework.records import Outcome, RecordState
-from cronframework.snapshot import load
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.replicas import EVERY_SECOND, ReplicaSet, wait_for
 
 
@@ -167,7 +167,7 @@ def test_a_bad_file_touches_no_znode(new: ReplicaSet, tmp_path: Path, zk_hosts: 
     result = new.cli("snapshot", "import", str(file), check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {file}: unsupported format_version 2 (this release reads 1)"
-    from cronframework.store.zk_client import connect_zk
+    from cronframework.store.zookeeper.client import connect_zk
 
     client = connect_zk(zk_hosts, timeout=10, session_timeout=4)
     try:

@@ -7,8 +7,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_digest_acl
 
-from cronframework.store.zk_client import connect_zk
-from cronframework.store.zk_multiread import flatten, read_many_async
+from cronframework.store.zookeeper.client import connect_zk
+from cronframework.store.zookeeper.wire.read import flatten, read_many_async
 
 
 def test_reads_thousands_in_order_with_missing_as_none(zk_client: KazooClient, zk_root: str) -> None:

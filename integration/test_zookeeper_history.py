@@ -1,5 +1,5 @@
-"""Launch records in hourly folders on a real ZooKeeper: history costs O(asked), records written before the
-folders are still read, finished and pruned, and a folder removed behind the cache's back is made again."""
+"""Launch records in hourly folders on a real ZooKeeper: history costs O(asked), pruning drops the hours it empties,
+and a folder removed behind the cache's back is made again."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
-from cronframework.election import ZkFence
+from cronframework.cluster.election import ZkFence
 from cronframework.errors import ConflictError
-from cronframework.records import JobState, Outcome, RecordState
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.records import JobState, Outcome
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from tests.store_conformance import T0, make_begin
 
 pytestmark = pytest.mark.zookeeper
@@ -70,35 +70,6 @@ def test_a_manual_launch_sorts_by_its_trigger_instant_across_hours(store: ZooKee
     manual = make_begin(fence, "beat", T0 + 2 * HOUR, manual=True)
     store.begin(fence, [manual])
     assert [r.name for r in store.history("beat", 2)] == [manual.record.name, scheduled[1]]
-
-
-def write_flat(zk_client: KazooClient, store: ZooKeeperStore, fence: ZkFence, offset: timedelta) -> str:
-    """A record where releases before the hourly folders wrote it: directly in the job's folder, still open."""
-    record = make_begin(fence, "beat", T0 + offset).record
-    zk_client.ensure_path(store.layout.launch_dir("beat"))
-    zk_client.create(store.layout.flat_launch(record.name, "beat"), record.to_bytes())
-    zk_client.create(store.layout.open(record.name))
-    return record.name
-
-
-def test_records_written_before_the_hourly_folders_are_read_finished_and_pruned_in_place(
-    zk_client: KazooClient, zk_root: str, fence: ZkFence
-) -> None:
-    old = ZooKeeperStore(zk_client, zk_root)
-    flat = write_flat(zk_client, old, fence, timedelta(0))
-    store = ZooKeeperStore(zk_client, zk_root)  # a new leader after the upgrade: nothing cached
-    [newer] = finished_launches(store, fence, "beat", [HOUR])
-    assert [r.name for r in store.history("beat", 10)] == [newer, flat]
-    [still_open] = store.open_launches()
-    assert still_open.name == flat
-    store.finish(fence, [still_open.finish(Outcome.SUBMITTED, now=T0)])
-    assert store.open_launches() == []
-    finished = ZooKeeperStore(zk_client, zk_root).get_launch(flat)
-    assert finished is not None and finished.state is RecordState.FINISHED
-    assert zk_client.exists(store.layout.flat_launch(flat, "beat")) is not None  # updated where it was
-    store.prune(fence, "beat", [flat])
-    assert zk_client.exists(store.layout.flat_launch(flat, "beat")) is None
-    assert [r.name for r in store.history("beat", 10)] == [newer]
 
 
 def test_pruning_drops_the_hours_it_empties_and_keeps_the_others(

@@ -1,5 +1,5 @@
 """The open index on a real ZooKeeper: one node per begin transaction, deleted with the last of its launches, and
-never an open record that no node lists -- whatever applied, failed or was written by an older release."""
+never an open record that no node lists -- whatever applied, failed or was left behind."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from collections.abc import Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from cronframework.election import ZkFence
+from cronframework.cluster.election import ZkFence
 from cronframework.errors import ConflictError
-from cronframework.records import LaunchRecord
-from cronframework.store import Begin
-from cronframework.store.zk_batch import PreparedWrite
-from cronframework.store.zk_open import encode_names, listed_names
-from cronframework.store.zookeeper import ZooKeeperStore
-from tests.store_conformance import MINUTE, T0, done, make_begin
+from cronframework.records import Begin, LaunchRecord, ResultBatch
+from cronframework.store.zookeeper.batch import PreparedWrite
+from cronframework.store.zookeeper.open_index import decode_names, encode_names
+from cronframework.store.zookeeper.store import ZooKeeperStore
+from tests.store_conformance import MINUTE, T0, done, ended, make_begin, summary_of
 
 pytestmark = pytest.mark.zookeeper
 
@@ -35,7 +34,7 @@ def launches(fence: ZkFence, job: str, count: int, first: int = 0) -> list[Begin
 
 def index_nodes(client: KazooClient, store: ZooKeeperStore) -> dict[str, list[str]]:
     section = store.layout.section("open")
-    return {n: listed_names(n, client.get(f"{section}/{n}")[0]) for n in client.get_children(section)}
+    return {n: decode_names(client.get(f"{section}/{n}")[0]) for n in client.get_children(section)}
 
 
 def open_names(zk_client: KazooClient, zk_root: str) -> set[str]:
@@ -70,7 +69,7 @@ def test_finishing_a_node_s_launches_together_deletes_it_in_the_same_transaction
     records = [i.record for i in launches(fence, "beat", 5)]
     store.begin(fence, launches(fence, "beat", 5))
     writes.clear()
-    store.finish(fence, [done(r) for r in records])
+    store.finish(fence, [ended(r) for r in records])
     [batch] = writes
     assert batch.ops == 1 + 5 + 1  # fence, a set per record, the node's delete
     assert index_nodes(zk_client, store) == {}
@@ -82,11 +81,11 @@ def test_a_node_stays_until_its_last_launch_finishes_even_under_a_new_leader(
 ) -> None:
     records = [i.record for i in launches(fence, "beat", 5)]
     store.begin(fence, launches(fence, "beat", 5))
-    store.finish(fence, [done(r) for r in records[:2]])
+    store.finish(fence, [ended(r) for r in records[:2]])
     assert len(index_nodes(zk_client, store)) == 1
     successor = ZooKeeperStore(zk_client, zk_root)
     assert {r.name for r in successor.open_launches()} == {r.name for r in records[2:]}
-    successor.finish(fence, [done(r) for r in records[2:]])
+    successor.finish(fence, [ended(r) for r in records[2:]])
     assert index_nodes(zk_client, store) == {}
 
 
@@ -98,7 +97,7 @@ def test_a_node_whose_launches_finish_in_different_transactions_is_deleted_after
     assert len(index_nodes(zk_client, store)) == 1
     writes.clear()
     store.writer.max_ops = 10
-    store.finish(fence, [done(i.record) for i in items])
+    store.finish(fence, [ended(i.record) for i in items])
     assert [len(w.chunks) for w in writes] == [3, 1]  # the finishes (10 each), then the node's delete
     assert index_nodes(zk_client, store) == {}
 
@@ -119,26 +118,23 @@ def test_a_partly_applied_begin_leaves_every_open_record_indexed(
     assert sorted(listed) == sorted(applied | {items[15].record.name})
 
 
-def test_per_launch_entries_and_stale_nodes_are_read_and_then_deleted(
+def test_a_stale_node_is_read_and_then_deleted(
     store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient, zk_root: str
 ) -> None:
-    """An older release's `open/<launch>` entries, and a node left behind by a leader that died between finishing
-    its launches and deleting it (it lists a finished record and a pruned one)."""
-    first, second, gone = (i.record for i in launches(fence, "beat", 3))
-    store.begin(fence, launches(fence, "beat", 3))
-    section = store.layout.section("open")
-    [node] = zk_client.get_children(section)
-    zk_client.delete(f"{section}/{node}")
-    zk_client.create(store.layout.open(first.name))
-    zk_client.create(store.layout.open(second.name))
-    store.finish(fence, [done(gone)])
+    """A node left behind by a leader that died between finishing its launches and deleting it (it lists a finished
+    record and a pruned one), beside a node whose launches are still open."""
+    first, second, gone, finished = (i.record for i in launches(fence, "beat", 4))
+    store.begin(fence, launches(fence, "beat", 2))
+    store.begin(fence, launches(fence, "beat", 2, first=2))
+    store.finish(fence, [ended(gone), ended(finished)])
     store.prune(fence, "beat", [gone.name])
-    zk_client.create(f"{section}/{gone.name}+1", encode_names([gone.name]))
+    section = store.layout.section("open")
+    zk_client.create(f"{section}/{gone.name}+2", encode_names([gone.name, finished.name]))
     successor = ZooKeeperStore(zk_client, zk_root)
     assert [r.name for r in successor.open_launches()] == [first.name, second.name]
-    successor.finish(fence, [done(first)])
-    assert sorted(zk_client.get_children(section)) == [second.name]  # the stale node went with the first finish
-    successor.finish(fence, [done(second)])
+    successor.finish(fence, [ended(first)])
+    assert zk_client.get_children(section) == [f"{first.name}+2"]  # the stale node went with the first finish
+    successor.finish(fence, [ended(second)])
     assert zk_client.get_children(section) == []
     assert open_names(zk_client, zk_root) == set()
 
@@ -148,8 +144,32 @@ def test_a_launch_finished_twice_is_rewritten_and_deletes_nothing_else(
 ) -> None:
     items = launches(fence, "beat", 2)
     store.begin(fence, items)
-    first: LaunchRecord = done(items[0].record)
+    first: LaunchRecord = ended(items[0].record)
     store.finish(fence, [first])
     store.finish(fence, [first])
     assert [n for names in index_nodes(zk_client, store).values() for n in names] == [i.record.name for i in items]
     assert [r.name for r in store.open_launches()] == [items[1].record.name]
+
+
+def test_a_launch_stays_indexed_while_followed_and_leaves_with_its_result(
+    store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient, zk_root: str, writes: list[PreparedWrite]
+) -> None:
+    """Sync point two keeps a submitted launch in the index (a new leader follows it on); its result takes it out,
+    and the result of the node's last launch deletes the node in the same transaction."""
+    items = launches(fence, "beat", 3)
+    store.begin(fence, items)
+    writes.clear()
+    store.finish(fence, [done(i.record) for i in items])
+    assert writes[0].ops == 1 + 3  # the fence and a set per record: no index op
+    assert len(index_nodes(zk_client, store)) == 1
+    successor = ZooKeeperStore(zk_client, zk_root)
+    assert [r.name for r in successor.following_launches()] == [i.record.name for i in items]
+    results = [ended(i.record) for i in items]
+    store.record_results(fence, ResultBatch(results[:2], [summary_of(*results[:2])]))
+    assert len(index_nodes(zk_client, store)) == 1
+    writes.clear()
+    store.record_results(fence, ResultBatch(results[2:], [summary_of(*results)]))
+    [batch] = writes
+    assert batch.ops == 1 + 1 + 1 + 1  # the fence, the record, the job's summary, the node's delete
+    assert index_nodes(zk_client, store) == {}
+    assert ZooKeeperStore(zk_client, zk_root).following_launches() == []

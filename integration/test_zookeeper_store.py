@@ -7,13 +7,12 @@ import time
 import pytest
 from kazoo.exceptions import NoAuthError
 
-from cronframework.apply import apply_diff, diff_specs
-from cronframework.election import ZkFence
+from cronframework.catalog.apply import apply_diff, diff_specs
+from cronframework.cluster.election import ZkFence
 from cronframework.errors import StateStoreError, StateStoreUnavailable
-from cronframework.records import Outcome, RecordState
-from cronframework.store import SpecChange
-from cronframework.store.zk_client import connect_zk
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.records import Outcome, RecordState, SpecChange
+from cronframework.store.zookeeper.client import connect_zk
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.zk import free_port
 from tests.store_conformance import T0, StoreConformance, make_begin
 from tests.test_apply import fleet

@@ -4,6 +4,10 @@ Uses Debian's `zookeeper` package (scripts/zookeeper.sh installs it): QuorumPeer
 with a generated zoo.cfg and log4j config per node. Every node can be killed, stopped, restarted or paused
 (SIGSTOP) so fault tests can take a server away the way production loses one.
 
+`ZkCluster(tls=True)` serves clients over TLS only (ZooKeeper 3.5+'s `secureClientPort` through Netty; no plain
+port at all) and requires a client certificate; an ensemble's quorum traffic is TLS too (`sslQuorum`). The
+certificates and Java keystores are made for the run (integration.certs); `client_tls` is what a client needs.
+
     python -m integration.zk start --nodes 3        # prints the connect string, servers keep running
     python -m integration.zk start --nodes 1 --wait # runs until Ctrl-C / SIGTERM, then stops them
     python -m integration.zk stop DIR               # stops servers started without --wait
@@ -18,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -25,8 +30,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from integration.certs import CertAuthority, password
+
 JAVA_DIRS = (Path("/usr/share/java"), Path("/usr/share/zookeeper"), Path("/usr/share/zookeeper/lib"))
 JARS = ("zookeeper.jar", "slf4j-log4j12.jar", "log4j-1.2.jar")  # the last two only route logs to our file
+# Netty's parts the TLS server needs that Debian's zookeeper.jar manifest does not name
+NETTY_JARS = ("netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar")
 MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 # small tick: the minimum session timeout is 2 ticks, so tests can expire sessions in well under 1 s
 TICK_MS = 200
@@ -43,12 +52,15 @@ def find_jar(name: str) -> Path | None:
     return None
 
 
-def classpath() -> str:
+def classpath(tls: bool = False) -> str:
     main = find_jar(JARS[0])
     if main is None or shutil.which("java") is None:
         raise ZkHarnessError("ZooKeeper is not installed (no zookeeper.jar or java): run scripts/zookeeper.sh")
     extra = [p for p in (find_jar(j) for j in JARS[1:]) if p is not None]
-    return os.pathsep.join(str(p) for p in [main, *extra])
+    netty = [find_jar(j) for j in NETTY_JARS] if tls else []
+    if None in netty:
+        raise ZkHarnessError(f"ZooKeeper over TLS needs Netty ({', '.join(NETTY_JARS)}): apt-get install libnetty-java")
+    return os.pathsep.join(str(p) for p in [main, *extra, *netty])
 
 
 GC_FLAGS = {
@@ -81,10 +93,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def four_letter(port: int, command: str, timeout: float = 1.0) -> str:
-    """Send a four-letter word ('ruok', 'srvr', 'mntr'); '' when the server does not answer."""
+def four_letter(port: int, command: str, timeout: float = 1.0, tls: ssl.SSLContext | None = None) -> str:
+    """Send a four-letter word ('ruok', 'srvr', 'mntr'), over TLS with `tls`; '' when the server does not answer."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            s = tls.wrap_socket(raw, server_hostname="127.0.0.1") if tls else raw
             s.sendall(command.encode())
             chunks = []
             while chunk := s.recv(4096):
@@ -94,9 +107,23 @@ def four_letter(port: int, command: str, timeout: float = 1.0) -> str:
         return ""
 
 
-def server_mode(port: int) -> str | None:
+@dataclass(frozen=True)
+class ZkTls:
+    """What a client of a TLS ensemble needs: the CA that signed the servers, and a certificate of its own."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
+
+def server_mode(port: int, tls: ssl.SSLContext | None = None) -> str | None:
     """'standalone', 'leader' or 'follower' when the node serves requests, else None."""
-    for line in four_letter(port, "srvr").splitlines():
+    for line in four_letter(port, "srvr", tls=tls).splitlines():
         if line.startswith("Mode:"):
             return line.split(":", 1)[1].strip()
     return None
@@ -139,7 +166,10 @@ class ZkCluster:
     base: Path | None = None
     force_sync: bool = False  # tests do not need fsync; benchmarks may turn it on to measure real cost
     client_host: str = "127.0.0.1"
+    tls: bool = False
     members: list[ZkNode] = field(default_factory=list)
+    client_tls: ZkTls | None = None  # with tls: a client certificate the servers accept
+    _stores: tuple[Path, Path, str] | None = None  # with tls: the servers' keystore, truststore and their password
     _own_base: bool = False
 
     def __post_init__(self) -> None:
@@ -148,6 +178,20 @@ class ZkCluster:
             self._own_base = True
         if not self.members:
             self.members = [self._new_node(i + 1) for i in range(self.nodes)]
+        if self.tls:
+            self._make_certificates(self.base / "tls")
+
+    def _make_certificates(self, folder: Path) -> None:
+        ca = CertAuthority(folder, "zookeeper test CA")
+        secret = password()
+        server = ca.issue("zookeeper", ips=("127.0.0.1",))  # the address clients and peers use, nothing else
+        self._stores = (ca.keystore(server, secret), ca.truststore(secret), secret)
+        client = ca.issue("cronframework")
+        self.client_tls = ZkTls(ca.cert, client.cert, client.key)
+
+    @property
+    def _tls_context(self) -> ssl.SSLContext | None:
+        return self.client_tls.context() if self.client_tls else None
 
     def _new_node(self, sid: int) -> ZkNode:
         assert self.base is not None
@@ -169,8 +213,7 @@ class ZkCluster:
             "initLimit=20",
             "syncLimit=10",
             f"dataDir={node.home / 'data'}",
-            f"clientPort={node.client_port}",
-            f"clientPortAddress={self.client_host}",
+            *self._client_port_lines(node),
             "maxSessionTimeout=120000",
             "maxClientCnxns=0",
             "admin.enableServer=false",
@@ -181,10 +224,40 @@ class ZkCluster:
         if len(self.members) > 1:
             lines += ["standaloneEnabled=false", "reconfigEnabled=false", "cnxTimeout=1000"]
             lines += [f"server.{m.sid}=127.0.0.1:{m.peer_port}:{m.election_port}" for m in self.members]
+            lines += self._quorum_tls_lines()
         return "\n".join(lines) + "\n"
 
+    def _client_port_lines(self, node: ZkNode) -> list[str]:
+        if self._stores is None:
+            return [f"clientPort={node.client_port}", f"clientPortAddress={self.client_host}"]
+        keystore, truststore, secret = self._stores
+        return [
+            f"secureClientPort={node.client_port}",
+            f"secureClientPortAddress={self.client_host}",
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+            f"ssl.keyStore.location={keystore}",
+            f"ssl.keyStore.password={secret}",
+            f"ssl.trustStore.location={truststore}",
+            f"ssl.trustStore.password={secret}",
+            "ssl.clientAuth=need",
+        ]
+
+    def _quorum_tls_lines(self) -> list[str]:
+        if self._stores is None:
+            return []
+        keystore, truststore, secret = self._stores
+        return [
+            "sslQuorum=true",
+            f"ssl.quorum.keyStore.location={keystore}",
+            f"ssl.quorum.keyStore.password={secret}",
+            f"ssl.quorum.trustStore.location={truststore}",
+            f"ssl.quorum.trustStore.password={secret}",
+        ]
+
     def _write_files(self, node: ZkNode) -> None:
-        (node.home / "zoo.cfg").write_text(self._config(node))
+        config = node.home / "zoo.cfg"
+        config.touch(mode=0o600)  # with TLS it holds the keystores' password
+        config.write_text(self._config(node))
         (node.home / "data" / "myid").write_text(f"{node.sid}\n")
         (node.home / "log4j.properties").write_text(
             "log4j.rootLogger=INFO, F\n"
@@ -206,7 +279,7 @@ class ZkCluster:
             f"-Dlog4j.configuration=file:{node.home / 'log4j.properties'}",
             "-Dzookeeper.jmx.log4j.disable=true",
             "-cp",
-            classpath(),
+            classpath(self.tls),
             MAIN,
             str(node.home / "zoo.cfg"),
         ]
@@ -265,18 +338,22 @@ class ZkCluster:
                 raise ZkHarnessError(f"ZooKeeper node {culprit.sid} {why}\n{culprit.log_tail()}")
             time.sleep(0.1)
 
+    def mode(self, sid: int) -> str | None:
+        """The node's `srvr` mode, over TLS when the cluster serves TLS."""
+        return server_mode(self.node(sid).client_port, self._tls_context)
+
     def _healthy(self, wanted: list[ZkNode]) -> bool:
-        modes = [server_mode(n.client_port) for n in wanted]
+        modes = [self.mode(n.sid) for n in wanted]
         if any(m is None for m in modes):
             return False
         if len(self.members) == 1:
             return True
-        leaders = [n for n in self.members if n.running and server_mode(n.client_port) == "leader"]
+        leaders = [n for n in self.members if n.running and self.mode(n.sid) == "leader"]
         return len(leaders) == 1
 
     def leader_sid(self) -> int | None:
         for node in self.members:
-            if node.running and server_mode(node.client_port) == "leader":
+            if node.running and self.mode(node.sid) == "leader":
                 return node.sid
         return None
 

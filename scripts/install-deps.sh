@@ -21,7 +21,7 @@ case "$DEPS" in
 esac
 
 need=()
-for pkg in zookeeper docker.io busybox-static chromium ruby vagrant iproute2 nftables e2fsprogs python3 python3-venv; do
+for pkg in zookeeper docker.io busybox-static chromium ruby vagrant iproute2 nftables e2fsprogs faketime python3 python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -29,4 +29,5 @@ export PATH="$VIRTUAL_ENV/bin:$PATH"
 ruff check .
 ruff format --check .
 mypy
+lint-imports  # the layers of docs/design.md (.importlinter)
 python -m pytest -q -p no:cacheprovider "$@"

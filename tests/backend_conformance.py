@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from cronframework.backend import Backend, BackendStatus, Launch, LaunchState, SubmitOutcome
+from cronframework.abc import Backend, Watching
+from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
 
 MakeLaunch = Callable[..., Launch]
 
@@ -102,6 +104,38 @@ class BackendConformance:
         wait_for(lambda: backend.lookup(launch.name), finished, self.timeout)
         assert f"launch={launch.name}" in _logs_eventually(backend, launch.name, f"launch={launch.name}")
 
+    def test_it_watches_and_reports_the_launch_that_ended_not_the_one_running(
+        self, backend: Backend, make_launch: MakeLaunch
+    ) -> None:
+        """The result follower's fast path: asked about both, the backend names the one that ended."""
+        assert backend.watches
+        ended_one = make_launch(unique_job(), ["/bin/sh", "-c", "exit 3"])
+        running = make_launch(unique_job(), ["/bin/sh", "-c", "sleep 300"])
+        for launch in (ended_one, running):
+            backend.submit(launch.name, launch)
+        deadline = time.monotonic() + self.timeout
+        seen: set[str] = set()
+        while ended_one.name not in seen:
+            assert time.monotonic() < deadline, "the watch never reported the launch that ended"
+            seen |= cast(Watching, backend).ended([ended_one.name, running.name], 1.0)
+        assert running.name not in seen
+        status = backend.lookup(ended_one.name)
+        assert status is not None and status.state is LaunchState.FAILED
+        backend.stop(running.name)
+
+    def test_a_retry_runs_under_its_own_name_beside_the_run_it_retries(
+        self, backend: Backend, make_launch: MakeLaunch
+    ) -> None:
+        job = unique_job()
+        first = make_launch(job, ["/bin/sh", "-c", "exit 1"])
+        retry = replace(first, identity=first.identity.retry(2))
+        assert retry.name == f"{first.name}-a2"
+        for launch in (first, retry):
+            assert backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
+        assert sorted(backend.list(job)) == [first.name, retry.name]
+        for launch in (first, retry):
+            wait_for(lambda name=launch.name: backend.lookup(name), finished, self.timeout)
+
     def test_list_and_remove(self, backend: Backend, make_launch: MakeLaunch) -> None:
         job = unique_job()
         first = make_launch(job, ["/bin/sh", "-c", "true"], scheduled=datetime(2026, 1, 1, tzinfo=UTC))
@@ -126,8 +160,8 @@ def _logs_eventually(backend: Backend, name: str, needle: str, timeout: float = 
 
 def conformance_launch(job: str, argv: list[str], *, scheduled: datetime | None = None, **task: Any) -> Launch:
     """Build a Launch for the suite; backends wrap this to set image or driver."""
-    from cronframework.jobspec import JobSpec
     from cronframework.naming import LaunchIdentity
+    from cronframework.spec.model import JobSpec
 
     backend = task.pop("backend", "process")
     extra = task.pop("spec", {})

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cronframework.apply import spec_document
-from cronframework.backend import BackendSet
-from cronframework.jobs import SpecCache
-from cronframework.jobspec import JobSpec
-from cronframework.leader import LeaderConfig, LeaderSession
-from cronframework.leadership import SoleLeader
-from cronframework.records import LaunchRecord, Outcome
-from cronframework.store import SpecChange
+from cronframework.adapters import BackendSet
+from cronframework.catalog.apply import spec_document
+from cronframework.catalog.cache import SpecCache
+from cronframework.engine.leader import LeaderConfig, LeaderSession
+from cronframework.records import LaunchRecord, Outcome, SpecChange
+from cronframework.spec.model import JobSpec
+from cronframework.store.sqlite import SoleLeader
 from cronframework.testing import FakeBackend, FakeClock, MemoryStore
 
 T0 = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)

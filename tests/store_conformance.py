@@ -12,15 +12,28 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from cronframework.abc import Fence, StateStore
 from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
 from cronframework.naming import LaunchIdentity
-from cronframework.records import JobState, LaunchRecord, Outcome, RecordState
-from cronframework.store import Begin, Fence, SpecChange, StateStore
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    Notice,
+    NoticeState,
+    Outcome,
+    RecordState,
+    ResultBatch,
+    SpecChange,
+    TaskResult,
+)
 
 T0 = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -53,7 +66,27 @@ def begun(store: StateStore, fence: Fence, job: str, *offsets: int) -> list[Laun
 
 
 def done(record: LaunchRecord, **extra: Any) -> LaunchRecord:
+    """Sync point two's record of a submitted launch: its result is still to come (it is followed)."""
     return record.finish(Outcome.SUBMITTED, now=record.scheduled + timedelta(seconds=2), **extra)
+
+
+def ended(record: LaunchRecord, result: TaskResult = TaskResult.SUCCEEDED, **extra: Any) -> LaunchRecord:
+    """A submitted launch with its task's result: concluded."""
+    started = record.scheduled + timedelta(seconds=2)
+    return done(record).with_result(result, started_at=started, ended_at=started + timedelta(seconds=30), **extra)
+
+
+def notice(record: LaunchRecord, event: str = "failed", index: int = 0) -> Notice:
+    key = f"{record.name}:{event}"
+    payload = {"launch": record.name, "event": event, "text": f"cronframework: {record.job} {event}"}
+    return Notice(f"{key}:{index}", key, record.job, event, "https://hooks.example/x", payload, T0, "CF_SECRET")
+
+
+def summary_of(*records: LaunchRecord) -> JobResults:
+    summary = JobResults(records[0].job)
+    for record in records:
+        summary = summary.add(record, final=True, now=T0)
+    return summary
 
 
 class StoreConformance:
@@ -238,6 +271,126 @@ class StoreConformance:
         names = [r.name for r in store.history("alpha", 20)]
         assert names == [r.name for r in newest]
         assert store.history("alpha", 20)[-1].state is RecordState.FINISHED
+
+    # -- results
+    def test_a_submitted_launch_is_followed_until_its_result_is_recorded(self, store: StateStore, fence: Fence) -> None:
+        first, second = begun(store, fence, "alpha", 0, 1)
+        store.finish(fence, [done(first), second.finish(Outcome.FAILED, now=T0, reason="refused")])
+        assert [r.name for r in store.following_launches()] == [first.name]
+        assert store.open_launches() == []
+        result = ended(first, TaskResult.FAILED, exit_code=3, reason="exit code 3")
+        store.record_results(fence, ResultBatch([result], [summary_of(result)]))
+        assert store.following_launches() == []
+        got = store.get_launch(first.name)
+        assert got == result and got is not None and got.duration == 30.0 and got.exit_code == 3
+
+    def test_job_results_round_trip_and_are_replaced(self, store: StateStore, fence: Fence) -> None:
+        first, second = begun(store, fence, "alpha", 0, 1)
+        (other,) = begun(store, fence, "beta", 0)
+        store.finish(fence, [done(first), done(second), done(other)])
+        failed = ended(first, TaskResult.TIMED_OUT)
+        store.record_results(fence, ResultBatch([failed], [summary_of(failed)]))
+        succeeded, beta = ended(second), ended(other, TaskResult.LOST)
+        summaries = [summary_of(failed, succeeded), summary_of(beta)]
+        store.record_results(fence, ResultBatch([succeeded, beta], summaries))
+        results = store.read_job_results()
+        assert results == {"alpha": summaries[0], "beta": summaries[1]}
+        assert results["alpha"].failures == 0 and results["alpha"].last_success == succeeded.ended_at
+        assert [r.launch for r in results["alpha"].recent] == [second.name, first.name]
+        assert results["beta"].failures == 1 and results["beta"].last_result is TaskResult.LOST
+
+    def test_a_launch_with_a_retry_to_come_is_still_followed(self, store: StateStore, fence: Fence) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        store.finish(fence, [done(record)])
+        waiting = replace(ended(record, TaskResult.FAILED), retry_at=T0 + MINUTE)
+        store.record_results(fence, ResultBatch([waiting]))
+        assert store.following_launches() == [waiting]
+        store.record_results(fence, ResultBatch([replace(waiting, retry_at=None)]))
+        assert store.following_launches() == []
+
+    def test_results_of_a_launch_never_begun_are_refused(self, store: StateStore, fence: Fence) -> None:
+        stranger = ended(make_begin(fence, "alpha", T0).record)
+        with pytest.raises(StateStoreError):
+            store.record_results(fence, ResultBatch([stranger]))
+        assert store.get_launch(stranger.name) is None
+
+    def test_a_restored_launch_still_followed_is_followed(self, store: StateStore, fence: Fence) -> None:
+        item = make_begin(fence, "alpha", T0)
+        store.begin(fence, [Begin(done(item.record), item.next_state)])
+        assert [r.name for r in store.following_launches()] == [item.record.name]
+
+    def test_invalid_fence_results_write_nothing(self, store: StateStore, fence: Fence, invalid_fence: Fence) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        store.finish(fence, [done(record)])
+        result = ended(record)
+        with pytest.raises(LeadershipLost):
+            store.record_results(invalid_fence, ResultBatch([result], [summary_of(result)]))
+        assert store.get_launch(record.name) == done(record)
+        assert store.read_job_results() == {}
+
+    def test_a_retry_is_recorded_under_its_own_name(self, store: StateStore, fence: Fence) -> None:
+        first = make_begin(fence, "alpha", T0)
+        retry = first.record.identity.retry(2)
+        record = LaunchRecord.begin(retry, leader=fence.replica, epoch=fence.epoch, now=T0)
+        store.begin(fence, [first, Begin(record, first.next_state)])
+        assert store.get_launch(retry.name) == record and record.task_attempt == 2
+        assert [r.name for r in store.history("alpha")] == [retry.name, first.record.name]
+
+    # -- the outbox
+    def test_notices_are_written_with_what_they_are_about_and_settled(self, store: StateStore, fence: Fence) -> None:
+        item = make_begin(fence, "alpha", T0)
+        skipped = item.record.finish(Outcome.SKIPPED, now=T0, reason="missed: no leader")
+        store.begin(fence, [Begin(skipped, item.next_state, notices=(notice(skipped, "missed"),))])
+        failed_launch, launched = begun(store, fence, "alpha", 1, 2)
+        refused = failed_launch.finish(Outcome.FAILED, now=T0, reason="image not found")
+        store.finish(fence, [refused, done(launched)], [notice(refused, "failed_to_launch")])
+        result = ended(launched, TaskResult.FAILED)
+        store.record_results(
+            fence, ResultBatch([result], [summary_of(result)], [notice(result), notice(result, index=1)])
+        )
+        outbox = store.read_outbox()
+        assert sorted(n.key for n in outbox) == sorted(
+            [
+                f"{skipped.name}:missed",
+                f"{refused.name}:failed_to_launch",
+                f"{result.name}:failed",
+                f"{result.name}:failed",
+            ]
+        )
+        assert notice(result) in outbox and all(n.state is NoticeState.PENDING for n in outbox)
+        given_up = replace(notice(result), state=NoticeState.UNDELIVERABLE, attempts=5, last_error="HTTP 500")
+        store.settle_notices(
+            fence, [notice(skipped, "missed").id, notice(refused, "failed_to_launch").id, "gone"], [given_up]
+        )
+        assert {n.id: n for n in store.read_outbox()} == {
+            given_up.id: given_up,
+            notice(result, index=1).id: notice(result, index=1),
+        }
+
+    def test_a_results_batch_written_again_creates_no_notice_twice(self, store: StateStore, fence: Fence) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        store.finish(fence, [done(record)])
+        result = ended(record, TaskResult.FAILED)
+        batch = ResultBatch([result], [summary_of(result)], [notice(result)])
+        store.record_results(fence, batch)
+        store.record_results(fence, batch)  # its first answer was lost: the leader writes it again
+        assert store.read_outbox() == [notice(result)]
+
+    def test_a_result_may_suspend_its_job_even_if_paused_already(self, store: StateStore, fence: Fence) -> None:
+        first, second = begun(store, fence, "alpha", 0, 1)
+        (other,) = begun(store, fence, "beta", 0)
+        store.finish(fence, [done(first), done(second), done(other)])
+        store.set_paused("beta", True)
+        batch = ResultBatch([ended(first, TaskResult.FAILED), ended(other, TaskResult.LOST)], pause=["alpha", "beta"])
+        store.record_results(fence, batch)
+        assert store.read_paused() == {"alpha", "beta"}
+
+    def test_invalid_fence_settles_no_notice(self, store: StateStore, fence: Fence, invalid_fence: Fence) -> None:
+        (record,) = begun(store, fence, "alpha", 0)
+        store.finish(fence, [record.finish(Outcome.FAILED, now=T0, reason="refused")], [notice(record)])
+        with pytest.raises(LeadershipLost):
+            store.settle_notices(invalid_fence, [notice(record).id], [])
+        assert store.read_outbox() == [notice(record)]
 
     # -- retention
     def test_prune_deletes_finished_records(self, store: StateStore, fence: Fence) -> None:

@@ -9,23 +9,27 @@ import json
 import logging
 import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from fastapi.routing import APIRoute
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
+from starlette.testclient import TestClient
 
 from cronframework import metrics
-from cronframework.api import Api, ApiServer, LocalCluster, TokenAuth
-from cronframework.api.http import Request, Response
-from cronframework.api.openapi import document
+from cronframework.api import Api, ApiServer, LocalCluster, TokenAuth, create_app
+from cronframework.api.routes import router
 from cronframework.cli.status import collect
-from cronframework.config import ApiSection, load_config
+from cronframework.cluster.config import ApiSection, load_config
 from cronframework.errors import CronframeworkError, LeadershipLost, TransientBackendError
+from cronframework.launch import BackendStatus, LaunchState
 from cronframework.naming import launch_name
 from cronframework.records import LaunchRecord, Outcome, RecordState
 from cronframework.testing import FakeBackend, FakeFence
@@ -47,12 +51,28 @@ def make_api(c: Cluster, token: str | None = TOKEN, read_auth: bool = False, **c
     return Api(c.store, view, TokenAuth(token, read_auth), c.clock)
 
 
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str]
+
+
 def call(api: Api, method: str, target: str, body: Any = None, token: str | None = None) -> Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     raw = json.dumps(body).encode() if body is not None else b""
-    response = api.handle(Request(method, target, headers, raw))
+    with TestClient(create_app(api), raise_server_exceptions=False) as client:
+        got = client.request(method, target, headers=headers, content=raw)
+    response = Response(got.status_code, got.content, got.headers.get("content-type", ""), got.headers)
     _check_documented(api, method, target, response)
     return response
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The generated document does not depend on the state: one app's is every app's."""
+    return create_app(make_api(Cluster())).openapi()
 
 
 def body(response: Response) -> Any:
@@ -86,7 +106,7 @@ def _check_documented(api: Api, method: str, target: str, response: Response) ->
 
 def test_openapi_document_is_valid_and_lists_exactly_the_server_routes(cluster: Cluster) -> None:
     validate_spec(document())
-    served = {(r.method.lower(), r.template) for r in make_api(cluster).router.routes}
+    served = {(m.lower(), r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}
     documented = {(m, path) for path, item in document()["paths"].items() for m in item}
     assert served == documented
 
@@ -102,10 +122,47 @@ def test_jobs_have_the_keys_and_values_of_status_json(cluster: Cluster) -> None:
     session.promote()
     cluster.run_for(session, 120)
     got = body(call(make_api(cluster), "GET", "/v1/jobs"))
-    assert got["jobs"] == json.loads(json.dumps(collect(cluster.store, None)["jobs"], default=str))
+    assert got["jobs"] == json.loads(json.dumps(collect(cluster.store, [])["jobs"], default=str))
     beat = next(j for j in got["jobs"] if j["job"] == "beat")
     assert beat["last_launch"]["name"] == launch_name("beat", T0 + timedelta(minutes=2))
     assert got["leader"]["replica"] == "r1" and got["replicas"][0]["api"] == "http://127.0.0.1:1"
+
+
+def test_a_task_s_result_is_in_the_jobs_the_job_and_its_history(cluster: Cluster) -> None:
+    """The keys the status page shows: the last launch's result and duration, the last success, the last runs."""
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    name = launch_name("beat", T0 + timedelta(minutes=1))
+    now = cluster.clock.now()
+    cluster.backend.launches[name] = BackendStatus(LaunchState.SUCCEEDED, 0, None, now - timedelta(seconds=4), now)
+    cluster.run_for(session, 2)
+    api = make_api(cluster)
+    beat = next(j for j in body(call(api, "GET", "/v1/jobs"))["jobs"] if j["job"] == "beat")
+    detail = body(call(api, "GET", "/v1/jobs/beat"))
+    for item in (beat, detail):
+        assert (item["last_launch"]["result"], item["last_launch"]["duration"]) == ("succeeded", 4.0)
+        assert item["last_success"] == now.isoformat() and item["failures"] == 0
+        assert item["recent"] == [{"launch": name, "result": "succeeded", "ended_at": now.isoformat(), "duration": 4.0}]
+    [row] = [r for r in body(call(api, "GET", "/v1/jobs/beat/history")) if r["name"] == name]
+    assert (row["result"], row["exit_code"], row["ended_at"]) == ("succeeded", 0, now.isoformat())
+
+
+def test_results_are_counted_timed_and_stamp_each_job_s_last_success_and_failure(cluster: Cluster) -> None:
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 120)
+    first, second = (launch_name("beat", T0 + timedelta(minutes=m)) for m in (1, 2))
+    before = _sample("cronframework_task_results_total", job="beat", result="failed")
+    durations = _sample("cronframework_task_duration_seconds_count")
+    now = cluster.clock.now()
+    cluster.backend.launches[first] = BackendStatus(LaunchState.SUCCEEDED, 0, None, now - timedelta(seconds=9), now)
+    cluster.backend.launches[second] = BackendStatus(LaunchState.FAILED, 2, "exit code 2", now, now)
+    cluster.run_for(session, 2)
+    assert _sample("cronframework_task_results_total", job="beat", result="failed") == before + 1
+    assert _sample("cronframework_task_duration_seconds_count") == durations + 2
+    assert _sample("cronframework_job_last_success_timestamp_seconds", job="beat") == now.timestamp()
+    assert _sample("cronframework_job_last_failure_timestamp_seconds", job="beat") == now.timestamp()
 
 
 def test_job_detail_lists_the_next_launches_by_name_and_never_the_task(cluster: Cluster) -> None:
@@ -340,8 +397,6 @@ def test_recovery_conclusions_are_counted() -> None:
 
 
 def _running() -> Any:
-    from cronframework.backend import BackendStatus, LaunchState
-
     return BackendStatus(LaunchState.RUNNING)
 
 
@@ -357,6 +412,9 @@ def test_metrics_endpoint_exports_every_metric_the_alert_rules_name(cluster: Clu
         "CronframeworkLaunchesFailing",
         "CronframeworkLaunchLagHigh",
         "CronframeworkLaunchesSkipped",
+        "CronframeworkJobFailing",
+        "CronframeworkJobOverdue",
+        "CronframeworkNotificationsUndeliverable",
     } <= {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert named and named <= exported | _families_without_samples(response.body.decode()), named - exported
 
@@ -415,3 +473,45 @@ def test_every_launch_decision_log_line_carries_job_launch_and_epoch(
     assert {"launch outcome recorded", "launch skipped", "open launch concluded"} <= events
     for line in decisions:
         assert {"job", "launch", "epoch"} <= set(line.__dict__), line.getMessage()
+
+
+# -- the framework's edges: limits, HEAD, a handler's bug -------------------------------------------------------
+def test_a_body_over_64_kib_is_refused_whether_declared_or_chunked(cluster: Cluster) -> None:
+    big = b'{"force": true, "pad": "' + b"x" * (64 * 1024) + b'"}'
+    with TestClient(create_app(make_api(cluster))) as client:
+        declared = client.post("/v1/jobs/beat/trigger", content=big, headers={"Authorization": f"Bearer {TOKEN}"})
+        chunked = client.post(
+            "/v1/jobs/beat/trigger",
+            content=iter([big[:40_000], big[40_000:]]),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert (declared.status_code, declared.json()) == (413, {"error": "body too large"})
+    assert chunked.status_code == 413
+    assert cluster.store.pending_triggers() == []
+
+
+def test_head_answers_like_get_without_a_body(cluster: Cluster) -> None:
+    with TestClient(create_app(make_api(cluster))) as client:
+        head, get = client.head("/v1/jobs/beat"), client.get("/v1/jobs/beat")
+    assert head.status_code == 200 and head.content == b"" and get.content
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+
+
+def test_a_handler_bug_answers_500_without_details_and_the_server_keeps_serving(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    api = make_api(cluster)
+    monkeypatch.setattr(cluster.store, "read_takeover", broken)
+    with TestClient(create_app(api), raise_server_exceptions=False) as client:
+        failed = client.get("/v1/leader")
+        assert client.get("/healthz").status_code == 200
+    assert (failed.status_code, failed.json()) == (500, {"error": "internal error"})
+    assert "secret internals" in caplog.text  # logged with its traceback, never sent
+
+
+def test_a_bad_query_is_400_with_the_parameter_named(cluster: Cluster) -> None:
+    response = call(make_api(cluster), "GET", "/v1/jobs/beat?next=soon")
+    assert response.status == 400 and "next" in body(response)["error"]

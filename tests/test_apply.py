@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from cronframework.apply import apply_diff, diff_specs, spec_batches
+from cronframework.catalog.apply import apply_diff, diff_specs, spec_batches
 from cronframework.errors import ConflictError
-from cronframework.jobspec import JobSpec
-from cronframework.store import SpecChange
+from cronframework.records import SpecChange
+from cronframework.spec.model import JobSpec
 from cronframework.testing import MemoryStore
 
 

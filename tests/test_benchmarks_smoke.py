@@ -14,6 +14,7 @@ from benchmarks import (
     bench_herd,
     bench_memory,
     bench_peers,
+    bench_results,
     bench_steady,
     bench_suspend,
     bench_takeover,
@@ -50,6 +51,23 @@ def test_herd_launches_and_finishes_every_job_in_each_herd() -> None:
         assert 0 <= row["all_begun_s"] <= row["all_finished_s"]
         assert sane(row["lag_s"])
         assert row["zk_ops_per_launch"] >= 3  # record + job state (+ an open-index node a batch), then the record
+
+
+def test_herd_of_timed_launches_follows_every_one_to_its_result() -> None:
+    result = bench_herd.run([200], [1], 1, 5.0)
+    (herd,) = result["rows"]
+    (results,) = result["results"]
+    assert herd["submitted"] == 200 and herd["following_at_herd"] >= 0
+    assert results["results"] == 200
+    assert sane(results["recorded_after_end_s"])
+    assert results["zk_ops_per_result"] > 0
+
+
+def test_results_of_real_processes_are_recorded_after_they_end() -> None:
+    (row,) = bench_results.run(["process"], 3, 12.0)["rows"]
+    assert row["results"] >= 3
+    assert sane(row["recorded_after_end_s"]) and row["recorded_after_end_s"]["p50"] >= 0
+    assert row["zk_ops_per_result"] > 0
 
 
 def test_steady_misses_no_launch() -> None:

@@ -16,17 +16,17 @@ from typing import Any
 import pytest
 
 from cronframework import metrics
+from cronframework.abc import StateStore
 from cronframework.api import Api, LocalCluster, TokenAuth
-from cronframework.api.http import Request, Response
-from cronframework.apply import spec_document
+from cronframework.catalog.apply import spec_document
+from cronframework.catalog.cache import SpecCache, spec_problem
 from cronframework.cli import main
-from cronframework.jobs import SpecCache, spec_problem
-from cronframework.records import JobState
-from cronframework.status import collect
-from cronframework.store import SpecChange, StateStore, StoredSpec
-from cronframework.store.embedded import SqliteStore
+from cronframework.ops.status import collect
+from cronframework.records import JobState, SpecChange, StoredSpec
+from cronframework.store.sqlite import SqliteStore
 from cronframework.testing import FakeFence
 from tests.leader_harness import T0, Cluster, job
+from tests.test_api import Response, call
 
 OLD_NEGATIVE_TIMEOUT = {
     "schedule": "* * * * *",
@@ -87,7 +87,7 @@ def test_spec_problem_never_shows_a_tasks_environment_or_command() -> None:
 
 
 def test_status_document_marks_the_job_broken_with_the_reason(cluster: Cluster) -> None:
-    jobs = by_job(collect(cluster.store, None))
+    jobs = by_job(collect(cluster.store, []))
     assert jobs["bad"]["state"] == "broken" and "'task.timeout'" in jobs["bad"]["problem"]
     assert jobs["bad"]["next"] is None
     assert (jobs["good"]["state"], jobs["good"]["problem"]) == ("enabled", None)
@@ -97,7 +97,7 @@ def test_state_is_paused_or_disabled_for_jobs_that_compile() -> None:
     c = Cluster()
     c.apply(job("off", enabled=False), job("held"))
     c.store.set_paused("held", True)
-    jobs = by_job(collect(c.store, None))
+    jobs = by_job(collect(c.store, []))
     assert (jobs["off"]["state"], jobs["held"]["state"]) == ("disabled", "paused")
 
 
@@ -164,7 +164,7 @@ def get(cluster: Cluster, target: str) -> Response:
     api = Api(
         cluster.store, LocalCluster("r1", url="http://127.0.0.1:1", epoch=lambda: 1), TokenAuth(None), cluster.clock
     )
-    return api.handle(Request("GET", target, {}, b""))
+    return call(api, "GET", target)
 
 
 def test_api_jobs_and_job_detail_show_the_broken_job(cluster: Cluster) -> None:

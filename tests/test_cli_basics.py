@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cronframework import __version__
-from cronframework.apply import apply_diff, diff_specs
-from cronframework.specfile import load_jobs_from_text
-from cronframework.store.embedded import SqliteStore
+from cronframework.catalog.apply import apply_diff, diff_specs
+from cronframework.spec.files import load_jobs_from_text
+from cronframework.store.sqlite import SqliteStore
 
 MANY_JOBS = "job:\n" + "".join(
     f"  job-{i:04}:\n    schedule: '*/5 * * * *'\n    backend: noop\n    task: {{command: [/bin/true]}}\n"

@@ -14,19 +14,28 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from cronframework.apply import apply_diff, diff_specs
+from cronframework.catalog.apply import apply_diff, diff_specs
 from cronframework.cli import main
 from cronframework.errors import StateStoreUnavailable
-from cronframework.records import JobState, LaunchRecord, Outcome, RecordState
-from cronframework.specfile import load_jobs
-from cronframework.store import Begin, SpecChange
-from cronframework.store.embedded import SqliteStore
-from cronframework.store.zk_client import connect_zk
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    Outcome,
+    RecordState,
+    ResultBatch,
+    SpecChange,
+    TaskResult,
+)
+from cronframework.spec.files import load_jobs
+from cronframework.store.sqlite import SqliteStore
+from cronframework.store.zookeeper.client import connect_zk
 
 JOBS = """
 job:
@@ -220,6 +229,43 @@ def test_history_of_a_deleted_job_still_shows_its_records(state: Path, capsys: p
     store.close()
     assert cli("history", "gone", "--state-dir", str(state), "--no-lookup") == 0
     assert "gone-20261125t030000z" in capsys.readouterr().out
+
+
+def test_history_and_status_show_each_task_s_result_with_stable_keys(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = stored(state)
+    fence = store.acquire_leadership("test")
+    at = datetime(2026, 11, 24, 3, tzinfo=UTC)
+    launched = LaunchRecord("beat-20261124t030000z", "beat", at, RecordState.FINISHED, outcome=Outcome.SUBMITTED)
+    store.begin(fence, [begin_item(launched)])
+    ended = launched.with_result(
+        TaskResult.FAILED, reason="exit code 3", exit_code=3, started_at=at, ended_at=at + timedelta(seconds=12)
+    )
+    store.record_results(fence, ResultBatch([ended], [JobResults("beat").add(ended, final=True, now=at)]))
+    store.close()
+    assert cli("history", "beat", "--state-dir", str(state), "--json", "--no-lookup") == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert {k: row[k] for k in ("outcome", "result", "exit_code", "result_reason", "duration", "task_attempt")} == {
+        "outcome": "submitted",
+        "result": "failed",
+        "exit_code": 3,
+        "result_reason": "exit code 3",
+        "duration": 12.0,
+        "task_attempt": 1,
+    }
+    assert row["ended_at"] == "2026-11-24T03:00:12+00:00" and "lookup" not in row
+    assert cli("history", "beat", "--state-dir", str(state), "--no-lookup") == 0
+    assert "failed (exit 3)" in capsys.readouterr().out
+    assert cli("status", "--state-dir", str(state), "--json", "--no-lookup") == 0
+    beat = next(j for j in json.loads(capsys.readouterr().out)["jobs"] if j["job"] == "beat")
+    assert beat["last_launch"]["result"] == "failed" and beat["last_launch"]["duration"] == 12.0
+    assert (beat["failures"], beat["last_success"], beat["last_failure"]) == (1, None, "2026-11-24T03:00:12+00:00")
+    assert beat["recent"] == [
+        {"launch": launched.name, "result": "failed", "ended_at": "2026-11-24T03:00:12+00:00", "duration": 12.0}
+    ]
+    assert cli("status", "--state-dir", str(state), "--no-lookup") == 0
+    assert "failed (exit 3) 12.0s" in capsys.readouterr().out
 
 
 def begin_item(record: LaunchRecord) -> Begin:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cronframework.config import load_config, load_embedded_config
+from cronframework.cluster.config import load_config, load_embedded_config
 from cronframework.errors import CronframeworkError
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cronframework.records import Outcome, RecordState
-from cronframework.store.embedded import SqliteStore
+from cronframework.store.sqlite import SqliteStore
 
 JOBS = """
 job:

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from cronframework.backend import BackendSet, BackendStatus, LaunchState
+from cronframework.adapters import BackendSet
+from cronframework.catalog.cache import SpecCache
+from cronframework.engine.leader import LeaderConfig, LeaderSession
 from cronframework.errors import (
     BackendTimeout,
     BackendUnreachable,
@@ -18,11 +20,9 @@ from cronframework.errors import (
     StateStoreUnavailable,
     TransientBackendError,
 )
-from cronframework.jobs import SpecCache
-from cronframework.leader import LeaderConfig, LeaderSession
-from cronframework.leadership import SoleLeader
-from cronframework.records import LaunchRecord, Outcome, RecordState
-from cronframework.store import SpecChange, StoredSpec
+from cronframework.launch import BackendStatus, LaunchState
+from cronframework.records import LaunchRecord, Outcome, RecordState, SpecChange, StoredSpec
+from cronframework.store.sqlite import SoleLeader
 from tests.leader_harness import T0, Cluster, job
 
 
@@ -769,3 +769,57 @@ def test_what_a_launching_tick_keeps_is_frozen_out_of_the_full_collections() -> 
     assert entry is not None and gc.is_tracked(entry)
     assert gc.get_freeze_count() > frozen
     assert not any(o is entry for o in gc.get_objects()), "the job's new entry is still in a collected generation"
+
+
+def test_forbid_skips_while_the_previous_launch_is_left_open() -> None:
+    """A submit that timed out leaves its record open: it may still land inside a slow daemon. "Not found" for it
+    at the next instant proves nothing, so a `forbid` job fails closed until recovery concludes it."""
+    cluster = Cluster()
+    cluster.apply(job("guarded", concurrency="forbid", retries={"attempts": 2, "backoff": "1s"}))
+    first, second = "guarded-20261125t060100z", "guarded-20261125t060200z"
+
+    def stuck(name: str) -> BaseException | None:
+        return BackendTimeout("read timed out") if name == first else None
+
+    cluster.backend.fail["submit"] = stuck
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 120)
+    assert [r.name for r in cluster.store.open_launches()] == [first]
+    assert second not in cluster.backend.submitted
+    record = cluster.store.get_launch(second)
+    assert record is not None and record.outcome is Outcome.SKIPPED
+    assert f"previous launch {first} has no recorded outcome yet" in (record.reason or "")
+
+
+def test_replace_stops_the_previous_launch_only_once_the_new_record_is_written() -> None:
+    """A leader that dies between the stop and sync point one would leave the old run stopped and nothing recorded
+    in its place; stopped after it, the new launch is an open record that recovery concludes."""
+    cluster = Cluster()
+    cluster.apply(job("swap", concurrency="replace"))
+    first, second = "swap-20261125t060100z", "swap-20261125t060200z"
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    recorded_at_stop: list[bool] = []
+
+    def check(name: str) -> None:
+        recorded_at_stop.append(name == first and cluster.store.get_launch(second) is not None)
+
+    cluster.backend.fail["stop"] = check
+    cluster.run_for(session, 60)
+    assert recorded_at_stop == [True] and cluster.backend.submitted == [first, second]
+
+
+def test_replace_launches_nothing_when_the_previous_launch_cannot_be_stopped() -> None:
+    cluster = Cluster()
+    cluster.apply(job("swap", concurrency="replace"))
+    session, _ = cluster.leader()
+    session.promote()
+    cluster.run_for(session, 60)
+    cluster.backend.fail["stop"] = TransientBackendError("daemon down")
+    cluster.run_for(session, 60)
+    assert cluster.backend.submitted == ["swap-20261125t060100z"]
+    record = cluster.store.get_launch("swap-20261125t060200z")
+    assert record is not None and record.outcome is Outcome.FAILED
+    assert "could not stop previous launch swap-20261125t060100z" in (record.reason or "")

@@ -53,7 +53,39 @@ def test_job_names_that_cannot_become_backend_ids_are_refused(name: str, problem
 
 
 @pytest.mark.parametrize(
-    "text", ["plain", "job-2026", "job-20261125t063000", "Job-20261125t063000z", "x-20261125t063000z-n"]
+    ("identity", "name"),
+    [
+        (
+            LaunchIdentity("nightly-report", datetime(2026, 11, 25, 6, 30, tzinfo=UTC), attempt=2),
+            "nightly-report-20261125t063000z-a2",
+        ),
+        (
+            LaunchIdentity("backup", datetime(2026, 3, 8, 2, 30, tzinfo=UTC), manual=True, attempt=10),
+            "backup-20260308t023000z-m-a10",
+        ),
+        (LaunchIdentity("app-a2", datetime(2026, 1, 1, tzinfo=UTC)), "app-a2-20260101t000000z"),
+    ],
+)
+def test_retry_names_are_pinned(identity: LaunchIdentity, name: str) -> None:
+    """A retry (`retry:`) is the launch's own name plus -a<N>; the first run keeps the plain name."""
+    assert identity.name == name
+    assert parse_launch_name(name) == identity
+    assert identity.retry(1).name == launch_name(identity.job, identity.scheduled, manual=identity.manual)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        "job-2026",
+        "job-20261125t063000",
+        "Job-20261125t063000z",
+        "x-20261125t063000z-n",
+        "x-20261125t063000z-a1",
+        "x-20261125t063000z-a0",
+        "x-20261125t063000z-a101",
+        "x-20261125t063000z-a2-m",
+    ],
 )
 def test_strings_that_are_not_launch_names_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a cronframework launch name"):
@@ -64,11 +96,15 @@ job_names = st.from_regex(r"[a-z0-9]([a-z0-9_.-]{0,20}[a-z0-9])?", fullmatch=Tru
 instants = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 1, 1), timezones=st.just(UTC))
 
 
-@given(job_names, job_names, instants, instants, st.booleans(), st.booleans())
+attempts = st.integers(1, 100)
+
+
+@given(job_names, job_names, instants, instants, st.booleans(), st.booleans(), attempts, attempts)
 def test_names_are_injective_valid_and_invertible(
-    job_a: str, job_b: str, at_a: datetime, at_b: datetime, manual_a: bool, manual_b: bool
+    job_a: str, job_b: str, at_a: datetime, at_b: datetime, manual_a: bool, manual_b: bool, try_a: int, try_b: int
 ) -> None:
-    a, b = LaunchIdentity(job_a, at_a, manual=manual_a), LaunchIdentity(job_b, at_b, manual=manual_b)
+    a = LaunchIdentity(job_a, at_a, manual=manual_a, attempt=try_a)
+    b = LaunchIdentity(job_b, at_b, manual=manual_b, attempt=try_b)
     assert (a.name == b.name) == (a == b)
     assert parse_launch_name(a.name) == a
-    assert DOCKER_NAME.match(a.name) and " " not in a.name and len(a.name) <= JOB_NAME_MAX + 19
+    assert DOCKER_NAME.match(a.name) and " " not in a.name and len(a.name) <= JOB_NAME_MAX + 24

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from backends.noop import NoopBackend, create
-from cronframework.backend import Launch, LaunchState, SubmitOutcome, load_backend
+from cronframework.adapters import load_backend
 from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from cronframework.testing import FakeClock
 from tests.backend_conformance import conformance_launch
 
@@ -119,3 +120,26 @@ def test_create_reads_config_and_entry_point_loads_it() -> None:
         create({"state": "sleepy"})
     with pytest.raises(PermanentBackendError, match="succeeded or running"):
         create({"state": "failed"})
+
+
+def test_timed_mode_runs_each_launch_for_its_time_then_ends_as_configured() -> None:
+    """The benchmarks' stand-in for real tasks: running for `run_for`, then finished, and watched."""
+    clock = FakeClock(T0)
+    backend = create({"run_for": "30s", "ends": "failed"})
+    backend.clock = clock
+    first, second = _launch(day=1), _launch(day=2)
+    backend.submit(first.name, first)
+    clock.advance(10)
+    backend.submit(second.name, second)
+    status = backend.lookup(first.name)
+    assert status is not None and status.state is LaunchState.RUNNING
+    assert backend.ended([first.name, second.name], 0) == set()
+    assert backend.ended([first.name, second.name], 60) == {first.name}  # waited on the clock for the first end
+    assert clock.now() == T0 + timedelta(seconds=30)
+    status = backend.lookup(first.name)
+    assert status is not None and (status.state, status.exit_code, status.finished_at) == (
+        LaunchState.FAILED,
+        1,
+        T0 + timedelta(seconds=30),
+    )
+    assert backend.ended(["bench-20990101t000000z"], 0) == {"bench-20990101t000000z"}  # unknown: the lookup says so

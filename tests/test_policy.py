@@ -1,13 +1,13 @@
-"""Pure decisions for due instants (policy.plan_job) and the dispatcher heap, with named instants."""
+"""Pure decisions for due instants (policy.decide_instants) and the dispatcher heap, with named instants."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cronframework.dispatcher import Dispatcher, Entry
-from cronframework.jobspec import JobSpec
-from cronframework.policy import plan_job
-from cronframework.schedule import parse_schedule
+from cronframework.engine.dispatcher import Dispatcher, Entry
+from cronframework.engine.policy import decide_instants
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import JobSpec
 
 NINE = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 TOLERANCE = timedelta(seconds=30)
@@ -19,7 +19,7 @@ def spec(schedule: str = "* * * * *", **fields: object) -> JobSpec:
 
 def plan(s: JobSpec, watermark: datetime, now: datetime, **kw: object):  # type: ignore[no-untyped-def]
     schedule = parse_schedule(s.schedule, job=s.name, timezone=s.timezone, dst=s.dst)
-    return plan_job(s, schedule, watermark, now, tolerance=TOLERANCE, **kw)  # type: ignore[arg-type]
+    return decide_instants(s, schedule, watermark, now, tolerance=TOLERANCE, **kw)  # type: ignore[arg-type]
 
 
 def test_on_time_instant_launches_and_watermark_moves_past_now() -> None:

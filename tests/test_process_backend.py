@@ -17,8 +17,9 @@ import pytest
 
 from backends import process_runner as rt
 from backends.process import ProcessBackend, create, default_state_dir
-from cronframework.backend import LaunchState, SubmitOutcome, load_backend
+from cronframework.adapters import load_backend
 from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import LaunchState, SubmitOutcome
 from tests.backend_conformance import (
     BackendConformance,
     MakeLaunch,
@@ -157,6 +158,7 @@ def test_timeout_terminates_the_task(backend: ProcessBackend) -> None:
     status = wait_for(lambda: backend.lookup(launch.name), finished, FAST)
     assert status is not None
     assert (status.state, status.reason, status.exit_code) == (LaunchState.FAILED, "timed out", 128 + 15)
+    assert status.timed_out
     assert time.monotonic() - started < 4
 
 

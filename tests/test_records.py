@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cronframework.naming import LaunchIdentity
-from cronframework.records import JobState, LaunchRecord, Outcome, RecordState
+from cronframework.records import JobResults, JobState, LaunchRecord, Outcome, RecordState, TaskResult
 
 ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 T = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
@@ -72,3 +72,39 @@ def test_job_state_bytes_match_the_reference_encoder(last: str | None, has_next:
     expected = ENCODE({"next": T.isoformat() if has_next else None, "last": last}).encode()
     assert state.to_bytes() == expected
     assert JobState.from_bytes("job-a", state.to_bytes()) == state
+
+
+@given(
+    result=st.sampled_from(TaskResult),
+    reason=st.one_of(st.none(), st.text(max_size=40)),
+    exit_code=st.one_of(st.none(), st.integers(-255, 255)),
+    ran=st.one_of(st.none(), st.integers(0, 10**7)),
+    attempt=st.integers(1, 100),
+    retry=st.booleans(),
+)
+def test_a_record_with_its_result_matches_the_reference_encoder(
+    result: TaskResult, reason: str | None, exit_code: int | None, ran: int | None, attempt: int, retry: bool
+) -> None:
+    identity = LaunchIdentity("job-a", T, attempt=attempt)
+    launched = LaunchRecord.begin(identity, leader="r1", epoch=3, now=T).finish(Outcome.SUBMITTED, now=T)
+    started = T + timedelta(seconds=1)
+    ended = started + timedelta(milliseconds=ran) if ran is not None else None
+    record = launched.with_result(result, reason=reason, exit_code=exit_code, started_at=started, ended_at=ended)
+    if retry:
+        record = LaunchRecord.from_dict({**record.to_dict(), "retry_at": (T + timedelta(minutes=1)).isoformat()})
+    assert record.to_bytes() == reference(record)
+    assert LaunchRecord.from_bytes(record.to_bytes()) == record
+    assert record.following is retry and record.duration == (None if ran is None else ran / 1000)
+
+
+def test_a_job_s_summary_counts_only_final_failures_and_keeps_the_last_runs() -> None:
+    identity = LaunchIdentity("job-a", T)
+    launched = LaunchRecord.begin(identity, leader="r1", epoch=1, now=T).finish(Outcome.SUBMITTED, now=T)
+    failed = launched.with_result(TaskResult.FAILED, ended_at=T)
+    retried = launched.with_result(TaskResult.FAILED, ended_at=T)
+    summary = JobResults("job-a").add(retried, final=False, now=T).add(failed, final=True, now=T)
+    assert summary.failures == 1 and len(summary.recent) == 2 and summary.last_failure == T
+    for n in range(12):
+        summary = summary.add(launched.with_result(TaskResult.SUCCEEDED, ended_at=T + timedelta(n)), final=True, now=T)
+    assert summary.failures == 0 and len(summary.recent) == 10 and summary.last_success == T + timedelta(11)
+    assert JobResults.from_bytes("job-a", summary.to_bytes()) == summary

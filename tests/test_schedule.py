@@ -10,8 +10,9 @@ from itertools import islice
 import pytest
 
 from cronframework.errors import ScheduleError
-from cronframework.jobspec import DstPolicy, RepeatedTime, SkippedTime
-from cronframework.schedule import parse_schedule
+from cronframework.schedule.dst import RepeatedTime, SkippedTime
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import DstPolicy
 
 BOTH = DstPolicy(repeated=RepeatedTime.BOTH)
 SKIP = DstPolicy(skipped=SkippedTime.SKIP)

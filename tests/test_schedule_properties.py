@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cronframework.jobspec import DstPolicy, RepeatedTime, SkippedTime
-from cronframework.schedule import parse_schedule
+from cronframework.schedule.dst import RepeatedTime, SkippedTime
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import DstPolicy
 
 ZONES = ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
 MINUTE = 60

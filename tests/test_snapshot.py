@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from cronframework.abc import StateStore
 from cronframework.cli import main
 from cronframework.naming import LaunchIdentity
-from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
-from cronframework.snapshot import (
+from cronframework.ops.snapshot import (
     FORMAT_VERSION,
     PeriodicSnapshots,
     SnapshotError,
@@ -25,8 +25,8 @@ from cronframework.snapshot import (
     parse,
     read_launches,
 )
-from cronframework.store import Begin, SpecChange, StateStore
-from cronframework.store.embedded import SqliteStore
+from cronframework.records import Begin, JobState, LaunchRecord, Outcome, SpecChange, TriggerRequest
+from cronframework.store.sqlite import SqliteStore
 from cronframework.testing import FakeClock, FakeFence, MemoryStore
 
 T0 = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
@@ -402,8 +402,9 @@ def test_the_leader_writes_periodic_snapshots_from_its_ticks(tmp_path: Path) -> 
     for _ in range(12):  # twelve one-minute ticks: snapshots at minutes 0 (the first tick), 5 and 10
         cluster.clock.advance(60)
         session.tick()
-        assert session._snapshots is not None
-        session._snapshots.join(10)
+        snapshots = session._housekeeping.snapshots
+        assert snapshots is not None
+        snapshots.join(10)
     written = files(tmp_path / "snaps")
     assert len(written) == 3
     newest = json.loads(gzip.decompress((tmp_path / "snaps" / written[-1]).read_bytes()))
@@ -411,7 +412,7 @@ def test_the_leader_writes_periodic_snapshots_from_its_ticks(tmp_path: Path) -> 
 
 
 def test_the_config_file_snapshot_section_reaches_the_leader(tmp_path: Path) -> None:
-    from cronframework.config import load_config
+    from cronframework.cluster.config import load_config
     from cronframework.errors import CronframeworkError
 
     path = tmp_path / "scheduler.yaml"
@@ -422,3 +423,26 @@ def test_the_config_file_snapshot_section_reaches_the_leader(tmp_path: Path) -> 
     path.write_text("snapshot: {dir: /backups, keep: 0}\n")
     with pytest.raises(CronframeworkError, match=r"snapshot\.keep"):
         load_config(str(path), {})
+
+
+def test_a_retry_attempt_record_round_trips_through_a_snapshot() -> None:
+    """A `retry:` attempt is named `<launch>-aN`; a snapshot holding one must import (the import refused it)."""
+    identity = LaunchIdentity("flaky", T0).retry(2)
+    record = LaunchRecord.begin(identity, leader="r1", epoch=1, now=T0).finish(Outcome.SUBMITTED, now=T0)
+    assert record.name.endswith("-a2") and record.task_attempt == 2
+    document = {
+        "format_version": FORMAT_VERSION,
+        "created_at": T0.isoformat(),
+        "source": "x",
+        "specs": [],
+        "job_states": [],
+        "paused": [],
+        "launches": [record.to_dict()],
+        "triggers": [],
+        "takeover": None,
+    }
+    [back] = parse(document).launches
+    assert back.name == record.name and back.task_attempt == 2
+    forged = {**record.to_dict(), "task_attempt": 3}
+    with pytest.raises(SnapshotError, match="does not match"):
+        parse({**document, "launches": [forged]})

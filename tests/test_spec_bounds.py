@@ -16,14 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronframework.apply import spec_document
+from cronframework.catalog.apply import spec_document
+from cronframework.catalog.cache import compile_job
 from cronframework.cli import main
-from cronframework.duration import MAX_DURATION, format_duration, parse_duration
 from cronframework.errors import SpecErrors
-from cronframework.jobs import compile_job
-from cronframework.jobspec import JobSpec
-from cronframework.specfile import load_jobs_from_text
-from cronframework.store import StoredSpec
+from cronframework.records import StoredSpec
+from cronframework.schedule.duration import MAX_DURATION, format_duration, parse_duration
+from cronframework.spec.files import load_jobs_from_text
+from cronframework.spec.model import JobSpec
 
 FILE = "f.yaml"
 DURATION_FIELDS = (
@@ -33,6 +33,7 @@ DURATION_FIELDS = (
     ("retries", "backoff"),
     ("retries", "max_backoff"),
     ("retention", "age"),
+    ("expect", "success_within"),
 )
 
 
@@ -83,6 +84,14 @@ REFUSED = [
     (("schedule",), '"@every 999999999999999999999s"'),
     (("schedule",), '"@every 367d"'),
     (("schedule",), '"@every 1h +99999999999999999999999d"'),
+    (("retry", "attempts"), "0"),
+    (("retry", "attempts"), "101"),
+    (("retry", "backoff"), "0"),
+    (("retry", "max_backoff"), "-1"),
+    (("expect", "success_within"), "0"),
+    (("expect", "success_within"), "367d"),
+    (("suspend_after_failures",), "0"),
+    (("suspend_after_failures",), "1001"),
 ]
 
 
@@ -207,7 +216,15 @@ def test_any_duration_either_is_a_field_error_or_round_trips_through_the_store(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.sampled_from([("catchup", "max"), ("retries", "attempts"), ("retention", "count")]),
+    st.sampled_from(
+        [
+            ("catchup", "max"),
+            ("retries", "attempts"),
+            ("retention", "count"),
+            ("retry", "attempts"),
+            ("suspend_after_failures",),
+        ]
+    ),
     _NUMBERS,
 )
 def test_any_count_either_is_a_field_error_or_round_trips_through_the_store(path: tuple[str, ...], value: str) -> None:
@@ -233,3 +250,59 @@ def test_apply_and_run_refuse_before_writing_anything(
     assert main([command, str(tmp_path / FILE), "--state-dir", str(state)]) == 1
     assert f"{FILE}:{line}:{col}: job 'j': field 'task.timeout': " in capsys.readouterr().err
     assert not state.exists()
+
+
+BAD_NOTIFY = """\
+job:
+  j:
+    schedule: "@every 1m"
+    task: {command: [/bin/true]}
+    retry: {attempts: 3, on: [failed, crashed]}
+    notify:
+      - url: ftp://hooks.example/x
+        secret_env: CF_BOUNDS_SECRET
+      - url: https://hooks.example/y
+        events: [failed, exploded]
+        secret_env: CF_BOUNDS_SECRET
+      - url: https://hooks.example/z
+  k:
+    schedule: "@every 1m"
+    task: {command: [/bin/true]}
+    retry: {backoff: 10m, max_backoff: 1m}
+"""
+
+
+def test_bad_webhooks_retries_and_events_are_field_errors_with_positions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a job that silently does not notify: each problem is its own line, at the offending value."""
+    monkeypatch.setenv("CF_BOUNDS_SECRET", "s3cret")
+    (tmp_path / FILE).write_text(BAD_NOTIFY)
+    assert main(["validate", str(tmp_path / FILE)]) == 1
+    prefix = f"error: {tmp_path / FILE}:"
+    errors = [line.removeprefix(prefix) for line in capsys.readouterr().err.splitlines()]
+    assert [e.split(": ", 3)[:3] for e in errors] == [
+        ["5:39", "job 'j'", "field 'retry.on[1]'"],
+        ["7:14", "job 'j'", "field 'notify[0].url'"],
+        ["10:26", "job 'j'", "field 'notify[1].events[1]'"],
+        ["12:9", "job 'j'", "field 'notify[2]'"],
+        ["16:12", "job 'k'", "field 'retry'"],
+    ], errors
+    for error, words in zip(errors, ["'crashed'", "http://", "'exploded'", "secret_env", "max_backoff"], strict=True):
+        assert words in error, error
+
+
+def test_a_webhook_secret_missing_here_is_an_error_at_its_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CF_BOUNDS_UNSET", raising=False)
+    text = (
+        'job:\n  j:\n    schedule: "@every 1m"\n    task: {command: [/bin/true]}\n    notify:\n'
+        "      - url: https://hooks.example/y\n        secret_env: CF_BOUNDS_UNSET\n"
+        f"      - url: https://hooks.example/w\n        secret_file: {tmp_path / 'none'}\n"
+    )
+    (tmp_path / FILE).write_text(text)
+    assert main(["validate", str(tmp_path / FILE)]) == 1
+    err = capsys.readouterr().err
+    assert f"{FILE}:7:21: job 'j': field 'notify[0].secret_env': the secret 'CF_BOUNDS_UNSET' is not set" in err
+    assert f"{FILE}:9:22: job 'j': field 'notify[1].secret_file': the secret file " in err

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronframework import specfile, yamlpos
 from cronframework.errors import SpecError, SpecErrors
-from cronframework.jobspec import CatchupPolicy, Concurrency, OnUncertain
-from cronframework.specfile import LoadedJob, load_jobs, load_jobs_from_text, load_jobs_from_texts
+from cronframework.spec import files as specfile
+from cronframework.spec import yamlpos
+from cronframework.spec.files import LoadedJob, load_jobs, load_jobs_from_text, load_jobs_from_texts
+from cronframework.spec.model import CatchupPolicy, Concurrency, OnUncertain
 
 CORPUS = Path(__file__).parent / "bad_specs"
 EXAMPLES = Path(__file__).parent.parent / "examples"

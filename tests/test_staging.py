@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from cronframework.backend import BackendStatus, LaunchState
+from cronframework.engine.leader import LeaderSession
 from cronframework.errors import StateStoreUnavailable
-from cronframework.leader import LeaderSession
+from cronframework.launch import BackendStatus, LaunchState
 from cronframework.records import Outcome
 from tests.leader_harness import T0, Cluster, job
 

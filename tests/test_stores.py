@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from cronframework.errors import StateStoreError
-from cronframework.leadership import SoleLeader
-from cronframework.store.embedded import SqliteStore
+from cronframework.store.sqlite import SoleLeader, SqliteStore
 from cronframework.testing import FakeFence, MemoryStore
 from tests.store_conformance import StoreConformance
 

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import threading
 
-from cronframework.store.zk_open import OpenIndex, encode_names, is_index_node, listed_names, node_name
+from cronframework.store.zookeeper.open_index import OpenIndex, decode_names, encode_names, node_name
 
 A, B, C, D = (f"job-{i}-20261126t100000z" for i in "abcd")
 
 
 def test_a_node_is_named_after_its_first_launch_and_lists_every_one() -> None:
     node = node_name([A, B, C])
-    assert node == f"{A}+3" and is_index_node(node)
-    assert listed_names(node, encode_names([A, B, C])) == [A, B, C]
-
-
-def test_a_per_launch_entry_lists_itself_whatever_it_holds() -> None:
-    assert not is_index_node(A)
-    assert listed_names(A, b"") == [A]
+    assert node == f"{A}+3"
+    assert decode_names(encode_names([A, B, C])) == [A, B, C]
 
 
 def test_a_node_is_emptied_only_by_all_of_its_open_launches() -> None:

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cronframework.cluster.election import Election
 from cronframework.errors import CronframeworkError
+from cronframework.store.zookeeper.client import zk_errors
 
 
 class Cluster(Protocol):
@@ -82,8 +84,6 @@ class ZkCluster:
         ready: Callable[[], tuple[bool, str]],
         acl: Any = None,
     ) -> None:
-        from cronframework.election import Election
-
         self._client, self._root, self.replica_id = client, root, replica_id
         self._leading, self._ready, self._acl = leading, ready, acl
         self._reader = Election(client, root, f"{replica_id}-api-reader")
@@ -95,8 +95,6 @@ class ZkCluster:
         return self._root
 
     def members(self) -> list[dict[str, Any]]:
-        from cronframework.store.zk_client import zk_errors
-
         urls = self._published()
         with zk_errors("listing replicas"):
             candidates = self._reader.replicas()
@@ -138,8 +136,6 @@ class ZkCluster:
     def _ensure(self) -> None:
         from kazoo.exceptions import NodeExistsError
 
-        from cronframework.store.zk_client import zk_errors
-
         if not self._client.connected or self._url is None:
             return
         path = f"{api_folder(self._root)}/{self.replica_id}"
@@ -151,8 +147,6 @@ class ZkCluster:
 
     def _published(self) -> dict[str, str]:
         from kazoo.exceptions import NoNodeError
-
-        from cronframework.store.zk_client import zk_errors
 
         folder, out = api_folder(self._root), {}
         with zk_errors("reading API addresses"):

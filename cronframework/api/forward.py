@@ -1,30 +1,52 @@
-"""A follower hands a write to the leader's API and relays the answer, so clients need to know only one replica."""
+"""A follower hands a write to the leader's API and relays the answer, so clients need to know only one replica.
+
+Over TLS the follower checks the leader's certificate against the configured CA and, where the leader requires
+client certificates, presents its own (the same pair it serves with).
+"""
 
 from __future__ import annotations
 
 import logging
+import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 
-from .http import Request, Response, error
+from starlette.responses import Response
+
+from .errors import error
 
 log = logging.getLogger("cronframework.api")
 
 FORWARDED_HEADER = "X-Cronframework-Forwarded-By"
-PASSED_HEADERS = ("Authorization", "Content-Type")
+LEADER_HEADER = "X-Cronframework-Leader"
+PASSED_HEADERS = ("authorization", "content-type")
 TIMEOUT = 10.0
-# replica to replica traffic never goes through an HTTP proxy from the environment
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def forward(leader_url: str, request: Request, *, via: str) -> Response:
-    headers = {name: value for name in PASSED_HEADERS if (value := request.header(name)) is not None}
-    headers[FORWARDED_HEADER] = via
-    outgoing = urllib.request.Request(
-        leader_url.rstrip("/") + request.target, data=request.body, headers=headers, method=request.method
-    )
+def opener(context: ssl.SSLContext | None = None) -> urllib.request.OpenerDirector:
+    """Replica to replica traffic never goes through an HTTP proxy from the environment."""
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers)
+
+
+def forward(
+    leader_url: str,
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    via: str,
+    context: ssl.SSLContext | None = None,
+) -> Response:
+    passed = {name: value for name, value in headers.items() if name.lower() in PASSED_HEADERS}
+    passed[FORWARDED_HEADER] = via
+    outgoing = urllib.request.Request(leader_url.rstrip("/") + target, data=body, headers=passed, method=method)
     try:
-        with _OPENER.open(outgoing, timeout=TIMEOUT) as reply:
+        with opener(context).open(outgoing, timeout=TIMEOUT) as reply:
             return _relay(reply.status, reply.read(), reply.headers.get("Content-Type"), leader_url)
     except urllib.error.HTTPError as exc:  # the leader answered with an error status: relay it as is
         return _relay(exc.code, exc.read(), exc.headers.get("Content-Type"), leader_url)
@@ -34,4 +56,4 @@ def forward(leader_url: str, request: Request, *, via: str) -> Response:
 
 
 def _relay(status: int, body: bytes, content_type: str | None, leader_url: str) -> Response:
-    return Response(status, body, content_type or "application/json", {"X-Cronframework-Leader": leader_url})
+    return Response(body, status, {LEADER_HEADER: leader_url}, media_type=content_type or "application/json")

@@ -4,43 +4,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from itertools import islice
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from cronframework.cli.plan import PlannedLaunch
-from cronframework.jobs import BrokenSpec, Job, compile_job
-from cronframework.jobspec import JobSpec
-from cronframework.naming import launch_name
-from cronframework.status import collect, job_status
-from cronframework.store import StateStore, StoredSpec
+from cronframework.abc import ReadStore
+from cronframework.adapters import BackendSet
+from cronframework.catalog.cache import BrokenSpec, Job, compile_job
+from cronframework.ops.status import LAUNCHED, backend_result, collect, job_status
+from cronframework.ops.upcoming import UpcomingLaunch, upcoming
+from cronframework.records import StoredSpec
+from cronframework.spec.model import JobSpec
 
 from .cluster import Cluster
+from .errors import NotFound
 
 MAX_NEXT = 100
 MAX_HISTORY = 1000
 _SCHEDULING = ("schedule", "timezone", "backend", "concurrency")
 
 
-class NotFound(LookupError):
-    pass
-
-
-def status(store: StateStore, cluster: Cluster) -> dict[str, Any]:
+def status(store: ReadStore, cluster: Cluster) -> dict[str, Any]:
     """`status --json`, with leader and replicas from the cluster view (they carry each replica's `api` URL)."""
-    body = collect(store, cluster.root)
-    members = cluster.members()
-    body["leader"], body["replicas"] = (members[0] if members else None), members
-    return body
+    return collect(store, cluster.members())
 
 
-def job_item(store: StateStore, name: str) -> dict[str, Any]:
+def job_item(store: ReadStore, name: str) -> dict[str, Any]:
     """One element of `status --json` jobs[], for one job."""
     stored = _stored(store, name)
-    return job_status(store, stored, store.read_job_states().get(name), name in store.read_paused())
+    summary = store.read_job_results().get(name)
+    return job_status(store, stored, store.read_job_states().get(name), name in store.read_paused(), summary=summary)
 
 
-def job_detail(store: StateStore, name: str, now: datetime, count: int) -> dict[str, Any]:
+def job_detail(store: ReadStore, name: str, now: datetime, count: int) -> dict[str, Any]:
     item = job_item(store, name)
     stored = _stored(store, name)
     try:
@@ -67,22 +61,44 @@ def _as_written(stored: StoredSpec, key: str) -> str:
     return str(stored.document.get(key, "" if field.is_required() else field.get_default()))
 
 
-def next_launches(job: Job, now: datetime, count: int) -> list[PlannedLaunch]:
-    spec, zone = job.spec, ZoneInfo(job.spec.timezone)
-    instants = islice(job.schedule.iter_after(now), min(max(count, 0), MAX_NEXT))
-    return [
-        PlannedLaunch(spec.name, at.astimezone(zone), launch_name(spec.name, at), spec.schedule, job.schedule.resolved)
-        for at in instants
-    ]
+def next_launches(job: Job, now: datetime, count: int) -> list[UpcomingLaunch]:
+    return upcoming(job.spec, job.schedule, now, min(count, MAX_NEXT))
 
 
-def history(store: StateStore, name: str, limit: int) -> list[dict[str, Any]]:
+def history(store: ReadStore, name: str, limit: int) -> list[dict[str, Any]]:
     _stored(store, name)
     return [r.to_dict() for r in store.history(name, limit=min(max(limit, 0), MAX_HISTORY))]
 
 
-def _stored(store: StateStore, name: str) -> StoredSpec:
+def _stored(store: ReadStore, name: str) -> StoredSpec:
     stored = store.read_specs().get(name)
     if stored is None:
         raise NotFound(f"unknown job {name!r}")
     return stored
+
+
+def launch(store: ReadStore, backends: BackendSet | None, job: str, name: str) -> dict[str, Any]:
+    """One launch record of the job; while its task's result is still to come, with `lookup` (the backend's view)."""
+    stored = _stored(store, job)
+    record = store.get_launch(name)
+    if record is None or record.job != job:
+        raise NotFound(f"job {job!r} has no launch {name!r}")
+    item = record.to_dict()
+    if backends is not None and record.outcome in LAUNCHED and record.result is None:
+        item["lookup"] = backend_result(backends, _backend_of(stored), name)
+    return item
+
+
+def logs(store: ReadStore, backends: BackendSet | None, job: str, name: str) -> str:
+    launch(store, None, job, name)  # a launch of this job, or 404
+    if backends is None:
+        raise NotFound("this process serves no launch logs (no backends configured)")
+    return backends.get(_backend_of(_stored(store, job))).logs(name)
+
+
+def _backend_of(stored: StoredSpec) -> str:
+    return str(stored.document.get("backend", "process"))
+
+
+def timezone_of(store: ReadStore, job: str) -> str:
+    return str(_stored(store, job).document.get("timezone", "UTC"))

@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cronframework.clock import Clock
-from cronframework.config import ApiSection
+from cronframework.abc import Clock, StateStore
+from cronframework.adapters import BackendSet
+from cronframework.cluster.config import ApiSection
+from cronframework.cluster.replica import Replica
+from cronframework.engine.leader import LeaderSession
 from cronframework.errors import CronframeworkError
-from cronframework.store import StateStore
+from cronframework.store.sqlite import SoleLeader
 
+from .access import Api
 from .auth import TokenAuth
 from .cluster import Cluster, LocalCluster, ZkCluster
-from .routes import Api
 from .server import ApiServer
-
-if TYPE_CHECKING:
-    from cronframework.leader import LeaderSession
-    from cronframework.leadership import SoleLeader
-    from cronframework.replica import Replica
+from .tls import ServerTls
 
 log = logging.getLogger("cronframework.api")
 
@@ -35,23 +34,32 @@ log = logging.getLogger("cronframework.api")
 class RunningApi:
     server: ApiServer
     cluster: Cluster
+    backends: BackendSet
 
     def close(self) -> None:
         if isinstance(self.cluster, ZkCluster):
             self.cluster.close()
         self.server.close()
+        self.backends.close()
 
 
 def advertised_url(config: ApiSection, server: ApiServer) -> str:
     if config.advertise_url:
         return config.advertise_url.rstrip("/")
     host = server.host if server.host not in ("0.0.0.0", "::", "") else socket.getfqdn()
-    return f"http://{host}:{server.port}"
+    return f"{server.url.split(':', 1)[0]}://{host}:{server.port}"
 
 
-def _bind(config: ApiSection, api: Api) -> ApiServer | None:
+def _serve(
+    config: ApiSection, store: StateStore, cluster: Cluster, clock: Clock, backends: BackendSet
+) -> ApiServer | None:
+    """Token and TLS misconfigurations stop the start (CronframeworkError): a server that refuses every write or
+    every handshake is worse than none. A port that cannot be bound does not."""
+    tls = ServerTls.from_config(config.tls)
+    auth = TokenAuth(config.token(), config.read_auth)
+    api = Api(store, cluster, auth, clock, backends, tls.client_context() if tls else None)
     try:
-        return ApiServer(api, config.host, config.port).start()
+        return ApiServer(api, config.host, config.port, tls).start()
     except CronframeworkError as exc:
         log.error("API not started; the scheduler runs without it", extra={"error": str(exc)})
         return None
@@ -71,7 +79,6 @@ def serve_replica(replica: Replica, store: Any, observed: StateStore) -> Running
     config = replica.config.api
     if not config.enabled:
         return None
-    auth = TokenAuth(config.token(), config.read_auth)
     within = max(10.0, 5 * replica.config.scheduler.poll_interval)
 
     def ready() -> tuple[bool, str]:
@@ -88,11 +95,12 @@ def serve_replica(replica: Replica, store: Any, observed: StateStore) -> Running
         ready=ready,
         acl=getattr(store, "acl", None),
     )
-    server = _bind(config, Api(observed, cluster, auth, replica.clock))
+    backends = BackendSet(replica.config.backends)  # the API's own: it only reads logs and results through it
+    server = _serve(config, observed, cluster, replica.clock, backends)
     if server is None:
         return None
     cluster.publish(advertised_url(config, server))
-    return RunningApi(server, cluster)
+    return RunningApi(server, cluster, backends)
 
 
 def serve_embedded(
@@ -102,10 +110,11 @@ def serve_embedded(
     session: Callable[[], LeaderSession | None],
     clock: Clock,
     poll_interval: float,
+    backends: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RunningApi | None:
+    """`backends`: the embedded scheduler's backend configs (cli/run.py passes them), for launch logs."""
     if not config.enabled:
         return None
-    auth = TokenAuth(config.token(), config.read_auth)
     within = max(10.0, 5 * poll_interval)
     cluster = LocalCluster(
         leadership.replica,
@@ -113,8 +122,9 @@ def serve_embedded(
         leading=lambda: leadership.active,
         ready=lambda: session_fresh(session(), clock.now(), within),
     )
-    server = _bind(config, Api(store, cluster, auth, clock))
+    readers = BackendSet(backends)
+    server = _serve(config, store, cluster, clock, readers)
     if server is None:
         return None
     cluster.url = advertised_url(config, server)
-    return RunningApi(server, cluster)
+    return RunningApi(server, cluster, readers)

@@ -26,11 +26,14 @@ SUBCOMMANDS = (
     "scheduler",
     "apply",
     "status",
+    "show",
+    "delete",
     "history",
     "trigger",
     "pause",
     "logs",
     "snapshot",
+    "completion",
     "version",
 )
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import argparse
 
-from cronframework.apply import apply_diff, diff_specs
-from cronframework.cli.common import add_store_args, open_store, state_dir, uses_zookeeper
+from cronframework.catalog.apply import apply_diff, diff_specs
+from cronframework.cli.common import add_store_args, command, open_store, state_dir, uses_zookeeper
 from cronframework.errors import CronframeworkError
-from cronframework.specfile import load_jobs
-from cronframework.store.embedded import SqliteStore
+from cronframework.spec.files import load_jobs
+from cronframework.store.sqlite import SqliteStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("apply", help="write job files to a ZooKeeper cluster (shows the diff first)")
+    parser = command(
+        sub,
+        "apply",
+        "write job files to a ZooKeeper cluster (shows the diff first)",
+        ["cronframework apply jobs/ --zk zk1:2181 --dry-run", "cronframework apply jobs/ --zk zk1:2181 --prune"],
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH")
     add_store_args(parser)
     parser.add_argument("--prune", action="store_true", help="delete applied jobs missing from the files")
@@ -47,11 +52,11 @@ def handle(args: argparse.Namespace) -> int:
         store.close()
 
 
-def embedded_refusal(args: argparse.Namespace) -> str:
+def embedded_refusal(args: argparse.Namespace, command: str = "apply") -> str:
     folder = state_dir(args)
     change = "edit the files given to `cronframework run`"
     if not (folder / "state.sqlite").exists():
-        return f"apply writes to a ZooKeeper cluster: pass --zk or --config (embedded jobs: {change})"
+        return f"{command} writes to a ZooKeeper cluster: pass --zk or --config (embedded jobs: {change})"
     store = SqliteStore(folder / "state.sqlite")
     try:
         holder = store.lock_holder()
@@ -64,5 +69,5 @@ def embedded_refusal(args: argparse.Namespace) -> str:
         )
     return (
         f"{folder} is embedded state, and each `cronframework run` replaces its jobs with the files it is given: "
-        "edit those files and start `run` with them (apply writes to a ZooKeeper cluster: --zk or --config)"
+        f"edit those files and start `run` with them ({command} writes to a ZooKeeper cluster: --zk or --config)"
     )

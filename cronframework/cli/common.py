@@ -1,20 +1,107 @@
-"""Shared CLI plumbing: which store a command talks to (ZooKeeper with --zk, else the embedded state dir)."""
+"""Shared CLI plumbing: which store a command talks to (a replica's API with --addr, ZooKeeper with --zk, else the
+embedded state dir), how it prints (-o table|json), and how each subcommand documents itself.
+
+Connection flags default from the environment, as Nomad's do (NOMAD_ADDR, NOMAD_TOKEN): CRONFRAMEWORK_ADDR,
+CRONFRAMEWORK_ZK, CRONFRAMEWORK_ROOT, CRONFRAMEWORK_API_TOKEN. A flag given beats any variable; of the variables,
+CRONFRAMEWORK_ADDR beats CRONFRAMEWORK_ZK for the commands that can go through the API.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cronframework.backend import BackendSet
-from cronframework.config import DEFAULT_HOSTS, ZooKeeperConfig, load_config
-from cronframework.embedded import default_state_dir
+from cronframework.abc import StateStore
+from cronframework.adapters import BackendSet
+from cronframework.cluster.config import DEFAULT_HOSTS, ZooKeeperConfig, load_config
+from cronframework.cluster.election import election_members
+from cronframework.cluster.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
-from cronframework.specfile import did_you_mean
-from cronframework.status import leader_of
-from cronframework.store import StateStore, StoredSpec
+from cronframework.ops.status import leader_of
+from cronframework.records import StoredSpec
+from cronframework.spec.files import did_you_mean
+from cronframework.store.sqlite import SqliteStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
+
+ENV_ZK, ENV_ROOT, ENV_ADDR, ENV_TOKEN = (
+    "CRONFRAMEWORK_ZK",
+    "CRONFRAMEWORK_ROOT",
+    "CRONFRAMEWORK_ADDR",
+    "CRONFRAMEWORK_API_TOKEN",
+)
+ENV_CACERT, ENV_CLIENT_CERT, ENV_CLIENT_KEY = (
+    "CRONFRAMEWORK_CACERT",
+    "CRONFRAMEWORK_CLIENT_CERT",
+    "CRONFRAMEWORK_CLIENT_KEY",
+)
+
+
+def command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, examples: Sequence[str]
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does and shows how it is used."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary[:1].upper() + summary[1:] + ".",
+        epilog="examples:\n" + textwrap.indent("\n".join(examples), "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_output_args(parser: argparse.ArgumentParser, formats: Sequence[str] = ("table", "json")) -> None:
+    parser.add_argument("-o", "--output", choices=formats, default="table", help="output format")
+    parser.add_argument("--json", dest="output", action="store_const", const="json", help="the same as -o json")
+
+
+def wants_json(args: argparse.Namespace) -> bool:
+    return bool(args.output == "json")
+
+
+def add_remote_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "through a replica's HTTP API instead of the state store (no ZooKeeper access needed)"
+    )
+    group.add_argument("--addr", metavar="URL", help=f"the API of any replica, e.g. https://cron1:8461 (${ENV_ADDR})")
+    group.add_argument("--token-file", metavar="FILE", help=f"file holding the API token (default ${ENV_TOKEN})")
+    group.add_argument("--ca-cert", metavar="FILE", help=f"CA that signed the API's certificate (${ENV_CACERT})")
+    group.add_argument(
+        "--client-cert", metavar="FILE", help=f"client certificate, when the API asks for one (${ENV_CLIENT_CERT})"
+    )
+    group.add_argument("--client-key", metavar="FILE", help=f"the client certificate's key (${ENV_CLIENT_KEY})")
+
+
+def remote_addr(args: argparse.Namespace) -> str | None:
+    """The API to go through: --addr; else $CRONFRAMEWORK_ADDR unless a store flag was given."""
+    if getattr(args, "addr", None):
+        return str(args.addr)
+    if args.zk or args.config or args.state_dir:
+        return None
+    return os.environ.get(ENV_ADDR) or None
+
+
+def api_token(args: argparse.Namespace) -> str | None:
+    path = getattr(args, "token_file", None)
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as exc:
+            raise CronframeworkError(f"{path}: cannot read the API token: {exc.strerror or exc}") from None
+    return os.environ.get(ENV_TOKEN) or None
+
+
+def tls_files(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
+    """(CA, client certificate, client key) from the flags or the environment."""
+    ca = getattr(args, "ca_cert", None) or os.environ.get(ENV_CACERT)
+    cert = getattr(args, "client_cert", None) or os.environ.get(ENV_CLIENT_CERT)
+    key = getattr(args, "client_key", None) or os.environ.get(ENV_CLIENT_KEY)
+    return ca, cert, key
 
 
 def add_store_args(parser: argparse.ArgumentParser) -> None:
@@ -22,28 +109,42 @@ def add_store_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--zk",
         metavar="HOST:PORT[,...]",
-        help=f"ZooKeeper connect string (with --config: the file's zookeeper.hosts, default {DEFAULT_HOSTS})",
+        help=f"ZooKeeper connect string (${ENV_ZK}; with --config: its zookeeper.hosts, default {DEFAULT_HOSTS})",
     )
-    group.add_argument("--root", metavar="ZNODE", help="the cluster's root znode (default /cronframework)")
+    group.add_argument(
+        "--root", metavar="ZNODE", help=f"the cluster's root znode (${ENV_ROOT}, default /cronframework)"
+    )
     group.add_argument("--config", metavar="FILE", help="scheduler config file (YAML)")
     group.add_argument("--session-timeout", type=float, default=None, metavar="SECONDS")
     group.add_argument("--state-dir", type=Path, default=None, help=f"embedded state (default {default_state_dir()})")
 
 
+def zk_hosts(args: argparse.Namespace) -> str | None:
+    """--zk, else $CRONFRAMEWORK_ZK unless --config or --state-dir says where the state is."""
+    if args.zk:
+        return str(args.zk)
+    if args.config or args.state_dir:
+        return None
+    return os.environ.get(ENV_ZK) or None
+
+
+def zk_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file's `zookeeper:` section as the flags and the environment override it."""
+    root = args.root or os.environ.get(ENV_ROOT) or None
+    return {"hosts": zk_hosts(args), "root": root, "session_timeout": args.session_timeout}
+
+
 def zk_config(args: argparse.Namespace) -> ZooKeeperConfig:
-    overrides = {"zookeeper": {"hosts": args.zk, "root": args.root, "session_timeout": args.session_timeout}}
-    return load_config(args.config, overrides).zookeeper
+    return load_config(args.config, {"zookeeper": zk_overrides(args)}).zookeeper
 
 
 def uses_zookeeper(args: argparse.Namespace) -> bool:
-    return bool(args.zk or args.config)
+    return bool(zk_hosts(args) or args.config)
 
 
 def open_store(args: argparse.Namespace) -> StateStore:
     if uses_zookeeper(args):
         return zk_config(args).connect()
-    from cronframework.store.embedded import SqliteStore
-
     folder = state_dir(args)
     if not (folder / "state.sqlite").exists():
         raise CronframeworkError(f"no embedded state at {folder} (run `cronframework run` first, or pass --zk)")
@@ -85,8 +186,15 @@ def target(args: argparse.Namespace) -> str:
 def running_scheduler(store: StateStore, args: argparse.Namespace) -> str | None:
     """The replica that leads on this state now: the ZooKeeper election's leader, or the embedded scheduler holding
     the state's lock. None when no scheduler runs, i.e. nothing acts on triggers and next launches are stale."""
-    leader = leader_of(store, zk_config(args).root if uses_zookeeper(args) else None)
+    leader = leader_of(store, members(store, args))
     return str(leader["replica"]) if leader else None
+
+
+def members(store: StateStore, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The election's replicas, leader first; none for the embedded state, which has no election."""
+    if uses_zookeeper(args) and isinstance(store, ZooKeeperStore):
+        return election_members(store.client, zk_config(args).root)
+    return []
 
 
 def print_json(value: Any) -> None:
@@ -101,3 +209,13 @@ def backend_set(args: argparse.Namespace) -> BackendSet:
     else:
         configs = {"process": {"state_dir": str(state_dir(args) / "process")}}
     return BackendSet(configs)
+
+
+def result_text(row: Mapping[str, Any]) -> str:
+    """A launch's task result in a few words, `failed (exit 3)`; while it runs, what the backend says now
+    (`running?`, from `lookup`); else `-`."""
+    if row.get("result"):
+        code = row.get("exit_code")
+        return str(row["result"]) + (f" (exit {code})" if code not in (None, 0) else "")
+    lookup = row.get("lookup")
+    return f"{lookup['state']}?" if lookup else "-"

@@ -11,42 +11,27 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
-from typing import Any
-from zoneinfo import ZoneInfo
 
+from cronframework.cli.common import command
 from cronframework.clock import SystemClock
-from cronframework.naming import launch_name
-from cronframework.schedule import parse_schedule
-from cronframework.specfile import LoadedJob, did_you_mean, load_jobs
+from cronframework.ops.upcoming import UpcomingLaunch, upcoming
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.files import LoadedJob, did_you_mean, load_jobs
 
 USAGE_ERROR = 2
 
 
-@dataclass(frozen=True)
-class PlannedLaunch:
-    job: str
-    scheduled: datetime  # in the job's zone
-    name: str
-    schedule: str
-    resolved: str
-
-    def as_json(self) -> dict[str, Any]:
-        utc = self.scheduled.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return {
-            "job": self.job,
-            "scheduled": self.scheduled.isoformat(),
-            "utc": utc,
-            "name": self.name,
-            "schedule": self.schedule,
-            "resolved": self.resolved,
-        }
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("plan", help="show the next launches of each job (nothing is contacted)")
+    parser = command(
+        sub,
+        "plan",
+        "show the next launches of each job in its zone and in UTC, with launch names (nothing is contacted)",
+        [
+            "cronframework plan jobs/",
+            "cronframework plan jobs/ --job nightly-report --count 10 --from 2026-03-29T00:00:00Z",
+        ],
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="job files or directories (*.yaml, *.yml)")
     parser.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
     parser.add_argument(
@@ -72,7 +57,7 @@ def handle(args: argparse.Namespace) -> int:
         jobs = select_jobs(jobs, args.job)
     except LookupError as exc:
         return _usage_error(str(exc.args[0]))
-    plans = [(job, plan_job(job, start, args.count)) for job in jobs]
+    plans = [(job, plan_for(job, start, args.count)) for job in jobs]
     if args.json:
         print(json.dumps([launch.as_json() for _, launches in plans for launch in launches], indent=2))
     else:
@@ -99,22 +84,15 @@ def select_jobs(jobs: list[LoadedJob], names: Sequence[str] | None) -> list[Load
     return [job for job in jobs if job.spec.name in names]
 
 
-def plan_job(job: LoadedJob, start: datetime, count: int) -> list[PlannedLaunch]:
+def plan_for(job: LoadedJob, start: datetime, count: int) -> list[UpcomingLaunch]:
     """The first `count` launches at or after `start`; none for a disabled job."""
     spec = job.spec
-    if not spec.enabled:
-        return []
     schedule = parse_schedule(spec.schedule, job=spec.name, timezone=spec.timezone, dst=spec.dst)
-    zone = ZoneInfo(spec.timezone)
     # launches are whole seconds, so "strictly after start - 1us" is "at or after start"
-    instants = islice(schedule.iter_after(start - timedelta(microseconds=1)), count)
-    return [
-        PlannedLaunch(spec.name, at.astimezone(zone), launch_name(spec.name, at), spec.schedule, schedule.resolved)
-        for at in instants
-    ]
+    return upcoming(spec, schedule, start - timedelta(microseconds=1), count)
 
 
-def render_table(plans: list[tuple[LoadedJob, list[PlannedLaunch]]]) -> str:
+def render_table(plans: list[tuple[LoadedJob, list[UpcomingLaunch]]]) -> str:
     headers = ("JOB", "SCHEDULED (JOB'S ZONE)", "UTC", "LAUNCH NAME")
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []

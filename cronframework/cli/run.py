@@ -5,18 +5,26 @@ from __future__ import annotations
 import argparse
 import math
 import threading
+from functools import partial
 from pathlib import Path
 
 from cronframework.api.cli_args import add_api_args, api_overrides
-from cronframework.config import load_embedded_config
-from cronframework.duration import parse_duration
-from cronframework.embedded import EmbeddedOptions, default_state_dir, run_embedded
-from cronframework.logs import setup_logging
-from cronframework.signals import reload_on_hangup, stop_on_signals
+from cronframework.api.wiring import serve_embedded
+from cronframework.cli.common import command
+from cronframework.cluster.config import load_embedded_config
+from cronframework.cluster.embedded import EmbeddedOptions, backend_configs, default_state_dir, run_embedded
+from cronframework.cluster.signals import reload_on_hangup, stop_on_signals
+from cronframework.ops.logs import setup_logging
+from cronframework.schedule.duration import parse_duration
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("run", help="run the embedded scheduler (one machine, no ZooKeeper)")
+    parser = command(
+        sub,
+        "run",
+        "run the embedded scheduler (one machine, no ZooKeeper) on job files; SIGHUP re-reads them",
+        ["cronframework run jobs/", "cronframework run jobs/ --config scheduler.yaml --api-port 8461"],
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="job files or directories (SIGHUP re-reads them)")
     parser.add_argument("--config", metavar="FILE", help="the scheduler's config file (YAML), without 'zookeeper:'")
     parser.add_argument("--state-dir", type=Path, default=None, help=f"default: {default_state_dir()}")
@@ -51,5 +59,6 @@ def handle(args: argparse.Namespace) -> int:
         timer.start()
     config = load_embedded_config(args.config, {"api": api_overrides(args)})
     options = EmbeddedOptions.from_config(config, args.paths, args.state_dir or default_state_dir())
-    run_embedded(options, stop, reload=reload)
+    serve_api = partial(serve_embedded, backends=backend_configs(options))  # the API reads launch logs with them
+    run_embedded(options, stop, reload=reload, serve_api=serve_api)
     return 0

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 
 from cronframework.api.cli_args import add_api_args, api_overrides
-from cronframework.cli.common import add_store_args, uses_zookeeper
-from cronframework.config import DEFAULT_HOSTS, load_config
-from cronframework.logs import setup_logging
-from cronframework.replica import Replica
-from cronframework.signals import stop_on_signals
+from cronframework.api.wiring import serve_replica
+from cronframework.cli.common import ENV_ZK, add_store_args, uses_zookeeper, zk_overrides
+from cronframework.cluster.config import DEFAULT_HOSTS, load_config
+from cronframework.cluster.replica import Replica
+from cronframework.cluster.signals import stop_on_signals
+from cronframework.ops.logs import setup_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run one scheduler replica (ZooKeeper-coordinated)",
         description="One scheduler replica. The ensemble comes from --zk or --config (one is required); "
         f"a config file without zookeeper.hosts means {DEFAULT_HOSTS}.",
+        epilog="examples:\n  cronframework scheduler --zk zk1:2181,zk2:2181,zk3:2181 --api-host 0.0.0.0\n"
+        "  cronframework scheduler --config /etc/cronframework/scheduler.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_store_args(parser)
     parser.add_argument("--replica-id", default=None, help="default: HOSTNAME-PID")
@@ -32,13 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not uses_zookeeper(args):
-        parser.error("the ZooKeeper ensemble is required: pass --zk HOST:PORT[,...] or --config FILE")
+        parser.error(
+            f"the ZooKeeper ensemble is required: pass --zk HOST:PORT[,...] (or set ${ENV_ZK}) or --config FILE"
+        )
     setup_logging(json_lines=args.log_json)
-    overrides = {
-        "zookeeper": {"hosts": args.zk, "root": args.root, "session_timeout": args.session_timeout},
-        "api": api_overrides(args),
-    }
-    replica = Replica(load_config(args.config, overrides), replica_id=args.replica_id)
+    overrides = {"zookeeper": zk_overrides(args), "api": api_overrides(args)}
+    replica = Replica(load_config(args.config, overrides), replica_id=args.replica_id, serve_api=serve_replica)
     stop_on_signals(replica.stop, also=replica.request_stop)
     replica.run()
     return 0

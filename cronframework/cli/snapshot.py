@@ -14,22 +14,43 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cronframework.cli.common import add_store_args, open_store, uses_zookeeper, zk_config
-from cronframework.embedded import default_state_dir
+from cronframework.abc import Fence, StateStore
+from cronframework.cli.common import add_store_args, command, open_store, uses_zookeeper, zk_config
+from cronframework.cluster.election import Election
+from cronframework.cluster.embedded import default_state_dir
 from cronframework.errors import CronframeworkError
-from cronframework.snapshot import Snapshot, SnapshotError, capture, dump, load, occupied, restore
-from cronframework.store import Fence, StateStore
+from cronframework.ops.snapshot import Snapshot, SnapshotError, capture, dump, load, occupied, restore
+from cronframework.store.sqlite import SqliteStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("snapshot", help="export the state store to a file, or import one into an empty store")
+    parser = command(
+        sub,
+        "snapshot",
+        "export the state store to a file, or import one into an empty store",
+        [
+            "cronframework snapshot export backup.json.gz --zk zk1:2181",
+            "cronframework snapshot import backup.json.gz --zk zk2:2181",
+        ],
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    export = actions.add_parser("export", help="write every spec, state, record and trigger to FILE (.gz: gzip)")
-    export.add_argument("file", type=Path)
+    export = command(
+        actions,
+        "export",
+        "write every spec, state, record and trigger to FILE (.gz: gzip)",
+        ["cronframework snapshot export backup.json.gz --zk zk1:2181"],
+    )
+    export.add_argument("file", type=Path, metavar="FILE")
     add_store_args(export)
     export.set_defaults(handler=handle_export)
-    restore_cmd = actions.add_parser("import", help="restore FILE into an EMPTY root or state dir")
-    restore_cmd.add_argument("file", type=Path)
+    restore_cmd = command(
+        actions,
+        "import",
+        "restore FILE into an EMPTY root or state dir",
+        ["cronframework snapshot import backup.json.gz --zk zk1:2181 --root /cronframework-restored"],
+    )
+    restore_cmd.add_argument("file", type=Path, metavar="FILE")
     restore_cmd.add_argument(
         "--wait", type=float, default=5.0, metavar="SECONDS", help="how long to wait for leadership (ZooKeeper)"
     )
@@ -78,16 +99,12 @@ def _refuse_occupied(store: StateStore, snapshot: Snapshot, target: str) -> None
 def _open_target(args: argparse.Namespace) -> StateStore:
     if uses_zookeeper(args):
         return open_store(args)
-    from cronframework.store.embedded import SqliteStore
-
     return SqliteStore((args.state_dir or default_state_dir()) / "state.sqlite")
 
 
 @contextmanager
 def _leadership(store: StateStore, args: argparse.Namespace) -> Iterator[Fence]:
     replica = f"snapshot-import-{socket.gethostname()}-{os.getpid()}"
-    from cronframework.store.embedded import SqliteStore
-
     if isinstance(store, SqliteStore):
         leader = store.acquire_leadership(replica)
         try:
@@ -101,9 +118,6 @@ def _leadership(store: StateStore, args: argparse.Namespace) -> Iterator[Fence]:
 
 @contextmanager
 def _zk_leadership(store: StateStore, args: argparse.Namespace, replica: str) -> Iterator[Fence]:
-    from cronframework.election import Election
-    from cronframework.store.zookeeper import ZooKeeperStore
-
     assert isinstance(store, ZooKeeperStore)
     root = zk_config(args).root
     election = Election(store.client, root, replica, acl=store.acl).start()

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from cronframework.specfile import load_jobs
+from cronframework.cli.common import command
+from cronframework.spec.files import load_jobs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("validate", help="check job files and report every error with its position")
+    parser = command(
+        sub,
+        "validate",
+        "check job files and report every error with its file, line and column",
+        ["cronframework validate jobs/", "cronframework validate nightly.yaml hourly.yaml"],
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="job files or directories (*.yaml, *.yml)")
     parser.set_defaults(handler=handle)
 

@@ -18,7 +18,12 @@ def version() -> str:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("version", help="print the version")
+    parser = sub.add_parser(
+        "version",
+        help="print the version",
+        description="Print the version.",
+        epilog="example:\n  cronframework version",
+    )
     parser.set_defaults(handler=handle)
 
 

@@ -1,0 +1,1 @@
+"""Processes: a ZooKeeper replica (election, hand-over) or the embedded scheduler; config and signals."""

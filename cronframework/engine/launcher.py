@@ -1,0 +1,385 @@
+"""The two synchronization points around backend.submit, batched for herds.
+
+    sync point one  store.begin(records + advanced job states)   -- ZooKeeper confirms before any backend call
+    submit          backend.submit(name) per launch, in parallel, idempotent, bounded retries
+    sync point two  store.finish(records with outcomes)
+
+If the leader dies after sync point one, the records stay open and the next leader concludes them by lookup
+(recovery.py). If it dies before, the job's watermark did not move and the next leader launches the same identity
+under the same name. Skipped instants are written already finished in sync point one: they never call a backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from itertools import chain, islice
+from queue import SimpleQueue
+from typing import Any
+
+from cronframework import metrics
+from cronframework.abc import Backend, Clock, Leadership, LeaderStore, PreparedBegin
+from cronframework.adapters import BackendSet
+from cronframework.crashhook import maybe_crash
+from cronframework.engine.notify import Notifier
+from cronframework.engine.plan import Planned
+from cronframework.engine.submit import submit_with_retries
+from cronframework.errors import BackendError, ConflictError, LeadershipLost
+from cronframework.launch import Launch
+from cronframework.naming import LaunchIdentity
+from cronframework.records import Begin, LaunchRecord, Notice, Outcome
+from cronframework.spec.model import JobSpec
+
+log = logging.getLogger("cronframework.launcher")
+
+
+@dataclass(frozen=True)
+class PreparedSlice:
+    """Up to one slice of launches with sync point one built and not sent (`Launcher.prepare`)."""
+
+    items: list[tuple[Planned, LaunchRecord]]
+    begin: PreparedBegin
+
+
+class Launcher:
+    def __init__(
+        self,
+        store: LeaderStore,
+        backends: BackendSet,
+        leadership: Leadership,
+        clock: Clock,
+        *,
+        cluster: str,
+        workers: int = 16,
+        slice_size: int = 1000,
+        finish_every: int = 10_000,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self._store = store
+        self._notifier = notifier or Notifier()
+        self._backends = backends
+        self._leadership = leadership
+        self._clock = clock
+        self._cluster = cluster
+        self._workers = workers
+        self._slice = slice_size  # launches per pipeline stage (see `execute`)
+        self._finish_every = finish_every
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
+        self.left_open = 0  # launches whose outcome nobody could tell; the leader runs recovery for them
+        self._build_cost = 0.0  # seconds per launch to plan and build sync point one, as last measured (`prepare`)
+
+    def execute(self, planned: Iterable[Planned], staged: Sequence[PreparedSlice] = ()) -> list[LaunchRecord]:
+        """Run both sync points for a batch; returns the finished records. LeadershipLost propagates.
+
+        `staged` slices (from `prepare`, built before their instant) go first, then `planned`, built slice by
+        slice as it goes. A herd is cut into slices that flow through a pipeline: this thread commits sync point
+        one slice after slice, while a second thread submits each begun slice at once. Sync point two waits until
+        the herd is all begun, or `finish_every` launches are submitted, so that ZooKeeper and the GIL serve the
+        launches first; every launch still has its record committed before its submit, and a launch submitted but
+        not yet finished is an open record that recovery concludes by lookup if this leader dies.
+        """
+        items = iter(planned)
+        parts = iter(lambda: list(islice(items, self._slice)), [])
+        head: list[PreparedSlice | list[Planned]] = [*staged, *islice(parts, max(0, 2 - len(staged)))]
+        slices = (s if isinstance(s, PreparedSlice) else self._prepare(s) for s in chain(head, parts))
+        if len(head) == 1:
+            begun = self._confirm_begin(*self._send_begin(next(slices)))
+            return self._finish(begun, self._submit_begun(begun))
+        return self._pipelined(slices) if head else []
+
+    def prepare(self, planned: Iterator[Planned], at: datetime, until: float) -> list[PreparedSlice]:
+        """Build whole slices of `planned` -- records dated `at`, their instant, and sync point one encoded --
+        while the next one can be done before the monotonic clock reaches `until`; nothing is sent. What is left
+        of `planned` is built by `execute` as before. A slice that ran past `until` would delay its instant's
+        every launch, so each is priced from what building the previous ones cost (a busy loop at 100k jobs a
+        minute has a tenth of a second to spare, less than one slice)."""
+        slices: list[PreparedSlice] = []
+        clock = self._clock
+        try:
+            while clock.monotonic() + self._slice * self._build_cost < until:
+                started = clock.monotonic()
+                part = list(islice(planned, self._slice))  # planned lazily: the planning is part of the price
+                if not part:
+                    break
+                slices.append(self._prepare(part, at))
+                self._build_cost = (clock.monotonic() - started) / len(part)
+        except BaseException:
+            self.discard(slices)  # the store must not count on what the built ones assumed
+            raise
+        return slices
+
+    @staticmethod
+    def discard(staged: Sequence[PreparedSlice]) -> None:
+        for part in staged:
+            part.begin.discard()
+
+    def _pipelined(self, slices: Iterable[PreparedSlice]) -> list[LaunchRecord]:
+        """Every slice whose sync point one was confirmed is submitted and finished, whatever failed after it;
+        after a failure in either stage no new slice is begun or submitted; then the first error propagates."""
+        handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None] = SimpleQueue()
+        records: list[LaunchRecord] = []
+        stage_errors: list[BaseException] = []  # the launch stage's own: it stops submitting after one
+
+        def launch_stage() -> None:
+            submitted: list[tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]] = []
+            while (begun := handoff.get()) is not None:
+                if stage_errors:  # no new submit; what was submitted is still finished below
+                    continue
+                submitted.append((begun, self._guarded(stage_errors, self._submit_begun, begun)))
+                if sum(len(b) for b, _ in submitted) >= self._finish_every:
+                    records.extend(self._finish_submitted(submitted, stage_errors))
+                    submitted = []
+            records.extend(self._finish_submitted(submitted, stage_errors))
+
+        stage = threading.Thread(target=launch_stage, name="launch-stage", daemon=True)
+        stage.start()
+        failure: BaseException | None = None
+        try:
+            self._begin_slices(slices, handoff, stage_errors)
+        except BaseException as exc:
+            failure = exc
+        finally:
+            handoff.put(None)
+            stage.join()
+        if failure is not None:
+            raise failure
+        if stage_errors:
+            raise stage_errors[0]
+        return records
+
+    def _begin_slices(
+        self,
+        slices: Iterable[PreparedSlice],
+        handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None],
+        stage_errors: list[BaseException],
+    ) -> None:
+        """Double-buffered: slice k+1 is planned, built and sent while the store commits slice k."""
+        parts = iter(slices)
+        in_flight: tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]] | None = None
+        while not stage_errors:
+            try:
+                part = next(parts, None)  # building it reads the store too: inside the guard below
+                sent = None if part is None else self._send_begin(part)
+            finally:  # slice k is confirmed and launched even when building or sending slice k+1 failed
+                if in_flight is not None:
+                    previous, in_flight = in_flight, None
+                    handoff.put(self._confirm_begin(*previous))
+            if sent is None:
+                return
+            in_flight = sent
+        # the launch stage failed: nothing more is launched; what is in flight stays open for recovery
+
+    @staticmethod
+    def _guarded(
+        errors: list[BaseException], step: Callable[..., list[LaunchRecord]], *args: Any
+    ) -> list[LaunchRecord]:
+        """Run a launch-stage step; its error goes to the caller's thread through `errors`."""
+        try:
+            return step(*args)
+        except BaseException as exc:  # handed to the caller's thread
+            errors.append(exc)
+            return []
+
+    def _finish_submitted(
+        self,
+        submitted: list[tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]],
+        errors: list[BaseException],
+    ) -> list[LaunchRecord]:
+        if not submitted:
+            return []
+        begun = [pair for slice_begun, _ in submitted for pair in slice_begun]
+        finished = [record for _, slice_finished in submitted for record in slice_finished]
+        return self._guarded(errors, self._finish, begun, finished)
+
+    def _prepare(self, planned: Sequence[Planned], at: datetime | None = None) -> PreparedSlice:
+        """Sync point one, built: the records (dated `at`, else now) and the store's transaction for them."""
+        fence = self._leadership.fence
+        now = at or self._clock.now()
+        items = [(p, self._record(p, now, fence.replica, fence.epoch)) for p in planned]
+        begins = [Begin(r, p.next_state, p.trigger_id, self._skip_notices(p, r)) for p, r in items]
+        return PreparedSlice(items, self._store.prepare_begin(fence, begins))
+
+    def _skip_notices(self, planned: Planned, record: LaunchRecord) -> tuple[Notice, ...]:
+        """A skipped instant's notifications, written with its record (one cheap test per launch of a herd)."""
+        if planned.skip_reason is None or not self._notifier.wants(planned.spec):
+            return ()
+        return self._notifier.for_skip(record, planned.spec)
+
+    @staticmethod
+    def _send_begin(part: PreparedSlice) -> tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]]:
+        """Sync point one, sent: the records and the call that waits for the store to confirm them."""
+        try:
+            return part.items, part.begin.send()
+        except ConflictError as exc:  # a store that applies at once refuses at once: confirm it the same way
+            return part.items, partial(_raise, exc)
+
+    def _confirm_begin(
+        self, items: list[tuple[Planned, LaunchRecord]], wait: Callable[[], None]
+    ) -> list[tuple[Planned, LaunchRecord]]:
+        """What sync point one confirmed, to be launched. A record that already existed (a manual trigger in the
+        same second, a replay) fails its transaction: the launches of transactions that did apply are kept, the
+        rest are begun one by one."""
+        try:
+            wait()
+            begun = items
+        except ConflictError as exc:
+            applied = set(exc.applied)
+            begun = [(p, r) for p, r in items if r.name in applied]
+            begun += self._begin_one_by_one([(p, r) for p, r in items if r.name not in applied])
+        self._notifier.wrote(n for p, r in begun for n in self._skip_notices(p, r))
+        launching = sum(p.skip_reason is None for p, _ in begun)
+        metrics.launches_begun(launching)
+        if launching:
+            maybe_crash("after_sync_one", next(r.job for p, r in begun if p.skip_reason is None))
+        return begun
+
+    def _submit_begun(self, begun: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
+        finished = self._submit_all([(p, r) for p, r in begun if p.skip_reason is None])
+        if finished:
+            maybe_crash("after_submit", finished[0].job)
+        return finished
+
+    def _finish(self, begun: list[tuple[Planned, LaunchRecord]], finished: list[LaunchRecord]) -> list[LaunchRecord]:
+        if finished:
+            specs = {r.name: p.spec for p, r in begun}
+            notices = [n for r in finished for n in self._failure_notices(r, specs[r.name])]
+            self._store.finish(self._leadership.fence, finished, notices)  # sync point two
+            self._notifier.wrote(notices)
+            maybe_crash("after_sync_two", finished[0].job)
+        for record in finished:
+            log.info("launch outcome recorded", extra=_fields(record))  # sync point two: not the task's end
+        skipped = [r for p, r in begun if p.skip_reason is not None]
+        for record in skipped:
+            log.info("launch skipped", extra=_fields(record))
+        metrics.launches_finished(finished + skipped, were_open=len(finished))
+        return finished + skipped
+
+    def _failure_notices(self, record: LaunchRecord, spec: JobSpec) -> tuple[Notice, ...]:
+        if record.outcome is not Outcome.FAILED or not self._notifier.wants(spec):
+            return ()
+        return self._notifier.for_failed_launch(record, spec)
+
+    def _submit_all(self, to_launch: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
+        """Submit in parallel, results in order. Each worker pulls the next launch from a shared queue, so a
+        10k herd costs `workers` futures rather than 10k, and a slow submit still holds up only its own thread.
+        After the first error (LeadershipLost) workers take no more launches; the error propagates."""
+        if not to_launch:
+            return []
+        if not any(self._backends.for_spec(p.spec).blocking for p, _ in to_launch):
+            inline = [self._submit(p, r) for p, r in to_launch]  # in-process backends: threads would only add cost
+            return [r for r in inline if r is not None]
+        queue = deque(enumerate(to_launch))
+        results: list[LaunchRecord | None] = [None] * len(to_launch)
+        failed = threading.Event()
+
+        def work() -> None:
+            while not failed.is_set():
+                try:
+                    index, (planned, record) = queue.popleft()
+                except IndexError:
+                    return
+                try:
+                    results[index] = self._submit(planned, record)
+                except BaseException:
+                    failed.set()
+                    raise
+
+        futures = [self._pool.submit(work) for _ in range(min(self._workers, len(to_launch)))]
+        for future in futures:
+            future.result()
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _begin_one_by_one(self, items: list[tuple[Planned, LaunchRecord]]) -> list[tuple[Planned, LaunchRecord]]:
+        """A record already existed (a manual trigger in the same second, or a replay): keep the others."""
+        kept = []
+        for planned, record in items:
+            try:
+                self._store.begin(self._leadership.fence, [Begin(record, planned.next_state, planned.trigger_id)])
+                kept.append((planned, record))
+            except ConflictError:
+                log.warning("launch already recorded; not launching it again", extra=_fields(record))
+        return kept
+
+    @staticmethod
+    def _record(planned: Planned, now: datetime, replica: str, epoch: int) -> LaunchRecord:
+        record = LaunchRecord.begin(planned.identity, leader=replica, epoch=epoch, now=now)
+        if planned.skip_reason is not None:
+            return record.finish(Outcome.SKIPPED, now=now, reason=planned.skip_reason)
+        return record
+
+    def _stopped(self, backend: Backend, previous: str) -> bool:
+        """`concurrency: replace`, after sync point one: the new launch's record is written, so a leader that dies
+        here leaves it open for recovery rather than the previous launch stopped with nothing recorded."""
+        self._leadership.check()
+        try:
+            backend.stop(previous)
+        except BackendError as exc:
+            log.warning("previous launch not stopped", extra={"launch": previous, "error": str(exc)})
+            return False
+        log.info("previous launch stopped (concurrency: replace)", extra={"launch": previous})
+        return True
+
+    def launch_for(self, spec: JobSpec, identity: LaunchIdentity, attempt: int = 1) -> Launch:
+        epoch = self._leadership.fence.epoch
+        return Launch(identity=identity, spec=spec, attempt=attempt, leader_epoch=epoch, cluster=self._cluster)
+
+    def _submit(self, planned: Planned, record: LaunchRecord) -> LaunchRecord | None:
+        """The finished record, or None to leave it open for recovery (the backend could not say what happened)."""
+        launch = self.launch_for(planned.spec, planned.identity)
+        backend = self._backends.for_spec(planned.spec)
+        if planned.replaces is not None and not self._stopped(backend, planned.replaces):
+            reason = f"could not stop previous launch {planned.replaces}; not launched (concurrency: replace)"
+            return record.finish(Outcome.FAILED, now=self._clock.now(), reason=reason)
+        result = submit_with_retries(
+            backend, launch, clock=self._clock, leadership=self._leadership, deadline=planned.deadline
+        )
+        now = self._clock.now()
+        if not result.ambiguous:
+            return record.finish(result.outcome, now=now, reason=result.reason, attempt=result.attempts)
+        # A submit that failed transiently may have landed: "failed" is only true if the backend has no such
+        # launch. After a timeout even "not found" is not final -- the request may still be inside a slow daemon --
+        # so the record stays open and recovery settles it next tick (found, or resubmitted idempotently by name).
+        try:
+            self._leadership.check()
+            status = backend.lookup(launch.name)
+        except BackendError:
+            self.left_open += 1
+            return None
+        if status is None and result.in_doubt:
+            self.left_open += 1
+            return None
+        if status is None:
+            return record.finish(result.outcome, now=now, reason=result.reason, attempt=result.attempts)
+        reason = f"the submit failed ({result.reason}) but the backend has the launch"
+        return record.finish(
+            Outcome.ALREADY_EXISTED, now=now, reason=reason, attempt=result.attempts, backend_state=status.state.value
+        )
+
+
+def _fields(record: LaunchRecord) -> dict[str, object]:
+    """A launch's log fields; one without a value is left out (`reason=None` said nothing)."""
+    fields = {
+        "job": record.job,
+        "launch": record.name,
+        "scheduled": record.scheduled.isoformat(),
+        "outcome": record.outcome.value if record.outcome else None,
+        "reason": record.reason,
+        "epoch": record.epoch,
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+__all__ = ["Launcher", "LeadershipLost"]

@@ -1,0 +1,245 @@
+"""Deciding apart from doing: one tick of the leader as a value.
+
+`plan_tick` reads nothing and calls nothing: given the due jobs, the manual triggers, the pause flags and the time,
+it says which instants launch, which are skipped and why, and which launches wait for the previous launch's status
+(`concurrency: forbid | replace`). The leader then asks the backend about exactly those previous launches and
+`settle` turns the plan and the answers into the sync-point-one items the launcher runs. Both are pure, so every
+scheduling decision is tested on values (tests/test_plan.py) and the leader only carries them out.
+
+Order inside a tick: the due instants first, then the triggers, then the retries whose time has come. Within one job
+a launch decided earlier in the tick is not in the backend yet, so a later `forbid`/`replace` launch of the same job
+in that tick is skipped without a lookup (`concurrency.begun_in_the_same_tick`): a trigger read in the tick of its
+job's instant loses to it.
+
+Retries (`retry:`) are decided here too: `decide_retry` says whether and when a run that ended is run again, and a
+due retry is an intent like a trigger's, with its own name (`<launch>-a<N>`), through both sync points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from cronframework.engine.concurrency import ALLOWED, Verdict, begun_in_the_same_tick
+from cronframework.engine.dispatcher import Entry
+from cronframework.engine.policy import decide_instants
+from cronframework.naming import LaunchIdentity
+from cronframework.records import JobState, LaunchRecord, TaskResult, TriggerRequest
+from cronframework.spec.model import Concurrency, JobSpec
+
+TRIGGER_DEADLINE = timedelta(minutes=5)  # a manual launch's submit retries stop this long after it was read
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One decided instant, as sync point one writes it: launch it (`skip_reason` None) or record it skipped.
+    `replaces` names the previous launch that `concurrency: replace` stops once this record is written."""
+
+    identity: LaunchIdentity
+    spec: JobSpec
+    next_state: JobState
+    skip_reason: str | None = None
+    trigger_id: str | None = None
+    deadline: datetime | None = None
+    replaces: str | None = None
+    retry_of: str | None = None  # a retry: the run it retries
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """Whether a run that ended is run again: at `at` (None: not retried), and why, for the log."""
+
+    at: datetime | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class DueRetry:
+    """A retry whose time has come: `identity` is the next run of `previous`; it may not start at or after
+    `deadline` (the job's next instant; None with `retry.past_next`)."""
+
+    identity: LaunchIdentity
+    previous: str
+    deadline: datetime | None
+
+
+def decide_retry(record: LaunchRecord, spec: JobSpec | None, next_instant: datetime | None) -> RetryDecision:
+    """For a record whose result was just learned: its next run's time, after `retry.backoff` doubled per run and
+    capped, from when it ended. Never at or past the job's next instant (`next_instant`), unless `retry.past_next`."""
+    policy = spec.retry if spec is not None else None
+    if record.result is None or record.result is TaskResult.SUCCEEDED or policy is None:
+        return RetryDecision(None, "no retry: succeeded, or no retry policy")
+    if record.result.value not in policy.on:
+        return RetryDecision(None, f"no retry: a {record.result.value} result is not retried (retry.on)")
+    if record.task_attempt >= policy.attempts:
+        return RetryDecision(None, f"no retry: {policy.attempts} attempt(s) made (retry.attempts)")
+    ended = record.ended_at or record.finished_at or record.scheduled
+    at = ended + policy.delay(record.task_attempt)
+    if not policy.past_next and next_instant is not None and at >= next_instant:
+        return RetryDecision(None, f"no retry: it would start at {at.isoformat()}, not before the job's next instant")
+    return RetryDecision(at, f"attempt {record.task_attempt + 1} of {policy.attempts} at {at.isoformat()}")
+
+
+class Intent(NamedTuple):
+    """An instant of the tick before its verdict: a skip already decided, a launch, or a launch that waits for the
+    previous launch's status (`checked`). A tuple: a herd makes ten thousand of them per tick."""
+
+    identity: LaunchIdentity
+    spec: JobSpec
+    watermark: datetime  # the job's next watermark once this tick is done
+    skip: str | None = None
+    checked: bool = False
+    trigger_id: str | None = None
+    deadline: datetime | None = None
+    retry_of: str | None = None
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    intents: list[Intent] = field(default_factory=list)
+    before: dict[str, str | None] = field(default_factory=dict)  # each job's last launch before this tick
+    watermarks: dict[str, datetime] = field(default_factory=dict)  # each due job's next watermark
+    lookups: dict[str, JobSpec] = field(default_factory=dict)  # previous launches to ask the backend about
+    dropped: list[TriggerRequest] = field(default_factory=list)  # triggers for jobs that are not scheduled
+    dropped_retries: list[DueRetry] = field(default_factory=list)  # retries of jobs that are not scheduled
+
+
+def plan_tick(
+    due: Sequence[Entry],
+    triggers: Sequence[TriggerRequest],
+    scheduled: Callable[[str], Entry | None],
+    *,
+    now: datetime,
+    tolerance: timedelta,
+    paused: Set[str] = frozenset(),
+    earlier: Sequence[Planned] = (),
+    retries: Sequence[DueRetry] = (),
+) -> TickPlan:
+    """The tick's decisions. `scheduled` finds a job the leader schedules (for triggers and retries); `earlier` are
+    the items this tick already decided (a stage built before the instant), which later decisions must see."""
+    plan = TickPlan()
+    watermarks = {p.spec.name: p.next_state.next_scheduled for p in earlier}
+    for entry in due:
+        watermarks[entry.spec.name] = plan.watermarks[entry.spec.name] = _plan_due(
+            plan, entry, now, tolerance, entry.spec.name in paused
+        )
+    for request in triggers:
+        target = scheduled(request.job)
+        if target is None:
+            plan.dropped.append(request)
+            continue
+        _note(plan, target)
+        watermark = watermarks.get(target.spec.name) or target.watermark
+        checked = not request.force and target.spec.concurrency is not Concurrency.ALLOW
+        identity = LaunchIdentity(target.spec.name, request.requested_at, manual=True)
+        plan.intents.append(
+            Intent(identity, target.spec, watermark, None, checked, request.id, deadline=now + TRIGGER_DEADLINE)
+        )
+    for retry in retries:
+        _plan_retry(plan, retry, scheduled, watermarks, now, paused)
+    _add_lookups(plan)
+    return plan
+
+
+def _plan_retry(
+    plan: TickPlan,
+    retry: DueRetry,
+    scheduled: Callable[[str], Entry | None],
+    watermarks: Mapping[str, datetime | None],
+    now: datetime,
+    paused: Set[str],
+) -> None:
+    """A due retry: launched like a trigger (through `concurrency`), or recorded skipped when its job is paused or
+    its deadline has passed (the leader was away); dropped when its job is no longer scheduled."""
+    target = scheduled(retry.identity.job)
+    if target is None:
+        plan.dropped_retries.append(retry)
+        return
+    _note(plan, target)
+    spec = target.spec
+    skip = None
+    if spec.name in paused:
+        skip = "paused"
+    elif retry.deadline is not None and now >= retry.deadline:
+        skip = "skipped: the retry's time passed the job's next instant (retry.past_next: false)"
+    checked = spec.concurrency is not Concurrency.ALLOW
+    watermark = watermarks.get(spec.name) or target.watermark
+    plan.intents.append(
+        Intent(retry.identity, spec, watermark, skip, checked, deadline=retry.deadline, retry_of=retry.previous)
+    )
+
+
+def _plan_due(plan: TickPlan, entry: Entry, now: datetime, tolerance: timedelta, paused: bool) -> datetime:
+    spec = entry.spec
+    decided = decide_instants(spec, entry.schedule, entry.watermark, now, tolerance=tolerance, paused=paused)
+    watermark = decided.watermark or entry.watermark
+    _note(plan, entry)
+    if decided.skips:
+        plan.intents.extend([Intent(skip.identity, spec, watermark, skip.reason) for skip in decided.skips])
+    launches = decided.launches
+    exclusive = spec.concurrency is not Concurrency.ALLOW
+    if exclusive and len(launches) > 1:
+        reason = f"skipped: superseded by a later instant in the same tick (concurrency: {spec.concurrency})"
+        plan.intents.extend(Intent(identity, spec, watermark, reason) for identity in launches[:-1])
+        launches = launches[-1:]
+    plan.intents.extend([Intent(i, spec, watermark, None, exclusive, None, watermark) for i in launches])
+    return watermark
+
+
+def _note(plan: TickPlan, entry: Entry) -> None:
+    plan.before.setdefault(entry.spec.name, entry.last_launch)
+
+
+def _add_lookups(plan: TickPlan) -> None:
+    """A lookup for each job whose first launch of the tick is checked and has a previous launch to ask about. A
+    checked launch after another launch of the same tick needs none (see `settle`); staged launches never have a
+    previous launch to ask about (`staging.stageable`)."""
+    seen: set[str] = set()
+    for intent in plan.intents:
+        job = intent.spec.name
+        if intent.skip is not None or job in seen:
+            continue
+        seen.add(job)
+        previous = plan.before[job]
+        if intent.checked and previous is not None:
+            plan.lookups[previous] = intent.spec
+
+
+def settle(plan: TickPlan, verdicts: Mapping[str, Verdict], earlier: Sequence[Planned] = ()) -> list[Planned]:
+    """The plan's items once the backend has answered about each previous launch in `plan.lookups` (`verdicts`,
+    keyed by that launch's name). Each item carries the job's state after it: the running last launch."""
+    running = dict(plan.before)
+    for item in earlier:
+        running[item.spec.name] = item.next_state.last_launch
+    out: list[Planned] = []
+    for intent in plan.intents:
+        job = intent.spec.name
+        last = running[job]
+        verdict = ALLOWED if intent.skip is None else Verdict(False, intent.skip)
+        if intent.skip is None and intent.checked and last is not None:
+            same_tick = last != plan.before[job]
+            verdict = begun_in_the_same_tick(intent.spec, last) if same_tick else verdicts[last]
+        if intent.retry_of is not None and verdict.replaces is not None:
+            verdict = Verdict(
+                False,
+                f"skipped: a later launch {verdict.replaces} runs, and a retry stops nothing (concurrency: replace)",
+            )
+        if verdict.launch:
+            running[job] = intent.identity.name
+        state = JobState(job, intent.watermark, running[job])
+        reason = None if verdict.launch else verdict.reason
+        out.append(
+            Planned(
+                intent.identity,
+                intent.spec,
+                state,
+                reason,
+                intent.trigger_id,
+                intent.deadline,
+                verdict.replaces,
+                intent.retry_of,
+            )
+        )
+    return out

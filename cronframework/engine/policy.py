@@ -1,0 +1,136 @@
+"""Pure decisions for one job at one instant of the leader's loop: which due instants launch, which are skipped, why.
+
+An instant is *missed* when a later instant of the same job is also due by the time the leader looks, or when it is
+more than `tolerance` late. Missed instants follow the job's `catchup` policy; nothing is dropped without a record
+(docs/design.md, "Catch-up"). Instants older than the catch-up window are summarised as one stale range, so a leader
+that was away for a month writes one record, not a million.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cronframework.naming import LaunchIdentity
+from cronframework.schedule.duration import format_duration
+from cronframework.schedule.expression import Schedule
+from cronframework.spec.model import CatchupPolicy, JobSpec
+
+MAX_ENUMERATED = 10_000  # due instants looked at one by one per job and tick; older ones join the stale range
+ONE_SECOND = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Skip:
+    identity: LaunchIdentity
+    reason: str
+
+
+@dataclass(frozen=True)
+class InstantDecisions:
+    job: str
+    launches: list[LaunchIdentity] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    watermark: datetime | None = None  # every instant before this one is decided
+
+    @property
+    def empty(self) -> bool:
+        return not self.launches and not self.skips
+
+
+def decide_instants(
+    spec: JobSpec,
+    schedule: Schedule,
+    watermark: datetime,
+    now: datetime,
+    *,
+    tolerance: timedelta,
+    paused: bool = False,
+) -> InstantDecisions:
+    """Decide every instant in [watermark, now]; the next watermark is the first instant after now."""
+    single = _single_on_time(schedule, watermark, now, tolerance)
+    if single is not None and not paused:  # the common case, kept to two schedule calls for herds
+        instant, following = single
+        return InstantDecisions(spec.name, [_id(spec, instant)], [], following)
+    stale, instants = _due_instants(spec, schedule, watermark, now)
+    next_watermark = schedule.next_after(now)
+    if not instants and stale is None:
+        return InstantDecisions(spec.name, watermark=max(watermark, next_watermark) if watermark <= now else watermark)
+    skips = [stale] if stale else []
+    if paused:
+        skips += [Skip(_id(spec, t), "paused") for t in instants]
+        return InstantDecisions(spec.name, [], skips, next_watermark)
+    launch_times, more_skips = _apply_catchup(spec, instants, now, tolerance)
+    return InstantDecisions(spec.name, [_id(spec, t) for t in launch_times], skips + more_skips, next_watermark)
+
+
+def _single_on_time(
+    schedule: Schedule, watermark: datetime, now: datetime, tolerance: timedelta
+) -> tuple[datetime, datetime] | None:
+    """(instant, the one after it) when exactly one instant is due and it is on time; None otherwise."""
+    if watermark > now or now - watermark > tolerance:
+        return None
+    instant = schedule.next_after(watermark - ONE_SECOND)
+    if instant > now or now - instant > tolerance:
+        return None
+    following = schedule.next_after(instant)
+    return (instant, following) if following > now else None
+
+
+def _id(spec: JobSpec, instant: datetime) -> LaunchIdentity:
+    return LaunchIdentity(spec.name, instant)
+
+
+def _due_instants(
+    spec: JobSpec, schedule: Schedule, watermark: datetime, now: datetime
+) -> tuple[Skip | None, list[datetime]]:
+    cutoff = now - spec.catchup.window
+    start = watermark - ONE_SECOND  # `between` excludes its start; the watermark itself may be an instant
+    stale: Skip | None = None
+    if watermark < cutoff:
+        last_stale = schedule.latest_at_or_before(cutoff, not_before=watermark)
+        if last_stale is not None:
+            first = schedule.next_after(start)
+            stale = Skip(
+                _id(spec, first),
+                f"missed: instants from {first.isoformat()} to {last_stale.isoformat()} are older than the "
+                f"catch-up window ({spec.catchup.window}) and were not replayed",
+            )
+        start = cutoff
+    recent: deque[datetime] = deque(maxlen=MAX_ENUMERATED)
+    recent.extend(schedule.between(start, now))
+    return stale, list(recent)
+
+
+def _missed_without_catchup(
+    spec: JobSpec, missed: list[datetime], latest: datetime, now: datetime, tolerance: timedelta
+) -> list[Skip]:
+    """Each missed instant with its own why: too late to run, or on time but overtaken by a later instant that
+    was due too when the leader got to it (the leader runs only the latest of those)."""
+    late = f"missed: more than the tolerance ({format_duration(tolerance)}) late (catchup: none)"
+    superseded = (
+        f"missed: superseded by {_id(spec, latest).name}, also due by the time the leader got to it; "
+        "only the latest instant runs (catchup: none)"
+    )
+    return [Skip(_id(spec, t), late if now - t > tolerance else superseded) for t in missed]
+
+
+def _apply_catchup(
+    spec: JobSpec, instants: list[datetime], now: datetime, tolerance: timedelta
+) -> tuple[list[datetime], list[Skip]]:
+    latest = instants[-1]
+    on_time = now - latest <= tolerance
+    missed = instants[:-1] if on_time else instants
+    policy = spec.catchup.policy
+    if policy is CatchupPolicy.NONE:
+        return ([latest] if on_time else []), _missed_without_catchup(spec, missed, latest, now, tolerance)
+    if policy is CatchupPolicy.LATEST:
+        keep = _id(spec, latest).name
+        reason = f"missed: superseded by {keep} (catchup: latest)"
+        return [latest], [Skip(_id(spec, t), reason) for t in instants[:-1]]
+    replay = missed[-spec.catchup.max :]
+    dropped = missed[: -spec.catchup.max] if len(missed) > spec.catchup.max else []
+    reason = f"missed: beyond the catch-up bound of {spec.catchup.max} replays (catchup: all)"
+    launches = replay + ([latest] if on_time else [])
+    return launches, [Skip(_id(spec, t), reason) for t in dropped]

@@ -1,0 +1,94 @@
+"""Retention: the leader prunes finished launches beyond each job's count and age -- record and backend copy.
+
+Pruning is driven by launches, not by a scan: a job is looked at again once it has launched a tenth of its
+`retention.count` since it was last pruned, and a slow sweep (`sweep_every`) catches records that only aged out.
+The backend's copy (container, Nomad job, launch directory) is removed first; a record is deleted only when its
+launch is gone from the backend, so a launch still running is never orphaned. Open records are never pruned (the
+store refuses them too): they are the next leader's to-do list.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from cronframework.abc import Leadership, LeaderStore
+from cronframework.adapters import BackendSet
+from cronframework.engine.dispatcher import Entry
+from cronframework.errors import BackendError
+from cronframework.records import LaunchRecord
+from cronframework.spec.model import JobSpec
+
+log = logging.getLogger("cronframework.retention")
+
+SLACK = 20  # records read past the count, so age-based pruning sees a few beyond it
+
+
+def prunable(records: Sequence[LaunchRecord], *, keep: int, max_age_cutoff: datetime) -> list[str]:
+    """Names to delete from a newest-first history: beyond `keep`, or finished before the cutoff. A launch still
+    followed (its result, or a retry, to come) is kept, like an open one."""
+    names = []
+    for index, record in enumerate(records):
+        if not record.concluded:
+            continue
+        too_old = record.finished_at is not None and record.finished_at < max_age_cutoff
+        if index >= keep or too_old:
+            names.append(record.name)
+    return names
+
+
+class Pruner:
+    def __init__(
+        self,
+        store: LeaderStore,
+        backends: BackendSet,
+        leadership: Leadership,
+        *,
+        per_tick: int,
+        sweep_every: timedelta = timedelta(hours=1),
+    ) -> None:
+        self._store, self._backends, self._leadership = store, backends, leadership
+        self._per_tick = per_tick
+        self._sweep_every = sweep_every
+        self._launched: Counter[str] = Counter()
+        self._sweep: list[str] = []
+        self._next_sweep: datetime | None = None
+
+    def note(self, records: Sequence[LaunchRecord]) -> None:
+        self._launched.update(r.job for r in records)
+
+    def step(self, entries: Sequence[Entry], now: datetime) -> int:
+        """Prune up to `per_tick` jobs that are due for it; returns how many records were deleted."""
+        specs = {e.spec.name: e.spec for e in entries}
+        if self._next_sweep is None or now >= self._next_sweep:
+            self._sweep, self._next_sweep = sorted(specs), now + self._sweep_every
+        due = [j for j, n in self._launched.items() if j in specs and n >= max(1, specs[j].retention.count // 10)]
+        # the sweep spreads over its period (ticks come about once a second), so it never adds a burst of reads
+        sweep_share = max(1, math.ceil(len(specs) / max(1.0, self._sweep_every.total_seconds())))
+        batch = due[: self._per_tick] + self._sweep[:sweep_share]
+        self._sweep = self._sweep[sweep_share:]
+        deleted = 0
+        for job in dict.fromkeys(batch):
+            self._launched.pop(job, None)
+            deleted += self._prune(specs[job], now)
+        return deleted
+
+    def _prune(self, spec: JobSpec, now: datetime) -> int:
+        history = self._store.history(spec.name, limit=spec.retention.count + SLACK)
+        names = prunable(history, keep=spec.retention.count, max_age_cutoff=now - spec.retention.age)
+        gone = [name for name in names if self._remove_from_backend(spec, name)]
+        if gone:
+            self._store.prune(self._leadership.fence, spec.name, gone)
+        return len(gone)
+
+    def _remove_from_backend(self, spec: JobSpec, name: str) -> bool:
+        try:
+            self._leadership.check()
+            self._backends.for_spec(spec).remove(name)
+            return True
+        except BackendError as exc:  # still running, or the backend is away: keep the record, try again later
+            log.info("launch kept: backend could not remove it", extra={"launch": name, "error": str(exc)})
+            return False

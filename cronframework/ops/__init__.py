@@ -1,0 +1,1 @@
+"""What operators read: status, next launches, structured logs, snapshots."""

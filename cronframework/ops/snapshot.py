@@ -1,0 +1,392 @@
+"""Backups: the whole state store as one JSON document, and its restore into an empty store (docs/backups.md).
+
+Consistency. ZooKeeper offers no multi-node read snapshot, so `capture` reads in an order that is safe to restore:
+job states first, then pending triggers, then launch records, then job states again. Every `begin` writes a record
+and its job's watermark in one transaction, so reading watermarks BEFORE records means a restored watermark never
+claims an instant whose record is missing; at worst a record is newer than its watermark, and the restored leader,
+reaching that instant, finds the name taken and does not launch it again (the launcher's ConflictError path). A
+trigger consumed between the two reads shows up as both a trigger and its manual record; the trigger is dropped.
+When the second read of states differs, the whole read is retried (a few times) to get a quiescent view; a busy
+store still gets the safe order.
+
+Restore writes pause flags, records (open ones stay open, so the next leader concludes them by lookup), job states,
+triggers and the takeover report, and the specs LAST: a restore that dies half-way leaves a store that schedules
+nothing, rather than one that launches jobs whose history has not arrived yet.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import threading
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cronframework.abc import Clock, Fence, ReadStore, StateStore
+from cronframework.catalog.apply import spec_batches
+from cronframework.errors import CronframeworkError
+from cronframework.naming import job_name_problem, launch_name
+from cronframework.records import Begin, JobState, LaunchRecord, RecordState, SpecChange, StoredSpec, TriggerRequest
+
+log = logging.getLogger("cronframework.snapshot")
+
+FORMAT_VERSION = 1
+HISTORY_LIMIT = 1_000_000_000  # "every record": history() costs O(records), there is no unbounded form
+STABLE_ATTEMPTS = 5
+BATCH = 500
+
+T = TypeVar("T")
+
+
+class SnapshotError(CronframeworkError):
+    """A snapshot file is unreadable or invalid, or the target store cannot take it."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    created_at: datetime
+    source: str
+    specs: list[StoredSpec] = field(default_factory=list)
+    job_states: list[JobState] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)
+    launches: list[LaunchRecord] = field(default_factory=list)
+    triggers: list[TriggerRequest] = field(default_factory=list)
+    takeover: Mapping[str, Any] | None = None
+
+    @property
+    def jobs(self) -> set[str]:
+        return {s.name for s in self.specs} | {s.job for s in self.job_states} | {r.job for r in self.launches}
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "created_at": self.created_at.astimezone(UTC).isoformat(),
+            "source": self.source,
+            "specs": [{"name": s.name, "document": dict(s.document), "version": s.version} for s in self.specs],
+            "job_states": [_state_dict(s) for s in self.job_states],
+            "paused": sorted(self.paused),
+            "launches": [r.to_dict() for r in self.launches],
+            "triggers": [_trigger_dict(t) for t in self.triggers],
+            "takeover": dict(self.takeover) if self.takeover is not None else None,
+        }
+
+
+# -- capture ----------------------------------------------------------------------------------------------------
+def capture(store: ReadStore, *, source: str, now: datetime) -> Snapshot:
+    """Read the whole store in the restore-safe order (module docstring)."""
+    specs = store.read_specs()
+    states, triggers, launches = _ordered_read(store, set(specs))
+    taken = {r.name for r in launches}
+    return Snapshot(
+        created_at=now,
+        source=source,
+        specs=[specs[n] for n in sorted(specs)],
+        job_states=[states[j] for j in sorted(states)],
+        paused=sorted(store.read_paused()),
+        launches=launches,
+        triggers=[t for t in triggers if _trigger_launch(t) not in taken],
+        takeover=store.read_takeover(),
+    )
+
+
+def _ordered_read(
+    store: ReadStore, jobs: set[str]
+) -> tuple[dict[str, JobState], list[TriggerRequest], list[LaunchRecord]]:
+    """States, then triggers, then records; again while the states moved meanwhile (up to a few times)."""
+    for _attempt in range(STABLE_ATTEMPTS):
+        states = store.read_job_states()
+        triggers = store.pending_triggers()
+        launches = read_launches(store, jobs | set(states))
+        if store.read_job_states() == states:
+            break
+    return states, triggers, launches
+
+
+def read_launches(store: ReadStore, jobs: set[str]) -> list[LaunchRecord]:
+    """Every record of every job, plus open records of jobs that no longer exist; oldest first per job."""
+    found: dict[str, LaunchRecord] = {}
+    for job in sorted(jobs):
+        for record in store.history(job, HISTORY_LIMIT):
+            found[record.name] = record
+    for record in store.open_launches():
+        found.setdefault(record.name, record)
+    return sorted(found.values(), key=lambda r: (r.job, r.scheduled, r.manual, r.name))
+
+
+def _trigger_launch(trigger: TriggerRequest) -> str:
+    return launch_name(trigger.job, trigger.requested_at, manual=True)
+
+
+# -- files ------------------------------------------------------------------------------------------------------
+def dump(snapshot: Snapshot, path: Path) -> None:
+    """Write atomically (tmp + fsync + rename in the same directory); gzip when the name ends in .gz."""
+    raw = json.dumps(snapshot.to_document(), indent=1, sort_keys=True).encode()
+    if path.name.endswith(".gz"):
+        raw = gzip.compress(raw, mtime=0)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(raw)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SnapshotError(f"cannot write snapshot {path}: {exc.strerror or exc}") from None
+
+
+def load(path: Path) -> Snapshot:
+    """Read and validate a snapshot file; any problem is one SnapshotError naming the file and the item."""
+    try:
+        raw = path.read_bytes()
+        if path.name.endswith(".gz"):
+            raw = gzip.decompress(raw)
+        document = json.loads(raw)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError: test it first
+        raise SnapshotError(f"{path}: not a gzip file, or a truncated one: {exc}") from None
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise SnapshotError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        return parse(document)
+    except SnapshotError as exc:
+        raise SnapshotError(f"{path}: {exc}") from None
+
+
+# -- validation -------------------------------------------------------------------------------------------------
+def parse(document: Any) -> Snapshot:
+    if not isinstance(document, dict):
+        raise SnapshotError("not a snapshot: the document is not a JSON object")
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        raise SnapshotError(f"unsupported format_version {version!r} (this release reads {FORMAT_VERSION})")
+    launches = _items(document, "launches", _record)
+    _unique([r.name for r in launches], "launches", "launch")
+    specs = _items(document, "specs", _spec)
+    _unique([s.name for s in specs], "specs", "job")
+    states = _items(document, "job_states", _state)
+    _unique([s.job for s in states], "job_states", "job")
+    takeover = document.get("takeover")
+    if takeover is not None and not isinstance(takeover, dict):
+        raise SnapshotError("takeover: not a JSON object")
+    return Snapshot(
+        created_at=_instant(_field(document, "created_at", str)),
+        source=_field(document, "source", str),
+        specs=specs,
+        job_states=states,
+        paused=_items(document, "paused", _job_name),
+        launches=launches,
+        triggers=_items(document, "triggers", _trigger),
+        takeover=takeover,
+    )
+
+
+def _items(document: dict[str, Any], key: str, parse_one: Callable[[Any], T]) -> list[T]:
+    values = _field(document, key, list)
+    out = []
+    for index, value in enumerate(values):
+        try:
+            out.append(parse_one(value))
+        except KeyError as exc:
+            raise SnapshotError(f"{key}[{index}]: missing field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError, SnapshotError) as exc:
+            raise SnapshotError(f"{key}[{index}]: {exc}") from None
+    return out
+
+
+def _unique(names: list[str], key: str, what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise SnapshotError(f"{key}: {what} {name!r} appears twice")
+        seen.add(name)
+
+
+def _field(data: Mapping[str, Any], key: str, kind: type[T]) -> T:
+    if key not in data:
+        raise SnapshotError(f"missing field {key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SnapshotError(f"field {key!r} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _instant(text: str | None) -> datetime:
+    if text is None:
+        raise SnapshotError("missing instant")
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise SnapshotError(f"instant {text!r} has no time zone")
+    return value
+
+
+def _job_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise SnapshotError(f"job name must be a string, not {type(value).__name__}")
+    problem = job_name_problem(value)
+    if problem:
+        raise SnapshotError(f"{value!r}: {problem}")
+    return value
+
+
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "job": (str,),
+    "leader": (str,),
+    "manual": (bool,),
+    "epoch": (int,),
+    "attempt": (int,),
+    "reason": (str, type(None)),
+    "backend_state": (str, type(None)),
+    "exit_code": (int, type(None)),
+}
+
+
+def _record(value: Any) -> LaunchRecord:
+    if not isinstance(value, dict):
+        raise SnapshotError("not a JSON object")
+    for key, kinds in _RECORD_TYPES.items():
+        if key in value and not isinstance(value[key], kinds):
+            raise SnapshotError(f"field {key!r} has the wrong type ({type(value[key]).__name__})")
+    _instant(_field(value, "scheduled", str))
+    record = LaunchRecord.from_dict(value)
+    _job_name(record.job)
+    expected = launch_name(record.job, record.scheduled, manual=record.manual, attempt=record.task_attempt)
+    if record.name != expected:
+        raise SnapshotError(f"launch name {record.name!r} does not match its job, instant, manual flag and attempt")
+    if (record.state is RecordState.FINISHED) != (record.outcome is not None):
+        raise SnapshotError(f"launch {record.name}: a finished record needs an outcome, an open one has none")
+    return record
+
+
+def _spec(value: Any) -> StoredSpec:
+    name = _job_name(_field(value, "name", str))
+    return StoredSpec(name, _field(value, "document", dict), _field(value, "version", int))
+
+
+def _state(value: Any) -> JobState:
+    job = _job_name(_field(value, "job", str))
+    next_at = value.get("next_scheduled")
+    last = value.get("last_launch")
+    if last is not None and not isinstance(last, str):
+        raise SnapshotError("field 'last_launch' must be a string or null")
+    return JobState(job, _instant(next_at) if next_at is not None else None, last)
+
+
+def _trigger(value: Any) -> TriggerRequest:
+    job = _job_name(_field(value, "job", str))
+    requested = _instant(_field(value, "requested_at", str))
+    return TriggerRequest(_field(value, "id", str), job, requested, _field(value, "force", bool))
+
+
+def _state_dict(state: JobState) -> dict[str, Any]:
+    next_at = state.next_scheduled.astimezone(UTC).isoformat() if state.next_scheduled else None
+    return {"job": state.job, "next_scheduled": next_at, "last_launch": state.last_launch}
+
+
+def _trigger_dict(trigger: TriggerRequest) -> dict[str, Any]:
+    at = trigger.requested_at.astimezone(UTC).isoformat()
+    return {"id": trigger.id, "job": trigger.job, "requested_at": at, "force": trigger.force}
+
+
+# -- restore ----------------------------------------------------------------------------------------------------
+def occupied(store: ReadStore, jobs: set[str]) -> str | None:
+    """Why `store` is not empty (None when it is): restore never merges into live state."""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("job specs", store.read_specs),
+        ("job states", store.read_job_states),
+        ("paused jobs", store.read_paused),
+        ("open launches", store.open_launches),
+        ("pending triggers", store.pending_triggers),
+        ("a takeover report", store.read_takeover),
+    ]
+    for what, read in checks:
+        if read():
+            return f"it already holds {what}"
+    for job in sorted(jobs):
+        if store.history(job, 1):
+            return f"it already holds launch records of job {job!r}"
+    return None
+
+
+def restore(store: StateStore, fence: Fence, snapshot: Snapshot) -> None:
+    """Write `snapshot` into an empty store as its leader (order: module docstring)."""
+    for job in snapshot.paused:
+        store.set_paused(job, True)
+    states = {s.job: s for s in snapshot.job_states}
+    for chunk in _chunks(snapshot.launches, BATCH):
+        # begin() honours record.state: a finished record arrives finished and never joins the open index
+        store.begin(fence, [Begin(r, states.get(r.job) or JobState(r.job)) for r in chunk])
+    for state_chunk in _chunks(snapshot.job_states, BATCH):
+        store.put_job_states(fence, state_chunk)
+    for trigger in sorted(snapshot.triggers, key=lambda t: (t.requested_at, t.id)):
+        store.request_trigger(trigger.job, force=trigger.force, now=trigger.requested_at)
+    if snapshot.takeover is not None:
+        store.write_takeover(fence, snapshot.takeover)
+    for batch in spec_batches([SpecChange(s.name, s.document, None) for s in snapshot.specs]):
+        store.write_specs(batch)
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+# -- periodic snapshots (the leader) ----------------------------------------------------------------------------
+FILE_PATTERN = re.compile(r"^cronframework-snapshot-\d{8}t\d{6}z\.json\.gz$")
+
+
+@dataclass(frozen=True)
+class SnapshotPolicy:
+    directory: Path
+    every: timedelta
+    keep: int
+    source: str = ""
+
+
+class PeriodicSnapshots:
+    """Called from each leader tick; writes in a background thread so a large store never delays launches."""
+
+    def __init__(self, store: ReadStore, policy: SnapshotPolicy, clock: Clock) -> None:
+        self._store, self._policy, self._clock = store, policy, clock
+        self._next = clock.monotonic()  # a new leader snapshots the state it took over at once
+        self._thread: threading.Thread | None = None
+
+    def maybe_run(self) -> bool:
+        """Start a snapshot when one is due and none is running; True when one was started."""
+        if self._clock.monotonic() < self._next or (self._thread is not None and self._thread.is_alive()):
+            return False
+        self._next = self._clock.monotonic() + self._policy.every.total_seconds()
+        self._thread = threading.Thread(target=self.write_one, name="snapshot", daemon=True)
+        self._thread.start()
+        return True
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def write_one(self) -> Path | None:
+        now = self._clock.now().astimezone(UTC).replace(microsecond=0)
+        path = self._policy.directory / f"cronframework-snapshot-{now:%Y%m%dt%H%M%Sz}.json.gz"
+        try:
+            self._policy.directory.mkdir(parents=True, exist_ok=True)
+            dump(capture(self._store, source=self._policy.source, now=now), path)
+            self._prune()
+        except (CronframeworkError, OSError) as exc:  # a failed backup must never stop the scheduler
+            log.error("periodic snapshot failed", extra={"path": str(path), "error": str(exc)})
+            return None
+        log.info("snapshot written", extra={"path": str(path)})
+        return path
+
+    def _prune(self) -> None:
+        names = sorted(p.name for p in self._policy.directory.iterdir() if FILE_PATTERN.match(p.name))
+        for name in names[: max(0, len(names) - self._policy.keep)]:
+            (self._policy.directory / name).unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""Schedule math: cron fields, zones and DST, `?` and @every hashing, durations. Pure; the only croniter user."""

@@ -1,0 +1,1 @@
+"""What a job declares: the model and YAML job files read with positions. Pure."""

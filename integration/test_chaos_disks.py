@@ -1,0 +1,170 @@
+"""Disk faults and a lost ensemble restored from a snapshot: a fixed-seed run on the process backend that fills and
+freezes the small filesystems under the state dir and the ZooKeeper data dirs and loses every node's data, and the
+checks that judge what a restore may repeat, fed hand-made evidence."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cronframework.records import Outcome
+from integration import chaos_disk
+from integration import chaos_invariants as inv
+from integration.chaos import Options
+from integration.chaos_evidence import BackendLaunch, in_eras
+from integration.chaos_faults import FaultEvent
+from integration.chaos_report import Report
+from integration.chaos_restore import ERA, Restore, read_snapshot
+from integration.replicas import wait_for
+from integration.test_chaos import T0, WINDOW, _at, _clean, _name, _record, chaos_run
+
+
+@pytest.fixture(scope="module")
+def disk_run(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    """Seed 23: the state dir full, then read-only; a ZooKeeper data dir read-only; three restores."""
+    workdir = tmp_path_factory.mktemp("chaos-disks")
+    opts = Options(110, 23, ("disk", "zk-lost"), network="netns", gap=(1.0, 2.5), workdir=workdir)
+    return chaos_run(opts, "with small disks")
+
+
+_RETRY_ATTEMPT = re.compile(r"^[a-z0-9-]+-\d{8}t\d{6}z(-m)?-a\d+:")
+
+
+def _known(violation: inv.Violation) -> bool:
+    """docs/reliability.md, "Known issues": after a restore, a forbid job's replayed instants but the newest are
+    recorded "superseded" without a lookup, though the old cluster may have launched one of them; and a `retry:`
+    attempt (`<launch>-aN`) is decided again, since a snapshot does not carry the retry state (the job-result
+    summaries and the launches still followed). Nothing else is excused."""
+    forbid_replay = violation.detail.startswith("slow-") and "skipped" in violation.detail
+    retry_after_restore = violation.invariant in ("accounted", "restore") and _RETRY_ATTEMPT.search(violation.detail)
+    return forbid_replay or bool(retry_after_restore)
+
+
+def test_a_disk_run_breaks_no_invariant_but_the_known_one(disk_run: Report) -> None:
+    assert [v for v in disk_run.violations if not _known(v)] == [], disk_run.render()
+    assert disk_run.instants_checked >= 80 and disk_run.launches_checked >= 60, disk_run.render()
+
+
+def test_a_disk_run_filled_and_froze_disks_and_restored_a_lost_ensemble(disk_run: Report) -> None:
+    details = " | ".join(f.detail for f in disk_run.faults)
+    assert "state dir full" in details and "state dir read-only" in details and "data dir read-only" in details
+    restores = [f.restore for f in disk_run.faults if f.restore is not None]
+    # restored from a snapshot taken before the loss; how old it was depends on the machine's load (figures in
+    # docs/reliability.md), so it is reported, not asserted
+    assert len(restores) >= 2 and all(r.lost >= r.taken for r in restores), [r.lost - r.taken for r in restores]
+    assert any("found by name" in note for note in disk_run.notes), disk_run.notes
+    assert disk_run.outcomes.get("already_existed", 0) > 0, "what the old cluster launched was found, not relaunched"
+
+
+# -- the checks ---------------------------------------------------------------------------------------------------
+def _restore(mark_second: int) -> FaultEvent:
+    event = FaultEvent("zk-lost", "test", _at(6))
+    event.restore = Restore("snap", _at(4), _at(6), _at(8), {"beat": T0 + timedelta(seconds=mark_second)})
+    return event
+
+
+def _after_restore(second: int, outcome: Outcome) -> object:
+    """A record the restored cluster wrote (begun after the import)."""
+    record = _record("beat", second, outcome, epoch=ERA)
+    return record.__class__(**{**record.__dict__, "begun_at": T0 + timedelta(seconds=9)})
+
+
+def test_a_restore_that_decides_again_what_the_snapshot_had_decided_is_caught() -> None:
+    ev = _clean()
+    ev.history["beat"][2] = _after_restore(3, Outcome.ALREADY_EXISTED)  # type: ignore[call-overload]
+    repeated, found = inv.restore_bounded(ev, [_restore(5)])
+    assert repeated == 1 and [v.invariant for v in found] == ["restore"]
+    assert "before the snapshot's watermark" in found[0].detail
+
+
+def test_a_launch_from_before_the_loss_must_be_found_by_name_after_the_restore() -> None:
+    ev = _clean()
+    ev.history["beat"][4] = _after_restore(5, Outcome.SUBMITTED)  # type: ignore[call-overload]
+    repeated, found = inv.restore_bounded(ev, [_restore(5)])
+    assert repeated == 1 and "launched before the loss, recorded submitted" in found[0].detail
+    ev.history["beat"][4] = _after_restore(5, Outcome.ALREADY_EXISTED)  # type: ignore[call-overload]
+    assert inv.restore_bounded(ev, [_restore(5)]) == (1, [])
+
+
+def test_a_skip_recorded_for_a_launch_the_backend_has_is_caught() -> None:
+    ev = _clean()
+    ev.history["beat"][3] = _record("beat", 4, Outcome.SKIPPED, reason="skipped: catch-up")
+    found = inv.agreement(ev, WINDOW)
+    assert [v.detail for v in found] == [f"{_name(4)}: recorded skipped but the backend has it"]
+
+
+def test_epochs_of_a_restored_root_count_in_an_era_of_their_own() -> None:
+    launches = [
+        BackendLaunch(_name(1), _at(1), 7),
+        BackendLaunch(_name(9), _at(9), 1),
+        BackendLaunch("x", _at(9), None),
+    ]
+    assert [launch.epoch for launch in in_eras(launches, [_at(6)])] == [7, ERA + 1, None]
+
+
+def test_a_snapshot_names_its_age_and_each_job_s_watermark(tmp_path: Path) -> None:
+    body = {
+        "created_at": T0.isoformat(),
+        "job_states": [
+            {"job": "beat", "next_scheduled": (T0 + timedelta(seconds=1)).isoformat(), "last_launch": None},
+            {"job": "idle", "next_scheduled": None, "last_launch": None},
+        ],
+    }
+    path = tmp_path / "cronframework-snapshot-x.json.gz"
+    with gzip.open(path, "wt") as handle:
+        json.dump(body, handle)
+    restore = read_snapshot(path, _at(5), _at(9))
+    assert restore.taken == T0.timestamp() and restore.watermarks == {"beat": T0 + timedelta(seconds=1)}
+
+
+def test_a_small_disk_fills_and_freezes_and_comes_back(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    chaos_disk.mount_tmpfs(disk, 2)
+    try:
+        with chaos_disk.full(disk) as taken:
+            assert 1 << 20 < taken <= 2 << 20
+            with pytest.raises(OSError) as caught:
+                (disk / "more").write_bytes(b"x" * 8192)
+            assert caught.value.errno == errno.ENOSPC
+        (disk / "after").write_text("room again")
+        with _own_mounts() as pid:
+            with chaos_disk.read_only(disk, (pid,)):
+                with pytest.raises(OSError) as caught:
+                    (disk / "frozen").write_text("x")
+                assert caught.value.errno == errno.EROFS
+                assert _write_in(pid, disk / "frozen") != 0, "a process with mounts of its own is refused too"
+            assert _write_in(pid, disk / "thawed") == 0
+        assert (disk / "thawed").read_text() == "ok\n"
+        assert sorted(p.name for p in disk.iterdir()) == ["after", "more", "thawed"]  # "more": created, empty
+    finally:
+        chaos_disk.unmount(disk, keep=tmp_path / "kept")
+    assert not chaos_disk.mounted(disk) and (tmp_path / "kept" / "thawed").read_text() == "ok\n"
+    assert subprocess.run(["findmnt", str(disk)], capture_output=True).returncode != 0
+
+
+@contextlib.contextmanager
+def _own_mounts() -> Iterator[int]:
+    """A process with a private copy of the mounts, as a replica under `ip netns exec` has."""
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
+    try:
+        own = os.readlink("/proc/self/ns/mnt")
+        assert wait_for(lambda: os.readlink(f"/proc/{proc.pid}/ns/mnt") != own, 10), "unshare never got its mounts"
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _write_in(pid: int, path: Path) -> int:
+    command = ["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", "sh", "-c", f"echo ok > {path}"]
+    return subprocess.run(command, capture_output=True).returncode

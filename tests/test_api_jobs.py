@@ -1,0 +1,92 @@
+"""`/v1/jobs` filtered and paged: by name prefix, state and last result, in name, next-launch or result order,
+with a cursor that neither skips nor repeats a job when jobs are added between pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from cronframework.records import LaunchRecord, Outcome, RecordState
+from tests.leader_harness import T0, Cluster, job
+from tests.test_api import body, call, make_api
+
+
+@pytest.fixture
+def cluster() -> Cluster:
+    c = Cluster()
+    c.apply(
+        job("db-backup", "0 3 * * *"),
+        job("db-vacuum", "0 4 * * *"),
+        job("db-report", "*/5 * * * *"),
+        job("web-warm", "*/2 * * * *"),
+        job("web-purge", "0 * * * *"),
+    )
+    session, _ = c.leader()
+    session.promote()  # every job gets its next instant
+    c.store.set_paused("db-vacuum", True)
+    _record(c, "db-report", Outcome.FAILED)
+    _record(c, "web-warm", Outcome.SKIPPED)
+    return c
+
+
+def _record(c: Cluster, name: str, outcome: Outcome) -> None:
+    at = T0 - timedelta(minutes=1)
+    record = LaunchRecord(f"{name}-x", name, at, RecordState.FINISHED, outcome=outcome, reason="test")
+    c.store.records[record.name] = record
+
+
+def jobs(c: Cluster, query: str) -> dict[str, Any]:
+    response = call(make_api(c), "GET", f"/v1/jobs?{query}")
+    assert response.status == 200, response.body
+    got: dict[str, Any] = body(response)
+    return got
+
+
+def names(document: dict[str, Any]) -> list[str]:
+    return [j["job"] for j in document["jobs"]]
+
+
+def test_pages_follow_each_other_in_name_order_and_the_last_says_so(cluster: Cluster) -> None:
+    first = jobs(cluster, "limit=2")
+    assert names(first) == ["db-backup", "db-report"]
+    assert first["page"] == {"total": 5, "matched": 5, "limit": 2, "next_after": "db-report"}
+    second = jobs(cluster, "limit=2&after=db-report")
+    third = jobs(cluster, f"limit=2&after={second['page']['next_after']}")
+    assert names(second) == ["db-vacuum", "web-purge"] and names(third) == ["web-warm"]
+    assert third["page"]["next_after"] is None
+    assert first["leader"]["replica"] == "r1" and "stale" in first and "takeover" in first
+
+
+def test_a_job_added_between_pages_is_neither_skipped_nor_repeated(cluster: Cluster) -> None:
+    first = jobs(cluster, "limit=2")
+    cluster.apply(job("aaa-new"), job("db-c"))  # one before the cursor, one after it
+    rest = jobs(cluster, f"after={first['page']['next_after']}")
+    assert names(rest) == ["db-vacuum", "web-purge", "web-warm"]
+
+
+def test_filters_by_prefix_state_and_result(cluster: Cluster) -> None:
+    assert names(jobs(cluster, "prefix=web-")) == ["web-purge", "web-warm"]
+    assert names(jobs(cluster, "state=paused")) == ["db-vacuum"]
+    assert names(jobs(cluster, "result=failed_to_launch")) == ["db-report"]
+    assert names(jobs(cluster, "result=skipped&prefix=web")) == ["web-warm"]
+    never = jobs(cluster, "result=none&prefix=db-")
+    assert names(never) == ["db-backup", "db-vacuum"] and never["page"]["matched"] == 2
+
+
+def test_orders_by_next_launch_and_by_result(cluster: Cluster) -> None:
+    by_next = names(jobs(cluster, "sort=next"))
+    assert by_next[:3] == ["web-warm", "db-report", "web-purge"]  # 06:02, 06:05, 07:00
+    assert by_next[3:] == ["db-backup", "db-vacuum"]  # 03:00 and 04:00 tomorrow
+    assert names(jobs(cluster, "sort=result"))[:2] == ["db-report", "web-warm"]  # failed, then skipped
+
+
+def test_the_unfiltered_answer_is_every_job(cluster: Cluster) -> None:
+    everything = jobs(cluster, "")
+    assert len(everything["jobs"]) == 5 and everything["page"]["next_after"] is None
+
+
+@pytest.mark.parametrize("query", ["state=asleep", "limit=0", "limit=x", "sort=random"])
+def test_bad_filters_are_400(cluster: Cluster, query: str) -> None:
+    assert call(make_api(cluster), "GET", f"/v1/jobs?{query}").status == 400

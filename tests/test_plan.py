@@ -1,0 +1,219 @@
+"""A tick's decisions as values (engine.plan): no store, no backend, no clock; named instants.
+
+`plan_tick` says what launches, what is skipped and which previous launches must be asked about; `settle` turns the
+backend's answers into the items sync point one writes. Each case asserts on those values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence, Set
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cronframework.engine.concurrency import ALLOWED, Verdict
+from cronframework.engine.dispatcher import Entry
+from cronframework.engine.plan import DueRetry, Planned, TickPlan, decide_retry, plan_tick, settle
+from cronframework.naming import LaunchIdentity, launch_name
+from cronframework.records import JobState, LaunchRecord, Outcome, TaskResult, TriggerRequest
+from cronframework.schedule.expression import parse_schedule
+from cronframework.spec.model import JobSpec
+
+NINE = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+NINE_01 = NINE + timedelta(minutes=1)
+TOLERANCE = timedelta(seconds=30)
+PREVIOUS = launch_name("j", NINE - timedelta(minutes=1))
+AT_NINE = launch_name("j", NINE)
+STILL_RUNNING = Verdict(False, f"skipped: previous launch {PREVIOUS} is still running (concurrency: forbid)")
+
+
+def entry(concurrency: str = "allow", last: str | None = PREVIOUS, name: str = "j", **fields: object) -> Entry:
+    spec = JobSpec.model_validate(
+        {"name": name, "schedule": "* * * * *", "concurrency": concurrency, "task": {"command": ["/bin/true"]}} | fields
+    )
+    return Entry(spec, parse_schedule(spec.schedule, job=name), NINE, last)
+
+
+def trigger(job: str = "j", *, seconds: float = 0.5, force: bool = False) -> TriggerRequest:
+    return TriggerRequest(f"t-{job}", job, NINE + timedelta(seconds=seconds), force)
+
+
+def tick(due: list[Entry], triggers: Sequence[TriggerRequest] = (), *, paused: Set[str] = frozenset()) -> TickPlan:
+    """The tick one second after nine, with `due` the due jobs and also the jobs triggers may name."""
+    jobs = {e.spec.name: e for e in due}
+    return plan_tick(due, triggers, jobs.get, now=NINE + timedelta(seconds=1), tolerance=TOLERANCE, paused=paused)
+
+
+def outcome(items: list[Planned]) -> list[tuple[str, str | None, str | None]]:
+    """(launch, skip reason, last launch after it) per item."""
+    return [(p.identity.name, p.skip_reason, p.next_state.last_launch) for p in items]
+
+
+def test_an_allow_job_on_time_launches_and_asks_nothing() -> None:
+    plan = tick([entry()])
+    assert plan.lookups == {} and plan.dropped == []
+    items = settle(plan, {})
+    assert outcome(items) == [(AT_NINE, None, AT_NINE)]
+    assert items[0].next_state == JobState("j", NINE_01, AT_NINE) and items[0].deadline == NINE_01
+
+
+def test_a_forbid_job_with_a_previous_launch_asks_about_exactly_that_launch() -> None:
+    plan = tick([entry("forbid")])
+    assert list(plan.lookups) == [PREVIOUS]
+    assert outcome(settle(plan, {PREVIOUS: ALLOWED})) == [(AT_NINE, None, AT_NINE)]
+    assert outcome(settle(plan, {PREVIOUS: STILL_RUNNING})) == [(AT_NINE, STILL_RUNNING.reason, PREVIOUS)]
+
+
+def test_a_forbid_job_with_no_previous_launch_asks_nothing() -> None:
+    plan = tick([entry("forbid", last=None)])
+    assert plan.lookups == {}
+    assert outcome(settle(plan, {})) == [(AT_NINE, None, AT_NINE)]
+
+
+def test_replace_carries_the_launch_to_stop_after_sync_point_one() -> None:
+    plan = tick([entry("replace")])
+    [item] = settle(plan, {PREVIOUS: Verdict(True, replaces=PREVIOUS)})
+    assert item.skip_reason is None and item.replaces == PREVIOUS
+
+
+def test_a_trigger_in_the_tick_of_its_forbid_jobs_instant_loses_to_it() -> None:
+    plan = tick([entry("forbid")], [trigger()])
+    assert list(plan.lookups) == [PREVIOUS]  # one lookup: the trigger needs none
+    instant, manual = settle(plan, {PREVIOUS: ALLOWED})
+    assert (instant.skip_reason, instant.next_state.last_launch) == (None, AT_NINE)
+    assert manual.identity.manual and manual.trigger_id == "t-j"
+    assert "begun in the same tick" in (manual.skip_reason or "") and manual.next_state.last_launch == AT_NINE
+
+
+def test_when_the_previous_launch_still_runs_both_the_instant_and_the_trigger_are_skipped() -> None:
+    plan = tick([entry("forbid")], [trigger()])
+    items = settle(plan, {PREVIOUS: STILL_RUNNING})
+    assert [p.skip_reason for p in items] == [STILL_RUNNING.reason, STILL_RUNNING.reason]
+    assert {p.next_state.last_launch for p in items} == {PREVIOUS}
+
+
+def test_two_triggers_of_a_replace_job_in_one_tick_start_one_run() -> None:
+    due = entry("replace")
+    plan = plan_tick([], [trigger(seconds=0.2), trigger(seconds=0.4)], {"j": due}.get, now=NINE, tolerance=TOLERANCE)
+    first, second = settle(plan, {PREVIOUS: Verdict(True, replaces=PREVIOUS)})
+    assert first.skip_reason is None and first.replaces == PREVIOUS
+    assert "begun in the same tick" in (second.skip_reason or "") and second.replaces is None
+
+
+def test_a_forced_trigger_launches_without_asking() -> None:
+    due = entry("forbid")
+    plan = plan_tick([], [trigger(force=True)], {"j": due}.get, now=NINE, tolerance=TOLERANCE)
+    assert plan.lookups == {}
+    [item] = settle(plan, {})
+    assert item.skip_reason is None and item.next_state == JobState("j", NINE, item.identity.name)
+
+
+def test_a_trigger_for_a_job_that_is_not_scheduled_is_dropped() -> None:
+    plan = tick([entry()], [trigger("gone")])
+    assert [r.job for r in plan.dropped] == ["gone"] and len(settle(plan, {})) == 1
+
+
+def test_a_paused_job_records_its_instant_skipped_and_asks_nothing() -> None:
+    plan = tick([entry("forbid")], paused={"j"})
+    assert plan.lookups == {}
+    assert outcome(settle(plan, {})) == [(AT_NINE, "paused", PREVIOUS)]
+
+
+def test_a_trigger_sees_the_watermark_its_jobs_due_instant_left() -> None:
+    plan = tick([entry()], [trigger()])
+    instant, manual = settle(plan, {})
+    assert instant.next_state.next_scheduled == manual.next_state.next_scheduled == NINE_01
+    assert manual.next_state.last_launch == manual.identity.name  # allow: both run
+
+
+def test_a_staged_launch_counts_as_begun_for_a_trigger_read_at_the_instant() -> None:
+    due = entry("forbid", last=None)
+    staged = settle(tick([due]), {})
+    plan = plan_tick([], [trigger()], {"j": due}.get, now=NINE, tolerance=TOLERANCE, earlier=staged)
+    assert plan.lookups == {}
+    [manual] = settle(plan, {}, staged)
+    assert "begun in the same tick" in (manual.skip_reason or "") and manual.next_state.last_launch == AT_NINE
+
+
+def test_instants_missed_together_under_forbid_keep_only_the_latest_and_ask_once() -> None:
+    late = Entry(entry("forbid").spec, entry().schedule, NINE - timedelta(minutes=3), PREVIOUS)
+    plan = tick([late])
+    items = settle(plan, {PREVIOUS: ALLOWED})
+    launched = [p.identity.name for p in items if p.skip_reason is None]
+    assert launched == [AT_NINE] and list(plan.lookups) == [PREVIOUS]
+    assert all(p.next_state.next_scheduled == NINE_01 for p in items)
+
+
+# -- retries (`retry:`) -------------------------------------------------------------------------------------------
+FAILED_RUN = LaunchIdentity("j", NINE - timedelta(minutes=1))
+
+
+def ended_run(
+    result: TaskResult = TaskResult.FAILED, attempt: int = 1, ended: datetime = NINE - timedelta(seconds=50)
+) -> LaunchRecord:
+    launched = LaunchRecord.begin(FAILED_RUN.retry(attempt), leader="r1", epoch=1, now=FAILED_RUN.scheduled)
+    return launched.finish(Outcome.SUBMITTED, now=FAILED_RUN.scheduled).with_result(result, ended_at=ended)
+
+
+def spec_with(retry: dict[str, object] | None) -> JobSpec:
+    return entry(retry=retry).spec
+
+
+@pytest.mark.parametrize(
+    ("record", "retry", "at"),
+    [
+        (ended_run(TaskResult.SUCCEEDED), {"attempts": 3, "backoff": "10s"}, None),
+        (ended_run(), None, None),
+        (ended_run(TaskResult.LOST), {"attempts": 3, "backoff": "10s", "on": ["failed"]}, None),
+        (ended_run(attempt=3), {"attempts": 3, "backoff": "10s"}, None),
+        (ended_run(), {"attempts": 3, "backoff": "10s"}, NINE - timedelta(seconds=40)),
+        (ended_run(attempt=2), {"attempts": 3, "backoff": "10s"}, NINE - timedelta(seconds=30)),  # doubled
+        (ended_run(attempt=4), {"attempts": 9, "backoff": "10s", "max_backoff": "25s"}, NINE - timedelta(seconds=25)),
+        (ended_run(), {"attempts": 3, "backoff": "50s"}, None),  # at nine: the job's next instant comes first
+        (ended_run(), {"attempts": 3, "backoff": "50s", "past_next": True}, NINE),
+    ],
+)
+def test_a_retry_is_decided_from_the_run_that_ended(
+    record: LaunchRecord, retry: dict[str, object] | None, at: datetime | None
+) -> None:
+    assert decide_retry(record, spec_with(retry), next_instant=NINE).at == at
+
+
+def due_retry(deadline: datetime | None = NINE_01) -> DueRetry:
+    return DueRetry(FAILED_RUN.retry(2), FAILED_RUN.name, deadline)
+
+
+def retry_tick(target: Entry, *, paused: Set[str] = frozenset(), at: datetime = NINE) -> TickPlan:
+    jobs = {target.spec.name: target}
+    return plan_tick([], [], jobs.get, now=at, tolerance=TOLERANCE, paused=paused, retries=[due_retry()])
+
+
+def test_a_due_retry_launches_under_its_own_name_and_becomes_the_job_s_last_launch() -> None:
+    plan = retry_tick(entry(last=FAILED_RUN.name))
+    assert plan.lookups == {}
+    [item] = settle(plan, {})
+    assert (item.identity.name, item.skip_reason, item.retry_of) == (f"{FAILED_RUN.name}-a2", None, FAILED_RUN.name)
+    assert item.next_state == JobState("j", NINE, f"{FAILED_RUN.name}-a2") and item.deadline == NINE_01
+
+
+def test_a_retry_of_a_forbid_job_asks_about_the_job_s_last_launch_and_waits_for_it() -> None:
+    plan = retry_tick(entry("forbid", last=AT_NINE))
+    assert list(plan.lookups) == [AT_NINE]
+    still = Verdict(False, f"skipped: previous launch {AT_NINE} is still running (concurrency: forbid)")
+    [item] = settle(plan, {AT_NINE: still})
+    assert item.skip_reason == still.reason and item.retry_of == FAILED_RUN.name
+
+
+def test_a_retry_under_replace_stops_nothing() -> None:
+    plan = retry_tick(entry("replace", last=AT_NINE))
+    [item] = settle(plan, {AT_NINE: Verdict(True, replaces=AT_NINE)})
+    assert item.replaces is None and item.skip_reason is not None and "stops nothing" in item.skip_reason
+
+
+def test_a_retry_is_skipped_when_paused_or_past_its_deadline_and_dropped_when_unscheduled() -> None:
+    [paused] = settle(retry_tick(entry(), paused={"j"}), {})
+    assert paused.skip_reason == "paused"
+    [late] = settle(retry_tick(entry(), at=NINE_01), {})
+    assert late.skip_reason is not None and "next instant" in late.skip_reason
+    plan = plan_tick([], [], {}.get, now=NINE, tolerance=TOLERANCE, retries=[due_retry()])
+    assert plan.intents == [] and plan.dropped_retries == [due_retry()]
