@@ -39,7 +39,7 @@ from requests import RequestException
 
 from backends.nomad_spec import meta_key
 from cronframework.naming import parse_launch_name
-from cronframework.store.zookeeper import ZooKeeperStore
+from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration import chaos_evidence as evidence_mod
 from integration import chaos_invariants as inv
 from integration.chaos_faults import FaultEvent, LeaderLoss
