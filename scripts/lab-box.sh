@@ -41,7 +41,8 @@ provisioning_packages() {
   local deps
   deps=$(sed -n 's/^for pkg in \(.*\); do$/\1/p' scripts/install-deps.sh)
   [ -n "$deps" ] || { say "cannot read the package list of scripts/install-deps.sh"; exit 1; }
-  echo "$deps zookeeper docker.io busybox-static"
+  # each once (install-deps.sh may already name the other scripts' packages)
+  echo "$deps zookeeper docker.io busybox-static" | tr -s ' ' '\n' | awk 'NF && !seen[$0]++' | paste -sd' '
 }
 
 nomad_version() { sed -n 's/^NOMAD_VERSION="\${NOMAD_VERSION:-\(.*\)}"$/\1/p' scripts/nomad.sh; }
