@@ -10,6 +10,7 @@ provider inside the lab's own network namespace, reached over Vagrant's ssh, che
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from datetime import UTC, datetime
@@ -24,23 +25,28 @@ from integration.chaos_evidence import BackendLaunch, Evidence, Interval
 from integration.chaos_faults import FaultEvent, LeaderLoss
 from integration.lab import Run, check, lab_checks, leading
 from integration.lab_nodes import ADDRESSES, Incarnation, LabError, Node, as_replicas, parse_journal, skew_from
+from integration.replicas import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+LAB = str(ROOT / "scripts" / "lab.sh")
 BOOT_BUDGET = 1500  # seconds: box build (about 3 min), upload, one emulated boot, checks, teardown
 
 
 # -- one VM, for real -------------------------------------------------------------------------------------------
-def host_addresses() -> str:
-    return subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+def ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
+
+
+def running(*pattern: str) -> str:
+    return subprocess.run(["pgrep", "-a", *pattern], capture_output=True, text=True).stdout
 
 
 def test_one_vm_boots_from_the_local_box_and_answers_over_vagrant_ssh() -> None:
-    before = host_addresses()
-    lab = str(ROOT / "scripts" / "lab.sh")
+    before = ip("-4", "-o", "addr")
     try:
-        result = subprocess.run([lab, "smoke", "cf3"], capture_output=True, text=True, timeout=BOOT_BUDGET)
+        result = subprocess.run([LAB, "smoke", "cf3"], capture_output=True, text=True, timeout=BOOT_BUDGET)
     finally:  # cut short by the timeout, it could not clean up after itself
-        subprocess.run([lab, "down"], capture_output=True, timeout=300)
+        subprocess.run([LAB, "down"], capture_output=True, timeout=300)
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert re.search(r"^kernel \S+-amd64$", out, re.M), out
@@ -49,9 +55,28 @@ def test_one_vm_boots_from_the_local_box_and_answers_over_vagrant_ssh() -> None:
     assert "sudo ok" in out and "ok scripts/install-deps.sh" in out  # Vagrant's user; the rsynced project
     assert re.search(r"^wheels [1-9]\d*$", out, re.M) and "nomad nomad-v" in out  # what offline provisioning needs
     assert "driver qemu" in result.stderr or "driver kvm" in result.stderr
-    # gone again, and nothing of it was ever on this machine's own network
-    assert "cflab" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert host_addresses() == before
+    # gone again (no namespace, no guest, no libvirtd), and nothing of it was ever on this machine's own network
+    assert "cflab" not in ip("netns", "list")
+    assert not running("-f", "guest=cf-lab-") and not running("-x", "libvirtd") and not running("-x", "virtlogd")
+    assert ip("-4", "-o", "addr") == before
+
+
+def test_down_ends_what_still_runs_in_the_namespace(tmp_path: Path) -> None:
+    """A guest's QEMU or a network's dnsmasq outlives a libvirtd that died: `down` must not leave them running
+    in a namespace without a name."""
+    netns = f"cflabt{os.getpid()}"
+    env = {**os.environ, "CF_LAB_NETNS": netns, "CF_LAB_DIR": str(tmp_path)}
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    left = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "300"])
+    try:
+        wait_for(lambda: ip("netns", "pids", netns).strip(), 5)
+        down = subprocess.run([LAB, "down"], env=env, capture_output=True, text=True, timeout=60)
+        assert down.returncode == 0, down.stderr
+        assert left.wait(timeout=10) is not None
+        assert netns not in ip("netns", "list")
+    finally:
+        left.kill()
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
 
 
 # -- the journals -----------------------------------------------------------------------------------------------

@@ -204,9 +204,24 @@ cmd_down() {
     say "$name (pid $pid) stopped"
   done
   if [ -n "$(ns_inode)" ]; then
+    end_the_rest
     ip netns del "$NETNS"
     say "network namespace $NETNS removed"
   fi
+}
+
+# What still runs in the namespace (a guest's QEMU, a network's dnsmasq: both outlive a libvirtd that died) would
+# keep running, unnamed, once the namespace is deleted: TERM, then KILL what is left
+end_the_rest() {
+  local pids signal
+  for signal in TERM KILL; do
+    pids=$(ip netns pids "$NETNS")
+    [ -n "$pids" ] || return 0
+    say "SIG$signal to what still runs in $NETNS: $(echo "$pids" | paste -sd' ')"
+    # shellcheck disable=SC2086  # a list of pids
+    kill -s "$signal" $pids 2>/dev/null || true
+    for _ in $(seq 50); do [ -z "$(ip netns pids "$NETNS")" ] && return 0; sleep 0.1; done
+  done
 }
 
 cmd_status() {
