@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,37 @@ def test_down_ends_what_still_runs_in_the_namespace(tmp_path: Path) -> None:
     finally:
         left.kill()
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+
+
+def stub(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def test_a_new_box_destroys_the_machines_made_from_the_old_one_before_removing_it(tmp_path: Path) -> None:
+    """A machine left from an older recipe's box cannot start once that box's volume is gone (its disk is an
+    overlay on it): the next `up` or `smoke` would fail at once."""
+    project, calls = tmp_path / "project", tmp_path / "calls"
+    (project / "scripts").mkdir(parents=True)
+    shutil.copy(LAB, project / "scripts")
+    stub(
+        project / "scripts" / "lab-box.sh",
+        'case "${1:-}" in --name) echo cronframework-lab-new ;; *) echo /x.box ;; esac',
+    )
+    listed = 'case "$1 $2" in "box list") echo "cronframework-lab-old (libvirt, 0)" ;; esac'
+    stub(tmp_path / "bin" / "vagrant", f'echo "vagrant $*" >>{calls}; {listed}')
+    stub(tmp_path / "bin" / "virsh", f'echo "virsh $*" >>{calls}')
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "CF_LAB_DIR": str(tmp_path / "lab")}
+    script = 'source "$1"; in_ns() { "$@"; }; box'  # the lab's function, its namespace left out
+    result = subprocess.run(["bash", "-c", script, "lab", str(project / "scripts" / "lab.sh")], env=env, text=True)
+    assert result.returncode == 0
+    done = [line for line in calls.read_text().splitlines() if not line.startswith(("vagrant box list", "virsh"))]
+    assert done == [
+        "vagrant destroy -f",
+        "vagrant box remove --force --all cronframework-lab-old",
+        "vagrant box add --name cronframework-lab-new /x.box",
+    ]
 
 
 # -- the journals -----------------------------------------------------------------------------------------------

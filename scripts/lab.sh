@@ -22,7 +22,7 @@
 # machines' Vagrant state, libvirtd's pid files and logs, the probe's result, the run's logs.
 set -euo pipefail
 shopt -s inherit_errexit
-REPO=$(cd "$(dirname "$0")/.." && pwd)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
 LAB_DIR=${CF_LAB_DIR:-/var/lib/cronframework-lab}
@@ -121,6 +121,8 @@ box() {
   file=$(scripts/lab-box.sh)
   name=$(scripts/lab-box.sh --name)
   if ! vagrant box list 2>/dev/null | grep -q "^$name "; then
+    # machines made from an older box cannot start once its volume is gone (their disks are overlays on it)
+    in_ns vagrant destroy -f >&2 || true
     forget_boxes
     say "vagrant box add $name"
     vagrant box add --name "$name" "$file" >&2
@@ -290,4 +292,4 @@ main() {
   esac
 }
 
-main "$@"
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"  # sourced (by its tests), it only defines
