@@ -20,9 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LAB_ENV = {"VAGRANT_DEFAULT_PROVIDER": "libvirt", "CF_LIBVIRT_DRIVER": "qemu", "CF_LAB_BOX": "cronframework-lab-test"}
 
 
+PACKAGES_BUDGET = 900  # seconds: apt-get of the lab's host packages on a fresh machine
+
+
 @pytest.fixture(scope="module")
 def lab_packages() -> None:
-    result = subprocess.run([str(ROOT / "scripts" / "lab.sh"), "packages"], capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "lab.sh"), "packages"], capture_output=True, text=True, timeout=PACKAGES_BUDGET
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -61,12 +66,14 @@ def test_vagrant_rejects_a_broken_vagrantfile(tmp_path: Path) -> None:
     assert "no_such_setting" in result.stdout + result.stderr
 
 
+@pytest.mark.timeout(PACKAGES_BUDGET + 300)  # its fixture may install the packages
 def test_the_libvirt_provider_settings_validate(tmp_path: Path, lab_packages: None) -> None:
     result = validate(ROOT, tmp_path, LAB_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "validated successfully" in result.stdout
 
 
+@pytest.mark.timeout(PACKAGES_BUDGET + 300)  # its fixture may install the packages
 def test_an_unknown_libvirt_setting_is_rejected(tmp_path: Path, lab_packages: None) -> None:
     """The libvirt provider's own validation runs: an unknown provider setting fails, by name."""
     project = broken_copy(tmp_path, "        lv.driver = LIBVIRT_DRIVER", "        lv.no_such_libvirt_setting = 1")
