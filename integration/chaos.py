@@ -266,12 +266,7 @@ def check(
     unjudged = sum(s.end is None for s in ev.spans)
     if unjudged:
         report.notes.append(f"{unjudged} run(s) of forbid jobs wrote no end line (killed on the way): not judged")
-    report.outcomes = dict(outcomes)
-    report.instants_checked = sum(outcomes.values()) + len(accounted)
-    report.launches_checked = len(ev.launches)
-    report.task_runs = len(ev.task_lines)
-    report.takeover = inv.takeovers(ev, report.faults)
-    report.lags = inv.launch_lags(ev)
+    report.count(ev, outcomes, len(accounted))
     report.notes.append(f"checked window {window.start:%H:%M:%S}..{window.end:%H:%M:%S} UTC")
 
 

@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from integration import chaos_invariants as inv
+from integration.chaos_evidence import Evidence
 from integration.chaos_faults import FaultEvent
 from integration.chaos_invariants import Violation
 
@@ -48,6 +50,16 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    def count(self, ev: Evidence, outcomes: Counter[str], unaccounted: int) -> None:
+        """What was checked, and the figures, from the evidence the invariants judged (`outcomes`: the instants
+        accounted for, by outcome; `unaccounted`: those that were not)."""
+        self.outcomes = dict(outcomes)
+        self.instants_checked = sum(outcomes.values()) + unaccounted
+        self.launches_checked = len(ev.launches)
+        self.task_runs = len(ev.task_lines)
+        self.takeover = inv.takeovers(ev, self.faults)
+        self.lags = inv.launch_lags(ev)
 
     def fault_counts(self) -> dict[str, int]:
         return dict(Counter(f.kind for f in self.faults))

@@ -5,8 +5,11 @@
 #   scripts/provision.sh              this machine, as CI: install-deps, zookeeper, dockerd start, test image,
 #                                     nomad install
 #   scripts/provision.sh --roles zookeeper,scheduler[,docker,nomad] --node-id N --zk-servers IP1,IP2,IP3
+#                        [--backend-host IP]
 #                                     a Vagrant node (see Vagrantfile): the above for its roles, then a ZooKeeper
-#                                     ensemble member and a scheduler replica as systemd services
+#                                     ensemble member and a scheduler replica as systemd services; with
+#                                     --backend-host, every replica launches on that node's Docker (which then
+#                                     also listens on IP:2375, the lab network's own) and Nomad agent (IP:4646)
 #
 # Installing is left to the scripts named below (never duplicated here); this script only wires services.
 set -euo pipefail
@@ -20,7 +23,9 @@ ROLES="zookeeper,scheduler,docker,nomad"
 VM=0
 NODE_ID=""
 ZK_SERVERS=""
+BACKEND_HOST=""
 ETC=/etc/cronframework
+TASKS=/var/lib/cronframework/tasks  # a directory tasks may write to (docker: the one bind mount allowed)
 VENV=/opt/cronframework/venv
 
 say() { echo "provision: $*" >&2; }
@@ -31,7 +36,8 @@ while [ $# -gt 0 ]; do
     --roles) ROLES="$2"; VM=1; shift ;;
     --node-id) NODE_ID="$2"; shift ;;
     --zk-servers) ZK_SERVERS="$2"; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --backend-host) BACKEND_HOST="$2"; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) say "unknown argument: $1"; exit 2 ;;
   esac
   shift
@@ -90,25 +96,40 @@ zookeeper_service() {
 }
 
 scheduler_service() {
-  local hosts backend=process
+  local hosts
   hosts=$(echo "$ZK_SERVERS" | sed 's/\([^,]*\)/\1:2181/g')
-  has_role docker && backend=docker
-  mkdir -p "$ETC" /var/lib/cronframework/process
+  mkdir -p "$ETC" /var/lib/cronframework/process "$TASKS"
   cat > "$ETC/scheduler.yaml" <<EOF
 zookeeper: {hosts: "$hosts", root: /cronframework, session_timeout: 10}
 backends:
   process: {state_dir: /var/lib/cronframework/process}
-$( [ "$backend" = docker ] && echo "  docker: {}" )
+$(backend_config)
 EOF
   unit cronframework-scheduler "cronframework scheduler replica" \
     "$VENV/bin/python3 -m cronframework scheduler --config $ETC/scheduler.yaml --replica-id $(hostname) --log-json"
 }
 
+# The backends each replica launches on: its own node's Docker, or with --backend-host that node's Docker and Nomad
+backend_config() {
+  if [ -n "$BACKEND_HOST" ]; then
+    echo "  docker: {base_url: \"tcp://$BACKEND_HOST:2375\", allowed_mounts: [$TASKS]}"
+    echo "  nomad: {address: \"http://$BACKEND_HOST:4646\"}"
+  elif has_role docker; then
+    echo "  docker: {}"
+  fi
+}
+
 nomad_service() {
-  local bin
+  local bin config=""
   bin=$(scripts/nomad.sh install | tail -1)
+  mkdir -p "$ETC"
+  if [ -n "$BACKEND_HOST" ]; then  # the address the other replicas reach it at (it may not have a default route)
+    printf 'advertise {\n  http = "%s"\n  rpc = "%s"\n  serf = "%s"\n}\n' "$BACKEND_HOST" "$BACKEND_HOST" \
+      "$BACKEND_HOST" > "$ETC/nomad.hcl"
+    config="-config $ETC/nomad.hcl"
+  fi
   unit cronframework-nomad "Nomad dev agent (server + client) for the nomad backend" \
-    "$bin agent -dev -bind 0.0.0.0 -data-dir /var/lib/cronframework/nomad"
+    "$bin agent -dev -bind 0.0.0.0 -data-dir /var/lib/cronframework/nomad $config"
 }
 
 unit() {
@@ -145,6 +166,10 @@ if [ "$VM" = 0 ]; then
   exit 0
 fi
 [ -n "$NODE_ID" ] && [ -n "$ZK_SERVERS" ] || { say "--roles needs --node-id and --zk-servers"; exit 2; }
+# the other replicas launch on this node's Docker: it listens on the lab network too
+if has_role docker && [ -n "$BACKEND_HOST" ]; then
+  export DOCKERD_FLAGS="${DOCKERD_FLAGS:-} -H unix:///var/run/docker.sock -H tcp://$BACKEND_HOST:2375"
+fi
 # install-deps.sh makes the virtualenv (Debian's python refuses system-wide pip installs) with the locked versions
 CRONFRAMEWORK_VENV=$VENV CRONFRAMEWORK_DEPS=locked run_plan
 has_role zookeeper && zookeeper_service
