@@ -16,6 +16,7 @@ import pytest
 
 from cronframework.abc import StateStore
 from cronframework.cli import main
+from cronframework.errors import StateStoreUnavailable
 from cronframework.naming import LaunchIdentity
 from cronframework.ops.snapshot import (
     FORMAT_VERSION,
@@ -24,6 +25,7 @@ from cronframework.ops.snapshot import (
     SnapshotError,
     SnapshotPolicy,
     capture,
+    load,
     parse,
     read_launches,
     restored_at,
@@ -502,3 +504,76 @@ def test_a_retry_begun_while_the_records_were_read_is_in_the_snapshot() -> None:
     )
     snapshot = capture(store, source="mem", now=T0)
     assert [r.name for r in snapshot.launches] == [*(i.name for i in chain), lone.name]
+
+
+# -- a snapshot under constant faults -------------------------------------------------------------------------------
+class FaultyStore(MemoryStore):
+    """A thousand jobs behind a store that loses its connection every `every`-th read, as ZooKeeper does under the
+    fault suite's constant faults: no read of the whole store fits between two faults."""
+
+    READS = (
+        "read_specs",
+        "read_job_states",
+        "read_paused",
+        "get_launch",
+        "open_launches",
+        "read_job_results",
+        "read_outbox",
+        "history",
+        "histories",
+        "pending_triggers",
+        "read_takeover",
+    )
+
+    def __init__(self, clock: FakeClock, every: int) -> None:
+        super().__init__(clock)
+        self.every, self.reads, self.cuts, self.inside = every, 0, 0, False
+
+    def __getattribute__(self, name: str) -> Any:
+        method = super().__getattribute__(name)
+        if name not in FaultyStore.READS or not self.every or self.inside:  # a read's own reads are part of it
+            return method
+
+        def cut_now_and_then(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            if self.reads % self.every == 0:
+                self.cuts += 1
+                raise StateStoreUnavailable("ZooKeeper unavailable during a read: ConnectionLoss")
+            self.inside = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.inside = False
+
+        return cut_now_and_then
+
+
+def thousand_jobs(clock: FakeClock) -> FaultyStore:
+    store = FaultyStore(clock, every=0)
+    names = [f"job-{n:04d}" for n in range(1000)]
+    store.write_specs([SpecChange(name, DOC, None) for name in names])
+    store.begin(FakeFence(), [begin_item(name, minute) for name in names for minute in range(2)])
+    return store
+
+
+def test_a_periodic_snapshot_completes_under_constant_faults_resuming_each_cut_step(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    store = thousand_jobs(clock)
+    store.every = 7  # a fault every seventh read
+    snaps = PeriodicSnapshots(store, SnapshotPolicy(tmp_path / "snaps", timedelta(seconds=10), 2), clock)
+    path = snaps.write_one()
+    assert path is not None and store.cuts > 0
+    written = load(path)
+    assert len(written.specs) == 1000 and len(written.launches) == 2000
+    assert clock.now() - T0 < timedelta(seconds=60), "each cut costs a pause, not a new read of everything"
+
+
+def test_a_store_that_stays_away_fails_the_snapshot_once_its_patience_is_spent(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    store = thousand_jobs(clock)
+    store.every = 1  # every read refused
+    snaps = PeriodicSnapshots(store, SnapshotPolicy(tmp_path / "snaps", timedelta(seconds=10), 2), clock)
+    assert snaps.write_one() is None and files(tmp_path / "snaps") == []
+    assert timedelta(minutes=1.9) <= clock.now() - T0 <= timedelta(minutes=3)
+    with pytest.raises(StateStoreUnavailable):  # a manual export is not patient: it says so at once
+        capture(store, source="x", now=T0)

@@ -33,12 +33,13 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cronframework.abc import Clock, Fence, ReadStore, StateStore
 from cronframework.catalog.apply import spec_batches
-from cronframework.errors import CronframeworkError
+from cronframework.errors import CronframeworkError, StateStoreUnavailable
 from cronframework.naming import job_name_problem, launch_name
 from cronframework.records import (
     Begin,
@@ -59,7 +60,8 @@ log = logging.getLogger("cronframework.snapshot")
 
 FORMAT_VERSION = 1
 RESTORED = "restored"  # the takeover report's key for the restore the store came from; leaders carry it on
-HISTORY_LIMIT = 1_000_000_000  # "every record": history() costs O(records), there is no unbounded form
+JOBS_PER_READ = 250  # jobs whose records one step of a snapshot reads (a step cut by a fault is read again)
+PATIENCE = timedelta(minutes=2)  # the least time a periodic snapshot waits out an unavailable store
 STABLE_ATTEMPTS = 5
 BATCH = 500
 
@@ -104,53 +106,83 @@ class Snapshot:
 
 
 # -- capture ----------------------------------------------------------------------------------------------------
-def capture(store: ReadStore, *, source: str, now: datetime) -> Snapshot:
-    """Read the whole store in the restore-safe order (module docstring)."""
-    specs = store.read_specs()
-    results = store.read_job_results()
-    states, triggers, launches = _ordered_read(store, set(specs))
-    launches = with_retries_begun(store, launches, specs)
+@dataclass(frozen=True)
+class Patience:
+    """How long a read waits out a store that is unavailable (a connection lost, a quorum down). The read is made
+    of steps -- each a few pipelined round trips, the records a batch of jobs at a time -- and a step that fails for
+    want of the store is tried again on its own, until the clock's monotonic time reaches `until`: under constant
+    faults a snapshot resumes where it was cut, rather than start again and be cut again."""
+
+    clock: Clock
+    until: float
+    pause: float = 0.5
+
+    def read(self, step: Callable[[], T]) -> T:
+        while True:
+            try:
+                return step()
+            except StateStoreUnavailable as exc:
+                if self.clock.monotonic() + self.pause >= self.until:
+                    raise
+                log.info("snapshot read cut; that step again", extra={"error": str(exc)})
+                self.clock.sleep(self.pause)
+
+
+def _read(patience: Patience | None, step: Callable[[], T]) -> T:
+    return step() if patience is None else patience.read(step)
+
+
+def capture(store: ReadStore, *, source: str, now: datetime, patience: Patience | None = None) -> Snapshot:
+    """Read the whole store in the restore-safe order (module docstring); without `patience`, the first read that
+    fails for want of the store fails the capture (a manual export says so at once)."""
+    specs = _read(patience, store.read_specs)
+    results = _read(patience, store.read_job_results)
+    states, triggers, launches = _ordered_read(store, set(specs), patience)
+    launches = with_retries_begun(store, launches, specs, patience)
     taken = {r.name for r in launches}
     return Snapshot(
         created_at=now,
         source=source,
         specs=[specs[n] for n in sorted(specs)],
         job_states=[states[j] for j in sorted(states)],
-        paused=sorted(store.read_paused()),
+        paused=sorted(_read(patience, store.read_paused)),
         launches=launches,
         triggers=[t for t in triggers if _trigger_launch(t) not in taken],
-        takeover=store.read_takeover(),
+        takeover=_read(patience, store.read_takeover),
         job_results=[results[j] for j in sorted(results)],
-        outbox=store.read_outbox(),
+        outbox=_read(patience, store.read_outbox),
     )
 
 
 def _ordered_read(
-    store: ReadStore, jobs: set[str]
+    store: ReadStore, jobs: set[str], patience: Patience | None
 ) -> tuple[dict[str, JobState], list[TriggerRequest], list[LaunchRecord]]:
     """States, then triggers, then records; again while the states moved meanwhile (up to a few times)."""
     for _attempt in range(STABLE_ATTEMPTS):
-        states = store.read_job_states()
-        triggers = store.pending_triggers()
-        launches = read_launches(store, jobs | set(states))
-        if store.read_job_states() == states:
+        states = _read(patience, store.read_job_states)
+        triggers = _read(patience, store.pending_triggers)
+        launches = read_launches(store, jobs | set(states), patience)
+        if _read(patience, store.read_job_states) == states:
             break
     return states, triggers, launches
 
 
-def read_launches(store: ReadStore, jobs: set[str]) -> list[LaunchRecord]:
+def read_launches(store: ReadStore, jobs: set[str], patience: Patience | None = None) -> list[LaunchRecord]:
     """Every record of every job, plus open records of jobs that no longer exist; oldest first per job."""
     found: dict[str, LaunchRecord] = {}
-    for job in sorted(jobs):
-        for record in store.history(job, HISTORY_LIMIT):
-            found[record.name] = record
-    for record in store.open_launches():
+    for chunk in _chunks(sorted(jobs), JOBS_PER_READ):
+        for records in _read(patience, partial(store.histories, chunk)).values():
+            found.update((r.name, r) for r in records)
+    for record in _read(patience, store.open_launches):
         found.setdefault(record.name, record)
     return sorted(found.values(), key=_record_order)
 
 
 def with_retries_begun(
-    store: ReadStore, launches: list[LaunchRecord], specs: Mapping[str, StoredSpec]
+    store: ReadStore,
+    launches: list[LaunchRecord],
+    specs: Mapping[str, StoredSpec],
+    patience: Patience | None = None,
 ) -> list[LaunchRecord]:
     """`launches` and the retries begun while they were read (module docstring), down each chain of attempts."""
     attempts = _retry_attempts(specs)
@@ -158,7 +190,7 @@ def with_retries_begun(
     asking = launches
     while asking:
         names = [n for r in asking if (n := _next_attempt(r, attempts)) is not None and n not in found]
-        asking = [got for name in names if (got := store.get_launch(name)) is not None]
+        asking = [got for name in names if (got := _read(patience, partial(store.get_launch, name))) is not None]
         found.update((r.name, r) for r in asking)
     return sorted(found.values(), key=_record_order) if len(found) > len(launches) else launches
 
@@ -484,7 +516,9 @@ class PeriodicSnapshots:
         path = self._policy.directory / f"cronframework-snapshot-{now:%Y%m%dt%H%M%Sz}.json.gz"
         try:
             self._policy.directory.mkdir(parents=True, exist_ok=True)
-            dump(capture(self._store, source=self._policy.source, now=now), path)
+            budget = max(self._policy.every, PATIENCE).total_seconds()
+            patience = Patience(self._clock, self._clock.monotonic() + budget)
+            dump(capture(self._store, source=self._policy.source, now=now, patience=patience), path)
             self._prune()
         except (CronframeworkError, OSError) as exc:  # a failed backup must never stop the scheduler
             log.error("periodic snapshot failed", extra={"path": str(path), "error": str(exc)})
