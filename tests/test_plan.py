@@ -239,6 +239,9 @@ def test_a_restore_s_replayed_instants_that_may_be_skipped_are_to_be_found_by_na
     assert replay("forbid", replayed_before=None).finds == {}
     assert replay("forbid", replayed_before=NINE + timedelta(seconds=30)).finds.keys() == {minutes[0]}
     assert replay("allow").finds == {}, "a launch by name finds what exists anyway; nothing of it is skipped"
+    due = entry("forbid", last=None)
+    plan = plan_tick([], [trigger()], {"j": due}.get, now=NINE_01, tolerance=TOLERANCE, replayed_before=RESTORED)
+    assert list(plan.finds) == [launch_name("j", trigger().requested_at, manual=True)], "a trigger left pending"
 
 
 def test_a_replayed_instant_the_backend_has_is_launched_by_name_and_is_the_next_one_s_previous() -> None:

@@ -15,8 +15,8 @@ Retries (`retry:`) are decided here too: `decide_retry` says whether and when a 
 due retry is an intent like a trigger's, with its own name (`<launch>-a<N>`), through both sync points.
 
 After a restore (docs/backups.md) the store's records end with the snapshot, while the backend may hold what the old
-cluster launched after it. An instant or a retry scheduled before the restore (`replayed_before`) that the tick would
-skip, or launch only after asking about its previous launch, is first found by name (`TickPlan.finds`): one the
+cluster launched after it. An instant, a trigger or a retry from before the restore (`replayed_before`) that the tick
+would skip, or launch only after asking about its previous launch, is first found by name (`TickPlan.finds`): one the
 backend has is launched by name, which finds it (`already_existed`), instead of being recorded skipped; it is then
 the previous launch the job's next launch asks about.
 """
@@ -147,6 +147,8 @@ def plan_tick(
         plan.intents.append(
             Intent(identity, target.spec, watermark, None, checked, request.id, deadline=now + TRIGGER_DEADLINE)
         )
+        if checked:  # a trigger the snapshot holds pending may have been launched by the old cluster since
+            _find_replayed(plan, target.spec, [identity], replayed_before)
     for retry in retries:
         _plan_retry(plan, retry, scheduled, watermarks, now, paused, replayed_before)
     _add_lookups(plan)
