@@ -6,9 +6,11 @@ and its job's watermark in one transaction, so reading watermarks BEFORE records
 claims an instant whose record is missing; at worst a record is newer than its watermark, and the restored leader,
 reaching that instant, finds the name taken and does not launch it again (the launcher's ConflictError path). A
 trigger consumed between the two reads shows up as both a trigger and its manual record; the trigger is dropped.
-When the second read of states differs, the whole read is retried (a few times) to get a quiescent view; a busy
-store still gets the safe order. A run's retry is begun before the run is concluded (engine/results.py), so a run read
-concluded may have a retry its job's listing came too early to list: each such retry is asked for by name.
+When the second read of states differs, the whole read is done once more, for a quiescent view; a busy store (a
+launch every second) never gives one and still gets the safe order -- reading it over and over only made a large
+store's snapshot slower than the faults that cut it. A run's retry is begun before the run is concluded
+(engine/results.py), so a run read concluded may have a retry its job's listing came too early to list: each such
+retry is asked for by name.
 
 The retry state travels with the records (a run whose result or retry is still to come is followed on by the
 restored leader); each job's results summary is read before the records, so that no result is counted twice after a
@@ -62,7 +64,7 @@ FORMAT_VERSION = 1
 RESTORED = "restored"  # the takeover report's key for the restore the store came from; leaders carry it on
 JOBS_PER_READ = 250  # jobs whose records one step of a snapshot reads (a step cut by a fault is read again)
 PATIENCE = timedelta(minutes=2)  # the least time a periodic snapshot waits out an unavailable store
-STABLE_ATTEMPTS = 5
+STABLE_ATTEMPTS = 2  # a store that moved during the read is read once more; a busy one never settles anyway
 BATCH = 500
 
 T = TypeVar("T")
@@ -157,7 +159,7 @@ def capture(store: ReadStore, *, source: str, now: datetime, patience: Patience 
 def _ordered_read(
     store: ReadStore, jobs: set[str], patience: Patience | None
 ) -> tuple[dict[str, JobState], list[TriggerRequest], list[LaunchRecord]]:
-    """States, then triggers, then records; again while the states moved meanwhile (up to a few times)."""
+    """States, then triggers, then records; once more when the states moved meanwhile."""
     for _attempt in range(STABLE_ATTEMPTS):
         states = _read(patience, store.read_job_states)
         triggers = _read(patience, store.pending_triggers)
