@@ -416,7 +416,10 @@ class JobResults:
 
     @classmethod
     def from_bytes(cls, job: str, raw: bytes) -> JobResults:
-        data = json.loads(raw) if raw else {}
+        return cls.from_dict(job, json.loads(raw) if raw else {})
+
+    @classmethod
+    def from_dict(cls, job: str, data: Mapping[str, Any]) -> JobResults:
         return cls(
             job=job,
             last_result=TaskResult(data["last_result"]) if data.get("last_result") else None,
@@ -482,7 +485,10 @@ class Notice:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Notice:
-        data = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Notice:
         created = _dt(data["created_at"])
         assert created is not None
         return cls(

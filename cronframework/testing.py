@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -204,6 +204,9 @@ class MemoryStore:
         with self._lock:
             mine = [r for r in self.records.values() if r.job == job]
         return sorted(mine, key=lambda r: (r.scheduled, r.name), reverse=True)[:limit]
+
+    def histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
+        return {job: self.history(job, len(self.records)) for job in jobs}
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         with self._lock:

@@ -217,7 +217,10 @@ def gather(topo: Topology, faults: list[FaultEvent]) -> evidence_mod.Evidence:
         ev.launches = evidence_mod.process_launches(topo.state_dir)
     ev.spans = evidence_mod.settled_spans(topo.out_file, LONGEST_RUN)  # first: runs still going may end
     ev.task_lines = evidence_mod.task_lines(topo.out_file)
-    ev.launches = evidence_mod.in_eras(ev.launches, cuts)
+    # a launch counts in the era of the root that began it: until an import finished only the old cluster could
+    # launch (the root the replicas remade on the empty ensemble holds no jobs), and a submit whose record was begun
+    # just before the loss reaches the backend just after it
+    ev.launches = evidence_mod.in_eras(ev.launches, sorted(f.restore.restored for f in faults if f.restore))
     ev.intervals = evidence_mod.intervals(topo.rs().incarnations, topo.deaths, topo.shifts, cuts)
     ev.recorded = evidence_mod.recorded_events(topo.rs().incarnations, cuts)
     topo.ensure_zk()  # a run cut short by a liveness failure may have left nodes down

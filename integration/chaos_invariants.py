@@ -256,15 +256,17 @@ def clock_guarded(ev: Evidence, faults: list[FaultEvent], tolerance: float) -> l
 def restore_bounded(ev: Evidence, faults: list[FaultEvent]) -> tuple[int, list[Violation]]:
     """(instants before a loss decided again after its restore, violations): a restored cluster decided no instant
     before a job's watermark in the snapshot, and every launch made before the loss that it decided again it found
-    by name (`already_existed`), never launched a second time."""
+    by name (`already_existed`), never launched a second time. A retry (`<launch>-aN`) is decided from its run's
+    result, not from the watermark: a run the snapshot holds with its retry still to come is retried after the
+    restore, and only the by-name rule judges it."""
     repeated, out = 0, []
     for restore in (f.restore for f in faults if f.restore is not None):
-        made = {launch.name for launch in ev.launches if launch.submitted_at < restore.lost}
+        made = {launch.name for launch in ev.launches if launch.submitted_at < restore.restored}
         for record in (r for records in ev.history.values() for r in records):
             if record.manual or record.begun_at is None or record.begun_at.timestamp() < restore.restored:
                 continue
             mark = restore.watermarks.get(record.job)
-            if mark is not None and record.scheduled < mark:
+            if mark is not None and record.scheduled < mark and record.task_attempt == 1:
                 detail = f"{record.name}: decided again after the restore, before the snapshot's watermark {mark}"
                 out.append(Violation("restore", detail))
             repeated += record.scheduled.timestamp() <= restore.lost

@@ -175,3 +175,40 @@ def test_a_bad_file_touches_no_znode(new: ReplicaSet, tmp_path: Path, zk_hosts: 
     finally:
         client.stop()
         client.close()
+
+
+FORBID_EVERY_SECOND = EVERY_SECOND.replace("    backend: process\n", "    backend: process\n    concurrency: forbid\n")
+
+
+def test_what_the_old_cluster_launched_after_the_export_is_found_by_name_after_the_import(
+    old: ReplicaSet, new: ReplicaSet, tmp_path: Path
+) -> None:
+    """The old cluster goes on after the export; restored, the new one replays a forbid job from the snapshot's
+    watermark in one tick: the instants but the newest, which it would record superseded, are looked up by name."""
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(FORBID_EVERY_SECOND)
+    old.cli("apply", str(jobs))
+    old.start("a")
+    assert wait_for(lambda: len(launched(old)) >= 2, 30), old.log_tails()
+    file = tmp_path / "backup.json.gz"
+    old.cli("snapshot", "export", str(file))
+    exported = len(launched(old))
+    assert wait_for(lambda: len(launched(old)) >= exported + 4, 30), old.log_tails()
+    old.stop_all()
+    made = set(launched(old))
+    new.cli("snapshot", "import", str(file))
+    new.start("heir")
+    store = new.store()
+    try:
+        assert wait_for(lambda: (t := store.read_takeover()) and t["replica"] == "heir", 30), new.log_tails()
+        new.stop_all()
+        records = {r.name: r for r in store.history("beat", limit=1000)}
+    finally:
+        store.close()
+    made_after_export = sorted(n for n in made if records[n].leader == "heir")  # decided again
+    assert len(made_after_export) >= 3, (made_after_export, sorted(made))
+    wrong = {
+        n: records[n].outcome for n in made if records[n].outcome not in (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)
+    }
+    assert wrong == {}, "recorded skipped though the old cluster launched it"
+    assert {records[n].outcome for n in made_after_export} == {Outcome.ALREADY_EXISTED}

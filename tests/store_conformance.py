@@ -272,6 +272,17 @@ class StoreConformance:
         assert names == [r.name for r in newest]
         assert store.history("alpha", 20)[-1].state is RecordState.FINISHED
 
+    def test_histories_read_every_record_of_each_job_asked_for(self, store: StateStore, fence: Fence) -> None:
+        """A backup's read: all of each job's records in one pass, across hours (here 0 to 2 h), newest first."""
+        alpha = begun(store, fence, "alpha", 3, 0, 61, 125)
+        begun(store, fence, "alpha-other", 9)
+        store.finish(fence, [done(alpha[1])])
+        got = store.histories(["alpha", "nothing-yet"])
+        assert got.keys() == {"alpha", "nothing-yet"} and got["nothing-yet"] == []
+        newest = sorted(alpha, key=lambda r: r.scheduled, reverse=True)
+        assert [r.name for r in got["alpha"]] == [r.name for r in newest]
+        assert got["alpha"][-1].state is RecordState.FINISHED
+
     # -- results
     def test_a_submitted_launch_is_followed_until_its_result_is_recorded(self, store: StateStore, fence: Fence) -> None:
         first, second = begun(store, fence, "alpha", 0, 1)

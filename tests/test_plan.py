@@ -14,6 +14,7 @@ import pytest
 from cronframework.engine.concurrency import ALLOWED, Verdict
 from cronframework.engine.dispatcher import Entry
 from cronframework.engine.plan import DueRetry, Planned, TickPlan, decide_retry, plan_tick, settle
+from cronframework.launch import BackendStatus, LaunchState
 from cronframework.naming import LaunchIdentity, launch_name
 from cronframework.records import JobState, LaunchRecord, Outcome, TaskResult, TriggerRequest
 from cronframework.schedule.expression import parse_schedule
@@ -217,3 +218,56 @@ def test_a_retry_is_skipped_when_paused_or_past_its_deadline_and_dropped_when_un
     assert late.skip_reason is not None and "next instant" in late.skip_reason
     plan = plan_tick([], [], {}.get, now=NINE, tolerance=TOLERANCE, retries=[due_retry()])
     assert plan.intents == [] and plan.dropped_retries == [due_retry()]
+
+
+# -- after a restore: what the old cluster may have launched is found by name before it is decided -----------------
+RESTORED = NINE + timedelta(minutes=2, seconds=30)
+DONE = BackendStatus(LaunchState.SUCCEEDED)
+RUNNING = BackendStatus(LaunchState.RUNNING)
+
+
+def replay(concurrency: str, replayed_before: datetime | None = RESTORED) -> TickPlan:
+    """A forbid/replace job replaying 09:00, 09:01 and 09:02 at once (catch-up: all), the store restored at 09:02:30."""
+    due = entry(concurrency, catchup={"policy": "all"})
+    now = NINE + timedelta(minutes=2, seconds=1)
+    return plan_tick([due], [], {}.get, now=now, tolerance=TOLERANCE, replayed_before=replayed_before)
+
+
+def test_a_restore_s_replayed_instants_that_may_be_skipped_are_to_be_found_by_name() -> None:
+    minutes = [launch_name("j", NINE + timedelta(minutes=m)) for m in range(3)]
+    assert list(replay("forbid").finds) == minutes
+    assert replay("forbid", replayed_before=None).finds == {}
+    assert replay("forbid", replayed_before=NINE + timedelta(seconds=30)).finds.keys() == {minutes[0]}
+    assert replay("allow").finds == {}, "a launch by name finds what exists anyway; nothing of it is skipped"
+    due = entry("forbid", last=None)
+    plan = plan_tick([], [trigger()], {"j": due}.get, now=NINE_01, tolerance=TOLERANCE, replayed_before=RESTORED)
+    assert list(plan.finds) == [launch_name("j", trigger().requested_at, manual=True)], "a trigger left pending"
+
+
+def test_a_replayed_instant_the_backend_has_is_launched_by_name_and_is_the_next_one_s_previous() -> None:
+    at_01, at_02 = (launch_name("j", NINE + timedelta(minutes=m)) for m in (1, 2))
+    plan = replay("forbid")
+    found = {AT_NINE: None, at_01: DONE, at_02: None}
+    items = settle(plan, {PREVIOUS: ALLOWED}, found=found)
+    assert [(name, reason is None) for name, reason, _ in outcome(items)] == [
+        (AT_NINE, False),  # superseded, and nobody launched it
+        (at_01, True),  # launched before the loss: its submit by name finds it
+        (at_02, True),  # its previous launch, found, has ended
+    ]
+    assert items[1].deadline is None
+    items = settle(plan, {PREVIOUS: ALLOWED}, found={**found, at_01: RUNNING})
+    assert items[2].skip_reason == f"skipped: previous launch {at_01} is still running (concurrency: forbid)"
+    assert settle(replay("replace"), {PREVIOUS: ALLOWED}, found={**found, at_01: RUNNING})[2].replaces == at_01
+
+
+def test_a_retry_past_its_deadline_after_a_restore_is_found_first() -> None:
+    target = entry()
+    plan = plan_tick(
+        [], [], {"j": target}.get, now=NINE_01, tolerance=TOLERANCE, retries=[due_retry()], replayed_before=RESTORED
+    )
+    name = FAILED_RUN.retry(2).name
+    assert list(plan.finds) == [name]
+    [skipped] = settle(plan, {}, found={name: None})
+    assert skipped.skip_reason is not None and "next instant" in skipped.skip_reason
+    [made] = settle(plan, {}, found={name: DONE})
+    assert made.skip_reason is None and made.retry_of == FAILED_RUN.name

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,32 @@ import pytest
 
 from cronframework.abc import StateStore
 from cronframework.cli import main
+from cronframework.errors import StateStoreUnavailable
 from cronframework.naming import LaunchIdentity
 from cronframework.ops.snapshot import (
     FORMAT_VERSION,
+    RESTORED,
     PeriodicSnapshots,
     SnapshotError,
     SnapshotPolicy,
     capture,
+    load,
     parse,
     read_launches,
+    restored_at,
 )
-from cronframework.records import Begin, JobState, LaunchRecord, Outcome, SpecChange, TriggerRequest
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    Notice,
+    Outcome,
+    ResultBatch,
+    SpecChange,
+    TaskResult,
+    TriggerRequest,
+)
 from cronframework.store.sqlite import SqliteStore
 from cronframework.testing import FakeClock, FakeFence, MemoryStore
 
@@ -41,7 +57,8 @@ def begin_item(job: str, minute: int, *, manual: bool = False) -> Begin:
 
 
 def populate(store: StateStore, fence: Any) -> None:
-    """Two jobs with finished, skipped, manual and open records, a pause, a trigger and a takeover report."""
+    """Two jobs with finished, skipped, manual and open records, a pause, a trigger and a takeover report; a failed
+    run with its retry to come, its job's results summary and its notification waiting in the outbox."""
     store.write_specs([SpecChange("alpha", DOC, None), SpecChange("beta", {**DOC, "schedule": "0 * * * *"}, None)])
     items = [begin_item("alpha", n) for n in range(4)] + [begin_item("beta", 0), begin_item("alpha", 2, manual=True)]
     store.begin(fence, items)
@@ -50,6 +67,11 @@ def populate(store: StateStore, fence: Any) -> None:
     store.set_paused("beta", True)
     store.request_trigger("alpha", force=True, now=T0 + 10 * MINUTE)
     store.write_takeover(fence, {"replica": "r1", "epoch": 3, "open_launches": []})
+    failed = finished[1].with_result(TaskResult.FAILED, reason="exit code 1", exit_code=1, ended_at=T0 + MINUTE)
+    failed = replace(failed, retry_at=T0 + 2 * MINUTE)
+    summary = JobResults("alpha").add(failed, final=False, now=T0 + MINUTE)
+    notice = Notice("n1", f"{failed.name}:failed", "alpha", "failed", "https://hooks.example/x", {}, T0 + MINUTE)
+    store.record_results(fence, ResultBatch([failed], [summary], [notice]))
 
 
 def sqlite_state(path: Path) -> Path:
@@ -62,7 +84,8 @@ def sqlite_state(path: Path) -> Path:
 
 
 def contents(store: StateStore) -> dict[str, Any]:
-    """Everything a store holds, without what a restore legitimately renumbers (spec versions, trigger ids)."""
+    """Everything a store holds, without what a restore legitimately renumbers (spec versions, trigger ids) or adds
+    (the takeover report's note of the restore)."""
     jobs = sorted(set(store.read_specs()) | set(store.read_job_states()))
     return {
         "specs": {n: dict(s.document) for n, s in store.read_specs().items()},
@@ -71,7 +94,10 @@ def contents(store: StateStore) -> dict[str, Any]:
         "records": {j: store.history(j, 1000) for j in jobs},
         "open": store.open_launches(),
         "triggers": [(t.job, t.requested_at, t.force) for t in store.pending_triggers()],
-        "takeover": store.read_takeover(),
+        "takeover": {k: v for k, v in (store.read_takeover() or {}).items() if k != RESTORED} or None,
+        "following": store.following_launches(),
+        "results": store.read_job_results(),
+        "outbox": store.read_outbox(),
     }
 
 
@@ -79,6 +105,14 @@ def read_sqlite(path: Path) -> dict[str, Any]:
     store = SqliteStore(path / "state.sqlite")
     try:
         return contents(store)
+    finally:
+        store.close()
+
+
+def restored_marker(path: Path) -> Any:
+    store = SqliteStore(path / "state.sqlite")
+    try:
+        return (store.read_takeover() or {}).get(RESTORED)
     finally:
         store.close()
 
@@ -96,6 +130,7 @@ def test_export_then_import_into_an_empty_state_dir_gives_an_equal_store(tmp_pat
     assert cli("import", str(file), "--state-dir", str(tmp_path / "target")) == 0
     before, after = read_sqlite(source), read_sqlite(tmp_path / "target")
     assert after == before
+    assert restored_at(restored_marker(tmp_path / "target")) is not None, "the store says it was restored, and when"
     assert [r.name for r in after["open"]] == [
         "alpha-20261125t063200z",
         "alpha-20261125t063200z-m",
@@ -314,7 +349,7 @@ def test_a_store_that_never_settles_still_gives_watermarks_the_records_back() ->
 
 
 def test_a_trigger_launched_during_the_last_read_is_not_restored_as_pending_too() -> None:
-    store = busy(launches_during_read=100, trigger_launched_on_read=5)  # the fifth and last attempt
+    store = busy(launches_during_read=100, trigger_launched_on_read=2)  # the second and last attempt
     snapshot = capture(store, source="mem", now=T0)
     assert "alpha-20261125t063100z-m" in {r.name for r in snapshot.launches}
     assert snapshot.triggers == []  # else the restored leader would meet the taken name on every tick
@@ -446,3 +481,99 @@ def test_a_retry_attempt_record_round_trips_through_a_snapshot() -> None:
     forged = {**record.to_dict(), "task_attempt": 3}
     with pytest.raises(SnapshotError, match="does not match"):
         parse({**document, "launches": [forged]})
+
+
+class ListedBeforeTheRetries(MemoryStore):
+    """Each job's listing was taken before its runs' retries were begun, and the runs were read after they were
+    concluded (a retry is begun before its run is concluded): the records of the retries were never listed."""
+
+    def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
+        return [r for r in super().history(job, limit) if r.task_attempt == 1]
+
+
+def test_a_retry_begun_while_the_records_were_read_is_in_the_snapshot() -> None:
+    store, fence = ListedBeforeTheRetries(), FakeFence()
+    store.write_specs([SpecChange("flaky", {**DOC, "retry": {"attempts": 3}}, None), SpecChange("plain", DOC, None)])
+    chain = [LaunchIdentity("flaky", T0).retry(n) for n in (1, 2, 3)]
+    runs = [LaunchRecord.begin(i, leader="r1", epoch=3, now=T0).finish(Outcome.SUBMITTED, now=T0) for i in chain]
+    failed = [r.with_result(TaskResult.FAILED, ended_at=T0) for r in runs[:2]]  # concluded: each retry was begun
+    store.begin(fence, [Begin(r, JobState("flaky", T0 + MINUTE, r.name)) for r in [*failed, runs[2]]])
+    lone = LaunchRecord.begin(LaunchIdentity("plain", T0), leader="r1", epoch=3, now=T0)
+    store.begin(
+        fence, [Begin(lone.finish(Outcome.SUBMITTED, now=T0).with_result(TaskResult.FAILED), JobState("plain"))]
+    )
+    snapshot = capture(store, source="mem", now=T0)
+    assert [r.name for r in snapshot.launches] == [*(i.name for i in chain), lone.name]
+
+
+# -- a snapshot under constant faults -------------------------------------------------------------------------------
+class FaultyStore(MemoryStore):
+    """A thousand jobs behind a store that loses its connection every `every`-th read, as ZooKeeper does under the
+    fault suite's constant faults: no read of the whole store fits between two faults."""
+
+    READS = (
+        "read_specs",
+        "read_job_states",
+        "read_paused",
+        "get_launch",
+        "open_launches",
+        "read_job_results",
+        "read_outbox",
+        "history",
+        "histories",
+        "pending_triggers",
+        "read_takeover",
+    )
+
+    def __init__(self, clock: FakeClock, every: int) -> None:
+        super().__init__(clock)
+        self.every, self.reads, self.cuts, self.inside = every, 0, 0, False
+
+    def __getattribute__(self, name: str) -> Any:
+        method = super().__getattribute__(name)
+        if name not in FaultyStore.READS or not self.every or self.inside:  # a read's own reads are part of it
+            return method
+
+        def cut_now_and_then(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            if self.reads % self.every == 0:
+                self.cuts += 1
+                raise StateStoreUnavailable("ZooKeeper unavailable during a read: ConnectionLoss")
+            self.inside = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.inside = False
+
+        return cut_now_and_then
+
+
+def thousand_jobs(clock: FakeClock) -> FaultyStore:
+    store = FaultyStore(clock, every=0)
+    names = [f"job-{n:04d}" for n in range(1000)]
+    store.write_specs([SpecChange(name, DOC, None) for name in names])
+    store.begin(FakeFence(), [begin_item(name, minute) for name in names for minute in range(2)])
+    return store
+
+
+def test_a_periodic_snapshot_completes_under_constant_faults_resuming_each_cut_step(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    store = thousand_jobs(clock)
+    store.every = 7  # a fault every seventh read
+    snaps = PeriodicSnapshots(store, SnapshotPolicy(tmp_path / "snaps", timedelta(seconds=10), 2), clock)
+    path = snaps.write_one()
+    assert path is not None and store.cuts > 0
+    written = load(path)
+    assert len(written.specs) == 1000 and len(written.launches) == 2000
+    assert clock.now() - T0 < timedelta(seconds=60), "each cut costs a pause, not a new read of everything"
+
+
+def test_a_store_that_stays_away_fails_the_snapshot_once_its_patience_is_spent(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    store = thousand_jobs(clock)
+    store.every = 1  # every read refused
+    snaps = PeriodicSnapshots(store, SnapshotPolicy(tmp_path / "snaps", timedelta(seconds=10), 2), clock)
+    assert snaps.write_one() is None and files(tmp_path / "snaps") == []
+    assert timedelta(minutes=1.9) <= clock.now() - T0 <= timedelta(minutes=3)
+    with pytest.raises(StateStoreUnavailable):  # a manual export is not patient: it says so at once
+        capture(store, source="x", now=T0)

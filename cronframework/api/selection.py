@@ -10,7 +10,7 @@ compile check is remembered by version); a `result` filter or order reads each c
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -231,6 +231,9 @@ class _Only:
         if known is not None and limit <= self._fetched:
             return known[:limit]
         return self._store.history(job, limit)
+
+    def histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
+        return self._store.histories(jobs)
 
     def pending_triggers(self) -> list[TriggerRequest]:
         return self._store.pending_triggers()

@@ -83,7 +83,7 @@ def handle_import(args: argparse.Namespace) -> int:
         _refuse_occupied(store, snapshot, target)
         with _leadership(store, args) as fence:
             _refuse_occupied(store, snapshot, target)  # again under the fence: nobody wrote meanwhile
-            restore(store, fence, snapshot)
+            restore(store, fence, snapshot, now=datetime.now(UTC))
     finally:
         store.close()
     print(f"snapshot {args.file} (from {snapshot.source}) imported into {target}: {_counts(snapshot)}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from cronframework.abc import Backend, Clock, Leadership
 from cronframework.engine.submit import lookup_with_retries
 from cronframework.errors import BackendError
+from cronframework.launch import BackendStatus
 from cronframework.records import LaunchRecord
 from cronframework.spec.model import Concurrency, JobSpec
 
@@ -44,9 +45,15 @@ def check_previous(
         status = lookup_with_retries(backend, previous, clock=clock, leadership=leadership, attempts=2)
     except BackendError as exc:
         return Verdict(False, f"skipped: cannot tell whether {previous} still runs ({exc}); {policy}")
+    return after_previous(spec, previous, status)
+
+
+def after_previous(spec: JobSpec, previous: str, status: BackendStatus | None) -> Verdict:
+    """Decide once the backend has said how the previous launch is (None: it has no such launch)."""
     if status is None or not status.state.active:
         return ALLOWED
     if spec.concurrency is Concurrency.FORBID:
+        policy = f"concurrency: {spec.concurrency.value}"
         return Verdict(False, f"skipped: previous launch {previous} is still {status.state.value} ({policy})")
     return Verdict(True, replaces=previous)  # stopped by the launcher once this launch's record is written
 

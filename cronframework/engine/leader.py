@@ -35,8 +35,10 @@ from cronframework.engine.results import Results
 from cronframework.engine.retention import Pruner
 from cronframework.engine.runtime_limits import RuntimeLimits
 from cronframework.engine.staging import STAGE_MARGIN, Stage, stageable
-from cronframework.errors import StateStoreError
-from cronframework.ops.snapshot import PeriodicSnapshots, SnapshotPolicy
+from cronframework.engine.submit import lookup_with_retries
+from cronframework.errors import BackendError, StateStoreError
+from cronframework.launch import BackendStatus
+from cronframework.ops.snapshot import RESTORED, PeriodicSnapshots, SnapshotPolicy, restored_at
 from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
 from cronframework.spec.model import JobSpec
 
@@ -114,6 +116,7 @@ class LeaderSession:
         self._needs_recovery = False
         self._stage: Stage | None = None
         self._recovery_retry_at = datetime.min.replace(tzinfo=UTC)
+        self._restored: Mapping[str, Any] | None = None  # the restore the store came from (ops/snapshot.py), if any
         self.state = LeaderState(epoch=leadership.fence.epoch, since=clock.now())
 
     def wake(self) -> None:
@@ -171,6 +174,7 @@ class LeaderSession:
     # -- promotion --------------------------------------------------------------------------------------------
     def promote(self) -> list[LaunchRecord]:
         started = self._clock.now()
+        self._restored = (self._store.read_takeover() or {}).get(RESTORED)  # carried on from takeover to takeover
         self._specs.changed.clear()  # this read covers every change so far; a later one sets it again
         jobs = self._specs.current()  # the follower's warm specs when the store's stamp says none changed
         concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
@@ -190,6 +194,8 @@ class LeaderSession:
         }
         fence = self._leadership.fence
         report = takeover_report(fence.replica, fence.epoch, started, concluded, summary)
+        if self._restored is not None:
+            report[RESTORED] = self._restored
         self._store.write_takeover(fence, report)
         self.state.takeover = report
         log.info("took over", extra={"epoch": fence.epoch, "open_concluded": len(concluded), **summary})
@@ -291,9 +297,10 @@ class LeaderSession:
             paused=paused,
             earlier=earlier,
             retries=retries,
+            replayed_before=restored_at(self._restored),
         )
         self._drop_triggers(plan.dropped)
-        items = settle(plan, self._ask_previous(plan), earlier)
+        items = settle(plan, self._ask_previous(plan), earlier, self._find_replayed(plan))
         records = self._launcher.execute(chain(stage.rest if stage else (), items), stage.slices if stage else ())
         if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
             self._launcher.left_open = 0
@@ -318,6 +325,23 @@ class LeaderSession:
                 spec, previous, record, backend, clock=self._clock, leadership=self._leadership
             )
         return verdicts
+
+    def _find_replayed(self, plan: TickPlan) -> dict[str, BackendStatus | None]:
+        """The backend's word on each launch a restore replays (`plan.finds`); one it cannot give is left out, and
+        the plan's decision stands for it."""
+        found: dict[str, BackendStatus | None] = {}
+        for name, spec in plan.finds.items():
+            backend = self._backends.for_spec(spec)
+            try:
+                found[name] = lookup_with_retries(
+                    backend, name, clock=self._clock, leadership=self._leadership, attempts=2
+                )
+            except BackendError as exc:
+                log.warning("replayed launch not looked up", extra={"launch": name, "error": str(exc)})
+        if found:
+            made = sum(status is not None for status in found.values())
+            log.info("replayed launches looked up by name", extra={"asked": len(found), "found": made})
+        return found
 
     def _drop_triggers(self, dropped: Sequence[TriggerRequest]) -> None:
         for request in dropped:

@@ -13,6 +13,12 @@ job's instant loses to it.
 
 Retries (`retry:`) are decided here too: `decide_retry` says whether and when a run that ended is run again, and a
 due retry is an intent like a trigger's, with its own name (`<launch>-a<N>`), through both sync points.
+
+After a restore (docs/backups.md) the store's records end with the snapshot, while the backend may hold what the old
+cluster launched after it. An instant, a trigger or a retry from before the restore (`replayed_before`) that the tick
+would skip, or launch only after asking about its previous launch, is first found by name (`TickPlan.finds`): one the
+backend has is launched by name, which finds it (`already_existed`), instead of being recorded skipped; it is then
+the previous launch the job's next launch asks about.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from cronframework.engine.concurrency import ALLOWED, Verdict, begun_in_the_same_tick
+from cronframework.engine.concurrency import ALLOWED, Verdict, after_previous, begun_in_the_same_tick
 from cronframework.engine.dispatcher import Entry
 from cronframework.engine.policy import decide_instants
+from cronframework.launch import BackendStatus
 from cronframework.naming import LaunchIdentity
 from cronframework.records import JobState, LaunchRecord, TaskResult, TriggerRequest
 from cronframework.spec.model import Concurrency, JobSpec
@@ -104,6 +111,7 @@ class TickPlan:
     lookups: dict[str, JobSpec] = field(default_factory=dict)  # previous launches to ask the backend about
     dropped: list[TriggerRequest] = field(default_factory=list)  # triggers for jobs that are not scheduled
     dropped_retries: list[DueRetry] = field(default_factory=list)  # retries of jobs that are not scheduled
+    finds: dict[str, JobSpec] = field(default_factory=dict)  # a restore's replayed launches to find by name
 
 
 def plan_tick(
@@ -116,14 +124,16 @@ def plan_tick(
     paused: Set[str] = frozenset(),
     earlier: Sequence[Planned] = (),
     retries: Sequence[DueRetry] = (),
+    replayed_before: datetime | None = None,
 ) -> TickPlan:
     """The tick's decisions. `scheduled` finds a job the leader schedules (for triggers and retries); `earlier` are
-    the items this tick already decided (a stage built before the instant), which later decisions must see."""
+    the items this tick already decided (a stage built before the instant), which later decisions must see;
+    `replayed_before` is the time of the restore the store came from, if any (module docstring)."""
     plan = TickPlan()
     watermarks = {p.spec.name: p.next_state.next_scheduled for p in earlier}
     for entry in due:
         watermarks[entry.spec.name] = plan.watermarks[entry.spec.name] = _plan_due(
-            plan, entry, now, tolerance, entry.spec.name in paused
+            plan, entry, now, tolerance, entry.spec.name in paused, replayed_before
         )
     for request in triggers:
         target = scheduled(request.job)
@@ -137,8 +147,10 @@ def plan_tick(
         plan.intents.append(
             Intent(identity, target.spec, watermark, None, checked, request.id, deadline=now + TRIGGER_DEADLINE)
         )
+        if checked:  # a trigger the snapshot holds pending may have been launched by the old cluster since
+            _find_replayed(plan, target.spec, [identity], replayed_before)
     for retry in retries:
-        _plan_retry(plan, retry, scheduled, watermarks, now, paused)
+        _plan_retry(plan, retry, scheduled, watermarks, now, paused, replayed_before)
     _add_lookups(plan)
     return plan
 
@@ -150,9 +162,11 @@ def _plan_retry(
     watermarks: Mapping[str, datetime | None],
     now: datetime,
     paused: Set[str],
+    replayed_before: datetime | None,
 ) -> None:
     """A due retry: launched like a trigger (through `concurrency`), or recorded skipped when its job is paused or
-    its deadline has passed (the leader was away); dropped when its job is no longer scheduled."""
+    its deadline has passed (the leader was away); dropped when its job is no longer scheduled. After a restore the
+    old cluster may have launched it already: found by name first (module docstring)."""
     target = scheduled(retry.identity.job)
     if target is None:
         plan.dropped_retries.append(retry)
@@ -169,23 +183,41 @@ def _plan_retry(
     plan.intents.append(
         Intent(retry.identity, spec, watermark, skip, checked, deadline=retry.deadline, retry_of=retry.previous)
     )
+    if skip is not None or checked:
+        _find_replayed(plan, spec, [retry.identity], replayed_before)
 
 
-def _plan_due(plan: TickPlan, entry: Entry, now: datetime, tolerance: timedelta, paused: bool) -> datetime:
+def _plan_due(
+    plan: TickPlan, entry: Entry, now: datetime, tolerance: timedelta, paused: bool, replayed_before: datetime | None
+) -> datetime:
     spec = entry.spec
     decided = decide_instants(spec, entry.schedule, entry.watermark, now, tolerance=tolerance, paused=paused)
     watermark = decided.watermark or entry.watermark
     _note(plan, entry)
+    exclusive = spec.concurrency is not Concurrency.ALLOW
+    if replayed_before is not None:  # a stale range is one record for many instants: nothing to find by one name
+        maybe_skipped = [s.identity for s in decided.skips if not s.stale] + (decided.launches if exclusive else [])
+        _find_replayed(plan, spec, maybe_skipped, replayed_before)
     if decided.skips:
         plan.intents.extend([Intent(skip.identity, spec, watermark, skip.reason) for skip in decided.skips])
     launches = decided.launches
-    exclusive = spec.concurrency is not Concurrency.ALLOW
     if exclusive and len(launches) > 1:
         reason = f"skipped: superseded by a later instant in the same tick (concurrency: {spec.concurrency})"
         plan.intents.extend(Intent(identity, spec, watermark, reason) for identity in launches[:-1])
         launches = launches[-1:]
     plan.intents.extend([Intent(i, spec, watermark, None, exclusive, None, watermark) for i in launches])
     return watermark
+
+
+def _find_replayed(
+    plan: TickPlan, spec: JobSpec, identities: Sequence[LaunchIdentity], replayed_before: datetime | None
+) -> None:
+    """The launches among `identities` that the cluster a restore replaced may have made: scheduled before it."""
+    if replayed_before is None:
+        return
+    for identity in identities:
+        if identity.scheduled < replayed_before:
+            plan.finds[identity.name] = spec
 
 
 def _note(plan: TickPlan, entry: Entry) -> None:
@@ -207,9 +239,17 @@ def _add_lookups(plan: TickPlan) -> None:
             plan.lookups[previous] = intent.spec
 
 
-def settle(plan: TickPlan, verdicts: Mapping[str, Verdict], earlier: Sequence[Planned] = ()) -> list[Planned]:
+def settle(
+    plan: TickPlan,
+    verdicts: Mapping[str, Verdict],
+    earlier: Sequence[Planned] = (),
+    found: Mapping[str, BackendStatus | None] | None = None,
+) -> list[Planned]:
     """The plan's items once the backend has answered about each previous launch in `plan.lookups` (`verdicts`,
-    keyed by that launch's name). Each item carries the job's state after it: the running last launch."""
+    keyed by that launch's name) and about the launches in `plan.finds` (`found`: its status, None when it has no
+    such launch; a launch it could not answer about is left out, and the plan's decision stands). Each item carries
+    the job's state after it: the running last launch."""
+    found = found or {}
     running = dict(plan.before)
     for item in earlier:
         running[item.spec.name] = item.next_state.last_launch
@@ -217,10 +257,10 @@ def settle(plan: TickPlan, verdicts: Mapping[str, Verdict], earlier: Sequence[Pl
     for intent in plan.intents:
         job = intent.spec.name
         last = running[job]
-        verdict = ALLOWED if intent.skip is None else Verdict(False, intent.skip)
-        if intent.skip is None and intent.checked and last is not None:
-            same_tick = last != plan.before[job]
-            verdict = begun_in_the_same_tick(intent.spec, last) if same_tick else verdicts[last]
+        made = found.get(intent.identity.name) is not None  # by the cluster the store was restored from
+        verdict = ALLOWED if intent.skip is None or made else Verdict(False, intent.skip)
+        if intent.skip is None and intent.checked and last is not None and not made:
+            verdict = _after(intent.spec, last, plan.before[job], verdicts, found)
         if intent.retry_of is not None and verdict.replaces is not None:
             verdict = Verdict(
                 False,
@@ -237,9 +277,25 @@ def settle(plan: TickPlan, verdicts: Mapping[str, Verdict], earlier: Sequence[Pl
                 state,
                 reason,
                 intent.trigger_id,
-                intent.deadline,
+                None if made else intent.deadline,
                 verdict.replaces,
                 intent.retry_of,
             )
         )
     return out
+
+
+def _after(
+    spec: JobSpec,
+    last: str,
+    before: str | None,
+    verdicts: Mapping[str, Verdict],
+    found: Mapping[str, BackendStatus | None],
+) -> Verdict:
+    """The verdict on a checked launch whose job's last launch is `last`: the backend's word on a launch found in
+    this tick, on the launch before the tick (`verdicts`), or a launch decided in this tick that is not submitted
+    yet."""
+    status = found.get(last)
+    if status is not None:
+        return after_previous(spec, last, status)
+    return begun_in_the_same_tick(spec, last) if last != before else verdicts[last]

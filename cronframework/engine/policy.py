@@ -25,6 +25,7 @@ ONE_SECOND = timedelta(seconds=1)
 class Skip:
     identity: LaunchIdentity
     reason: str
+    stale: bool = False  # one record for a whole range of instants older than the catch-up window
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def _due_instants(
                 _id(spec, first),
                 f"missed: instants from {first.isoformat()} to {last_stale.isoformat()} are older than the "
                 f"catch-up window ({spec.catchup.window}) and were not replayed",
+                stale=True,
             )
         start = cutoff
     recent: deque[datetime] = deque(maxlen=MAX_ENUMERATED)

@@ -6,12 +6,21 @@ and its job's watermark in one transaction, so reading watermarks BEFORE records
 claims an instant whose record is missing; at worst a record is newer than its watermark, and the restored leader,
 reaching that instant, finds the name taken and does not launch it again (the launcher's ConflictError path). A
 trigger consumed between the two reads shows up as both a trigger and its manual record; the trigger is dropped.
-When the second read of states differs, the whole read is retried (a few times) to get a quiescent view; a busy
-store still gets the safe order.
+When the second read of states differs, the whole read is done once more, for a quiescent view; a busy store (a
+launch every second) never gives one and still gets the safe order -- reading it over and over only made a large
+store's snapshot slower than the faults that cut it. A run's retry is begun before the run is concluded
+(engine/results.py), so a run read concluded may have a retry its job's listing came too early to list: each such
+retry is asked for by name.
+
+The retry state travels with the records (a run whose result or retry is still to come is followed on by the
+restored leader); each job's results summary is read before the records, so that no result is counted twice after a
+restore; the notification outbox is read last.
 
 Restore writes pause flags, records (open ones stay open, so the next leader concludes them by lookup), job states,
 triggers and the takeover report, and the specs LAST: a restore that dies half-way leaves a store that schedules
-nothing, rather than one that launches jobs whose history has not arrived yet.
+nothing, rather than one that launches jobs whose history has not arrived yet. The takeover report names the restore
+(`restored`): until that time the old cluster may have launched what the snapshot does not record, so the leaders of
+the restored store find by name what they would otherwise record skipped (engine/plan.py).
 """
 
 from __future__ import annotations
@@ -26,20 +35,36 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cronframework.abc import Clock, Fence, ReadStore, StateStore
 from cronframework.catalog.apply import spec_batches
-from cronframework.errors import CronframeworkError
+from cronframework.errors import CronframeworkError, StateStoreUnavailable
 from cronframework.naming import job_name_problem, launch_name
-from cronframework.records import Begin, JobState, LaunchRecord, RecordState, SpecChange, StoredSpec, TriggerRequest
+from cronframework.records import (
+    Begin,
+    JobResults,
+    JobState,
+    LaunchRecord,
+    Notice,
+    RecordState,
+    ResultBatch,
+    SpecChange,
+    StoredSpec,
+    TaskResult,
+    TriggerRequest,
+)
+from cronframework.spec.model import Retry
 
 log = logging.getLogger("cronframework.snapshot")
 
 FORMAT_VERSION = 1
-HISTORY_LIMIT = 1_000_000_000  # "every record": history() costs O(records), there is no unbounded form
-STABLE_ATTEMPTS = 5
+RESTORED = "restored"  # the takeover report's key for the restore the store came from; leaders carry it on
+JOBS_PER_READ = 250  # jobs whose records one step of a snapshot reads (a step cut by a fault is read again)
+PATIENCE = timedelta(minutes=2)  # the least time a periodic snapshot waits out an unavailable store
+STABLE_ATTEMPTS = 2  # a store that moved during the read is read once more; a busy one never settles anyway
 BATCH = 500
 
 T = TypeVar("T")
@@ -59,6 +84,8 @@ class Snapshot:
     launches: list[LaunchRecord] = field(default_factory=list)
     triggers: list[TriggerRequest] = field(default_factory=list)
     takeover: Mapping[str, Any] | None = None
+    job_results: list[JobResults] = field(default_factory=list)
+    outbox: list[Notice] = field(default_factory=list)
 
     @property
     def jobs(self) -> set[str]:
@@ -75,49 +102,125 @@ class Snapshot:
             "launches": [r.to_dict() for r in self.launches],
             "triggers": [_trigger_dict(t) for t in self.triggers],
             "takeover": dict(self.takeover) if self.takeover is not None else None,
+            "job_results": [r.to_dict() for r in self.job_results],
+            "outbox": [n.to_dict() for n in self.outbox],
         }
 
 
 # -- capture ----------------------------------------------------------------------------------------------------
-def capture(store: ReadStore, *, source: str, now: datetime) -> Snapshot:
-    """Read the whole store in the restore-safe order (module docstring)."""
-    specs = store.read_specs()
-    states, triggers, launches = _ordered_read(store, set(specs))
+@dataclass(frozen=True)
+class Patience:
+    """How long a read waits out a store that is unavailable (a connection lost, a quorum down). The read is made
+    of steps -- each a few pipelined round trips, the records a batch of jobs at a time -- and a step that fails for
+    want of the store is tried again on its own, until the clock's monotonic time reaches `until`: under constant
+    faults a snapshot resumes where it was cut, rather than start again and be cut again."""
+
+    clock: Clock
+    until: float
+    pause: float = 0.5
+
+    def read(self, step: Callable[[], T]) -> T:
+        while True:
+            try:
+                return step()
+            except StateStoreUnavailable as exc:
+                if self.clock.monotonic() + self.pause >= self.until:
+                    raise
+                log.info("snapshot read cut; that step again", extra={"error": str(exc)})
+                self.clock.sleep(self.pause)
+
+
+def _read(patience: Patience | None, step: Callable[[], T]) -> T:
+    return step() if patience is None else patience.read(step)
+
+
+def capture(store: ReadStore, *, source: str, now: datetime, patience: Patience | None = None) -> Snapshot:
+    """Read the whole store in the restore-safe order (module docstring); without `patience`, the first read that
+    fails for want of the store fails the capture (a manual export says so at once)."""
+    specs = _read(patience, store.read_specs)
+    results = _read(patience, store.read_job_results)
+    states, triggers, launches = _ordered_read(store, set(specs), patience)
+    launches = with_retries_begun(store, launches, specs, patience)
     taken = {r.name for r in launches}
     return Snapshot(
         created_at=now,
         source=source,
         specs=[specs[n] for n in sorted(specs)],
         job_states=[states[j] for j in sorted(states)],
-        paused=sorted(store.read_paused()),
+        paused=sorted(_read(patience, store.read_paused)),
         launches=launches,
         triggers=[t for t in triggers if _trigger_launch(t) not in taken],
-        takeover=store.read_takeover(),
+        takeover=_read(patience, store.read_takeover),
+        job_results=[results[j] for j in sorted(results)],
+        outbox=_read(patience, store.read_outbox),
     )
 
 
 def _ordered_read(
-    store: ReadStore, jobs: set[str]
+    store: ReadStore, jobs: set[str], patience: Patience | None
 ) -> tuple[dict[str, JobState], list[TriggerRequest], list[LaunchRecord]]:
-    """States, then triggers, then records; again while the states moved meanwhile (up to a few times)."""
+    """States, then triggers, then records; once more when the states moved meanwhile."""
     for _attempt in range(STABLE_ATTEMPTS):
-        states = store.read_job_states()
-        triggers = store.pending_triggers()
-        launches = read_launches(store, jobs | set(states))
-        if store.read_job_states() == states:
+        states = _read(patience, store.read_job_states)
+        triggers = _read(patience, store.pending_triggers)
+        launches = read_launches(store, jobs | set(states), patience)
+        if _read(patience, store.read_job_states) == states:
             break
     return states, triggers, launches
 
 
-def read_launches(store: ReadStore, jobs: set[str]) -> list[LaunchRecord]:
+def read_launches(store: ReadStore, jobs: set[str], patience: Patience | None = None) -> list[LaunchRecord]:
     """Every record of every job, plus open records of jobs that no longer exist; oldest first per job."""
     found: dict[str, LaunchRecord] = {}
-    for job in sorted(jobs):
-        for record in store.history(job, HISTORY_LIMIT):
-            found[record.name] = record
-    for record in store.open_launches():
+    for chunk in _chunks(sorted(jobs), JOBS_PER_READ):
+        for records in _read(patience, partial(store.histories, chunk)).values():
+            found.update((r.name, r) for r in records)
+    for record in _read(patience, store.open_launches):
         found.setdefault(record.name, record)
-    return sorted(found.values(), key=lambda r: (r.job, r.scheduled, r.manual, r.name))
+    return sorted(found.values(), key=_record_order)
+
+
+def with_retries_begun(
+    store: ReadStore,
+    launches: list[LaunchRecord],
+    specs: Mapping[str, StoredSpec],
+    patience: Patience | None = None,
+) -> list[LaunchRecord]:
+    """`launches` and the retries begun while they were read (module docstring), down each chain of attempts."""
+    attempts = _retry_attempts(specs)
+    found = {r.name: r for r in launches}
+    asking = launches
+    while asking:
+        names = [n for r in asking if (n := _next_attempt(r, attempts)) is not None and n not in found]
+        asking = [got for name in names if (got := _read(patience, partial(store.get_launch, name))) is not None]
+        found.update((r.name, r) for r in asking)
+    return sorted(found.values(), key=_record_order) if len(found) > len(launches) else launches
+
+
+def _retry_attempts(specs: Mapping[str, StoredSpec]) -> dict[str, int]:
+    """Each job with `retry:`: how many runs it makes in all."""
+    out = {}
+    for name, spec in specs.items():
+        retry = spec.document.get("retry")
+        if isinstance(retry, Mapping):
+            try:
+                out[name] = Retry.model_validate(retry).attempts
+            except ValueError:  # pydantic's ValidationError: `apply` refuses such a spec; nothing to follow here
+                continue
+    return out
+
+
+def _next_attempt(record: LaunchRecord, attempts: Mapping[str, int]) -> str | None:
+    """The name of the retry a concluded, failed run may have had begun (None: it could have none)."""
+    if record.result is None or record.result is TaskResult.SUCCEEDED or record.retry_at is not None:
+        return None
+    if record.task_attempt >= attempts.get(record.job, 0):
+        return None
+    return record.identity.retry(record.task_attempt + 1).name
+
+
+def _record_order(record: LaunchRecord) -> tuple[str, datetime, bool, str]:
+    return (record.job, record.scheduled, record.manual, record.name)
 
 
 def _trigger_launch(trigger: TriggerRequest) -> str:
@@ -177,6 +280,10 @@ def parse(document: Any) -> Snapshot:
     takeover = document.get("takeover")
     if takeover is not None and not isinstance(takeover, dict):
         raise SnapshotError("takeover: not a JSON object")
+    results = _items(document, "job_results", _job_results, optional=True)  # absent from files of older releases
+    _unique([r.job for r in results], "job_results", "job")
+    outbox = _items(document, "outbox", _notice, optional=True)
+    _unique([n.id for n in outbox], "outbox", "notification")
     return Snapshot(
         created_at=_instant(_field(document, "created_at", str)),
         source=_field(document, "source", str),
@@ -186,10 +293,14 @@ def parse(document: Any) -> Snapshot:
         launches=launches,
         triggers=_items(document, "triggers", _trigger),
         takeover=takeover,
+        job_results=results,
+        outbox=outbox,
     )
 
 
-def _items(document: dict[str, Any], key: str, parse_one: Callable[[Any], T]) -> list[T]:
+def _items(document: dict[str, Any], key: str, parse_one: Callable[[Any], T], *, optional: bool = False) -> list[T]:
+    if optional and key not in document:
+        return []
     values = _field(document, key, list)
     out = []
     for index, value in enumerate(values):
@@ -287,6 +398,22 @@ def _trigger(value: Any) -> TriggerRequest:
     return TriggerRequest(_field(value, "id", str), job, requested, _field(value, "force", bool))
 
 
+def _job_results(value: Any) -> JobResults:
+    if not isinstance(value, dict):
+        raise SnapshotError("not a JSON object")
+    return JobResults.from_dict(_job_name(_field(value, "job", str)), value)
+
+
+def _notice(value: Any) -> Notice:
+    if not isinstance(value, dict):
+        raise SnapshotError("not a JSON object")
+    for key in ("id", "key", "event", "url"):
+        _field(value, key, str)
+    notice = Notice.from_dict(value)
+    _job_name(notice.job)
+    return notice
+
+
 def _state_dict(state: JobState) -> dict[str, Any]:
     next_at = state.next_scheduled.astimezone(UTC).isoformat() if state.next_scheduled else None
     return {"job": state.job, "next_scheduled": next_at, "last_launch": state.last_launch}
@@ -307,6 +434,8 @@ def occupied(store: ReadStore, jobs: set[str]) -> str | None:
         ("open launches", store.open_launches),
         ("pending triggers", store.pending_triggers),
         ("a takeover report", store.read_takeover),
+        ("job results", store.read_job_results),
+        ("notifications", store.read_outbox),
     ]
     for what, read in checks:
         if read():
@@ -317,8 +446,8 @@ def occupied(store: ReadStore, jobs: set[str]) -> str | None:
     return None
 
 
-def restore(store: StateStore, fence: Fence, snapshot: Snapshot) -> None:
-    """Write `snapshot` into an empty store as its leader (order: module docstring)."""
+def restore(store: StateStore, fence: Fence, snapshot: Snapshot, *, now: datetime) -> None:
+    """Write `snapshot` into an empty store as its leader at `now` (order: module docstring)."""
     for job in snapshot.paused:
         store.set_paused(job, True)
     states = {s.job: s for s in snapshot.job_states}
@@ -327,12 +456,23 @@ def restore(store: StateStore, fence: Fence, snapshot: Snapshot) -> None:
         store.begin(fence, [Begin(r, states.get(r.job) or JobState(r.job)) for r in chunk])
     for state_chunk in _chunks(snapshot.job_states, BATCH):
         store.put_job_states(fence, state_chunk)
+    if snapshot.job_results or snapshot.outbox:
+        store.record_results(fence, ResultBatch(summaries=snapshot.job_results, notices=snapshot.outbox))
     for trigger in sorted(snapshot.triggers, key=lambda t: (t.requested_at, t.id)):
         store.request_trigger(trigger.job, force=trigger.force, now=trigger.requested_at)
-    if snapshot.takeover is not None:
-        store.write_takeover(fence, snapshot.takeover)
+    marker = {"at": now.astimezone(UTC).isoformat(), "snapshot": snapshot.created_at.astimezone(UTC).isoformat()}
+    store.write_takeover(fence, {**(snapshot.takeover or {}), RESTORED: marker})
     for batch in spec_batches([SpecChange(s.name, s.document, None) for s in snapshot.specs]):
         store.write_specs(batch)
+
+
+def restored_at(marker: Any) -> datetime | None:
+    """When the store was restored, from the takeover report's `restored` entry (None: never, or unreadable)."""
+    at = marker.get("at") if isinstance(marker, Mapping) else None
+    try:
+        return datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        return None
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -378,7 +518,9 @@ class PeriodicSnapshots:
         path = self._policy.directory / f"cronframework-snapshot-{now:%Y%m%dt%H%M%Sz}.json.gz"
         try:
             self._policy.directory.mkdir(parents=True, exist_ok=True)
-            dump(capture(self._store, source=self._policy.source, now=now), path)
+            budget = max(self._policy.every, PATIENCE).total_seconds()
+            patience = Patience(self._clock, self._clock.monotonic() + budget)
+            dump(capture(self._store, source=self._policy.source, now=now, patience=patience), path)
             self._prune()
         except (CronframeworkError, OSError) as exc:  # a failed backup must never stop the scheduler
             log.error("periodic snapshot failed", extra={"path": str(path), "error": str(exc)})

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -264,6 +264,13 @@ class SqliteStore:
             "SELECT data FROM launches WHERE job=? ORDER BY scheduled DESC, name DESC LIMIT ?", job, limit
         )
         return [LaunchRecord.from_bytes(r[0]) for r in rows]
+
+    def histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
+        out: dict[str, list[LaunchRecord]] = {job: [] for job in jobs}
+        for job, data in self._rows("SELECT job, data FROM launches ORDER BY scheduled DESC, name DESC"):
+            if job in out:
+                out[job].append(LaunchRecord.from_bytes(data))
+        return out
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         with self._tx(fence) as db:

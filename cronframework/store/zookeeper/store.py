@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -448,6 +448,23 @@ class ZooKeeperStore:
             batch = min(batch * 4, 256)
         newest = sorted(names, key=launch_order, reverse=True)[:limit]
         return self._read_records(newest, "reading launch history", job)
+
+    def histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
+        """Each step pipelined across the jobs -- their folders listed, then their hours, then every record read
+        in multiReads -- so a thousand jobs cost a few round trips, not three each."""
+        names = sorted(jobs)
+        hours = self._list_many([self._layout.launch_dir(j) for j in names], "listing launches")
+        folders = [(job, hour) for job, listed in zip(names, hours, strict=True) for hour in listed]
+        listed = self._list_many([self._layout.launch_hour(j, h) for j, h in folders], "listing launches")
+        launches = [(job, name) for (job, _), found in zip(folders, listed, strict=True) for name in found]
+        got = self._get_many([self._layout.launch(n, j) for j, n in launches], "reading launch histories")
+        out: dict[str, list[LaunchRecord]] = {job: [] for job in names}
+        for (job, _), item in zip(launches, got, strict=True):
+            if item is not None:
+                out[job].append(LaunchRecord.from_bytes(item[0]))
+        for records in out.values():
+            records.sort(key=lambda r: launch_order(r.name), reverse=True)
+        return out
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         bad = [n for n in names if _not_launch_of(n, job)]

@@ -1,0 +1,96 @@
+"""A store restored from a snapshot, on a fake clock: the old cluster went on launching after the snapshot was taken,
+and the restored cluster, replaying from the snapshot's watermarks, must find those launches by name rather than
+record them skipped -- a forbid job's superseded instants, a default job's missed ones, and a retry whose time
+passed while no leader ran."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cronframework.launch import BackendStatus, LaunchState
+from cronframework.ops.snapshot import capture, restore
+from cronframework.records import LaunchRecord, Outcome
+from cronframework.store.sqlite import SoleLeader
+from cronframework.testing import MemoryStore
+from tests.leader_harness import T0, Cluster, job
+
+LAUNCHED = (Outcome.SUBMITTED, Outcome.ALREADY_EXISTED)
+
+
+def fail_active(cluster: Cluster, job_name: str) -> None:
+    """Every run of `job_name` the backend has ends failed (now, if it had not yet)."""
+    now = cluster.clock.now()
+    for name, status in cluster.backend.launches.items():
+        if name.startswith(f"{job_name}-") and status.state is not LaunchState.FAILED:
+            cluster.backend.launches[name] = BackendStatus(LaunchState.FAILED, 1, "exit code 1", now, now)
+
+
+def run(cluster: Cluster, session: object, seconds: int, failing: str = "flaky") -> None:
+    for _ in range(seconds):
+        cluster.clock.advance(1)
+        session.tick()  # type: ignore[attr-defined]
+        fail_active(cluster, failing)
+
+
+def restored(cluster: Cluster, snapshot: object) -> None:
+    """The ensemble's data lost: a new, empty store gets the snapshot (docs/backups.md), at the clock's now."""
+    cluster.store = MemoryStore(cluster.clock)
+    restore(cluster.store, SoleLeader(epoch=0, replica="import"), snapshot, now=cluster.clock.now())  # type: ignore[arg-type]
+
+
+def records(cluster: Cluster, *jobs: str) -> dict[str, LaunchRecord]:
+    return {r.name: r for j in jobs for r in cluster.store.history(j, limit=10_000)}
+
+
+def test_what_the_old_cluster_launched_after_the_snapshot_is_found_by_name_not_recorded_skipped() -> None:
+    cluster = Cluster()
+    cluster.backend.initial_state = LaunchState.SUCCEEDED  # every task ends at once: forbid never waits
+    slow = job("slow", "*/5 * * * * *", concurrency="forbid", catchup={"policy": "all", "max": 100})
+    plain = job("plain", "*/5 * * * * *")  # catchup: none, the default
+    flaky = job("flaky", "*/20 * * * * *", retry={"attempts": 3, "backoff": "3s", "max_backoff": "3s"})
+    cluster.apply(slow, plain, flaky)
+    cluster.clock.set(T0 - timedelta(seconds=1))
+    old, _ = cluster.leader()
+    old.promote()
+    run(cluster, old, 3)  # 06:00 launched, failed, its result written with a retry to come
+    first = cluster.store.get_launch("flaky-20261125t060000z")
+    assert first is not None and first.retry_at is not None, "the snapshot holds a run whose retry is to come"
+    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
+    run(cluster, old, 14)  # the old cluster goes on: 06:05, 06:10, 06:15, and the retries of 06:00
+    old_launches = set(cluster.backend.launches)
+    assert {"slow-20261125t060010z", "flaky-20261125t060000z-a2", "flaky-20261125t060000z-a3"} <= old_launches
+    cluster.clock.advance(10)  # the ensemble lost, no leader, then the operator's restore
+    restored(cluster, snapshot)
+    new, _ = cluster.leader()
+    new.promote()
+    run(cluster, new, 3)
+    after = records(cluster, "slow", "plain", "flaky")
+    skipped_though_launched = sorted(n for n, r in after.items() if n in old_launches and r.outcome not in LAUNCHED)
+    assert skipped_though_launched == []
+    decided_again = {n: r.outcome for n, r in after.items() if n in old_launches and r.epoch == cluster.epoch}
+    assert decided_again and set(decided_again.values()) == {Outcome.ALREADY_EXISTED}, decided_again
+    assert {n for n in old_launches if n.startswith("flaky")} <= set(after), "every attempt the old cluster made"
+    assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
+
+
+def test_a_replayed_instant_the_backend_cannot_answer_about_is_decided_as_before() -> None:
+    """The lookup fails: the restored leader decides without it (skipped, as the plan said), and goes on."""
+    from cronframework.errors import TransientBackendError
+
+    cluster = Cluster()
+    cluster.backend.initial_state = LaunchState.SUCCEEDED
+    cluster.apply(job("slow", "*/5 * * * * *", concurrency="forbid", catchup={"policy": "all", "max": 100}))
+    cluster.clock.set(T0 - timedelta(seconds=1))
+    old, _ = cluster.leader()
+    old.promote()
+    run(cluster, old, 2)
+    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
+    run(cluster, old, 10)
+    cluster.clock.advance(5)
+    restored(cluster, snapshot)
+    cluster.backend.fail["lookup"] = lambda name: TransientBackendError("down") if name.endswith("05z") else None
+    new, _ = cluster.leader()
+    new.promote()
+    after = records(cluster, "slow")
+    assert after["slow-20261125t060005z"].outcome is Outcome.SKIPPED
+    assert after["slow-20261125t060010z"].outcome is Outcome.ALREADY_EXISTED
