@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,9 +201,19 @@ class MemoryStore:
             return dict(self.results)
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
+        return self.histories([job], limit).get(job, [])
+
+    def histories(self, jobs: Collection[str], limit: int) -> dict[str, list[LaunchRecord]]:
+        asked = set(jobs)
+        out: dict[str, list[LaunchRecord]] = {}
         with self._lock:
-            mine = [r for r in self.records.values() if r.job == job]
-        return sorted(mine, key=lambda r: (r.scheduled, r.name), reverse=True)[:limit]
+            for record in self.records.values():
+                if record.job in asked:
+                    out.setdefault(record.job, []).append(record)
+        newest = {
+            job: sorted(mine, key=lambda r: (r.scheduled, r.name), reverse=True)[:limit] for job, mine in out.items()
+        }
+        return {job: mine for job, mine in newest.items() if mine}
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         with self._lock:

@@ -272,6 +272,27 @@ class StoreConformance:
         assert names == [r.name for r in newest]
         assert store.history("alpha", 20)[-1].state is RecordState.FINISHED
 
+    def test_histories_are_each_job_s_newest_records_read_together(self, store: StateStore, fence: Fence) -> None:
+        """Across hours (on ZooKeeper each hour is a folder), with a manual launch and a retry, for several jobs at
+        once; a job without records is absent."""
+        alpha = begun(store, fence, "alpha", 200, 0, 45, 100, 101)  # 09:50, 06:30, 07:15, 08:10, 08:11
+        manual = make_begin(fence, "alpha", T0 + 100 * MINUTE, manual=True)
+        retry = LaunchRecord.begin(alpha[1].identity.retry(2), leader=fence.replica, epoch=fence.epoch, now=T0)
+        store.begin(fence, [manual, Begin(retry, manual.next_state)])
+        beta = begun(store, fence, "beta", 3)
+        begun(store, fence, "beta-other", 5)  # a job whose name starts with another's
+        store.finish(fence, [done(alpha[2])])
+        newest = [alpha[0], alpha[4], manual.record, alpha[3], alpha[2], retry, alpha[1]]
+        for limit in (1, 3, 20):
+            got = store.histories(["alpha", "beta", "nothing"], limit)
+            assert {job: [r.name for r in records] for job, records in got.items()} == {
+                "alpha": [r.name for r in newest[:limit]],
+                "beta": [beta[0].name],
+            }
+        assert store.histories(["alpha", "beta"], 3)["alpha"][2].state is RecordState.BEGUN
+        assert store.histories(["alpha", "beta"], 20)["alpha"][4] == done(alpha[2])
+        assert store.histories(["alpha"], 0) == {} and store.histories([], 5) == {}
+
     # -- results
     def test_a_submitted_launch_is_followed_until_its_result_is_recorded(self, store: StateStore, fence: Fence) -> None:
         first, second = begun(store, fence, "alpha", 0, 1)

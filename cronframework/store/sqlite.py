@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -264,6 +264,24 @@ class SqliteStore:
             "SELECT data FROM launches WHERE job=? ORDER BY scheduled DESC, name DESC LIMIT ?", job, limit
         )
         return [LaunchRecord.from_bytes(r[0]) for r in rows]
+
+    def histories(self, jobs: Collection[str], limit: int) -> dict[str, list[LaunchRecord]]:
+        """A query per thousand jobs, each an index search per job for its newest `limit` names."""
+        asked = sorted(set(jobs))
+        rows = []
+        for start in range(0, len(asked) if limit > 0 else 0, 1000):
+            part = asked[start : start + 1000]
+            rows += self._rows(
+                f"WITH asked(job) AS (VALUES {','.join(['(?)'] * len(part))}) "
+                "SELECT l.job, l.scheduled, l.name, l.data FROM asked JOIN launches AS l ON l.name IN "
+                "(SELECT name FROM launches WHERE job=asked.job ORDER BY scheduled DESC, name DESC LIMIT ?)",
+                *part,
+                limit,
+            )
+        out: dict[str, list[LaunchRecord]] = {}
+        for job, _scheduled, _name, data in sorted(rows, key=lambda r: (r[0], r[1], r[2]), reverse=True):
+            out.setdefault(job, []).append(LaunchRecord.from_bytes(data))
+        return out
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         with self._tx(fence) as db:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +49,7 @@ from cronframework.store.zookeeper.layout import (
     normalize_root,
 )
 from cronframework.store.zookeeper.open_index import OpenIndex, decode_names, encode_names, node_name
-from cronframework.store.zookeeper.wire import Op, flatten, read_many_async
+from cronframework.store.zookeeper.wire import Op, flatten, flatten_lists, list_many_async, read_many_async
 
 log = logging.getLogger("cronframework.store")
 
@@ -142,9 +142,12 @@ class ZooKeeperStore:
         return self._get_many([self._layout.launch(n, job) for n in names], what)
 
     def _list_many(self, paths: Sequence[str], what: str) -> list[list[str]]:
-        """Children of each path, pipelined; a missing folder lists as empty."""
-        pending = [self._client.get_children_async(p) for p in paths]
-        return [list(c or []) for c in gather(self._client, what, pending, self._timeout, none_on=(NoNodeError,))]
+        """Children of each path, one multiRead per thousand paths, pipelined; a missing folder lists as empty."""
+        if not paths:
+            return []
+        chunks = gather(self._client, what, list_many_async(self._client, paths), self._timeout)
+        with zk_errors(what):
+            return [listed or [] for listed in flatten_lists(chunks)]
 
     def _folders_to_create(self, hours: set[tuple[str, str]]) -> list[str]:
         """The launch folders to create (parents first) so that each (job, hour) folder exists; counted as existing
@@ -432,22 +435,36 @@ class ZooKeeperStore:
         return records
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
-        """Newest first. Lists the job's hourly folders newest first, a few more each round, until `limit` names
-        are in hand: every record of an older hour is older than all of them."""
-        if limit <= 0:
-            return []
-        children = self._children(self._layout.launch_dir(job), "listing launches")
-        hours = sorted(children, reverse=True)
-        names: list[str] = []
-        found, batch = 0, 1
-        while hours and found < limit:
-            asked, hours = hours[:batch], hours[batch:]
-            for listed in self._list_many([self._layout.launch_hour(job, h) for h in asked], "listing launches"):
-                names += listed
-                found += len(listed)
+        return self.histories([job], limit).get(job, [])
+
+    def histories(self, jobs: Collection[str], limit: int) -> dict[str, list[LaunchRecord]]:
+        """Lists each job's hourly folders newest first, a few more each round, until `limit` names of each are in
+        hand (every record of an older hour is older than all of them); each round lists the folders of every job
+        at once, so 10,000 jobs cost a few multiReads, not 10,000 round trips."""
+        if limit <= 0 or not jobs:
+            return {}
+        asked = list(dict.fromkeys(jobs))
+        listed = self._list_many([self._layout.launch_dir(j) for j in asked], "listing launches")
+        hours = {job: sorted(got, reverse=True) for job, got in zip(asked, listed, strict=True) if got}
+        names: dict[str, list[str]] = {job: [] for job in hours}
+        batch = 1
+        while short := [job for job, left in hours.items() if left and len(names[job]) < limit]:
+            folders = [(job, hour) for job in short for hour in hours[job][:batch]]
+            for job in short:
+                hours[job] = hours[job][batch:]
+            paths = [self._layout.launch_hour(job, hour) for job, hour in folders]
+            for (job, _hour), got in zip(folders, self._list_many(paths, "listing launches"), strict=True):
+                names[job] += got
             batch = min(batch * 4, 256)
-        newest = sorted(names, key=launch_order, reverse=True)[:limit]
-        return self._read_records(newest, "reading launch history", job)
+        newest = [
+            (job, n) for job, got in names.items() for n in sorted(got, key=launch_order(job), reverse=True)[:limit]
+        ]
+        read = self._get_many([self._layout.launch(n, job) for job, n in newest], "reading launch history")
+        out: dict[str, list[LaunchRecord]] = {}
+        for (job, _name), item in zip(newest, read, strict=True):
+            if item is not None:
+                out.setdefault(job, []).append(LaunchRecord.from_bytes(item[0]))
+        return out
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
         bad = [n for n in names if _not_launch_of(n, job)]
