@@ -9,10 +9,12 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
+from starlette.testclient import TestClient
 
 from cronframework.abc import StateStore
-from cronframework.api import Api, LocalCluster, TokenAuth
+from cronframework.api import Api, LocalCluster, TokenAuth, create_app
 from cronframework.api.selection import last_result, result_of
+from cronframework.catalog import cache
 from cronframework.records import LaunchRecord, Outcome, RecordState, TaskResult
 from cronframework.testing import MemoryStore
 from tests.leader_harness import T0, Cluster, job
@@ -158,3 +160,18 @@ def _variants() -> list[LaunchRecord]:
 def test_the_result_filter_means_the_word_the_row_shows(record: LaunchRecord) -> None:
     assert last_result([record]) == result_of({"last_launch": record.to_dict()})
     assert last_result([]) == result_of({"last_launch": None}) == "none"
+
+
+def test_a_spec_is_compiled_once_not_at_every_request(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unpaged answer's broken-spec check is remembered per spec version, as the filters' is: compiling
+    10,000 specs cost a second per request."""
+    compiled: list[str] = []
+    original = cache.compile_job
+    monkeypatch.setattr(cache, "compile_job", lambda stored: compiled.append(stored.name) or original(stored))
+    api = make_api(cluster)
+    with TestClient(create_app(api)) as client:
+        assert client.get("/v1/jobs").status_code == 200
+        assert sorted(compiled) == sorted(cluster.store.specs)
+        compiled.clear()
+        assert client.get("/v1/jobs").status_code == 200 and client.get("/?state=enabled").status_code == 200
+        assert compiled == []

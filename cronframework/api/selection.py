@@ -132,7 +132,7 @@ def select(
     fetched = max(recent, 1)
     got = lasts if query.needs_last_launches and fetched == 1 else store.histories(window, fetched)
     records = {n: got.get(n, []) for n in window}
-    document = collect(_Only(store, shown, states, paused, records, fetched), members)
+    document = collect(_Only(store, shown, states, paused, records, fetched), members, problem_of=problems.of)
     place = {name: i for i, name in enumerate(window)}
     document["jobs"].sort(key=lambda item: place[item["job"]])  # collect lists by name
     next_after = window[-1] if more and window and query.sort == "name" else None
