@@ -172,6 +172,8 @@ class StoreConformance:
         assert store.read_job_states() == {s.job: s for s in states}
         store.put_job_states(fence, [JobState("alpha", T0 + MINUTE, "alpha-20261125t063000z")])
         assert store.read_job_states()["alpha"].next_scheduled == T0 + MINUTE
+        assert store.read_job_states(["beta", "nothing"]) == {"beta": states[1]}
+        assert store.read_job_states([]) == {}
 
     def test_pause_and_resume_are_idempotent(self, store: StateStore) -> None:
         store.set_paused("alpha", True)
@@ -319,6 +321,7 @@ class StoreConformance:
         assert results["alpha"].failures == 0 and results["alpha"].last_success == succeeded.ended_at
         assert [r.launch for r in results["alpha"].recent] == [second.name, first.name]
         assert results["beta"].failures == 1 and results["beta"].last_result is TaskResult.LOST
+        assert store.read_job_results(["beta", "nothing"]) == {"beta": summaries[1]}
 
     def test_a_launch_with_a_retry_to_come_is_still_followed(self, store: StateStore, fence: Fence) -> None:
         (record,) = begun(store, fence, "alpha", 0)

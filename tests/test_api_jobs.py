@@ -175,3 +175,24 @@ def test_a_spec_is_compiled_once_not_at_every_request(cluster: Cluster, monkeypa
         compiled.clear()
         assert client.get("/v1/jobs").status_code == 200 and client.get("/?state=enabled").status_code == 200
         assert compiled == []
+
+
+def test_a_page_reads_the_states_and_results_of_its_own_jobs_only(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not every job's (10,000 decoded per request); the order by next launch needs them all."""
+    asked: list[tuple[str, list[str] | None]] = []
+    for method in ("read_job_states", "read_job_results"):
+        original = getattr(cluster.store, method)
+
+        def counted(jobs: Any = None, method: str = method, original: Any = original) -> Any:
+            asked.append((method, None if jobs is None else sorted(jobs)))
+            return original(jobs)
+
+        monkeypatch.setattr(cluster.store, method, counted)
+    page = ["db-backup", "db-report"]
+    assert names(jobs(cluster, "limit=2")) == page
+    assert asked == [("read_job_states", page), ("read_job_results", page)]
+    asked.clear()
+    assert names(jobs(cluster, "limit=2&sort=next")) == ["web-warm", "db-report"]
+    assert asked == [("read_job_states", None), ("read_job_results", ["db-report", "web-warm"])]

@@ -119,7 +119,8 @@ def select(
 ) -> Selected:
     """The status document with only the page's jobs, and `page` {total, matched, limit, next_after}; each job's
     newest `recent` records are read once, for the document and for the caller."""
-    states, paused = store.read_job_states(), store.read_paused()
+    paused = store.read_paused()
+    states = store.read_job_states() if query.sort == "next" else {}  # else only the page's, once it is known
     names = sorted(name for name in specs if name.startswith(query.prefix))
     if query.state is not None:
         names = [n for n in names if _state(specs[n], n in paused, problems) == query.state]
@@ -129,6 +130,7 @@ def select(
     names = _ordered(names, query.sort, states, specs, problems, lasts)
     window, more = _window(names, query)
     shown = {n: specs[n] for n in window}
+    states = {n: states[n] for n in window if n in states} if states else store.read_job_states(window)
     fetched = max(recent, 1)
     got = lasts if query.needs_last_launches and fetched == 1 else store.histories(window, fetched)
     records = {n: got.get(n, []) for n in window}
@@ -205,8 +207,8 @@ class _Only:
     def watch_specs(self, callback: Callable[[], None]) -> None:
         self._store.watch_specs(callback)
 
-    def read_job_states(self) -> dict[str, JobState]:
-        return self._states
+    def read_job_states(self, jobs: Collection[str] | None = None) -> dict[str, JobState]:
+        return self._states if jobs is None else {job: self._states[job] for job in jobs if job in self._states}
 
     def read_paused(self) -> set[str]:
         return self._paused
@@ -220,8 +222,8 @@ class _Only:
     def following_launches(self) -> list[LaunchRecord]:
         return self._store.following_launches()
 
-    def read_job_results(self) -> dict[str, JobResults]:
-        return self._store.read_job_results()
+    def read_job_results(self, jobs: Collection[str] | None = None) -> dict[str, JobResults]:
+        return self._store.read_job_results(self._specs if jobs is None else jobs)
 
     def read_outbox(self) -> list[Notice]:
         return self._store.read_outbox()

@@ -30,8 +30,9 @@ def status(store: ReadStore, cluster: Cluster) -> dict[str, Any]:
 def job_item(store: ReadStore, name: str) -> dict[str, Any]:
     """One element of `status --json` jobs[], for one job."""
     stored = _stored(store, name)
-    summary, last = store.read_job_results().get(name), newest(store.history(name, limit=1))
-    return job_status(stored, last, store.read_job_states().get(name), name in store.read_paused(), summary=summary)
+    summary, last = store.read_job_results([name]).get(name), newest(store.history(name, limit=1))
+    state = store.read_job_states([name]).get(name)
+    return job_status(stored, last, state, name in store.read_paused(), summary=summary)
 
 
 def job_detail(store: ReadStore, name: str, now: datetime, count: int) -> dict[str, Any]:

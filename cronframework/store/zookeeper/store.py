@@ -215,10 +215,14 @@ class ZooKeeperStore:
             DataWatch(self._client, self._layout.section("specs"), on_data)
 
     # -- schedule state and pause
-    def read_job_states(self) -> dict[str, JobState]:
-        jobs = sorted(self._children(self._layout.section("jobs"), "reading job states"))
-        got = self._get_many([self._layout.job(j) for j in jobs], "reading job states")
-        return {j: JobState.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
+    def read_job_states(self, jobs: Collection[str] | None = None) -> dict[str, JobState]:
+        names = self._jobs_in("jobs", jobs, "reading job states")
+        got = self._get_many([self._layout.job(j) for j in names], "reading job states")
+        return {j: JobState.from_bytes(j, item[0]) for j, item in zip(names, got, strict=True) if item is not None}
+
+    def _jobs_in(self, section: str, jobs: Collection[str] | None, what: str) -> list[str]:
+        """The jobs asked, or every node of `section` (a listing): a page reads only its own jobs' nodes."""
+        return sorted(self._children(self._layout.section(section), what) if jobs is None else set(jobs))
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
         # The folder of a job's next launch is made when the job is placed, so its first herd does not pay for it.
@@ -417,10 +421,10 @@ class ZooKeeperStore:
     def following_launches(self) -> list[LaunchRecord]:
         return sorted((r for r in self._read_open_index() if r.following), key=lambda r: (r.scheduled, r.name))
 
-    def read_job_results(self) -> dict[str, JobResults]:
-        jobs = sorted(self._children(self._layout.section("results"), "reading job results"))
-        got = self._get_many([self._layout.results(j) for j in jobs], "reading job results")
-        return {j: JobResults.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
+    def read_job_results(self, jobs: Collection[str] | None = None) -> dict[str, JobResults]:
+        names = self._jobs_in("results", jobs, "reading job results")
+        got = self._get_many([self._layout.results(j) for j in names], "reading job results")
+        return {j: JobResults.from_bytes(j, item[0]) for j, item in zip(names, got, strict=True) if item is not None}
 
     def _read_open_index(self) -> list[LaunchRecord]:
         """The records not concluded, read through the whole index; the cache is made exact (a node listing only
