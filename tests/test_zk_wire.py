@@ -150,23 +150,19 @@ def test_kazoo_s_connection_puts_our_transaction_on_the_socket_as_its_own() -> N
     assert sent.on_socket(request) == sent.on_socket(Transaction([theirs(acl) for _, theirs in OPS.values()]))
 
 
-def test_a_multi_read_goes_as_opcode_22_under_the_chroot_in_chunks() -> None:
+@pytest.mark.parametrize(("issue", "entry"), [(read_many_async, encode_get), (list_many_async, encode_list)])
+def test_a_multi_read_goes_as_opcode_22_under_the_chroot_in_chunks(
+    issue: Callable[..., Any], entry: Callable[[str], bytes]
+) -> None:
+    """Gets and listings alike."""
     sent = Sent("127.0.0.1:1/base/")
-    read_many_async(sent.client, ["/cf/a", "/cf/b", "/cf/c"], chunk=2)
+    issue(sent.client, ["/cf/a", "/cf/b", "/cf/c"], chunk=2)
     first, second = (request for request, _ in sent.calls)
-    assert first.serialize() == Multi(22, [encode_get("/base/cf/a"), encode_get("/base/cf/b")]).serialize()
-    assert second.serialize() == Multi(22, [encode_get("/base/cf/c")]).serialize()
+    assert first.serialize() == Multi(22, [entry("/base/cf/a"), entry("/base/cf/b")]).serialize()
+    assert second.serialize() == Multi(22, [entry("/base/cf/c")]).serialize()
     framed = sent.on_socket(first, xid=9)
     body = first.serialize()
     assert framed == struct.pack("!iii", 8 + len(body), 9, 22) + body
-
-
-def test_a_multi_read_listing_goes_as_opcode_22_under_the_chroot_in_chunks() -> None:
-    sent = Sent("127.0.0.1:1/base")
-    list_many_async(sent.client, ["/cf/a", "/cf/b", "/cf/c"], chunk=2)
-    first, second = (request for request, _ in sent.calls)
-    assert first.serialize() == Multi(22, [encode_list("/base/cf/a"), encode_list("/base/cf/b")]).serialize()
-    assert second.serialize() == Multi(22, [encode_list("/base/cf/c")]).serialize()
 
 
 def entries(*items: tuple[int, bytes]) -> bytes:
