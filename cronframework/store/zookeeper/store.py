@@ -460,9 +460,7 @@ class ZooKeeperStore:
             for (job, _hour), got in zip(folders, self._list_many(paths, "listing launches"), strict=True):
                 names[job] += got
             batch = min(batch * 4, 256)
-        newest = [
-            (job, n) for job, got in names.items() for n in sorted(got, key=launch_order(job), reverse=True)[:limit]
-        ]
+        newest = [(job, n) for job, got in names.items() for n in _newest(job, got, limit)]
         read = self._get_many([self._layout.launch(n, job) for job, n in newest], "reading launch history")
         out: dict[str, list[LaunchRecord]] = {}
         for (job, _name), item in zip(newest, read, strict=True):
@@ -568,6 +566,13 @@ class _PreparedZkBegin:
 
     def discard(self) -> None:
         self._store._forget()  # its folders and job nodes were counted as made by it
+
+
+def _newest(job: str, names: list[str], limit: int) -> list[str]:
+    """The newest `limit` of a job's launch names, newest first (a status page asks for each job's last)."""
+    if limit == 1:
+        return [max(names, key=launch_order(job))] if names else []
+    return sorted(names, key=launch_order(job), reverse=True)[:limit]
 
 
 def _not_launch_of(name: str, job: str) -> bool:
