@@ -92,7 +92,9 @@ class ReadStore(Protocol):
         """Call `callback` (from any thread) after the set of specs or any spec changes."""
         ...
 
-    def read_job_states(self) -> dict[str, JobState]: ...
+    def read_job_states(self, jobs: Collection[str] | None = None) -> dict[str, JobState]:
+        """Every job's schedule state, or only those of `jobs` (a page reads what it shows, not 10,000)."""
+        ...
 
     def read_paused(self) -> set[str]: ...
 
@@ -107,8 +109,9 @@ class ReadStore(Protocol):
         (`LaunchRecord.following`), oldest scheduled first: what a new leader follows on."""
         ...
 
-    def read_job_results(self) -> dict[str, JobResults]:
-        """Each job's summary of results (last success and failure, failures in a row, last runs)."""
+    def read_job_results(self, jobs: Collection[str] | None = None) -> dict[str, JobResults]:
+        """Each job's summary of results (last success and failure, failures in a row, last runs); only those of
+        `jobs` when given."""
         ...
 
     def read_outbox(self) -> list[Notice]:
@@ -119,7 +122,12 @@ class ReadStore(Protocol):
         """The newest `limit` records of `job`, newest first; costs O(limit) record reads."""
         ...
 
-    def histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
+    def histories(self, jobs: Collection[str], limit: int) -> dict[str, list[LaunchRecord]]:
+        """`history(job, limit)` of each of `jobs` (a job without records is absent), read together: a page of
+        10,000 jobs costs a few requests, not one per job."""
+        ...
+
+    def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
         """Every record of each of `jobs`, newest first (a backup's read): one pass for all of them, not one per job."""
         ...
 

@@ -203,18 +203,18 @@ class LaunchRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LaunchRecord:
+        """Decoded in one copy of `data` (a status page of 10,000 jobs decodes 10,000 records per request)."""
+        fields = dict(data)
+        for key in _INSTANTS:
+            if key in fields:
+                fields[key] = _dt(fields[key])
         scheduled = _dt(data["scheduled"])
         assert scheduled is not None
-        return cls(
-            **{
-                **data,
-                **{key: _dt(data.get(key)) for key in _INSTANTS},
-                "scheduled": scheduled,
-                "state": RecordState(data["state"]),
-                "outcome": Outcome(data["outcome"]) if data.get("outcome") else None,
-                "result": TaskResult(data["result"]) if data.get("result") else None,
-            }
-        )
+        fields["scheduled"] = scheduled
+        fields["state"] = RecordState(data["state"])
+        fields["outcome"] = Outcome(data["outcome"]) if data.get("outcome") else None
+        fields["result"] = TaskResult(data["result"]) if data.get("result") else None
+        return cls(**fields)
 
     def to_bytes(self) -> bytes:
         """to_dict() minus empty values, in field order, as compact JSON. Formatted by hand (the same bytes as

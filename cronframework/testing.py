@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cronframework.abc import Fence
 from cronframework.errors import ConflictError, LeadershipLost, PermanentBackendError, StateStoreError
@@ -27,6 +27,8 @@ from cronframework.records import (
     TriggerRequest,
 )
 from cronframework.store import BeginNow
+
+T = TypeVar("T")
 
 
 class FakeClock:
@@ -67,6 +69,11 @@ class FakeFence:
     epoch: int = 1
     replica: str = "r1"
     valid: bool = True
+
+
+def _only(items: Mapping[str, T], jobs: Collection[str] | None) -> dict[str, T]:
+    """A copy of `items`, only the keys in `jobs` when given."""
+    return dict(items) if jobs is None else {job: items[job] for job in set(jobs) if job in items}
 
 
 class MemoryStore:
@@ -114,9 +121,9 @@ class MemoryStore:
     def watch_specs(self, callback: Callable[[], None]) -> None:
         self._watchers.append(callback)
 
-    def read_job_states(self) -> dict[str, JobState]:
+    def read_job_states(self, jobs: Collection[str] | None = None) -> dict[str, JobState]:
         with self._lock:
-            return dict(self.states)
+            return _only(self.states, jobs)
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
         with self._lock:
@@ -196,16 +203,26 @@ class MemoryStore:
         with self._lock:
             return sorted((r for r in self.records.values() if r.following), key=lambda r: (r.scheduled, r.name))
 
-    def read_job_results(self) -> dict[str, JobResults]:
+    def read_job_results(self, jobs: Collection[str] | None = None) -> dict[str, JobResults]:
         with self._lock:
-            return dict(self.results)
+            return _only(self.results, jobs)
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
-        with self._lock:
-            mine = [r for r in self.records.values() if r.job == job]
-        return sorted(mine, key=lambda r: (r.scheduled, r.name), reverse=True)[:limit]
+        return self.histories([job], limit).get(job, [])
 
-    def histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
+    def histories(self, jobs: Collection[str], limit: int) -> dict[str, list[LaunchRecord]]:
+        asked = set(jobs)
+        out: dict[str, list[LaunchRecord]] = {}
+        with self._lock:
+            for record in self.records.values():
+                if record.job in asked:
+                    out.setdefault(record.job, []).append(record)
+        newest = {
+            job: sorted(mine, key=lambda r: (r.scheduled, r.name), reverse=True)[:limit] for job, mine in out.items()
+        }
+        return {job: mine for job, mine in newest.items() if mine}
+
+    def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
         return {job: self.history(job, len(self.records)) for job in jobs}
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:

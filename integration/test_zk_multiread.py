@@ -8,7 +8,7 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import make_digest_acl
 
 from cronframework.store.zookeeper.client import connect_zk
-from cronframework.store.zookeeper.wire.read import flatten, read_many_async
+from cronframework.store.zookeeper.wire.read import flatten, flatten_lists, list_many_async, read_many_async
 
 
 def test_reads_thousands_in_order_with_missing_as_none(zk_client: KazooClient, zk_root: str) -> None:
@@ -36,3 +36,18 @@ def test_an_unreadable_znode_raises_not_none(zk_hosts: str, zk_root: str) -> Non
     finally:
         owner.stop()
         stranger.stop()
+
+
+def test_lists_folders_in_order_with_missing_as_none(zk_client: KazooClient, zk_root: str) -> None:
+    folders = [f"{zk_root}/f{i:04d}" for i in range(1_500)]
+    for i, folder in enumerate(folders[:3]):
+        for child in range(i):
+            zk_client.create(f"{folder}/c{child}", makepath=True)
+    pending = [zk_client.create_async(folder) for folder in folders[3:]]
+    for result in pending:
+        result.get(timeout=30)
+    zk_client.ensure_path(folders[0])
+    asked = [*folders, f"{zk_root}/missing"]
+    results = flatten_lists([r.get(timeout=30) for r in list_many_async(zk_client, asked, chunk=700)])
+    assert [sorted(r) for r in results[:3] if r is not None] == [[], ["c0"], ["c0", "c1"]]
+    assert results[3:-1] == [[]] * (len(folders) - 3) and results[-1] is None

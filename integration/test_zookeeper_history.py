@@ -3,6 +3,7 @@ and a folder removed behind the cache's back is made again."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from kazoo.client import KazooClient
 from cronframework.cluster.election import ZkFence
 from cronframework.errors import ConflictError
 from cronframework.records import JobState, Outcome
+from cronframework.store.zookeeper import store as zookeeper_store
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from tests.store_conformance import T0, make_begin
 
@@ -27,17 +29,20 @@ def finished_launches(store: ZooKeeperStore, fence: ZkFence, job: str, offsets: 
 
 
 class ListingCounter:
-    """Counts the folders a store lists, by wrapping its client's get_children_async."""
+    """Counts the folders a store lists, and the folders of each listing call (a call is a round: its paths go
+    in pipelined multiReads), by wrapping the listing its store module calls."""
 
-    def __init__(self, client: KazooClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.listed: list[str] = []
-        original = client.get_children_async
+        self.calls: list[int] = []
+        original = zookeeper_store.list_many_async
 
-        def counted(path: str, *args: Any, **kwargs: Any) -> Any:
-            self.listed.append(path)
-            return original(path, *args, **kwargs)
+        def counted(client: KazooClient, paths: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+            self.listed += paths
+            self.calls.append(len(paths))
+            return original(client, paths, *args, **kwargs)
 
-        monkeypatch.setattr(client, "get_children_async", counted)
+        monkeypatch.setattr(zookeeper_store, "list_many_async", counted)
 
 
 def test_records_sit_in_the_hour_of_their_scheduled_instant(
@@ -50,11 +55,11 @@ def test_records_sit_in_the_hour_of_their_scheduled_instant(
 
 
 def test_history_lists_only_the_newest_hours_it_needs(
-    store: ZooKeeperStore, fence: ZkFence, zk_client: KazooClient, monkeypatch: pytest.MonkeyPatch
+    store: ZooKeeperStore, fence: ZkFence, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     offsets = [h * HOUR + m * timedelta(minutes=10) for h in range(40) for m in range(3)]  # 3 a hour, 40 hours
     names = finished_launches(store, fence, "beat", offsets)
-    counter = ListingCounter(zk_client, monkeypatch)
+    counter = ListingCounter(monkeypatch)
     newest = store.history("beat", 2)
     assert [r.name for r in newest] == names[::-1][:2]
     assert len(counter.listed) == 2  # the job's folder and its newest hour: not 40 hours, not 120 records
@@ -63,6 +68,23 @@ def test_history_lists_only_the_newest_hours_it_needs(
     assert [r.name for r in twenty] == names[::-1][:20]
     assert len(counter.listed) == 1 + 1 + 4 + 16  # rounds of 1, 4, 16 hours stop once 20 names are in hand
     assert [r.name for r in store.history("beat", 1000)] == names[::-1]  # asking for all still finds all
+
+
+def test_histories_of_many_jobs_list_their_folders_together(
+    store: ZooKeeperStore, fence: ZkFence, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each round lists the next hours of every job still short of records in one request: the number of requests
+    depends on how far back the records are, not on how many jobs there are."""
+    jobs = [f"job-{i:04d}" for i in range(1_200)]  # more than one multiRead (a thousand paths) per round
+    items = [make_begin(fence, job, T0 + h * HOUR) for h in range(3) for job in jobs]
+    for start in range(0, len(items), 500):
+        store.begin(fence, items[start : start + 500])
+    counter = ListingCounter(monkeypatch)
+    got = store.histories([*jobs, "nothing"], 2)
+    assert sorted(got) == jobs
+    assert all([r.scheduled for r in records] == [T0 + 2 * HOUR, T0 + HOUR] for records in got.values())
+    assert len(counter.listed) == len(jobs) * (1 + 1 + 2) + 1  # folders, newest hours, then the two older ones
+    assert counter.calls == [len(jobs) + 1, len(jobs), 2 * len(jobs)]  # three rounds, each for every job at once
 
 
 def test_a_manual_launch_sorts_by_its_trigger_instant_across_hours(store: ZooKeeperStore, fence: ZkFence) -> None:

@@ -172,6 +172,8 @@ class StoreConformance:
         assert store.read_job_states() == {s.job: s for s in states}
         store.put_job_states(fence, [JobState("alpha", T0 + MINUTE, "alpha-20261125t063000z")])
         assert store.read_job_states()["alpha"].next_scheduled == T0 + MINUTE
+        assert store.read_job_states(["beta", "nothing"]) == {"beta": states[1]}
+        assert store.read_job_states([]) == {}
 
     def test_pause_and_resume_are_idempotent(self, store: StateStore) -> None:
         store.set_paused("alpha", True)
@@ -277,11 +279,32 @@ class StoreConformance:
         alpha = begun(store, fence, "alpha", 3, 0, 61, 125)
         begun(store, fence, "alpha-other", 9)
         store.finish(fence, [done(alpha[1])])
-        got = store.histories(["alpha", "nothing-yet"])
+        got = store.full_histories(["alpha", "nothing-yet"])
         assert got.keys() == {"alpha", "nothing-yet"} and got["nothing-yet"] == []
         newest = sorted(alpha, key=lambda r: r.scheduled, reverse=True)
         assert [r.name for r in got["alpha"]] == [r.name for r in newest]
         assert got["alpha"][-1].state is RecordState.FINISHED
+
+    def test_histories_are_each_job_s_newest_records_read_together(self, store: StateStore, fence: Fence) -> None:
+        """Across hours (on ZooKeeper each hour is a folder), with a manual launch and a retry, for several jobs at
+        once; a job without records is absent."""
+        alpha = begun(store, fence, "alpha", 200, 0, 45, 100, 101)  # 09:50, 06:30, 07:15, 08:10, 08:11
+        manual = make_begin(fence, "alpha", T0 + 100 * MINUTE, manual=True)
+        retry = LaunchRecord.begin(alpha[1].identity.retry(2), leader=fence.replica, epoch=fence.epoch, now=T0)
+        store.begin(fence, [manual, Begin(retry, manual.next_state)])
+        beta = begun(store, fence, "beta", 3)
+        begun(store, fence, "beta-other", 5)  # a job whose name starts with another's
+        store.finish(fence, [done(alpha[2])])
+        newest = [alpha[0], alpha[4], manual.record, alpha[3], alpha[2], retry, alpha[1]]
+        for limit in (1, 3, 20):
+            got = store.histories(["alpha", "beta", "nothing"], limit)
+            assert {job: [r.name for r in records] for job, records in got.items()} == {
+                "alpha": [r.name for r in newest[:limit]],
+                "beta": [beta[0].name],
+            }
+        assert store.histories(["alpha", "beta"], 3)["alpha"][2].state is RecordState.BEGUN
+        assert store.histories(["alpha", "beta"], 20)["alpha"][4] == done(alpha[2])
+        assert store.histories(["alpha"], 0) == {} and store.histories([], 5) == {}
 
     # -- results
     def test_a_submitted_launch_is_followed_until_its_result_is_recorded(self, store: StateStore, fence: Fence) -> None:
@@ -309,6 +332,7 @@ class StoreConformance:
         assert results["alpha"].failures == 0 and results["alpha"].last_success == succeeded.ended_at
         assert [r.launch for r in results["alpha"].recent] == [second.name, first.name]
         assert results["beta"].failures == 1 and results["beta"].last_result is TaskResult.LOST
+        assert store.read_job_results(["beta", "nothing"]) == {"beta": summaries[1]}
 
     def test_a_launch_with_a_retry_to_come_is_still_followed(self, store: StateStore, fence: Fence) -> None:
         (record,) = begun(store, fence, "alpha", 0)

@@ -520,7 +520,7 @@ class FaultyStore(MemoryStore):
         "read_job_results",
         "read_outbox",
         "history",
-        "histories",
+        "full_histories",
         "pending_triggers",
         "read_takeover",
     )

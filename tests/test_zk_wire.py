@@ -28,6 +28,7 @@ from kazoo.protocol.serialization import (
     CheckVersion,
     Create,
     Delete,
+    GetChildren,
     GetData,
     MultiHeader,
     ReplyHeader,
@@ -37,9 +38,9 @@ from kazoo.protocol.serialization import (
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, make_acl, make_digest_acl
 
-from cronframework.store.zookeeper.wire import Op, acl_tail, encode, read_many_async, send_transaction
+from cronframework.store.zookeeper.wire import Op, acl_tail, encode, list_many_async, read_many_async, send_transaction
 from cronframework.store.zookeeper.wire.framing import Multi, parse_reply
-from cronframework.store.zookeeper.wire.read import encode_get
+from cronframework.store.zookeeper.wire.read import encode_get, encode_list
 
 ACLS = {
     "open": OPEN_ACL_UNSAFE,
@@ -107,6 +108,17 @@ def test_a_multi_read_is_zookeeper_s_jute_layout() -> None:
     assert Multi(22, [encode_get(p) for p in paths]).serialize() == kazoo + bytes(MultiHeader(-1, True, -1).serialize())
 
 
+def test_a_multi_read_listing_is_kazoo_s_get_children_per_entry() -> None:
+    """The same layout with type 8 (getChildren) and a GetChildrenRequest(path, watch) per entry."""
+    paths = ["/cf/launches/a", "/cf/launches/jöb/2026112607"]
+    kazoo = b"".join(
+        bytes(MultiHeader(GetChildren.type, False, -1).serialize() + GetChildren(p, None).serialize()) for p in paths
+    )
+    assert Multi(22, [encode_list(p) for p in paths]).serialize() == kazoo + bytes(
+        MultiHeader(-1, True, -1).serialize()
+    )
+
+
 class Sent:
     """An unstarted KazooClient whose requests are captured where kazoo's connection thread would send them."""
 
@@ -138,12 +150,16 @@ def test_kazoo_s_connection_puts_our_transaction_on_the_socket_as_its_own() -> N
     assert sent.on_socket(request) == sent.on_socket(Transaction([theirs(acl) for _, theirs in OPS.values()]))
 
 
-def test_a_multi_read_goes_as_opcode_22_under_the_chroot_in_chunks() -> None:
+@pytest.mark.parametrize(("issue", "entry"), [(read_many_async, encode_get), (list_many_async, encode_list)])
+def test_a_multi_read_goes_as_opcode_22_under_the_chroot_in_chunks(
+    issue: Callable[..., Any], entry: Callable[[str], bytes]
+) -> None:
+    """Gets and listings alike."""
     sent = Sent("127.0.0.1:1/base/")
-    read_many_async(sent.client, ["/cf/a", "/cf/b", "/cf/c"], chunk=2)
+    issue(sent.client, ["/cf/a", "/cf/b", "/cf/c"], chunk=2)
     first, second = (request for request, _ in sent.calls)
-    assert first.serialize() == Multi(22, [encode_get("/base/cf/a"), encode_get("/base/cf/b")]).serialize()
-    assert second.serialize() == Multi(22, [encode_get("/base/cf/c")]).serialize()
+    assert first.serialize() == Multi(22, [entry("/base/cf/a"), entry("/base/cf/b")]).serialize()
+    assert second.serialize() == Multi(22, [entry("/base/cf/c")]).serialize()
     framed = sent.on_socket(first, xid=9)
     body = first.serialize()
     assert framed == struct.pack("!iii", 8 + len(body), 9, 22) + body
@@ -205,6 +221,18 @@ def test_a_multi_read_reply_is_read_as_kazoo_reads_each_get() -> None:
     assert kinds([results[1], results[3]]) == [NoNodeError, NoAuthError]
 
 
+def test_a_multi_read_listing_reply_is_read_as_kazoo_reads_each_get_children() -> None:
+    """Several names (one not ASCII), none, and a missing znode, in order; what follows a listing stays aligned."""
+    lists = [["2026112606", "jöb-20261126t070005z"], []]
+    bodies = [
+        struct.pack("!i", len(n)) + b"".join(struct.pack("!i", len(x.encode())) + x.encode() for x in n) for n in lists
+    ]
+    reply = entries((8, bodies[0]), error(-101), (8, bodies[1]), (4, struct.pack("!i", 1) + b"x" + STAT))
+    results = Sent().answer(Multi(22, []), reply)
+    assert results[0] == GetChildren.deserialize(bodies[0], 0) == lists[0] and results[2] == []
+    assert kinds([results[1]]) == [NoNodeError] and results[3][0] == b"x"
+
+
 def test_parse_reply_starts_at_the_offset_it_is_given() -> None:
     reply = entries((2, b""), error(-101))
     assert kinds(parse_reply(b"\xff" * 16 + reply, 16)) == [True, NoNodeError]
@@ -212,7 +240,7 @@ def test_parse_reply_starts_at_the_offset_it_is_given() -> None:
 
 def test_a_reply_entry_of_an_unknown_type_fails_the_request_not_the_connection() -> None:
     """Unread, its body would misalign every entry after it; kazoo hands the error to the request's caller."""
-    reply = entries((8, struct.pack("!i", 0)))  # getChildren: never asked for
+    reply = entries((3, STAT))  # exists: never asked for
     with pytest.raises(MarshallingError):
         parse_reply(reply, 0)
     with pytest.raises(MarshallingError):

@@ -9,7 +9,7 @@ from typing import Any
 from cronframework.abc import ReadStore
 from cronframework.adapters import BackendSet
 from cronframework.catalog.cache import BrokenSpec, Job, compile_job
-from cronframework.ops.status import LAUNCHED, backend_result, collect, job_status
+from cronframework.ops.status import LAUNCHED, backend_result, collect, job_status, newest
 from cronframework.ops.upcoming import UpcomingLaunch, upcoming
 from cronframework.records import StoredSpec
 from cronframework.spec.model import JobSpec
@@ -30,8 +30,9 @@ def status(store: ReadStore, cluster: Cluster) -> dict[str, Any]:
 def job_item(store: ReadStore, name: str) -> dict[str, Any]:
     """One element of `status --json` jobs[], for one job."""
     stored = _stored(store, name)
-    summary = store.read_job_results().get(name)
-    return job_status(store, stored, store.read_job_states().get(name), name in store.read_paused(), summary=summary)
+    summary, last = store.read_job_results([name]).get(name), newest(store.history(name, limit=1))
+    state = store.read_job_states([name]).get(name)
+    return job_status(stored, last, state, name in store.read_paused(), summary=summary)
 
 
 def job_detail(store: ReadStore, name: str, now: datetime, count: int) -> dict[str, Any]:

@@ -173,7 +173,7 @@ def read_launches(store: ReadStore, jobs: set[str], patience: Patience | None = 
     """Every record of every job, plus open records of jobs that no longer exist; oldest first per job."""
     found: dict[str, LaunchRecord] = {}
     for chunk in _chunks(sorted(jobs), JOBS_PER_READ):
-        for records in _read(patience, partial(store.histories, chunk)).values():
+        for records in _read(patience, partial(store.full_histories, chunk)).values():
             found.update((r.name, r) for r in records)
     for record in _read(patience, store.open_launches):
         found.setdefault(record.name, record)

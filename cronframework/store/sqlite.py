@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS triggers (
   id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, requested_at TEXT NOT NULL, force INTEGER NOT NULL);
 """
 
+_ASKED = "WITH asked(job) AS (VALUES {values})"  # the jobs a read asks for, as a table: `_per_thousand` fills it
+
 
 @dataclass
 class SoleLeader:
@@ -148,6 +150,20 @@ class SqliteStore:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _job_rows(self, table: str, jobs: Collection[str] | None) -> list[Any]:
+        """(job, data) of every row of `table`, or of the rows of `jobs`."""
+        if jobs is None:
+            return self._rows(f"SELECT job, data FROM {table}")
+        return self._per_thousand(f"{_ASKED} SELECT job, data FROM {table} WHERE job IN (SELECT job FROM asked)", jobs)
+
+    def _per_thousand(self, sql: str, jobs: Collection[str], *args: Any) -> list[Any]:
+        """The rows of `sql` (which starts with _ASKED: the jobs asked, as a table) for a thousand jobs at a time."""
+        asked, rows = sorted(set(jobs)), []
+        for start in range(0, len(asked), 1000):
+            part = asked[start : start + 1000]
+            rows += self._rows(sql.format(values=",".join(["(?)"] * len(part))), *part, *args)
+        return rows
+
     # -- specs ------------------------------------------------------------------------------------------------
     def read_specs(self) -> dict[str, StoredSpec]:
         rows = self._rows("SELECT name, document, version FROM specs")
@@ -172,8 +188,9 @@ class SqliteStore:
         self._watchers.append(callback)
 
     # -- schedule state -----------------------------------------------------------------------------------------
-    def read_job_states(self) -> dict[str, JobState]:
-        return {job: JobState.from_bytes(job, data) for job, data in self._rows("SELECT job, data FROM job_states")}
+    def read_job_states(self, jobs: Collection[str] | None = None) -> dict[str, JobState]:
+        rows = self._job_rows("job_states", jobs)
+        return {job: JobState.from_bytes(job, data) for job, data in rows}
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
         with self._tx(fence) as db:
@@ -247,8 +264,8 @@ class SqliteStore:
         rows = self._rows("SELECT data FROM launches WHERE open=2 ORDER BY scheduled, name")
         return [LaunchRecord.from_bytes(r[0]) for r in rows]
 
-    def read_job_results(self) -> dict[str, JobResults]:
-        rows = self._rows("SELECT job, data FROM job_results")
+    def read_job_results(self, jobs: Collection[str] | None = None) -> dict[str, JobResults]:
+        rows = self._job_rows("job_results", jobs)
         return {job: JobResults.from_bytes(job, data) for job, data in rows}
 
     def get_launch(self, name: str) -> LaunchRecord | None:
@@ -265,7 +282,19 @@ class SqliteStore:
         )
         return [LaunchRecord.from_bytes(r[0]) for r in rows]
 
-    def histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
+    def histories(self, jobs: Collection[str], limit: int) -> dict[str, list[LaunchRecord]]:
+        """A query per thousand jobs, each an index search per job for its newest `limit` names."""
+        sql = (
+            f"{_ASKED} SELECT l.job, l.scheduled, l.name, l.data FROM asked JOIN launches AS l ON l.name IN "
+            "(SELECT name FROM launches WHERE job=asked.job ORDER BY scheduled DESC, name DESC LIMIT ?)"
+        )
+        rows = self._per_thousand(sql, jobs, limit) if limit > 0 else []
+        out: dict[str, list[LaunchRecord]] = {}
+        for job, _scheduled, _name, data in sorted(rows, key=lambda r: (r[0], r[1], r[2]), reverse=True):
+            out.setdefault(job, []).append(LaunchRecord.from_bytes(data))
+        return out
+
+    def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
         out: dict[str, list[LaunchRecord]] = {job: [] for job in jobs}
         for job, data in self._rows("SELECT job, data FROM launches ORDER BY scheduled DESC, name DESC"):
             if job in out:

@@ -9,7 +9,7 @@ scheduled launches of a job (second-level schedules), and history lists the newe
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from cronframework.records import TriggerRequest
 # half of jute.maxbuffer: a spec or report larger than this is refused, not truncated
 MAX_NODE_BYTES = 512 * 1024
 TRIGGER_PREFIX = "t-"
+STAMP_WIDTH = len("20261125t063000z")  # naming.py's launch name stamp
 SECTIONS = ("specs", "jobs", "paused", "launches", "open", "triggers", "election", "results", "outbox")
 
 
@@ -125,7 +126,14 @@ def decode_trigger(trigger_id: str, raw: bytes) -> TriggerRequest:
     return TriggerRequest(id=trigger_id, job=data["job"], requested_at=requested, force=bool(data["force"]))
 
 
-def launch_order(name: str) -> tuple[datetime, bool, str]:
-    """Sort key from the name alone (scheduled instant, manual after scheduled): no extra reads."""
-    identity = parse_launch_name(name)
-    return (identity.scheduled, identity.manual, name)
+def launch_order(job: str) -> Callable[[str], tuple[str, bool, str]]:
+    """Sort key for the launch names of `job` (scheduled instant, manual after scheduled, then the name), read off
+    the fixed-width stamp after the job's name: no reads, and no parsing (a status page sorts 30,000 names; parsing
+    each cost a quarter of a second)."""
+    stamp = len(job) + 1
+    manual = stamp + STAMP_WIDTH
+
+    def key(name: str) -> tuple[str, bool, str]:
+        return name[stamp:manual], name.startswith("-m", manual), name
+
+    return key

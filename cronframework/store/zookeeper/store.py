@@ -49,7 +49,7 @@ from cronframework.store.zookeeper.layout import (
     normalize_root,
 )
 from cronframework.store.zookeeper.open_index import OpenIndex, decode_names, encode_names, node_name
-from cronframework.store.zookeeper.wire import Op, flatten, read_many_async
+from cronframework.store.zookeeper.wire import Op, flatten, flatten_lists, list_many_async, read_many_async
 
 log = logging.getLogger("cronframework.store")
 
@@ -142,9 +142,12 @@ class ZooKeeperStore:
         return self._get_many([self._layout.launch(n, job) for n in names], what)
 
     def _list_many(self, paths: Sequence[str], what: str) -> list[list[str]]:
-        """Children of each path, pipelined; a missing folder lists as empty."""
-        pending = [self._client.get_children_async(p) for p in paths]
-        return [list(c or []) for c in gather(self._client, what, pending, self._timeout, none_on=(NoNodeError,))]
+        """Children of each path, one multiRead per thousand paths, pipelined; a missing folder lists as empty."""
+        if not paths:
+            return []
+        chunks = gather(self._client, what, list_many_async(self._client, paths), self._timeout)
+        with zk_errors(what):
+            return [listed or [] for listed in flatten_lists(chunks)]
 
     def _folders_to_create(self, hours: set[tuple[str, str]]) -> list[str]:
         """The launch folders to create (parents first) so that each (job, hour) folder exists; counted as existing
@@ -212,10 +215,14 @@ class ZooKeeperStore:
             DataWatch(self._client, self._layout.section("specs"), on_data)
 
     # -- schedule state and pause
-    def read_job_states(self) -> dict[str, JobState]:
-        jobs = sorted(self._children(self._layout.section("jobs"), "reading job states"))
-        got = self._get_many([self._layout.job(j) for j in jobs], "reading job states")
-        return {j: JobState.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
+    def read_job_states(self, jobs: Collection[str] | None = None) -> dict[str, JobState]:
+        names = self._jobs_in("jobs", jobs, "reading job states")
+        got = self._get_many([self._layout.job(j) for j in names], "reading job states")
+        return {j: JobState.from_bytes(j, item[0]) for j, item in zip(names, got, strict=True) if item is not None}
+
+    def _jobs_in(self, section: str, jobs: Collection[str] | None, what: str) -> list[str]:
+        """The jobs asked, or every node of `section` (a listing): a page reads only its own jobs' nodes."""
+        return sorted(self._children(self._layout.section(section), what) if jobs is None else set(jobs))
 
     def put_job_states(self, fence: Fence, states: Sequence[JobState]) -> None:
         # The folder of a job's next launch is made when the job is placed, so its first herd does not pay for it.
@@ -414,10 +421,10 @@ class ZooKeeperStore:
     def following_launches(self) -> list[LaunchRecord]:
         return sorted((r for r in self._read_open_index() if r.following), key=lambda r: (r.scheduled, r.name))
 
-    def read_job_results(self) -> dict[str, JobResults]:
-        jobs = sorted(self._children(self._layout.section("results"), "reading job results"))
-        got = self._get_many([self._layout.results(j) for j in jobs], "reading job results")
-        return {j: JobResults.from_bytes(j, item[0]) for j, item in zip(jobs, got, strict=True) if item is not None}
+    def read_job_results(self, jobs: Collection[str] | None = None) -> dict[str, JobResults]:
+        names = self._jobs_in("results", jobs, "reading job results")
+        got = self._get_many([self._layout.results(j) for j in names], "reading job results")
+        return {j: JobResults.from_bytes(j, item[0]) for j, item in zip(names, got, strict=True) if item is not None}
 
     def _read_open_index(self) -> list[LaunchRecord]:
         """The records not concluded, read through the whole index; the cache is made exact (a node listing only
@@ -432,24 +439,36 @@ class ZooKeeperStore:
         return records
 
     def history(self, job: str, limit: int = 20) -> list[LaunchRecord]:
-        """Newest first. Lists the job's hourly folders newest first, a few more each round, until `limit` names
-        are in hand: every record of an older hour is older than all of them."""
-        if limit <= 0:
-            return []
-        children = self._children(self._layout.launch_dir(job), "listing launches")
-        hours = sorted(children, reverse=True)
-        names: list[str] = []
-        found, batch = 0, 1
-        while hours and found < limit:
-            asked, hours = hours[:batch], hours[batch:]
-            for listed in self._list_many([self._layout.launch_hour(job, h) for h in asked], "listing launches"):
-                names += listed
-                found += len(listed)
-            batch = min(batch * 4, 256)
-        newest = sorted(names, key=launch_order, reverse=True)[:limit]
-        return self._read_records(newest, "reading launch history", job)
+        return self.histories([job], limit).get(job, [])
 
-    def histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
+    def histories(self, jobs: Collection[str], limit: int) -> dict[str, list[LaunchRecord]]:
+        """Lists each job's hourly folders newest first, a few more each round, until `limit` names of each are in
+        hand (every record of an older hour is older than all of them); each round lists the folders of every job
+        at once, so 10,000 jobs cost a few multiReads, not 10,000 round trips."""
+        if limit <= 0 or not jobs:
+            return {}
+        asked = list(dict.fromkeys(jobs))
+        listed = self._list_many([self._layout.launch_dir(j) for j in asked], "listing launches")
+        hours = {job: sorted(got, reverse=True) for job, got in zip(asked, listed, strict=True) if got}
+        names: dict[str, list[str]] = {job: [] for job in hours}
+        batch = 1
+        while short := [job for job, left in hours.items() if left and len(names[job]) < limit]:
+            folders = [(job, hour) for job in short for hour in hours[job][:batch]]
+            for job in short:
+                hours[job] = hours[job][batch:]
+            paths = [self._layout.launch_hour(job, hour) for job, hour in folders]
+            for (job, _hour), got in zip(folders, self._list_many(paths, "listing launches"), strict=True):
+                names[job] += got
+            batch = min(batch * 4, 256)
+        newest = [(job, n) for job, got in names.items() for n in _newest(job, got, limit)]
+        read = self._get_many([self._layout.launch(n, job) for job, n in newest], "reading launch history")
+        out: dict[str, list[LaunchRecord]] = {}
+        for (job, _name), item in zip(newest, read, strict=True):
+            if item is not None:
+                out.setdefault(job, []).append(LaunchRecord.from_bytes(item[0]))
+        return out
+
+    def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
         """Each step pipelined across the jobs -- their folders listed, then their hours, then every record read
         in multiReads -- so a thousand jobs cost a few round trips, not three each."""
         names = sorted(jobs)
@@ -462,8 +481,9 @@ class ZooKeeperStore:
         for (job, _), item in zip(launches, got, strict=True):
             if item is not None:
                 out[job].append(LaunchRecord.from_bytes(item[0]))
-        for records in out.values():
-            records.sort(key=lambda r: launch_order(r.name), reverse=True)
+        for job, records in out.items():
+            order = launch_order(job)
+            records.sort(key=lambda r: order(r.name), reverse=True)
         return out
 
     def prune(self, fence: Fence, job: str, names: Sequence[str]) -> None:
@@ -564,6 +584,13 @@ class _PreparedZkBegin:
 
     def discard(self) -> None:
         self._store._forget()  # its folders and job nodes were counted as made by it
+
+
+def _newest(job: str, names: list[str], limit: int) -> list[str]:
+    """The newest `limit` of a job's launch names, newest first (a status page asks for each job's last)."""
+    if limit == 1:
+        return [max(names, key=launch_order(job))] if names else []
+    return sorted(names, key=launch_order(job), reverse=True)[:limit]
 
 
 def _not_launch_of(name: str, job: str) -> bool:

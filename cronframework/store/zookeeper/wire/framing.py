@@ -23,12 +23,12 @@ HEADER = struct.Struct("!iBi")  # type, done, err
 STAT = struct.Struct("!qqqqiiiqiiq")
 END = HEADER.pack(-1, 1, -1)
 
-ERROR, CREATE, DELETE, GET_DATA, SET_DATA, CHECK = -1, 1, 2, 4, 5, 13
+ERROR, CREATE, DELETE, GET_DATA, SET_DATA, GET_CHILDREN, CHECK = -1, 1, 2, 4, 5, 8, 13
 MULTI, MULTI_READ = 14, 22
 
 # per op, in order: True for a write that applied (its path or stat is skipped unread: nobody reads them), the data
-# and stat of a read, or the kazoo exception of an op that failed
-Result = bool | tuple[bytes, ZnodeStat] | Exception
+# and stat of a read, the names of a listing, or the kazoo exception of an op that failed
+Result = bool | tuple[bytes, ZnodeStat] | list[str] | Exception
 
 
 def header(kind: int) -> bytes:
@@ -61,6 +61,9 @@ def parse_reply(data: bytes, offset: int) -> list[Result]:
             offset += length
             results.append((body, ZnodeStat._make(STAT.unpack_from(data, offset))))
             offset += STAT.size
+        elif kind == GET_CHILDREN:
+            names, offset = _names(data, offset)
+            results.append(names)
         elif kind == CREATE:  # the created path
             offset += INT.size + max(INT.unpack_from(data, offset)[0], 0)
             results.append(True)
@@ -71,6 +74,19 @@ def parse_reply(data: bytes, offset: int) -> list[Result]:
             results.append(True)
         else:
             raise MarshallingError(f"unexpected entry of type {kind} in a multi reply")
+
+
+def _names(data: bytes, offset: int) -> tuple[list[str], int]:
+    """A jute vector of strings (a getChildren answer) at `offset`, and the offset after it."""
+    count = INT.unpack_from(data, offset)[0]
+    offset += INT.size
+    names = []
+    for _ in range(max(count, 0)):
+        length = INT.unpack_from(data, offset)[0]
+        offset += INT.size
+        names.append(bytes(data[offset : offset + length]).decode())
+        offset += length
+    return names, offset
 
 
 class Multi:

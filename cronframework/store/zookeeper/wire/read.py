@@ -1,20 +1,28 @@
 """Read many znodes in one request: ZooKeeper's multiRead (opcode 22, ZooKeeper 3.6+), which kazoo lacks.
 
 One pipelined get per znode costs a round through kazoo's connection thread each (~0.4 ms here), so a new leader
-reading 10k job states spent seconds in it. A multiRead carries a chunk of getData operations, each framed as in a
-multi (its body is kazoo's `GetData` without a watch); a missing znode answers with an error entry for that path
-alone, not for the whole request.
+reading 10k job states spent seconds in it. A multiRead carries a chunk of getData or getChildren operations, each
+framed as in a multi (its body is kazoo's `GetData` or `GetChildren` without a watch); a missing znode answers with
+an error entry for that path alone, not for the whole request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import ZnodeStat
 
-from cronframework.store.zookeeper.wire.framing import GET_DATA, MULTI_READ, chroot_prefix, header, string, submit
+from cronframework.store.zookeeper.wire.framing import (
+    GET_CHILDREN,
+    GET_DATA,
+    MULTI_READ,
+    chroot_prefix,
+    header,
+    string,
+    submit,
+)
 
 
 def encode_get(path: str) -> bytes:
@@ -22,18 +30,41 @@ def encode_get(path: str) -> bytes:
     return header(GET_DATA) + string(path) + b"\x00"
 
 
+def encode_list(path: str) -> bytes:
+    """One getChildren entry: its header, the path, and no watch."""
+    return header(GET_CHILDREN) + string(path) + b"\x00"
+
+
 def read_many_async(client: Any, paths: Sequence[str], chunk: int = 1000) -> list[Any]:
     """Issue multiReads for `paths` (pipelined, `chunk` paths each); returns the async results, in order."""
+    return _many(client, paths, chunk, encode_get)
+
+
+def list_many_async(client: Any, paths: Sequence[str], chunk: int = 1000) -> list[Any]:
+    """Issue multiReads listing the children of `paths` (pipelined, `chunk` paths each); the async results."""
+    return _many(client, paths, chunk, encode_list)
+
+
+def _many(client: Any, paths: Sequence[str], chunk: int, entry: Callable[[str], bytes]) -> list[Any]:
     prefix = chroot_prefix(client)
     return [
-        submit(client, MULTI_READ, [encode_get(prefix + p) for p in paths[start : start + chunk]])
+        submit(client, MULTI_READ, [entry(prefix + p) for p in paths[start : start + chunk]])
         for start in range(0, len(paths), chunk)
     ]
 
 
 def flatten(chunks: Sequence[list[Any]]) -> list[tuple[bytes, ZnodeStat] | None]:
     """Chunk results in order; a missing znode becomes None, any other per-path error is raised."""
-    out: list[tuple[bytes, ZnodeStat] | None] = []
+    return _flatten(chunks)
+
+
+def flatten_lists(chunks: Sequence[list[Any]]) -> list[list[str] | None]:
+    """`flatten` for listings: each path's children in order, None for a missing znode."""
+    return _flatten(chunks)
+
+
+def _flatten(chunks: Sequence[list[Any]]) -> list[Any]:
+    out: list[Any] = []
     for chunk in chunks:
         for item in chunk:
             if isinstance(item, NoNodeError):
