@@ -24,7 +24,8 @@ import pytest
 from cronframework.naming import LaunchIdentity, launch_name
 from cronframework.records import LaunchRecord, Outcome, TaskResult
 from integration import chaos_invariants as inv
-from integration.chaos_evidence import BackendLaunch, Evidence, Interval
+from integration import lab
+from integration.chaos_evidence import BackendLaunch, Evidence, Interval, Span
 from integration.chaos_faults import FaultEvent, LeaderLoss
 from integration.lab import Run, check, lab_checks, leading
 from integration.lab_nodes import ADDRESSES, Incarnation, LabError, Node, as_replicas, parse_journal, skew_from
@@ -202,6 +203,8 @@ def clean_evidence() -> Evidence:
             name = launch_name(job, datetime.fromtimestamp(T0 + second, UTC))
             ev.launches.append(BackendLaunch(name, T0 + second + (0.4 if epoch == 1 else 3.0), epoch))
             ev.task_lines.append((name, epoch, 1))
+            if job == DOCKER:  # the forbid job's runs, on cf1's uptime clock: 2 s each
+                ev.spans.append(Span(name, 1000.0 + second, 1002.0 + second))
     return ev
 
 
@@ -259,3 +262,43 @@ def test_every_launched_attempt_in_the_window_is_followed(tmp_path: Path) -> Non
     until = datetime.fromtimestamp(T0 + 55, UTC)
     report = check(lab_run(tmp_path), clean_evidence(), until)
     assert report.attempts_followed == 6 and report.ok  # 3 docker + 3 nomad instants in T0-1..T0+55
+    assert report.forbid_runs == 3
+
+
+def test_a_forbid_run_started_while_the_last_one_ran_fails_the_lab(tmp_path: Path) -> None:
+    ev = clean_evidence()
+    first = ev.spans[0]
+    ev.spans[1] = Span(ev.spans[1].launch, first.start + 1, first.end + 1)
+    assert [v.invariant for v in verdict(tmp_path, ev)] == ["forbid"]
+
+
+def test_a_launch_before_its_instant_fails_the_lab(tmp_path: Path) -> None:
+    ev = clean_evidence()
+    early = ev.launches[1]
+    ev.launches[1] = BackendLaunch(early.name, early.submitted_at - 30, early.epoch)
+    assert any(v.invariant == "on-time" and early.name in v.detail for v in verdict(tmp_path, ev))
+
+
+class History:
+    """The store's history, as the lab's wait for results reads it."""
+
+    def __init__(self, ev: Evidence) -> None:
+        self.ev = ev
+
+    def history(self, job: str, limit: int) -> list[LaunchRecord]:
+        return self.ev.history.get(job, [])[:limit]
+
+
+def test_results_not_recorded_in_time_fail_the_run_saying_how_long_they_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lab, "RESULTS_SETTLE", 0.0)
+    run, ev = lab_run(tmp_path), clean_evidence()
+    window = inv.Window(datetime.fromtimestamp(T0, UTC), datetime.fromtimestamp(T0 + 55, UTC))
+    lab.wait_results(run, History(ev), window)  # type: ignore[arg-type]
+    assert run.checks == []
+    ev.history[DOCKER][1] = replace(ev.history[DOCKER][1], result=None)  # +20 s: in the window
+    lab.wait_results(run, History(ev), window)  # type: ignore[arg-type]
+    assert [v.detail for v in run.checks] == [
+        "1 launch(es) up to 12:00:55 still without a result 0s after the jobs were paused"
+    ]
