@@ -268,7 +268,7 @@ def test_every_launched_attempt_in_the_window_is_followed(tmp_path: Path) -> Non
 def test_a_forbid_run_started_while_the_last_one_ran_fails_the_lab(tmp_path: Path) -> None:
     ev = clean_evidence()
     first = ev.spans[0]
-    ev.spans[1] = Span(ev.spans[1].launch, first.start + 1, first.end + 1)
+    ev.spans[1] = Span(ev.spans[1].launch, first.start + 1, first.start + 3)  # began 1 s into the first
     assert [v.invariant for v in verdict(tmp_path, ev)] == ["forbid"]
 
 
