@@ -11,9 +11,10 @@ would be another experiment (a backend outage); when cf1 leads, its scheduler is
 replica takes over. The survivors' schedulers are then stopped and the evidence read from outside: the backends' own
 records (Docker's containers, Nomad's jobs), the tasks' own output file on cf1, the replicas' journals (followed live
 from the start) and the store's history in the VMs' ZooKeeper ensemble. The verdict is the fault suite's
-(integration/chaos_invariants.py): at most once, every instant accounted for, fenced; plus the lab's own: launches on
-both backends before and after the takeover, and a successor on another VM. Exit status 0 on PASS, 1 on FAIL, 2 when
-the lab was not there to test.
+(integration/chaos_invariants.py), every invariant it judges: at most once, every instant accounted for, fenced,
+`forbid` held, every launch followed to its result (the run waits for the results first), on time; plus the lab's
+own: launches on both backends before and after the takeover, every launch's task run, and a successor on another
+VM. Exit status 0 on PASS, 1 on FAIL, 2 when the lab was not there to test.
 """
 
 from __future__ import annotations
