@@ -11,9 +11,10 @@ would be another experiment (a backend outage); when cf1 leads, its scheduler is
 replica takes over. The survivors' schedulers are then stopped and the evidence read from outside: the backends' own
 records (Docker's containers, Nomad's jobs), the tasks' own output file on cf1, the replicas' journals (followed live
 from the start) and the store's history in the VMs' ZooKeeper ensemble. The verdict is the fault suite's
-(integration/chaos_invariants.py): at most once, every instant accounted for, fenced; plus the lab's own: launches on
-both backends before and after the takeover, and a successor on another VM. Exit status 0 on PASS, 1 on FAIL, 2 when
-the lab was not there to test.
+(integration/chaos_invariants.py), every invariant it judges: at most once, every instant accounted for, fenced,
+`forbid` held, every launch followed to its result (the run waits for the results first), on time; plus the lab's
+own: launches on both backends before and after the takeover, every launch's task run, and a successor on another
+VM. Exit status 0 on PASS, 1 on FAIL, 2 when the lab was not there to test.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ from requests import RequestException
 
 from backends.nomad_spec import meta_key
 from cronframework.naming import parse_launch_name
+from cronframework.spec.model import Retry
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration import chaos_evidence as evidence_mod
 from integration import chaos_invariants as inv
+from integration.chaos import MAX_CLOCK_SKEW
 from integration.chaos_faults import FaultEvent, LeaderLoss
 from integration.chaos_report import Report
 from integration.chaos_topology import LEADERSHIP_ENDS, TEST_IMAGE, task_line
@@ -71,6 +74,13 @@ START_MARGIN = 12.0  # seconds after the apply: the leader sees a new job at its
 MAX_SKEW = 0.1
 CLOCK_CLOSE = 0.02
 TASKS_SETTLE = 300.0  # seconds the tasks get to catch up with their launches once the schedulers have stopped
+# seconds the replicas get, once the jobs are paused, to record the result of every launch up to the window's end:
+# an emulated Nomad client starts a task up to ~20 s late, and may be a minute or more behind after the takeover
+RESULTS_SETTLE = 300.0
+# what each guest must show of itself: its kernel, systemd done booting, its private network as the Vagrantfile sets it
+GUEST = """echo "kernel $(uname -r) system $(systemctl is-system-running || true) eth1 $(ip -4 -o addr show eth1 | \
+awk '{print $4}')" """
+FORBID = "docker"  # the backend whose job is `concurrency: forbid`, its runs spanned (Nomad's start too late)
 
 
 def say(message: str) -> None:
@@ -84,6 +94,7 @@ class Run:
     after: float
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     skew: dict[str, tuple[float, float]] = field(default_factory=dict)
+    guests: dict[str, str] = field(default_factory=dict)  # node -> what GUEST printed there
     fault: FaultEvent | None = None
     applied_at: float = 0.0
     successor: str = ""
@@ -215,13 +226,16 @@ def job_file(run: Run) -> str:
         "retention": {"count": 100000, "age": "30d"},
         "retries": {"attempts": 5, "backoff": "500ms", "max_backoff": "2s"},
     }
+    docker_line = task_line(f"/out/{OUT_FILE}", "", spanned=FORBID == "docker")
+    nomad_line = task_line(f"{TASKS}/{OUT_FILE}", "", spanned=FORBID == "nomad")
     tasks = {
-        "docker": {"image": TEST_IMAGE, "command": ["/bin/sh", "-c", task_line(f"/out/{OUT_FILE}", "", spanned=False)],
+        "docker": {"image": TEST_IMAGE, "command": ["/bin/sh", "-c", docker_line],
                    "mounts": [{"source": TASKS, "target": "/out", "read_only": False}]},
-        "nomad": {"command": ["/bin/sh", "-c", task_line(f"{TASKS}/{OUT_FILE}", "", spanned=False)]},
+        "nomad": {"command": ["/bin/sh", "-c", nomad_line]},
     }  # fmt: skip
     jobs = {
         job: {"schedule": SCHEDULES[backend], "backend": backend, **common, "task": tasks[backend]}
+        | ({"concurrency": "forbid"} if backend == FORBID else {})
         for job, backend in run.jobs.items()
     }
     return yaml.safe_dump({"job": jobs})
@@ -238,6 +252,7 @@ def ready(run: Run) -> None:
     run.timed("ensemble serving and a leader elected", started)
     say(f"ZooKeeper: {', '.join(modes)}; scheduler leader {leader} (epoch {epoch})")
     for node in run.nodes:
+        run.guests[node.name] = node.run(GUEST).strip()
         before, _ = node.clock_skew()
         run.skew[node.name] = skew, error = sync_clock(node)
         say(f"clock of {node.name}: {before * 1000:+.0f} ms, set: {skew * 1000:+.1f} ms (+-{error * 1000:.1f} ms)")
@@ -306,24 +321,49 @@ def destroy_leader(run: Run) -> None:
 
 
 def settle(run: Run) -> datetime:
-    """Let the successor run, then wait until it is current; returns the end of the checked window."""
+    """Let the successor run, then wait until it is current and has recorded the result of every launch in the
+    checked window; returns the window's end."""
     time.sleep(run.after)
     store = ZooKeeperStore.connect(zk_hosts(), ZK_ROOT, session_timeout=10)
     try:
         wait_for(lambda: all(_current(store, job) for job in run.jobs), 120, 2.0)
+        checked_until = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=END_MARGIN)
+        # paused: no new launches while the results come in, and schedulers started again on a kept lab do not
+        # catch up on them (the next run's apply --prune deletes them)
+        pause = " && ".join(f"sudo {VENV_PYTHON} -m cronframework pause {job} --config {CONFIG}" for job in run.jobs)
+        run.node(run.successor).run(f"cd /cronframework && {pause}")
+        wait_results(run, store, checked_window(run, checked_until))
     finally:
         store.close()
-    checked_until = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=END_MARGIN)
-    # paused, so that schedulers started again on a kept lab do not catch up on them (the next run's apply
-    # --prune deletes them)
-    pause = " && ".join(f"sudo {VENV_PYTHON} -m cronframework pause {job} --config {CONFIG}" for job in run.jobs)
-    run.node(run.successor).run(f"cd /cronframework && {pause}")
     for node in run.alive():
         node.run(f"sudo systemctl stop {SCHEDULER_UNIT}")
     time.sleep(3)  # the last journal lines on their way
     for node in run.alive():
         node.stop_following()
     return checked_until
+
+
+def wait_results(run: Run, store: ZooKeeperStore, window: inv.Window) -> None:
+    """Wait (RESULTS_SETTLE at most) until every launch in `window` has its result recorded; the ones still
+    without fail the run, each by name (the `followed` invariant) and together here, with how long they had."""
+
+    def unfollowed() -> list[inv.Violation]:
+        ev = evidence_mod.Evidence()
+        ev.history = {job: store.history(job, limit=1_000_000) for job in run.jobs}
+        return inv.followed(ev, policies(run), window)[1]
+
+    started = time.monotonic()
+    wait_for(lambda: not unfollowed(), RESULTS_SETTLE, 5.0)
+    run.timed("results of the window's launches recorded", started)
+    missing = unfollowed()
+    if missing:
+        detail = f"{len(missing)} launch(es) up to {window.end:%H:%M:%S} still without a result {RESULTS_SETTLE:.0f}s"
+        run.checks.append(inv.Violation("lab", detail + " after the jobs were paused"))
+
+
+def policies(run: Run) -> dict[str, tuple[str, Retry | None]]:
+    """The jobs' schedules and retry policies for `followed`: no `retry:`, one attempt per instant."""
+    return {job: (schedule, None) for job, schedule in run.schedules().items()}
 
 
 def _current(store: ZooKeeperStore, job: str) -> bool:
@@ -338,6 +378,7 @@ def gather(run: Run, checked_until: datetime) -> evidence_mod.Evidence:
     ev.launches = [launch for launch in found["docker"] + found["nomad"] if run.ours(launch.name)]
     lines = evidence_mod.task_lines(task_output(run, ev.launches, checked_until))
     ev.task_lines = [line for line in lines if run.ours(line[0])]
+    ev.spans = [span for span in evidence_mod.task_spans(run.workdir / OUT_FILE) if run.ours(span.launch)]
     incarnations = [i for node in run.nodes for i in node.incarnations()]
     replicas = as_replicas(incarnations, run.workdir)
     ev.intervals = evidence_mod.intervals(replicas, deaths(run, incarnations, [r.process.pid for r in replicas]))
@@ -376,19 +417,34 @@ def deaths(run: Run, incarnations: list[Incarnation], pids: list[int]) -> dict[i
     return out
 
 
+def checked_window(run: Run, checked_until: datetime) -> inv.Window:
+    """From the apply (plus the first poll) to the end margin."""
+    start = datetime.fromtimestamp(run.applied_at + START_MARGIN, UTC).replace(microsecond=0)
+    return inv.Window(start, checked_until)
+
+
 def check(run: Run, ev: evidence_mod.Evidence, checked_until: datetime) -> Report:
-    """The fault suite's invariants over the window from the apply (plus the first poll) to the end margin."""
+    """The fault suite's invariants (integration/chaos.py's `check`) over the checked window: every launch in it
+    followed to its result too, the run having waited for them (settle)."""
     report = Report(seed=0, backend="docker+nomad", duration=run.after, network="lab")
     report.faults = [run.fault] if run.fault else []
-    start = datetime.fromtimestamp(run.applied_at + START_MARGIN, UTC).replace(microsecond=0)
-    window = inv.Window(start, checked_until)
+    window = checked_window(run, checked_until)
     accounted, outcomes = inv.accounted(ev, run.schedules(), window)
-    report.violations += [*inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev)]
+    report.zombie_windows, zombies = inv.zombie_calls(ev, report.faults)
+    report.forbid_runs, overlaps = inv.no_overlap(ev, [job for job, b in run.jobs.items() if b == FORBID])
+    report.attempts_followed, unfollowed = inv.followed(ev, policies(run), window)
+    _, restores = inv.restore_bounded(ev, report.faults)
+    report.violations += [
+        *inv.at_most_once(ev), *accounted, *inv.agreement(ev, window), *inv.fenced(ev), *zombies, *overlaps,
+        *unfollowed,
+        *inv.not_early(ev, MAX_CLOCK_SKEW), *inv.clock_guarded(ev, report.faults, MAX_CLOCK_SKEW), *restores,
+    ]  # fmt: skip
     report.violations += run.checks + lab_checks(run, ev, window)
     report.count(ev, outcomes, len(accounted))
     report.notes.append(f"checked window {window.start:%H:%M:%S}..{window.end:%H:%M:%S} UTC")
     report.notes += [f"{k}: {v:.0f}s" for k, v in run.timings.items()]
     report.notes += [f"clock of {n}: {s * 1000:+.1f} ms (+-{e * 1000:.1f})" for n, (s, e) in run.skew.items()]
+    report.notes += [f"{n}: {guest}" for n, guest in run.guests.items()]
     return report
 
 

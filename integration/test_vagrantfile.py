@@ -1,4 +1,4 @@
-"""The Vagrantfile, the lab's box recipe and the provisioning script, short of booting VMs (test_lab.py boots one).
+"""The Vagrantfile, the lab's box recipe and the provisioning script, short of booting VMs (test_lab.py boots them).
 
 `vagrant validate` is Vagrant's own check of the configuration (machines, networks, provisioners); with the libvirt
 provider it also checks that provider's settings, as `scripts/lab.sh up` uses them. Debian's vagrant comes from

@@ -6,7 +6,7 @@
 #                                   (CF_LAB_KEEP=1 keeps the VMs); exit status: the run's
 #   scripts/lab.sh down             destroy the VMs and the lab's networks, stop its libvirtd, remove the namespace
 #   scripts/lab.sh smoke [NODE]     one VM (default cf3) booted to Vagrant's ssh, without provisioning, checked and
-#                                   destroyed again: what CI runs of the lab
+#                                   destroyed again (a quick look at a new box; CI runs `test`)
 #   scripts/lab.sh status           what is up
 #   scripts/lab.sh packages         install this machine's packages for the lab (Debian's), when missing
 #   scripts/lab.sh accel            `kvm` if a KVM guest boots here, else `qemu` (TCG); probed once, then cached
