@@ -284,11 +284,13 @@ def herd_instant(jobs: int, lead: float = 4.0, per_job: float = 1 / 800) -> date
     return now + timedelta(seconds=int(lead + jobs * per_job) + 1)
 
 
-def leader_herd(hosts: str, specs: Sequence[JobSpec], backend: Backend, backend_name: str) -> dict[str, float]:
+def leader_herd(
+    hosts: str, specs: Sequence[JobSpec], backend: Backend, backend_name: str, **config: Any
+) -> dict[str, float]:
     """The real leader/launcher path through `backend`: `specs` (each due once a minute at one second S) applied in
     ZooKeeper, an elected leader promoted, both sync points of every launch of the herd committed. The leader is
     closed (and the backend with it) before this returns; the herd's figures are read from the backend after."""
-    leader = start_leader(hosts, new_root("backend-herd"), backend=backend, backend_name=backend_name)
+    leader = start_leader(hosts, new_root("backend-herd"), backend=backend, backend_name=backend_name, **config)
     try:
         apply_specs(leader.store, specs)
         leader.start()
