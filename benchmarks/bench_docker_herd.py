@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import docker
@@ -26,7 +27,7 @@ import docker.errors
 from backends.docker import DockerConfig, create
 from backends.docker_spec import plan_container
 from backends.docker_status import parse_time
-from benchmarks.common import herd_instant, leader_herd, sleep_until, stage_figures, zookeeper
+from benchmarks.common import herd_instant, leader_herd, minutely_spec, sleep_until, stage_figures, zookeeper
 from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
 from cronframework.spec.model import JobSpec
@@ -38,14 +39,7 @@ CONFIG = {"default_network": "none"}
 
 
 def spec(name: str, second: int) -> JobSpec:
-    body = {
-        "name": name,
-        "schedule": f"{second} * * * * *",
-        "backend": "docker",
-        "task": {"command": ["/bin/true"], "image": TEST_IMAGE},
-        "concurrency": "allow",
-    }
-    return JobSpec.model_validate(body)
+    return minutely_spec(name, second, "docker", {"command": ["/bin/true"], "image": TEST_IMAGE})
 
 
 def ours(hosts: str, jobs: int) -> tuple[float, list[str], dict[str, float]]:
@@ -145,8 +139,8 @@ def run(sizes: list[int], repeats: int = 1, workers: int = 16) -> dict[str, Any]
     with zookeeper(1) as cluster:
         for jobs in sizes:
             for _ in range(repeats):
-                mine = measure("ours", lambda jobs=jobs: ours(cluster.connect_string, jobs), jobs)
-                top = measure("ceiling", lambda jobs=jobs: ceiling(jobs, workers), jobs)
+                mine = measure("ours", partial(ours, cluster.connect_string, jobs), jobs)
+                top = measure("ceiling", partial(ceiling, jobs, workers), jobs)
                 rows += [mine, top, ratios(jobs, mine, top)]
     return {"workers": workers, "rows": rows}
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import requests
 from backends.nomad import create
 from backends.nomad_spec import job_payload
 from backends.nomad_status import parse_time
-from benchmarks.common import herd_instant, leader_herd, sleep_until, stage_figures, zookeeper
+from benchmarks.common import herd_instant, leader_herd, minutely_spec, sleep_until, stage_figures, zookeeper
 from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
 from cronframework.spec.model import JobSpec
@@ -42,14 +43,7 @@ RESOURCES = {"cpu": 0.01, "memory": 16}
 
 
 def spec(name: str, second: int) -> JobSpec:
-    body = {
-        "name": name,
-        "schedule": f"{second} * * * * *",
-        "backend": "nomad",
-        "task": {"command": ["/bin/true"], "resources": RESOURCES},
-        "concurrency": "allow",
-    }
-    return JobSpec.model_validate(body)
+    return minutely_spec(name, second, "nomad", {"command": ["/bin/true"], "resources": RESOURCES})
 
 
 def payload(job: str, instant: datetime) -> dict[str, Any]:
@@ -150,7 +144,7 @@ def read_back(api: Api, prefix: str, jobs: int, timeout: float = 600) -> dict[st
         if (len(registered) >= jobs and len(done) >= jobs) or time.monotonic() > deadline:
             break
         time.sleep(1.0)
-    states = [next(iter((a.get("TaskStates") or {}).values()), {}) for a in allocs]
+    states: list[dict[str, Any]] = [next(iter((a.get("TaskStates") or {}).values()), {}) for a in allocs]
     return {
         "registered": list(registered.values()),
         "running": [_stamp(s.get("StartedAt")) for s in states],
@@ -209,18 +203,13 @@ def run(sizes: list[int], repeats: int = 1, workers: int = 16) -> dict[str, Any]
             api = Api(agent.address)
             purge(api, workers)
             with zookeeper(1) as cluster:
+                hosts = cluster.connect_string
                 for jobs in sizes:
                     for _ in range(repeats):
                         measured = {
-                            "theirs": measure("theirs", api, lambda j=jobs: theirs(api, j, workers), jobs, workers),
-                            "ours": measure(
-                                "ours",
-                                api,
-                                lambda j=jobs: ours(cluster.connect_string, agent.address, j),
-                                jobs,
-                                workers,
-                            ),
-                            "ceiling": measure("ceiling", api, lambda j=jobs: ceiling(api, j, workers), jobs, workers),
+                            "theirs": measure("theirs", api, partial(theirs, api, jobs, workers), jobs, workers),
+                            "ours": measure("ours", api, partial(ours, hosts, agent.address, jobs), jobs, workers),
+                            "ceiling": measure("ceiling", api, partial(ceiling, api, jobs, workers), jobs, workers),
                         }
                         rows += [*measured.values(), ratios(jobs, measured)]
         finally:

@@ -14,7 +14,7 @@ import resource
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -278,6 +278,12 @@ def emit(scenario: str, figures: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def minutely_spec(name: str, second: int, backend: str, task: dict[str, Any]) -> JobSpec:
+    """A job due once a minute at `second` on `backend`; launches may overlap (a herd's task may outlast it)."""
+    body = {"name": name, "schedule": f"{second} * * * * *", "backend": backend, "task": task, "concurrency": "allow"}
+    return JobSpec.model_validate(body)
+
+
 def herd_instant(jobs: int, lead: float = 4.0, per_job: float = 1 / 800) -> datetime:
     """A whole second far enough ahead for a leader of `jobs` jobs to promote (about 800 jobs a second here)."""
     now = datetime.now(UTC).replace(microsecond=0)
@@ -310,7 +316,7 @@ def leader_herd(
         leader.close()
 
 
-def stage_figures(instant: float, stages: dict[str, Sequence[float | None]], expected: int) -> dict[str, Any]:
+def stage_figures(instant: float, stages: Mapping[str, Sequence[float | None]], expected: int) -> dict[str, Any]:
     """Per stage (e.g. registered, running, complete): how many launches reached it, the last one's time after
     `instant`, p50/p99 per launch, and launches per second from the instant to the last."""
     out: dict[str, Any] = {}
