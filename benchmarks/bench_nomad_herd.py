@@ -7,10 +7,11 @@ For each N, on the same dev agent (raw_exec, tasks that exit at once), one after
 year): Nomad's own dispatcher creates the N children; (ours) N cronframework jobs due at one second through the
 real leader (both sync points on a real 1-node ZooKeeper) and the Nomad backend; (ceiling) a plain concurrent HTTP
 client, K threads with a session each, registering the same N batch job payloads (create-only, as the backend does)
-the moment the second comes. Everything is read back from Nomad: each child/launch job's SubmitTime (registered),
-its allocation's task StartedAt (running) and FinishedAt (complete), after the instant; the last one, p50/p99, and
-launches per second up to the last. The ratios ours/theirs and ours/ceiling come from the same run. Every job made
-here is named nh-... and purged after each measurement.
+the moment the second comes; (ceiling_checked) the same client reading each job's summary after registering it, as
+the adapter must (docs/backends.md, "Nomad"). Everything is read back from Nomad: each child/launch job's
+SubmitTime (registered), its allocation's task StartedAt (running) and FinishedAt (complete), after the instant;
+the last one, p50/p99, and launches per second up to the last. The ratios ours/theirs and ours/ceiling come from the
+same run. Every job made here is named nh-... and purged after each measurement.
 """
 
 from __future__ import annotations
@@ -121,11 +122,20 @@ def ours(hosts: str, address: str, jobs: int) -> tuple[float, str]:
     return instant.timestamp(), f"{PREFIX}ours-"
 
 
-def ceiling(api: Api, jobs: int, workers: int) -> tuple[float, str]:
+def ceiling(api: Api, jobs: int, workers: int, checked: bool = False) -> tuple[float, str]:
+    """The plain client; `checked`: each registration followed by the read of the job's summary that the adapter
+    needs to tell which of two racing registrations created the job (docs/backends.md, "Nomad")."""
     instant = herd_instant(0)
-    payloads = [payload(f"{PREFIX}ceil-{i:05d}", instant) for i in range(jobs)]
-    in_parallel(api.register, payloads, workers, api, instant.timestamp())
-    return instant.timestamp(), f"{PREFIX}ceil-"
+    prefix = f"{PREFIX}ceil{'chk' if checked else ''}-"
+    payloads = [payload(f"{prefix}{i:05d}", instant) for i in range(jobs)]
+
+    def register(job: dict[str, Any]) -> None:
+        api.register(job)
+        if checked:
+            api.call("GET", f"/v1/job/{job['ID']}/summary")
+
+    in_parallel(register, payloads, workers, api, instant.timestamp())
+    return instant.timestamp(), prefix
 
 
 def launched(api: Api, prefix: str) -> dict[str, float]:
@@ -191,6 +201,10 @@ def ratios(jobs: int, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         mine, nomad, top = (rows[v][stage] for v in ("ours", "theirs", "ceiling"))
         row[f"{stage}_last_ours_over_theirs"] = round(mine["last_s"] / nomad["last_s"], 3) if nomad["last_s"] else None
         row[f"{stage}_rate_ours_over_ceiling"] = round(mine["per_s"] / top["per_s"], 3) if top["per_s"] else None
+        checked = rows["ceiling_checked"][stage]
+        row[f"{stage}_rate_ours_over_checked"] = (
+            round(mine["per_s"] / checked["per_s"], 3) if checked["per_s"] else None
+        )
     print(row, flush=True)
     return row
 
@@ -210,6 +224,9 @@ def run(sizes: list[int], repeats: int = 1, workers: int = 16) -> dict[str, Any]
                             "theirs": measure("theirs", api, partial(theirs, api, jobs, workers), jobs, workers),
                             "ours": measure("ours", api, partial(ours, hosts, agent.address, jobs), jobs, workers),
                             "ceiling": measure("ceiling", api, partial(ceiling, api, jobs, workers), jobs, workers),
+                            "ceiling_checked": measure(
+                                "ceiling_checked", api, partial(ceiling, api, jobs, workers, True), jobs, workers
+                            ),
                         }
                         rows += [*measured.values(), ratios(jobs, measured)]
         finally:
