@@ -83,7 +83,9 @@ SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
         lambda: bench_docker_herd.run([10], 1, 4),
     ),
     "nomadherd": (
-        lambda a: bench_nomad_herd.run(_or(a.jobs, [100, 1000]), _or(a.repeats, 1), _or(a.workers, 16)),
+        lambda a: bench_nomad_herd.run(
+            _or(a.jobs, [100, 1000]), _or(a.repeats, 1), _or(a.workers, 16), _or(a.more_workers, [])
+        ),
         lambda: bench_nomad_herd.run([10], 1, 4),
     ),
     "page": (
@@ -130,6 +132,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", help="results file suffix, so repeated runs do not overwrite each other")
     p.add_argument("--run-for", type=float, help="seconds each noop launch runs before it ends (herd)")
     p.add_argument("--workers", type=int, help="threads of the plain client that is the ceiling (backend herds)")
+    p.add_argument("--more-workers", type=_ints, help="nomadherd: ours again with these submit workers")
     p.add_argument("--backends", type=lambda t: t.split(","), help="process,docker,nomad (results)")
     return p
 

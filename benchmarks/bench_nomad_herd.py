@@ -113,13 +113,13 @@ def theirs(api: Api, jobs: int, workers: int) -> tuple[float, str]:
     return instant.timestamp(), f"{PREFIX}theirs-"
 
 
-def ours(hosts: str, address: str, jobs: int) -> tuple[float, str]:
+def ours(hosts: str, address: str, jobs: int, workers: int = 16) -> tuple[float, str]:
     instant = herd_instant(jobs)
-    specs = [spec(f"{PREFIX}ours-{i:05d}", instant.second) for i in range(jobs)]
-    marks = leader_herd(hosts, specs, create({"address": address}), "nomad")
+    specs = [spec(f"{PREFIX}ours{workers}-{i:05d}", instant.second) for i in range(jobs)]
+    marks = leader_herd(hosts, specs, create({"address": address}), "nomad", workers=workers)
     if abs(marks["due"] - instant.timestamp()) > 0.5:
         raise RuntimeError(f"the herd came due at {marks['due']}, not {instant.timestamp()}")
-    return instant.timestamp(), f"{PREFIX}ours-"
+    return instant.timestamp(), f"{PREFIX}ours{workers}-"
 
 
 def ceiling(api: Api, jobs: int, workers: int, checked: bool = False) -> tuple[float, str]:
@@ -193,10 +193,10 @@ def measure(label: str, api: Api, go: Callable[[], tuple[float, str]], jobs: int
         purge(api, workers)
 
 
-def ratios(jobs: int, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def ratios(jobs: int, rows: dict[str, dict[str, Any]], label: str = "ratios") -> dict[str, Any]:
     """Ours over theirs: when the last launch reached each stage (<= 1.0: no later than Nomad's dispatcher);
     ours over the ceiling: launches per second to each stage (1.0: as fast as the plain client)."""
-    row: dict[str, Any] = {"variant": "ratios", "jobs": jobs}
+    row: dict[str, Any] = {"variant": label, "jobs": jobs}
     for stage in STAGES:
         mine, nomad, top = (rows[v][stage] for v in ("ours", "theirs", "ceiling"))
         row[f"{stage}_last_ours_over_theirs"] = round(mine["last_s"] / nomad["last_s"], 3) if nomad["last_s"] else None
@@ -209,7 +209,9 @@ def ratios(jobs: int, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def run(sizes: list[int], repeats: int = 1, workers: int = 16) -> dict[str, Any]:
+def run(sizes: list[int], repeats: int = 1, workers: int = 16, more_workers: Sequence[int] = ()) -> dict[str, Any]:
+    """Per N: theirs, ours and both ceilings with `workers` threads; then ours again with each of `more_workers`
+    submit workers (the scheduler's `workers` setting), against the same ceilings."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-nomad-herd-") as workdir:
         agent = NomadAgent(Path(workdir)).start()
@@ -217,22 +219,32 @@ def run(sizes: list[int], repeats: int = 1, workers: int = 16) -> dict[str, Any]
             api = Api(agent.address)
             purge(api, workers)
             with zookeeper(1) as cluster:
-                hosts = cluster.connect_string
                 for jobs in sizes:
                     for _ in range(repeats):
-                        measured = {
-                            "theirs": measure("theirs", api, partial(theirs, api, jobs, workers), jobs, workers),
-                            "ours": measure("ours", api, partial(ours, hosts, agent.address, jobs), jobs, workers),
-                            "ceiling": measure("ceiling", api, partial(ceiling, api, jobs, workers), jobs, workers),
-                            "ceiling_checked": measure(
-                                "ceiling_checked", api, partial(ceiling, api, jobs, workers, True), jobs, workers
-                            ),
-                        }
-                        rows += [*measured.values(), ratios(jobs, measured)]
+                        rows += herd(api, cluster.connect_string, agent.address, jobs, workers, more_workers)
         finally:
             collect(agent, Path(workdir))
             agent.stop()
     return {"workers": workers, "rows": rows}
+
+
+def herd(
+    api: Api, hosts: str, address: str, jobs: int, workers: int, more_workers: Sequence[int]
+) -> list[dict[str, Any]]:
+    def one(label: str, go: Callable[[], tuple[float, str]]) -> dict[str, Any]:
+        return measure(label, api, go, jobs, workers)
+
+    measured = {
+        "theirs": one("theirs", partial(theirs, api, jobs, workers)),
+        "ours": one("ours", partial(ours, hosts, address, jobs, workers)),
+        "ceiling": one("ceiling", partial(ceiling, api, jobs, workers)),
+        "ceiling_checked": one("ceiling_checked", partial(ceiling, api, jobs, workers, True)),
+    }
+    rows = [*measured.values(), ratios(jobs, measured)]
+    for more in more_workers:
+        mine = one(f"ours_{more}_workers", partial(ours, hosts, address, jobs, more))
+        rows += [mine, ratios(jobs, {**measured, "ours": mine}, f"ratios_{more}_workers")]
+    return rows
 
 
 __all__ = ["run"]
