@@ -1,5 +1,5 @@
 """`python -m benchmarks SCENARIO [--smoke] [--plot] [sizes]`: herd, steady, takeover, coldstart, suspend, peers,
-memory, page, results or all.
+memory, page, results, dockerherd, nomadherd or all.
 
 Each scenario starts its own real ZooKeeper (integration.zk) and prints its figures as JSON with the machine.
 `--smoke` runs the small sizes CI uses (a few seconds each); `--plot` writes PNGs to docs/img/ (matplotlib).
@@ -19,8 +19,10 @@ from typing import Any
 
 from benchmarks import (
     bench_coldstart,
+    bench_docker_herd,
     bench_herd,
     bench_memory,
+    bench_nomad_herd,
     bench_page,
     bench_peers,
     bench_results,
@@ -76,6 +78,16 @@ SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
         lambda a: bench_memory.run(_or(a.jobs, [1000, 10_000, 100_000])),
         lambda: bench_memory.run([100, 400]),
     ),
+    "dockerherd": (
+        lambda a: bench_docker_herd.run(_or(a.jobs, [100, 500]), _or(a.repeats, 1), _or(a.workers, 16)),
+        lambda: bench_docker_herd.run([10], 1, 4),
+    ),
+    "nomadherd": (
+        lambda a: bench_nomad_herd.run(
+            _or(a.jobs, [100, 1000]), _or(a.repeats, 1), _or(a.workers, 16), _or(a.more_workers, [])
+        ),
+        lambda: bench_nomad_herd.run([10], 1, 4),
+    ),
     "page": (
         lambda a: bench_page.run(_or(a.jobs, [10_000])[0], 3, _or(a.repeats, 5)),
         lambda: bench_page.run(300, 2, 1, ("sqlite",)),
@@ -119,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, help="history records to preload (coldstart)")
     p.add_argument("--tag", help="results file suffix, so repeated runs do not overwrite each other")
     p.add_argument("--run-for", type=float, help="seconds each noop launch runs before it ends (herd)")
+    p.add_argument("--workers", type=int, help="threads of the plain client that is the ceiling (backend herds)")
+    p.add_argument("--more-workers", type=_ints, help="nomadherd: ours again with these submit workers")
     p.add_argument("--backends", type=lambda t: t.split(","), help="process,docker,nomad (results)")
     return p
 

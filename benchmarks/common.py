@@ -14,10 +14,10 @@ import resource
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backends.noop import NoopBackend
@@ -276,3 +276,62 @@ def emit(scenario: str, figures: dict[str, Any]) -> dict[str, Any]:
     result = {"scenario": scenario, "machine": machine(), **figures}
     print(json.dumps(result, indent=1, default=str), flush=True)
     return result
+
+
+def minutely_spec(name: str, second: int, backend: str, task: dict[str, Any]) -> JobSpec:
+    """A job due once a minute at `second` on `backend`; launches may overlap (a herd's task may outlast it)."""
+    body = {"name": name, "schedule": f"{second} * * * * *", "backend": backend, "task": task, "concurrency": "allow"}
+    return JobSpec.model_validate(body)
+
+
+def herd_instant(jobs: int, lead: float = 4.0, per_job: float = 1 / 800) -> datetime:
+    """A whole second far enough ahead for a leader of `jobs` jobs to promote (about 800 jobs a second here)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return now + timedelta(seconds=int(lead + jobs * per_job) + 1)
+
+
+def leader_herd(
+    hosts: str, specs: Sequence[JobSpec], backend: Backend, backend_name: str, **config: Any
+) -> dict[str, float]:
+    """The real leader/launcher path through `backend`: `specs` (each due once a minute at one second S) applied in
+    ZooKeeper, an elected leader promoted, both sync points of every launch of the herd committed. The leader is
+    closed (and the backend with it) before this returns; the herd's figures are read from the backend after."""
+    leader = start_leader(hosts, new_root("backend-herd"), backend=backend, backend_name=backend_name, **config)
+    try:
+        apply_specs(leader.store, specs)
+        leader.start()
+        wait_until(lambda: leader.promoted_at is not None or leader.error is not None, 300, "promotion")
+        if leader.error is not None:
+            raise RuntimeError(f"the leader failed: {leader.error!r}") from leader.error
+        due = leader.session._dispatcher.next_due()
+        finished = wait_until(
+            lambda: leader.error is not None or leader.writes.groups.get("finishing launches", 0) >= len(specs),
+            600,
+            "sync point two of every launch",
+        )
+        if leader.error is not None:
+            raise RuntimeError(f"the leader failed: {leader.error!r}") from leader.error
+        return {"promoted_at": leader.promoted_at or 0.0, "due": due.timestamp() if due else 0.0, "sync_two": finished}
+    finally:
+        leader.close()
+
+
+def stage_figures(instant: float, stages: Mapping[str, Sequence[float | None]], expected: int) -> dict[str, Any]:
+    """Per stage (e.g. registered, running, complete): how many launches reached it, the last one's time after
+    `instant`, p50/p99 per launch, and launches per second from the instant to the last."""
+    out: dict[str, Any] = {}
+    for stage, stamps in stages.items():
+        after = [t - instant for t in stamps if t is not None]
+        last = max(after, default=0.0)
+        out[stage] = {
+            "count": len(after),
+            "last_s": round(last, 3),
+            "p50_s": round(pct(after, 0.5), 3),
+            "p99_s": round(pct(after, 0.99), 3),
+            "per_s": round(expected / last, 1) if last > 0 and len(after) == expected else 0.0,
+        }
+    return out
+
+
+def sleep_until(instant: float) -> None:
+    time.sleep(max(0.0, instant - time.time()))

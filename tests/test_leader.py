@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -23,6 +24,7 @@ from cronframework.errors import (
 from cronframework.launch import BackendStatus, LaunchState
 from cronframework.records import LaunchRecord, Outcome, RecordState, SpecChange, StoredSpec
 from cronframework.store.sqlite import SoleLeader
+from cronframework.testing import FakeBackend
 from tests.leader_harness import T0, Cluster, job
 
 
@@ -823,3 +825,33 @@ def test_replace_launches_nothing_when_the_previous_launch_cannot_be_stopped() -
     record = cluster.store.get_launch("swap-20261125t060200z")
     assert record is not None and record.outcome is Outcome.FAILED
     assert "could not stop previous launch swap-20261125t060100z" in (record.reason or "")
+
+
+def test_a_slow_backend_does_not_hold_up_another_backends_launches_in_the_same_herd() -> None:
+    """Each backend has its own submit workers: a daemon that answers slowly (all its workers busy) must not delay
+    the launches due on another backend in the same second."""
+    cluster = Cluster()
+    release = threading.Event()
+    slow = FakeBackend(on_submit=lambda name, launch: release.wait(10))
+    fast = FakeBackend()
+    cluster.apply(*[job(f"a-slow-{i}", backend="slow") for i in range(4)], job("z-fast", backend="fast"))
+    specs = SpecCache(cluster.store)
+    specs.start()
+    backends = BackendSet(preset={"slow": slow, "fast": fast})
+    session = LeaderSession(
+        cluster.store, specs, backends, SoleLeader(epoch=1, replica="r1"), cluster.clock, LeaderConfig(workers=2),
+        threading.Event(),
+    )  # fmt: skip
+    session.promote()
+    cluster.clock.advance(60)
+    ticking = threading.Thread(target=session.tick)
+    ticking.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not fast.submitted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fast.submitted and len(slow.launches) <= 2  # the fast one went while both slow workers waited
+    finally:
+        release.set()
+        ticking.join(10)
+    assert len(slow.submitted) == 4

@@ -70,7 +70,8 @@ class Launcher:
         self._workers = workers
         self._slice = slice_size  # launches per pipeline stage (see `execute`)
         self._finish_every = finish_every
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit")
+        self._pools: dict[str, ThreadPoolExecutor] = {}  # per blocking backend, made on its first launch
+        self._pools_lock = threading.Lock()
         self.left_open = 0  # launches whose outcome nobody could tell; the leader runs recovery for them
         self._build_cost = 0.0  # seconds per launch to plan and build sync point one, as last measured (`prepare`)
 
@@ -266,19 +267,22 @@ class Launcher:
         return self._notifier.for_failed_launch(record, spec)
 
     def _submit_all(self, to_launch: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
-        """Submit in parallel, results in order. Each worker pulls the next launch from a shared queue, so a
-        10k herd costs `workers` futures rather than 10k, and a slow submit still holds up only its own thread.
-        After the first error (LeadershipLost) workers take no more launches; the error propagates."""
-        if not to_launch:
-            return []
-        if not any(self._backends.for_spec(p.spec).blocking for p, _ in to_launch):
-            inline = [self._submit(p, r) for p, r in to_launch]  # in-process backends: threads would only add cost
-            return [r for r in inline if r is not None]
-        queue = deque(enumerate(to_launch))
+        """Submit in parallel, results in order. Each blocking backend has its own workers pulling the next launch
+        from its own queue, so a 10k herd costs `workers` futures per backend rather than 10k, a slow submit holds
+        up only its own thread, and a slow daemon (all its workers busy) never delays another backend's launches.
+        In-process backends are submitted inline meanwhile. After the first error (LeadershipLost) no worker takes
+        another launch; the error propagates once every worker has stopped."""
         results: list[LaunchRecord | None] = [None] * len(to_launch)
+        lanes: dict[str, deque[tuple[int, tuple[Planned, LaunchRecord]]]] = {}
+        inline: list[int] = []
+        for index, (planned, record) in enumerate(to_launch):
+            if self._backends.for_spec(planned.spec).blocking:
+                lanes.setdefault(planned.spec.backend, deque()).append((index, (planned, record)))
+            else:
+                inline.append(index)  # in-process backends: threads would only add cost
         failed = threading.Event()
 
-        def work() -> None:
+        def work(queue: deque[tuple[int, tuple[Planned, LaunchRecord]]]) -> None:
             while not failed.is_set():
                 try:
                     index, (planned, record) = queue.popleft()
@@ -290,13 +294,38 @@ class Launcher:
                     failed.set()
                     raise
 
-        futures = [self._pool.submit(work) for _ in range(min(self._workers, len(to_launch)))]
+        futures = [
+            self._pool_for(name).submit(work, queue)
+            for name, queue in lanes.items()
+            for _ in range(min(self._workers, len(queue)))
+        ]
+        errors: list[BaseException] = []
+        try:
+            work(deque((i, to_launch[i]) for i in inline))
+        except BaseException as exc:
+            errors.append(exc)
         for future in futures:
-            future.result()
+            try:
+                future.result()
+            except BaseException as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
         return [r for r in results if r is not None]
 
+    def _pool_for(self, backend: str) -> ThreadPoolExecutor:
+        with self._pools_lock:
+            pool = self._pools.get(backend)
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix=f"submit-{backend}")
+                self._pools[backend] = pool
+            return pool
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _begin_one_by_one(self, items: list[tuple[Planned, LaunchRecord]]) -> list[tuple[Planned, LaunchRecord]]:
         """A record already existed (a manual trigger in the same second, or a replay): keep the others."""
