@@ -1,9 +1,10 @@
 """Cold start: a new leader over N jobs and R history records already in ZooKeeper (noop backend).
 
 The history is preloaded through the store's own fenced `begin` (records written finished, as skipped instants are),
-in pipelined batches. Then a fresh leader connects, is elected and promotes: time to ready (promotion done), the
-lag of its first launch, and its memory (RSS growth per job, specs included). History reads are timed on a job
-with a deep history and on one with a shallow one: `history(job, 20)` must cost O(asked), not O(stored).
+in pipelined batches, and then each job's next instant, as the leader that wrote the history leaves it. Then a
+fresh leader connects, is elected and promotes: time to ready (promotion done), the lag of its first launch, and
+its memory (RSS growth per job, specs included). History reads are timed on a job with a deep history and on one
+with a shallow one: `history(job, 20)` must cost O(asked), not O(stored).
 
     python -m benchmarks coldstart [--smoke]
 """
@@ -19,10 +20,12 @@ from benchmarks.common import apply_specs, job_spec, new_root, rss_mib, start_le
 from cronframework.cluster.election import Election
 from cronframework.naming import LaunchIdentity, parse_launch_name
 from cronframework.records import Begin, JobState, LaunchRecord, Outcome
+from cronframework.schedule.expression import parse_schedule
 from cronframework.store.zookeeper.store import ZooKeeperStore
 
 BATCH = 5000
 DEEP = "deep-history"
+SCHEDULE = "? * * * * *"  # every job once a minute, at a second of its own
 
 
 def preload(hosts: str, root: str, jobs: int, records: int) -> dict[str, float]:
@@ -32,12 +35,13 @@ def preload(hosts: str, root: str, jobs: int, records: int) -> dict[str, float]:
     try:
         started = time.monotonic()
         names = [DEEP] + [f"cold-{i:06d}" for i in range(jobs - 1)]
-        apply_specs(store, [job_spec(n, "? * * * * *") for n in names])
+        apply_specs(store, [job_spec(n, SCHEDULE) for n in names])
         specs_s = time.monotonic() - started
         if not election.elected.wait(30) or election.fence is None:
             raise RuntimeError("the preloader was not elected")
         started = time.monotonic()
         _write_history(store, election, names, records)
+        _write_watermarks(store, election, names)
         return {"write_specs_s": round(specs_s, 1), "write_records_s": round(time.monotonic() - started, 1)}
     finally:
         election.resign()
@@ -61,6 +65,20 @@ def _write_history(store: ZooKeeperStore, election: Election, names: list[str], 
             batch = []
     if batch:
         store.begin(fence, batch)
+
+
+def _write_watermarks(store: ZooKeeperStore, election: Election, names: list[str]) -> None:
+    """Each job's next instant, as the leader that wrote the history would have left it: the new leader finds
+    jobs it schedules, not new ones to place (which would write 100k states and folders at its promotion)."""
+    fence = election.fence
+    assert fence is not None
+    now = datetime.now(UTC)
+    states = []
+    for name in names:
+        schedule = parse_schedule(SCHEDULE, job=name)
+        states.append(JobState(name, schedule.next_after(now), None))
+    for start in range(0, len(states), BATCH):
+        store.put_job_states(fence, states[start : start + BATCH])
 
 
 def measure(hosts: str, root: str, jobs: int) -> dict[str, Any]:
