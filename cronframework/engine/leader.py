@@ -54,7 +54,7 @@ class LeaderConfig:
     prune_per_tick: int = 20
     workers: int = 16
     herd_slice: int = 1000  # launches per pipeline slice when many are due at once (see Launcher.execute)
-    stage_ahead: float = 5.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
+    stage_ahead: float = 10.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
     snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
     follow: FollowConfig = field(default_factory=FollowConfig)  # how launched tasks are followed (follower.py)
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # webhook delivery and the cluster's default hooks
