@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -145,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     # The in-process leaders log as a replica does (JSON lines, INFO): one line per launch is part of a herd's cost.
     with (RESULTS / "leader-log.jsonl").open("w") as leader_log:
         setup_logging(json_lines=True, stream=leader_log)
-        return _run(args)
+        try:
+            return _run(args)
+        finally:
+            logging.shutdown()  # the last gathered lines, before the file closes
 
 
 def production_zookeeper() -> None:

@@ -27,7 +27,7 @@ from cronframework.catalog.apply import spec_batches, spec_document
 from cronframework.catalog.cache import SpecCache
 from cronframework.clock import SystemClock
 from cronframework.cluster.election import Election
-from cronframework.cluster.replica import ZkLeadership
+from cronframework.cluster.replica import ZkLeadership, specs_stamp
 from cronframework.engine.leader import LeaderConfig, LeaderSession
 from cronframework.records import ResultBatch, SpecChange
 from cronframework.spec.model import JobSpec
@@ -220,7 +220,7 @@ def start_leader(
         raise RuntimeError("the benchmark leader was not elected within 30 s")
     clock = SystemClock()
     backend = backend if backend is not None else NoopBackend(clock=clock)
-    specs = SpecCache(store, background=True)
+    specs = SpecCache(store, background=True, stamp=specs_stamp(store))  # as a replica: promotion reuses them
     specs.start()
     stop = threading.Event()
     session = LeaderSession(

@@ -7,6 +7,7 @@ named by `CRONFRAMEWORK_CRASH_JOB`. Unset (always, in production) it costs one d
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -20,6 +21,8 @@ def maybe_crash(point: str, job: str | None = None) -> None:
     only = os.environ.get("CRONFRAMEWORK_CRASH_JOB")
     if only and job != only:
         return
+    for handler in logging.getLogger().handlers:  # what was logged before this point is written first
+        handler.flush()
     sys.stderr.write(f"crash hook: dying at {point}\n")
     sys.stderr.flush()
     os._exit(137)

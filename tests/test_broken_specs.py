@@ -19,10 +19,10 @@ from cronframework import metrics
 from cronframework.abc import StateStore
 from cronframework.api import Api, LocalCluster, TokenAuth
 from cronframework.catalog.apply import spec_document
-from cronframework.catalog.cache import SpecCache, spec_problem
+from cronframework.catalog.cache import SpecCache, compile_job, spec_problem
 from cronframework.cli import main
 from cronframework.ops.status import collect
-from cronframework.records import JobState, SpecChange, StoredSpec
+from cronframework.records import JobState, JsonDocument, SpecChange, StoredSpec
 from cronframework.store.sqlite import SqliteStore
 from cronframework.testing import FakeFence
 from tests.leader_harness import T0, Cluster, job
@@ -182,3 +182,32 @@ def test_status_page_and_job_page_show_the_reason(cluster: Cluster) -> None:
     assert 'class="state broken"' in index and "task.timeout" in index
     page = get(cluster, "/jobs/bad")
     assert page.status == 200 and "not scheduled" in page.body.decode() and "task.timeout" in page.body.decode()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"schedule": "? * * * *", "backend": "noop", "task": {"command": ["/bin/true"]}, "timeout": None},
+        {"schedule": "@every 90s", "backend": "noop", "task": {"command": ["x"], "timeout": "1h"}, "name": "other"},
+        {"schedule": "0 3 * * *", "timezone": "Europe/Berlin", "backend": "noop", "task": {"image": "i"}},
+    ],
+)
+def test_a_spec_compiled_from_its_stored_json_is_the_one_compiled_from_the_document(document: dict[str, Any]) -> None:
+    document = {k: v for k, v in document.items() if k != "timeout"}
+    raw = json.dumps(document).encode()
+    from_json = compile_job(StoredSpec("nightly", JsonDocument(raw, "spec nightly"), 3))
+    from_dict = compile_job(StoredSpec("nightly", document, 3))
+    assert from_json == from_dict and from_json.spec.name == "nightly"  # the store's name wins, as with the dict
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"schedule": "* * * * *", "backend": "noop", "task": {"command": ["x"], "timeout": "-30s"}}', "timeout"),
+        (b'{"schedule": "* * * * *", "task": }', "JSON"),
+        (b"{}", "schedule"),
+    ],
+)
+def test_a_stored_json_spec_that_does_not_compile_is_reported_broken(raw: bytes, problem: str) -> None:
+    reason = spec_problem(StoredSpec("nightly", JsonDocument(raw, "spec nightly"), 3))
+    assert reason is not None and problem.lower() in reason.lower()

@@ -101,6 +101,28 @@ def test_a_herd_in_pipelined_slices_launches_each_job_once_each_after_its_own_re
     assert cluster.store.open_launches() == []
 
 
+def test_a_herd_goes_on_submitting_while_sync_point_two_waits_for_the_store() -> None:
+    cluster = Cluster()
+    cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])
+    session, _ = cluster.leader(herd_slice=50)
+    session._launcher._finish_every = 100  # sync point two every two slices
+    session.promote()
+    all_submitted = threading.Event()
+    cluster.backend.on_submit = lambda _n, _l: all_submitted.set() if len(cluster.backend.submitted) >= 349 else None
+    real_finish, waited = cluster.store.finish, []
+
+    def slow_finish(fence: object, records: list[object], notices: object = ()) -> None:
+        if not waited:  # the first sync point two is slow: the store answers once every launch is submitted
+            waited.append(all_submitted.wait(5.0))
+        real_finish(fence, records, notices)  # type: ignore[arg-type]
+
+    cluster.store.finish = slow_finish  # type: ignore[method-assign]
+    records = cluster.run_for(session, 60)
+    assert waited == [True]  # the submits went on while it waited
+    assert len(records) == 350 and {r.outcome for r in records} == {Outcome.SUBMITTED}
+    assert cluster.store.open_launches() == []  # every sync point two confirmed before the tick returned
+
+
 def test_a_store_failure_mid_herd_launches_only_what_was_begun_and_loses_no_instant() -> None:
     cluster = Cluster()
     cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])

@@ -86,14 +86,27 @@ def test_an_instant_fired_past_the_tolerance_is_decided_on_the_real_time(stage_a
     assert reason.startswith("missed")
 
 
-def test_a_wake_up_before_the_instant_puts_the_stage_back_and_loses_no_launch() -> None:
+def test_a_tick_before_the_instant_keeps_the_stage_and_it_launches_at_the_instant() -> None:
     cluster, session = staged_cluster(job("early"))
     session._stage = session._prepare_stage(cluster.clock.now())
+    staged = session._stage
     assert session._dispatcher.next_due() is None or session._dispatcher.next_due() > DUE  # off the heap
-    assert session.tick() == []  # a trigger or stop woke the loop 0.5 s early
-    assert session._stage is None and session._dispatcher.next_due() == DUE  # back on the heap
+    assert session.tick() == []  # a poll or a stop woke the loop 0.5 s early
+    assert session._stage is staged and cluster.backend.submitted == []
     sleep_then_tick(session)
     assert cluster.backend.submitted == ["early-20261125t060100z"]
+
+
+@pytest.mark.parametrize("concurrency", ["allow", "forbid"])
+def test_a_trigger_read_before_the_instant_puts_the_stage_back_and_loses_no_launch(concurrency: str) -> None:
+    cluster, session = staged_cluster(job("early", concurrency=concurrency), job("other"))
+    session._stage = session._prepare_stage(cluster.clock.now())
+    manual = request_trigger(cluster, "early")
+    assert [r.name for r in session.tick()] == [manual]  # the trigger's tick, 0.5 s early
+    assert session._stage is None and session._dispatcher.next_due() == DUE  # back on the heap
+    sleep_then_tick(session)
+    running = {"allow": ["early-20261125t060100z", manual], "forbid": [manual]}[concurrency]
+    assert sorted(cluster.running()) == sorted([*running, "other-20261125t060100z"])
 
 
 def test_forbid_jobs_with_a_previous_launch_are_decided_at_their_instant_not_staged() -> None:
@@ -269,3 +282,28 @@ def test_a_store_error_while_staging_drops_what_was_built_and_loses_no_launch() 
     del cluster.store.prepare_begin
     sleep_then_tick(session)
     assert len(cluster.backend.submitted) == 350 == len(set(cluster.backend.submitted))
+
+
+def test_a_stage_too_large_for_one_poll_interval_is_built_over_several_with_ticks_between() -> None:
+    cluster, session = staged_cluster(*[job(f"herd-{i:03d}") for i in range(1000)], herd_slice=100, stage_ahead=5.0)
+    cluster.clock.set(DUE - timedelta(seconds=5))
+    real_prepare, built_at = cluster.store.prepare_begin, []
+
+    def slow_prepare(fence: object, items: list[object]) -> object:
+        cluster.clock.advance(0.3)  # each slice costs 0.3 s to build: 3 s in all
+        built_at.append(cluster.clock.now())
+        return real_prepare(fence, items)  # type: ignore[arg-type]
+
+    cluster.store.prepare_begin = slow_prepare  # type: ignore[method-assign]
+    ticks = 0
+    while cluster.clock.now() < DUE:
+        session._sleep()
+        if cluster.clock.now() < DUE:
+            assert session.tick() == [] and session._stage is not None
+            ticks += 1
+    assert ticks >= 3 and len(built_at) == 10 and max(built_at) < DUE  # a poll interval of building at a time
+    assert cluster.backend.submitted == []
+    del cluster.store.prepare_begin
+    records = session.tick()
+    assert len(records) == 1000 == len(set(cluster.backend.submitted))
+    assert all(r.begun_at == DUE for r in records)

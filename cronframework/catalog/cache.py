@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Hashable
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from cronframework import metrics
 from cronframework.abc import ReadStore
 from cronframework.errors import CronframeworkError, ScheduleError
-from cronframework.records import StoredSpec
+from cronframework.records import JsonDocument, StoredSpec
 from cronframework.schedule.expression import Schedule, parse_schedule
 from cronframework.spec.files import field_problems
 from cronframework.spec.model import JobSpec
@@ -35,7 +36,7 @@ class BrokenSpec(CronframeworkError):
 def compile_job(stored: StoredSpec) -> Job:
     """The stored spec, validated and with its schedule parsed; BrokenSpec (one line) when it cannot be."""
     try:
-        spec = JobSpec.model_validate({**stored.document, "name": stored.name})
+        spec = _validated(stored)
         schedule = parse_schedule(spec.schedule, job=spec.name, timezone=spec.timezone, dst=spec.dst)
     except ValidationError as exc:
         raise BrokenSpec("; ".join(field_problems(exc))) from None
@@ -44,6 +45,20 @@ def compile_job(stored: StoredSpec) -> Job:
     except (TypeError, ValueError) as exc:  # not a mapping at all
         raise BrokenSpec(f"not a job spec: {exc}") from None
     return Job(spec, schedule, stored.version)
+
+
+def _validated(stored: StoredSpec) -> JobSpec:
+    """The spec validated from its stored JSON when it has not been decoded (pydantic parses and validates in one
+    pass, several times faster than json.loads and then the dict), else from the document. The name is appended
+    as the last key: as with the dict, it wins over a name in the document."""
+    document = stored.document
+    if isinstance(document, JsonDocument) and not document.decoded:
+        raw = document.raw.strip()
+        if raw[:1] == b"{" and raw[-1:] == b"}":
+            name = json.dumps(stored.name).encode()
+            body = raw[1:-1].strip()
+            return JobSpec.model_validate_json(b"{" + body + (b"," if body else b"") + b'"name":' + name + b"}")
+    return JobSpec.model_validate({**document, "name": stored.name})
 
 
 def spec_problem(stored: StoredSpec) -> str | None:

@@ -90,7 +90,7 @@ class SchedulerSection(_Strict):
     max_clock_skew: Duration = timedelta(seconds=5)
     clock_check_every: float = 30.0
     workers: int = 16
-    stage_ahead: float = Field(default=1.0, ge=0.0)  # plan and build an instant's launches this early; 0: off
+    stage_ahead: float = Field(default=10.0, ge=0.0)  # plan and build an instant's launches this early; 0: off
 
 
 class TlsSection(_Strict):

@@ -82,8 +82,9 @@ class Launcher:
         slice as it goes. A herd is cut into slices that flow through a pipeline: this thread commits sync point
         one slice after slice, while a second thread submits each begun slice at once. Sync point two waits until
         the herd is all begun, or `finish_every` launches are submitted, so that ZooKeeper and the GIL serve the
-        launches first; every launch still has its record committed before its submit, and a launch submitted but
-        not yet finished is an open record that recovery concludes by lookup if this leader dies.
+        launches first, and a third thread writes it while the submits go on; every launch still has its record
+        committed before its submit, every sync point two is confirmed before `execute` returns, and a launch
+        submitted but not yet finished is an open record that recovery concludes by lookup if this leader dies.
         """
         items = iter(planned)
         parts = iter(lambda: list(islice(items, self._slice)), [])
@@ -128,15 +129,31 @@ class Launcher:
         stage_errors: list[BaseException] = []  # the launch stage's own: it stops submitting after one
 
         def launch_stage() -> None:
+            finishing: SimpleQueue[list[tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]] | None]
+            finishing = SimpleQueue()
+            finisher = threading.Thread(target=finish_stage, args=(finishing,), name="finish-stage", daemon=True)
+            finisher.start()
             submitted: list[tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]] = []
-            while (begun := handoff.get()) is not None:
-                if stage_errors:  # no new submit; what was submitted is still finished below
-                    continue
-                submitted.append((begun, self._guarded(stage_errors, self._submit_begun, begun)))
-                if sum(len(b) for b, _ in submitted) >= self._finish_every:
-                    records.extend(self._finish_submitted(submitted, stage_errors))
-                    submitted = []
-            records.extend(self._finish_submitted(submitted, stage_errors))
+            try:
+                while (begun := handoff.get()) is not None:
+                    if stage_errors:  # no new submit; what was submitted is still finished
+                        continue
+                    submitted.append((begun, self._guarded(stage_errors, self._submit_begun, begun)))
+                    if sum(len(b) for b, _ in submitted) >= self._finish_every:
+                        finishing.put(submitted)
+                        submitted = []
+                finishing.put(submitted)
+            finally:
+                finishing.put(None)
+                finisher.join()
+
+        def finish_stage(
+            finishing: SimpleQueue[list[tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]] | None],
+        ) -> None:
+            """Sync point two of each batch, in order, while the launch stage goes on submitting: waiting for
+            ZooKeeper to confirm 10k finished records had held up the next slices' submits."""
+            while (batch := finishing.get()) is not None:
+                records.extend(self._finish_submitted(batch, stage_errors))
 
         stage = threading.Thread(target=launch_stage, name="launch-stage", daemon=True)
         stage.start()

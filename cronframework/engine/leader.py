@@ -56,7 +56,7 @@ class LeaderConfig:
     prune_per_tick: int = 20
     workers: int = 16
     herd_slice: int = 1000  # launches per pipeline slice when many are due at once (see Launcher.execute)
-    stage_ahead: float = 1.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
+    stage_ahead: float = 10.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
     snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
     follow: FollowConfig = field(default_factory=FollowConfig)  # how launched tasks are followed (follower.py)
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # webhook delivery and the cluster's default hooks
@@ -147,18 +147,21 @@ class LeaderSession:
 
     def _sleep(self) -> None:
         """Until the next instant, at most `poll_interval`; with staging on, a wait longer than `stage_ahead`
-        ends `stage_ahead` before the instant, so that the stage has all of that time to be built. While the clock
-        guard refuses, a poll: to a clock running ahead every instant looks due, and the loop would spin on the
-        guard's check (a ZooKeeper write)."""
+        ends `stage_ahead` before the instant, so that the stage has all of that time to be built (a poll interval
+        of building at a time, then a tick). While the clock guard refuses, a poll: to a clock running ahead every
+        instant looks due, and the loop would spin on the guard's check (a ZooKeeper write)."""
         if not self.state.clock_ok:
             self._clock.sleep(self._config.poll_interval, self._wake)
             self._wake.clear()
             return
+        started = self._clock.monotonic()
         if self._stage is None:
             self._stage = self._prepare_stage(self._clock.now())
+        else:
+            self._build_more(self._stage)
         now = self._clock.now()
         due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
-        seconds = self._config.poll_interval
+        seconds = max(0.0, self._config.poll_interval - (self._clock.monotonic() - started))
         if due is not None:
             until = (due - now).total_seconds()
             ahead = self._stage_ahead()
@@ -169,7 +172,7 @@ class LeaderSession:
         self._wake.clear()
 
     def _stage_ahead(self) -> float:
-        return min(self._config.stage_ahead, self._config.poll_interval)  # a poll wake-up inside it would undo it
+        return self._config.stage_ahead
 
     # -- promotion --------------------------------------------------------------------------------------------
     def promote(self) -> list[LaunchRecord]:
@@ -207,11 +210,13 @@ class LeaderSession:
         self.state.jobs = len(self._dispatcher)
 
     def _reconcile(self, now: datetime, stage: Stage | None = None) -> Stage | None:
-        """Apply spec changes; a stage built on the old specs is thrown away first. Returns the stage if kept."""
+        """Apply spec changes; a stage built on the old specs (this tick's, or one held for a later instant) is
+        thrown away first. Returns the stage if kept."""
         if not self._specs.changed.is_set():
             return stage
-        if stage is not None:
-            self._unstage(stage)
+        for dropped in (stage, self._stage):
+            if dropped is not None:
+                self._unstage(dropped)
         self._specs.changed.clear()
         self._write_states(job_table.reconcile(self._dispatcher, self._specs.latest(), now))
         self._results.expect(e.spec for e in self._dispatcher.entries())
@@ -226,8 +231,9 @@ class LeaderSession:
         stage = self._take_stage(now)
         if not self._clock_guard.allows(now):
             self.state.clock_ok = False
-            if stage is not None:
-                self._unstage(stage)
+            for dropped in (stage, self._stage):
+                if dropped is not None:
+                    self._unstage(dropped)
             return []
         self.state.clock_ok = True
         if self._needs_recovery and now >= self._recovery_retry_at:
@@ -253,9 +259,9 @@ class LeaderSession:
         return records
 
     def _instant_near(self) -> bool:
-        """An instant comes within the stage's lead and a second more: writes that are not launches stay short."""
-        due = self._dispatcher.next_due()
-        lead = timedelta(seconds=self._stage_ahead() + 1.0)
+        """An instant comes within a poll interval and a second: writes that are not launches stay short."""
+        due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
+        lead = timedelta(seconds=min(self._stage_ahead(), self._config.poll_interval) + 1.0)
         return due is not None and due - self._clock.now() <= lead
 
     def _next_instant(self, job: str, after: datetime) -> datetime | None:
@@ -283,6 +289,9 @@ class LeaderSession:
     def _launch_due(self, due: list[Entry], now: datetime, stage: Stage | None = None) -> list[LaunchRecord]:
         """Plan (pure), ask the backend what the plan needs, settle (pure), then the launcher's two sync points."""
         retries = self._results.due_retries(now, self._spec_of, self._next_instant)
+        triggers = self._store.pending_triggers()
+        if self._stage is not None and (triggers or retries):
+            self._unstage(self._stage)  # held for a later instant: its jobs may be the ones these name
         paused = self._store.read_paused() if due or stage or retries else set()
         if stage is not None and paused != stage.paused:  # paused or resumed since it was staged: decide anew
             self._launcher.discard(stage.slices)
@@ -290,7 +299,7 @@ class LeaderSession:
         earlier = stage.planned if stage else []
         plan = plan_tick(
             due,
-            self._store.pending_triggers(),
+            triggers,
             self._dispatcher.get,
             now=now,
             tolerance=self._config.tolerance,
@@ -381,8 +390,7 @@ class LeaderSession:
             plan = plan_tick(due, (), self._dispatcher.get, now=at, tolerance=self._config.tolerance, paused=paused)
             planned = settle(plan, {})  # stageable jobs need no lookup
             rest = iter(planned)
-            until = self._clock.monotonic() + (at - self._clock.now()).total_seconds() - STAGE_MARGIN
-            slices = self._launcher.prepare(rest, at, until)  # discards what it built if it fails
+            slices = self._launcher.prepare(rest, at, self._build_until(at))  # discards what it built if it fails
         except StateStoreError as exc:
             for entry in due:
                 self._dispatcher.upsert(entry)
@@ -392,12 +400,31 @@ class LeaderSession:
         log.debug("staged", extra={"at": at.isoformat(), "jobs": len(due), "built": built})
         return Stage(at, due, paused, planned, plan.watermarks, rest, slices)
 
+    def _build_until(self, at: datetime) -> float:
+        """The monotonic time building stops: just before the instant, and a poll interval from now at most (the
+        tick between keeps triggers and pauses seen as often as without a stage)."""
+        until = min((at - self._clock.now()).total_seconds() - STAGE_MARGIN, self._config.poll_interval)
+        return self._clock.monotonic() + until
+
+    def _build_more(self, stage: Stage) -> None:
+        """Build more of a held stage's slices (a large instant takes several poll intervals to build)."""
+        if stage.at <= self._clock.now():
+            return
+        try:
+            stage.slices.extend(self._launcher.prepare(stage.rest, stage.at, self._build_until(stage.at)))
+        except StateStoreError as exc:
+            self._unstage(stage)
+            extra = {"at": stage.at.isoformat(), "error": str(exc)}
+            log.warning("staging failed; planning at the instant", extra=extra)
+
     def _take_stage(self, now: datetime) -> Stage | None:
-        """The stage, if this tick may fire it: at or after its instant, and within tolerance of it."""
-        stage, self._stage = self._stage, None
-        if stage is None:
+        """The stage, if this tick may fire it: at or after its instant, and within tolerance of it. A tick before
+        its instant leaves it held (a tick that reads a trigger or a due retry, or sees the specs changed, drops it)."""
+        stage = self._stage
+        if stage is None or now < stage.at:
             return None
-        if stage.at <= now <= stage.at + self._config.tolerance:
+        self._stage = None
+        if now <= stage.at + self._config.tolerance:
             return stage
         self._unstage(stage)
         return None

@@ -12,6 +12,7 @@ import math
 import re
 from datetime import timedelta
 from fractions import Fraction
+from functools import lru_cache
 from typing import Final
 
 MAX_DURATION: Final = timedelta(days=366)
@@ -23,8 +24,10 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _EXAMPLES = "expected e.g. '90s', '10m', '1h30m', '2d'"
 
 
+@lru_cache(maxsize=1024)
 def parse_duration(text: str) -> timedelta:
-    """Parse a duration; raises ValueError with the reason (the spec layer adds file/line/field)."""
+    """Parse a duration; raises ValueError with the reason (the spec layer adds file/line/field). Remembered: a
+    stored spec spells out every default duration, so 100k specs repeat a few spellings half a million times."""
     value = text.strip()
     if not value:
         raise ValueError("empty duration")

@@ -12,10 +12,11 @@ launches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronframework.errors import ScheduleError
@@ -229,8 +230,22 @@ def _pattern(fields: tuple[str, ...]) -> CronPattern:
 
 
 def parse_schedule(expression: str, *, job: str, timezone: str = "UTC", dst: DstChoice | None = None) -> Schedule:
-    """Parse and validate; raises ScheduleError with a one-line reason naming the bad field."""
+    """Parse and validate; raises ScheduleError with a one-line reason naming the bad field.
+
+    The last schedules parsed are remembered: compiling a stored spec parses its schedule twice (the model's own
+    check, then the scheduler's), and a leader starting over 100k specs compiles them all before its first launch."""
     policy = dst if dst is not None else DstDefault()
+    if not isinstance(policy, Hashable):  # a DST policy that cannot be a key
+        return _parse(expression, job, timezone, policy)
+    return _parse_remembered(expression, job, timezone, policy)
+
+
+@lru_cache(maxsize=1024)
+def _parse_remembered(expression: str, job: str, timezone: str, policy: Hashable) -> Schedule:
+    return _parse(expression, job, timezone, cast(DstChoice, policy))
+
+
+def _parse(expression: str, job: str, timezone: str, policy: DstChoice) -> Schedule:
     zone = _zone(timezone)
     head = expression.strip().split(maxsplit=1)[:1]
     if head and head[0].lower() == "@every":

@@ -25,6 +25,7 @@ from cronframework.records import (
     Begin,
     JobResults,
     JobState,
+    JsonDocument,
     LaunchRecord,
     Notice,
     ResultBatch,
@@ -174,7 +175,7 @@ class ZooKeeperStore:
         names = sorted(self._children(self._layout.section("specs"), "reading specs"))
         got = self._get_many([self._layout.spec(n) for n in names], "reading specs")
         return {
-            name: StoredSpec(name, decode_json(item[0], f"spec {name}"), item[1].version)
+            name: StoredSpec(name, JsonDocument(item[0], f"spec {name}"), item[1].version)
             for name, item in zip(names, got, strict=True)
             if item is not None
         }
