@@ -515,3 +515,13 @@ def test_a_handler_bug_answers_500_without_details_and_the_server_keeps_serving(
 def test_a_bad_query_is_400_with_the_parameter_named(cluster: Cluster) -> None:
     response = call(make_api(cluster), "GET", "/v1/jobs/beat?next=soon")
     assert response.status == 400 and "next" in body(response)["error"]
+
+
+def test_a_query_parameter_given_twice_is_400_not_one_of_its_values_picked(cluster: Cluster) -> None:
+    """Found by schemathesis: `?limit=5&limit=0` answered 200 with the last value, so which one counted was the
+    framework's choice, not the caller's."""
+    api = make_api(cluster)
+    for path in ("/v1/jobs/beat/history?limit=5&limit=0", "/v1/jobs/beat?next=1&next=2", "/?q=b&q="):
+        response = call(api, "GET", path)
+        assert response.status == 400 and "given more than once" in body(response)["error"], path
+    assert call(api, "GET", "/v1/jobs/beat/history?limit=5").status == 200

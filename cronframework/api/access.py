@@ -100,6 +100,17 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
 }
 
 
+def _one_value_each(request: Request) -> None:
+    """No parameter of this API takes a list, and the framework would silently keep one of several values; checked
+    after the access rule, so a caller without the token learns nothing of the query."""
+    seen: set[str] = set()
+    for name, _value in request.query_params.multi_items():
+        if name in seen:
+            raise ApiError(400, f"query parameter {name!r} given more than once")
+        seen.add(name)
+
+
 def guarded(access: str) -> dict[str, Any]:
-    """The route keywords of an access rule: its dependency and its documented security."""
-    return {"dependencies": [Depends(ACCESS[access])], "openapi_extra": {"security": SECURITY[access]}}
+    """The route keywords of an access rule: its dependencies and its documented security."""
+    dependencies = [Depends(ACCESS[access]), Depends(_one_value_each)]
+    return {"dependencies": dependencies, "openapi_extra": {"security": SECURITY[access]}}
