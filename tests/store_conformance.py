@@ -306,6 +306,25 @@ class StoreConformance:
         assert store.histories(["alpha", "beta"], 20)["alpha"][4] == done(alpha[2])
         assert store.histories(["alpha"], 0) == {} and store.histories([], 5) == {}
 
+    def test_last_results_are_each_job_s_newest_record_in_one_word(self, store: StateStore, fence: Fence) -> None:
+        """What the status page filters and sorts by: the newest record's result, else outcome, else state, across
+        hours, for several jobs at once; a job without records is absent."""
+        alpha = begun(store, fence, "alpha", 0, 125, 61)
+        beta = begun(store, fence, "beta", 3, 9)
+        gamma = begun(store, fence, "gamma", 4)
+        store.finish(fence, [done(alpha[1]), beta[1].finish(Outcome.FAILED, now=T0, reason="refused")])
+        store.finish(fence, [done(gamma[0])])
+        result = ended(gamma[0], TaskResult.FAILED, exit_code=1)
+        store.record_results(fence, ResultBatch([result], [summary_of(result)]))
+        assert store.last_results(["alpha", "beta", "gamma", "nothing"]) == {
+            "alpha": "submitted",
+            "beta": "failed_to_launch",
+            "gamma": "failed",
+        }
+        assert store.last_results(["beta"]) == {"beta": "failed_to_launch"} and store.last_results([]) == {}
+        begun(store, fence, "beta", 10)
+        assert store.last_results(["beta"]) == {"beta": "begun"}
+
     # -- results
     def test_a_submitted_launch_is_followed_until_its_result_is_recorded(self, store: StateStore, fence: Fence) -> None:
         first, second = begun(store, fence, "alpha", 0, 1)

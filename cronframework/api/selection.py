@@ -4,8 +4,8 @@ building the whole document for 10,000 jobs.
 The status document (ops/status.collect) stays the one source of each job's JSON: it is asked for the page's jobs
 only, through a read-only view of the store that lists just those specs. Deciding which jobs make the page costs
 what the filters need: a prefix, a state or the `next` order read the specs, states and paused set once (a spec's
-compile check is remembered by version); a `result` filter or order reads every candidate's last launch, together
-(`ReadStore.histories`: on ZooKeeper a few multiReads for 10,000 jobs, not a round trip each).
+compile check is remembered by version); a `result` filter or order reads every candidate's last launch in one word,
+together (`ReadStore.last_results`: on ZooKeeper a few multiReads for 10,000 jobs, not a round trip each).
 """
 
 from __future__ import annotations
@@ -124,15 +124,15 @@ def select(
     names = sorted(name for name in specs if name.startswith(query.prefix))
     if query.state is not None:
         names = [n for n in names if _state(specs[n], n in paused, problems) == query.state]
-    lasts = store.histories(names, 1) if query.needs_last_launches else {}
+    lasts = store.last_results(names) if query.needs_last_launches else {}
     if query.result is not None:
-        names = [n for n in names if last_result(lasts.get(n)) == query.result]
+        names = [n for n in names if lasts.get(n, "none") == query.result]
     names = _ordered(names, query.sort, states, specs, problems, lasts)
     window, more = _window(names, query)
     shown = {n: specs[n] for n in window}
     states = {n: states[n] for n in window if n in states} if states else store.read_job_states(window)
     fetched = max(recent, 1)
-    got = lasts if query.needs_last_launches and fetched == 1 else store.histories(window, fetched)
+    got = store.histories(window, fetched)
     records = {n: got.get(n, []) for n in window}
     document = collect(_Only(store, shown, states, paused, records, fetched), members, problem_of=problems.of)
     place = {name: i for i, name in enumerate(window)}
@@ -146,27 +146,18 @@ def _state(stored: StoredSpec, paused: bool, problems: Problems) -> str:
     return job_state(bool(stored.document.get("enabled", True)), paused, problems.of(stored))
 
 
-def last_result(records: Sequence[LaunchRecord] | None) -> str:
-    """`result_of` for a job's records (newest first) not yet in a document: the same word its row shows, without a
-    backend lookup (the page's document carries none) and without building the record's dict for 10,000 jobs."""
-    if not records:
-        return "none"
-    last = records[0]
-    return (last.result or last.outcome or last.state).value
-
-
 def _ordered(
     names: list[str],
     sort: str,
     states: Mapping[str, JobState],
     specs: Mapping[str, StoredSpec],
     problems: Problems,
-    lasts: Mapping[str, Sequence[LaunchRecord]],
+    lasts: Mapping[str, str],
 ) -> list[str]:
     if sort == "next":
         return sorted(names, key=lambda n: _next_key(n, states.get(n), specs[n], problems))
     if sort == "result":
-        return sorted(names, key=lambda n: (_RESULT_RANK.get(last_result(lasts.get(n)), 0), n))
+        return sorted(names, key=lambda n: (_RESULT_RANK.get(lasts.get(n, "none"), 0), n))
     return names
 
 
@@ -235,6 +226,9 @@ class _Only:
         if limit > self._fetched or not all(job in self._records for job in jobs):
             return self._store.histories(jobs, limit)
         return {job: self._records[job][:limit] for job in jobs if self._records[job] and limit > 0}
+
+    def last_results(self, jobs: Collection[str]) -> dict[str, str]:
+        return self._store.last_results(jobs)
 
     def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
         return self._store.full_histories(jobs)

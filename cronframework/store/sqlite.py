@@ -32,6 +32,7 @@ from cronframework.records import (
     SpecChange,
     StoredSpec,
     TriggerRequest,
+    record_word,
 )
 from cronframework.store import BeginNow
 
@@ -293,6 +294,13 @@ class SqliteStore:
         for job, _scheduled, _name, data in sorted(rows, key=lambda r: (r[0], r[1], r[2]), reverse=True):
             out.setdefault(job, []).append(LaunchRecord.from_bytes(data))
         return out
+
+    def last_results(self, jobs: Collection[str]) -> dict[str, str]:
+        sql = (
+            f"{_ASKED} SELECT asked.job, (SELECT data FROM launches WHERE job=asked.job "
+            "ORDER BY scheduled DESC, name DESC LIMIT 1) AS data FROM asked"
+        )
+        return {job: record_word(data) for job, data in self._per_thousand(sql, jobs) if data is not None}
 
     def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
         out: dict[str, list[LaunchRecord]] = {job: [] for job in jobs}

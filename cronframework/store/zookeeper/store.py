@@ -32,6 +32,7 @@ from cronframework.records import (
     SpecChange,
     StoredSpec,
     TriggerRequest,
+    record_word,
 )
 from cronframework.store import BeginNow
 from cronframework.store.zookeeper.batch import Chunk, FencedWriter, Group, PreparedWrite
@@ -443,31 +444,41 @@ class ZooKeeperStore:
         return self.histories([job], limit).get(job, [])
 
     def histories(self, jobs: Collection[str], limit: int) -> dict[str, list[LaunchRecord]]:
-        """Lists each job's hourly folders newest first, a few more each round, until `limit` names of each are in
-        hand (every record of an older hour is older than all of them); each round lists the folders of every job
-        at once, so 10,000 jobs cost a few multiReads, not 10,000 round trips."""
-        if limit <= 0 or not jobs:
-            return {}
-        asked = list(dict.fromkeys(jobs))
-        listed = self._list_many([self._layout.launch_dir(j) for j in asked], "listing launches")
-        hours = {job: sorted(got, reverse=True) for job, got in zip(asked, listed, strict=True) if got}
-        names: dict[str, list[str]] = {job: [] for job in hours}
-        batch = 1
-        while short := [job for job, left in hours.items() if left and len(names[job]) < limit]:
-            folders = [(job, hour) for job in short for hour in hours[job][:batch]]
-            for job in short:
-                hours[job] = hours[job][batch:]
-            paths = [self._layout.launch_hour(job, hour) for job, hour in folders]
-            for (job, _hour), got in zip(folders, self._list_many(paths, "listing launches"), strict=True):
-                names[job] += got
-            batch = min(batch * 4, 256)
-        newest = [(job, n) for job, got in names.items() for n in _newest(job, got, limit)]
-        read = self._get_many([self._layout.launch(n, job) for job, n in newest], "reading launch history")
+        newest = self._newest_names(jobs, limit)
+        read = self._get_many([path for _job, path in newest], "reading launch history")
         out: dict[str, list[LaunchRecord]] = {}
-        for (job, _name), item in zip(newest, read, strict=True):
+        for (job, _path), item in zip(newest, read, strict=True):
             if item is not None:
                 out.setdefault(job, []).append(LaunchRecord.from_bytes(item[0]))
         return out
+
+    def last_results(self, jobs: Collection[str]) -> dict[str, str]:
+        newest = self._newest_names(jobs, 1)
+        read = self._get_many([path for _job, path in newest], "reading last launches")
+        return {job: record_word(item[0]) for (job, _path), item in zip(newest, read, strict=True) if item is not None}
+
+    def _newest_names(self, jobs: Collection[str], limit: int) -> list[tuple[str, str]]:
+        """Lists each job's hourly folders newest first, a few more each round, until `limit` names of each are in
+        hand (every record of an older hour is older than all of them); each round lists the folders of every job
+        at once, so 10,000 jobs cost a few multiReads, not 10,000 round trips. (job, record path) pairs, each
+        job's newest first."""
+        if limit <= 0 or not jobs:
+            return []
+        asked = list(dict.fromkeys(jobs))
+        listed = self._list_many([self._layout.launch_dir(j) for j in asked], "listing launches")
+        hours = {job: sorted(got, reverse=True) for job, got in zip(asked, listed, strict=True) if got}
+        paths: dict[str, dict[str, str]] = {job: {} for job in hours}  # each job's names in hand, and their paths
+        batch = 1
+        while short := [job for job, left in hours.items() if left and len(paths[job]) < limit]:
+            folders = [(job, hour) for job in short for hour in hours[job][:batch]]
+            for job in short:
+                hours[job] = hours[job][batch:]
+            where = [self._layout.launch_hour(job, hour) for job, hour in folders]
+            listed_now = self._list_many(where, "listing launches")
+            for (job, _hour), folder, got in zip(folders, where, listed_now, strict=True):
+                paths[job].update((name, f"{folder}/{name}") for name in got)
+            batch = min(batch * 4, 256)
+        return [(job, found[n]) for job, found in paths.items() for n in _newest(job, list(found), limit)]
 
     def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
         """Each step pipelined across the jobs -- their folders listed, then their hours, then every record read
@@ -589,8 +600,10 @@ class _PreparedZkBegin:
 
 def _newest(job: str, names: list[str], limit: int) -> list[str]:
     """The newest `limit` of a job's launch names, newest first (a status page asks for each job's last)."""
+    if limit == 1 and len(names) < 2:
+        return names
     if limit == 1:
-        return [max(names, key=launch_order(job))] if names else []
+        return [max(names, key=launch_order(job))]
     return sorted(names, key=launch_order(job), reverse=True)[:limit]
 
 
