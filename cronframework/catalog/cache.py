@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from cronframework import metrics
 from cronframework.abc import ReadStore
 from cronframework.errors import CronframeworkError, ScheduleError
+from cronframework.heap import gc_paused
 from cronframework.records import JsonDocument, StoredSpec
 from cronframework.schedule.expression import Schedule, parse_schedule
 from cronframework.spec.files import field_problems
@@ -153,7 +154,10 @@ class SpecCache:
     def _read(self, stamp: Hashable | None) -> dict[str, Job]:
         """Re-read every spec; `stamp` was read before them, so a write after it moves the stamp past it."""
         self._covered = None
-        stored = self._store.read_specs()
+        with gc_paused():  # 100k specs decoded and compiled: the collector would rescan them all, over and over
+            return self._compile_all(self._store.read_specs(), stamp)
+
+    def _compile_all(self, stored: dict[str, StoredSpec], stamp: Hashable | None) -> dict[str, Job]:
         with self._lock:
             self._covered = stamp
             fresh: dict[str, Job] = {}

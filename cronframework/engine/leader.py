@@ -37,6 +37,7 @@ from cronframework.engine.runtime_limits import RuntimeLimits
 from cronframework.engine.staging import STAGE_MARGIN, Stage, stageable
 from cronframework.engine.submit import lookup_with_retries
 from cronframework.errors import BackendError, StateStoreError
+from cronframework.heap import gc_paused
 from cronframework.launch import BackendStatus
 from cronframework.ops.snapshot import RESTORED, PeriodicSnapshots, SnapshotPolicy, restored_at
 from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
@@ -179,16 +180,17 @@ class LeaderSession:
         started = self._clock.now()
         self._restored = (self._store.read_takeover() or {}).get(RESTORED)  # carried on from takeover to takeover
         self._specs.changed.clear()  # this read covers every change so far; a later one sets it again
-        jobs = self._specs.current()  # the follower's warm specs when the store's stamp says none changed
-        concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
-        self._needs_recovery = self._recovery.unanswered > 0
-        self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
-        self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
-        self._recovery.take_finished()  # the store's list of launches to follow has them too
-        self._results.resume(self._spec_of)
-        self._results.expect(e.spec for e in self._dispatcher.entries())
-        self._outbox.load()  # what recovery wrote just now is in the store too
-        self._notifier.take_written()
+        with gc_paused():  # 100k job states read and placed: see gc_paused; freeze_heap collects once after
+            jobs = self._specs.current()  # the follower's warm specs when the store's stamp says none changed
+            concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
+            self._needs_recovery = self._recovery.unanswered > 0
+            self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
+            self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
+            self._recovery.take_finished()  # the store's list of launches to follow has them too
+            self._results.resume(self._spec_of)
+            self._results.expect(e.spec for e in self._dispatcher.entries())
+            self._outbox.load()  # what recovery wrote just now is in the store too
+            self._notifier.take_written()
         freeze_heap()
         records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
         summary = {

@@ -20,6 +20,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from cronframework.errors import ScheduleError, SpecError, SpecErrors
+from cronframework.heap import gc_paused
 from cronframework.naming import job_name_problem
 from cronframework.schedule.expression import parse_schedule
 from cronframework.spec import yamlpos
@@ -53,7 +54,7 @@ def load_jobs(paths: Sequence[str | Path]) -> list[LoadedJob]:
     """Every job in `paths` (files, or directories searched recursively), in file then document order."""
     errors: list[SpecError] = []
     reader = _Reader(errors, check_secrets=True)
-    with yamlpos.gc_paused():  # specs pile up too; see gc_paused
+    with gc_paused():  # specs pile up too; see gc_paused
         for file in find_job_files(paths, errors):
             text = _read(file, errors)
             if text is not None:
@@ -70,7 +71,7 @@ def load_jobs_from_text(text: str, file: str = "<string>") -> list[LoadedJob]:
 def load_jobs_from_texts(files: Iterable[tuple[str, str]]) -> list[LoadedJob]:
     """Several (file name, text) pairs read as one set: job names unique across them (the spec store)."""
     reader = _Reader([])
-    with yamlpos.gc_paused():
+    with gc_paused():
         for file, text in files:
             reader.document(text, file)
     reader.finish()
