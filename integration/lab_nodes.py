@@ -29,6 +29,9 @@ SCHEDULER_UNIT = "cronframework-scheduler"
 # second or more on each new ssh handshake)
 SSH_OPTIONS = ["-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3", "-o", "ConnectTimeout=20",
                "-o", "ControlMaster=auto", "-o", "ControlPersist=600"]  # fmt: skip
+SSH_FAILED = 255  # ssh's own exit status: no connection, not the remote command's
+SSH_ATTEMPTS = 4
+SSH_RETRY_PAUSE = 5.0
 
 
 class LabError(Exception):
@@ -82,12 +85,22 @@ class Node:
         subprocess.run([*self.ssh_command("")[:-2], "-O", "exit", self.name], capture_output=True, timeout=30)
 
     def run(self, command: str, *, stdin: str | None = None, timeout: float = 180) -> str:
-        try:
-            result = subprocess.run(
-                self.ssh_command(command), input=stdin, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise LabError(f"{self.name}: `{command}` did not finish within {timeout:.0f}s") from exc
+        """`command` on the node. ssh's own failure (exit 255: on a loaded host a TCG guest can stall past the
+        keepalives and take the shared connection down with it) is met by connecting again and running the
+        command again, a few times; every command the lab runs may be run twice."""
+        for attempt in range(1, SSH_ATTEMPTS + 1):
+            try:
+                result = subprocess.run(
+                    self.ssh_command(command), input=stdin, capture_output=True, text=True, timeout=timeout
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise LabError(f"{self.name}: `{command}` did not finish within {timeout:.0f}s") from exc
+            if result.returncode != SSH_FAILED or attempt == SSH_ATTEMPTS:
+                break
+            time.sleep(SSH_RETRY_PAUSE)
+            self.disconnect()
+            with contextlib.suppress(LabError):  # the next attempt says what failed
+                self.connect()
         if result.returncode != 0:
             raise LabError(f"{self.name}: `{command}` failed ({result.returncode}): {result.stderr.strip()[-600:]}")
         return result.stdout

@@ -152,6 +152,38 @@ def test_a_journal_splits_into_scheduler_processes_in_order() -> None:
     assert leading(found[0]) is None and leading(found[1]) == 3
 
 
+def test_a_command_is_run_again_over_a_new_connection_when_ssh_itself_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded host a stalled guest can take the shared ssh connection down: the next call then exits 255
+    ("Failed to connect to new control master"), which failed a whole lab run. The node connects again and
+    retries; a failure of the remote command itself (any other status) is not retried."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "ssh"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$*" in *ControlMaster=yes*|*"-O exit"*) exit 0;; esac\n'
+        f'if [ "$(grep -c flaky {calls})" = 1 ]; then\n'
+        '  echo "Failed to connect to new control master" >&2; exit 255\n'
+        "fi\n"
+        'case "$*" in *broken*) echo nope >&2; exit 3;; esac\n'
+        "echo ok\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr("integration.lab_nodes.SSH_RETRY_PAUSE", 0.0)
+    node = Node("cf1", ADDRESSES["cf1"], tmp_path / "ssh-config", tmp_path)
+    assert node.run("flaky") == "ok\n"
+    lines = calls.read_text().splitlines()
+    assert [line.endswith("flaky") for line in lines] == [True, False, False, True]  # failed, exit, connect, again
+    assert "ControlMaster=yes" in lines[2]
+    with pytest.raises(LabError, match=r"\(3\)"):
+        node.run("broken")
+    assert sum(line.endswith("broken") for line in calls.read_text().splitlines()) == 1
+
+
 def test_processes_of_different_vms_never_share_a_pid(tmp_path: Path) -> None:
     """Every VM numbers its own processes: the same pid on two nodes must stay two replicas for the checker."""
     same = [Incarnation("cf1", 700, [{"event": "leading", "epoch": 1}]), Incarnation("cf2", 700, [])]
