@@ -14,8 +14,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
+from types import TracebackType
 
 import docker
 import docker.errors
@@ -27,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 TEST_IMAGE = "cronframework-test:latest"
 LOG = Path(os.environ.get("CRONFRAMEWORK_DOCKERD_LOG", "/tmp/cronframework-dockerd.log"))
+SHARED_SOCKET = "unix:///var/run/docker.sock"
+SHARED_PIDFILE = Path("/var/run/docker.pid")
 
 
 class DockerDaemonError(Exception):
@@ -148,6 +152,70 @@ class TlsDockerDaemon:
                 self._process.kill()
                 self._process.wait(10)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+class SharedDaemonWatch:
+    """Watches the machine's shared daemon from a thread while something runs beside it: every poll in which its
+    pid changed or was gone, its process was stopped (SIGSTOP, state T in /proc), or `/info` on its socket did not
+    answer within 5 s is written down in `problems`. What a run that must leave the shared daemon alone is held to:
+    other users of the machine (tests, CI) depend on it."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.pid = _pid_in(SHARED_PIDFILE)
+        self.polls = 0
+        self.problems: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shared-dockerd-watch", daemon=True)
+
+    def __enter__(self) -> SharedDaemonWatch:
+        if self.pid is None:
+            raise DockerDaemonError(f"no shared dockerd to watch ({SHARED_PIDFILE} names no live process)")
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        api = docker.APIClient(base_url=SHARED_SOCKET, timeout=5)
+        try:
+            while not self._stop.wait(self.interval):
+                self.polls += 1
+                if problem := self._problem(api):
+                    self.problems.append(f"{time.strftime('%H:%M:%S')} {problem}")
+        finally:
+            api.close()
+
+    def _problem(self, api: docker.APIClient) -> str | None:
+        pid = _pid_in(SHARED_PIDFILE)
+        if pid is None or pid != self.pid:
+            return f"the shared dockerd's pid is {pid}, was {self.pid}"
+        state = _process_state(pid)
+        if state in (None, "T", "t", "Z"):
+            return f"the shared dockerd (pid {pid}) is {state or 'gone'}"
+        try:
+            api.info()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            return f"the shared dockerd did not answer /info: {type(exc).__name__}"
+        return None
+
+
+def _pid_in(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _process_state(pid: int) -> str | None:
+    """The state letter of /proc/<pid>/stat (after the parenthesised command name), None when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def _free_port() -> int:
