@@ -210,7 +210,7 @@ def gather(topo: Topology, faults: list[FaultEvent]) -> evidence_mod.Evidence:
     in_eras(faults, cuts)
     ev = evidence_mod.Evidence()
     if topo.backend == "docker":
-        ev.launches = evidence_mod.docker_launches(topo.cluster_label)
+        ev.launches = evidence_mod.docker_launches(topo.cluster_label, topo.dockerd().address)
     elif topo.backend == "nomad":
         ev.launches = evidence_mod.nomad_launches(topo.nomad_agent().api, topo.cluster_label)
     else:

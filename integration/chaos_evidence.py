@@ -78,11 +78,12 @@ def process_launches(state_dir: Path) -> list[BackendLaunch]:
     return out
 
 
-def docker_launches(cluster: str) -> list[BackendLaunch]:
-    """Every container labelled with this cluster, whatever its state (docker SDK, all=True)."""
+def docker_launches(cluster: str, base_url: str | None = None) -> list[BackendLaunch]:
+    """Every container labelled with this cluster, whatever its state (docker SDK, all=True), on the daemon at
+    `base_url` (default: $DOCKER_HOST, else the local socket)."""
     import docker  # only the docker run needs it
 
-    client = docker.from_env(timeout=60)
+    client = docker.DockerClient(base_url=base_url, timeout=60) if base_url else docker.from_env(timeout=60)
     try:
         found = client.containers.list(all=True, filters={"label": f"cronframework.cluster={cluster}"})
         return [_container(c.attrs) for c in found]

@@ -15,7 +15,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cronframework.crashhook import POINTS
 from integration import chaos_disk
@@ -329,9 +328,9 @@ def backend(topo: Topology, rng: random.Random) -> FaultEvent:
     down = rng.uniform(3.0, 8.0)
     if topo.backend == "docker":
         event = FaultEvent("backend", f"dockerd stopped for {down:.1f}s", time.time())
-        topo.dockerd("stop")
+        topo.dockerd().stop()  # the run's own daemon (chaos_topology), never the machine's shared one
         time.sleep(down)
-        topo.dockerd("start")
+        topo.dockerd().start()
         return event
     if topo.backend == "nomad":
         # a second's registers are in flight some 5-15 ms past it (the stop itself adds a few ms). On SIGINT the
@@ -360,7 +359,7 @@ def slow(topo: Topology, rng: random.Random) -> FaultEvent:
     the adapter's timeout turns submits ambiguous (the launcher must look them up, the lookup may hang too)."""
     pause = rng.uniform(2.0, 12.0)
     if topo.backend == "docker":
-        pid, what = int(Path("/var/run/docker.pid").read_text()), "dockerd"
+        pid, what = topo.dockerd().pid(), "dockerd"
     elif topo.backend == "nomad":
         pid, what = int((topo.nomad_agent().workdir / "nomad.pid").read_text()), "the Nomad agent"
     else:

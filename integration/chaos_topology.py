@@ -13,6 +13,10 @@ every job kept, as a real cluster's would be, so the backend's record is simply 
 namespaces the agent's HTTP API also listens on each host-side address (never on 0.0.0.0: it runs anything), the
 replica learns its own from NOMAD_ADDR, and a partition spares that port: like the Docker socket and the process
 backend, the backend stays reachable from a leader cut off from ZooKeeper.
+
+On the Docker backend the replicas reach a dockerd of the run's own (integration.docker_daemon.PrivateDockerDaemon,
+its data root and log in the workdir), never the machine's shared one: the backend and slow faults stop and freeze
+it. It is stopped when the topology closes, whatever happened.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from integration import chaos_clock, chaos_disk
 from integration.chaos_clock import ClockShift, FaketimeMissing
 from integration.chaos_gate import ZkGate
 from integration.chaos_netns import NetnsError, NetnsHost, sweep
-from integration.docker_daemon import DockerDaemonError, ensure_ready
+from integration.docker_daemon import DockerDaemonError, PrivateDockerDaemon, remove_labelled
 from integration.nomad_agent import NomadAgent, NomadAgentError
 from integration.replicas import ReplicaProcess, ReplicaSet, wait_for
 from integration.zk import ZkCluster, ZkHarnessError
@@ -85,6 +89,7 @@ class Topology:
     deaths: dict[int, float] = field(default_factory=dict)  # pid -> wall time the harness saw it die
     root: str = field(default_factory=lambda: f"/chaos-{uuid.uuid4().hex[:10]}")
     nomad: NomadAgent | None = None
+    docker: PrivateDockerDaemon | None = None
     jobs: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=lambda: dict(JOBS))
     faketime: bool = False  # every replica runs under libfaketime, its offset in clock/<id> (integration.chaos_clock)
     small_disks: bool = False  # the process state dir and each ZooKeeper data dir on a tmpfs of their own (chaos_disk)
@@ -186,8 +191,11 @@ class Topology:
         backends: dict[str, dict[str, Any]] = {"process": {"state_dir": str(self.state_dir)}}
         try:
             if self.backend == "docker":
-                ensure_ready()
-                backends["docker"] = {"allowed_mounts": [str(self.workdir.resolve())], "timeout": 10.0}
+                self.docker = PrivateDockerDaemon(self.workdir / "dockerd")
+                self.docker.ready()
+                backends["docker"] = {
+                    "base_url": self.docker.address, "allowed_mounts": [str(self.workdir.resolve())], "timeout": 10.0,
+                }  # fmt: skip
             elif self.backend == "nomad":
                 addresses = tuple(h.host_addr for h in self.hosts.values())
                 self.nomad = NomadAgent(self.workdir / "nomad", persistent=True, http_addresses=addresses)
@@ -242,13 +250,15 @@ class Topology:
                 self.zk.stop_all()
             if self.nomad is not None:
                 self.nomad.shutdown()
-            if self.backend == "docker":
-                self.dockerd("start")  # the daemon is shared: whatever happened, leave it running
         finally:
-            for host in self.hosts.values():
-                host.close()
-            for path in self.mounts:
-                chaos_disk.unmount(path, keep=path.with_name(path.name + ".kept"))
+            try:
+                if self.docker is not None:
+                    self.docker.close()
+            finally:
+                for host in self.hosts.values():
+                    host.close()
+                for path in self.mounts:
+                    chaos_disk.unmount(path, keep=path.with_name(path.name + ".kept"))
 
     # -- replicas -------------------------------------------------------------------------------------------
     def start_replica(self, rid: str, env: dict[str, str] | None = None) -> ReplicaProcess:
@@ -396,8 +406,9 @@ class Topology:
                 self.deaths.setdefault(replica.process.pid, time.time())
 
     # -- backend --------------------------------------------------------------------------------------------
-    def dockerd(self, action: str) -> None:
-        subprocess.run([str(ROOT / "scripts" / "dockerd.sh"), action], check=True, capture_output=True, timeout=120)
+    def dockerd(self) -> PrivateDockerDaemon:
+        assert self.docker is not None, "not a docker topology"
+        return self.docker
 
     def nomad_agent(self) -> NomadAgent:
         assert self.nomad is not None, "not a nomad topology"
@@ -418,14 +429,11 @@ class Topology:
 
     def remove_containers(self) -> None:
         """After the evidence is read: the run's containers (docker backend) would pile up in the daemon."""
-        import docker  # only the docker run needs it
-
-        client = docker.from_env(timeout=60)
+        api = self.dockerd().client()
         try:
-            for container in client.containers.list(all=True, filters={"label": f"cronframework.cluster={self.root}"}):
-                container.remove(force=True)
+            remove_labelled(api, f"cronframework.cluster={self.root}")
         finally:
-            client.close()
+            api.close()
 
     def manifest(self) -> dict[str, Any]:
         return {

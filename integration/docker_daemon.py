@@ -1,9 +1,10 @@
 """A real Docker daemon for the integration tests and the benchmark, started by the project's own scripts.
 
 `scripts/dockerd.sh` installs and starts dockerd; `scripts/test-image.sh` builds `cronframework-test:latest`
-without a registry. `TlsDockerDaemon` is a second daemon of the tests' own whose API is TLS only. Anything that goes
-wrong raises DockerDaemonError with the script output and the log tail, so a fixture can fail loudly instead of
-skipping.
+without a registry. The machine's shared daemon serves whatever only uses a daemon; `PrivateDockerDaemon` is one of
+a test's or a fault run's own, for anything that stops or freezes its daemon. `TlsDockerDaemon` is a second daemon
+of the tests' own whose API is TLS only. Anything that goes wrong raises DockerDaemonError with the script output
+and the log tail, so a fixture can fail loudly instead of skipping.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
+from types import TracebackType
 
 import docker
 import docker.errors
@@ -27,41 +31,42 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 TEST_IMAGE = "cronframework-test:latest"
 LOG = Path(os.environ.get("CRONFRAMEWORK_DOCKERD_LOG", "/tmp/cronframework-dockerd.log"))
+SHARED_SOCKET = "unix:///var/run/docker.sock"
+SHARED_PIDFILE = Path("/var/run/docker.pid")
 
 
 class DockerDaemonError(Exception):
     """The daemon or the test image could not be made ready."""
 
 
-def _log_tail(lines: int = 20) -> str:
+def _log_tail(log: Path = LOG, lines: int = 20) -> str:
     try:
-        return "\n".join(LOG.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
-        return f"(no log at {LOG})"
+        return f"(no log at {log})"
 
 
-def run_script(script: str, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
+def run_script(
+    script: str, *args: str, timeout: float = 600, env: dict[str, str] | None = None, log: Path = LOG
+) -> str:
+    """`log`: the dockerd log whose tail goes into the error."""
     command = [str(SCRIPTS / script), *args]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ, **(env or {})}
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DockerDaemonError(f"{' '.join(command)}: {exc}\n{_log_tail()}") from exc
+        raise DockerDaemonError(f"{' '.join(command)}: {exc}\n{_log_tail(log)}") from exc
     if done.returncode != 0:
         raise DockerDaemonError(
             f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}{done.stderr}\n"
-            f"dockerd log ({LOG}):\n{_log_tail()}"
+            f"dockerd log ({log}):\n{_log_tail(log)}"
         )
     return done.stdout + done.stderr
 
 
 def start_daemon() -> None:
     run_script("dockerd.sh", "start")
-
-
-def stop_daemon() -> None:
-    run_script("dockerd.sh", "stop")
 
 
 def ensure_ready() -> None:
@@ -81,6 +86,68 @@ def remove_labelled(api: docker.APIClient, label: str) -> int:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_container(entry["Id"], force=True, v=True)
     return len(found)
+
+
+class PrivateDockerDaemon:
+    """A dockerd of its own beside the shared one, started and stopped by scripts/dockerd.sh: its data root and log
+    in `home` (a run's workdir, kept with its evidence), its socket, pidfile and exec root in a short directory under
+    /tmp (a unix socket path is at most 107 bytes, and containerd's sockets live under the exec root), its own
+    containerd, and its own copy of the test image. Stopping or freezing it touches nobody else."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.run_dir = Path(tempfile.mkdtemp(prefix="cf-dockerd-", dir="/tmp"))
+        self.log = home / "dockerd.log"
+        self.address = f"unix://{self.run_dir}/docker.sock"
+        self.pidfile = self.run_dir / "docker.pid"
+
+    def _script(self, action: str, timeout: float = 120) -> None:
+        where = ["--socket", f"{self.run_dir}/docker.sock", "--pidfile", str(self.pidfile)]
+        roots = ["--data-root", str(self.home / "data"), "--exec-root", str(self.run_dir / "exec")]
+        run_script("dockerd.sh", action, *where, *roots, "--log", str(self.log), timeout=timeout, log=self.log)
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._script("start")
+
+    def stop(self) -> None:
+        """SIGTERM and wait until it is gone (dockerd.sh stop): its containers and containerd stop with it."""
+        self._script("stop")
+
+    def ready(self) -> PrivateDockerDaemon:
+        """Started, with the test image built into it."""
+        self.start()
+        run_script("test-image.sh", env={"DOCKER_HOST": self.address}, log=self.log)
+        return self
+
+    def pid(self) -> int:
+        pid = _pid_in(self.pidfile)
+        if pid is None:
+            raise DockerDaemonError(f"the private dockerd is not running (no pid in {self.pidfile})")
+        return pid
+
+    def client(self, timeout: float = 60) -> docker.APIClient:
+        return docker.APIClient(base_url=self.address, timeout=timeout)
+
+    def close(self) -> None:
+        """Stopped, whatever state it was left in (a frozen one is thawed first); its run dir and data root go, the
+        log stays. A data root something is still mounted under is left in place rather than half removed."""
+        pid = _pid_in(self.pidfile)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        try:
+            self.stop()
+        finally:
+            if not _mounted_under(self.home / "data") and not _mounted_under(self.run_dir):
+                shutil.rmtree(self.home / "data", ignore_errors=True)
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _mounted_under(path: Path) -> bool:
+    root = str(path.resolve())
+    mounts = (line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines())
+    return any(m == root or m.startswith(root + "/") for m in mounts)
 
 
 class TlsDockerDaemon:
@@ -148,6 +215,77 @@ class TlsDockerDaemon:
                 self._process.kill()
                 self._process.wait(10)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+class SharedDaemonWatch:
+    """Watches the machine's shared daemon while something runs beside it: every moment its pid changed or was
+    gone, or its process was stopped (SIGSTOP: state T in /proc), sampled every `interval` / 5, and every `/info` on
+    its socket that did not answer within 5 s, polled every `interval`, is written down in `problems`. The process
+    is sampled on a thread of its own: a freeze shorter than the /info timeout only delays the answer. What a run
+    that must leave the shared daemon alone is held to: other users of the machine (tests, CI) depend on it."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.pid = _pid_in(SHARED_PIDFILE)
+        self.polls = 0
+        self.problems: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._sample_process, name="shared-dockerd-process", daemon=True),
+            threading.Thread(target=self._poll_api, name="shared-dockerd-api", daemon=True),
+        ]
+
+    def __enter__(self) -> SharedDaemonWatch:
+        if self.pid is None or _process_state(self.pid) is None:
+            raise DockerDaemonError(f"no shared dockerd to watch ({SHARED_PIDFILE} names no live process)")
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _note(self, problem: str) -> None:
+        self.problems.append(f"{time.strftime('%H:%M:%S')} {problem}")
+
+    def _sample_process(self) -> None:
+        while not self._stop.wait(self.interval / 5):
+            pid = _pid_in(SHARED_PIDFILE)
+            state = _process_state(pid) if pid is not None else None
+            if pid != self.pid:
+                self._note(f"the shared dockerd's pid is {pid}, was {self.pid}")
+            elif state in (None, "T", "t", "Z"):
+                self._note(f"the shared dockerd (pid {pid}) is {state or 'gone'}")
+
+    def _poll_api(self) -> None:
+        api = docker.APIClient(base_url=SHARED_SOCKET, timeout=5)
+        try:
+            while not self._stop.wait(self.interval):
+                self.polls += 1
+                try:
+                    api.info()
+                except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                    self._note(f"the shared dockerd did not answer /info: {type(exc).__name__}")
+        finally:
+            api.close()
+
+
+def _pid_in(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _process_state(pid: int) -> str | None:
+    """The state letter of /proc/<pid>/stat (after the parenthesised command name), None when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def _free_port() -> int:

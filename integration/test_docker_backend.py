@@ -1,6 +1,6 @@
 """The Docker adapter against a real Docker daemon (scripts/dockerd.sh) and a registry-free busybox image
 (scripts/test-image.sh). A daemon that cannot be started fails every test here with the reason; nothing skips.
-The daemon restart test runs last in this module and leaves the daemon running."""
+The daemon restart test stops a daemon of its own (PrivateDockerDaemon), never the machine's shared one."""
 
 from __future__ import annotations
 
@@ -24,12 +24,11 @@ from integration.certs import CertAuthority, Issued
 from integration.docker_daemon import (
     TEST_IMAGE,
     DockerDaemonError,
+    PrivateDockerDaemon,
     TlsDockerDaemon,
     ensure_ready,
     remove_labelled,
     sdk_client,
-    start_daemon,
-    stop_daemon,
 )
 from tests.backend_conformance import BackendConformance, conformance_launch, finished, unique_job, wait_for
 
@@ -388,22 +387,37 @@ def _key_body(path: Path) -> str:
     return "".join(line for line in path.read_text().splitlines() if "-----" not in line)[:40]
 
 
-def test_zz_daemon_restart_mid_run(docker_backend: DockerBackend, docker_launch: Any) -> None:
-    """Runs last (name): stops the shared daemon. Without live-restore, dockerd stops its containers on shutdown,
-    so a launch running across the restart is seen FAILED (SIGTERM via docker-init, exit 143) afterwards."""
+def test_daemon_restart_mid_run(docker_launch: Any, tmp_path: Path) -> None:
+    """Without live-restore, dockerd stops its containers on shutdown, so a launch running across the restart is
+    seen FAILED (SIGTERM via docker-init, exit 143) afterwards. The daemon restarted is one of the test's own."""
+    daemon = PrivateDockerDaemon(tmp_path / "dockerd")
+    try:
+        daemon.ready()
+        backend = create({**CONFIG, "base_url": daemon.address})
+    except DockerDaemonError as exc:
+        daemon.close()
+        pytest.fail(f"cannot start a private Docker daemon: {exc}", pytrace=False)
+    try:
+        _restart_mid_run(backend, daemon, docker_launch)
+    finally:
+        backend.close()
+        daemon.close()
+
+
+def _restart_mid_run(backend: DockerBackend, daemon: PrivateDockerDaemon, docker_launch: Any) -> None:
     running = docker_launch(unique_job("restart"), ["/bin/sh", "-c", "sleep 300"])
-    docker_backend.submit(running.name, running)
-    _wait_running(docker_backend, running.name)
+    backend.submit(running.name, running)
+    _wait_running(backend, running.name)
     during = docker_launch(unique_job("restart"), ["/bin/sh", "-c", "echo after-restart"])
     try:
-        stop_daemon()
+        daemon.stop()
         with pytest.raises(TransientBackendError):
-            docker_backend.submit(during.name, during)
+            backend.submit(during.name, during)
         with pytest.raises(TransientBackendError):
-            docker_backend.lookup(running.name)
+            backend.lookup(running.name)
     finally:
-        start_daemon()
-    assert docker_backend.submit(during.name, during) is SubmitOutcome.SUBMITTED
-    assert _wait_finished(docker_backend, during.name).state is LaunchState.SUCCEEDED
-    survivor = docker_backend.lookup(running.name)
+        daemon.start()
+    assert backend.submit(during.name, during) is SubmitOutcome.SUBMITTED
+    assert _wait_finished(backend, during.name).state is LaunchState.SUCCEEDED
+    survivor = backend.lookup(running.name)
     assert survivor is not None and survivor.state is LaunchState.FAILED and survivor.exit_code == 143, survivor

@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # Local Docker daemon for cronframework's integration tests and benchmarks.
 #
-#   scripts/dockerd.sh [start]   install docker.io when missing, start dockerd unless one answers, wait for it
-#   scripts/dockerd.sh stop      stop the daemon recorded in dockerd's pidfile, wait until it is gone
-#   scripts/dockerd.sh status    exit 0 when a daemon answers on the local socket
+#   scripts/dockerd.sh [start] [OPTIONS]   install docker.io when missing, start dockerd unless one answers, wait for it
+#   scripts/dockerd.sh stop [OPTIONS]      stop the daemon recorded in the pidfile, wait until it is gone
+#   scripts/dockerd.sh status [OPTIONS]    exit 0 when a daemon answers on the socket
 #
-# The daemon is started without the default bridge and without iptables rules: the tests need no container
-# networking, and a sandbox may forbid both (and must not route container traffic anywhere). If dockerd dies on
-# start, the next set of options is tried (vfs storage works where overlayfs does not). Extra flags can be passed
-# in DOCKERD_FLAGS. The log goes to $CRONFRAMEWORK_DOCKERD_LOG (default /tmp/cronframework-dockerd.log).
+# Without options: the machine's shared daemon (/var/run/docker.sock, /var/run/docker.pid, /var/lib/docker,
+# /var/run/docker). A private daemon beside it, as the fault suite runs (it stops and freezes its daemon), takes
+# all four of (or the same in CRONFRAMEWORK_DOCKERD_SOCKET, _PIDFILE, _DATA_ROOT, _EXEC_ROOT):
+#   --socket PATH  --pidfile PATH  --data-root DIR  --exec-root DIR  [--log FILE]
+# A private daemon starts a containerd of its own under its exec root and names its containerd namespaces after its
+# data root, so even a containerd shared by both would keep their containers apart. Keep the socket and exec root
+# paths short: a unix socket path (containerd's are under the exec root) is at most 107 bytes.
+#
+# Every daemon is started without the default bridge and without iptables rules: the tests need no container
+# networking, a sandbox may forbid both (and must not route container traffic anywhere), and two daemons then
+# never compete for a bridge or a rule. If dockerd dies on start, the next set of options is tried (vfs storage
+# works where overlayfs does not). Extra flags can be passed in DOCKERD_FLAGS. The log goes to --log, else
+# $CRONFRAMEWORK_DOCKERD_LOG (default /tmp/cronframework-dockerd.log).
 set -euo pipefail
 
 LOG=${CRONFRAMEWORK_DOCKERD_LOG:-/tmp/cronframework-dockerd.log}
 WAIT=${CRONFRAMEWORK_DOCKERD_WAIT:-60}
 SLOW_WAIT=${CRONFRAMEWORK_DOCKERD_SLOW_WAIT:-600}
-SOCK=/var/run/docker.sock
-PIDFILE=/var/run/docker.pid
+SHARED_SOCK=/var/run/docker.sock
+SHARED_PIDFILE=/var/run/docker.pid
+SOCK=${CRONFRAMEWORK_DOCKERD_SOCKET:-}
+PIDFILE=${CRONFRAMEWORK_DOCKERD_PIDFILE:-}
+DATA_ROOT=${CRONFRAMEWORK_DOCKERD_DATA_ROOT:-}
+EXEC_ROOT=${CRONFRAMEWORK_DOCKERD_EXEC_ROOT:-}
 LOCK=/tmp/cronframework-dockerd.lock
+PRIVATE_FLAGS=()
 OPTION_SETS=(
   "--bridge=none --iptables=false"
   "--bridge=none --iptables=false --storage-driver=vfs"
@@ -62,9 +76,9 @@ wait_for_daemon() {
 
 try_start() {
   local flags=$1 pid rc=0
-  say "starting dockerd $flags ${DOCKERD_FLAGS:-} (log: $LOG)"
+  say "starting dockerd $flags ${PRIVATE_FLAGS[*]} ${DOCKERD_FLAGS:-} (log: $LOG)"
   # shellcheck disable=SC2086  # the option sets are word lists on purpose
-  setsid dockerd $flags ${DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null 9>&- &
+  setsid dockerd $flags "${PRIVATE_FLAGS[@]}" ${DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   wait_for_daemon "$pid" || rc=$?
   if ((rc == 2)); then
@@ -87,6 +101,9 @@ try_start() {
 
 start() {
   ensure_installed
+  if ((${#PRIVATE_FLAGS[@]})); then
+    mkdir -p "$(dirname "$SOCK")" "$DATA_ROOT" "$EXEC_ROOT"
+  fi
   if answers; then
     say "dockerd already answers on unix://$SOCK"
     return 0
@@ -123,18 +140,65 @@ stop() {
   say "dockerd stopped"
 }
 
+usage() {
+  say "usage: $0 [start|stop|status] [--socket PATH --pidfile PATH --data-root DIR --exec-root DIR] [--log FILE]"
+  exit 2
+}
+
+parse_options() {
+  while (($#)); do
+    (($# >= 2)) || usage
+    case $1 in
+      --socket) SOCK=$2 ;;
+      --pidfile) PIDFILE=$2 ;;
+      --data-root) DATA_ROOT=$2 ;;
+      --exec-root) EXEC_ROOT=$2 ;;
+      --log) LOG=$2 ;;
+      *) usage ;;
+    esac
+    shift 2
+  done
+}
+
+# The shared daemon when none of the four is given; else a private one, which needs all four and none of them the
+# shared daemon's (two daemons on one data root or exec root corrupt each other).
+choose_daemon() {
+  if [[ -z $SOCK$PIDFILE$DATA_ROOT$EXEC_ROOT ]]; then
+    SOCK=$SHARED_SOCK PIDFILE=$SHARED_PIDFILE
+    return 0
+  fi
+  if [[ -z $SOCK || -z $PIDFILE || -z $DATA_ROOT || -z $EXEC_ROOT ]]; then
+    say "a private daemon needs --socket, --pidfile, --data-root and --exec-root (all four)"
+    exit 2
+  fi
+  if [[ $SOCK == "$SHARED_SOCK" || $PIDFILE == "$SHARED_PIDFILE" || $DATA_ROOT == /var/lib/docker ||
+    $EXEC_ROOT == /var/run/docker || $EXEC_ROOT == /run/docker ]]; then
+    say "a private daemon cannot use the shared daemon's socket, pidfile, data root or exec root"
+    exit 2
+  fi
+  local namespace
+  namespace=cf-$(printf %s "$DATA_ROOT" | cksum | cut -d' ' -f1)
+  PRIVATE_FLAGS=(-H "unix://$SOCK" "--pidfile=$PIDFILE" "--data-root=$DATA_ROOT" "--exec-root=$EXEC_ROOT"
+    "--containerd-namespace=$namespace" "--containerd-plugins-namespace=$namespace-plugins")
+  LOCK=$PIDFILE.lock
+  mkdir -p "$(dirname "$PIDFILE")"
+}
+
 main() {
   local command=${1:-start}
+  (($#)) && shift
+  case $command in
+    start | stop | status) ;;
+    *) usage ;;
+  esac
+  parse_options "$@"
+  choose_daemon
   exec 9>"$LOCK"
   flock 9
   case $command in
     start) start ;;
     stop) stop ;;
     status) answers ;;
-    *)
-      say "usage: $0 [start|stop|status]"
-      return 2
-      ;;
   esac
 }
 
