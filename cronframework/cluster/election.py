@@ -92,7 +92,9 @@ class Election:
         self._on_elected, self._on_suspended, self._on_lost = on_elected, on_suspended, on_lost
         self._acl = acl
         self._retry_delay = retry_delay
-        self._max_pause = max_pause  # a stand-still this long may have outlived the session (< 2/3 of its timeout)
+        # a stand-still longer may have outlived the session: kazoo pings every third of the session timeout, so
+        # anything under two thirds cannot; a replica passes half
+        self._max_pause = max_pause
         self._monotonic = monotonic
         self._pulse_every = pulse_every
         self._pulse_at = monotonic()  # the pulse thread's last beat
@@ -109,6 +111,7 @@ class Election:
     def start(self) -> Election:
         self._client.add_listener(self._listener)
         self._thread.start()
+        self._pulse_at = self._monotonic()
         threading.Thread(target=self._pulse, name=f"election-pulse-{self.replica_id}", daemon=True).start()
         self._events.put("check")
         return self
