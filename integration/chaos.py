@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cronframework.abc import ReadStore
 from cronframework.cluster.config import SchedulerSection
 from cronframework.errors import StateStoreError
 from cronframework.schedule.expression import parse_schedule
@@ -188,12 +189,14 @@ def settle(topo: Topology) -> datetime:
     topo.leader(timeout=90)
     store = topo.rs().store()
     try:
-        current = wait_for(lambda: _caught_up(store), 90, interval=0.5)
+        if not wait_for(lambda: _caught_up(store), 90, interval=0.5):
+            say("the leader did not catch up within 90s; checking up to now anyway")
+        checked_until = datetime.now(UTC).replace(microsecond=0)
+        judged = checked_until - timedelta(seconds=END_MARGIN + RESULT_MARGIN)
+        if not wait_for(lambda: followed_up(store, judged), 60, interval=0.5):
+            say("launches the results check judges still wait for a result or a retry after 60s; checking anyway")
     finally:
         store.close()
-    if not current:
-        say("the leader did not catch up within 90s; checking up to now anyway")
-    checked_until = datetime.now(UTC).replace(microsecond=0)
     time.sleep(END_MARGIN + 2)
     return checked_until - timedelta(seconds=END_MARGIN)
 
@@ -201,6 +204,15 @@ def settle(topo: Topology) -> datetime:
 def _caught_up(store: ZooKeeperStore) -> bool:
     newest = store.history("beat", limit=1)
     return bool(newest) and not newest[0].open and (datetime.now(UTC) - newest[0].scheduled).total_seconds() < 3
+
+
+def followed_up(store: ReadStore, until: datetime) -> bool:
+    """No launch scheduled before `until` is open or still waits for its result or a due retry. A leader that has
+    caught up with the schedule may still be following a restore's replayed instants attempt by attempt: each
+    retry's result comes seconds after the one before it, and judging then reported retries still on their way as
+    lost. One that never comes keeps this False until the caller gives up, and is then reported."""
+    pending = [*store.open_launches(), *store.following_launches()]
+    return not any(record.scheduled < until for record in pending)
 
 
 def gather(topo: Topology, faults: list[FaultEvent]) -> evidence_mod.Evidence:

@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,11 +28,12 @@ import pytest
 from backends.nomad import create
 from cronframework.launch import LaunchState, SubmitOutcome
 from cronframework.naming import LaunchIdentity, launch_name
-from cronframework.records import LaunchRecord, Outcome, TaskResult
+from cronframework.records import Begin, JobState, LaunchRecord, Outcome, TaskResult
 from cronframework.spec.model import Retry
+from cronframework.testing import FakeFence, MemoryStore
 from integration import chaos_faults, chaos_netns
 from integration import chaos_invariants as inv
-from integration.chaos import Options, choose_network, run
+from integration.chaos import Options, choose_network, followed_up, run
 from integration.chaos_evidence import (
     BackendLaunch,
     Evidence,
@@ -548,6 +550,21 @@ def test_checker_follows_every_attempt_to_its_result_and_each_due_retry() -> Non
     assert {v.invariant for v in found} == {"followed"}
     assert "flaky-20260105t120000z-a2: launched, and no result" in details
     assert "flaky-20260105t120005z-a2: a retry due and never recorded" in details
+
+
+def test_the_run_is_judged_once_the_launches_it_judges_have_their_results_and_due_retries() -> None:
+    """The 60-minute process run judged a restore's replayed instants while their retries were still on their way:
+    the two it reported lost had been planned four seconds before the replicas stopped."""
+    store = MemoryStore()
+    waiting = replace(_attempt(0, 2, TaskResult.FAILED), retry_at=T0 + timedelta(seconds=2))  # a3 to come
+    later = _attempt(30, 1, None)  # after the judged window: still running is fine
+    store.begin(FakeFence(), [Begin(r, JobState("flaky", T0)) for r in (_attempt(0, 1, TaskResult.FAILED), waiting)])
+    store.begin(FakeFence(), [Begin(later, JobState("flaky", T0))])
+    judged = T0 + timedelta(seconds=20)
+    assert not followed_up(store, judged)
+    store.records[waiting.name] = replace(waiting, retry_at=None)  # the retry was begun: the run is concluded
+    assert followed_up(store, judged)
+    assert not followed_up(store, T0 + timedelta(seconds=40))
 
 
 def test_checker_catches_a_run_inside_a_longer_one() -> None:

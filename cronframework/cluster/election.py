@@ -9,6 +9,9 @@ Connection states, handled here and not left to the caller:
 - CONNECTED again: the node is re-verified with exists(); still there -> `on_elected` again with the same
   fence (same epoch); gone -> `on_lost` and a fresh join.
 - LOST (session expired): `on_lost`, leader state dropped, and a NEW node is created once connected again.
+- A pause of the whole process (SIGSTOP, a frozen VM) longer than `max_pause`: treated as SUSPENDED, then the node
+  is re-verified. Kazoo learns that the session expired meanwhile only once it reads its socket again, and every
+  thread resumes at once: a leader's launch threads would run before that.
 
 kazoo calls state listeners and watches on its own threads; they only enqueue events here. One event thread of
 this object makes every ZooKeeper call and delivers every callback, in order. Callbacks must be quick (set an
@@ -79,6 +82,9 @@ class Election:
         on_lost: Callable[[], None] = lambda: None,
         acl: list[ACL] | None = None,
         retry_delay: float = 0.5,
+        max_pause: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        pulse_every: float = 0.1,
     ) -> None:
         self._client = client
         self._folder = "/" + root.strip("/") + "/election"
@@ -86,6 +92,12 @@ class Election:
         self._on_elected, self._on_suspended, self._on_lost = on_elected, on_suspended, on_lost
         self._acl = acl
         self._retry_delay = retry_delay
+        # a stand-still longer may have outlived the session: kazoo pings every third of the session timeout, so
+        # anything under two thirds cannot; a replica passes half
+        self._max_pause = max_pause
+        self._monotonic = monotonic
+        self._pulse_every = pulse_every
+        self._pulse_at = monotonic()  # the pulse thread's last beat
         self._events: queue.Queue[str] = queue.Queue()
         self._node: str | None = None  # our znode's full path while we are in the election
         self._guid = ""
@@ -99,6 +111,8 @@ class Election:
     def start(self) -> Election:
         self._client.add_listener(self._listener)
         self._thread.start()
+        self._pulse_at = self._monotonic()
+        threading.Thread(target=self._pulse, name=f"election-pulse-{self.replica_id}", daemon=True).start()
         self._events.put("check")
         return self
 
@@ -109,6 +123,16 @@ class Election:
     @property
     def is_leader(self) -> bool:
         return self._fence is not None
+
+    def holds(self, fence: ZkFence) -> bool:
+        """`fence` may still be used to call a backend. `elected` is cleared on kazoo's thread the moment the
+        connection drops, while `fence` waits for this object's thread, which may be inside a ZooKeeper call."""
+        return self._fence == fence and self.elected.is_set() and not self._stood_still()
+
+    def _stood_still(self) -> bool:
+        """The pulse is late: this process did not run for a while. Asked by the caller too, because after a
+        SIGCONT the caller's thread may run before the pulse thread does."""
+        return self._monotonic() - self._pulse_at > self._max_pause
 
     def resign(self, timeout: float = 10.0) -> None:
         """Leave the election for good (SIGTERM hand-over): deleting our node wakes the next one at once."""
@@ -138,6 +162,19 @@ class Election:
         if state == KazooState.SUSPENDED:
             self.elected.clear()  # before any queued work: the leader loop sees it without waiting for us
         self._events.put({KazooState.SUSPENDED: "suspended", KazooState.LOST: "lost"}.get(state, "connected"))
+
+    def _pulse(self) -> None:
+        while not self._stopped:
+            time.sleep(self._pulse_every)
+            self._beat()
+
+    def _beat(self) -> None:
+        if self._stood_still() and self.elected.is_set():
+            log.warning("election %s: the process stood still; verifying leadership again", self.replica_id)
+            self.elected.clear()  # before the beat below: a caller that sees the new beat sees this too
+            self._events.put("suspended")
+            self._events.put("connected")  # one round trip to our node before leading again
+        self._pulse_at = self._monotonic()
 
     def _watch(self, _event: Any) -> None:
         self._events.put("check")

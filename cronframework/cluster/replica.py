@@ -32,7 +32,8 @@ log = logging.getLogger("cronframework.replica")
 
 @dataclass
 class ZkLeadership:
-    """Valid while the election still holds the same fence; SUSPENDED clears it, so `check` fails at once."""
+    """Valid while the election still holds the same fence; SUSPENDED or a pause of the whole process clears it,
+    so `check` fails at once."""
 
     election: Election
     held: ZkFence
@@ -42,7 +43,7 @@ class ZkLeadership:
         return self.held
 
     def check(self) -> None:
-        if self.election.fence != self.held:
+        if not self.election.holds(self.held):
             raise LeadershipLost(f"replica {self.held.replica} no longer leads (epoch {self.held.epoch})")
 
 
@@ -100,6 +101,7 @@ class Replica:
             on_elected=lambda _fence: self._wake.set(),
             on_suspended=self._suspended,
             on_lost=self._suspended,
+            max_pause=zk.session_timeout / 2,  # a shorter stand-still cannot have outlived the session
         ).start()
         backends = BackendSet(self.config.backends, loader=metrics.instrumented_loader)
         self.state.role = "follower"

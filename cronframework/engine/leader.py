@@ -111,7 +111,7 @@ class LeaderSession:
         self._housekeeping = Housekeeping(
             RuntimeLimits(backends, leadership, clock),
             Pruner(store, backends, leadership, per_tick=config.prune_per_tick),
-            PeriodicSnapshots(store, config.snapshot, clock) if config.snapshot else None,
+            PeriodicSnapshots(store, config.snapshot, clock, leadership) if config.snapshot else None,
         )
         self._clock_guard = ClockGuard(store, clock, config.max_clock_skew, config.clock_check_every)
         self._needs_recovery = False

@@ -191,6 +191,7 @@ def _plan_due(
     plan: TickPlan, entry: Entry, now: datetime, tolerance: timedelta, paused: bool, replayed_before: datetime | None
 ) -> datetime:
     spec = entry.spec
+    first = len(plan.intents)
     decided = decide_instants(spec, entry.schedule, entry.watermark, now, tolerance=tolerance, paused=paused)
     watermark = decided.watermark or entry.watermark
     _note(plan, entry)
@@ -206,7 +207,17 @@ def _plan_due(
         plan.intents.extend(Intent(identity, spec, watermark, reason) for identity in launches[:-1])
         launches = launches[-1:]
     plan.intents.extend([Intent(i, spec, watermark, None, exclusive, None, watermark) for i in launches])
+    _hold_watermark(plan.intents, first, entry.watermark)
     return watermark
+
+
+def _hold_watermark(intents: list[Intent], first: int, held: datetime) -> None:
+    """Every one of a job's items but its last keeps the job's watermark where it was: each is written with its own
+    record, and sync point one may apply only some of them (one by one after a conflict, ZooKeeper lost midway).
+    A watermark ahead of a record never written would lose that instant; a record ahead of its watermark is only
+    refused as already recorded when the instant is decided again."""
+    for index in range(first, len(intents) - 1):
+        intents[index] = intents[index]._replace(watermark=held)
 
 
 def _find_replayed(

@@ -39,9 +39,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cronframework.abc import Clock, Fence, ReadStore, StateStore
+from cronframework.abc import Clock, Fence, Leadership, ReadStore, StateStore
 from cronframework.catalog.apply import spec_batches
-from cronframework.errors import CronframeworkError, StateStoreUnavailable
+from cronframework.errors import CronframeworkError, LeadershipLost, StateStoreUnavailable
 from cronframework.naming import job_name_problem, launch_name
 from cronframework.records import (
     Begin,
@@ -481,6 +481,8 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
 
 
 # -- periodic snapshots (the leader) ----------------------------------------------------------------------------
+FENCE_CHECKS = 4  # a finished read asks this often whether its leader still holds its fence, FENCE_PAUSE apart
+FENCE_PAUSE = 0.5
 FILE_PATTERN = re.compile(r"^cronframework-snapshot-\d{8}t\d{6}z\.json\.gz$")
 
 
@@ -495,8 +497,11 @@ class SnapshotPolicy:
 class PeriodicSnapshots:
     """Called from each leader tick; writes in a background thread so a large store never delays launches."""
 
-    def __init__(self, store: ReadStore, policy: SnapshotPolicy, clock: Clock) -> None:
+    def __init__(
+        self, store: ReadStore, policy: SnapshotPolicy, clock: Clock, leadership: Leadership | None = None
+    ) -> None:
         self._store, self._policy, self._clock = store, policy, clock
+        self._leadership = leadership
         self._next = clock.monotonic()  # a new leader snapshots the state it took over at once
         self._thread: threading.Thread | None = None
 
@@ -520,13 +525,31 @@ class PeriodicSnapshots:
             self._policy.directory.mkdir(parents=True, exist_ok=True)
             budget = max(self._policy.every, PATIENCE).total_seconds()
             patience = Patience(self._clock, self._clock.monotonic() + budget)
-            dump(capture(self._store, source=self._policy.source, now=now, patience=patience), path)
+            snapshot = capture(self._store, source=self._policy.source, now=now, patience=patience)
+            self._still_leading()
+            dump(snapshot, path)
             self._prune()
         except (CronframeworkError, OSError) as exc:  # a failed backup must never stop the scheduler
             log.error("periodic snapshot failed", extra={"path": str(path), "error": str(exc)})
             return None
         log.info("snapshot written", extra={"path": str(path)})
         return path
+
+    def _still_leading(self) -> None:
+        """The read resumes each step a lost connection cut; a lost session may mean a lost store (ZooKeeper's
+        data gone, the root recreated or restored) and a read that went on in another store. Only a leader that
+        still holds the fence it read under -- the same election node, so the same session -- writes the file:
+        one written later, stamped with its start, would be the newest file while older than what happened since.
+        A reconnection is re-verified by the election within moments: asked a few times."""
+        if self._leadership is None:
+            return
+        for _ in range(FENCE_CHECKS - 1):
+            try:
+                self._leadership.check()
+                return
+            except LeadershipLost:
+                self._clock.sleep(FENCE_PAUSE)
+        self._leadership.check()
 
     def _prune(self) -> None:
         names = sorted(p.name for p in self._policy.directory.iterdir() if FILE_PATTERN.match(p.name))
