@@ -84,6 +84,11 @@ def translated(action: str, name: str) -> Iterator[None]:
         raise transient_kind(exc)(f"docker daemon unreachable during {action} {name}: {exc}") from exc
 
 
+def _never_started(state: dict[str, Any]) -> bool:
+    """Created and never started: Docker's zero time is its StartedAt until the first start."""
+    return state.get("Status") == "created" and str(state.get("StartedAt", "")).startswith("0001-")
+
+
 def _is_conflict(exc: docker.errors.APIError) -> bool:
     return bool(exc.status_code == 409)
 
@@ -139,18 +144,24 @@ class DockerBackend:
                 if not _is_conflict(exc):
                     raise
                 return self._resume(name, plan)
-        self._start_created(name)
-        return SubmitOutcome.SUBMITTED
+        return self._start_created(name)
 
-    def _start_created(self, name: str) -> None:
-        """Start the container this submit just created. Even a refused connection here is not "never landed":
-        the container exists, so the error must stay ambiguous and the launch be looked up, never recorded as
-        failed while a created container waits in the daemon."""
+    def _start_created(self, name: str) -> SubmitOutcome:
+        """Start the container this submit just created, unless somebody started it since: a leader frozen
+        between its create and its start may thaw after the next leader started the container (`_resume`) and
+        it ended, and a start then runs an exited container again. Docker has no compare-and-start, so this
+        narrows the race to the moment between the check and the start. Even a refused connection here is not
+        "never landed": the container exists, so the error stays ambiguous and the launch is looked up, never
+        recorded as failed while a created container waits in the daemon."""
         try:
             with translated("start", name):
+                info = self._inspect(name)
+                if info is None or not _never_started(info["State"]):
+                    return SubmitOutcome.ALREADY_EXISTED
                 self._api().start(name)
         except BackendUnreachable as exc:
             raise TransientBackendError(f"container {name} created, start not confirmed: {exc}") from exc
+        return SubmitOutcome.SUBMITTED
 
     def _resume(self, name: str, plan: ContainerPlan) -> SubmitOutcome:
         """A container by this name exists. If it was created but never started, whoever created it died
@@ -162,8 +173,7 @@ class DockerBackend:
         owner = (info.get("Config") or {}).get("Labels", {}).get("cronframework.launch")
         if owner != plan.create["labels"]["cronframework.launch"]:
             raise PermanentBackendError(f"container name {name} is taken by a container that is not this launch")
-        state = info["State"]
-        if state.get("Status") != "created" or not str(state.get("StartedAt", "")).startswith("0001-"):
+        if not _never_started(info["State"]):
             return SubmitOutcome.ALREADY_EXISTED  # running, exited, or started once before: never start it again
         self._api().start(name)
         return SubmitOutcome.SUBMITTED

@@ -119,6 +119,35 @@ def test_crash_between_create_and_start_is_started_by_next_submit(
     assert len(_containers_of(docker_api, launch)) == 1
 
 
+def test_a_leader_frozen_between_create_and_start_never_starts_the_container_again(
+    docker_backend: DockerBackend, docker_launch: Any, docker_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zombie double run the 5-minute Docker fault run found: a leader created the container and was frozen
+    (SIGSTOP) before its start; the next leader found it created and never started, started it, and it ran to
+    its end; then the old leader thawed and its start restarted the exited container, a second run. Docker has
+    no compare-and-start, so the start after a create is preceded by a check that nobody started it since."""
+    launch = docker_launch(unique_job("thaw"), ["/bin/sh", "-c", "echo ran"])
+    frozen = create(CONFIG)
+    thawed: list[SubmitOutcome] = []
+
+    def next_leader_runs_it_first(name: str) -> None:
+        assert docker_backend.submit(name, launch) is SubmitOutcome.SUBMITTED  # the next leader's resume
+        _wait_finished(docker_backend, name)
+        thawed.append(SubmitOutcome.SUBMITTED)
+        original(name)
+
+    original = frozen._start_created
+    monkeypatch.setattr(frozen, "_start_created", next_leader_runs_it_first)
+    try:
+        frozen.submit(launch.name, launch)
+    finally:
+        frozen.close()
+    assert thawed  # the freeze happened between create and start
+    time.sleep(1.0)  # a restarted container would have run `echo` again by now
+    _wait_finished(docker_backend, launch.name)
+    assert docker_backend.logs(launch.name).count("ran") == 1
+
+
 def test_daemon_gone_between_create_and_start_is_ambiguous_not_unreachable(
     docker_backend: DockerBackend, docker_launch: Any, docker_api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
