@@ -110,6 +110,7 @@ class DockerBackend:
     blocking = True
     enforces_timeout = False
     watches = True  # the daemon's events stream says which containers died
+    confirms = False
     """Backend protocol on the Docker Engine API (docker SDK's low-level APIClient)."""
 
     def __init__(self, config: DockerConfig) -> None:

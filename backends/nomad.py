@@ -15,12 +15,14 @@ import os
 import threading
 from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import nomad
 import requests
 from nomad.api import exceptions as nomad_errors
+from requests.adapters import HTTPAdapter
 
 from backends.nomad_spec import GROUP, TASK, job_payload, meta_key
 from backends.nomad_status import job_status, newest_allocation
@@ -35,6 +37,7 @@ from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 from cronframework.schedule.duration import parse_duration
 
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
+DEFAULT_CONNECTIONS = 64  # kept open to the agent: above the launcher's submit workers, or each extra one reconnects
 DEFAULT_GC_HORIZON = timedelta(hours=4)  # Nomad's server job_gc_threshold default
 ALREADY_EXISTS = "job already exists"
 # Nomad answers 500 for any RPC error, refused specs included; these phrases mark what retrying cannot fix.
@@ -54,6 +57,7 @@ class NomadBackend:
     blocking = True
     enforces_timeout = False
     watches = True  # a blocking query on the job list returns when a job changes
+    confirms = True  # a submit is the create-only write, then the read that tells who created the job
     """Adapter over python-nomad; one instance per scheduler process."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
@@ -64,7 +68,7 @@ class NomadBackend:
         self.retries = min(max(int(config.get("retries", 0)), 0), 1)
         self._gc_horizon = _horizon(config.get("gc_horizon", DEFAULT_GC_HORIZON))
         self._token = _token(config)
-        self._session = requests.Session()
+        self._session = _session(int(config.get("connections", DEFAULT_CONNECTIONS)))
         self._jobs_index = 0  # the job list's Raft index as last read: a blocking query returns when it moves
         # submits of one name from this process never race each other at Nomad (see _created_by)
         self._locks = [threading.Lock() for _ in range(64)]
@@ -89,6 +93,12 @@ class NomadBackend:
     # -- the Backend protocol -------------------------------------------------------------------------
 
     def submit(self, name: str, launch: Launch) -> SubmitOutcome:
+        return self.register(name, launch)()
+
+    def register(self, name: str, launch: Launch) -> Callable[[], SubmitOutcome]:
+        """The create-only write; the returned call is its check (`_created_by`), which a herd makes after all its
+        writes (`abc.Confirming`). The lock is held for the write alone: a second submit of the name from this
+        process then finds the job and is refused, whenever the first one's check is made."""
         if name != launch.name:
             raise PermanentBackendError(f"submit name {name!r} is not the launch's name {launch.name!r}")
         job = job_payload(launch, mhz_per_core=self.mhz_per_core, namespace=self.namespace, region=self.region)
@@ -97,8 +107,11 @@ class NomadBackend:
             try:
                 reply = self._call("register", lambda: self._client.job.register_job(name, body))
             except _AlreadyExists:
-                return SubmitOutcome.ALREADY_EXISTED
-            return SubmitOutcome.SUBMITTED if self._created_by(name, reply) else SubmitOutcome.ALREADY_EXISTED
+                return _already_existed
+        return partial(self._outcome, name, reply)
+
+    def _outcome(self, name: str, reply: Mapping[str, Any]) -> SubmitOutcome:
+        return SubmitOutcome.SUBMITTED if self._created_by(name, reply) else SubmitOutcome.ALREADY_EXISTED
 
     def _created_by(self, name: str, reply: Mapping[str, Any]) -> bool:
         """Whether our write created the job. Nomad checks create-only against a snapshot before its raft
@@ -213,6 +226,20 @@ class _NotFound(_Signal):
 
 class _AlreadyExists(_Signal):
     pass
+
+
+def _already_existed() -> SubmitOutcome:
+    return SubmitOutcome.ALREADY_EXISTED
+
+
+def _session(connections: int) -> requests.Session:
+    """One session for every thread, keeping up to `connections` connections open (requests keeps 10: with more
+    threads than that, the extra ones opened a connection per request)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, connections))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _token(config: Mapping[str, Any]) -> str | None:

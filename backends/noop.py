@@ -28,6 +28,7 @@ _REPORTABLE = (LaunchState.SUCCEEDED, LaunchState.RUNNING)
 class NoopBackend:
     enforces_timeout = False
     watches = True
+    confirms = False
     """Thread-safe: the scheduler may submit from several threads while a benchmark reads the counters."""
 
     def __init__(

@@ -58,6 +58,7 @@ class ProcessBackend:
     blocking = True
     enforces_timeout = True  # the supervisor kills a task past task.timeout; the leader need not stop it
     watches = True  # each supervisor writes its launch's exit file: `ended` looks for those
+    confirms = False
 
     def __init__(self, state_dir: Path, *, kill_grace: float = 10.0, start_grace: float = 10.0) -> None:
         self.state_dir = state_dir

@@ -62,6 +62,7 @@ class NullBackend:
     blocking = False
     enforces_timeout = False
     watches = False
+    confirms = False
 
     def __init__(self) -> None:
         self.submits = 0

@@ -7,10 +7,11 @@ For each N, on the same dev agent (raw_exec, tasks that exit at once), one after
 year): Nomad's own dispatcher creates the N children; (ours) N cronframework jobs due at one second through the
 real leader (both sync points on a real 1-node ZooKeeper) and the Nomad backend; (ceiling) a plain concurrent HTTP
 client, K threads with a session each, registering the same N batch job payloads (create-only, as the backend does)
-the moment the second comes; (ceiling_checked) the same client reading each job's summary after registering it, as
-the adapter must (docs/backends.md, "Nomad"). Everything is read back from Nomad: each child/launch job's
-SubmitTime (registered), its allocation's task StartedAt (running) and FinishedAt (complete), after the instant;
-the last one, p50/p99, and launches per second up to the last. The ratios ours/theirs and ours/ceiling come from the
+the moment the second comes; (ceiling_checked) the same client reading each job's summary right after registering
+it: the adapter's check (docs/backends.md, "Nomad"), which the launcher makes after a herd's registrations.
+Everything is read back from Nomad: each child/launch job's SubmitTime (registered), its allocation's task StartedAt
+(running) and FinishedAt (complete), after the instant; the last one, p50/p99, and launches per second up to the
+last. The ratios ours/theirs and ours/ceiling come from the
 same run. Every job made here is named nh-... and purged after each measurement.
 """
 
@@ -123,8 +124,8 @@ def ours(hosts: str, address: str, jobs: int, workers: int = 16) -> tuple[float,
 
 
 def ceiling(api: Api, jobs: int, workers: int, checked: bool = False) -> tuple[float, str]:
-    """The plain client; `checked`: each registration followed by the read of the job's summary that the adapter
-    needs to tell which of two racing registrations created the job (docs/backends.md, "Nomad")."""
+    """The plain client; `checked`: each registration followed at once by the read of the job's summary that the
+    adapter needs to tell which of two racing registrations created the job (docs/backends.md, "Nomad")."""
     instant = herd_instant(0)
     prefix = f"{PREFIX}ceil{'chk' if checked else ''}-"
     payloads = [payload(f"{prefix}{i:05d}", instant) for i in range(jobs)]

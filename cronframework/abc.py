@@ -7,7 +7,8 @@
   `LeaderStore` (the leader's fenced writes); `StateStore` is all three, as the ZooKeeper, SQLite and memory stores
   implement it. Store errors are `errors.StateStoreError` and its kinds (unavailable, conflict, leadership lost).
 - `Backend`: a datacenter scheduler seen through deterministic launch names, with its optional capabilities declared
-  (`Watching`: it can say which launches ended without being asked about each).
+  (`Watching`: it can say which launches ended without being asked about each; `Confirming`: its submit is a write
+  and a check that the launcher may split apart).
 """
 
 from __future__ import annotations
@@ -218,11 +219,13 @@ class Backend(Protocol):
     Optional capabilities are declared, not probed: `blocking` False says a submit returns at once (the launcher
     then calls it inline instead of through its pool); `enforces_timeout` True says the backend stops a task past
     `task.timeout` itself, so the leader's run-time limits leave it alone; `watches` True says it also implements
-    `Watching`, so the result follower need not look every running launch up."""
+    `Watching`, so the result follower need not look every running launch up; `confirms` True says it also
+    implements `Confirming`, so the launcher makes a herd's writes first and their checks after."""
 
     blocking: bool
     enforces_timeout: bool
     watches: bool
+    confirms: bool
 
     def submit(self, name: str, launch: Launch) -> SubmitOutcome:
         """Start the launch unless one by this name exists; never starts two."""
@@ -266,6 +269,18 @@ class Watching(Protocol):
         waiting up to `timeout` seconds while none has; an empty set when none did in that time. A launch that ended
         before the first call is reported too, or left to the sweep. TransientBackendError when it cannot watch now
         (the follower then relies on the sweep until it can)."""
+        ...
+
+
+class Confirming(Protocol):
+    """A backend whose submit is a write and then a check of it (Nomad: its create-only write is not atomic, so a
+    read of the job tells which of two racing writes created it). `submit(name, launch)` is exactly
+    `register(name, launch)()`; a launcher with a herd to submit makes every write first and the checks after, so
+    that the checks do not hold the herd's writes up."""
+
+    def register(self, name: str, launch: Launch) -> Callable[[], SubmitOutcome]:
+        """The write alone, raising what `submit` raises for it. The returned call is its check, with `submit`'s
+        outcome and errors; it may be made at any later time, and never starts anything."""
         ...
 
 

@@ -271,6 +271,7 @@ class FakeBackend:
     blocking = True
     enforces_timeout = False
     watches = False
+    confirms = False
     """A backend whose every method can fail on its own: set `fail[method] = exception` (or a callable)."""
 
     launches: dict[str, BackendStatus] = field(default_factory=dict)

@@ -130,6 +130,31 @@ def test_racing_adapters_see_one_winner_and_one_run(
         assert len(nomad_agent.api("GET", f"/v1/job/{launch.name}/allocations")) == 1
 
 
+def _racing_writes(adapters: list[NomadBackend], launch: Launch) -> list[Callable[[], SubmitOutcome]]:
+    """Each adapter's write of `launch`, all at once; their checks, none of them made yet."""
+    checks: list[Callable[[], SubmitOutcome]] = []
+    threads = [threading.Thread(target=lambda a=a: checks.append(a.register(launch.name, launch))) for a in adapters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return checks
+
+
+def test_racing_writes_checked_after_all_of_them_see_one_winner_and_one_run(
+    nomad_agent: NomadAgent, nomad_launch: Callable[..., Launch]
+) -> None:
+    """A herd's two passes (`abc.Confirming`): separate adapters' writes race, and the checks are made only once
+    every write has returned; they still name exactly one creator."""
+    adapters = [create({"address": nomad_agent.address}) for _ in range(3)]
+    for _ in range(5):
+        launch = nomad_launch(unique_job("race2"), ["/bin/true"])
+        assert sorted(check() for check in _racing_writes(adapters, launch)) == ONE_WINNER
+        status = wait_for(partial(adapters[0].lookup, launch.name), finished, TIMEOUT)
+        assert status is not None and status.state is LaunchState.SUCCEEDED
+        assert len(nomad_agent.api("GET", f"/v1/job/{launch.name}/allocations")) == 1
+
+
 def test_failing_task_reports_exit_code_and_reason(
     nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]
 ) -> None:

@@ -21,22 +21,23 @@ from datetime import datetime
 from functools import partial
 from itertools import chain, islice
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, cast
 
 from cronframework import metrics
-from cronframework.abc import Backend, Clock, Leadership, LeaderStore, PreparedBegin
+from cronframework.abc import Backend, Clock, Confirming, Leadership, LeaderStore, PreparedBegin
 from cronframework.adapters import BackendSet
 from cronframework.crashhook import maybe_crash
 from cronframework.engine.notify import Notifier
 from cronframework.engine.plan import Planned
-from cronframework.engine.submit import submit_with_retries
+from cronframework.engine.submit import register_first, submit_with_retries
 from cronframework.errors import BackendError, ConflictError, LeadershipLost
-from cronframework.launch import Launch
+from cronframework.launch import Launch, SubmitOutcome
 from cronframework.naming import LaunchIdentity
 from cronframework.records import Begin, LaunchRecord, Notice, Outcome
 from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.launcher")
+Pending = tuple[int, Callable[[], "LaunchRecord | None"]]  # a launch's index in its batch and the rest of its submit
 
 
 @dataclass(frozen=True)
@@ -299,26 +300,36 @@ class Launcher:
                 inline.append(index)  # in-process backends: threads would only add cost
         failed = threading.Event()
 
-        def work(queue: deque[tuple[int, tuple[Planned, LaunchRecord]]]) -> None:
-            while not failed.is_set():
-                try:
-                    index, (planned, record) = queue.popleft()
-                except IndexError:
-                    return
-                try:
-                    results[index] = self._submit(planned, record)
-                except BaseException:
-                    failed.set()
-                    raise
+        def work(queue: deque[tuple[int, tuple[Planned, LaunchRecord]]], checks: deque[Pending] | None) -> None:
+            """Every launch of the queue; with `checks` (a blocking backend's lane), the lane's writes first and
+            then what is left of each launch (`_start`), so a `Confirming` backend's checks wait for the writes."""
+            try:
+                while not failed.is_set():
+                    try:
+                        index, (planned, record) = queue.popleft()
+                    except IndexError:
+                        break
+                    if checks is None:
+                        results[index] = self._submit(planned, record)
+                    else:
+                        checks.append((index, self._start(planned, record)))
+                while checks is not None and not failed.is_set():
+                    try:
+                        index, rest = checks.popleft()
+                    except IndexError:
+                        return
+                    results[index] = rest()
+            except BaseException:
+                failed.set()
+                raise
 
-        futures = [
-            self._pool_for(name).submit(work, queue)
-            for name, queue in lanes.items()
-            for _ in range(min(self._workers, len(queue)))
-        ]
+        futures = []
+        for name, queue in lanes.items():
+            checks: deque[Pending] = deque()  # shared by the lane's workers
+            futures += [self._pool_for(name).submit(work, queue, checks) for _ in range(min(self._workers, len(queue)))]
         errors: list[BaseException] = []
         try:
-            work(deque((i, to_launch[i]) for i in inline))
+            work(deque((i, to_launch[i]) for i in inline), None)
         except BaseException as exc:
             errors.append(exc)
         for future in futures:
@@ -382,11 +393,39 @@ class Launcher:
         """The finished record, or None to leave it open for recovery (the backend could not say what happened)."""
         launch = self.launch_for(planned.spec, planned.identity)
         backend = self._backends.for_spec(planned.spec)
-        if planned.replaces is not None and not self._stopped(backend, planned.replaces):
-            reason = f"could not stop previous launch {planned.replaces}; not launched (concurrency: replace)"
-            return record.finish(Outcome.FAILED, now=self._clock.now(), reason=reason)
+        refused = self._not_replaced(backend, planned, record)
+        return refused or self._submitted(backend, launch, record, planned.deadline)
+
+    def _start(self, planned: Planned, record: LaunchRecord) -> Callable[[], LaunchRecord | None]:
+        """A launch's first step, the rest of `_submit` returned: for a `Confirming` backend the first attempt's
+        write alone (its check and any retry are the rest); for any other backend the whole submit."""
+        backend = self._backends.for_spec(planned.spec)
+        if not backend.confirms:
+            return partial(_given, self._submit(planned, record))
+        launch = self.launch_for(planned.spec, planned.identity)
+        refused = self._not_replaced(backend, planned, record)
+        if refused is not None:
+            return partial(_given, refused)
+        first = register_first(cast(Confirming, backend), launch, leadership=self._leadership)
+        return partial(self._submitted, backend, launch, record, planned.deadline, first)
+
+    def _not_replaced(self, backend: Backend, planned: Planned, record: LaunchRecord) -> LaunchRecord | None:
+        """`concurrency: replace` whose previous launch could not be stopped: the record, failed; else None."""
+        if planned.replaces is None or self._stopped(backend, planned.replaces):
+            return None
+        reason = f"could not stop previous launch {planned.replaces}; not launched (concurrency: replace)"
+        return record.finish(Outcome.FAILED, now=self._clock.now(), reason=reason)
+
+    def _submitted(
+        self,
+        backend: Backend,
+        launch: Launch,
+        record: LaunchRecord,
+        deadline: datetime | None,
+        first: Callable[[], SubmitOutcome] | None = None,
+    ) -> LaunchRecord | None:
         result = submit_with_retries(
-            backend, launch, clock=self._clock, leadership=self._leadership, deadline=planned.deadline
+            backend, launch, clock=self._clock, leadership=self._leadership, deadline=deadline, first=first
         )
         now = self._clock.now()
         if not result.ambiguous:
@@ -422,6 +461,10 @@ def _fields(record: LaunchRecord) -> dict[str, object]:
         "epoch": record.epoch,
     }
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _given(record: LaunchRecord | None) -> LaunchRecord | None:
+    return record
 
 
 def _raise(exc: BaseException) -> None:

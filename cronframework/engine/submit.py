@@ -9,12 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tenacity.stop import stop_base
 
-from cronframework.abc import Backend, Clock, Leadership
-from cronframework.errors import BackendTimeout, BackendUnreachable, PermanentBackendError, TransientBackendError
+from cronframework.abc import Backend, Clock, Confirming, Leadership
+from cronframework.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnreachable,
+    PermanentBackendError,
+    TransientBackendError,
+)
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 from cronframework.records import Outcome
 from cronframework.spec.model import Retries
@@ -81,6 +88,16 @@ def _first_then_retrying(
     return result
 
 
+def register_first(backend: Confirming, launch: Launch, *, leadership: Leadership) -> Callable[[], SubmitOutcome]:
+    """The first attempt's write alone; the returned call is the rest of that attempt (the check, or the write's
+    error raised again), for `submit_with_retries(first=...)`. LeadershipLost propagates."""
+    leadership.check()
+    try:
+        return backend.register(launch.name, launch)
+    except BackendError as exc:
+        return partial(_raise, exc)
+
+
 def submit_with_retries(
     backend: Backend,
     launch: Launch,
@@ -88,8 +105,11 @@ def submit_with_retries(
     clock: Clock,
     leadership: Leadership,
     deadline: datetime | None,
+    first: Callable[[], SubmitOutcome] | None = None,
 ) -> SubmitResult:
-    """Submit once, idempotently; LeadershipLost propagates (the record stays open for the next leader)."""
+    """Submit once, idempotently; LeadershipLost propagates (the record stays open for the next leader). `first`:
+    the first attempt, begun by `register_first`; its outcome or error counts as that attempt's, as if it had been
+    one `submit`, and any retry is a whole `submit`."""
     attempts = 0
     maybe_landed = False  # an attempt failed in a way that leaves open whether it reached the backend
     maybe_pending = False  # an attempt timed out: it may still be inside the backend
@@ -97,9 +117,11 @@ def submit_with_retries(
     def attempt() -> SubmitOutcome:
         nonlocal attempts, maybe_landed, maybe_pending
         attempts += 1
-        leadership.check()
+        begun = first if attempts == 1 else None  # leadership was checked before its write; the rest only reads
+        if begun is None:
+            leadership.check()
         try:
-            return backend.submit(launch.name, launch)
+            return begun() if begun is not None else backend.submit(launch.name, launch)
         except BackendUnreachable:
             raise
         except TransientBackendError as exc:
@@ -117,6 +139,10 @@ def submit_with_retries(
         return SubmitResult(Outcome.FAILED, reason, attempts, ambiguous=maybe_landed, in_doubt=maybe_pending)
     mapped = Outcome.SUBMITTED if outcome is SubmitOutcome.SUBMITTED else Outcome.ALREADY_EXISTED
     return SubmitResult(mapped, None, attempts)
+
+
+def _raise(exc: BaseException) -> SubmitOutcome:
+    raise exc
 
 
 def lookup_with_retries(

@@ -1,0 +1,79 @@
+"""A `Confirming` backend (a submit is a write and then a check, as Nomad's): the launcher makes a herd's writes
+first and the checks after, and each launch's outcome, attempts and retries are what one `submit` would give."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.launch import Launch, SubmitOutcome
+from cronframework.records import Outcome
+from cronframework.testing import FakeBackend
+from tests.leader_harness import Cluster, job
+
+
+@dataclass
+class ConfirmingBackend(FakeBackend):
+    """Writes and checks logged in order; `fail["register"]` fails a write, `fail["check"]` a check."""
+
+    confirms = True
+    calls: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def register(self, name: str, launch: Launch) -> Callable[[], SubmitOutcome]:
+        self._maybe_fail("register", name)
+        with self.lock:
+            self.calls.append(f"write {name}")
+            outcome = super().submit(name, launch)
+        return lambda: self._check(name, outcome)
+
+    def submit(self, name: str, launch: Launch) -> SubmitOutcome:
+        return self.register(name, launch)()
+
+    def _check(self, name: str, outcome: SubmitOutcome) -> SubmitOutcome:
+        self.calls.append(f"check {name}")
+        self._maybe_fail("check", name)
+        return outcome
+
+
+def herd(backend: ConfirmingBackend, jobs: int, **fields: object) -> Cluster:
+    cluster = Cluster(backend=backend)
+    cluster.apply(*(job(f"j{i:02d}", **fields) for i in range(jobs)))
+    session, _ = cluster.leader(workers=4)
+    session.promote()
+    cluster.run_for(session, 60)
+    return cluster
+
+
+def outcomes(cluster: Cluster) -> set[tuple[Outcome | None, int]]:
+    return {(r.outcome, r.attempt) for r in cluster.store.history("j00", limit=1)}
+
+
+def test_every_write_of_a_herd_comes_before_its_checks_and_each_launch_is_submitted() -> None:
+    backend = ConfirmingBackend()
+    cluster = herd(backend, 20)
+    kinds = [call.split()[0] for call in backend.calls]
+    assert kinds == ["write"] * 20 + ["check"] * 20
+    records = [r for i in range(20) for r in cluster.store.history(f"j{i:02d}", limit=5)]
+    assert len(records) == 20 and {(r.outcome, r.attempt) for r in records} == {(Outcome.SUBMITTED, 1)}
+
+
+def test_a_check_that_fails_transiently_is_retried_as_a_whole_submit() -> None:
+    """As when `submit`'s own check failed: the retry's write finds the launch, which is then already_existed."""
+    backend = ConfirmingBackend()
+    failures = iter([TransientBackendError("read timed out")])
+    backend.fail["check"] = lambda name: next(failures, None)
+    cluster = herd(backend, 1, retries={"attempts": 3, "backoff": "1s"})
+    assert outcomes(cluster) == {(Outcome.ALREADY_EXISTED, 2)}
+    assert backend.submitted == ["j00-20261125t060100z"]
+
+
+def test_a_refused_write_is_the_first_attempt_and_nothing_is_checked() -> None:
+    backend = ConfirmingBackend()
+    backend.fail["register"] = PermanentBackendError("invalid job")
+    cluster = herd(backend, 1)
+    record = cluster.store.history("j00", limit=1)[0]
+    assert (record.outcome, record.attempt) == (Outcome.FAILED, 1) and "invalid job" in (record.reason or "")
+    assert backend.calls == []
