@@ -2,6 +2,12 @@
 
 One launch is one batch job with one group and one task, named after the launch. Nomad must neither restart
 nor reschedule it: the scheduler owns retries, and a launch that Nomad re-ran on its own is a double launch.
+
+Policies alone do not stop every re-run: an agent restarted with its state that cannot reattach to a raw_exec or
+exec task's executor starts the task again once it reaches its server ("failed to restore task; will not run until
+server is contacted"), even a task that had already exited before the agent died. So those drivers run the command
+behind a guard that claims the allocation's directory (kept across that restart) first: a second start in the same
+allocation exits with RERUN_EXIT instead of running the task again.
 """
 
 from __future__ import annotations
@@ -35,6 +41,17 @@ TOP_LEVEL_ALIASES = {
 CONSTRAINT_ALIASES = {"attribute": "LTarget", "value": "RTarget", "operator": "Operand", "weight": "Weight"}
 # Keys of the block that steer the adapter instead of being merged into the job.
 CONTROL_KEYS = ("driver", "group", "task")
+GUARDED_DRIVERS = ("raw_exec", "exec")
+RERUN_EXIT = 125  # what a second start of one allocation exits with; the first run's own result is lost to Nomad
+RERUN_MARK = "cronframework-started"
+# "$@" is the task's argv; `exec` keeps the process the driver signals and waits for the task itself. No braces:
+# Nomad interpolates ${...} in a task's args itself and refuses the job over a shell-only form.
+RERUN_GUARD = (
+    f'[ -n "$NOMAD_ALLOC_DIR" ] && mkdir "$NOMAD_ALLOC_DIR/{RERUN_MARK}" 2>/dev/null || '
+    f'{{ echo "cronframework: this allocation already started its task; not running it again" >&2; '
+    f"exit {RERUN_EXIT}; }}; "
+    'exec "$@"'
+)
 
 
 def meta_key(key: str) -> str:
@@ -87,11 +104,15 @@ def command_config(launch: Launch, driver: str) -> dict[str, Any]:
         config.update(_docker_extras(launch))
     else:
         _refuse_docker_only(launch, driver)
-        config["command"] = argv[0]
-        config["args"] = argv[1:]
+        config.update(guarded(argv) if driver in GUARDED_DRIVERS else {"command": argv[0], "args": argv[1:]})
     if task.workdir:
         config["work_dir"] = task.workdir
     return config
+
+
+def guarded(argv: list[str]) -> dict[str, Any]:
+    """`argv` behind the at-most-once guard (module docstring); the name after the script is the shell's $0."""
+    return {"command": "/bin/sh", "args": ["-c", RERUN_GUARD, "cronframework-guard", *argv]}
 
 
 def _docker_extras(launch: Launch) -> dict[str, Any]:

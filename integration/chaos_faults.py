@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cronframework.crashhook import POINTS
 from integration import chaos_disk
@@ -228,11 +229,21 @@ def _clock_fault(
     topo: Topology, rid: str, epoch: int, skew: float, span: tuple[float, float], since: int
 ) -> ClockFault:
     """What the replica did while skewed, from its log since event `since`."""
-    events = topo.replica(rid).events()[since:]
-    ended = any(e.get("event") in LEADERSHIP_ENDS and int(e.get("epoch", -1)) == epoch for e in events)
-    kept = epoch >= 0 and not ended and topo.current_leader() == rid and topo.epoch_of(rid) == epoch
-    said = any(e.get("event") == GUARD_SAYS for e in events)
+    leads_now = topo.current_leader() == rid and topo.epoch_of(rid) == epoch
+    kept, said = judge_clock_fault(topo.replica(rid).events(), since, epoch, leads_now)
     return ClockFault(rid, epoch, skew, span[0], span[1], kept, said)
+
+
+def judge_clock_fault(events: list[dict[str, Any]], since: int, epoch: int, leads_now: bool) -> tuple[bool, bool]:
+    """(kept_leading, guard_said) from the replica's log, `since` the index of the first event under the skew.
+    The guard is consulted by each tick, the first of them at the end of the takeover: a leader still concluding
+    its open launches (instants decided before the skew) all through the skew planned nothing for it to refuse."""
+    during = events[since:]
+    ended = any(e.get("event") in LEADERSHIP_ENDS and int(e.get("epoch", -1)) == epoch for e in during)
+    ticked = any(e.get("event") == "took over" and int(e.get("epoch", -1)) == epoch for e in events)
+    kept = epoch >= 0 and not ended and leads_now and ticked
+    said = any(e.get("event") == GUARD_SAYS for e in during)
+    return kept, said
 
 
 # -- ZooKeeper --------------------------------------------------------------------------------------------------

@@ -270,7 +270,8 @@ def restore_bounded(ev: Evidence, faults: list[FaultEvent]) -> tuple[int, list[V
                 detail = f"{record.name}: decided again after the restore, before the snapshot's watermark {mark}"
                 out.append(Violation("restore", detail))
             repeated += record.scheduled.timestamp() <= restore.lost
-            if record.name in made and record.outcome is not Outcome.ALREADY_EXISTED:
+            # an undecided record is judged by `accounted` (still open at the end); a second run by at-most-once
+            if record.name in made and record.outcome not in (Outcome.ALREADY_EXISTED, None):
                 detail = f"{record.name}: launched before the loss, recorded {record.outcome} after the restore"
                 out.append(Violation("restore", detail))
     return repeated, out

@@ -8,15 +8,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from integration import chaos_clock
+from integration import chaos_clock, chaos_faults
 from integration import chaos_invariants as inv
 from integration.chaos import Options
 from integration.chaos_clock import ClockShift, real_times
 from integration.chaos_evidence import BackendLaunch, Evidence
-from integration.chaos_faults import ClockFault, FaultEvent
+from integration.chaos_faults import ClockFault, FaultEvent, judge_clock_fault
 from integration.chaos_report import Report
 from integration.test_chaos import _at, _name, chaos_run
 
@@ -105,3 +106,25 @@ def test_libfaketime_moves_a_running_process_s_wall_clock_and_not_its_monotonic_
     wall, step, mono = (float(x) for x in out.stdout.split())
     assert wall == pytest.approx(time.time() + 90, abs=5)
     assert step == pytest.approx(-180, abs=1) and 0.05 <= mono < 1
+
+
+def test_a_skewed_heir_still_concluding_open_launches_had_no_tick_to_guard() -> None:
+    """The 60-minute Nomad run: each of four heirs spent its whole skew in takeover, concluding hundreds of open
+    launches (instants decided before the skew), and reached no tick, where the guard is consulted. The guard had
+    nothing to refuse; one that ticked while skewed must still have said so."""
+    recovering: list[dict[str, Any]] = [
+        {"event": "leading", "replica": "r1", "epoch": 9},
+        *({"event": "open launch concluded", "epoch": 9, "decision": "resubmitted: submitted"} for _ in range(3)),
+    ]
+    assert judge_clock_fault(recovering, since=0, epoch=9, leads_now=True) == (False, False)
+    ticked: list[dict[str, Any]] = [*recovering, {"event": "took over", "epoch": 9}]
+    assert judge_clock_fault(ticked, since=0, epoch=9, leads_now=True) == (True, False)
+    said: list[dict[str, Any]] = [*ticked, {"event": chaos_faults.GUARD_SAYS}]
+    assert judge_clock_fault(said, since=0, epoch=9, leads_now=True) == (True, True)
+    jumped: list[dict[str, Any]] = [
+        {"event": "leading", "epoch": 4},
+        {"event": "took over", "epoch": 4},
+        {"event": "tick"},
+    ]
+    assert judge_clock_fault(jumped, since=2, epoch=4, leads_now=True) == (True, False), "took over before the jump"
+    assert judge_clock_fault(jumped, since=2, epoch=4, leads_now=False) == (False, False)

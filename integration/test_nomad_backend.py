@@ -8,6 +8,8 @@ started fails the tests with the reason; nothing here is skipped.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 import urllib.error
@@ -22,7 +24,7 @@ import requests
 from nomad.api import exceptions as nomad_errors
 
 from backends.nomad import NomadBackend, create
-from backends.nomad_spec import job_payload
+from backends.nomad_spec import RERUN_EXIT, job_payload
 from backends.nomad_status import job_status
 from cronframework.errors import BackendError, PermanentBackendError, TransientBackendError
 from cronframework.launch import Launch, LaunchState, SubmitOutcome
@@ -174,10 +176,9 @@ def test_unstartable_command_is_failed_with_the_driver_message(
     launch = nomad_launch(unique_job("nocmd"), ["/nonexistent/cronframework-binary"])
     nomad_backend.submit(launch.name, launch)
     status = _status(nomad_backend, launch)
-    assert status.state is LaunchState.FAILED
-    assert status.exit_code is None, "the task never ran, so it has no exit code"
-    assert str(status.reason).startswith("Driver Failure: "), status.reason
-    assert "/nonexistent/cronframework-binary" in str(status.reason)
+    # raw_exec starts the at-most-once guard (a shell), which fails to exec the command as a shell does
+    assert (status.state, status.exit_code) == (LaunchState.FAILED, 127), status
+    assert "/nonexistent/cronframework-binary" in nomad_backend.logs(launch.name)
 
 
 def test_stopped_job_is_failed_stopped(nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]) -> None:
@@ -431,6 +432,43 @@ def test_agent_down_is_transient_and_recovers_after_restart(
         assert _status(backend, later).state is LaunchState.SUCCEEDED
     finally:
         agent.stop()
+
+
+def _kill_executors_under(data_dir: Path) -> int:
+    """SIGKILL the executors of `data_dir`'s allocations (found by their log file's path in their command line), as
+    a node crash takes them with the agent: the next agent cannot reattach to their tasks."""
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and " executor " in cmdline.replace("\0", " ") and str(data_dir) in cmdline:
+            os.kill(int(proc.name), signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def test_a_task_nomad_cannot_reattach_after_a_crash_is_not_run_again(
+    tmp_path: Path, nomad_launch: Callable[..., Launch]
+) -> None:
+    """Nomad starts such a task again once the restarted agent reaches its server; the guard refuses that start."""
+    agent = NomadAgent(tmp_path / "agent", persistent=True)
+    ran = tmp_path / "ran.txt"
+    try:
+        agent.start()
+        backend = create({"address": agent.address, "timeout": 5})
+        launch = nomad_launch(unique_job("crash"), ["/bin/sh", "-c", f"echo start >> {ran}; sleep 2"])
+        backend.submit(launch.name, launch)
+        assert _eventually(ran.exists, TIMEOUT), "the task never started"
+        agent.stop(kill=True)
+        assert _kill_executors_under(agent.workdir / "data") >= 1
+        agent.start()
+        status = _status(backend, launch)
+        assert ran.read_text().splitlines() == ["start"], "the task ran again after the agent's restart"
+        assert status.exit_code == RERUN_EXIT or status.state is LaunchState.LOST
+    finally:
+        agent.shutdown()
 
 
 def test_submit_name_must_match_the_launch(nomad_backend: NomadBackend, nomad_launch: Callable[..., Launch]) -> None:

@@ -30,13 +30,43 @@ from cronframework.store.zookeeper.store import ZooKeeperStore
 log = logging.getLogger("cronframework.replica")
 
 
+class SessionLease:
+    """How long the session is known to live: ZooKeeper expires it no sooner than `timeout` after it last heard
+    from us, so a round trip sent at t proves it until t + timeout. A leader frozen (SIGSTOP, a stalled VM) or cut
+    off past that has a successor, yet its client may not have noticed: the election still holds its fence.
+    So a check more than a third of the timeout after the last proof sends a new round trip first (one every few
+    seconds at most, shared by every thread that checks), and a failed one is the end of leadership."""
+
+    def __init__(self, confirm: Callable[[], None], timeout: float, clock: Clock) -> None:
+        self._confirm, self._renew_after, self._clock = confirm, timeout / 3, clock
+        self._lock = threading.Lock()
+        self._proven_at: float | None = None
+
+    def hold(self, replica: str) -> None:
+        if self._fresh():
+            return
+        with self._lock:
+            if self._fresh():
+                return
+            sent = self._clock.monotonic()
+            try:
+                self._confirm()
+            except Exception as exc:  # whatever the client raises, the session is not proven
+                raise LeadershipLost(f"replica {replica} could not confirm its session: {exc!r}") from exc
+            self._proven_at = sent
+
+    def _fresh(self) -> bool:
+        return self._proven_at is not None and self._clock.monotonic() - self._proven_at < self._renew_after
+
+
 @dataclass
 class ZkLeadership:
-    """Valid while the election still holds the same fence; SUSPENDED or a pause of the whole process clears it,
-    so `check` fails at once."""
+    """Valid while the election still holds the same fence (SUSPENDED or a pause of the whole process clears it,
+    so `check` fails at once) and, with a `lease`, while the session is proven to live (SessionLease)."""
 
     election: Election
     held: ZkFence
+    lease: SessionLease | None = None
 
     @property
     def fence(self) -> ZkFence:
@@ -45,6 +75,10 @@ class ZkLeadership:
     def check(self) -> None:
         if not self.election.holds(self.held):
             raise LeadershipLost(f"replica {self.held.replica} no longer leads (epoch {self.held.epoch})")
+        if self.lease is not None:
+            self.lease.hold(self.held.replica)
+            if not self.election.holds(self.held):
+                raise LeadershipLost(f"replica {self.held.replica} no longer leads (epoch {self.held.epoch})")
 
 
 @dataclass
@@ -119,7 +153,16 @@ class Replica:
                 self._wake.wait(0.5)
                 self._wake.clear()
                 continue
-            self._lead(store, specs, ZkLeadership(election, fence), backends)
+            self._lead(store, specs, ZkLeadership(election, fence, self._lease(store, fence)), backends)
+
+    def _lease(self, store: ZooKeeperStore, fence: ZkFence) -> SessionLease:
+        timeout = self.config.zookeeper.session_timeout
+
+        def confirm() -> None:
+            if store.client.exists_async(fence.node_path).get(timeout=timeout) is None:
+                raise LeadershipLost(f"election node {fence.node_path} is gone")
+
+        return SessionLease(confirm, timeout, self.clock)
 
     def _lead(self, store: ZooKeeperStore, specs: SpecCache, leadership: ZkLeadership, backends: BackendSet) -> None:
         fence = leadership.fence
