@@ -23,6 +23,9 @@ class StillLeading:
 
     fence: ZkFence | None = FENCE
 
+    def holds(self, fence: ZkFence) -> bool:
+        return self.fence == fence
+
 
 @dataclass
 class Session:
