@@ -29,6 +29,7 @@ from cronframework.clock import SystemClock
 from cronframework.cluster.election import Election
 from cronframework.cluster.replica import ZkLeadership, specs_stamp
 from cronframework.engine.leader import LeaderConfig, LeaderSession
+from cronframework.heap import tune_collector
 from cronframework.records import ResultBatch, SpecChange
 from cronframework.spec.model import JobSpec
 from cronframework.store.zookeeper.batch import PreparedWrite
@@ -212,7 +213,9 @@ def start_leader(
     backend_name: str = "noop",
     **config: Any,
 ) -> Leader:
-    """An elected in-process leader, not started; its jobs run on `backend` (default: a fresh noop backend)."""
+    """An elected in-process leader, not started; its jobs run on `backend` (default: a fresh noop backend). The
+    process's collector is tuned as the scheduler's entry points tune theirs."""
+    tune_collector()
     store = ZooKeeperStore.connect(hosts, root, session_timeout=session_timeout)
     writes = count_writes(store)
     election = Election(store.client, root, f"bench-{uuid.uuid4().hex[:6]}", acl=store.acl).start()

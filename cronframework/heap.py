@@ -20,3 +20,16 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+YOUNG_THRESHOLD = 20_000
+
+
+def tune_collector() -> None:
+    """Collect the young generation every 20,000 net allocations instead of CPython's 700, for the scheduler's
+    process. A herd allocates a record, a begin and a state per launch, all alive until sync point two; at 700 the
+    collector ran hundreds of times a second and a full collection, walking every unfrozen object, every second
+    or so (a 100k herd: 12,530 collections, 41 s of them). Garbage cycles wait a little longer; nothing else
+    changes. The older generations keep their thresholds."""
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, old)

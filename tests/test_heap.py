@@ -11,7 +11,7 @@ import pytest
 from cronframework.catalog import cache
 from cronframework.catalog.cache import Job, SpecCache
 from cronframework.engine import job_table
-from cronframework.heap import gc_paused
+from cronframework.heap import YOUNG_THRESHOLD, gc_paused, tune_collector
 from cronframework.records import StoredSpec
 from tests.leader_harness import Cluster, job
 
@@ -66,3 +66,16 @@ def test_a_promotion_places_its_jobs_with_the_collector_paused(monkeypatch: pyte
     session, _ = cluster.leader()
     session.promote()
     assert seen == [False] and gc.isenabled()
+
+
+def test_the_scheduler_s_collector_looks_at_the_young_generation_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        tune_collector()
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+        gc.set_threshold(50_000, 5, 7)
+        tune_collector()  # a process tuned further by its operator keeps that
+        assert gc.get_threshold() == (50_000, 5, 7)
+    finally:
+        gc.set_threshold(*before)

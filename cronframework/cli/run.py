@@ -14,6 +14,7 @@ from cronframework.cli.common import command
 from cronframework.cluster.config import load_embedded_config
 from cronframework.cluster.embedded import EmbeddedOptions, backend_configs, default_state_dir, run_embedded
 from cronframework.cluster.signals import reload_on_hangup, stop_on_signals
+from cronframework.heap import tune_collector
 from cronframework.ops.logs import setup_logging
 from cronframework.schedule.duration import parse_duration
 
@@ -60,5 +61,6 @@ def handle(args: argparse.Namespace) -> int:
     config = load_embedded_config(args.config, {"api": api_overrides(args)})
     options = EmbeddedOptions.from_config(config, args.paths, args.state_dir or default_state_dir())
     serve_api = partial(serve_embedded, backends=backend_configs(options))  # the API reads launch logs with them
+    tune_collector()
     run_embedded(options, stop, reload=reload, serve_api=serve_api)
     return 0

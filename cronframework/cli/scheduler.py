@@ -14,6 +14,7 @@ from cronframework.cli.common import ENV_ZK, add_store_args, uses_zookeeper, zk_
 from cronframework.cluster.config import DEFAULT_HOSTS, load_config
 from cronframework.cluster.replica import Replica
 from cronframework.cluster.signals import stop_on_signals
+from cronframework.heap import tune_collector
 from cronframework.ops.logs import setup_logging
 
 
@@ -41,6 +42,7 @@ def handle(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     setup_logging(json_lines=args.log_json)
     overrides = {"zookeeper": zk_overrides(args), "api": api_overrides(args)}
+    tune_collector()
     replica = Replica(load_config(args.config, overrides), replica_id=args.replica_id, serve_api=serve_replica)
     stop_on_signals(replica.stop, also=replica.request_stop)
     replica.run()
