@@ -22,6 +22,7 @@ from integration import chaos_disk
 from integration.chaos_restore import Restore, empty_root, read_snapshot
 from integration.chaos_topology import LEADERSHIP_ENDS, Topology
 from integration.replicas import wait_for
+from integration.zk import ZkCluster, ZkHarnessError
 
 FAULTS = ("kill", "stop", "partition", "zk-node", "zk-quorum", "backend", "slow", "rolling", "clock", "disk", "zk-lost")
 CLOCK_SKEWS = (3.0, -3.0, 90.0, -90.0)  # seconds: inside the clock guard's bound (5 s) and far outside it
@@ -329,9 +330,28 @@ def disk(topo: Topology, rng: random.Random) -> FaultEvent:
     event = FaultEvent("disk", f"{what} {how} for {down:.1f}s", time.time())
     with chaos_disk.full(path) if how == "full" else chaos_disk.read_only(path, users if topo.netns else ()):
         time.sleep(down)
-    if sid is not None and not zk.node(sid).running:
-        event.detail += f" (node {sid} stopped over it; started again)"
+    if sid is not None:
+        event.detail += _after_disk_incident(zk, sid)
     return event
+
+
+def _after_disk_incident(zk: ZkCluster, sid: int) -> str:
+    """The operator's round after a disk alert on a ZooKeeper node: restart it; if it cannot load its data (a log
+    cut short by ENOSPC stays unreadable, and the node fails the next time it must reload, e.g. when its leader
+    goes), empty its data and start it again, so it copies the ensemble's from the leader (ZooKeeper's remedy for a
+    corrupt member). The quorum's other members hold every committed write, so nothing acknowledged is lost."""
+    was_running = zk.node(sid).running
+    zk.kill(sid)
+    zk.start_node(sid)
+    try:
+        zk.wait_serving(timeout=90)
+    except ZkHarnessError:
+        zk.kill(sid)
+        shutil.rmtree(zk.node(sid).home / "data" / "version-2", ignore_errors=True)
+        zk.start_node(sid)
+        zk.wait_serving(timeout=90)
+        return f" (node {sid} could not load its data afterwards: emptied, resynced from the leader)"
+    return f" (node {sid} restarted after it{'' if was_running else '; it had stopped over it'})"
 
 
 # -- backend ----------------------------------------------------------------------------------------------------

@@ -15,17 +15,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
 
 from cronframework.records import Outcome
 from integration import chaos_disk
 from integration import chaos_invariants as inv
 from integration.chaos import Options
 from integration.chaos_evidence import BackendLaunch, in_eras
-from integration.chaos_faults import FaultEvent
+from integration.chaos_faults import FaultEvent, _after_disk_incident
 from integration.chaos_report import Report
 from integration.chaos_restore import ERA, Restore, read_snapshot
 from integration.replicas import wait_for
 from integration.test_chaos import T0, WINDOW, _at, _clean, _name, _record, chaos_run
+from integration.zk import ZkCluster
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +181,31 @@ def _own_mounts() -> Iterator[int]:
 def _write_in(pid: int, path: Path) -> int:
     command = ["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", "sh", "-c", f"echo ok > {path}"]
     return subprocess.run(command, capture_output=True).returncode
+
+
+def test_a_zookeeper_member_left_unreadable_by_a_disk_incident_is_emptied_and_resynced(
+    zk_ensemble: ZkCluster,
+) -> None:
+    """A 60-minute run stopped at 'did not serve within 90s': a full data dir had cut a member's log short, and
+    the member failed to load its data the next time it had to (`Unable to load database on disk`). After a disk
+    incident the harness restarts the member and, when it cannot load its data, empties it so that it copies the
+    ensemble's from the leader; what the quorum committed is still there."""
+    client = KazooClient(hosts=zk_ensemble.connect_string)
+    client.start(timeout=30)
+    try:
+        client.create("/kept", b"acknowledged")
+        follower = next(m.sid for m in zk_ensemble.members if m.sid != zk_ensemble.leader_sid())
+        logs = zk_ensemble.node(follower).home / "data" / "version-2"
+        for file in logs.iterdir():  # what a log cut short leaves: nothing the server can read
+            file.write_bytes(b"\0" * 7)
+        detail = _after_disk_incident(zk_ensemble, follower)
+        assert "emptied" in detail
+        zk_ensemble.wait_serving(timeout=60)
+        alone = KazooClient(hosts=f"127.0.0.1:{zk_ensemble.node(follower).client_port}")
+        alone.start(timeout=30)
+        try:
+            assert alone.get("/kept")[0] == b"acknowledged"
+        finally:
+            alone.stop()
+    finally:
+        client.stop()

@@ -334,7 +334,8 @@ class ZkCluster:
             dead = [n for n in wanted if not n.running]
             if dead or time.monotonic() > deadline:
                 why = "exited" if dead else f"did not serve within {timeout:.0f}s"
-                culprit = dead[0] if dead else wanted[0]
+                silent = [n for n in wanted if self.mode(n.sid) is None]
+                culprit = dead[0] if dead else (silent or wanted)[0]
                 raise ZkHarnessError(f"ZooKeeper node {culprit.sid} {why}\n{culprit.log_tail()}")
             time.sleep(0.1)
 
