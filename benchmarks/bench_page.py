@@ -42,7 +42,6 @@ VIEWS = {
     "/v1/jobs?limit=100": "/v1/jobs?limit=100",
     "/v1/jobs (all)": "/v1/jobs",
 }
-NOW = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
 
 
 def run(
@@ -85,9 +84,10 @@ def _populate(store: StateStore, fence: Fence, jobs: int, records: int) -> float
     specs = [job_spec(n, "*/5 * * * *", timezone=ZONES[i % len(ZONES)]) for i, n in enumerate(names)]
     for batch in spec_batches([SpecChange(s.name, spec_document(s), None) for s in specs]):
         store.write_specs(batch)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)  # the server reads with the real clock
     for k in range(records):
-        at = NOW - timedelta(minutes=5 * (records - k))
-        begun = [_begin(n, at, NOW) for n in names]
+        at = now - timedelta(minutes=5 * (records - k))
+        begun = [_begin(n, at, now) for n in names]
         for chunk in _chunks(begun, 500):
             store.begin(fence, chunk)
             store.finish(fence, [_finished(b.record, i) for i, b in enumerate(chunk)])

@@ -222,7 +222,7 @@ class MemoryStore:
         }
         return {job: mine for job, mine in newest.items() if mine}
 
-    def last_results(self, jobs: Collection[str]) -> dict[str, str]:
+    def last_results(self, jobs: Collection[str], now: datetime | None = None) -> dict[str, str]:
         return {job: records[0].word for job, records in self.histories(jobs, 1).items()}
 
     def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:

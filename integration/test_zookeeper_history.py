@@ -87,6 +87,25 @@ def test_histories_of_many_jobs_list_their_folders_together(
     assert counter.calls == [len(jobs) + 1, len(jobs), 2 * len(jobs)]  # three rounds, each for every job at once
 
 
+def test_last_results_look_in_the_hours_around_now_first(
+    store: ZooKeeperStore, fence: ZkFence, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job keeps up to `retention.count` hourly folders: listing them all for 10,000 jobs is what a status
+    page's filter by last result must not do. The hours around `now` are listed directly; only a job with nothing
+    in them has its folders listed."""
+    busy = [f"busy-{i}" for i in range(3)]
+    for job in busy:  # 40 hours kept, the newest in the hour before now
+        finished_launches(store, fence, job, [h * HOUR for h in range(40)])
+    finished_launches(store, fence, "daily", [timedelta(0), 24 * HOUR])  # nothing in the hours around now
+    now = T0 + 40 * HOUR + timedelta(minutes=5)
+    counter = ListingCounter(monkeypatch)
+    got = store.last_results([*busy, "daily", "never"], now)
+    assert got == {job: "submitted" for job in [*busy, "daily"]}
+    assert counter.calls == [3 * 5, 2, 1]  # three hours of each job; daily and never: their folders, daily's newest
+    assert store.layout.launch_dir("busy-0") not in counter.listed
+    assert got == store.last_results([*busy, "daily", "never"])  # the same answer without a `now`
+
+
 def test_a_manual_launch_sorts_by_its_trigger_instant_across_hours(store: ZooKeeperStore, fence: ZkFence) -> None:
     scheduled = finished_launches(store, fence, "beat", [timedelta(0), HOUR])
     manual = make_begin(fence, "beat", T0 + 2 * HOUR, manual=True)

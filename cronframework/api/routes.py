@@ -116,9 +116,8 @@ def jobs(
     limit: Annotated[int | None, Query(ge=1, description="at most this many jobs (default: all)")] = None,
 ) -> Response:
     query = JobQuery(prefix, state, result, sort, after, 0, limit)
-    return reply(
-        models.Status, select(api.store, api.specs.read(), api.cluster.members(), query, api.problems).document
-    )
+    selected = select(api.store, api.specs.read(), api.cluster.members(), query, api.problems, now=api.clock.now())
+    return reply(models.Status, selected.document)
 
 
 @router.get(
@@ -295,7 +294,7 @@ def index_page(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     query = JobQuery(q, state or None, result or None, sort, None, offset, page.PER_PAGE)
-    selected = select(api.store, api.specs.read(), api.cluster.members(), query, api.problems, STRIP)
+    selected = select(api.store, api.specs.read(), api.cluster.members(), query, api.problems, STRIP, api.clock.now())
     zones = {name: str(stored.document.get("timezone", "UTC")) for name, stored in selected.specs.items()}
     strips = {name: [r.to_dict() for r in records] for name, records in selected.recent.items()}
     return page.html(page.index(selected.document, zones, strips, query, api.clock.now()))

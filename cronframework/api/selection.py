@@ -116,6 +116,7 @@ def select(
     query: JobQuery,
     problems: Problems,
     recent: int = 1,
+    now: datetime | None = None,
 ) -> Selected:
     """The status document with only the page's jobs, and `page` {total, matched, limit, next_after}; each job's
     newest `recent` records are read once, for the document and for the caller."""
@@ -124,7 +125,7 @@ def select(
     names = sorted(name for name in specs if name.startswith(query.prefix))
     if query.state is not None:
         names = [n for n in names if _state(specs[n], n in paused, problems) == query.state]
-    lasts = store.last_results(names) if query.needs_last_launches else {}
+    lasts = store.last_results(names, now) if query.needs_last_launches else {}
     if query.result is not None:
         names = [n for n in names if lasts.get(n, "none") == query.result]
     names = _ordered(names, query.sort, states, specs, problems, lasts)
@@ -227,8 +228,8 @@ class _Only:
             return self._store.histories(jobs, limit)
         return {job: self._records[job][:limit] for job in jobs if self._records[job] and limit > 0}
 
-    def last_results(self, jobs: Collection[str]) -> dict[str, str]:
-        return self._store.last_results(jobs)
+    def last_results(self, jobs: Collection[str], now: datetime | None = None) -> dict[str, str]:
+        return self._store.last_results(jobs, now)
 
     def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:
         return self._store.full_histories(jobs)

@@ -295,7 +295,7 @@ class SqliteStore:
             out.setdefault(job, []).append(LaunchRecord.from_bytes(data))
         return out
 
-    def last_results(self, jobs: Collection[str]) -> dict[str, str]:
+    def last_results(self, jobs: Collection[str], now: datetime | None = None) -> dict[str, str]:
         sql = (
             f"{_ASKED} SELECT asked.job, (SELECT data FROM launches WHERE job=asked.job "
             "ORDER BY scheduled DESC, name DESC LIMIT 1) AS data FROM asked"

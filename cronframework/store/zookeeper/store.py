@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -452,10 +452,25 @@ class ZooKeeperStore:
                 out.setdefault(job, []).append(LaunchRecord.from_bytes(item[0]))
         return out
 
-    def last_results(self, jobs: Collection[str]) -> dict[str, str]:
-        newest = self._newest_names(jobs, 1)
+    def last_results(self, jobs: Collection[str], now: datetime | None = None) -> dict[str, str]:
+        found = self._probe_hours(jobs, now) if now is not None else {}
+        newest = [(job, paths[_newest(job, list(paths), 1)[0]]) for job, paths in found.items()]
+        newest += self._newest_names([job for job in jobs if job not in found], 1)
         read = self._get_many([path for _job, path in newest], "reading last launches")
         return {job: record_word(item[0]) for (job, _path), item in zip(newest, read, strict=True) if item is not None}
+
+    def _probe_hours(self, jobs: Collection[str], now: datetime) -> dict[str, dict[str, str]]:
+        """Each job's names in the hours around `now` (the next one too: staging begins launches seconds ahead),
+        listed directly, with their paths. A job that ran in them has its newest record there, and its folder
+        listing (every hour it keeps: up to `retention.count` of them) is not read at all."""
+        hours = [hour_of(now + timedelta(hours=step)) for step in (1, 0, -1)]
+        folders = [(job, self._layout.launch_hour(job, hour)) for job in dict.fromkeys(jobs) for hour in hours]
+        listed = self._list_many([folder for _job, folder in folders], "listing recent launches")
+        found: dict[str, dict[str, str]] = {}
+        for (job, folder), names in zip(folders, listed, strict=True):
+            if names:
+                found.setdefault(job, {}).update((name, f"{folder}/{name}") for name in names)
+        return found
 
     def _newest_names(self, jobs: Collection[str], limit: int) -> list[tuple[str, str]]:
         """Lists each job's hourly folders newest first, a few more each round, until `limit` names of each are in
