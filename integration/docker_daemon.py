@@ -107,8 +107,11 @@ class PrivateDockerDaemon:
         run_script("dockerd.sh", action, *where, *roots, "--log", str(self.log), timeout=timeout, log=self.log)
 
     def start(self) -> None:
+        """Waits as long as dockerd.sh does for a slow start (its SLOW_WAIT, 600 s): a daemon restarted with
+        thousands of containers on it (a long fault run keeps every one as evidence) cleans up each one's sandbox
+        first, which took over two minutes under load and once cut a 60-minute run short."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self._script("start")
+        self._script("start", timeout=660)
 
     def stop(self) -> None:
         """SIGTERM and wait until it is gone (dockerd.sh stop): its containers and containerd stop with it."""
