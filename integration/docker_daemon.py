@@ -88,6 +88,9 @@ def remove_labelled(api: docker.APIClient, label: str) -> int:
     return len(found)
 
 
+START_TIMEOUT = 660.0  # seconds: past dockerd.sh's own wait for a slow start (SLOW_WAIT)
+
+
 class PrivateDockerDaemon:
     """A dockerd of its own beside the shared one, started and stopped by scripts/dockerd.sh: its data root and log
     in `home` (a run's workdir, kept with its evidence), its socket, pidfile and exec root in a short directory under
@@ -111,7 +114,7 @@ class PrivateDockerDaemon:
         thousands of containers on it (a long fault run keeps every one as evidence) cleans up each one's sandbox
         first, which took over two minutes under load and once cut a 60-minute run short."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self._script("start", timeout=660)
+        self._script("start", timeout=START_TIMEOUT)
 
     def stop(self) -> None:
         """SIGTERM and wait until it is gone (dockerd.sh stop): its containers and containerd stop with it."""

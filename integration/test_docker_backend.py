@@ -5,6 +5,7 @@ The daemon restart test stops a daemon of its own (PrivateDockerDaemon), never t
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from cronframework.errors import BackendError, BackendUnreachable, PermanentBack
 from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from integration.certs import CertAuthority, Issued
 from integration.docker_daemon import (
+    START_TIMEOUT,
     TEST_IMAGE,
     DockerDaemonError,
     PrivateDockerDaemon,
@@ -450,3 +452,12 @@ def _restart_mid_run(backend: DockerBackend, daemon: PrivateDockerDaemon, docker
     assert _wait_finished(backend, during.name).state is LaunchState.SUCCEEDED
     survivor = backend.lookup(running.name)
     assert survivor is not None and survivor.state is LaunchState.FAILED and survivor.exit_code == 143, survivor
+
+
+def test_a_private_daemon_is_given_as_long_to_start_as_the_script_waits() -> None:
+    """A daemon restarted with thousands of containers cleans up their sandboxes before it answers: the caller
+    had cut dockerd.sh off at 120 s while the script itself waits up to SLOW_WAIT for such a start."""
+    script = (Path(__file__).resolve().parent.parent / "scripts" / "dockerd.sh").read_text()
+    slow_wait = re.search(r"SLOW_WAIT=\$\{CRONFRAMEWORK_DOCKERD_SLOW_WAIT:-(\d+)\}", script)
+    assert slow_wait is not None
+    assert int(slow_wait.group(1)) < START_TIMEOUT
