@@ -131,8 +131,8 @@ class ReadStore(Protocol):
     def last_results(self, jobs: Collection[str], now: datetime | None = None) -> dict[str, str]:
         """Each job's newest record in one word (`LaunchRecord.word`); a job without records is absent. What a
         filter or order by last result needs of 10,000 jobs, without decoding 10,000 records. `now`, when given,
-        is where a store may look first: no record is scheduled more than an hour after it (a launch is begun at
-        its instant or seconds before it, a manual one at its request)."""
+        is where a store may look first: no record is scheduled more than a few minutes after it (a launch is
+        begun at its instant or `stage_ahead` before it, a manual one at its request)."""
         ...
 
     def full_histories(self, jobs: Collection[str]) -> dict[str, list[LaunchRecord]]:

@@ -101,7 +101,7 @@ def test_last_results_look_in_the_hours_around_now_first(
     counter = ListingCounter(monkeypatch)
     got = store.last_results([*busy, "daily", "never"], now)
     assert got == {job: "submitted" for job in [*busy, "daily"]}
-    assert counter.calls == [3 * 5, 2, 1]  # three hours of each job; daily and never: their folders, daily's newest
+    assert counter.calls == [5, 5, 2, 1]  # the hour of now, the one before; daily and never: folders, newest hour
     assert store.layout.launch_dir("busy-0") not in counter.listed
     assert got == store.last_results([*busy, "daily", "never"])  # the same answer without a `now`
 

@@ -53,6 +53,7 @@ from cronframework.store.zookeeper.layout import (
 from cronframework.store.zookeeper.open_index import OpenIndex, decode_names, encode_names, node_name
 from cronframework.store.zookeeper.wire import Op, flatten, flatten_lists, list_many_async, read_many_async
 
+PROBE_AHEAD = timedelta(minutes=5)  # launches are begun up to `stage_ahead` (10 s by default) before their instant
 log = logging.getLogger("cronframework.store")
 
 
@@ -460,16 +461,19 @@ class ZooKeeperStore:
         return {job: record_word(item[0]) for (job, _path), item in zip(newest, read, strict=True) if item is not None}
 
     def _probe_hours(self, jobs: Collection[str], now: datetime) -> dict[str, dict[str, str]]:
-        """Each job's names in the hours around `now` (the next one too: staging begins launches seconds ahead),
-        listed directly, with their paths. A job that ran in them has its newest record there, and its folder
-        listing (every hour it keeps: up to `retention.count` of them) is not read at all."""
-        hours = [hour_of(now + timedelta(hours=step)) for step in (1, 0, -1)]
-        folders = [(job, self._layout.launch_hour(job, hour)) for job in dict.fromkeys(jobs) for hour in hours]
-        listed = self._list_many([folder for _job, folder in folders], "listing recent launches")
+        """Each job's names in the hour of `now` (and the next one in its last minutes: staging begins launches
+        seconds ahead), then, for the jobs with none there, in the hour before, listed directly, with their paths.
+        A job that ran in them has its newest record there, and its folder listing (every hour it keeps: up to
+        `retention.count` of them) is not read at all."""
+        current = sorted({hour_of(now), hour_of(now + PROBE_AHEAD)})
         found: dict[str, dict[str, str]] = {}
-        for (job, folder), names in zip(folders, listed, strict=True):
-            if names:
-                found.setdefault(job, {}).update((name, f"{folder}/{name}") for name in names)
+        for hours in (current, [hour_of(now - timedelta(hours=1))]):
+            left = [job for job in dict.fromkeys(jobs) if job not in found]
+            folders = [(job, self._layout.launch_hour(job, hour)) for job in left for hour in hours]
+            listed = self._list_many([folder for _job, folder in folders], "listing recent launches")
+            for (job, folder), names in zip(folders, listed, strict=True):
+                if names:
+                    found.setdefault(job, {}).update((name, f"{folder}/{name}") for name in names)
         return found
 
     def _newest_names(self, jobs: Collection[str], limit: int) -> list[tuple[str, str]]:
