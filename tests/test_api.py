@@ -525,3 +525,19 @@ def test_a_query_parameter_given_twice_is_400_not_one_of_its_values_picked(clust
         response = call(api, "GET", path)
         assert response.status == 400 and "given more than once" in body(response)["error"], path
     assert call(api, "GET", "/v1/jobs/beat/history?limit=5").status == 200
+
+
+def test_a_trigger_body_of_blanks_is_not_json_and_is_refused(cluster: Cluster) -> None:
+    """Found by schemathesis: a body of "\\n" was read as no body and the trigger accepted. No body at all still
+    means the query's word (or none)."""
+    api = make_api(cluster, token=TOKEN)
+    with TestClient(create_app(api), raise_server_exceptions=False) as client:
+        blank = client.post(
+            "/v1/jobs/beat/trigger?force=true",
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            content=b"\n",
+        )
+        assert blank.status_code == 400
+        assert not cluster.store.pending_triggers()
+        empty = client.post("/v1/jobs/beat/trigger", headers={"Authorization": f"Bearer {TOKEN}"}, content=b"")
+        assert empty.status_code == 202

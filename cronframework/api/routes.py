@@ -231,9 +231,10 @@ def _trigger(api: Api, job: str, force: bool) -> Response:
 
 
 def _force(raw: bytes, query: bool | None) -> bool:
-    """From the JSON body ({"force": true}) or the query (?force=true); the body wins."""
+    """From the JSON body ({"force": true}) or the query (?force=true); the body wins. No body at all is no
+    body; blanks are not JSON."""
     try:
-        body = models.TriggerBody.model_validate_json(raw) if raw.strip() else models.TriggerBody()
+        body = models.TriggerBody.model_validate_json(raw) if raw else models.TriggerBody()
     except ValidationError as exc:
         raise BadRequest(first_problem(exc.errors(include_url=False))) from None
     return bool(body.force if body.force is not None else query)
