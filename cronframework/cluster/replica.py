@@ -73,12 +73,14 @@ class ZkLeadership:
         return self.held
 
     def check(self) -> None:
-        if not self.election.holds(self.held):
-            raise LeadershipLost(f"replica {self.held.replica} no longer leads (epoch {self.held.epoch})")
+        self._still_held()
         if self.lease is not None:
             self.lease.hold(self.held.replica)
-            if not self.election.holds(self.held):
-                raise LeadershipLost(f"replica {self.held.replica} no longer leads (epoch {self.held.epoch})")
+            self._still_held()  # the round trip may have taken long enough for the election to move on
+
+    def _still_held(self) -> None:
+        if not self.election.holds(self.held):
+            raise LeadershipLost(f"replica {self.held.replica} no longer leads (epoch {self.held.epoch})")
 
 
 @dataclass
