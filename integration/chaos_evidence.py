@@ -188,23 +188,28 @@ IN_FLIGHT = 0.5
 
 def intervals(
     incarnations: Iterable[ReplicaProcess],
-    deaths: dict[int, float],
-    shifts: dict[int, list[ClockShift]] | None = None,
+    deaths: dict[Path, float],
+    shifts: dict[Path, list[ClockShift]] | None = None,
     cuts: list[float] | None = None,
 ) -> list[Interval]:
     """Leadership per epoch, each ended by the earliest of: the log saying so, the process's death (plus the
     in-flight allowance), or a newer epoch's start (a successor was elected, so the old session was gone by then,
     whatever the old process thought). A log written under a clock fault is read in real time (`shifts`); an epoch
-    that began after a loss of the ensemble's data (`cuts`) is counted in its era (chaos_restore.ERA)."""
+    that began after a loss of the ensemble's data (`cuts`) is counted in its era (chaos_restore.ERA). Deaths and
+    shifts are keyed by each incarnation's log (`ReplicaProcess.log_path`): over an hour of restarts the kernel
+    hands a dead replica's pid to a later one."""
     found: list[Interval] = []
+    died: dict[int, float] = {}  # id(interval) -> its incarnation's death
     for replica in incarnations:
-        pid = replica.process.pid
-        found += _from_log(replica, deaths.get(pid, float("inf")), (shifts or {}).get(pid, []), cuts or [])
+        death = deaths.get(replica.log_path, float("inf"))
+        mine = _from_log(replica, death, (shifts or {}).get(replica.log_path, []), cuts or [])
+        died.update((id(interval), death) for interval in mine)
+        found += mine
     found.sort(key=lambda i: i.start)
     for interval in found:
         later = [i.start for i in found if i.epoch > interval.epoch]
-        died = interval.end == deaths.get(interval.pid)
-        interval.end = min([interval.end + (IN_FLIGHT if died else 0.0), *later])
+        at_death = interval.end == died[id(interval)]
+        interval.end = min([interval.end + (IN_FLIGHT if at_death else 0.0), *later])
     return found
 
 

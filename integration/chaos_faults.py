@@ -101,7 +101,7 @@ def _crash_at(topo: Topology, point: str) -> FaultEvent:
     event.losses.append(_loss(topo, leader, topo.kill(leader)))
     topo.start_replica(leader)
     if topo.wait_dead(heir, topo.session_timeout + 30) is not None and topo.epoch_of(heir) > 0:
-        dead_at = topo.deaths[topo.replica(heir).process.pid]
+        dead_at = topo.deaths[topo.replica(heir).log_path]
         event.losses.append(LeaderLoss(dead_at, topo.epoch_of(heir), heir))
     else:
         event.detail += " (the heir did not lead and crash)"

@@ -86,7 +86,7 @@ class Topology:
     cluster: ReplicaSet | None = None
     gates: dict[str, ZkGate] = field(default_factory=dict)
     hosts: dict[str, NetnsHost] = field(default_factory=dict)
-    deaths: dict[int, float] = field(default_factory=dict)  # pid -> wall time the harness saw it die
+    deaths: dict[Path, float] = field(default_factory=dict)  # incarnation's log -> when the harness saw it die
     root: str = field(default_factory=lambda: f"/chaos-{uuid.uuid4().hex[:10]}")
     nomad: NomadAgent | None = None
     docker: PrivateDockerDaemon | None = None
@@ -95,7 +95,7 @@ class Topology:
     small_disks: bool = False  # the process state dir and each ZooKeeper data dir on a tmpfs of their own (chaos_disk)
     snapshots: bool = False  # the leader writes a snapshot every SNAPSHOT_EVERY into snapshot_dir (docs/backups.md)
     mounts: list[Path] = field(default_factory=list)
-    shifts: dict[int, list[ClockShift]] = field(default_factory=dict)  # pid -> where in its log its clock moved
+    shifts: dict[Path, list[ClockShift]] = field(default_factory=dict)  # incarnation's log -> its clock's moves
 
     @property
     def out_file(self) -> Path:
@@ -293,7 +293,7 @@ class Topology:
     def _note_start_offset(self, rid: str, replica: ReplicaProcess) -> None:
         offset = chaos_clock.read_offset(self.clock_file(rid)) if self.faketime else 0.0
         if offset:
-            self.shifts[replica.process.pid] = [ClockShift(0, 0, offset, replica.started_at)]
+            self.shifts[replica.log_path] = [ClockShift(0, 0, offset, replica.started_at)]
 
     def set_clock(self, rid: str, offset: float) -> float:
         """Move replica `rid`'s wall clock to `offset` seconds off the host's, at once (a running replica jumps; one
@@ -303,7 +303,7 @@ class Topology:
         at = chaos_clock.write_offset(self.clock_file(rid), offset)
         if replica is not None and replica.alive():
             shift = ClockShift(before, len(replica.events()), offset, at)
-            self.shifts.setdefault(replica.process.pid, []).append(shift)
+            self.shifts.setdefault(replica.log_path, []).append(shift)
         return at
 
     def clock_offset(self, rid: str) -> float:
@@ -358,7 +358,7 @@ class Topology:
         replica.signal(signal.SIGCONT)
         replica.signal(signal.SIGKILL)
         replica.process.wait(10)
-        self.deaths[replica.process.pid] = at
+        self.deaths[replica.log_path] = at
         return at
 
     def terminate(self, rid: str) -> float:
@@ -370,15 +370,15 @@ class Topology:
         except subprocess.TimeoutExpired:
             replica.process.kill()
             replica.process.wait(10)
-        self.deaths[replica.process.pid] = time.time()
+        self.deaths[replica.log_path] = time.time()
         return at
 
     def wait_dead(self, rid: str, timeout: float) -> float | None:
         replica = self.replica(rid)
         if not wait_for(lambda: not replica.alive(), timeout, interval=0.02):
             return None
-        self.deaths.setdefault(replica.process.pid, time.time())
-        return self.deaths[replica.process.pid]
+        self.deaths.setdefault(replica.log_path, time.time())
+        return self.deaths[replica.log_path]
 
     def ensure_all_running(self) -> None:
         """Every replica alive and not stopped, every partition healed, every ZooKeeper node serving."""
@@ -403,7 +403,7 @@ class Topology:
     def _note_deaths(self) -> None:
         for replica in self.rs().incarnations:
             if not replica.alive():
-                self.deaths.setdefault(replica.process.pid, time.time())
+                self.deaths.setdefault(replica.log_path, time.time())
 
     # -- backend --------------------------------------------------------------------------------------------
     def dockerd(self) -> PrivateDockerDaemon:

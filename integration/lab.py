@@ -381,7 +381,7 @@ def gather(run: Run, checked_until: datetime) -> evidence_mod.Evidence:
     ev.spans = [span for span in evidence_mod.task_spans(run.workdir / OUT_FILE) if run.ours(span.launch)]
     incarnations = [i for node in run.nodes for i in node.incarnations()]
     replicas = as_replicas(incarnations, run.workdir)
-    ev.intervals = evidence_mod.intervals(replicas, deaths(run, incarnations, [r.process.pid for r in replicas]))
+    ev.intervals = evidence_mod.intervals(replicas, deaths(run, incarnations, [r.log_path for r in replicas]))
     ev.recorded = evidence_mod.recorded_events(replicas)
     store = ZooKeeperStore.connect(zk_hosts(), ZK_ROOT, session_timeout=10)
     try:
@@ -407,11 +407,11 @@ def task_output(run: Run, launched: list[evidence_mod.BackendLaunch], until: dat
     return out
 
 
-def deaths(run: Run, incarnations: list[Incarnation], pids: list[int]) -> dict[int, float]:
-    """A destroyed node's last scheduler process died with its VM, at the destruction."""
+def deaths(run: Run, incarnations: list[Incarnation], logs: list[Path]) -> dict[Path, float]:
+    """A destroyed node's last scheduler process died with its VM, at the destruction (keyed by its log)."""
     out = {}
     for node in run.nodes:
-        mine = [pid for pid, i in zip(pids, incarnations, strict=True) if i.node == node.name]
+        mine = [log for log, i in zip(logs, incarnations, strict=True) if i.node == node.name]
         if node.destroyed_at is not None and mine:
             out[mine[-1]] = node.destroyed_at
     return out

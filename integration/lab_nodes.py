@@ -217,7 +217,7 @@ def as_replicas(incarnations: list[Incarnation], workdir: Path) -> list[ReplicaP
     pid unique across the nodes (each VM numbers its own processes, so the same pid may turn up on two)."""
     out = []
     for number, incarnation in enumerate(incarnations, start=1):
-        path = workdir / f"{incarnation.node}.{incarnation.pid}.log"
+        path = workdir / f"{incarnation.node}.{number}.{incarnation.pid}.log"  # a VM reuses pids too
         path.write_text("".join(json.dumps(event) + "\n" for event in incarnation.events))
         proc: Any = _Pid(number)
         out.append(ReplicaProcess(incarnation.node, proc, path))

@@ -610,12 +610,25 @@ def test_a_killed_leaders_call_in_flight_counts_until_a_successor_leads(
     """Killed at 5 s: a launch the backend created 4 ms later was sent before; one after the successor is not."""
     killed = _incarnation(tmp_path, "r1", 100, [(1, _at(0))])
     heir = _incarnation(tmp_path, "r2", 200, [(2, _at(successor_at))])
-    found = intervals([killed, heir], {100: _at(5.0)})
-    assert found[0].end == pytest.approx(_at(end))
+    found = intervals([killed, heir], {killed.log_path: _at(5.0)})
+    assert found[0].end == pytest.approx(_at(end), abs=1e-3)
     ev = Evidence(intervals=found, launches=[BackendLaunch(_name(5), _at(5.004), 1)])
     assert inv.fenced(ev) == []
     ev.launches.append(BackendLaunch(_name(6), _at(end + 0.01), 1))
     assert [v.detail.split(":")[0] for v in inv.fenced(ev)] == [_name(6)]
+
+
+def test_a_pid_the_kernel_reuses_does_not_end_a_later_incarnations_leadership(tmp_path: Path) -> None:
+    """Over an hour of restarts the kernel hands a dead replica's pid to a later one (pid_max 32768): the 60-minute
+    Nomad run reported launches 'by epoch 4000011, which led only 15:53:49..15:43:50', the end being the death of
+    the incarnation that had the pid ten minutes before. A death belongs to its incarnation, not to its pid."""
+    killed = _incarnation(tmp_path, "r1", 100, [(1, _at(0))])
+    later = _incarnation(tmp_path, "r2", 100, [(2, _at(9))])  # the same pid, started after r1 died
+    found = {i.epoch: i for i in intervals([killed, later], {killed.log_path: _at(5.0)})}
+    assert found[1].end == pytest.approx(_at(5.5), abs=1e-3)
+    assert found[2].start <= found[2].end
+    ev = Evidence(intervals=list(found.values()), launches=[BackendLaunch(_name(10), _at(10), 2)])
+    assert inv.fenced(ev) == []
 
 
 def test_takeover_and_lag_figures() -> None:
