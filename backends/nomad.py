@@ -28,6 +28,7 @@ from backends.nomad_spec import GROUP, TASK, job_payload, meta_key
 from backends.nomad_status import job_status, newest_allocation
 from cronframework.errors import (
     BackendError,
+    BackendUnreachable,
     PermanentBackendError,
     TransientBackendError,
     tls_refusal,
@@ -111,7 +112,14 @@ class NomadBackend:
         return partial(self._outcome, name, reply)
 
     def _outcome(self, name: str, reply: Mapping[str, Any]) -> SubmitOutcome:
-        return SubmitOutcome.SUBMITTED if self._created_by(name, reply) else SubmitOutcome.ALREADY_EXISTED
+        """The check of a write Nomad answered. The job exists by now, so even a refused connection here (the agent
+        stopping between the two requests) is not "never landed": the error stays ambiguous, and the launch is
+        looked up before anything is recorded, never recorded failed while its job waits in Nomad."""
+        try:
+            created = self._created_by(name, reply)
+        except BackendUnreachable as exc:
+            raise TransientBackendError(f"nomad job {name} registered, its check not answered: {exc}") from exc
+        return SubmitOutcome.SUBMITTED if created else SubmitOutcome.ALREADY_EXISTED
 
     def _created_by(self, name: str, reply: Mapping[str, Any]) -> bool:
         """Whether our write created the job. Nomad checks create-only against a snapshot before its raft

@@ -26,7 +26,7 @@ from nomad.api import exceptions as nomad_errors
 from backends.nomad import NomadBackend, create
 from backends.nomad_spec import RERUN_EXIT, job_payload
 from backends.nomad_status import job_status
-from cronframework.errors import BackendError, PermanentBackendError, TransientBackendError
+from cronframework.errors import BackendError, BackendUnreachable, PermanentBackendError, TransientBackendError
 from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from integration.certs import CertAuthority, Issued
 from integration.nomad_agent import NomadAgent, NomadAgentError
@@ -432,6 +432,29 @@ def test_agent_down_is_transient_and_recovers_after_restart(
         assert _status(backend, later).state is LaunchState.SUCCEEDED
     finally:
         agent.stop()
+
+
+def test_an_agent_gone_between_the_write_and_its_check_leaves_the_launch_to_a_lookup(
+    tmp_path: Path, nomad_launch: Callable[..., Launch]
+) -> None:
+    """The write landed, the agent stopped before the check's read: the error must not say "never reached the
+    agent" (the scheduler would record failed_to_launch for a job that runs). Once back, the job is found by name
+    and a second submit finds it too: one run."""
+    agent = NomadAgent(tmp_path / "agent", persistent=True)  # keeps its jobs across the stop
+    try:
+        agent.start()
+        backend = create({"address": agent.address, "timeout": 5})
+        launch = nomad_launch(unique_job("halfway"), ["/bin/sh", "-c", "echo once"])
+        check = backend.register(launch.name, launch)
+        agent.stop()
+        with pytest.raises(TransientBackendError) as caught:
+            check()
+        assert not isinstance(caught.value, BackendUnreachable)
+        agent.start()
+        assert backend.lookup(launch.name) is not None
+        assert backend.submit(launch.name, launch) is SubmitOutcome.ALREADY_EXISTED
+    finally:
+        agent.shutdown()
 
 
 def _kill_executors_under(data_dir: Path) -> int:
