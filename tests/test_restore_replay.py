@@ -94,3 +94,34 @@ def test_a_replayed_instant_the_backend_cannot_answer_about_is_decided_as_before
     after = records(cluster, "slow")
     assert after["slow-20261125t060005z"].outcome is Outcome.SKIPPED
     assert after["slow-20261125t060010z"].outcome is Outcome.ALREADY_EXISTED
+
+
+def test_a_replayed_launch_whose_submit_cannot_reach_the_backend_is_looked_up_not_recorded_failed() -> None:
+    """A refused connection proves that this submit did not land, not that the cluster the restore replaced never
+    launched the instant (the 60-minute Nomad run: 50 launches of the old cluster recorded failed_to_launch after a
+    restore, the agent being down). The record stays open until the backend answers, then says what it has."""
+    from cronframework.errors import BackendUnreachable
+
+    cluster = Cluster()
+    cluster.backend.initial_state = LaunchState.SUCCEEDED
+    cluster.apply(job("beat", "*/5 * * * * *", catchup={"policy": "all", "max": 100}))
+    cluster.clock.set(T0 - timedelta(seconds=1))
+    old, _ = cluster.leader()
+    old.promote()
+    run(cluster, old, 2)
+    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
+    run(cluster, old, 10)  # 06:05 and 06:10, after the snapshot
+    old_launches = set(cluster.backend.launches)
+    cluster.clock.advance(5)
+    restored(cluster, snapshot)
+    down = BackendUnreachable("connection refused")
+    cluster.backend.fail["submit"] = cluster.backend.fail["lookup"] = down
+    new, _ = cluster.leader()
+    new.promote()
+    replayed = {n: r for n, r in records(cluster, "beat").items() if n in old_launches and r.epoch == cluster.epoch}
+    assert replayed and not any(r.outcome is Outcome.FAILED for r in replayed.values()), replayed
+    del cluster.backend.fail["submit"], cluster.backend.fail["lookup"]
+    run(cluster, new, 3)
+    after = records(cluster, "beat")
+    assert {after[n].outcome for n in replayed} == {Outcome.ALREADY_EXISTED}
+    assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"

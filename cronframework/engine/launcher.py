@@ -394,7 +394,7 @@ class Launcher:
         launch = self.launch_for(planned.spec, planned.identity)
         backend = self._backends.for_spec(planned.spec)
         refused = self._not_replaced(backend, planned, record)
-        return refused or self._submitted(backend, launch, record, planned.deadline)
+        return refused or self._submitted(backend, launch, record, planned)
 
     def _start(self, planned: Planned, record: LaunchRecord) -> Callable[[], LaunchRecord | None]:
         """A launch's first step, the rest of `_submit` returned: for a `Confirming` backend the first attempt's
@@ -407,7 +407,7 @@ class Launcher:
         if refused is not None:
             return partial(_given, refused)
         first = register_first(cast(Confirming, backend), launch, leadership=self._leadership)
-        return partial(self._submitted, backend, launch, record, planned.deadline, first)
+        return partial(self._submitted, backend, launch, record, planned, first)
 
     def _not_replaced(self, backend: Backend, planned: Planned, record: LaunchRecord) -> LaunchRecord | None:
         """`concurrency: replace` whose previous launch could not be stopped: the record, failed; else None."""
@@ -421,18 +421,25 @@ class Launcher:
         backend: Backend,
         launch: Launch,
         record: LaunchRecord,
-        deadline: datetime | None,
+        planned: Planned,
         first: Callable[[], SubmitOutcome] | None = None,
     ) -> LaunchRecord | None:
         result = submit_with_retries(
-            backend, launch, clock=self._clock, leadership=self._leadership, deadline=deadline, first=first
+            backend,
+            launch,
+            clock=self._clock,
+            leadership=self._leadership,
+            deadline=planned.deadline,
+            first=first,
+            may_exist=planned.replayed,
         )
         now = self._clock.now()
         if not result.ambiguous:
             return record.finish(result.outcome, now=now, reason=result.reason, attempt=result.attempts)
-        # A submit that failed transiently may have landed: "failed" is only true if the backend has no such
-        # launch. After a timeout even "not found" is not final -- the request may still be inside a slow daemon --
-        # so the record stays open and recovery settles it next tick (found, or resubmitted idempotently by name).
+        # A submit that failed transiently may have landed, and a replayed launch may have been made by the cluster
+        # a restore replaced: "failed" is only true if the backend has no such launch. After a timeout even "not
+        # found" is not final -- the request may still be inside a slow daemon -- so the record stays open and
+        # recovery settles it next tick (found, or resubmitted idempotently by name).
         try:
             self._leadership.check()
             status = backend.lookup(launch.name)

@@ -52,6 +52,7 @@ class Planned:
     deadline: datetime | None = None
     replaces: str | None = None
     retry_of: str | None = None  # a retry: the run it retries
+    replayed: bool = False  # decided again after a restore: the cluster the restore replaced may have launched it
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class TickPlan:
     dropped: list[TriggerRequest] = field(default_factory=list)  # triggers for jobs that are not scheduled
     dropped_retries: list[DueRetry] = field(default_factory=list)  # retries of jobs that are not scheduled
     finds: dict[str, JobSpec] = field(default_factory=dict)  # a restore's replayed launches to find by name
+    replayed_before: datetime | None = None  # the restore the store came from, if any
 
 
 def plan_tick(
@@ -129,7 +131,7 @@ def plan_tick(
     """The tick's decisions. `scheduled` finds a job the leader schedules (for triggers and retries); `earlier` are
     the items this tick already decided (a stage built before the instant), which later decisions must see;
     `replayed_before` is the time of the restore the store came from, if any (module docstring)."""
-    plan = TickPlan()
+    plan = TickPlan(replayed_before=replayed_before)
     watermarks = {p.spec.name: p.next_state.next_scheduled for p in earlier}
     for entry in due:
         watermarks[entry.spec.name] = plan.watermarks[entry.spec.name] = _plan_due(
@@ -227,8 +229,13 @@ def _find_replayed(
     if replayed_before is None:
         return
     for identity in identities:
-        if identity.scheduled < replayed_before:
+        if _replayed(identity, replayed_before):
             plan.finds[identity.name] = spec
+
+
+def _replayed(identity: LaunchIdentity, replayed_before: datetime | None) -> bool:
+    """Scheduled before the restore: the cluster it replaced may have launched it (module docstring)."""
+    return replayed_before is not None and identity.scheduled < replayed_before
 
 
 def _note(plan: TickPlan, entry: Entry) -> None:
@@ -291,6 +298,7 @@ def settle(
                 None if made else intent.deadline,
                 verdict.replaces,
                 intent.retry_of,
+                _replayed(intent.identity, plan.replayed_before),
             )
         )
     return out

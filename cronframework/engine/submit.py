@@ -106,12 +106,14 @@ def submit_with_retries(
     leadership: Leadership,
     deadline: datetime | None,
     first: Callable[[], SubmitOutcome] | None = None,
+    may_exist: bool = False,
 ) -> SubmitResult:
     """Submit once, idempotently; LeadershipLost propagates (the record stays open for the next leader). `first`:
     the first attempt, begun by `register_first`; its outcome or error counts as that attempt's, as if it had been
-    one `submit`, and any retry is a whole `submit`."""
+    one `submit`, and any retry is a whole `submit`. `may_exist`: someone else may have launched it before (a
+    restore's replay), so even attempts that certainly never reached the backend leave open whether it has it."""
     attempts = 0
-    maybe_landed = False  # an attempt failed in a way that leaves open whether it reached the backend
+    maybe_landed = may_exist  # an attempt failed in a way that leaves open whether the backend has the launch
     maybe_pending = False  # an attempt timed out: it may still be inside the backend
 
     def attempt() -> SubmitOutcome:
