@@ -7,7 +7,10 @@ Policies alone do not stop every re-run: an agent restarted with its state that 
 exec task's executor starts the task again once it reaches its server ("failed to restore task; will not run until
 server is contacted"), even a task that had already exited before the agent died. So those drivers run the command
 behind a guard that claims the allocation's directory (kept across that restart) first: a second start in the same
-allocation exits with RERUN_EXIT instead of running the task again.
+allocation exits with RERUN_EXIT instead of running the task again. The client may also run an allocation again
+after its garbage collection removed the allocation's directory (the server never heard that it had ended: an
+agent restarted twice in a few minutes did so), so a raw_exec task also claims a mark named after the allocation
+beside the allocations' directories, which the collection leaves alone.
 """
 
 from __future__ import annotations
@@ -44,12 +47,24 @@ CONTROL_KEYS = ("driver", "group", "task")
 GUARDED_DRIVERS = ("raw_exec", "exec")
 RERUN_EXIT = 125  # what a second start of one allocation exits with; the first run's own result is lost to Nomad
 RERUN_MARK = "cronframework-started"
-# "$@" is the task's argv; `exec` keeps the process the driver signals and waits for the task itself. No braces:
-# Nomad interpolates ${...} in a task's args itself and refuses the job over a shell-only form.
-RERUN_GUARD = (
-    f'[ -n "$NOMAD_ALLOC_DIR" ] && mkdir "$NOMAD_ALLOC_DIR/{RERUN_MARK}" 2>/dev/null || '
+# Beside the allocations' directories (raw_exec sees the host's: $NOMAD_ALLOC_DIR is <data_dir>/alloc/<id>/alloc),
+# one mark per allocation that outlives the client's garbage collection of the allocation's own directory.
+NODE_MARKS = f"$NOMAD_ALLOC_DIR/../../.{RERUN_MARK}"
+# Marks older than this are removed (at most once an hour, by the task that finds the last pass that old): Nomad
+# cannot run an allocation again once its server collected the job, 4 hours after it ended by default.
+NODE_MARKS_KEPT_MINUTES = 7 * 24 * 60
+_REFUSE = (
     f'{{ echo "cronframework: this allocation already started its task; not running it again" >&2; '
     f"exit {RERUN_EXIT}; }}; "
+)
+# "$@" is the task's argv; `exec` keeps the process the driver signals and waits for the task itself. No braces
+# around a variable: Nomad interpolates ${...} in a task's args itself and refuses the job over a shell-only form.
+RERUN_GUARD = f'[ -n "$NOMAD_ALLOC_DIR" ] && mkdir "$NOMAD_ALLOC_DIR/{RERUN_MARK}" 2>/dev/null || {_REFUSE}exec "$@"'
+RERUN_GUARD_NODE = (
+    f'[ -n "$NOMAD_ALLOC_DIR" ] && [ -n "$NOMAD_ALLOC_ID" ] && m="{NODE_MARKS}" && mkdir -p "$m" '
+    f'&& mkdir "$NOMAD_ALLOC_DIR/{RERUN_MARK}" 2>/dev/null && mkdir "$m/$NOMAD_ALLOC_ID" 2>/dev/null || {_REFUSE}'
+    f'[ -n "$(find "$m/.pruned" -mmin -60 2>/dev/null)" ] || {{ touch "$m/.pruned"; '
+    f'find "$m" -mindepth 1 -maxdepth 1 -type d -mmin +{NODE_MARKS_KEPT_MINUTES} -exec rmdir {{}} + 2>/dev/null; }}; '
     'exec "$@"'
 )
 
@@ -104,15 +119,17 @@ def command_config(launch: Launch, driver: str) -> dict[str, Any]:
         config.update(_docker_extras(launch))
     else:
         _refuse_docker_only(launch, driver)
-        config.update(guarded(argv) if driver in GUARDED_DRIVERS else {"command": argv[0], "args": argv[1:]})
+        config.update(guarded(argv, driver) if driver in GUARDED_DRIVERS else {"command": argv[0], "args": argv[1:]})
     if task.workdir:
         config["work_dir"] = task.workdir
     return config
 
 
-def guarded(argv: list[str]) -> dict[str, Any]:
-    """`argv` behind the at-most-once guard (module docstring); the name after the script is the shell's $0."""
-    return {"command": "/bin/sh", "args": ["-c", RERUN_GUARD, "cronframework-guard", *argv]}
+def guarded(argv: list[str], driver: str = "raw_exec") -> dict[str, Any]:
+    """`argv` behind the at-most-once guard (module docstring); the name after the script is the shell's $0. An
+    exec task sees its allocation's directory only, inside its chroot: it keeps the mark there alone."""
+    script = RERUN_GUARD_NODE if driver == "raw_exec" else RERUN_GUARD
+    return {"command": "/bin/sh", "args": ["-c", script, "cronframework-guard", *argv]}
 
 
 def _docker_extras(launch: Launch) -> dict[str, Any]:
