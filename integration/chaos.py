@@ -278,6 +278,9 @@ def check(
     ]  # fmt: skip
     if any(f.restore for f in report.faults):
         report.notes.append(f"restores decided {repeated} instant(s) from before the loss again (found by name)")
+    waiting = inv.unended(ev, results_window)
+    if waiting:
+        report.notes.append(f"{waiting} launched attempt(s) the backend had not ended when judged: owed no result yet")
     unjudged = sum(s.end is None for s in ev.spans)
     if unjudged:
         report.notes.append(f"{unjudged} run(s) of forbid jobs wrote no end line (killed on the way): not judged")

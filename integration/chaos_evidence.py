@@ -26,6 +26,7 @@ class BackendLaunch:
     submitted_at: float  # wall time
     epoch: int | None
     submitter_pid: int | None = None
+    ended: bool | None = None  # whether its run had ended when the evidence was read (None: the backend cannot say)
 
 
 @dataclass
@@ -108,7 +109,8 @@ def nomad_launches(api: Callable[[str, str], Any], cluster: str) -> list[Backend
     for stub in api("GET", "/v1/jobs?meta=true") or []:
         if (stub.get("Meta") or {}).get(cluster_key) == cluster:
             job = api("GET", f"/v1/job/{stub['ID']}") or {}
-            out.append(BackendLaunch(str(stub["ID"]), int(stub["SubmitTime"]) / 1e9, _nomad_epoch(job)))
+            at, ended = int(stub["SubmitTime"]) / 1e9, stub.get("Status") == "dead"
+            out.append(BackendLaunch(str(stub["ID"]), at, _nomad_epoch(job), ended=ended))
     return out
 
 

@@ -9,7 +9,8 @@
 4. forbid held: no two runs of a `concurrency: forbid` job overlap, judged from the runs' own start and end lines;
 5. followed to the end: every launched attempt in the window has its task's result recorded, and every failed
    attempt whose retry was due (`retry:`, before the job's next instant) has its next attempt recorded -- each
-   attempt once, by name (invariant 1 covers its backend launches and task runs).
+   attempt once, by name (invariant 1 covers its backend launches and task runs). An attempt whose run the backend
+   had not ended when the evidence was read owes no result yet, and is counted apart (`unended`).
 6. on time by ZooKeeper's clock: no launch of a scheduled instant was created earlier than the instant minus the
    clock guard's bound (`max_clock_skew`), by the host's clock, which is ZooKeeper's; and a leader whose clock was
    off by more than that bound launched nothing while it was, and said why in its log;
@@ -112,13 +113,14 @@ def followed(ev: Evidence, jobs: dict[str, tuple[str, Retry | None]], window: Wi
     """(attempts judged, violations) for the scheduled instants of `jobs` (name -> schedule, retry policy) in the
     window: each launched attempt has a result; each failed one due a retry has its next attempt."""
     records = {r.name: r for history in ev.history.values() for r in history}
+    running = _not_ended(ev)
     judged, out = 0, []
     for job, (expression, policy) in jobs.items():
         schedule = parse_schedule(expression, job=job)
         for instant in schedule.between(window.start, window.end):
             attempt = LaunchIdentity(job, instant)
             record = records.get(attempt.name)
-            while record is not None and record.outcome in LAUNCHED:
+            while record is not None and record.outcome in LAUNCHED and record.name not in running:
                 judged += 1
                 if record.result is None:
                     out.append(Violation("followed", f"{record.name}: launched, and no result recorded"))
@@ -131,6 +133,21 @@ def followed(ev: Evidence, jobs: dict[str, tuple[str, Retry | None]], window: Wi
                 if record is None:
                     out.append(Violation("followed", f"{attempt.name}: a retry due and never recorded (lost)"))
     return judged, out
+
+
+def unended(ev: Evidence, window: Window) -> int:
+    """Launched attempts of the window that `followed` leaves out: the backend had not ended their run when the
+    evidence was read (not placed yet, or still running), so no result was owed."""
+    records = {r.name: r for history in ev.history.values() for r in history}
+    return sum(
+        1
+        for name in _not_ended(ev)
+        if (record := records.get(name)) is not None and window.start < record.scheduled <= window.end
+    )
+
+
+def _not_ended(ev: Evidence) -> set[str]:
+    return {launch.name for launch in ev.launches if launch.ended is False}
 
 
 def _retry_due(record: LaunchRecord, policy: Retry | None, next_instant: datetime) -> int | None:

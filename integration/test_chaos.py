@@ -552,6 +552,21 @@ def test_checker_follows_every_attempt_to_its_result_and_each_due_retry() -> Non
     assert "flaky-20260105t120005z-a2: a retry due and never recorded" in details
 
 
+def test_a_launch_the_backend_had_not_ended_when_judged_owes_no_result() -> None:
+    """The 60-minute Nomad run: its agent, restarted twice in four minutes, placed 535 of the run's last launches
+    not at all before the end (blocked: its node's CPU all claimed by allocations it was slow to run), and ran
+    others nine minutes late. The leader can record no result of a run that has not ended; one the backend says
+    ended (or a backend that cannot say) is judged as before."""
+    ev = Evidence()
+    ev.history = {"flaky": [_attempt(0, 1, None), _attempt(5, 1, None)]}
+    first, second = (r.name for r in ev.history["flaky"])
+    ev.launches = [BackendLaunch(first, _at(0.1), 1, ended=False), BackendLaunch(second, _at(5.1), 1, ended=True)]
+    window = inv.Window(T0 - timedelta(seconds=1), T0 + timedelta(seconds=6))
+    judged, found = inv.followed(ev, FLAKY, window)
+    assert [v.detail.split(":")[0] for v in found] == [second] and judged == 1
+    assert inv.unended(ev, window) == 1
+
+
 def test_the_run_is_judged_once_the_launches_it_judges_have_their_results_and_due_retries() -> None:
     """The 60-minute process run judged a restore's replayed instants while their retries were still on their way:
     the two it reported lost had been planned four seconds before the replicas stopped."""
