@@ -132,6 +132,42 @@ def test_a_store_that_fails_keeps_the_results_for_the_next_tick() -> None:
     assert record is not None and record.result is TaskResult.SUCCEEDED
 
 
+def test_a_write_that_applied_though_the_store_failed_to_answer_is_not_counted_twice() -> None:
+    """The leader reads each job's summary before adding to it: a batch written again must not add its runs again."""
+    cluster = Cluster()
+    session, _ = launched(cluster)
+    ends(cluster, FIRST, LaunchState.FAILED, 1)
+    real = cluster.store.record_results
+    cluster.store.record_results = _applies_then_fails_once(real)  # type: ignore[method-assign]
+    cluster.run_for(session, 3)
+    summary = cluster.store.read_job_results()["beat"]
+    assert summary.failures == 1
+    assert [r.launch for r in summary.recent] == [FIRST]
+
+
+def test_summaries_the_store_cannot_read_leave_the_results_for_the_next_tick() -> None:
+    cluster = Cluster()
+    session, _ = launched(cluster)
+    ends(cluster, FIRST, LaunchState.SUCCEEDED, 0)
+    real = cluster.store.read_job_results
+    failed: list[bool] = []
+
+    def read_once_failing(jobs: Collection[str] | None = None) -> Any:
+        if not failed:
+            failed.append(True)
+            raise StateStoreUnavailable("ZooKeeper unavailable during reading job results")
+        return real(jobs)
+
+    cluster.store.read_job_results = read_once_failing  # type: ignore[method-assign]
+    cluster.run_for(session, 1)
+    unwritten = cluster.store.get_launch(FIRST)
+    assert failed and unwritten is not None and unwritten.result is None
+    cluster.run_for(session, 1)
+    record = cluster.store.get_launch(FIRST)
+    assert record is not None and record.result is TaskResult.SUCCEEDED
+    assert cluster.store.read_job_results()["beat"].last_result is TaskResult.SUCCEEDED
+
+
 def test_a_launch_whose_job_was_deleted_is_concluded_lost() -> None:
     cluster = Cluster()
     launched(cluster)
@@ -270,6 +306,19 @@ def _fails_once(inner: Any) -> Any:
             failed.append(True)
             raise StateStoreUnavailable("ZooKeeper unavailable during recording task results")
         inner(fence, batch)
+
+    return call
+
+
+def _applies_then_fails_once(inner: Any) -> Any:
+    """Writes the batch, then fails as if ZooKeeper's answer was lost on the way back."""
+    failed: list[bool] = []
+
+    def call(fence: Any, batch: ResultBatch) -> None:
+        inner(fence, batch)
+        if not failed:
+            failed.append(True)
+            raise StateStoreUnavailable("ZooKeeper connection lost while recording task results")
 
     return call
 
