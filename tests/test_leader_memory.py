@@ -10,12 +10,13 @@ import gc
 import sys
 import types
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from cronframework.engine.leader import LeaderSession
 from cronframework.launch import LaunchState
 from cronframework.records import RECENT_RUNS, TaskResult
-from cronframework.schedule.expression import Schedule
+from cronframework.schedule.expression import Schedule, _Cron, parse_schedule
 from cronframework.testing import FakeBackend
 from tests.leader_harness import Cluster, job
 
@@ -62,3 +63,13 @@ def test_what_a_leader_holds_stays_flat_after_the_first_hours() -> None:
     assert len(summary.recent) == RECENT_RUNS  # the strip is still written in full: it lives in the store
     assert summary.last_result is TaskResult.SUCCEEDED
     assert late - early < JOBS * 16, f"grew {(late - early) / JOBS:.0f} B a job in {RECENT_RUNS} hours"
+
+
+def test_a_schedule_keeps_only_a_few_recent_answers() -> None:
+    """A herd asks each schedule the same two questions; answers about instants long past are never asked again."""
+    schedule = parse_schedule("17 * * * *", job="answers")
+    at = datetime(2026, 11, 25, tzinfo=UTC)
+    for _ in range(24 * 30):
+        at = schedule.next_after(at)
+    engine = schedule._engine
+    assert isinstance(engine, _Cron) and len(engine._recent) <= 4
