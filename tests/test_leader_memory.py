@@ -10,12 +10,13 @@ import gc
 import sys
 import types
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cronframework import naming
 from cronframework.engine.leader import LeaderSession
 from cronframework.launch import LaunchState
-from cronframework.records import RECENT_RUNS, TaskResult
+from cronframework.records import RECENT_RUNS, TaskResult, _iso_utc
 from cronframework.schedule.expression import Schedule, _Cron, parse_schedule
 from cronframework.testing import FakeBackend
 from tests.leader_harness import Cluster, job
@@ -73,3 +74,14 @@ def test_a_schedule_keeps_only_a_few_recent_answers() -> None:
         at = schedule.next_after(at)
     engine = schedule._engine
     assert isinstance(engine, _Cron) and len(engine._recent) <= 4
+
+
+def test_the_text_of_instants_is_remembered_for_the_last_hour_at_most() -> None:
+    """The launch-name stamp and the ISO text of instants are shared by a herd; a day of minutes is not kept."""
+    start = datetime(2031, 1, 1, tzinfo=UTC)
+    for minute in range(24 * 60):
+        instant = start + timedelta(minutes=minute)
+        naming.launch_name("text", instant)
+        _iso_utc(instant)
+    assert naming._stamp.cache_info().currsize <= 64
+    assert _iso_utc.cache_info().currsize <= 64
