@@ -106,9 +106,10 @@ class Results:
                 self._pending_retry(record)
 
     def _load_heads(self) -> dict[str, JobResults]:
+        """Every job's summary, as read (`expect`, which comes next, keeps the heads of the jobs it watches only)."""
         summaries = self._store.read_job_results()
         metrics.job_results_loaded(summaries.values())
-        return {job: _head(summary) for job, summary in summaries.items()}
+        return summaries
 
     def _pending_retry(self, record: LaunchRecord) -> None:
         """A run with a retry to come, found at promotion: concluded if its retry was begun already."""
@@ -137,7 +138,7 @@ class Results:
     def expect(self, specs: Iterable[JobSpec]) -> None:
         """The jobs the leader schedules (at promotion and after spec changes): those with `expect` are watched."""
         self._expecting = {s.name: s for s in specs if s.expect is not None}
-        self._heads = {job: head for job, head in self._heads.items() if job in self._expecting}
+        self._heads = {job: _head(head) for job, head in self._heads.items() if job in self._expecting}
         metrics.job_results_loaded(self._heads.values(), self._expecting)
 
     def stopped_for_timeout(self, names: Iterable[str]) -> None:
