@@ -161,6 +161,7 @@ def holders(session: LeaderSession, store: ZooKeeperStore, jobs: dict[str, Job])
         "dispatcher": [session._dispatcher],
         "store caches": [store._known_jobs, store._hours, store._open],
         "pruner": [session._housekeeping.pruner._launched, session._housekeeping.pruner._sweep],
+        "results": [session._results._heads, session._results.follower._followers],
         "runtime limits": [session._housekeeping.limits._heap],
         "metrics series": [m._counts for m in (metrics.LAUNCHES, metrics.SKIPPED)],
     }

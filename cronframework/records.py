@@ -60,9 +60,10 @@ def _iso(value: datetime | None) -> str | None:
     return _iso_utc(value)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=64)
 def _iso_utc(value: datetime) -> str:
-    """A herd's records share their scheduled instant and, per batch, their begun/finished time."""
+    """A herd's records share their scheduled instant and, per batch, their begun/finished time; only the latest
+    instants come up again (see naming._stamp)."""
     return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat()
 
 

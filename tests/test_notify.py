@@ -202,6 +202,25 @@ def test_no_success_within_the_expected_time_is_overdue_once_until_a_success(
     assert metrics.REGISTRY.get_sample_value("cronframework_job_overdue", {"job": "nightly"}) == 0
 
 
+def test_an_overdue_job_keeps_its_last_runs_and_a_new_leader_does_not_raise_it_again(
+    cluster: Cluster, receiver: Receiver
+) -> None:
+    """The overdue check writes a summary the leader read back from the store, not one it kept: the strip of last
+    runs and the failures stay; the heir's check starts from what the store says (overdue already)."""
+    spec = nightly(receiver.url, ["overdue"], expect={"success_within": "10m"})
+    session, _ = leading(cluster, spec)
+    ends(cluster, FIRST, LaunchState.FAILED, 1)
+    cluster.run_for(session, 10 * 60)
+    summary = cluster.store.read_job_results()["nightly"]
+    assert summary.overdue_since is not None and summary.failures == 1
+    assert [r.launch for r in summary.recent] == [FIRST]
+    heir, _ = cluster.leader(notify=FAST)
+    heir.promote()
+    cluster.run_for(heir, 5 * 60)
+    assert [r.headers["X-Cronframework-Event"] for r in receiver.delivered()] == ["overdue"]
+    assert cluster.store.read_job_results()["nightly"] == summary
+
+
 def test_a_job_failing_n_times_in_a_row_is_suspended_with_the_reason_in_status(cluster: Cluster) -> None:
     session, _ = leading(cluster, job("nightly", suspend_after_failures=2), seconds=120)
     ends(cluster, FIRST, LaunchState.FAILED, 1)

@@ -120,16 +120,45 @@ def test_results_are_written_after_the_launches_of_their_tick() -> None:
     assert calls == ["begin", "finish", "record_results"]
 
 
-def test_a_store_that_fails_keeps_the_results_for_the_next_tick() -> None:
+@pytest.mark.parametrize("applied", [False, True], ids=["not-applied", "applied-answer-lost"])
+def test_a_store_that_fails_keeps_the_results_for_the_next_tick(applied: bool) -> None:
+    """Written again next tick; a write that applied though its answer was lost is not counted twice (the leader
+    reads each job's summary back before adding to it)."""
     cluster = Cluster()
     session, _ = launched(cluster)
-    ends(cluster, FIRST, LaunchState.SUCCEEDED, 0)
+    ends(cluster, FIRST, LaunchState.FAILED, 1)
     real = cluster.store.record_results
-    cluster.store.record_results = _fails_once(real)  # type: ignore[method-assign]
+    cluster.store.record_results = _fails_once(real, applied=applied)  # type: ignore[method-assign]
     cluster.run_for(session, 2)
     cluster.run_for(session, 1)
     record = cluster.store.get_launch(FIRST)
+    assert record is not None and record.result is TaskResult.FAILED
+    summary = cluster.store.read_job_results()["beat"]
+    assert summary.failures == 1
+    assert [r.launch for r in summary.recent] == [FIRST]
+
+
+def test_summaries_the_store_cannot_read_leave_the_results_for_the_next_tick() -> None:
+    cluster = Cluster()
+    session, _ = launched(cluster)
+    ends(cluster, FIRST, LaunchState.SUCCEEDED, 0)
+    real = cluster.store.read_job_results
+    failed: list[bool] = []
+
+    def read_once_failing(jobs: Collection[str] | None = None) -> Any:
+        if not failed:
+            failed.append(True)
+            raise StateStoreUnavailable("ZooKeeper unavailable during reading job results")
+        return real(jobs)
+
+    cluster.store.read_job_results = read_once_failing  # type: ignore[method-assign]
+    cluster.run_for(session, 1)
+    unwritten = cluster.store.get_launch(FIRST)
+    assert failed and unwritten is not None and unwritten.result is None
+    cluster.run_for(session, 1)
+    record = cluster.store.get_launch(FIRST)
     assert record is not None and record.result is TaskResult.SUCCEEDED
+    assert cluster.store.read_job_results()["beat"].last_result is TaskResult.SUCCEEDED
 
 
 def test_a_launch_whose_job_was_deleted_is_concluded_lost() -> None:
@@ -262,14 +291,16 @@ def _spy(calls: list[str], name: str, inner: Any) -> Any:
     return call
 
 
-def _fails_once(inner: Any) -> Any:
+def _fails_once(inner: Any, *, applied: bool = False) -> Any:
+    """Fails the first batch: before writing it, or (`applied`) after, as if ZooKeeper's answer was lost."""
     failed: list[bool] = []
 
     def call(fence: Any, batch: ResultBatch) -> None:
+        if applied or failed:
+            inner(fence, batch)
         if not failed:
             failed.append(True)
             raise StateStoreUnavailable("ZooKeeper unavailable during recording task results")
-        inner(fence, batch)
 
     return call
 

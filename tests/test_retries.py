@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cronframework.errors import LeadershipLost
+from cronframework.errors import LeadershipLost, StateStoreUnavailable
 from cronframework.launch import BackendStatus, LaunchState
 from cronframework.records import Outcome, ResultBatch, TaskResult
 from tests.leader_harness import T0, Cluster, job
@@ -111,6 +111,28 @@ def test_a_retry_of_a_forbid_job_is_skipped_while_a_later_launch_runs() -> None:
     first = cluster.store.get_launch(FIRST)
     assert first is not None and first.retry_at is None
     assert cluster.store.read_job_results()["flaky"].failures == 1  # given up: the run's failure is final
+
+
+def test_a_run_given_up_by_a_write_whose_answer_was_lost_fails_once() -> None:
+    """The write that concludes a given-up run applies, then fails: written again, the run is not counted again."""
+    cluster = Cluster()
+    retry = {"attempts": 3, "backoff": "70m", "max_backoff": "2h", "past_next": True}
+    session, _ = leading(cluster, job("flaky", "0 * * * *", concurrency="forbid", retry=retry))
+    real, lost = cluster.store.record_results, []
+
+    def answer_lost_when_concluded(fence: Any, batch: ResultBatch) -> None:
+        real(fence, batch)
+        if not lost and any(r.name == FIRST and r.retry_at is None for r in batch.records):
+            lost.append(True)
+            raise StateStoreUnavailable("ZooKeeper connection lost while recording task results")
+
+    cluster.store.record_results = answer_lost_when_concluded  # type: ignore[method-assign]
+    fail(cluster, FIRST)
+    cluster.run_for(session, 2)
+    cluster.run_for(session, 75 * 60)  # the retry at 07:10 is skipped (07:00 runs): the run is given up
+    assert lost
+    summary = cluster.store.read_job_results()["flaky"]
+    assert summary.failures == 1 and summary.last_launch == FIRST
 
 
 def test_a_leader_dying_after_beginning_a_retry_does_not_start_it_twice() -> None:

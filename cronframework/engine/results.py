@@ -7,6 +7,10 @@ it. A write that fails for want of the store keeps its results for the next tick
 like any fenced write, and the next leader follows on from the store's list of launches still followed
 (`following_launches`), so no result is lost or written twice.
 
+Summaries. Each job's summary is read from the store just before its results are added to it (one multiRead per
+batch): the leader keeps in memory only the times the overdue check needs of the jobs with `expect` (`_heads`), so
+what it holds does not grow with each run; the strip of last runs lives in the store alone.
+
 Retries. A result with a retry to come is written with `retry_at` and stays on the store's list; when that time
 comes the tick plans the retry (`due_retries`) and, once the retry's record is begun, the retried run is concluded
 (`retry_at` cleared) in the next results batch. A leader that dies in between leaves the retried run listed with
@@ -82,8 +86,8 @@ class Results:
         self.follower = ResultFollower(clock, config)
         self._config = config or FollowConfig()
         self.notifier = notifier or Notifier()
-        self.summaries: dict[str, JobResults] = {}
         self._expecting: dict[str, JobSpec] = {}  # jobs with `expect`: watched for overdue
+        self._heads: dict[str, JobResults] = {}  # their summaries without the strip of last runs (`_head`)
         self._stopped_for_timeout: set[str] = set()
         self._unwritten: list[Ended] = []  # taken, and not yet written (the store failed): written next tick
         self._retries: dict[str, LaunchRecord] = {}  # runs with a retry to come, by name
@@ -92,14 +96,20 @@ class Results:
         self._concluding: list[tuple[LaunchRecord, bool]] = []
 
     def resume(self, spec_of: SpecOf) -> None:
-        """At promotion: the jobs' summaries, and every launch the last leader left to follow or to retry."""
-        self.summaries = self._store.read_job_results()
+        """At promotion: the jobs' summaries (for the metrics; `expect` keeps the heads of those it watches), and every
+        launch the last leader left to follow or to retry."""
+        self._heads = self._load_heads()
         following = self._store.following_launches()
         self.follow(following, spec_of, soon=True)  # they may have ended while no leader watched
         for record in following:
             if record.retry_at is not None:
                 self._pending_retry(record)
-        metrics.job_results_loaded(self.summaries.values())
+
+    def _load_heads(self) -> dict[str, JobResults]:
+        """Every job's summary, as read (`expect`, which comes next, keeps the heads of the jobs it watches only)."""
+        summaries = self._store.read_job_results()
+        metrics.job_results_loaded(summaries.values())
+        return summaries
 
     def _pending_retry(self, record: LaunchRecord) -> None:
         """A run with a retry to come, found at promotion: concluded if its retry was begun already."""
@@ -128,7 +138,8 @@ class Results:
     def expect(self, specs: Iterable[JobSpec]) -> None:
         """The jobs the leader schedules (at promotion and after spec changes): those with `expect` are watched."""
         self._expecting = {s.name: s for s in specs if s.expect is not None}
-        metrics.job_results_loaded(self.summaries.values(), self._expecting)
+        self._heads = {job: _head(head) for job, head in self._heads.items() if job in self._expecting}
+        metrics.job_results_loaded(self._heads.values(), self._expecting)
 
     def stopped_for_timeout(self, names: Iterable[str]) -> None:
         """Launches the run-time limits stopped: their end is a time-out, not a failure."""
@@ -166,10 +177,18 @@ class Results:
         if not ended and not concluding and not self._expecting:
             return []
         now = self._clock.now()
+        jobs = {item.record.job for item in ended} | {r.job for r, gave_up in concluding if gave_up}
+        try:
+            stored = self._stored(jobs, self._overdue_candidates(now))
+        except LeadershipLost:
+            raise
+        except StateStoreError as exc:
+            self._put_back(ended, concluding, exc)
+            return []
         records = [self._retry(self._with_result(item, spec_of, now), spec_of, next_instant) for item in ended]
         given_up = [r for r, gave_up in concluding if gave_up]
-        summaries, notices = self._summaries(records, given_up, spec_of, now)
-        notices += self._overdue(summaries, now)
+        summaries, notices = self._summaries(records, given_up, spec_of, now, stored)
+        notices += self._overdue(summaries, stored, now)
         failed = {r.job for r in records if r.retry_at is None and r.result is not TaskResult.SUCCEEDED}
         pause = self._suspend(summaries, failed | {r.job for r in given_up}, spec_of)
         batch = ResultBatch([*records, *(r for r, _ in concluding)], list(summaries.values()), notices, pause)
@@ -180,16 +199,33 @@ class Results:
         except LeadershipLost:
             raise
         except StateStoreError as exc:
-            self._unwritten, self._concluding = ended + self._unwritten, concluding + self._concluding
-            log.warning("task results not written; again next tick", extra={"count": len(ended), "error": str(exc)})
+            self._put_back(ended, concluding, exc)
             return []
-        self.summaries.update(summaries)
+        self._remember(summaries)
         self._retries.update({r.name: r for r in records if r.retry_at is not None})
         self._done(records, summaries.values())
         if records:
             maybe_crash("after_results", records[0].job)  # written and logged; its notices not yet sent
         self.notifier.wrote(notices)
         return records
+
+    def _put_back(self, ended: list[Ended], concluding: list[tuple[LaunchRecord, bool]], exc: StateStoreError) -> None:
+        """The store failed: these are written next tick."""
+        self._unwritten, self._concluding = ended + self._unwritten, concluding + self._concluding
+        log.warning("task results not written; again next tick", extra={"count": len(ended), "error": str(exc)})
+
+    def _stored(self, jobs: set[str], watched: set[str]) -> dict[str, JobResults]:
+        """The summaries of `jobs` (their results come in) and of `watched` (jobs with `expect` whose summary may
+        change without one), as the store has them: one entry each, a fresh summary for a job without one yet."""
+        asked = jobs | watched
+        found = self._store.read_job_results(asked) if asked else {}
+        stored = {job: found.get(job) or JobResults(job) for job in asked}
+        self._remember({job: stored[job] for job in watched})
+        metrics.job_results_loaded((stored[job] for job in watched), self._expecting)
+        return stored
+
+    def _remember(self, summaries: dict[str, JobResults]) -> None:
+        self._heads.update({job: _head(s) for job, s in summaries.items() if job in self._expecting})
 
     def _with_result(self, item: Ended, spec_of: SpecOf, now: datetime) -> LaunchRecord:
         record = item.record
@@ -217,36 +253,59 @@ class Results:
         return replace(record, retry_at=decision.at)
 
     def _summaries(
-        self, records: list[LaunchRecord], given_up: list[LaunchRecord], spec_of: SpecOf, now: datetime
+        self,
+        records: list[LaunchRecord],
+        given_up: list[LaunchRecord],
+        spec_of: SpecOf,
+        now: datetime,
+        stored: dict[str, JobResults],
     ) -> tuple[dict[str, JobResults], list[Notice]]:
         """Each job's summary once these results are in, and the notifications they raise (in order of their ends,
-        so that a success after a failure in the same batch is a recovery)."""
+        so that a success after a failure in the same batch is a recovery). A result the stored summary has already
+        (a batch written again after a write that applied in part) is not counted twice."""
         out: dict[str, JobResults] = {}
         notices: list[Notice] = []
         for record in given_up:
-            previous = out.get(record.job) or self.summaries.get(record.job) or JobResults(record.job)
+            previous = out.get(record.job) or stored[record.job]
+            if previous.last_launch == record.name:
+                continue
             out[record.job] = previous.conclude(record, now=now)
             notices += self.notifier.for_given_up(record, spec_of(record.job))
         for record in sorted(records, key=lambda r: (r.ended_at or now, r.name)):
-            previous = out.get(record.job) or self.summaries.get(record.job) or JobResults(record.job)
+            previous = out.get(record.job) or stored[record.job]
+            if any(run.launch == record.name for run in previous.recent):
+                continue
             out[record.job] = previous.add(record, final=record.retry_at is None, now=now)
             spec = spec_of(record.job)
             if self.notifier.wants(spec):
                 notices += self.notifier.for_result(record, spec, previous)
         return out, notices
 
-    def _overdue(self, out: dict[str, JobResults], now: datetime) -> list[Notice]:
+    def _overdue_candidates(self, now: datetime) -> set[str]:
+        """The jobs with `expect` whose summary this tick may change (their overdue clock starts, or they become
+        overdue), judged from what the leader keeps of them."""
+        return {
+            job
+            for job, spec in self._expecting.items()
+            if _turns_overdue(self._heads.get(job) or JobResults(job), spec, now) is not None
+        }
+
+    def _overdue(self, out: dict[str, JobResults], stored: dict[str, JobResults], now: datetime) -> list[Notice]:
         """Jobs with `expect` that have not succeeded within `success_within` since their last success (or since
-        first watched) become overdue: once per spell, until their next success."""
+        first watched) become overdue: once per spell, until their next success. A job that was not read this tick
+        cannot change (`_overdue_candidates`)."""
         notices: list[Notice] = []
         for job, spec in self._expecting.items():
-            assert spec.expect is not None
-            summary = out.get(job) or self.summaries.get(job) or JobResults(job)
-            baseline = summary.last_success or summary.since
-            if baseline is None:
-                out[job] = replace(summary, since=now)  # the clock starts now
-            elif summary.overdue_since is None and now - baseline >= spec.expect.success_within:
-                out[job] = replace(summary, overdue_since=now)
+            summary = out.get(job) or stored.get(job)
+            if summary is None:
+                continue
+            turned = _turns_overdue(summary, spec, now)
+            if turned is None:
+                continue
+            out[job] = turned
+            if turned.overdue_since is not None and summary.overdue_since is None:
+                baseline = summary.last_success or summary.since
+                assert baseline is not None
                 notices += self.notifier.for_overdue(spec, baseline, now)
                 log.warning("job overdue", extra={"job": job, "since": baseline.isoformat()})
         return notices
@@ -286,6 +345,23 @@ class Results:
 
     def close(self) -> None:
         self.follower.close()
+
+
+def _head(summary: JobResults) -> JobResults:
+    """What the leader keeps of a watched job's summary: its times, without the strip of last runs or any text."""
+    return replace(summary, recent=(), last_launch=None, suspended=None)
+
+
+def _turns_overdue(summary: JobResults, spec: JobSpec, now: datetime) -> JobResults | None:
+    """The summary of a job with `expect` once this tick's overdue check is done, or None when it does not change:
+    its overdue clock starts now (never watched before), or it has not succeeded within `success_within`."""
+    assert spec.expect is not None
+    baseline = summary.last_success or summary.since
+    if baseline is None:
+        return replace(summary, since=now)
+    if summary.overdue_since is None and now - baseline >= spec.expect.success_within:
+        return replace(summary, overdue_since=now)
+    return None
 
 
 def result_fields(record: LaunchRecord) -> dict[str, object]:

@@ -29,7 +29,10 @@ from cronframework.schedule.zone import Segment, segment_at
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _MAX_SEGMENTS = 64  # a valid pattern matches within 8 years: at most ~3 segments a year
-_RECENT_ANSWERS = 256
+# next_after answers each engine keeps: a herd asks it the same two questions per job (its instant, and the one
+# after), and an answer about an instant long past is never asked for again. 256 kept ~27 KB per distinct schedule
+# for as long as it lived, filled a launch or a status page at a time (benchmarks/bench_memory.py).
+_RECENT_ANSWERS = 4
 
 
 def _floor_seconds(instant: datetime) -> int:
@@ -72,7 +75,7 @@ class _Cron:
         self.zone = zone
         self.first_only = repeated is RepeatedTime.FIRST
         self.shift = skipped is SkippedTime.SHIFT
-        self._recent: dict[int, int] = {}  # next_after answers: a herd asks the same two questions per job
+        self._recent: dict[int, int] = {}  # the last few next_after answers (_RECENT_ANSWERS)
 
     def next_after(self, after: int) -> int:
         found = self._recent.get(after)
