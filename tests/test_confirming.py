@@ -4,6 +4,7 @@ first and the checks after, and each launch's outcome, attempts and retries are 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -77,3 +78,18 @@ def test_a_refused_write_is_the_first_attempt_and_nothing_is_checked() -> None:
     record = cluster.store.history("j00", limit=1)[0]
     assert (record.outcome, record.attempt) == (Outcome.FAILED, 1) and "invalid job" in (record.reason or "")
     assert backend.calls == []
+
+
+def test_no_check_starts_while_a_write_of_the_herd_is_still_in_flight() -> None:
+    """A worker whose share of the writes is done waits for the others' writes before checking: a check sent while
+    a write is in flight holds that write up at the agent (the herd's last registration is what counts)."""
+    backend = ConfirmingBackend()
+
+    def slow_first(name: str) -> None:
+        if name.startswith("j00-"):
+            time.sleep(0.3)  # the other workers drain the queue meanwhile
+
+    backend.fail["register"] = slow_first
+    herd(backend, 20)
+    kinds = [call.split()[0] for call in backend.calls]
+    assert kinds == ["write"] * 20 + ["check"] * 20
