@@ -148,10 +148,10 @@ def ceiling(
     payloads = [payload(f"{prefix}{i:05d}", instant) for i in range(jobs)]
 
     def register(job: dict[str, Any]) -> None:
-        started = time.time()
+        started, cpu = time.time(), time.thread_time()
         api.register(job)
         if phases is not None:
-            phases.add("plain client: register (HTTP write)", started)
+            phases.add("plain client: register (HTTP write)", started, cpu)
         if checked:
             api.call("GET", f"/v1/job/{job['ID']}/summary")
 
@@ -190,10 +190,22 @@ def _stamp(text: Any) -> float | None:
 
 
 def purge(api: Api, workers: int) -> None:
-    """Every job this benchmark made (parents, children, launches), then Nomad's garbage collection."""
+    """Every job this benchmark made (parents, children, launches), then Nomad's garbage collection, then `settle`."""
     ids = [j["ID"] for j in api.call("GET", f"/v1/jobs?prefix={PREFIX}")]
     in_parallel(lambda i: api.call("DELETE", f"/v1/job/{i}?purge=true"), ids, workers, api)
     api.call("PUT", "/v1/system/gc")
+    settle(api)
+
+
+def settle(api: Api, timeout: float = 120.0, quiet: float = 2.0) -> None:
+    """Until the agent has no evaluation left to process (a purge of a herd is a thousand evaluations, processed
+    after the deletes return), then `quiet` seconds more: the variant measured next must not share the agent with
+    the previous one's clean-up."""
+    deadline = time.monotonic() + timeout
+    busy = '/v1/evaluations?filter=Status == "pending" or Status == "blocked"'
+    while api.call("GET", busy.replace(" ", "%20").replace('"', "%22")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(quiet)
 
 
 def collect(agent: NomadAgent, workdir: Path, timeout: float = 60.0) -> None:

@@ -18,7 +18,7 @@ from benchmarks.common import pct
 
 @dataclass
 class Phases:
-    calls: list[tuple[str, float, float, str]] = field(default_factory=list)
+    calls: list[tuple[str, float, float, str, float]] = field(default_factory=list)  # the last: the thread's CPU
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wrap(self, owner: Any, method: str, phase: str, returned: str | None = None) -> None:
@@ -27,37 +27,41 @@ class Phases:
         inner = getattr(owner, method)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.time()
+            started, cpu = time.time(), time.thread_time()
             try:
                 result = inner(*args, **kwargs)
             finally:
-                self.add(phase, started)
+                self.add(phase, started, cpu)
             return self.timed(result, returned) if returned and callable(result) else result
 
         setattr(owner, method, timed)
 
     def timed(self, call: Callable[[], Any], phase: str) -> Callable[[], Any]:
         def run() -> Any:
-            started = time.time()
+            started, cpu = time.time(), time.thread_time()
             try:
                 return call()
             finally:
-                self.add(phase, started)
+                self.add(phase, started, cpu)
 
         return run
 
-    def add(self, phase: str, started: float) -> None:
+    def add(self, phase: str, started: float, cpu: float) -> None:
+        """A call of `phase` from `started` (wall clock) to now, its thread having used `cpu` CPU seconds then."""
+        used = time.thread_time() - cpu
         with self._lock:
-            self.calls.append((phase, started, time.time(), threading.current_thread().name))
+            self.calls.append((phase, started, time.time(), threading.current_thread().name, used))
 
     def summary(self, instant: float) -> dict[str, dict[str, Any]]:
         """Per phase, in order of first start: seconds after `instant` of the first start and last end, calls, busy
-        seconds summed over calls, a call's median and longest, threads that made them."""
+        seconds summed over calls, the CPU seconds their threads used meanwhile, a call's median and longest, threads
+        that made them."""
         out: dict[str, dict[str, Any]] = {}
-        for phase, started, ended, thread in sorted(self.calls, key=lambda c: c[1]):
-            row = out.setdefault(phase, {"first": started, "last": ended, "took": [], "threads": set()})
+        for phase, started, ended, thread, cpu in sorted(self.calls, key=lambda c: c[1]):
+            row = out.setdefault(phase, {"first": started, "last": ended, "took": [], "threads": set(), "cpu": 0.0})
             row["last"] = max(row["last"], ended)
             row["took"].append(ended - started)
+            row["cpu"] += cpu
             row["threads"].add(thread)
         return {
             phase: {
@@ -65,6 +69,7 @@ class Phases:
                 "to_s": round(r["last"] - instant, 3),
                 "calls": len(r["took"]),
                 "busy_s": round(sum(r["took"]), 3),
+                "cpu_s": round(r["cpu"], 3),
                 "call_p50_max_s": (round(pct(r["took"], 0.5), 3), round(max(r["took"]), 3)),
                 "threads": len(r["threads"]),
             }
