@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -71,8 +72,9 @@ class NomadBackend:
         self._token = _token(config)
         self._session = _session(int(config.get("connections", DEFAULT_CONNECTIONS)))
         self._jobs_index = 0  # the job list's Raft index as last read: a blocking query returns when it moves
-        # submits of one name from this process never race each other at Nomad (see _created_by)
-        self._locks = [threading.Lock() for _ in range(64)]
+        # submits of one name from this process never race each other at Nomad (see _created_by); names in flight
+        self._writing: set[str] = set()
+        self._written = threading.Condition()
         self._client = nomad.Nomad(
             address=self.address,
             namespace=self.namespace,
@@ -98,18 +100,33 @@ class NomadBackend:
 
     def register(self, name: str, launch: Launch) -> Callable[[], SubmitOutcome]:
         """The create-only write; the returned call is its check (`_created_by`), which a herd makes after all its
-        writes (`abc.Confirming`). The lock is held for the write alone: a second submit of the name from this
-        process then finds the job and is refused, whenever the first one's check is made."""
+        writes (`abc.Confirming`). The name is held for the write alone: a second submit of it from this
+        process then finds the job and is refused, whenever the first one's check is made; writes of other names never
+        wait for it."""
         if name != launch.name:
             raise PermanentBackendError(f"submit name {name!r} is not the launch's name {launch.name!r}")
         job = job_payload(launch, mhz_per_core=self.mhz_per_core, namespace=self.namespace, region=self.region)
         body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": 0}
-        with self._locks[hash(name) % len(self._locks)]:
+        with self._alone(name):
             try:
                 reply = self._call("register", lambda: self._client.job.register_job(name, body))
             except _AlreadyExists:
                 return _already_existed
         return partial(self._outcome, name, reply)
+
+    @contextmanager
+    def _alone(self, name: str) -> Iterator[None]:
+        """No other write of `name` from this process is in flight meanwhile; writes of other names go on (a lock
+        shared by several names held a herd's writes up one behind another)."""
+        with self._written:
+            self._written.wait_for(lambda: name not in self._writing)
+            self._writing.add(name)
+        try:
+            yield
+        finally:
+            with self._written:
+                self._writing.discard(name)
+                self._written.notify_all()
 
     def _outcome(self, name: str, reply: Mapping[str, Any]) -> SubmitOutcome:
         """The check of a write Nomad answered. The job exists by now, so even a refused connection here (the agent

@@ -85,7 +85,12 @@ SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
     ),
     "nomadherd": (
         lambda a: bench_nomad_herd.run(
-            _or(a.jobs, [100, 1000]), _or(a.repeats, 1), _or(a.workers, 16), _or(a.more_workers, [])
+            _or(a.jobs, [100, 1000]),
+            _or(a.repeats, 1),
+            _or(a.workers, 16),
+            _or(a.more_workers, []),
+            a.phases,
+            a.unplaced,
         ),
         lambda: bench_nomad_herd.run([10], 1, 4),
     ),
@@ -134,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run-for", type=float, help="seconds each noop launch runs before it ends (herd)")
     p.add_argument("--workers", type=int, help="threads of the plain client that is the ceiling (backend herds)")
     p.add_argument("--more-workers", type=_ints, help="nomadherd: ours again with these submit workers")
+    p.add_argument("--phases", action="store_true", help="nomadherd: ours and the plain client, time per step")
+    p.add_argument("--unplaced", action="store_true", help="nomadherd: registration alone, no job placed")
     p.add_argument("--backends", type=lambda t: t.split(","), help="process,docker,nomad (results)")
     return p
 

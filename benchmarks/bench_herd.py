@@ -27,6 +27,7 @@ from benchmarks.common import (
     lags,
     mntr,
     new_root,
+    next_instant,
     start_leader,
     summary,
     time_results,
@@ -66,8 +67,8 @@ def run_one(
         _raise(leader)
         if leader.promoted_at is not None and leader.promoted_at >= target.timestamp():
             raise RuntimeError(f"promotion of {jobs} jobs outlasted the herd's lead time; raise the estimate")
-        wait_until(lambda: _next_instant(leader.session) is not None, 60, "the herd's instant")
-        first = _next_instant(leader.session)
+        wait_until(lambda: next_instant(leader.session) is not None, 60, "the herd's instant")
+        first = next_instant(leader.session)
         assert first is not None
         rows = []
         for herd in range(1, herds + 1):
@@ -87,12 +88,6 @@ def run_one(
         return rows, _results(leader, jobs * herds, delays) if run_for else None
     finally:
         leader.close()
-
-
-def _next_instant(session: Any) -> datetime | None:
-    """The herd's instant: on the dispatcher, or held by a stage built for it (None while one is being built)."""
-    stage = session._stage
-    return stage.at if stage is not None else session._dispatcher.next_due()  # type: ignore[no-any-return]
 
 
 def _results(leader: Any, expected: int, delays: list[float]) -> dict[str, Any]:

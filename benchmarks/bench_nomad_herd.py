@@ -1,6 +1,6 @@
 """Nomad herd: N launches due in the same second on one dev agent, ours beside Nomad's own periodic dispatcher.
 
-    python -m benchmarks nomadherd [--jobs 100,1000] [--repeats R] [--workers K]
+    python -m benchmarks nomadherd [--jobs 100,1000] [--repeats R] [--workers K] [--phases] [--unplaced]
 
 For each N, on the same dev agent (raw_exec, tasks that exit at once), one after the other:
 (theirs) N periodic parent jobs registered in Nomad, all with the same one-off cron instant (7-field spec with the
@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -32,6 +33,7 @@ from backends.nomad import create
 from backends.nomad_spec import job_payload
 from backends.nomad_status import parse_time
 from benchmarks.common import herd_instant, leader_herd, minutely_spec, sleep_until, stage_figures, zookeeper
+from benchmarks.phases import Phases, trace_leader
 from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
 from cronframework.spec.model import JobSpec
@@ -42,10 +44,22 @@ CLUSTER = "/cf-bench-nomad-herd"
 STAGES = ("registered", "running", "complete")
 # small reservations, so the whole herd fits the dev node at once and placement waits for nothing
 RESOURCES = {"cpu": 0.01, "memory": 16}
+# `--unplaced`: a constraint no node meets, so the agent registers each job and parks its evaluation as blocked
+NOWHERE = [{"attribute": "${meta.cf_bench_nowhere}", "value": "never"}]
+
+
+@dataclass
+class Options:
+    unplaced: bool = False  # set by `run` for the whole run: every variant's jobs alike
+
+
+OPTIONS = Options()
 
 
 def spec(name: str, second: int) -> JobSpec:
-    return minutely_spec(name, second, "nomad", {"command": ["/bin/true"], "resources": RESOURCES})
+    task = {"command": ["/bin/true"], "resources": RESOURCES}
+    fields = {"nomad": {"constraints": NOWHERE}} if OPTIONS.unplaced else {}
+    return minutely_spec(name, second, "nomad", task, **fields)
 
 
 def payload(job: str, instant: datetime) -> dict[str, Any]:
@@ -114,16 +128,19 @@ def theirs(api: Api, jobs: int, workers: int) -> tuple[float, str]:
     return instant.timestamp(), f"{PREFIX}theirs-"
 
 
-def ours(hosts: str, address: str, jobs: int, workers: int = 16) -> tuple[float, str]:
+def ours(hosts: str, address: str, jobs: int, workers: int = 16, phases: Phases | None = None) -> tuple[float, str]:
     instant = herd_instant(jobs)
     specs = [spec(f"{PREFIX}ours{workers}-{i:05d}", instant.second) for i in range(jobs)]
-    marks = leader_herd(hosts, specs, create({"address": address}), "nomad", workers=workers)
+    trace = None if phases is None else partial(trace_leader, phases)
+    marks = leader_herd(hosts, specs, create({"address": address}), "nomad", trace, workers=workers)
     if abs(marks["due"] - instant.timestamp()) > 0.5:
         raise RuntimeError(f"the herd came due at {marks['due']}, not {instant.timestamp()}")
     return instant.timestamp(), f"{PREFIX}ours{workers}-"
 
 
-def ceiling(api: Api, jobs: int, workers: int, checked: bool = False) -> tuple[float, str]:
+def ceiling(
+    api: Api, jobs: int, workers: int, checked: bool = False, phases: Phases | None = None
+) -> tuple[float, str]:
     """The plain client; `checked`: each registration followed at once by the read of the job's summary that the
     adapter needs to tell which of two racing registrations created the job (docs/backends.md, "Nomad")."""
     instant = herd_instant(0)
@@ -131,7 +148,10 @@ def ceiling(api: Api, jobs: int, workers: int, checked: bool = False) -> tuple[f
     payloads = [payload(f"{prefix}{i:05d}", instant) for i in range(jobs)]
 
     def register(job: dict[str, Any]) -> None:
+        started, cpu = time.time(), time.thread_time()
         api.register(job)
+        if phases is not None:
+            phases.add("plain client: register (HTTP write)", started, cpu)
         if checked:
             api.call("GET", f"/v1/job/{job['ID']}/summary")
 
@@ -152,7 +172,8 @@ def read_back(api: Api, prefix: str, jobs: int, timeout: float = 600) -> dict[st
         registered = launched(api, prefix)
         allocs = [a for a in api.call("GET", "/v1/allocations") if a["JobID"] in registered]
         done = [a for a in allocs if a["ClientStatus"] in ("complete", "failed", "lost")]
-        if (len(registered) >= jobs and len(done) >= jobs) or time.monotonic() > deadline:
+        placed = OPTIONS.unplaced or len(done) >= jobs
+        if (len(registered) >= jobs and placed) or time.monotonic() > deadline:
             break
         time.sleep(1.0)
     states: list[dict[str, Any]] = [next(iter((a.get("TaskStates") or {}).values()), {}) for a in allocs]
@@ -169,10 +190,22 @@ def _stamp(text: Any) -> float | None:
 
 
 def purge(api: Api, workers: int) -> None:
-    """Every job this benchmark made (parents, children, launches), then Nomad's garbage collection."""
+    """Every job this benchmark made (parents, children, launches), then Nomad's garbage collection, then `settle`."""
     ids = [j["ID"] for j in api.call("GET", f"/v1/jobs?prefix={PREFIX}")]
     in_parallel(lambda i: api.call("DELETE", f"/v1/job/{i}?purge=true"), ids, workers, api)
     api.call("PUT", "/v1/system/gc")
+    settle(api)
+
+
+def settle(api: Api, timeout: float = 120.0, quiet: float = 2.0) -> None:
+    """Until the agent has no evaluation left to process (a purge of a herd is a thousand evaluations, processed
+    after the deletes return), then `quiet` seconds more: the variant measured next must not share the agent with
+    the previous one's clean-up."""
+    deadline = time.monotonic() + timeout
+    busy = '/v1/evaluations?filter=Status == "pending" or Status == "blocked"'
+    while api.call("GET", busy.replace(" ", "%20").replace('"', "%22")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(quiet)
 
 
 def collect(agent: NomadAgent, workdir: Path, timeout: float = 60.0) -> None:
@@ -210,9 +243,19 @@ def ratios(jobs: int, rows: dict[str, dict[str, Any]], label: str = "ratios") ->
     return row
 
 
-def run(sizes: list[int], repeats: int = 1, workers: int = 16, more_workers: Sequence[int] = ()) -> dict[str, Any]:
+def run(
+    sizes: list[int],
+    repeats: int = 1,
+    workers: int = 16,
+    more_workers: Sequence[int] = (),
+    phases: bool = False,
+    unplaced: bool = False,
+) -> dict[str, Any]:
     """Per N: theirs, ours and both ceilings with `workers` threads; then ours again with each of `more_workers`
-    submit workers (the scheduler's `workers` setting), against the same ceilings."""
+    submit workers (the scheduler's `workers` setting), against the same ceilings. `phases`: ours and the plain
+    client alone, each with the time of every step of its path (benchmarks/phases.py). `unplaced`: no job is
+    placed (registration alone, a few seconds per variant rather than minutes of task starts)."""
+    OPTIONS.unplaced = unplaced
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-nomad-herd-") as workdir:
         agent = NomadAgent(Path(workdir)).start()
@@ -222,11 +265,38 @@ def run(sizes: list[int], repeats: int = 1, workers: int = 16, more_workers: Seq
             with zookeeper(1) as cluster:
                 for jobs in sizes:
                     for _ in range(repeats):
+                        if phases:
+                            rows += phased(api, cluster.connect_string, agent.address, jobs, workers)
+                            continue
                         rows += herd(api, cluster.connect_string, agent.address, jobs, workers, more_workers)
         finally:
             collect(agent, Path(workdir))
             agent.stop()
     return {"workers": workers, "rows": rows}
+
+
+def phased(api: Api, hosts: str, address: str, jobs: int, workers: int) -> list[dict[str, Any]]:
+    """Ours, then the plain client, each with where its time went after the instant."""
+    variants: dict[str, Callable[[Phases], tuple[float, str]]] = {
+        "ours": lambda p: ours(hosts, address, jobs, workers, p),
+        "ceiling": lambda p: ceiling(api, jobs, workers, phases=p),
+    }
+    return [traced(label, api, go, jobs, workers) for label, go in variants.items()]
+
+
+def traced(label: str, api: Api, go: Callable[[Phases], tuple[float, str]], jobs: int, workers: int) -> dict[str, Any]:
+    phases = Phases()
+    instants: list[float] = []
+
+    def started() -> tuple[float, str]:
+        instant, prefix = go(phases)
+        instants.append(instant)
+        return instant, prefix
+
+    row = measure(label, api, started, jobs, workers)
+    row["phases"] = phases.summary(instants[0])
+    print({"variant": label, "jobs": jobs, "phases": row["phases"]}, flush=True)
+    return row
 
 
 def herd(

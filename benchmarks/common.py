@@ -14,7 +14,7 @@ import resource
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -281,10 +281,10 @@ def emit(scenario: str, figures: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def minutely_spec(name: str, second: int, backend: str, task: dict[str, Any]) -> JobSpec:
+def minutely_spec(name: str, second: int, backend: str, task: dict[str, Any], **fields: Any) -> JobSpec:
     """A job due once a minute at `second` on `backend`; launches may overlap (a herd's task may outlast it)."""
     body = {"name": name, "schedule": f"{second} * * * * *", "backend": backend, "task": task, "concurrency": "allow"}
-    return JobSpec.model_validate(body)
+    return JobSpec.model_validate({**body, **fields})
 
 
 def herd_instant(jobs: int, lead: float = 4.0, per_job: float = 1 / 800) -> datetime:
@@ -294,19 +294,28 @@ def herd_instant(jobs: int, lead: float = 4.0, per_job: float = 1 / 800) -> date
 
 
 def leader_herd(
-    hosts: str, specs: Sequence[JobSpec], backend: Backend, backend_name: str, **config: Any
+    hosts: str,
+    specs: Sequence[JobSpec],
+    backend: Backend,
+    backend_name: str,
+    on_leader: Callable[[Leader], None] | None = None,
+    **config: Any,
 ) -> dict[str, float]:
     """The real leader/launcher path through `backend`: `specs` (each due once a minute at one second S) applied in
     ZooKeeper, an elected leader promoted, both sync points of every launch of the herd committed. The leader is
-    closed (and the backend with it) before this returns; the herd's figures are read from the backend after."""
+    closed (and the backend with it) before this returns; the herd's figures are read from the backend after.
+    `on_leader` sees the leader before it starts (benchmarks/phases.py times its steps)."""
     leader = start_leader(hosts, new_root("backend-herd"), backend=backend, backend_name=backend_name, **config)
+    if on_leader is not None:
+        on_leader(leader)
     try:
         apply_specs(leader.store, specs)
         leader.start()
         wait_until(lambda: leader.promoted_at is not None or leader.error is not None, 300, "promotion")
         if leader.error is not None:
             raise RuntimeError(f"the leader failed: {leader.error!r}") from leader.error
-        due = leader.session._dispatcher.next_due()
+        wait_until(lambda: next_instant(leader.session) is not None, 30, "the herd's instant")
+        due = next_instant(leader.session)
         finished = wait_until(
             lambda: leader.error is not None or leader.writes.groups.get("finishing launches", 0) >= len(specs),
             600,
@@ -317,6 +326,12 @@ def leader_herd(
         return {"promoted_at": leader.promoted_at or 0.0, "due": due.timestamp() if due else 0.0, "sync_two": finished}
     finally:
         leader.close()
+
+
+def next_instant(session: Any) -> datetime | None:
+    """The herd's instant: on the dispatcher, or held by a stage built for it (None while one is being built)."""
+    stage = session._stage
+    return stage.at if stage is not None else session._dispatcher.next_due()  # type: ignore[no-any-return]
 
 
 def stage_figures(instant: float, stages: Mapping[str, Sequence[float | None]], expected: int) -> dict[str, Any]:

@@ -4,10 +4,11 @@ first and the checks after, and each launch's outcome, attempts and retries are 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cronframework.errors import PermanentBackendError, TransientBackendError
+from cronframework.errors import LeadershipLost, PermanentBackendError, TransientBackendError
 from cronframework.launch import Launch, SubmitOutcome
 from cronframework.records import Outcome
 from cronframework.testing import FakeBackend
@@ -77,3 +78,41 @@ def test_a_refused_write_is_the_first_attempt_and_nothing_is_checked() -> None:
     record = cluster.store.history("j00", limit=1)[0]
     assert (record.outcome, record.attempt) == (Outcome.FAILED, 1) and "invalid job" in (record.reason or "")
     assert backend.calls == []
+
+
+def test_no_check_starts_while_a_write_of_the_herd_is_still_in_flight() -> None:
+    """A worker whose share of the writes is done waits for the others' writes before checking: a check sent while
+    a write is in flight holds that write up at the agent (the herd's last registration is what counts)."""
+    backend = ConfirmingBackend()
+
+    def slow_first(name: str) -> None:
+        if name.startswith("j00-"):
+            time.sleep(0.3)  # the other workers drain the queue meanwhile
+
+    backend.fail["register"] = slow_first
+    herd(backend, 20)
+    kinds = [call.split()[0] for call in backend.calls]
+    assert kinds == ["write"] * 20 + ["check"] * 20
+
+
+def test_a_write_that_loses_leadership_stops_the_herd_and_no_worker_waits_for_writes_never_made() -> None:
+    """The lost leadership propagates, no worker waits for the writes no longer made, and nothing is checked."""
+    backend = ConfirmingBackend()
+
+    def lost_at_j05(name: str) -> LeadershipLost | None:
+        return LeadershipLost("deposed") if name.startswith("j05-") else None
+
+    backend.fail["register"] = lost_at_j05
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            herd(backend, 40)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive() and len(outcome) == 1 and isinstance(outcome[0], LeadershipLost)
+    assert not any(call.startswith("check") for call in backend.calls)

@@ -286,51 +286,59 @@ class Launcher:
 
     def _submit_all(self, to_launch: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
         """Submit in parallel, results in order. Each blocking backend has its own workers pulling the next launch
-        from its own queue, so a 10k herd costs `workers` futures per backend rather than 10k, a slow submit holds
+        from its own lane, so a 10k herd costs `workers` futures per backend rather than 10k, a slow submit holds
         up only its own thread, and a slow daemon (all its workers busy) never delays another backend's launches.
         In-process backends are submitted inline meanwhile. After the first error (LeadershipLost) no worker takes
         another launch; the error propagates once every worker has stopped."""
         results: list[LaunchRecord | None] = [None] * len(to_launch)
-        lanes: dict[str, deque[tuple[int, tuple[Planned, LaunchRecord]]]] = {}
-        inline: list[int] = []
-        for index, (planned, record) in enumerate(to_launch):
-            if self._backends.for_spec(planned.spec).blocking:
-                lanes.setdefault(planned.spec.backend, deque()).append((index, (planned, record)))
+        lanes: dict[str, _Lane] = {}
+        inline: deque[tuple[int, tuple[Planned, LaunchRecord]]] = deque()
+        for index, item in enumerate(to_launch):
+            if self._backends.for_spec(item[0].spec).blocking:
+                lanes.setdefault(item[0].spec.backend, _Lane()).queue.append((index, item))
             else:
-                inline.append(index)  # in-process backends: threads would only add cost
+                inline.append((index, item))  # in-process backends: threads would only add cost
         failed = threading.Event()
 
-        def work(queue: deque[tuple[int, tuple[Planned, LaunchRecord]]], checks: deque[Pending] | None) -> None:
-            """Every launch of the queue; with `checks` (a blocking backend's lane), the lane's writes first and
-            then what is left of each launch (`_start`), so a `Confirming` backend's checks wait for the writes."""
+        def lane_work(lane: _Lane) -> None:
+            """The lane's writes (`_start`); once none is left or in flight, what is left of each launch: a
+            `Confirming` backend's check sent while a write of the herd is in flight would hold that write up."""
             try:
+                while not failed.is_set() and (taken := lane.take()) is not None:
+                    index, (planned, record) = taken
+                    try:
+                        lane.checks.append((index, self._start(planned, record)))
+                    finally:
+                        lane.put_down()
+                if failed.is_set():  # elsewhere, maybe: this lane writes nothing more either
+                    lane.abandon()
+                lane.written.wait()
                 while not failed.is_set():
                     try:
-                        index, (planned, record) = queue.popleft()
-                    except IndexError:
-                        break
-                    if checks is None:
-                        results[index] = self._submit(planned, record)
-                    else:
-                        checks.append((index, self._start(planned, record)))
-                while checks is not None and not failed.is_set():
-                    try:
-                        index, rest = checks.popleft()
+                        index, rest = lane.checks.popleft()
                     except IndexError:
                         return
                     results[index] = rest()
             except BaseException:
                 failed.set()
+                lane.abandon()  # nothing more is written: the lane's other workers stop waiting for it
                 raise
 
+        def inline_work() -> None:
+            for index, (planned, record) in inline:
+                if failed.is_set():
+                    return
+                results[index] = self._submit(planned, record)
+
         futures = []
-        for name, queue in lanes.items():
-            checks: deque[Pending] = deque()  # shared by the lane's workers
-            futures += [self._pool_for(name).submit(work, queue, checks) for _ in range(min(self._workers, len(queue)))]
+        for name, lane in lanes.items():
+            pool = self._pool_for(name)
+            futures += [pool.submit(lane_work, lane) for _ in range(min(self._workers, len(lane.queue)))]
         errors: list[BaseException] = []
         try:
-            work(deque((i, to_launch[i]) for i in inline), None)
+            inline_work()
         except BaseException as exc:
+            failed.set()
             errors.append(exc)
         for future in futures:
             try:
@@ -455,6 +463,43 @@ class Launcher:
         return record.finish(
             Outcome.ALREADY_EXISTED, now=now, reason=reason, attempt=result.attempts, backend_state=status.state.value
         )
+
+
+class _Lane:
+    """A blocking backend's launches in a batch: those not yet written (`queue`), what is left of each written one
+    (`checks`), and `written` once no write is left or in flight (counted by write, not by worker: the pool's
+    threads may be busy elsewhere, and a worker that never started holds nobody up)."""
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[int, tuple[Planned, LaunchRecord]]] = deque()
+        self.checks: deque[Pending] = deque()
+        self.written = threading.Event()
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[int, tuple[Planned, LaunchRecord]] | None:
+        """The next launch to write, counted in flight until `put_down`; None when none is left."""
+        with self._lock:
+            if not self.queue:
+                self._settle()
+                return None
+            self._in_flight += 1
+            return self.queue.popleft()
+
+    def put_down(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._settle()
+
+    def abandon(self) -> None:
+        """A worker failed: no launch left is written."""
+        with self._lock:
+            self.queue.clear()
+            self._settle()
+
+    def _settle(self) -> None:
+        if not self.queue and self._in_flight == 0:
+            self.written.set()
 
 
 def _fields(record: LaunchRecord) -> dict[str, object]:
