@@ -21,7 +21,7 @@ from cronframework.store.zookeeper.wire.framing import (
     MULTI_READ,
     chroot_prefix,
     header,
-    submit,
+    submit_all,
 )
 
 
@@ -64,10 +64,8 @@ def list_many_async(client: Any, paths: Sequence[str], chunk: int = 1000) -> lis
 
 def _many(client: Any, paths: Sequence[str], chunk: int, head: bytes) -> list[Any]:
     prefix = chroot_prefix(client)
-    return [
-        submit(client, MULTI_READ, [_entries(head, prefix, paths[start : start + chunk])])
-        for start in range(0, len(paths), chunk)
-    ]
+    chunks = [[_entries(head, prefix, paths[start : start + chunk])] for start in range(0, len(paths), chunk)]
+    return submit_all(client, MULTI_READ, chunks)
 
 
 def flatten(chunks: Sequence[list[Any]]) -> list[tuple[bytes, ZnodeStat] | None]:
