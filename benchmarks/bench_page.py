@@ -8,6 +8,7 @@ status document, rendering; no socket), on the embedded SQLite store and on a re
 
 from __future__ import annotations
 
+import gc
 import statistics
 import tempfile
 import time
@@ -24,6 +25,7 @@ from cronframework.api import Api, LocalCluster, TokenAuth, create_app
 from cronframework.catalog.apply import spec_batches, spec_document
 from cronframework.clock import SystemClock
 from cronframework.cluster.election import Election
+from cronframework.heap import tune_collector
 from cronframework.records import Begin, JobState, LaunchRecord, Outcome, RecordState, SpecChange
 from cronframework.store.sqlite import SqliteStore
 from cronframework.store.zookeeper.store import ZooKeeperStore
@@ -112,11 +114,24 @@ def _chunks(items: list[Begin], size: int) -> Iterator[list[Begin]]:
         yield items[start : start + size]
 
 
+@contextmanager
+def _server_collector() -> Iterator[None]:
+    """The collector as the server's own process runs it: the API is served inside `cronframework scheduler` or
+    `run`, whose entry points tune it (heap.tune_collector). At CPython's default threshold a request by last result
+    ran full collections over the whole heap (10,000 specs and more) every second or third request."""
+    saved = gc.get_threshold()
+    tune_collector()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+
+
 def _measure(store: StateStore, repeats: int) -> dict[str, dict[str, float]]:
     view = LocalCluster("bench", url="http://127.0.0.1:1", epoch=lambda: 1)
     app = create_app(Api(store, view, TokenAuth(None), SystemClock()))
     out: dict[str, dict[str, float]] = {}
-    with TestClient(app) as client:
+    with _server_collector(), TestClient(app) as client:
         for label, target in VIEWS.items():
             times = []
             for _ in range(repeats + 1):  # the first warms the compile-check memo, as a running server has

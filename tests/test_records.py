@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -72,6 +73,16 @@ def test_job_state_bytes_match_the_reference_encoder(last: str | None, has_next:
     expected = ENCODE({"next": T.isoformat() if has_next else None, "last": last}).encode()
     assert state.to_bytes() == expected
     assert JobState.from_bytes("job-a", state.to_bytes()) == state
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"last": "x", "next": "2026-11-25T06:30:00+01:00"}', b'{"next":null,"last":"a\\"b"}', b"{}", b""],
+)
+def test_a_job_state_in_another_form_than_its_own_is_read_as_json(raw: bytes) -> None:
+    data = json.loads(raw) if raw else {}
+    following = datetime.fromisoformat(data["next"]) if data.get("next") else None
+    assert JobState.from_bytes("job-a", raw) == JobState("job-a", following, data.get("last"))
 
 
 @given(

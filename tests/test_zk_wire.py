@@ -17,6 +17,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
     BadVersionError,
+    ConnectionClosedError,
     MarshallingError,
     NoAuthError,
     NodeExistsError,
@@ -126,8 +127,15 @@ class Sent:
         self.client = KazooClient(hosts=hosts)
         self.calls: list[tuple[Any, Any]] = []
         self.client._call = lambda request, result: self.calls.append((request, result))
+        self.woken = bytearray()  # the bytes that wake kazoo's connection thread: one per request queued
+        self.client._connection._write_sock = type("Wake", (), {"send": lambda _, data: self.woken.extend(data)})()
         self.written: list[bytes] = []
         self.client._connection._write = lambda msg, _timeout: self.written.append(bytes(msg))
+
+    @property
+    def requests(self) -> list[Any]:
+        """Every request handed to kazoo: through its `_call`, or queued for its connection thread directly."""
+        return [request for request, _ in [*self.calls, *self.client._queue]]
 
     def on_socket(self, request: Any, xid: int = 7) -> bytes:
         """What kazoo's connection writes to the socket for `request`."""
@@ -154,12 +162,15 @@ def test_kazoo_s_connection_puts_our_transaction_on_the_socket_as_its_own() -> N
 def test_a_multi_read_goes_as_opcode_22_under_the_chroot_in_chunks(
     issue: Callable[..., Any], entry: Callable[[str], bytes]
 ) -> None:
-    """Gets and listings alike."""
+    """Gets and listings alike; kazoo's connection is woken once for the chunks after the first (its `_call` woke
+    it for the first), with a byte for each, as `_call` would have sent them one by one."""
     sent = Sent("127.0.0.1:1/base/")
-    issue(sent.client, ["/cf/a", "/cf/b", "/cf/c"], chunk=2)
-    first, second = (request for request, _ in sent.calls)
+    issue(sent.client, ["/cf/a", "/cf/b", "/cf/c", "/cf/d", "/cf/e"], chunk=2)
+    assert len(sent.calls) == 1 and bytes(sent.woken) == b"\0\0"
+    first, second, third = sent.requests
     assert first.serialize() == Multi(22, [entry("/base/cf/a"), entry("/base/cf/b")]).serialize()
-    assert second.serialize() == Multi(22, [entry("/base/cf/c")]).serialize()
+    assert second.serialize() == Multi(22, [entry("/base/cf/c"), entry("/base/cf/d")]).serialize()
+    assert third.serialize() == Multi(22, [entry("/base/cf/e")]).serialize()
     framed = sent.on_socket(first, xid=9)
     body = first.serialize()
     assert framed == struct.pack("!iii", 8 + len(body), 9, 22) + body
@@ -245,3 +256,13 @@ def test_a_reply_entry_of_an_unknown_type_fails_the_request_not_the_connection()
         parse_reply(reply, 0)
     with pytest.raises(MarshallingError):
         Sent().answer(Multi(22, []), reply)
+
+
+def test_many_requests_on_a_closed_client_each_fail_at_once() -> None:
+    """None is queued for a connection that is gone: each waiter gets kazoo's error, none waits for its timeout."""
+    client = KazooClient(hosts="127.0.0.1:1")  # never started: closed
+    pending = read_many_async(client, ["/cf/a", "/cf/b", "/cf/c"], chunk=1)
+    assert len(pending) == 3 and not client._queue
+    for result in pending:
+        with pytest.raises(ConnectionClosedError):
+            result.get_nowait()

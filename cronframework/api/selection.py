@@ -162,12 +162,12 @@ def _ordered(
     return names
 
 
-def _next_key(name: str, state: JobState | None, stored: StoredSpec, problems: Problems) -> tuple[int, str, str]:
+def _next_key(name: str, state: JobState | None, stored: StoredSpec, problems: Problems) -> tuple[int, float, str]:
     """Soonest first; jobs with no next launch (broken, never planned) last; by name within an instant."""
     at: datetime | None = state.next_scheduled if state is not None else None
     if at is None or problems.of(stored) is not None:
-        return 1, "", name
-    return 0, at.isoformat(), name
+        return 1, 0.0, name
+    return 0, at.timestamp(), name
 
 
 def _window(names: list[str], query: JobQuery) -> tuple[list[str], bool]:

@@ -32,11 +32,11 @@ from cronframework.records import (
     SpecChange,
     StoredSpec,
     TriggerRequest,
-    record_word,
 )
 from cronframework.store import BeginNow
 from cronframework.store.zookeeper.batch import Chunk, FencedWriter, Group, PreparedWrite
 from cronframework.store.zookeeper.client import Auth, call, connect_zk, digest_acl, gather, zk_errors
+from cronframework.store.zookeeper.lasts import LastResults, Read
 from cronframework.store.zookeeper.layout import (
     SECTIONS,
     TRIGGER_PREFIX,
@@ -92,6 +92,7 @@ class ZooKeeperStore:
         # concluded: begun (recovery's to-do list), or launched with its result still to come (the follower's)
         self._open = OpenIndex()
         self._known_results: set[str] | None = None  # jobs whose results summary node exists
+        self._lasts = LastResults(self._layout.job)  # checked against the stats it was found with, not trusted
         self._ensure_layout()
 
     @classmethod
@@ -454,11 +455,21 @@ class ZooKeeperStore:
         return out
 
     def last_results(self, jobs: Collection[str], now: datetime | None = None) -> dict[str, str]:
+        """Remembered per job and checked in one round (lasts.py); found the long way only for jobs whose state
+        or newest record moved since."""
+        return self._lasts.words(
+            list(dict.fromkeys(jobs)),
+            lambda paths: self._get_many(paths, "checking last launches"),
+            lambda stale: self._newest_records(stale, now),
+        )
+
+    def _newest_records(self, jobs: list[str], now: datetime | None) -> dict[str, tuple[str, Read]]:
+        """Each job's newest record, read: its path and (data, stat), or None if it went after it was listed."""
         found = self._probe_hours(jobs, now) if now is not None else {}
         newest = [(job, paths[_newest(job, list(paths), 1)[0]]) for job, paths in found.items()]
         newest += self._newest_names([job for job in jobs if job not in found], 1)
         read = self._get_many([path for _job, path in newest], "reading last launches")
-        return {job: record_word(item[0]) for (job, _path), item in zip(newest, read, strict=True) if item is not None}
+        return {job: (path, item) for (job, path), item in zip(newest, read, strict=True)}
 
     def _probe_hours(self, jobs: Collection[str], now: datetime) -> dict[str, dict[str, str]]:
         """Each job's names in the hour of `now` (and the next one in its last minutes: staging begins launches

@@ -13,9 +13,10 @@ per error code -- is pinned by tests/test_zk_wire.py and the kazoo range in pypr
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import Any
 
-from kazoo.exceptions import EXCEPTIONS, MarshallingError
+from kazoo.exceptions import EXCEPTIONS, ConnectionClosedError, MarshallingError
 from kazoo.protocol.states import ZnodeStat
 
 INT = struct.Struct("!i")
@@ -107,6 +108,27 @@ def submit(client: Any, opcode: int, encoded: list[bytes]) -> Any:
     result = client.handler.async_result()
     client._call(Multi(opcode, encoded), result)
     return result
+
+
+def submit_all(client: Any, opcode: int, chunks: Sequence[list[bytes]]) -> list[Any]:
+    """`submit` for many requests, waking kazoo's connection once for all but the first (one byte per request, as
+    its `_call` sends each). Each wake hands the GIL to the connection thread, busy with the replies already coming
+    back; taking it back cost the caller up to a switch interval (5 ms) per request: a tenth of a second for a status
+    page's 20 multiReads on a loaded machine."""
+    requests = [Multi(opcode, encoded) for encoded in chunks]
+    results = [client.handler.async_result() for _ in requests]
+    if not requests or client._call(requests[0], results[0]) is False:  # closed, expired, refused: each fails alike
+        for request, result in zip(requests[1:], results[1:], strict=True):
+            client._call(request, result)
+        return results
+    if len(requests) > 1:
+        client._queue.extend(zip(requests[1:], results[1:], strict=True))
+        try:
+            client._connection._write_sock.send(b"\0" * (len(requests) - 1))
+        except (AttributeError, OSError):  # closed meanwhile (no socket, or a shut one), as `_call` guards
+            for result in results[1:]:
+                result.set_exception(ConnectionClosedError("Connection has been closed"))
+    return results
 
 
 def chroot_prefix(client: Any) -> str:
