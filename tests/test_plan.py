@@ -284,3 +284,22 @@ def test_a_retry_past_its_deadline_after_a_restore_is_found_first() -> None:
     assert skipped.skip_reason is not None and "next instant" in skipped.skip_reason
     [made] = settle(plan, {}, found={name: DONE})
     assert made.skip_reason is None and made.retry_of == FAILED_RUN.name
+
+
+def test_a_restore_s_instants_older_than_the_catch_up_window_are_each_found_by_name() -> None:
+    """A snapshot older than the catch-up window: its instants from the watermark up to the restore were not
+    summarised as one stale record (the old cluster may have launched each); each is found by name, launched by
+    name when the backend has it, and skipped on its own record when it has not."""
+    due = entry("allow", catchup={"policy": "all", "window": "1m"})
+    now = NINE + timedelta(minutes=5)
+    restored = NINE + timedelta(minutes=2, seconds=30)
+    plan = plan_tick([due], [], {}.get, now=now, tolerance=TOLERANCE, replayed_before=restored)
+    replayed = [launch_name("j", NINE + timedelta(minutes=m)) for m in range(3)]
+    assert list(plan.finds) == replayed
+    items = settle(plan, {}, found={replayed[0]: None, replayed[1]: DONE, replayed[2]: None})
+    decided = {p.identity.name: p.skip_reason for p in items}
+    assert decided[replayed[1]] is None, "launched before the loss: recorded as launched by name"
+    assert decided[replayed[0]] is not None and decided[replayed[2]] is not None
+    stale = [p for p in items if p.identity.scheduled >= restored and p.skip_reason is not None]
+    assert [p.identity.name for p in stale] == [launch_name("j", NINE + timedelta(minutes=3))], "one stale record"
+    assert items[-1].identity.name == launch_name("j", now) and items[-1].skip_reason is None

@@ -194,7 +194,9 @@ def _plan_due(
 ) -> datetime:
     spec = entry.spec
     first = len(plan.intents)
-    decided = decide_instants(spec, entry.schedule, entry.watermark, now, tolerance=tolerance, paused=paused)
+    decided = decide_instants(
+        spec, entry.schedule, entry.watermark, now, tolerance=tolerance, paused=paused, replayed_before=replayed_before
+    )
     watermark = decided.watermark or entry.watermark
     _note(plan, entry)
     exclusive = spec.concurrency is not Concurrency.ALLOW

@@ -3,7 +3,9 @@
 An instant is *missed* when a later instant of the same job is also due by the time the leader looks, or when it is
 more than `tolerance` late. Missed instants follow the job's `catchup` policy; nothing is dropped without a record
 (docs/design.md, "Catch-up"). Instants older than the catch-up window are summarised as one stale range, so a leader
-that was away for a month writes one record, not a million.
+that was away for a month writes one record, not a million. After a restore, the instants from the restored
+watermark up to the restore (`replayed_before`) are never summarised: the cluster the restore replaced may have
+launched each, so each is decided on its own record and found by name first (engine.plan).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
 from cronframework.naming import LaunchIdentity
 from cronframework.schedule.duration import format_duration
@@ -48,17 +51,19 @@ def decide_instants(
     *,
     tolerance: timedelta,
     paused: bool = False,
+    replayed_before: datetime | None = None,
 ) -> InstantDecisions:
-    """Decide every instant in [watermark, now]; the next watermark is the first instant after now."""
+    """Decide every instant in [watermark, now]; the next watermark is the first instant after now.
+    `replayed_before`: the restore the store came from, if any (module docstring)."""
     single = _single_on_time(schedule, watermark, now, tolerance)
     if single is not None and not paused:  # the common case, kept to two schedule calls for herds
         instant, following = single
         return InstantDecisions(spec.name, [_id(spec, instant)], [], following)
-    stale, instants = _due_instants(spec, schedule, watermark, now)
+    replayed, stale, instants = _due_instants(spec, schedule, watermark, now, replayed_before)
     next_watermark = schedule.next_after(now)
-    if not instants and stale is None:
+    if not instants and stale is None and not replayed:
         return InstantDecisions(spec.name, watermark=max(watermark, next_watermark) if watermark <= now else watermark)
-    skips = [stale] if stale else []
+    skips = replayed + ([stale] if stale else [])
     if paused:
         skips += [Skip(_id(spec, t), "paused") for t in instants]
         return InstantDecisions(spec.name, [], skips, next_watermark)
@@ -84,25 +89,34 @@ def _id(spec: JobSpec, instant: datetime) -> LaunchIdentity:
 
 
 def _due_instants(
-    spec: JobSpec, schedule: Schedule, watermark: datetime, now: datetime
-) -> tuple[Skip | None, list[datetime]]:
+    spec: JobSpec, schedule: Schedule, watermark: datetime, now: datetime, replayed_before: datetime | None
+) -> tuple[list[Skip], Skip | None, list[datetime]]:
+    """(instants older than the catch-up window that a restore replays, each its own skip; the stale range of
+    the older ones left; the instants within the window)."""
     cutoff = now - spec.catchup.window
     start = watermark - ONE_SECOND  # `between` excludes its start; the watermark itself may be an instant
+    replayed: list[Skip] = []
     stale: Skip | None = None
     if watermark < cutoff:
-        last_stale = schedule.latest_at_or_before(cutoff, not_before=watermark)
+        old = f"older than the catch-up window ({spec.catchup.window})"
+        if replayed_before is not None and replayed_before > watermark:
+            last = min(cutoff, replayed_before - timedelta(microseconds=1))
+            times = list(islice(schedule.between(start, last), MAX_ENUMERATED))  # any after them: the stale range
+            replayed = [Skip(_id(spec, t), f"missed: {old}, decided again after a restore") for t in times]
+            start = times[-1] if len(times) == MAX_ENUMERATED else max(start, last)
+        last_stale = schedule.latest_at_or_before(cutoff, not_before=start + ONE_SECOND)
         if last_stale is not None:
             first = schedule.next_after(start)
             stale = Skip(
                 _id(spec, first),
-                f"missed: instants from {first.isoformat()} to {last_stale.isoformat()} are older than the "
-                f"catch-up window ({spec.catchup.window}) and were not replayed",
+                f"missed: instants from {first.isoformat()} to {last_stale.isoformat()} are {old} and were not "
+                "replayed",
                 stale=True,
             )
         start = cutoff
     recent: deque[datetime] = deque(maxlen=MAX_ENUMERATED)
     recent.extend(schedule.between(start, now))
-    return stale, list(recent)
+    return replayed, stale, list(recent)
 
 
 def _missed_without_catchup(
