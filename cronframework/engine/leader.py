@@ -29,7 +29,7 @@ from cronframework.engine.housekeeping import Housekeeping, freeze_heap
 from cronframework.engine.launcher import Launcher
 from cronframework.engine.notify import Notifier, NotifyConfig
 from cronframework.engine.outbox import Outbox
-from cronframework.engine.plan import Planned, TickPlan, plan_tick, settle
+from cronframework.engine.plan import Planned, TickPlan, hold_unanswered, plan_tick, settle
 from cronframework.engine.recovery import Recovery, takeover_report
 from cronframework.engine.results import Results
 from cronframework.engine.retention import Pruner
@@ -311,7 +311,10 @@ class LeaderSession:
             replayed_before=restored_at(self._restored),
         )
         self._drop_triggers(plan.dropped)
-        items = settle(plan, self._ask_previous(plan), earlier, self._find_replayed(plan))
+        found = self._find_replayed(plan)
+        plan, held = hold_unanswered(plan, found)
+        self._hold(due, held)
+        items = settle(plan, self._ask_previous(plan), earlier, found)
         records = self._launcher.execute(chain(stage.rest if stage else (), items), stage.slices if stage else ())
         if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
             self._launcher.left_open = 0
@@ -353,6 +356,15 @@ class LeaderSession:
             made = sum(status is not None for status in found.values())
             log.info("replayed launches looked up by name", extra={"asked": len(found), "found": made})
         return found
+
+    def _hold(self, due: Sequence[Entry], held: set[str]) -> None:
+        """The due jobs a restore's replay could not decide yet back in the dispatcher as they were: the next tick
+        asks the backend again (plan.hold_unanswered)."""
+        for entry in due:
+            if entry.spec.name in held:
+                self._dispatcher.advance(entry.spec.name, entry.watermark, entry.last_launch)
+        if held:
+            log.warning("replayed launches wait for the backend", extra={"jobs": sorted(held)})
 
     def _drop_triggers(self, dropped: Sequence[TriggerRequest]) -> None:
         for request in dropped:

@@ -18,13 +18,14 @@ After a restore (docs/backups.md) the store's records end with the snapshot, whi
 cluster launched after it. An instant, a trigger or a retry from before the restore (`replayed_before`) that the tick
 would skip, or launch only after asking about its previous launch, is first found by name (`TickPlan.finds`): one the
 backend has is launched by name, which finds it (`already_existed`), instead of being recorded skipped; it is then
-the previous launch the job's next launch asks about.
+the previous launch the job's next launch asks about. A job with such a launch the backend cannot answer about is not
+decided in that tick at all (`hold_unanswered`): it waits, its watermark where it was, for an answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -242,6 +243,23 @@ def _replayed(identity: LaunchIdentity, replayed_before: datetime | None) -> boo
 
 def _note(plan: TickPlan, entry: Entry) -> None:
     plan.before.setdefault(entry.spec.name, entry.last_launch)
+
+
+def hold_unanswered(plan: TickPlan, found: Mapping[str, BackendStatus | None]) -> tuple[TickPlan, set[str]]:
+    """The plan without the jobs with a replayed launch in `plan.finds` the backend could not answer about (absent
+    from `found`), and those jobs: they are decided in a later tick, their watermarks where they were. Deciding one
+    on the plan's word alone could record skipped a launch the old cluster made (module docstring)."""
+    held = {spec.name for name, spec in plan.finds.items() if name not in found}
+    if not held:
+        return plan, held
+    kept = replace(
+        plan,
+        intents=[i for i in plan.intents if i.spec.name not in held],
+        watermarks={job: at for job, at in plan.watermarks.items() if job not in held},
+        lookups={name: spec for name, spec in plan.lookups.items() if spec.name not in held},
+        finds={name: spec for name, spec in plan.finds.items() if spec.name not in held},
+    )
+    return kept, held
 
 
 def _add_lookups(plan: TickPlan) -> None:
