@@ -61,9 +61,10 @@ class DockerConfig(BaseModel):
     default_network: str | None = None
     allowed_mounts: list[str] = []
     init: bool = True
+    rerun_guard: bool = True
 
     def placement(self) -> Placement:
-        return Placement(self.default_network, tuple(self.allowed_mounts), self.init)
+        return Placement(self.default_network, tuple(self.allowed_mounts), self.init, self.rerun_guard)
 
 
 @contextmanager

@@ -6,6 +6,12 @@ is not whitelisted) happens before anything is created, and so it can be tested 
 Command semantics: `task.command` replaces the image's ENTRYPOINT and `task.args` become its CMD, so the container
 runs exactly `command + args` (as the process backend does). Without `command`, the image's ENTRYPOINT stays and
 `args`, when given, replace the image's CMD.
+
+A container started twice runs its task twice: two leaders may each find it created and never started and both
+start it (Docker has no compare-and-start), and a task that ended before the later start runs again. So `command`
+runs behind a guard (`rerun_guard`, on by default; it needs /bin/sh in the image) that claims a mark in the
+container's own filesystem, which a stop and a start keep: a second start exits with RERUN_EXIT instead. Where the
+mark cannot be made (a read-only /tmp), the task runs unguarded.
 """
 
 from __future__ import annotations
@@ -29,6 +35,16 @@ ALLOWED_OPTIONS = CREATE_OPTIONS | HOST_OPTIONS
 modes, extra volumes) is left out on purpose: mounts go through `allowed_mounts`, networks through `task.network`."""
 
 
+RERUN_EXIT = 125  # what a second start of one container exits with; the first run's own exit code is lost
+RERUN_MARK = "/tmp/.cronframework-started"
+RERUN_GUARD = (
+    f"mkdir {RERUN_MARK} 2>/dev/null || {{ [ -d {RERUN_MARK} ] && {{ echo "
+    '"cronframework: this container already started its task; not running it again" >&2; '
+    f'exit {RERUN_EXIT}; }}; }}; exec "$@"'
+)
+"""`exec` keeps the task the process Docker signals; "$@" is `command + args` (the name before them is $0)."""
+
+
 @dataclass(frozen=True)
 class Placement:
     """The daemon-side settings a plan needs (from the backend config)."""
@@ -36,6 +52,7 @@ class Placement:
     default_network: str | None = None
     allowed_mounts: Sequence[str] = ()
     init: bool = True
+    rerun_guard: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,7 @@ def plan_container(name: str, launch: Launch, placement: Placement) -> Container
         "name": name,
         "environment": launch.env(),
         "labels": labels,
-        **_command(task),
+        **_command(task, placement.rerun_guard),
         **{k: v for k, v in options.items() if k in CREATE_OPTIONS and k != "labels"},
     }
     if task.workdir:
@@ -73,9 +90,10 @@ def plan_container(name: str, launch: Launch, placement: Placement) -> Container
     return ContainerPlan(create=create, host=host)
 
 
-def _command(task: Task) -> dict[str, Any]:
+def _command(task: Task, guard: bool) -> dict[str, Any]:
     if task.command:
-        return {"entrypoint": list(task.command), "command": list(task.args)}
+        entrypoint = ["/bin/sh", "-c", RERUN_GUARD, "cronframework-guard"] if guard else []
+        return {"entrypoint": [*entrypoint, *task.command], "command": list(task.args)}
     return {"command": list(task.args)} if task.args else {}
 
 

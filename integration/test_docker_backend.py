@@ -150,6 +150,24 @@ def test_a_leader_frozen_between_create_and_start_never_starts_the_container_aga
     assert docker_backend.logs(launch.name).count("ran") == 1
 
 
+def test_a_second_start_of_one_container_does_not_run_the_task_again(
+    docker_backend: DockerBackend, docker_launch: Any, docker_api: Any
+) -> None:
+    """The 60-minute Docker run's double runs (third-...183131z and four more): two leaders each saw the container
+    created and never started, and both started it; the task ended in milliseconds, so the later start ran the
+    exited container again. No check before the start closes that window; the container itself refuses a second
+    run, by a mark it keeps in its own filesystem, which outlives a stop and a start."""
+    launch = docker_launch(unique_job("twice"), ["/bin/sh", "-c", "echo ran"])
+    plan = plan_container(launch.name, launch, Placement(default_network="none"))
+    docker_api.create_container(host_config=docker_api.create_host_config(**plan.host), **plan.create)
+    docker_api.start(launch.name)  # one leader's start
+    _wait_finished(docker_backend, launch.name)
+    docker_api.start(launch.name)  # the other's, checked before the first one began
+    time.sleep(1.0)
+    _wait_finished(docker_backend, launch.name)
+    assert docker_backend.logs(launch.name).count("ran") == 1
+
+
 def test_daemon_gone_between_create_and_start_is_ambiguous_not_unreachable(
     docker_backend: DockerBackend, docker_launch: Any, docker_api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -230,7 +248,7 @@ def test_task_without_image_is_permanent(docker_backend: DockerBackend) -> None:
 
 
 def test_unstartable_command_without_init_is_permanent_then_failed(docker_launch: Any) -> None:
-    backend = create({**CONFIG, "init": False})
+    backend = create({**CONFIG, "init": False, "rerun_guard": False})  # the guard's shell would start, then fail 127
     launch = docker_launch(unique_job("noexec"), ["/no/such/binary"])
     with pytest.raises(PermanentBackendError, match="no/such/binary"):
         backend.submit(launch.name, launch)
