@@ -246,26 +246,35 @@ def test_a_backend_down_at_takeover_leaves_the_launch_open_until_it_answers() ->
 
 def test_a_refused_retry_after_a_timed_out_attempt_is_still_ambiguous() -> None:
     """Attempt one timed out (it may have landed: Docker created the container, then the daemon stopped); the
-    retries are refused. "Refused" proves only that the retries did not land, so the launch is looked up."""
+    retries are refused. "Refused" proves only that the retries did not land, so the launch is looked up. Found
+    created and never started (the 60-minute Docker run: eight launches recorded `already_existed` whose containers
+    never ran, and no result ever came), it is left to recovery, which starts it once the backend answers."""
     cluster = Cluster()
     cluster.apply(job("tick", retries={"attempts": 3, "backoff": "1s"}))
     calls: list[str] = []
+    started: list[str] = []
 
-    def first_lands_then_refused(name: str) -> Exception:
+    def first_lands_then_refused(name: str) -> Exception | None:
         calls.append(name)
         if len(calls) == 1:
             cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)
             return TransientBackendError("read timed out")
-        return BackendUnreachable("connection refused")
+        return BackendUnreachable("connection refused") if len(calls) <= 3 else None
+
+    def start(name: str, launch: object) -> None:
+        started.append(name)
+        cluster.backend.launches[name] = BackendStatus(LaunchState.RUNNING)
 
     cluster.backend.fail["submit"] = first_lands_then_refused
+    cluster.backend.on_submit = start
     session, _ = cluster.leader()
     session.promote()
-    cluster.run_for(session, 60)
-    record = cluster.store.get_launch("tick-20261125t060100z")
-    assert len(calls) == 3
+    cluster.run_for(session, 70)  # 06:01 launched at the 60th second, its retries, then the ticks after them
+    name = "tick-20261125t060100z"
+    record = cluster.store.get_launch(name)
+    assert calls.count(name) >= 4 and started.count(name) == 1, "the created container is started, once"
     assert record is not None and record.outcome is not Outcome.FAILED
-    assert record.outcome is Outcome.ALREADY_EXISTED and "but the backend has the launch" in (record.reason or "")
+    assert cluster.backend.launches[name].state is LaunchState.RUNNING
 
 
 def test_open_launch_older_than_the_recovery_window_is_not_relaunched() -> None:

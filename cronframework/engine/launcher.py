@@ -31,7 +31,7 @@ from cronframework.engine.notify import Notifier
 from cronframework.engine.plan import Planned
 from cronframework.engine.submit import register_first, submit_with_retries
 from cronframework.errors import BackendError, ConflictError, LeadershipLost
-from cronframework.launch import Launch, SubmitOutcome
+from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from cronframework.naming import LaunchIdentity
 from cronframework.records import Begin, LaunchRecord, Notice, Outcome
 from cronframework.spec.model import JobSpec
@@ -454,7 +454,9 @@ class Launcher:
         except BackendError:
             self.left_open += 1
             return None
-        if status is None and result.in_doubt:
+        if (status is None and result.in_doubt) or (status is not None and status.state is LaunchState.PENDING):
+            # a launch made but not begun (Docker: created, never started) runs only if somebody starts it: recovery
+            # resubmits a pending launch by name, which starts it
             self.left_open += 1
             return None
         if status is None:
