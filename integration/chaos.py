@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -43,6 +43,7 @@ from integration.zk import ZkHarnessError
 
 DEFAULT_FAULTS = "kill,stop,partition,zk-node,zk-quorum,backend,slow,rolling,clock"
 END_MARGIN = 3.0  # instants this close to the end may legitimately still be in flight
+RESULTS_WAIT = 600.0  # at most this long for the judged launches' results, while their count keeps falling
 RESULT_MARGIN = 12.0  # and this close, their results and retries (a takeover's first lookups come a second late)
 FORBID_JOBS = [name for name, job in JOBS.items() if job[2].get("concurrency") == "forbid"]
 MAX_CLOCK_SKEW = SchedulerSection().max_clock_skew.total_seconds()  # the replicas' clock guard bound (the default)
@@ -193,8 +194,8 @@ def settle(topo: Topology) -> datetime:
             say("the leader did not catch up within 90s; checking up to now anyway")
         checked_until = datetime.now(UTC).replace(microsecond=0)
         judged = checked_until - timedelta(seconds=END_MARGIN + RESULT_MARGIN)
-        if not wait_for(lambda: followed_up(store, judged), 60, interval=0.5):
-            say("launches the results check judges still wait for a result or a retry after 60s; checking anyway")
+        if not settled(lambda: awaited(store, judged), patience=60, limit=RESULTS_WAIT):
+            say("launches the results check judges still wait for a result or a retry; checking anyway")
     finally:
         store.close()
     time.sleep(END_MARGIN + 2)
@@ -206,13 +207,43 @@ def _caught_up(store: ZooKeeperStore) -> bool:
     return bool(newest) and not newest[0].open and (datetime.now(UTC) - newest[0].scheduled).total_seconds() < 3
 
 
+def settled(
+    pending: Callable[[], int],
+    *,
+    patience: float,
+    limit: float,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Whether `pending` reached 0: waited for while it keeps falling (by `patience` seconds at a time), up to
+    `limit`. After a long backend outage the leader records a backlog of results for minutes (the 60-minute Docker
+    run: some 1,500 after dockerd's last restart, still being written 60 s into the wait), and judging it then
+    reported results on their way as never recorded; a count that stops falling is judged after `patience`."""
+    start = progress = monotonic()
+    best = pending()
+    while best > 0:
+        now = monotonic()
+        if now - progress > patience or now - start > limit:
+            return False
+        sleep(0.5)
+        count = pending()
+        if count < best:
+            best, progress = count, monotonic()
+    return True
+
+
+def awaited(store: ReadStore, until: datetime) -> int:
+    """How many launches scheduled before `until` are open or still wait for their result or a due retry."""
+    pending = [*store.open_launches(), *store.following_launches()]
+    return sum(record.scheduled < until for record in pending)
+
+
 def followed_up(store: ReadStore, until: datetime) -> bool:
     """No launch scheduled before `until` is open or still waits for its result or a due retry. A leader that has
     caught up with the schedule may still be following a restore's replayed instants attempt by attempt: each
     retry's result comes seconds after the one before it, and judging then reported retries still on their way as
     lost. One that never comes keeps this False until the caller gives up, and is then reported."""
-    pending = [*store.open_launches(), *store.following_launches()]
-    return not any(record.scheduled < until for record in pending)
+    return awaited(store, until) == 0
 
 
 def gather(topo: Topology, faults: list[FaultEvent]) -> evidence_mod.Evidence:

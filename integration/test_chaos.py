@@ -33,7 +33,7 @@ from cronframework.spec.model import Retry
 from cronframework.testing import FakeFence, MemoryStore
 from integration import chaos_faults, chaos_netns
 from integration import chaos_invariants as inv
-from integration.chaos import Options, choose_network, followed_up, run
+from integration.chaos import Options, choose_network, followed_up, run, settled
 from integration.chaos_evidence import (
     BackendLaunch,
     Evidence,
@@ -653,3 +653,19 @@ def test_takeover_and_lag_figures() -> None:
     assert (kind, ready) == ("kill", None) and up == pytest.approx(0.6)
     assert max(inv.launch_lags(ev)) == pytest.approx(0.1, abs=1e-3)
     assert percentile([3.0, 1.0, 2.0, 10.0], 50) == 2.0 and percentile([], 99) is None
+
+
+def test_the_results_wait_goes_on_while_the_backlog_falls_and_ends_when_it_stops() -> None:
+    """The 60-minute Docker run: 36 launches of its last minute judged 'launched, and no result recorded' while the
+    leader was still writing a backlog of results after dockerd's restart (60 s of waiting, then checked anyway)."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    falling = iter(range(300, -1, -1))  # one fewer every half second: 150 s to drain
+    assert settled(lambda: next(falling), patience=60, limit=600, sleep=sleep, monotonic=lambda: now[0])
+    assert now[0] > 60
+    now[0] = 0.0
+    assert not settled(lambda: 5, patience=60, limit=600, sleep=sleep, monotonic=lambda: now[0])
+    assert 60 < now[0] < 62
