@@ -123,6 +123,33 @@ def test_a_herd_goes_on_submitting_while_sync_point_two_waits_for_the_store() ->
     assert cluster.store.open_launches() == []  # every sync point two confirmed before the tick returned
 
 
+def test_a_herd_logs_its_launches_after_its_last_sync_point_two_and_catches_up_in_one_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster = Cluster()
+    cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])
+    session, _ = cluster.leader(herd_slice=50)
+    session._launcher._finish_every = 100  # sync point two every two slices: four batches
+    session.promote()
+    caplog.set_level(logging.INFO, logger="cronframework.launcher")
+    all_submitted = threading.Event()
+    cluster.backend.on_submit = lambda _n, _l: all_submitted.set() if len(cluster.backend.submitted) >= 349 else None
+    real_finish, lines_before_write = cluster.store.finish, []
+
+    def finish(fence: object, records: list[object], notices: object = ()) -> None:
+        lines_before_write.append(sum(r.getMessage() == "launch outcome recorded" for r in caplog.records))
+        if len(lines_before_write) == 1:  # the first answers late: the next batches wait behind it
+            all_submitted.wait(5.0)
+        real_finish(fence, records, notices)  # type: ignore[arg-type]
+
+    cluster.store.finish = finish  # type: ignore[method-assign]
+    records = cluster.run_for(session, 60)
+    assert set(lines_before_write) == {0}  # every write went first, every line after
+    assert len(lines_before_write) <= 3  # the batches that waited behind the first were written as one
+    assert sum(r.getMessage() == "launch outcome recorded" for r in caplog.records) == 350
+    assert len(records) == 350 and cluster.store.open_launches() == []
+
+
 def test_a_store_failure_mid_herd_launches_only_what_was_begun_and_loses_no_instant() -> None:
     cluster = Cluster()
     cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])
