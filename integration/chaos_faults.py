@@ -238,13 +238,20 @@ def _clock_fault(
 def judge_clock_fault(events: list[dict[str, Any]], since: int, epoch: int, leads_now: bool) -> tuple[bool, bool]:
     """(kept_leading, guard_said) from the replica's log, `since` the index of the first event under the skew.
     The guard is consulted by each tick, the first of them at the end of the takeover: a leader still concluding
-    its open launches (instants decided before the skew) all through the skew planned nothing for it to refuse."""
+    its open launches (instants decided before the skew) all through the skew planned nothing for it to refuse.
+    The takeover that counts is the current session's: a session that failed starts again under the same epoch
+    (and a restored root counts epochs from 0 again), so an earlier "took over" of that epoch is not it."""
     during = events[since:]
-    ended = any(e.get("event") in LEADERSHIP_ENDS and int(e.get("epoch", -1)) == epoch for e in during)
-    ticked = any(e.get("event") == "took over" and int(e.get("epoch", -1)) == epoch for e in events)
+    ended = any(e.get("event") in LEADERSHIP_ENDS and _of(e, epoch) for e in during)
+    session = max((i for i, e in enumerate(events) if e.get("event") == "leading" and _of(e, epoch)), default=-1)
+    ticked = any(e.get("event") == "took over" and _of(e, epoch) for e in events[session + 1 :])
     kept = epoch >= 0 and not ended and leads_now and ticked
     said = any(e.get("event") == GUARD_SAYS for e in during)
     return kept, said
+
+
+def _of(event: dict[str, Any], epoch: int) -> bool:
+    return int(event.get("epoch", -1)) == epoch
 
 
 # -- ZooKeeper --------------------------------------------------------------------------------------------------

@@ -128,3 +128,28 @@ def test_a_skewed_heir_still_concluding_open_launches_had_no_tick_to_guard() -> 
     ]
     assert judge_clock_fault(jumped, since=2, epoch=4, leads_now=True) == (True, False), "took over before the jump"
     assert judge_clock_fault(jumped, since=2, epoch=4, leads_now=False) == (False, False)
+
+
+def test_a_leader_whose_session_restarted_and_had_not_taken_over_again_had_no_tick_to_guard() -> None:
+    """The 60-minute Nomad runs: r3 took over epoch 2, its leader session failed on a ZooKeeper quorum loss and
+    started again under the same epoch; the new session's catch-up tick consulted the guard before the +90 s jump,
+    launched only instants due before it, and was still following results when the skew ended: no tick of it saw
+    the skew. The first session's "took over" is not this one's."""
+    retried: list[dict[str, Any]] = [
+        {"event": "leading", "replica": "r3", "epoch": 2},
+        {"event": "took over", "epoch": 2, "launched": 16},
+        {"event": "leader session failed; will retry", "epoch": 2},
+        {"event": "leading", "replica": "r3", "epoch": 2},
+        {"event": "open launches concluded", "count": 0},
+        {"event": "launch outcome recorded", "epoch": 2},
+    ]
+    assert judge_clock_fault(retried, since=len(retried), epoch=2, leads_now=True) == (False, False)
+    took_over_again = [*retried, {"event": "took over", "epoch": 2}]
+    assert judge_clock_fault(took_over_again, since=len(retried), epoch=2, leads_now=True) == (True, False)
+    restored: list[dict[str, Any]] = [  # epochs count from 0 again in a restored root: one log, two eras' epoch 2
+        {"event": "leading", "epoch": 2},
+        {"event": "took over", "epoch": 2},
+        {"event": "leadership lost; back to following", "epoch": 2},
+        {"event": "leading", "epoch": 2},
+    ]
+    assert judge_clock_fault(restored, since=len(restored), epoch=2, leads_now=True) == (False, False)
