@@ -131,3 +131,24 @@ def test_a_short_stall_keeps_leadership(election: Election, clock: FakeClock) ->
     held = leadership(election)
     clock.advance(1.5)
     held.check()
+
+
+def lead_alone(replica: str, clock: FakeClock) -> ZkFence:
+    """The fence a replica alone in a fresh election folder (the FakeZk's) is elected with."""
+    election = Election(FakeZk(), ROOT, replica, max_pause=2.0, monotonic=clock.monotonic, pulse_every=0.01)
+    election.start()
+    try:
+        assert wait_until(lambda: election.fence is not None)
+        return leadership(election).fence
+    finally:
+        election.resign(timeout=2)
+
+
+def test_a_fence_from_before_a_restore_is_not_the_restored_root_s_at_the_same_epoch(clock: FakeClock) -> None:
+    """A restored root counts epochs from the start again (its election folder is new), so a leader of the lost
+    ensemble and one of the restored root can hold the same epoch. The fence each write checks is the election
+    node's path, which carries a fresh guid per join: the old leader's writes cannot pass in the restored root."""
+    old = lead_alone("r2", clock)  # led the lost ensemble at epoch 7
+    restored = lead_alone("r1", clock)  # reaches epoch 7 in the restored root
+    assert old.epoch == restored.epoch == 7
+    assert old.node_path != restored.node_path
