@@ -13,7 +13,9 @@ client certificates required (`verify_https_client`), with certificates made for
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import socket
 import ssl
@@ -139,6 +141,19 @@ class NomadAgent:
                 time.sleep(0.5)
         finally:
             self.stop()
+            self._reap()
+
+    def _reap(self) -> None:
+        """Kill what outlived the agent under its work directory. An agent killed after spawning a task's executor
+        but before recording its handle cannot reattach to it after a restart, and never stops it; a client
+        stopped before collecting an allocation leaves its tmpfs mounted."""
+        root = str(self.workdir.resolve())
+        for pid, _ in _processes_naming(root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _until(lambda: not _processes_naming(root), time.monotonic() + STOP_TIMEOUT)
+        for mount in sorted((m for m in leftovers(self.workdir) if not m.startswith("pid ")), reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
 
     def restart(self) -> None:
         """Same address again, so adapters built before the restart keep working after it."""
@@ -360,3 +375,24 @@ server {{
   raft_snapshot_interval  = "3s"
 }}
 {RAW_EXEC_CLIENT}"""
+
+
+def leftovers(workdir: Path) -> list[str]:
+    """Mounts under `workdir` (an allocation's tmpfs) and processes whose command line names it (the agent, a
+    task's executor or log monitor)."""
+    root = str(workdir.resolve())
+    found = [m for m in (line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()) if root in m]
+    for pid, cmdline in _processes_naming(root):
+        found.append(f"pid {pid}: {cmdline[:200]!r}")
+    return found
+
+
+def _processes_naming(root: str) -> list[tuple[int, bytes]]:
+    named = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and int(proc.name) != os.getpid():
+                cmdline = (proc / "cmdline").read_bytes()
+                if root in cmdline.decode(errors="replace"):
+                    named.append((int(proc.name), cmdline))
+    return named

@@ -55,7 +55,7 @@ from integration.docker_daemon import (
     run_script,
     start_daemon,
 )
-from integration.nomad_agent import NomadAgent, NomadAgentError
+from integration.nomad_agent import NomadAgent, NomadAgentError, leftovers
 from integration.replicas import ReplicaProcess, wait_for
 from integration.zk import ZkHarnessError
 from tests.backend_conformance import conformance_launch, finished, unique_job
@@ -205,22 +205,10 @@ def test_nomad_chaos_run_breaks_no_invariant_and_leaves_no_agent(nomad_run: tupl
     outages = [f.detail for f in report.faults if f.kind == "backend"]
     assert outages and all("back with its state" in d for d in outages), outages
     assert not (workdir / "nomad" / "nomad.pid").exists(), "the Nomad agent was left running"
-    assert _nomad_leftovers(workdir / "nomad") == []
+    assert leftovers(workdir / "nomad") == []
 
 
 # -- the persistent Nomad agent the chaos runs use ---------------------------------------------------------------
-def _nomad_leftovers(workdir: Path) -> list[str]:
-    """Mounts under `workdir` (an allocation's tmpfs) and processes whose command line names it (the agent, a
-    task's executor)."""
-    root = str(workdir.resolve())
-    found = [m for m in (line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()) if root in m]
-    for proc in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if proc.name.isdigit() and root in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                found.append(f"pid {proc.name}: {(proc / 'cmdline').read_bytes()[:200]!r}")
-    return found
-
-
 def test_persistent_nomad_agent_keeps_jobs_and_tasks_across_a_crash(tmp_path: Path) -> None:
     """What the chaos suite's backend fault relies on: an agent killed (-9) and started again still has every job,
     so a repeated submit is refused (already existed); a task running through the crash still finishes; new
@@ -254,7 +242,7 @@ def test_persistent_nomad_agent_keeps_jobs_and_tasks_across_a_crash(tmp_path: Pa
     finally:
         backend.close()
         agent.shutdown()
-    assert _nomad_leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 # -- a real partition: the namespace a replica runs in, cut and healed -------------------------------------------

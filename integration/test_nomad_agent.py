@@ -1,0 +1,27 @@
+"""The test agent's own clean-up: whatever Nomad leaves under an agent's work directory is gone after `shutdown`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from integration.nomad_agent import NomadAgent, leftovers
+
+
+def test_shutdown_stops_an_executor_the_agent_lost_track_of(tmp_path: Path) -> None:
+    """An agent killed right after it spawned a task's executor, before it recorded the executor's handle, cannot
+    reattach to it after its restart and never stops it: the executor outlives the agent. The harness must."""
+    agent = NomadAgent(tmp_path / "nomad", persistent=True)
+    log_file = agent.workdir / "data" / "alloc" / "0f0f" / "task" / "executor.out"
+    log_file.parent.mkdir(parents=True)
+    orphan = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 120", "executor", f'{{"LogFile":"{log_file}"}}'], start_new_session=True
+    )
+    try:
+        assert leftovers(agent.workdir) != [], "the stand-in executor is not seen as a leftover"
+        agent.shutdown(timeout=0)
+        assert leftovers(agent.workdir) == []
+        assert orphan.wait(5) is not None
+    finally:
+        orphan.kill()
+        orphan.wait()
