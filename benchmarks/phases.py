@@ -19,6 +19,7 @@ from benchmarks.common import pct
 @dataclass
 class Phases:
     calls: list[tuple[str, float, float, str, float]] = field(default_factory=list)  # the last: the thread's CPU
+    errors: dict[str, dict[str, int]] = field(default_factory=dict)  # per phase: calls that raised, by exception
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wrap(self, owner: Any, method: str, phase: str, returned: str | None = None) -> None:
@@ -30,6 +31,9 @@ class Phases:
             started, cpu = time.time(), time.thread_time()
             try:
                 result = inner(*args, **kwargs)
+            except Exception as exc:
+                self.failed(phase, exc)
+                raise
             finally:
                 self.add(phase, started, cpu)
             return self.timed(result, returned) if returned and callable(result) else result
@@ -41,6 +45,9 @@ class Phases:
             started, cpu = time.time(), time.thread_time()
             try:
                 return call()
+            except Exception as exc:
+                self.failed(phase, exc)
+                raise
             finally:
                 self.add(phase, started, cpu)
 
@@ -51,6 +58,12 @@ class Phases:
         used = time.thread_time() - cpu
         with self._lock:
             self.calls.append((phase, started, time.time(), threading.current_thread().name, used))
+
+    def failed(self, phase: str, exc: Exception) -> None:
+        with self._lock:
+            kinds = self.errors.setdefault(phase, {})
+            kind = f"{type(exc).__name__}: {str(exc)[:80]}"
+            kinds[kind] = kinds.get(kind, 0) + 1
 
     def summary(self, instant: float) -> dict[str, dict[str, Any]]:
         """Per phase, in order of first start: seconds after `instant` of the first start and last end, calls, busy
@@ -72,6 +85,7 @@ class Phases:
                 "cpu_s": round(r["cpu"], 3),
                 "call_p50_max_s": (round(pct(r["took"], 0.5), 3), round(max(r["took"]), 3)),
                 "threads": len(r["threads"]),
+                **({"errors": self.errors[phase]} if phase in self.errors else {}),
             }
             for phase, r in out.items()
         }
@@ -89,6 +103,7 @@ def trace_leader(phases: Phases, leader: Any) -> None:
     phases.wrap(launcher, "_finish", "sync two: finish")
     backend = leader.backend
     phases.wrap(backend, "register", "backend: register (HTTP write)", returned="backend: check (HTTP read)")
+    phases.wrap(backend, "submit", "backend: submit (an attempt after the first)")
     phases.wrap(backend, "lookup", "backend: lookup")
 
 

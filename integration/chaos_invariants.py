@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -109,7 +109,7 @@ def agreement(ev: Evidence, window: Window) -> list[Violation]:
 
 
 # -- 5. followed to the end ------------------------------------------------------------------------------------
-def followed(ev: Evidence, jobs: dict[str, tuple[str, Retry | None]], window: Window) -> tuple[int, list[Violation]]:
+def followed(ev: Evidence, jobs: Mapping[str, tuple[str, Retry | None]], window: Window) -> tuple[int, list[Violation]]:
     """(attempts judged, violations) for the scheduled instants of `jobs` (name -> schedule, retry policy) in the
     window: each launched attempt has a result; each failed one due a retry has its next attempt."""
     records = {r.name: r for history in ev.history.values() for r in history}
