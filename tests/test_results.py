@@ -318,3 +318,21 @@ def test_a_burst_of_results_is_written_in_slices_only_while_an_instant_is_near()
     cluster.clock.set(T0 + timedelta(minutes=2, seconds=20))  # 06:02 launched, 06:03 far
     session.tick()
     assert [r.name for r in cluster.store.following_launches()] == [f"j{i}-20261125t060200z" for i in range(5)]
+
+
+def test_a_burst_of_results_stays_in_slices_while_the_next_herd_is_staged() -> None:
+    """A results write of tens of thousands (each summary read back, then written) takes the loop for seconds;
+    inside the stage's lead it would hold up the building of the next herd's launches."""
+    cluster = Cluster()
+    cluster.apply(*(job(f"j{i}") for i in range(5)))
+    session, _ = cluster.leader(follow=FollowConfig(first_lookup=0.0, max_results_per_tick=2), stage_ahead=10.0)
+    session.promote()
+    cluster.run_for(session, 60)  # 06:01: five launches
+    for i in range(5):
+        ends(cluster, f"j{i}-20261125t060100z", LaunchState.SUCCEEDED, 0)
+    cluster.clock.set(T0 + timedelta(minutes=1, seconds=52))  # 06:02 is 8 s away: its stage is being built
+    session.tick()
+    assert len(cluster.store.following_launches()) == 3
+    cluster.clock.set(T0 + timedelta(minutes=1, seconds=53))
+    session.tick()
+    assert len(cluster.store.following_launches()) == 1

@@ -261,9 +261,10 @@ class LeaderSession:
         return records
 
     def _instant_near(self) -> bool:
-        """An instant comes within a poll interval and a second: writes that are not launches stay short."""
+        """An instant comes within the stage's lead (or a poll interval) and a second: writes that are not launches
+        stay short, so that a burst of results neither holds up the building of the stage nor its launches."""
         due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
-        lead = timedelta(seconds=min(self._stage_ahead(), self._config.poll_interval) + 1.0)
+        lead = timedelta(seconds=max(self._stage_ahead(), self._config.poll_interval) + 1.0)
         return due is not None and due - self._clock.now() <= lead
 
     def _next_instant(self, job: str, after: datetime) -> datetime | None:
