@@ -194,6 +194,8 @@ def settle(topo: Topology) -> datetime:
             say("the leader did not catch up within 90s; checking up to now anyway")
         checked_until = datetime.now(UTC).replace(microsecond=0)
         judged = checked_until - timedelta(seconds=END_MARGIN + RESULT_MARGIN)
+        if topo.backend == "nomad":  # what has ended by now owes its result by the end of the wait below
+            topo.ended_when_judged = evidence_mod.nomad_ended(topo.nomad_agent().api, topo.cluster_label)
         if not settled(lambda: awaited(store, judged), patience=60, limit=RESULTS_WAIT):
             say("launches the results check judges still wait for a result or a retry; checking anyway")
     finally:
@@ -255,7 +257,9 @@ def gather(topo: Topology, faults: list[FaultEvent]) -> evidence_mod.Evidence:
     if topo.backend == "docker":
         ev.launches = evidence_mod.docker_launches(topo.cluster_label, topo.dockerd().address)
     elif topo.backend == "nomad":
-        ev.launches = evidence_mod.nomad_launches(topo.nomad_agent().api, topo.cluster_label)
+        ev.launches = evidence_mod.ended_as_judged(
+            evidence_mod.nomad_launches(topo.nomad_agent().api, topo.cluster_label), topo.ended_when_judged
+        )
     else:
         ev.launches = evidence_mod.process_launches(topo.state_dir)
     ev.spans = evidence_mod.settled_spans(topo.out_file, LONGEST_RUN)  # first: runs still going may end

@@ -26,7 +26,7 @@ class BackendLaunch:
     submitted_at: float  # wall time
     epoch: int | None
     submitter_pid: int | None = None
-    ended: bool | None = None  # whether its run had ended when the evidence was read (None: the backend cannot say)
+    ended: bool | None = None  # whether its run had ended when the results were judged (None: the backend cannot say)
 
 
 @dataclass
@@ -112,6 +112,26 @@ def nomad_launches(api: Callable[[str, str], Any], cluster: str) -> list[Backend
             at, ended = int(stub["SubmitTime"]) / 1e9, stub.get("Status") == "dead"
             out.append(BackendLaunch(str(stub["ID"]), at, _nomad_epoch(job), ended=ended))
     return out
+
+
+def nomad_ended(api: Callable[[str, str], Any], cluster: str) -> set[str]:
+    """The launches of this cluster whose Nomad job is dead now: one listing, taken when the results are judged."""
+    cluster_key = meta_key("cronframework.cluster")
+    return {
+        str(stub["ID"])
+        for stub in api("GET", "/v1/jobs?meta=true") or []
+        if (stub.get("Meta") or {}).get(cluster_key) == cluster and stub.get("Status") == "dead"
+    }
+
+
+def ended_as_judged(launches: list[BackendLaunch], ended_then: set[str] | None) -> list[BackendLaunch]:
+    """Each launch's `ended` as of the judging (`ended_then`, None: as read). A backend far behind runs and ends
+    launches after the replicas are stopped (the 60-minute Nomad run: its client, restarted with thousands of
+    allocations to restore, ended ~200 tasks a minute once the replicas were gone, against 6-76 a minute before),
+    and nobody is left to record those results."""
+    if ended_then is None:
+        return launches
+    return [replace(x, ended=False) if x.ended and x.name not in ended_then else x for x in launches]
 
 
 def _nomad_epoch(job: dict[str, Any]) -> int | None:

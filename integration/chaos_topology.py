@@ -96,6 +96,7 @@ class Topology:
     snapshots: bool = False  # the leader writes a snapshot every SNAPSHOT_EVERY into snapshot_dir (docs/backups.md)
     mounts: list[Path] = field(default_factory=list)
     shifts: dict[Path, list[ClockShift]] = field(default_factory=dict)  # incarnation's log -> its clock's moves
+    ended_when_judged: set[str] | None = None  # launches the backend had ended when the results were judged
 
     @property
     def out_file(self) -> Path:

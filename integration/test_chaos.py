@@ -39,6 +39,7 @@ from integration.chaos_evidence import (
     Evidence,
     Interval,
     Span,
+    ended_as_judged,
     intervals,
     settled_spans,
     task_lines,
@@ -550,6 +551,24 @@ def test_a_launch_the_backend_had_not_ended_when_judged_owes_no_result() -> None
     first, second = (r.name for r in ev.history["flaky"])
     ev.launches = [BackendLaunch(first, _at(0.1), 1, ended=False), BackendLaunch(second, _at(5.1), 1, ended=True)]
     window = inv.Window(T0 - timedelta(seconds=1), T0 + timedelta(seconds=6))
+    judged, found = inv.followed(ev, FLAKY, window)
+    assert [v.detail.split(":")[0] for v in found] == [second] and judged == 1
+    assert inv.unended(ev, window) == 1
+
+
+def test_a_launch_the_backend_ended_only_after_the_judging_owes_no_result() -> None:
+    """The second 60-minute Nomad run (seed 85): 332 launches 'launched, and no result recorded'. Their tasks ran
+    and ended at 23:39-23:42, after the harness judged (23:39:54) and stopped the replicas; the evidence, read at
+    23:40-23:42, said 'dead'. What ended by the judging still owes its result; what the backend had not ended then
+    does not, whatever it says later."""
+    ev = Evidence()
+    ev.history = {"flaky": [_attempt(0, 1, None), _attempt(5, 1, None)]}
+    first, second = (r.name for r in ev.history["flaky"])
+    read = [BackendLaunch(first, _at(0.1), 1, ended=True), BackendLaunch(second, _at(5.1), 1, ended=True)]
+    window = inv.Window(T0 - timedelta(seconds=1), T0 + timedelta(seconds=6))
+    ev.launches = ended_as_judged(read, None)
+    assert len(inv.followed(ev, FLAKY, window)[1]) == 2
+    ev.launches = ended_as_judged(read, {second})
     judged, found = inv.followed(ev, FLAKY, window)
     assert [v.detail.split(":")[0] for v in found] == [second] and judged == 1
     assert inv.unended(ev, window) == 1

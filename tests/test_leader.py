@@ -612,6 +612,30 @@ def test_recovery_resubmits_a_launch_found_pending_so_it_starts() -> None:
     assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
 
 
+def test_a_launch_found_pending_whose_start_is_refused_stays_open_until_it_starts() -> None:
+    """The lookup found the container created and never started; the daemon went down before the start. The
+    launch exists, so the refused start proves nothing: recording it failed_to_launch would leave a container the
+    record says was never launched (the 60-minute Docker run, even-...224918z)."""
+    cluster = Cluster()
+    cluster.apply(job("tick", catchup="none"))
+    die_after_sync_point_one(cluster)
+    name = "tick-20261125t060100z"
+    cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)  # created, never started
+    started: list[str] = []
+    cluster.backend.on_submit = lambda n, _launch: started.append(n)
+    cluster.backend.fail["submit"] = BackendUnreachable("connection refused")
+    second, _ = cluster.leader()
+    second.promote()
+    assert [r.name for r in cluster.store.open_launches()] == [name]
+    cluster.run_for(second, 3)
+    assert [r.name for r in cluster.store.open_launches()] == [name]
+    del cluster.backend.fail["submit"]
+    cluster.run_for(second, 2)
+    assert started == [name] and cluster.store.open_launches() == []
+    record = cluster.store.get_launch(name)
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
+
+
 def test_recovery_window_is_clamped_below_the_backends_gc_horizon() -> None:
     cluster = Cluster()
     cluster.backend.horizon = timedelta(minutes=30)  # e.g. Nomad's job GC threshold

@@ -9,7 +9,9 @@ For each open record the backend is asked by name:
                                    its answer can tell "start it" from "submit it" (concluding now could leave a
                                    container the record says was never launched);
 - resubmitted, and the resubmit itself failed in a way that may have landed (timed out, refused after an
-                                   accepted create) -> left open likewise: the next pass's lookup tells;
+                                   accepted create), or the launch was found made and never started and the start
+                                   was refused for want of the backend -> left open likewise: the next pass's
+                                   lookup tells;
 - no answer past the window, or not found past it -> the job's `on_uncertain` decides: skip (fail closed, the
                                    default) or relaunch.
 Every decision goes into the takeover report that `status` shows.
@@ -116,7 +118,7 @@ class Recovery:
             if status.state is LaunchState.PENDING:
                 # Found but maybe never started (Docker: created, not started, when the old leader died between
                 # the two calls). Submit is idempotent by name: it starts such a launch and changes nothing else.
-                return self._resubmit(record, spec, "found: pending")
+                return self._resubmit(record, spec, "found: pending", exists=True)
             return self._found(record, status)
         if waiting:
             return self._resubmit(record, spec, "not found")
@@ -149,10 +151,16 @@ class Recovery:
             return self._resubmit(record, spec, seen, because=why)
         return self._finish(record, spec, Outcome.SKIPPED, f"uncertain ({why}); on_uncertain: skip", seen)
 
-    def _resubmit(self, record: LaunchRecord, spec: JobSpec, seen: str, because: str | None = None) -> Conclusion:
+    def _resubmit(
+        self, record: LaunchRecord, spec: JobSpec, seen: str, because: str | None = None, *, exists: bool = False
+    ) -> Conclusion:
+        """`exists`: the lookup found the launch made but not started, so a start refused for want of the backend
+        leaves it open like an ambiguous one: the launch is there to be started once the backend answers."""
         launch = self._launcher.launch_for(spec, record.identity, attempt=record.attempt + 1)
         backend = self._backends.for_spec(spec)
-        result = submit_with_retries(backend, launch, clock=self._clock, leadership=self._leadership, deadline=None)
+        result = submit_with_retries(
+            backend, launch, clock=self._clock, leadership=self._leadership, deadline=None, may_exist=exists
+        )
         if result.outcome is Outcome.FAILED and result.ambiguous and self._inside_window(record, spec):
             # the resubmit itself may have landed (or still be inside a slow daemon): only a later lookup can tell
             # "launched" from "never launched", so the record stays open and the next pass asks again
