@@ -10,7 +10,7 @@
 5. followed to the end: every launched attempt in the window has its task's result recorded, and every failed
    attempt whose retry was due (`retry:`, before the job's next instant) has its next attempt recorded -- each
    attempt once, by name (invariant 1 covers its backend launches and task runs). An attempt whose run the backend
-   had not ended when the evidence was read owes no result yet, and is counted apart (`unended`).
+   had not ended when the results were judged owes no result yet, and is counted apart (`unended`).
 6. on time by ZooKeeper's clock: no launch of a scheduled instant was created earlier than the instant minus the
    clock guard's bound (`max_clock_skew`), by the host's clock, which is ZooKeeper's; and a leader whose clock was
    off by more than that bound launched nothing while it was, and said why in its log;
@@ -137,7 +137,7 @@ def followed(ev: Evidence, jobs: Mapping[str, tuple[str, Retry | None]], window:
 
 def unended(ev: Evidence, window: Window) -> int:
     """Launched attempts of the window that `followed` leaves out: the backend had not ended their run when the
-    evidence was read (not placed yet, or still running), so no result was owed."""
+    results were judged (not placed yet, or still running), so no result was owed."""
     records = {r.name: r for history in ev.history.values() for r in history}
     return sum(
         1
