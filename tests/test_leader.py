@@ -242,11 +242,7 @@ def test_a_launch_nobody_can_answer_for_past_its_window_follows_on_uncertain(pol
 def test_a_backend_down_at_takeover_leaves_the_launch_open_until_it_answers() -> None:
     """A launch the dead leader created but never started (Docker: create, then the daemon went down): concluding
     it while nobody can look would record "skipped" next to a container; waiting for the answer starts it once."""
-    cluster = Cluster()
-    cluster.apply(job("tick", catchup="none"))
-    die_after_sync_point_one(cluster)
-    name = "tick-20261125t060100z"
-    cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)  # created, never started
+    cluster, name = _created_never_started()
     lookups: list[str] = []
 
     def down(asked: str) -> Exception:
@@ -612,15 +608,21 @@ def test_recovery_resubmits_a_launch_found_pending_so_it_starts() -> None:
     assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
 
 
-def test_a_launch_found_pending_whose_start_is_refused_stays_open_until_it_starts() -> None:
-    """The lookup found the container created and never started; the daemon went down before the start. The
-    launch exists, so the refused start proves nothing: recording it failed_to_launch would leave a container the
-    record says was never launched (the 60-minute Docker run, even-...224918z)."""
+def _created_never_started() -> tuple[Cluster, str]:
+    """A leader died after sync point one of a launch the backend holds created and never started."""
     cluster = Cluster()
     cluster.apply(job("tick", catchup="none"))
     die_after_sync_point_one(cluster)
     name = "tick-20261125t060100z"
-    cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)  # created, never started
+    cluster.backend.launches[name] = BackendStatus(LaunchState.PENDING)
+    return cluster, name
+
+
+def test_a_launch_found_pending_whose_start_is_refused_stays_open_until_it_starts() -> None:
+    """The lookup found the container created and never started; the daemon went down before the start. The
+    launch exists, so the refused start proves nothing: recording it failed_to_launch would leave a container the
+    record says was never launched (the 60-minute Docker run, even-...224918z)."""
+    cluster, name = _created_never_started()
     started: list[str] = []
     cluster.backend.on_submit = lambda n, _launch: started.append(n)
     cluster.backend.fail["submit"] = BackendUnreachable("connection refused")
