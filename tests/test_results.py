@@ -268,6 +268,31 @@ def test_a_watching_backend_is_asked_which_ended_and_swept_only_slowly() -> None
     assert backend.lookups[-1] == late.name
 
 
+def test_what_a_pass_found_ended_is_reported_at_once_not_after_its_last_lookup() -> None:
+    """A backend that answers slowly (an agent restoring thousands of allocations) can make one pass over hundreds
+    of hinted launches outlast a leader's tenure; a result found early in it must not wait for the pass's end."""
+    clock, backend = FakeClock(T0), WatchingBackend()
+    follower = BackendFollower("fake", backend, clock, FollowConfig(first_lookup=1.0))
+    names = [r.name for r in records(3)]
+    follower.add(records(3))
+    for name in names:
+        backend.launches[name] = BackendStatus(LaunchState.SUCCEEDED, 0)
+    backend.hints = set(names)
+    seen_during_pass: list[str] = []
+    inner = backend.lookup
+
+    def lookup(name: str) -> BackendStatus | None:
+        if len(backend.lookups) == 2:  # the leader's tick, between the pass's second and third lookup
+            seen_during_pass.extend(e.record.name for e in follower.take())
+        return inner(name)
+
+    backend.lookup = lookup  # type: ignore[method-assign]
+    follower.step(0.0)
+    after = [e.record.name for e in follower.take()]
+    assert len(seen_during_pass) == 2 and len(after) == 1
+    assert sorted(seen_during_pass + after) == sorted(names)
+
+
 def test_a_lookup_that_fails_is_asked_again_later_and_reports_nothing() -> None:
     clock, backend = FakeClock(T0), CountingBackend()
     follower = BackendFollower("fake", backend, clock, FollowConfig(first_lookup=0.0, poll_every=2.0))

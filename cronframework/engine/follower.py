@@ -139,7 +139,8 @@ class BackendFollower:
         return [n for n in due if n not in skip]
 
     def _look_up(self, names: list[str]) -> None:
-        ended: list[Ended] = []
+        """Each launch found ended is reported at once: against a backend that answers slowly, a pass over hundreds
+        of names can outlast the leader, and what it found early would otherwise wait for its last lookup."""
         for name in names:
             with self._lock:
                 record = self._records.get(name)
@@ -151,12 +152,9 @@ class BackendFollower:
                 log.debug("lookup failed; asked again later", extra={"launch": name, "error": str(exc)})
                 continue
             if status is None or not status.state.active:
-                ended.append(Ended(record, status))
-        if ended:
-            with self._lock:
-                for item in ended:  # reported once: the leader writes it, or puts it back (`add`) to retry
-                    self._records.pop(item.record.name, None)
-                self._ended.extend(ended)
+                with self._lock:  # reported once: the leader writes it, or puts it back (`add`) to retry
+                    if self._records.pop(name, None) is not None:
+                        self._ended.append(Ended(record, status))
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
