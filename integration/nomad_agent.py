@@ -378,8 +378,8 @@ server {{
 
 
 def leftovers(workdir: Path) -> list[str]:
-    """Mounts under `workdir` (an allocation's tmpfs) and processes whose command line names it (the agent, a
-    task's executor or log monitor)."""
+    """Mounts under `workdir` (an allocation's tmpfs) and processes that name it on their command line (the agent,
+    a task's executor) or hold a file under it open (a task's log monitor)."""
     root = str(workdir.resolve())
     found = [m for m in (line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()) if root in m]
     for pid, cmdline in _processes_naming(root):
@@ -393,6 +393,14 @@ def _processes_naming(root: str) -> list[tuple[int, bytes]]:
         with contextlib.suppress(OSError):
             if proc.name.isdigit() and int(proc.name) != os.getpid():
                 cmdline = (proc / "cmdline").read_bytes()
-                if root in cmdline.decode(errors="replace"):
+                if root in cmdline.decode(errors="replace") or _holds_open(proc, root):
                     named.append((int(proc.name), cmdline))
     return named
+
+
+def _holds_open(proc: Path, root: str) -> bool:
+    for fd in (proc / "fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith(root):
+                return True
+    return False

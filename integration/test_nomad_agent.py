@@ -25,3 +25,21 @@ def test_shutdown_stops_an_executor_the_agent_lost_track_of(tmp_path: Path) -> N
     finally:
         orphan.kill()
         orphan.wait()
+
+
+def test_shutdown_stops_a_log_monitor_known_only_by_its_open_files(tmp_path: Path) -> None:
+    """A task's log monitor (`nomad logmon`) names no path on its command line; it holds the allocation's log files
+    open. The killed agent leaves it running as well."""
+    agent = NomadAgent(tmp_path / "nomad", persistent=True)
+    log_file = agent.workdir / "data" / "alloc" / "0f0f" / "alloc" / "logs" / "task.stdout.0"
+    log_file.parent.mkdir(parents=True)
+    with log_file.open("w") as out:
+        orphan = subprocess.Popen(["sleep", "120"], stdout=out, start_new_session=True)
+    try:
+        assert leftovers(agent.workdir) != [], "the stand-in log monitor is not seen as a leftover"
+        agent.shutdown(timeout=0)
+        assert leftovers(agent.workdir) == []
+        assert orphan.wait(5) is not None
+    finally:
+        orphan.kill()
+        orphan.wait()
