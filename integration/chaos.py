@@ -195,7 +195,10 @@ def settle(topo: Topology) -> datetime:
         checked_until = datetime.now(UTC).replace(microsecond=0)
         judged = checked_until - timedelta(seconds=END_MARGIN + RESULT_MARGIN)
         if topo.backend == "nomad":  # what has ended by now owes its result by the end of the wait below
-            topo.ended_when_judged = evidence_mod.nomad_ended(topo.nomad_agent().api, topo.cluster_label)
+            try:
+                topo.ended_when_judged = evidence_mod.nomad_ended(topo.nomad_agent().api, topo.cluster_label)
+            except OSError as exc:  # urllib's errors included: judged by what the agent says at the end instead
+                say(f"the Nomad agent did not list its dead jobs ({exc}); judging by its state at the end")
         if not settled(lambda: awaited(store, judged), patience=60, limit=RESULTS_WAIT):
             say("launches the results check judges still wait for a result or a retry; checking anyway")
     finally:
