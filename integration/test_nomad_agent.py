@@ -17,14 +17,7 @@ def test_shutdown_stops_an_executor_the_agent_lost_track_of(tmp_path: Path) -> N
     orphan = subprocess.Popen(
         ["/bin/sh", "-c", "sleep 120", "executor", f'{{"LogFile":"{log_file}"}}'], start_new_session=True
     )
-    try:
-        assert leftovers(agent.workdir) != [], "the stand-in executor is not seen as a leftover"
-        agent.shutdown(timeout=0)
-        assert leftovers(agent.workdir) == []
-        assert orphan.wait(5) is not None
-    finally:
-        orphan.kill()
-        orphan.wait()
+    _assert_shutdown_stops(agent, orphan)
 
 
 def test_shutdown_stops_a_log_monitor_known_only_by_its_open_files(tmp_path: Path) -> None:
@@ -35,8 +28,12 @@ def test_shutdown_stops_a_log_monitor_known_only_by_its_open_files(tmp_path: Pat
     log_file.parent.mkdir(parents=True)
     with log_file.open("w") as out:
         orphan = subprocess.Popen(["sleep", "120"], stdout=out, start_new_session=True)
+    _assert_shutdown_stops(agent, orphan)
+
+
+def _assert_shutdown_stops(agent: NomadAgent, orphan: subprocess.Popen[bytes]) -> None:
     try:
-        assert leftovers(agent.workdir) != [], "the stand-in log monitor is not seen as a leftover"
+        assert leftovers(agent.workdir) != [], "the stand-in is not seen as a leftover"
         agent.shutdown(timeout=0)
         assert leftovers(agent.workdir) == []
         assert orphan.wait(5) is not None
