@@ -203,6 +203,11 @@ class LeaderStore(ReadStore, Protocol):
 
     def drop_trigger(self, fence: Fence, trigger_id: str) -> None: ...
 
+    def request_trigger(self, job: str, *, force: bool, now: datetime) -> TriggerRequest:
+        """Unfenced, as an operator's: the leader asks for a manual launch it found on the backend after a restore
+        (engine/restore_listing.py), which its next tick finds by name and records."""
+        ...
+
     def write_takeover(self, fence: Fence, report: Mapping[str, Any]) -> None: ...
 
     def server_time(self) -> datetime:

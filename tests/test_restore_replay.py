@@ -163,3 +163,85 @@ def test_a_restore_s_instants_older_than_the_catch_up_window_are_found_by_name_n
     lost = sorted(n for n in old_launches if n not in after or after[n].outcome not in LAUNCHED)
     assert lost == []
     assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
+
+
+def triggered_after_the_snapshot(cluster: Cluster) -> tuple[object, str]:
+    """The old cluster launches a manual trigger after the snapshot is taken; then all data is lost and the
+    operator restores (the 60-minute Docker run: slow-...230444z-m, a container with no record after the restore)."""
+    cluster.backend.initial_state = LaunchState.SUCCEEDED
+    cluster.apply(job("slow", "0 0 * * * *"), job("plain", "*/5 * * * * *"))
+    cluster.clock.set(T0 - timedelta(seconds=1))
+    old, _ = cluster.leader()
+    old.promote()
+    run(cluster, old, 2)
+    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
+    request = cluster.store.request_trigger("slow", force=False, now=cluster.clock.now())
+    run(cluster, old, 2)
+    manual = f"slow-{request.requested_at:%Y%m%dt%H%M%Sz}-m"
+    assert manual in cluster.backend.launches, "the old cluster launched the trigger"
+    cluster.clock.advance(5)
+    restored(cluster, snapshot)
+    return snapshot, manual
+
+
+def test_a_manual_launch_after_the_snapshot_is_found_by_listing_and_recorded_not_launched_again() -> None:
+    cluster = Cluster()
+    _, manual = triggered_after_the_snapshot(cluster)
+    new, _ = cluster.leader()
+    new.promote()
+    run(cluster, new, 2)
+    record = cluster.store.get_launch(manual)
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED, record
+    assert record.manual and record.epoch == cluster.epoch
+    assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
+    assert cluster.store.pending_triggers() == []
+    marker = (cluster.store.read_takeover() or {})["restored"]
+    assert "listed" in marker, "the takeover report says every job was listed"
+
+
+def test_once_every_job_is_listed_a_later_leader_does_not_list_again() -> None:
+    cluster = Cluster()
+    triggered_after_the_snapshot(cluster)
+    first, _ = cluster.leader()
+    first.promote()
+    run(cluster, first, 2)
+    listed: list[str] = []
+    cluster.backend.fail["list"] = lambda job: listed.append(job)  # type: ignore[func-returns-value]
+    second, _ = cluster.leader()
+    second.promote()
+    run(cluster, second, 2)
+    assert listed == []
+
+
+def test_a_job_whose_backend_cannot_list_is_listed_when_it_answers_and_the_restore_is_not_marked_listed_before() -> (
+    None
+):
+    from cronframework.errors import TransientBackendError
+
+    cluster = Cluster()
+    _, manual = triggered_after_the_snapshot(cluster)
+    cluster.backend.fail["list"] = lambda job: TransientBackendError("down") if job == "slow" else None
+    new, _ = cluster.leader()
+    new.promote()
+    run(cluster, new, 3)
+    assert cluster.store.get_launch(manual) is None
+    assert "listed" not in (cluster.store.read_takeover() or {})["restored"]
+    del cluster.backend.fail["list"]
+    run(cluster, new, 2)
+    record = cluster.store.get_launch(manual)
+    assert record is not None and record.outcome is Outcome.ALREADY_EXISTED
+    assert "listed" in (cluster.store.read_takeover() or {})["restored"]
+    assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
+
+
+def test_an_older_manual_launch_the_store_has_pruned_is_not_requested_again() -> None:
+    """Only the snapshot's own time (less a margin for the requester's clock) up to the restore is listed for."""
+    cluster = Cluster()
+    _, manual = triggered_after_the_snapshot(cluster)
+    old_manual = "slow-20261125t050000z-m"  # an hour before: outside the window, and no record names it
+    cluster.backend.launches[old_manual] = BackendStatus(LaunchState.SUCCEEDED)
+    new, _ = cluster.leader()
+    new.promote()
+    run(cluster, new, 2)
+    assert cluster.store.get_launch(manual) is not None
+    assert cluster.store.get_launch(old_manual) is None

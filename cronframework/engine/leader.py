@@ -31,6 +31,7 @@ from cronframework.engine.notify import Notifier, NotifyConfig
 from cronframework.engine.outbox import Outbox
 from cronframework.engine.plan import Planned, TickPlan, hold_unanswered, plan_tick, settle
 from cronframework.engine.recovery import Recovery, takeover_report
+from cronframework.engine.restore_listing import RestoreListing
 from cronframework.engine.results import Results
 from cronframework.engine.retention import Pruner
 from cronframework.engine.runtime_limits import RuntimeLimits
@@ -113,6 +114,7 @@ class LeaderSession:
             Pruner(store, backends, leadership, per_tick=config.prune_per_tick),
             PeriodicSnapshots(store, config.snapshot, clock, leadership) if config.snapshot else None,
         )
+        self._listing = RestoreListing(store, backends, leadership, clock)
         self._clock_guard = ClockGuard(store, clock, config.max_clock_skew, config.clock_check_every)
         self._needs_recovery = False
         self._stage: Stage | None = None
@@ -182,6 +184,7 @@ class LeaderSession:
         self._specs.changed.clear()  # this read covers every change so far; a later one sets it again
         with gc_paused():  # 100k job states read and placed: see gc_paused; freeze_heap collects once after
             jobs = self._specs.current()  # the follower's warm specs when the store's stamp says none changed
+            self._listing.start(self._restored, jobs)
             concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
             self._needs_recovery = self._recovery.unanswered > 0
             self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
@@ -258,7 +261,25 @@ class LeaderSession:
         self._outbox.after_tick()
         stopped = self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
         self._results.stopped_for_timeout(stopped)
+        if self.state.takeover:  # promoted: the takeover report the listing's end is written into exists
+            self._note_listed(self._listing.step(self._spec_of, self._room()))
         return records
+
+    def _room(self) -> float:
+        """Seconds this thread may spend before the next instant (or its stage) needs it."""
+        due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
+        if due is None:
+            return self._config.poll_interval
+        return (due - self._clock.now()).total_seconds() - STAGE_MARGIN
+
+    def _note_listed(self, marker: Mapping[str, Any] | None) -> None:
+        """Every job listed after the restore (restore_listing.py): later leaders need not list again."""
+        if marker is None:
+            return
+        self._restored = marker
+        report = {**self.state.takeover, RESTORED: marker}
+        self._store.write_takeover(self._leadership.fence, report)
+        self.state.takeover = report
 
     def _instant_near(self) -> bool:
         """An instant comes within the stage's lead (or a poll interval) and a second: writes that are not launches
