@@ -335,3 +335,19 @@ def test_results_not_recorded_in_time_fail_the_run_saying_how_long_they_had(
     assert [v.detail for v in run.checks] == [
         "1 launch(es) up to 12:00:55 still without a result 0s after the jobs were paused"
     ]
+
+
+def test_the_first_box_build_on_a_machine_gets_past_the_cache_of_older_recipes(tmp_path: Path) -> None:
+    """On a machine that never built a box (no $CF_LAB_DIR/box yet: a fresh CI machine), clearing older recipes
+    must not end the script before the build. debootstrap is stubbed to fail at once: reaching it is the point."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "debootstrap").write_text("#!/bin/sh\necho stubbed debootstrap >&2\nexit 1\n")
+    (stubs / "debootstrap").chmod(0o755)
+    env = {**os.environ, "CF_LAB_DIR": str(tmp_path / "never-built"), "PATH": f"{stubs}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "lab-box.sh")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "lab-box: debootstrap bookworm" in result.stderr, result.stderr
+    assert "stubbed debootstrap" in result.stderr, result.stderr

@@ -213,6 +213,7 @@ main() {
   local dest
   dest=$LAB_DIR/box/$(recipe_hash)
   if [ ! -f "$dest/cronframework-lab.box" ]; then
+    mkdir -p "$LAB_DIR/box"  # a machine that never built one has no cache to clear
     find "$LAB_DIR/box" -mindepth 1 -maxdepth 1 ! -name "$(basename "$dest")" -exec rm -rf {} +  # older recipes
     mkdir -p "$dest"
     build "$dest"
