@@ -409,6 +409,22 @@ def test_periodic_snapshots_are_due_every_interval_and_keep_the_newest(tmp_path:
     assert document["source"] == "/cf" and len(document["launches"]) == 6
 
 
+def test_a_store_with_no_jobs_and_no_launches_is_not_snapshotted_so_the_last_real_one_stays_the_newest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 60-minute process run: ZooKeeper's data lost, the replicas still running made the root again on the empty
+    ensemble, and its new leader wrote a snapshot of the empty store at once; that file, the newest, was the one
+    restored, and every job and record was gone (13,472 violations)."""
+    snaps, clock = periodic(tmp_path)
+    assert snaps.write_one() is not None
+    kept = files(tmp_path / "snaps")
+    clock.advance(60)
+    empty = PeriodicSnapshots(MemoryStore(clock), SnapshotPolicy(tmp_path / "snaps", timedelta(minutes=10), 2), clock)
+    assert empty.write_one() is None
+    assert files(tmp_path / "snaps") == kept
+    assert "periodic snapshot skipped" in caplog.text
+
+
 def test_a_failing_periodic_snapshot_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     snaps, _ = periodic(tmp_path)
     (tmp_path / "snaps").write_text("a file where the directory should be")

@@ -526,6 +526,13 @@ class PeriodicSnapshots:
             budget = max(self._policy.every, PATIENCE).total_seconds()
             patience = Patience(self._clock, self._clock.monotonic() + budget)
             snapshot = capture(self._store, source=self._policy.source, now=now, patience=patience)
+            if not snapshot.specs and not snapshot.launches:
+                # ZooKeeper's data lost: the replicas make the root again and its new leader finds it empty; that
+                # file, the newest, would be the one an operator restores (docs/backups.md)
+                log.warning(
+                    "periodic snapshot skipped: the store holds no jobs and no launches", extra={"path": str(path)}
+                )
+                return None
             self._still_leading()
             dump(snapshot, path)
             self._prune()
