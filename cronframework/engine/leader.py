@@ -163,7 +163,7 @@ class LeaderSession:
         else:
             self._build_more(self._stage)
         now = self._clock.now()
-        due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
+        due = self._next_due()
         seconds = max(0.0, self._config.poll_interval - (self._clock.monotonic() - started))
         if due is not None:
             until = (due - now).total_seconds()
@@ -261,13 +261,13 @@ class LeaderSession:
         self._outbox.after_tick()
         stopped = self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
         self._results.stopped_for_timeout(stopped)
-        if self.state.takeover:  # promoted: the takeover report the listing's end is written into exists
+        if self._listing.pending and self.state.takeover:  # promoted: the report the listing's end goes into exists
             self._note_listed(self._listing.step(self._spec_of, self._room()))
         return records
 
     def _room(self) -> float:
         """Seconds this thread may spend before the next instant (or its stage) needs it."""
-        due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
+        due = self._next_due()
         if due is None:
             return self._config.poll_interval
         return (due - self._clock.now()).total_seconds() - STAGE_MARGIN
@@ -284,9 +284,13 @@ class LeaderSession:
     def _instant_near(self) -> bool:
         """An instant comes within the stage's lead (or a poll interval) and a second: writes that are not launches
         stay short, so that a burst of results neither holds up the building of the stage nor its launches."""
-        due = self._stage.at if self._stage is not None else self._dispatcher.next_due()
+        due = self._next_due()
         lead = timedelta(seconds=max(self._stage_ahead(), self._config.poll_interval) + 1.0)
         return due is not None and due - self._clock.now() <= lead
+
+    def _next_due(self) -> datetime | None:
+        """The next instant this thread must be ready for: the held stage's, else the dispatcher's."""
+        return self._stage.at if self._stage is not None else self._dispatcher.next_due()
 
     def _next_instant(self, job: str, after: datetime) -> datetime | None:
         """A scheduled job's first instant after `after` (the deadline of its retries); None when not scheduled."""

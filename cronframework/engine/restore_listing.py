@@ -27,12 +27,11 @@ from cronframework.abc import Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
 from cronframework.errors import BackendError
 from cronframework.naming import LaunchIdentity, parse_launch_name
-from cronframework.ops.snapshot import restored_at
+from cronframework.ops.snapshot import restored_at, restored_snapshot_at
 from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.restore_listing")
 LISTED = "listed"  # the restore marker's key once every job's launches have been listed (ISO time)
-SNAPSHOT = "snapshot"  # the restore marker's key for the snapshot's capture time (ops/snapshot.py)
 MARGIN = timedelta(minutes=5)  # before the capture: a trigger's time is its requester's clock, not the leader's
 BUDGET = 0.2  # seconds of listing after one tick
 
@@ -115,13 +114,8 @@ class RestoreListing:
 
 def _window(marker: Mapping[str, Any] | None) -> tuple[datetime, datetime] | None:
     """From the snapshot's capture (less the margin) to the restore; None when the marker does not say both."""
-    until = restored_at(marker)
-    taken = marker.get(SNAPSHOT) if isinstance(marker, Mapping) else None
-    try:
-        since = datetime.fromisoformat(taken) if isinstance(taken, str) else None
-    except ValueError:
-        since = None
-    if until is None or since is None:
+    since, until = restored_snapshot_at(marker), restored_at(marker)
+    if since is None or until is None:
         return None
     return since - MARGIN, until
 

@@ -468,7 +468,16 @@ def restore(store: StateStore, fence: Fence, snapshot: Snapshot, *, now: datetim
 
 def restored_at(marker: Any) -> datetime | None:
     """When the store was restored, from the takeover report's `restored` entry (None: never, or unreadable)."""
-    at = marker.get("at") if isinstance(marker, Mapping) else None
+    return _marker_time(marker, "at")
+
+
+def restored_snapshot_at(marker: Any) -> datetime | None:
+    """When the snapshot a restore imported was taken (None: no restore, or unreadable)."""
+    return _marker_time(marker, "snapshot")
+
+
+def _marker_time(marker: Any, key: str) -> datetime | None:
+    at = marker.get(key) if isinstance(marker, Mapping) else None
     try:
         return datetime.fromisoformat(at) if isinstance(at, str) else None
     except ValueError:
