@@ -23,13 +23,17 @@ class Housekeeping:
         """Launches to watch for `task.timeout`."""
         self.limits.watch(records, {p.identity.name: p.spec for p in planned})
 
+    def snapshot(self) -> None:
+        """A snapshot now if one is due (a new leader's is due at once); written in its own thread."""
+        if self.snapshots is not None:
+            self.snapshots.maybe_run()
+
     def after_tick(self, records: Sequence[LaunchRecord], jobs: Sequence[Entry], now: datetime) -> list[str]:
         """Returns the launches stopped past their run-time limit (their result is a time-out)."""
         stopped = self.limits.check()
         self.pruner.note(records)
         self.pruner.step(jobs, now)
-        if self.snapshots is not None:
-            self.snapshots.maybe_run()  # guarded by time; writes in its own thread
+        self.snapshot()  # guarded by time
         if records:
             settle_heap()
         return stopped

@@ -31,21 +31,21 @@ from cronframework.engine.notify import Notifier, NotifyConfig
 from cronframework.engine.outbox import Outbox
 from cronframework.engine.plan import Planned, TickPlan, hold_unanswered, plan_tick, settle
 from cronframework.engine.recovery import Recovery, takeover_report
+from cronframework.engine.replay_finds import ReplayFinds
 from cronframework.engine.restore_listing import RestoreListing
 from cronframework.engine.results import Results
 from cronframework.engine.retention import Pruner
 from cronframework.engine.runtime_limits import RuntimeLimits
 from cronframework.engine.staging import STAGE_MARGIN, Stage, stageable
-from cronframework.engine.submit import lookup_with_retries
-from cronframework.errors import BackendError, StateStoreError
+from cronframework.errors import StateStoreError
 from cronframework.heap import gc_paused
-from cronframework.launch import BackendStatus
 from cronframework.ops.snapshot import RESTORED, PeriodicSnapshots, SnapshotPolicy, restored_at
 from cronframework.records import JobState, LaunchRecord, Outcome, TriggerRequest
 from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.leader")
 RECOVERY_RETRY = timedelta(seconds=1)  # how often launches left open are asked about again
+MIN_SLICE = 0.25  # seconds a tick always gives to open launches and a restore's replayed ones, however near an instant
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class LeaderConfig:
     herd_slice: int = 1000  # launches per pipeline slice when many are due at once (see Launcher.execute)
     stage_ahead: float = 10.0  # seconds before an instant its launches are planned and built (staging.py); 0: off
     snapshot: SnapshotPolicy | None = None  # periodic backups, written by the leader only
+    recovery_slice: float = 2.0  # seconds promotion gives to open launches; the rest are concluded in later ticks
     follow: FollowConfig = field(default_factory=FollowConfig)  # how launched tasks are followed (follower.py)
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # webhook delivery and the cluster's default hooks
 
@@ -115,6 +116,7 @@ class LeaderSession:
             PeriodicSnapshots(store, config.snapshot, clock, leadership) if config.snapshot else None,
         )
         self._listing = RestoreListing(store, backends, leadership, clock)
+        self._replays = ReplayFinds(backends, leadership, clock)
         self._clock_guard = ClockGuard(store, clock, config.max_clock_skew, config.clock_check_every)
         self._needs_recovery = False
         self._stage: Stage | None = None
@@ -180,12 +182,14 @@ class LeaderSession:
     # -- promotion --------------------------------------------------------------------------------------------
     def promote(self) -> list[LaunchRecord]:
         started = self._clock.now()
+        self._housekeeping.snapshot()  # first: a takeover that takes long must not leave the backups behind
         self._restored = (self._store.read_takeover() or {}).get(RESTORED)  # carried on from takeover to takeover
         self._specs.changed.clear()  # this read covers every change so far; a later one sets it again
         with gc_paused():  # 100k job states read and placed: see gc_paused; freeze_heap collects once after
             jobs = self._specs.current()  # the follower's warm specs when the store's stamp says none changed
             self._listing.start(self._restored, jobs)
-            concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()})
+            until = self._clock.monotonic() + self._config.recovery_slice
+            concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()}, until=until)
             self._needs_recovery = self._recovery.unanswered > 0
             self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
             self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
@@ -272,6 +276,10 @@ class LeaderSession:
             return self._config.poll_interval
         return (due - self._clock.now()).total_seconds() - STAGE_MARGIN
 
+    def _slice_end(self) -> float:
+        """The monotonic time by which a tick stops beginning lookups of open or replayed launches."""
+        return self._clock.monotonic() + max(self._room(), MIN_SLICE)
+
     def _note_listed(self, marker: Mapping[str, Any] | None) -> None:
         """Every job listed after the restore (restore_listing.py): later leaders need not list again."""
         if marker is None:
@@ -306,10 +314,11 @@ class LeaderSession:
         return compiled.spec if compiled is not None else None
 
     def _conclude_left_open(self, now: datetime) -> None:
-        """Ask again about launches nobody could account for yet: one lookup each, at most once a second, so a
-        backend that stays down costs a refused connection per tick, not a retry loop inside it."""
+        """Ask again about launches nobody could account for yet: one lookup each, at most once a second and
+        within the time before the next instant, so a backend that stays down costs a refused connection per tick,
+        not a retry loop inside it, and hundreds left open are concluded a slice per tick."""
         specs = {e.spec.name: e.spec for e in self._dispatcher.entries()}
-        self._recovery.conclude_open(specs, lookup_attempts=1)
+        self._recovery.conclude_open(specs, lookup_attempts=1, until=self._slice_end())
         self._results.follow(self._recovery.take_finished(), self._spec_of)
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = now + RECOVERY_RETRY
@@ -337,9 +346,10 @@ class LeaderSession:
             replayed_before=restored_at(self._restored),
         )
         self._drop_triggers(plan.dropped)
-        found = self._find_replayed(plan)
+        found = self._replays.find(plan.finds, self._slice_end()) if plan.finds else {}
         plan, held = hold_unanswered(plan, found)
         self._hold(due, held)
+        self._replays.decided(plan.finds)
         items = settle(plan, self._ask_previous(plan), earlier, found)
         records = self._launcher.execute(chain(stage.rest if stage else (), items), stage.slices if stage else ())
         if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick
@@ -365,23 +375,6 @@ class LeaderSession:
                 spec, previous, record, backend, clock=self._clock, leadership=self._leadership
             )
         return verdicts
-
-    def _find_replayed(self, plan: TickPlan) -> dict[str, BackendStatus | None]:
-        """The backend's word on each launch a restore replays (`plan.finds`); one it cannot give is left out, and
-        the plan's decision stands for it."""
-        found: dict[str, BackendStatus | None] = {}
-        for name, spec in plan.finds.items():
-            backend = self._backends.for_spec(spec)
-            try:
-                found[name] = lookup_with_retries(
-                    backend, name, clock=self._clock, leadership=self._leadership, attempts=2
-                )
-            except BackendError as exc:
-                log.warning("replayed launch not looked up", extra={"launch": name, "error": str(exc)})
-        if found:
-            made = sum(status is not None for status in found.values())
-            log.info("replayed launches looked up by name", extra={"asked": len(found), "found": made})
-        return found
 
     def _hold(self, due: Sequence[Entry], held: set[str]) -> None:
         """The due jobs a restore's replay could not decide yet back in the dispatcher as they were: the next tick

@@ -38,6 +38,7 @@ from cronframework.spec.model import JobSpec, OnUncertain
 
 log = logging.getLogger("cronframework.recovery")
 LEFT_OPEN = "left open: asked again when the backend answers"
+NOT_REACHED = "not asked yet: this pass's time ran out"
 RECOVERY_WORKERS = 16  # open launches concluded at once at takeover (lookups, resubmits, their one-record writes)
 
 
@@ -77,22 +78,31 @@ class Recovery:
         self.unanswered = 0  # launches the last pass left open because their backend could not answer
         self._finished: list[LaunchRecord] = []  # concluded since the last `take_finished` (to follow)
 
-    def conclude_open(self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3) -> list[Conclusion]:
+    def conclude_open(
+        self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3, until: float | None = None
+    ) -> list[Conclusion]:
         """Conclude every open launch the backends can answer for; returns the report (launches left open
-        included). LeadershipLost propagates (nothing half-decided)."""
+        included). `until` (the clock's monotonic time) bounds the pass: a launch not begun on by then is left open
+        for a later pass, oldest first, so a takeover facing hundreds of open launches and a slow backend goes on
+        to its ticks (and its snapshots) instead of spending its tenure here. LeadershipLost propagates (nothing
+        half-decided)."""
         silent: set[int] = set()  # backends that did not answer in this pass: not asked again until the next one
 
         def conclude(record: LaunchRecord) -> Conclusion:
+            if until is not None and self._clock.monotonic() >= until:
+                return Conclusion(record.name, NOT_REACHED, LEFT_OPEN)
             return self._conclude(record, specs.get(record.job), silent, lookup_attempts)
 
-        records = self._store.open_launches()
+        records = sorted(self._store.open_launches(), key=lambda r: r.begun_at or r.scheduled)
         if len(records) < 2:
             report = [conclude(r) for r in records]
         else:  # each is decided on its own; side by side, hundreds wait on a slow backend for seconds, not minutes
             with ThreadPoolExecutor(min(RECOVERY_WORKERS, len(records)), thread_name_prefix="recovery") as pool:
                 report = list(pool.map(conclude, records))
         self.unanswered = sum(c.decision == LEFT_OPEN for c in report)
-        log.info("open launches concluded", extra={"count": len(report) - self.unanswered, "open": self.unanswered})
+        later = sum(c.lookup == NOT_REACHED for c in report)
+        extra = {"count": len(report) - self.unanswered, "open": self.unanswered, "not_reached": later}
+        log.info("open launches concluded", extra=extra)
         return report
 
     def _conclude(self, record: LaunchRecord, spec: JobSpec | None, silent: set[int], attempts: int) -> Conclusion:

@@ -1,0 +1,139 @@
+"""A takeover facing a slow backend and a great deal to conclude goes on launching and snapshotting meanwhile.
+
+In the 60-minute Nomad and Docker fault runs (docs/reliability.md) leaders spent their whole tenures in promotion:
+hundreds of open launches concluded by lookup, then thousands of a restore's replayed instants looked up one after
+the other in the first tick, against a slowed backend. Periodic snapshots began only after a tick, so none were
+written for half an hour, each restore replayed more, and new instants waited. On a fake clock whose time passes
+inside each backend lookup."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from cronframework.launch import LaunchState
+from cronframework.ops.snapshot import SnapshotPolicy, capture
+from cronframework.records import Outcome
+from tests.leader_harness import T0, Cluster, job
+from tests.test_leader import die_after_sync_point_one
+from tests.test_restore_replay import LAUNCHED, records, restored, run
+
+OPEN = 60
+
+
+def slow_lookups(
+    cluster: Cluster, seconds: float, slow: Callable[[str], bool], first: Callable[[], None] | None = None
+) -> Callable[[str], None]:
+    """A backend fault: each lookup of a name `slow` picks takes `seconds` of the fake clock's time. One at a time:
+    the fake clock cannot let lookups overlap, so a slice holds fewer than it would live."""
+    lock = threading.Lock()
+    calls = []
+
+    def lookup(name: str) -> None:
+        if not slow(name):
+            return
+        with lock:
+            calls.append(name)
+            if len(calls) == 1 and first is not None:
+                first()
+            cluster.clock.advance(seconds)
+
+    return lookup
+
+
+def left_open(cluster: Cluster) -> Callable[[str], bool]:
+    """The 06:01 launches the first leader left open, until recovery submits them (the result follower's lookups of
+    running launches stay quick)."""
+    return lambda name: name.endswith("-20261125t060100z") and name not in cluster.backend.launches
+
+
+def test_a_takeover_with_hundreds_of_open_launches_launches_new_instants_while_it_concludes_them() -> None:
+    cluster = Cluster()
+    cluster.apply(*(job(f"j{i:03}") for i in range(OPEN)))
+    die_after_sync_point_one(cluster)
+    assert len(cluster.store.open_launches()) == OPEN
+    cluster.apply(job("beat", "* * * * * *"))
+    cluster.backend.fail["lookup"] = slow_lookups(cluster, 0.5, left_open(cluster))
+    second, _ = cluster.leader()
+    started = cluster.clock.now()
+    second.promote()
+    assert cluster.clock.now() - started < timedelta(seconds=10), "promotion gave the open launches a slice"
+    assert cluster.store.open_launches(), "the rest are left for later ticks"
+    first_beat = None
+    for _ in range(OPEN * 2):
+        if not cluster.store.open_launches():
+            break
+        cluster.clock.advance(1)
+        second.tick()
+        beats = [r for r in cluster.store.history("beat", limit=1000) if r.outcome is Outcome.SUBMITTED]
+        if beats and first_beat is None:
+            first_beat = min(r.scheduled for r in beats)
+            still_open = len(cluster.store.open_launches())
+    assert first_beat is not None and still_open > 0, "a new instant launched while open launches were concluded"
+    assert cluster.store.open_launches() == [], "every open launch concluded in the end"
+    concluded = [cluster.store.get_launch(f"j{i:03}-20261125t060100z") for i in range(OPEN)]
+    assert all(r is not None and r.outcome is Outcome.SUBMITTED for r in concluded)
+    assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
+
+
+def test_a_slow_takeover_writes_its_snapshot_before_concluding_open_launches(tmp_path: Path) -> None:
+    cluster = Cluster()
+    cluster.apply(*(job(f"j{i:03}") for i in range(20)))
+    die_after_sync_point_one(cluster)
+    policy = SnapshotPolicy(directory=tmp_path, every=timedelta(minutes=5), keep=3, source="/cf")
+    second, _ = cluster.leader(snapshot=policy)
+    seen: list[list[str]] = []
+
+    def snapshot_written_by_now() -> None:
+        snapshots = second._housekeeping.snapshots
+        assert snapshots is not None
+        snapshots.join(10)
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+
+    cluster.backend.fail["lookup"] = slow_lookups(cluster, 0.5, left_open(cluster), first=snapshot_written_by_now)
+    second.promote()
+    assert seen and len(seen[0]) == 1, f"a snapshot was written before the first lookup: {seen}"
+
+
+def test_a_restore_s_thousands_of_replayed_instants_are_looked_up_a_slice_per_tick_while_other_jobs_launch() -> None:
+    cluster = Cluster()
+    cluster.backend.initial_state = LaunchState.SUCCEEDED
+    cluster.apply(job("beat", "* * * * * *"))
+    cluster.clock.set(T0 - timedelta(seconds=1))
+    old, _ = cluster.leader()
+    old.promote()
+    run(cluster, old, 2)
+    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
+    run(cluster, old, 600)  # ten minutes the snapshot does not hold
+    old_launches = {n for n in cluster.backend.launches if n.startswith("beat-")}
+    cluster.clock.advance(5)
+    restored(cluster, snapshot)
+    cluster.apply(job("fresh", "* * * * * *"))  # a job the snapshot does not hold: nothing to replay
+    asked: set[str] = set()
+
+    def first_time(name: str) -> bool:
+        """The replay's lookup of a launch, not the result follower's later ones of the launches it found."""
+        slow = name.startswith("beat-") and name not in asked
+        asked.add(name)
+        return slow
+
+    cluster.backend.fail["lookup"] = slow_lookups(cluster, 0.1, first_time)
+    new, _ = cluster.leader()
+    started = cluster.clock.now()
+    new.promote()
+    assert cluster.clock.now() - started < timedelta(seconds=10), "the first tick looked up a slice, not all"
+    run(cluster, new, 5)
+    fresh = [r for r in cluster.store.history("fresh", limit=100) if r.outcome is Outcome.SUBMITTED]
+    assert len(fresh) >= 3, "a job with nothing to replay launches while the replay goes on"
+    replayed = records(cluster, "beat")
+    assert not all(n in replayed for n in old_launches), "the replay is still under way"
+    for _ in range(300):
+        if all(n in replayed for n in old_launches):
+            break
+        run(cluster, new, 1)
+        replayed = records(cluster, "beat")
+    lost = sorted(n for n in old_launches if n not in replayed or replayed[n].outcome not in LAUNCHED)
+    assert lost == [], [(n, replayed[n].outcome, replayed[n].reason) for n in lost[:3] if n in replayed]
+    assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
