@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -373,13 +374,29 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     return opts, args
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP: the run ends, and its topology is torn down by `run`'s own `finally` (a BaseException,
+    like KeyboardInterrupt, so that no `except Exception` on the way swallows it)."""
+
+
+def _stop_on(signum: int, _frame: object) -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the teardown short
+    raise Stopped(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     opts, args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on)
     try:
         report, workdir = run(opts)
     except ZkHarnessError as exc:
         print(f"error: the harness could not run: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:
+        print(f"stopped by {exc}: the run's ZooKeeper, replicas, backend and namespaces are gone", flush=True)
+        return 128 + signal.Signals[str(exc)].value
     print(report.render())
     if args.json:
         args.json.write_text(report.dumps())

@@ -4,6 +4,7 @@ and forwards a trigger to the leader, whose loop launches it; metrics show who l
 from __future__ import annotations
 
 import json
+import signal
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from integration.replicas import ReplicaSet, wait_for
+from integration.zk import ZkCluster, ZkHarnessError
 
 TOKEN = "integration-api-token"
 JOBS = """
@@ -109,3 +111,33 @@ def test_metrics_show_the_leader_and_the_launch(cluster: ReplicaSet) -> None:
     assert 'cronframework_store_call_seconds_count{op="begin"}' in text
     assert 'cronframework_backend_call_seconds_count{backend="process",method="submit"}' in text
     assert "cronframework_leader 0.0" in http(f"{urls[follower]}/metrics")[1]
+
+
+def test_replicas_stop_on_sigterm_while_zookeeper_is_gone(tmp_path: Path) -> None:
+    """An operator stops the scheduler while its ZooKeeper is down (or gone for good): each replica exits at once,
+    cleanly. Closing the API removed this replica's address node with a blocking delete, which waits for a
+    connection forever; a stopped fault run left three replicas hanging there."""
+    zk = ZkCluster(nodes=1)
+    try:
+        zk.start()
+    except ZkHarnessError as exc:
+        zk.destroy()
+        pytest.fail(f"cannot start a real ZooKeeper: {exc}", pytrace=False)
+    replicas = ReplicaSet(zk.connect_string, "/cf-sigterm", tmp_path / "cluster", session_timeout=4.0, api_token=TOKEN)
+    try:
+        jobs = tmp_path / "jobs.yaml"
+        jobs.write_text(JOBS)
+        replicas.cli("apply", str(jobs))
+        _, _, urls = _started(replicas)
+        zk.destroy()
+        gone = wait_for(lambda: all("not connected" in http(f"{u}/readyz")[1]["reason"] for u in urls.values()), 20)
+        assert gone, "both replicas saw ZooKeeper go"
+        for name in ("a", "b"):
+            replicas.replicas[name].signal(signal.SIGTERM)
+        exited = wait_for(lambda: not any(replicas.replicas[n].alive() for n in ("a", "b")), 30)
+        assert exited, f"a replica still runs 30 s after SIGTERM\n{replicas.log_tails()}"
+        codes = {n: replicas.replicas[n].process.returncode for n in ("a", "b")}
+        assert codes == {"a": 0, "b": 0}, f"{codes}\n{replicas.log_tails()}"
+    finally:
+        replicas.stop_all()
+        zk.destroy()

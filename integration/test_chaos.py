@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -676,3 +677,43 @@ def test_the_results_wait_goes_on_while_the_backlog_falls_and_ends_when_it_stops
     now[0] = 0.0
     assert not settled(lambda: 5, patience=60, limit=600, sleep=sleep, monotonic=lambda: now[0])
     assert 60 < now[0] < 62
+
+
+# -- the harness itself ------------------------------------------------------------------------------------------
+def _processes_under(path: Path) -> list[str]:
+    """Command lines of the processes that name `path` (its ZooKeeper nodes, replicas, daemons, agents)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if str(path) in cmdline:
+                found.append(f"{proc.name}: {cmdline[:160]}")
+    return found
+
+
+def test_a_chaos_run_stopped_with_sigterm_tears_its_topology_down(tmp_path: Path) -> None:
+    """An operator stops a long fault run with SIGTERM (or `timeout`): the ensemble, the replicas, the Docker daemon
+    and the network namespaces go with it. Python's default SIGTERM ends the process without its `finally`, and a
+    stopped 60-minute run left three ZooKeeper JVMs, a dockerd and nine namespaces behind."""
+    workdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "integration.chaos", "--duration", "600", "--seed", "3", "--backend", "docker",
+           "--network", "netns", "--faults", "kill", "--workdir", str(workdir)]  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: (workdir / "manifest.json").exists() or proc.poll() is not None, timeout=180)
+        assert proc.poll() is None, f"the run ended before its topology was up: {proc.communicate()[0][-2000:]}"
+        ours = [n for n in namespaces() if n.split("-")[1:2] == [str(proc.pid)]]
+        assert ours and _processes_under(workdir), "the run's topology is up"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert "stopped by SIGTERM" in out
+    assert _processes_under(workdir) == []
+    assert [n for n in namespaces() if n.split("-")[1:2] == [str(proc.pid)]] == []

@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 from cronframework.cluster.election import Election
 from cronframework.errors import CronframeworkError
-from cronframework.store.zookeeper.client import zk_errors
+from cronframework.store.zookeeper.client import call, zk_errors
+
+CLOSE_TIMEOUT = 2.0  # seconds a stopping replica waits to take its API address down
 
 
 class Cluster(Protocol):
@@ -122,11 +124,17 @@ class ZkCluster:
         thread.start()
 
     def close(self) -> None:
+        """Take the address down now rather than at the session's end; bounded, so that a replica stopped while
+        ZooKeeper is unreachable still exits (the node goes with its session then anyway)."""
         self._stop.set()
-        from kazoo.exceptions import KazooException
+        from kazoo.exceptions import NoNodeError
 
-        with contextlib.suppress(KazooException, OSError):
-            self._client.delete(f"{api_folder(self._root)}/{self.replica_id}")
+        if not self._client.connected:
+            return
+        path = f"{api_folder(self._root)}/{self.replica_id}"
+        with contextlib.suppress(CronframeworkError):
+            call(self._client, "removing the API address", lambda: self._client.delete_async(path), CLOSE_TIMEOUT,
+                 none_on=(NoNodeError,))  # fmt: skip
 
     def _keep(self, every: float) -> None:
         while not self._stop.wait(every):
