@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cronframework.launch import LaunchState
 from cronframework.ops.snapshot import SnapshotPolicy, capture
-from cronframework.records import Outcome
+from cronframework.records import LaunchRecord, Outcome
 from tests.leader_harness import T0, Cluster, job
 from tests.test_leader import die_after_sync_point_one
 from tests.test_restore_replay import LAUNCHED, records, restored, run
@@ -137,3 +137,28 @@ def test_a_restore_s_thousands_of_replayed_instants_are_looked_up_a_slice_per_ti
     lost = sorted(n for n in old_launches if n not in replayed or replayed[n].outcome not in LAUNCHED)
     assert lost == [], [(n, replayed[n].outcome, replayed[n].reason) for n in lost[:3] if n in replayed]
     assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
+
+
+def test_a_slow_read_of_the_open_launches_does_not_use_up_the_time_for_concluding_them() -> None:
+    """The 60-minute Docker run: with 366 open launches on a loaded ZooKeeper, reading them took longer than the
+    slice, which had been counted from before the read; pass after pass began no lookup at all."""
+    cluster = Cluster()
+    cluster.apply(*(job(f"j{i:03}") for i in range(OPEN)))
+    die_after_sync_point_one(cluster)
+    read = cluster.store.open_launches
+
+    def slow_read() -> list[LaunchRecord]:
+        cluster.clock.advance(3.0)  # longer than promotion's slice and any tick's
+        return read()
+
+    cluster.store.open_launches = slow_read  # type: ignore[method-assign]
+    cluster.backend.fail["lookup"] = slow_lookups(cluster, 0.5, left_open(cluster))
+    second, _ = cluster.leader()
+    second.promote()
+    assert len(read()) < OPEN, "promotion concluded some"
+    for _ in range(OPEN):
+        if not read():
+            break
+        cluster.clock.advance(1)
+        second.tick()
+    assert read() == [], "every open launch concluded, a slice per tick"

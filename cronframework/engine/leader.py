@@ -188,8 +188,8 @@ class LeaderSession:
         with gc_paused():  # 100k job states read and placed: see gc_paused; freeze_heap collects once after
             jobs = self._specs.current()  # the follower's warm specs when the store's stamp says none changed
             self._listing.start(self._restored, jobs)
-            until = self._clock.monotonic() + self._config.recovery_slice
-            concluded = self._recovery.conclude_open({n: j.spec for n, j in jobs.items()}, until=until)
+            specs = {n: j.spec for n, j in jobs.items()}
+            concluded = self._recovery.conclude_open(specs, budget=self._config.recovery_slice)
             self._needs_recovery = self._recovery.unanswered > 0
             self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
             self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
@@ -276,9 +276,9 @@ class LeaderSession:
             return self._config.poll_interval
         return (due - self._clock.now()).total_seconds() - STAGE_MARGIN
 
-    def _slice_end(self) -> float:
-        """The monotonic time by which a tick stops beginning lookups of open or replayed launches."""
-        return self._clock.monotonic() + max(self._room(), MIN_SLICE)
+    def _slice(self) -> float:
+        """Seconds a tick gives to beginning lookups of open or replayed launches."""
+        return max(self._room(), MIN_SLICE)
 
     def _note_listed(self, marker: Mapping[str, Any] | None) -> None:
         """Every job listed after the restore (restore_listing.py): later leaders need not list again."""
@@ -318,7 +318,7 @@ class LeaderSession:
         within the time before the next instant, so a backend that stays down costs a refused connection per tick,
         not a retry loop inside it, and hundreds left open are concluded a slice per tick."""
         specs = {e.spec.name: e.spec for e in self._dispatcher.entries()}
-        self._recovery.conclude_open(specs, lookup_attempts=1, until=self._slice_end())
+        self._recovery.conclude_open(specs, lookup_attempts=1, budget=self._slice())
         self._results.follow(self._recovery.take_finished(), self._spec_of)
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = now + RECOVERY_RETRY
@@ -346,7 +346,7 @@ class LeaderSession:
             replayed_before=restored_at(self._restored),
         )
         self._drop_triggers(plan.dropped)
-        found = self._replays.find(plan.finds, self._slice_end()) if plan.finds else {}
+        found = self._replays.find(plan.finds, self._slice()) if plan.finds else {}
         plan, held = hold_unanswered(plan, found)
         self._hold(due, held)
         self._replays.decided(plan.finds)

@@ -79,26 +79,28 @@ class Recovery:
         self._finished: list[LaunchRecord] = []  # concluded since the last `take_finished` (to follow)
 
     def conclude_open(
-        self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3, until: float | None = None
+        self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3, budget: float | None = None
     ) -> list[Conclusion]:
         """Conclude every open launch the backends can answer for; returns the report (launches left open
-        included). `until` (the clock's monotonic time) bounds the pass: a launch not begun on by then is left open
-        for a later pass, oldest first, so a takeover facing hundreds of open launches and a slow backend goes on
-        to its ticks (and its snapshots) instead of spending its tenure here. LeadershipLost propagates (nothing
+        included). `budget` (seconds from the first lookup) bounds the pass: oldest first, a launch not begun on
+        by then is left open for a later pass, so a takeover facing hundreds of open launches and a slow backend
+        goes on to its ticks (and its snapshots) instead of spending its tenure here. The first launch of each
+        worker is always begun on, so every pass concludes some. LeadershipLost propagates (nothing
         half-decided)."""
         silent: set[int] = set()  # backends that did not answer in this pass: not asked again until the next one
+        records = sorted(self._store.open_launches(), key=lambda r: r.begun_at or r.scheduled)
+        until = None if budget is None else self._clock.monotonic() + budget  # after the read, which may be slow
 
-        def conclude(record: LaunchRecord) -> Conclusion:
-            if until is not None and self._clock.monotonic() >= until:
+        def conclude(index: int, record: LaunchRecord) -> Conclusion:
+            if until is not None and index >= RECOVERY_WORKERS and self._clock.monotonic() >= until:
                 return Conclusion(record.name, NOT_REACHED, LEFT_OPEN)
             return self._conclude(record, specs.get(record.job), silent, lookup_attempts)
 
-        records = sorted(self._store.open_launches(), key=lambda r: r.begun_at or r.scheduled)
         if len(records) < 2:
-            report = [conclude(r) for r in records]
+            report = [conclude(i, r) for i, r in enumerate(records)]
         else:  # each is decided on its own; side by side, hundreds wait on a slow backend for seconds, not minutes
             with ThreadPoolExecutor(min(RECOVERY_WORKERS, len(records)), thread_name_prefix="recovery") as pool:
-                report = list(pool.map(conclude, records))
+                report = list(pool.map(conclude, range(len(records)), records))
         self.unanswered = sum(c.decision == LEFT_OPEN for c in report)
         later = sum(c.lookup == NOT_REACHED for c in report)
         extra = {"count": len(report) - self.unanswered, "open": self.unanswered, "not_reached": later}

@@ -30,15 +30,18 @@ class ReplayFinds:
         self._backends, self._leadership, self._clock = backends, leadership, clock
         self._answers: dict[str, BackendStatus | None] = {}  # asked in an earlier tick, not decided yet
 
-    def find(self, finds: Mapping[str, JobSpec], until: float) -> dict[str, BackendStatus | None]:
-        """The answers known for `finds`, after asking about those not asked yet until `until` (monotonic): a
-        lookup is begun only before it. A backend that fails one lookup is not asked again in this call."""
+    def find(self, finds: Mapping[str, JobSpec], budget: float) -> dict[str, BackendStatus | None]:
+        """The answers known for `finds`, after asking about those not asked yet for `budget` seconds: a lookup
+        is begun only before they are over, except each worker's first, so that every call gets some answered. A
+        backend that fails one lookup is not asked again in this call."""
         ask = sorted((n for n in finds if n not in self._answers), key=lambda n: (finds[n].name, n))
         silent: set[int] = set()
+        until = self._clock.monotonic() + budget
+        first = set(ask[:FIND_WORKERS])
 
         def one(name: str) -> None:
             backend = self._backends.for_spec(finds[name])
-            if self._clock.monotonic() >= until or id(backend) in silent:
+            if (name not in first and self._clock.monotonic() >= until) or id(backend) in silent:
                 return
             try:
                 status = lookup_with_retries(backend, name, clock=self._clock, leadership=self._leadership, attempts=2)
