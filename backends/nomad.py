@@ -4,6 +4,9 @@ Create-only registration (EnforceIndex with JobModifyIndex 0) makes submit idemp
 a job ID that exists, so a retried or repeated submit can never start a second run, and lookup-by-name is one
 GET. Why not parameterized dispatch with an idempotency token: see docs/backends.md, "Nomad".
 
+A launch's two requests (the registration and its check) go on a lean urllib3 path of their own
+(backends/nomad_http.py); every other call goes through python-nomad.
+
 Errors: unreachable agent, timeouts and 5xx raise TransientBackendError (the scheduler retries, not this
 adapter, beyond at most one immediate retry when `retries: 1`); refused specs and ACL denials raise
 PermanentBackendError with Nomad's message. The token never appears in a message or repr.
@@ -25,6 +28,7 @@ import requests
 from nomad.api import exceptions as nomad_errors
 from requests.adapters import HTTPAdapter
 
+from backends.nomad_http import LaunchRequests, Refused, Unanswered
 from backends.nomad_spec import GROUP, TASK, job_payload, meta_key
 from backends.nomad_status import job_status, newest_allocation
 from cronframework.errors import (
@@ -70,7 +74,8 @@ class NomadBackend:
         self.retries = min(max(int(config.get("retries", 0)), 0), 1)
         self._gc_horizon = _horizon(config.get("gc_horizon", DEFAULT_GC_HORIZON))
         self._token = _token(config)
-        self._session = _session(int(config.get("connections", DEFAULT_CONNECTIONS)))
+        connections = int(config.get("connections", DEFAULT_CONNECTIONS))
+        self._session = _session(connections)
         self._jobs_index = 0  # the job list's Raft index as last read: a blocking query returns when it moves
         # submits of one name from this process never race each other at Nomad (see _created_by); names in flight
         self._writing: set[str] = set()
@@ -85,6 +90,11 @@ class NomadBackend:
             cert=_cert(config),
             session=self._session,
         )
+        # the two requests of every launch, on the lean path unless requests would send them differently
+        self._launch_requests = LaunchRequests.over(self._session, self._client.job, connections)
+        lean = self._launch_requests
+        self._register_job = lean.register if lean else self._client.job.register_job
+        self._job_summary = lean.summary if lean else self._client.job.get_summary
 
     def __repr__(self) -> str:
         return f"NomadBackend(address={self.address!r}, namespace={self.namespace!r}, region={self.region!r})"
@@ -109,7 +119,7 @@ class NomadBackend:
         body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": 0}
         with self._alone(name):
             try:
-                reply = self._call("register", lambda: self._client.job.register_job(name, body))
+                reply = self._call("register", lambda: self._register_job(name, body))
             except _AlreadyExists:
                 return _already_existed
         return partial(self._outcome, name, reply)
@@ -145,7 +155,7 @@ class NomadBackend:
         It is read from the job's summary, which Nomad creates in the same write as the job and keeps until the
         job is purged: the same index, at half the agent's CPU and a quarter of the wait of reading the whole job
         (this read is one of a launch's two requests, so it bounds a herd: benchmarks/bench_nomad_herd.py)."""
-        summary = self._get_or_none("read job summary", lambda: self._client.job.get_summary(name))
+        summary = self._get_or_none("read job summary", lambda: self._job_summary(name))
         return summary is None or int(summary.get("CreateIndex", -1)) == int(reply.get("JobModifyIndex", -2))
 
     def lookup(self, name: str) -> BackendStatus | None:
@@ -189,6 +199,8 @@ class NomadBackend:
 
     def close(self) -> None:
         self._session.close()
+        if self._launch_requests:
+            self._launch_requests.close()
 
     # -- helpers --------------------------------------------------------------------------------------
 
@@ -209,6 +221,10 @@ class NomadBackend:
                 return call()
             except nomad_errors.BaseNomadException as error:
                 translated = self._translate(what, error)
+            except Refused as answer:
+                translated = self._answered(what, answer.status, answer.text)
+            except Unanswered as error:
+                translated = self._unanswered(what, error, self._redact(str(error)))
             except requests.RequestException as error:
                 translated = self._unanswered(what, error, type(error).__name__)
             if not isinstance(translated, TransientBackendError) or attempt == self.retries:
@@ -219,8 +235,11 @@ class NomadBackend:
         response = error.nomad_resp
         if not isinstance(response, requests.Response):
             return self._unanswered(what, error, self._redact(str(response)) or type(response).__name__)
-        text = self._redact(response.text.strip())
-        code = response.status_code
+        return self._answered(what, response.status_code, response.text)
+
+    def _answered(self, what: str, code: int, text: str) -> BackendError | _Signal:
+        """An error status from Nomad, by either path."""
+        text = self._redact(text.strip())
         if code == 404:
             return _NotFound()
         if ALREADY_EXISTS in text:

@@ -324,6 +324,7 @@ def test_a_launch_runs_over_tls_with_a_client_certificate(
     assert tls_agent.ca is not None
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     backend = create(_tls_config(tls_agent, tls_agent.ca.cert, tls_agent.client))
+    assert backend._launch_requests is not None, "a launch's two requests go on the lean path (nomad_http)"
     launch = nomad_launch(unique_job("tls"), ["/bin/sh", "-c", "echo over-tls"])
     assert backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
     assert _status(backend, launch).state is LaunchState.SUCCEEDED
@@ -345,6 +346,7 @@ def test_a_wrong_ca_fails_closed_saying_why_and_no_certificate_fails_closed_and_
     }
     for why, (config, kind) in cases.items():
         backend = create(config)
+        assert backend._launch_requests is not None
         launch = nomad_launch(unique_job("tls-refused"), ["/bin/true"])
         errors = []
         for call in (partial(backend.submit, launch.name, launch), partial(backend.lookup, launch.name)):

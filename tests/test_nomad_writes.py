@@ -19,7 +19,7 @@ def _launches(count: int) -> list[Launch]:
 
 def _adapter(register: Any) -> NomadBackend:
     backend = NomadBackend({"address": "http://127.0.0.1:1"})
-    backend._client.job.register_job = register
+    backend._register_job = register
     return backend
 
 
