@@ -234,3 +234,74 @@ def _try_begin(store: ZooKeeperStore, fence: ZkFence, item: object) -> bool:
     except StateStoreUnavailable:
         return False
     return True
+
+
+def test_a_stale_lost_after_a_stand_still_leaves_no_orphan_node_ahead_of_us(zk_hosts: str, zk_root: str) -> None:
+    """chaos seed 81 (21:24:28): a leader stood still (SIGSTOP) past its session. The pulse queued suspended +
+    connected before kazoo's suspended / LOST / CONNECTED; the election thread ran the pulse's `connected` once the
+    new session was up and re-joined in it, then the stale LOST forgot that node and a second join made another.
+    The forgotten node lived on with the session, ahead of ours: after the leader before us left, nobody led."""
+    offset = [0.0]
+    gate, blocked = threading.Event(), threading.Event()
+    client = connect_zk(zk_hosts, timeout=10, session_timeout=4.0)
+
+    def on_suspended() -> None:
+        if not gate.is_set():
+            blocked.set()
+            gate.wait(20)  # the election thread is busy while kazoo loses and replaces the session
+
+    election = Election(
+        client,
+        zk_root,
+        "r0",
+        on_suspended=on_suspended,
+        max_pause=2.0,
+        monotonic=lambda: time.monotonic() + offset[0],
+    ).start()
+    try:
+        wait_for_leader([election], 10)
+        old_session = client.client_id[0]
+        offset[0] += 10.0  # the process "stood still": the pulse queues suspended + connected
+        assert blocked.wait(5), "the pulse did not report the stand-still"
+        expire_session(zk_hosts, client)  # kazoo: SUSPENDED, LOST, then CONNECTED in a new session, all queued
+        assert wait_until(lambda: client.connected and (client.client_id or (old_session,))[0] != old_session, 15)
+        gate.set()
+        time.sleep(1.0)  # let every queued event run
+        folder = f"/{zk_root.strip('/')}/election"
+        assert len(client.get_children(folder)) == 1, client.get_children(folder)  # one node per replica
+        wait_for_leader([election], 10)  # alone in the election, it leads
+    finally:
+        gate.set()
+        election.resign(timeout=2)
+        client.stop()
+        client.close()
+
+
+def test_a_create_applied_although_its_reply_was_lost_is_not_left_ahead_of_us(zk_hosts: str, zk_root: str) -> None:
+    """The create applied but raised, and the look-up for it failed too (still disconnected): the retry joins with
+    a new guid, and the first node, alive with our session, must not stand ahead of ours."""
+    from kazoo.exceptions import ConnectionLoss
+
+    client = connect_zk(zk_hosts, timeout=10, session_timeout=4.0)
+    real_create, calls = client.create, []
+
+    def create_then_lose_the_reply(*args: object, **kwargs: object) -> str:
+        path = real_create(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(path)
+        if len(calls) == 1:
+            raise ConnectionLoss()
+        return path
+
+    client.create = create_then_lose_the_reply  # type: ignore[method-assign]
+    election = Election(client, zk_root, "r0", retry_delay=0.05)
+    election._find_own_node = lambda: None  # type: ignore[method-assign]  # the look-up failed as well
+    try:
+        election.start()
+        wait_for_leader([election], 10)
+        folder = f"/{zk_root.strip('/')}/election"
+        assert len(calls) == 2
+        assert wait_until(lambda: len(client.get_children(folder)) == 1, 5), client.get_children(folder)
+    finally:
+        election.resign(timeout=2)
+        client.stop()
+        client.close()

@@ -8,7 +8,11 @@ Connection states, handled here and not left to the caller:
 - SUSPENDED: `on_suspended` at once -- the leader must stop launching; its session may still be alive.
 - CONNECTED again: the node is re-verified with exists(); still there -> `on_elected` again with the same
   fence (same epoch); gone -> `on_lost` and a fresh join.
-- LOST (session expired): `on_lost`, leader state dropped, and a NEW node is created once connected again.
+- LOST (session expired): `on_lost`, leader state dropped, and a NEW node is created once connected again. A LOST
+  handled after this thread already joined in the new session (the events were queued behind a `connected` or a
+  `check`) is stale: the node it would forget is alive and ours, so it is kept.
+- Any other node of ours (an earlier guid of this object, found in the listing) is an orphan of our live session
+  (a stale LOST, a create whose reply was lost): it is deleted, or it would stand ahead of us until the session ends.
 - A pause of the whole process (SIGSTOP, a frozen VM) longer than `max_pause`: treated as SUSPENDED, then the node
   is re-verified. Kazoo learns that the session expired meanwhile only once it reads its socket again, and every
   thread resumes at once: a leader's launch threads would run before that.
@@ -101,6 +105,11 @@ class Election:
         self._events: queue.Queue[str] = queue.Queue()
         self._node: str | None = None  # our znode's full path while we are in the election
         self._guid = ""
+        self._old_guids: set[str] = set()  # guids of earlier joins: a node still named so is an orphan of ours
+        self._losses = 0  # LOSTs kazoo reported (its thread)
+        self._losses_handled = 0  # LOSTs this object's thread handled
+        self._joined_after = 0  # `_losses` just before our node's create: a LOST up to this one is stale for it
+        self._watching = ("", "")  # (our node, its predecessor) last watched, for the log
         self._fence: ZkFence | None = None  # set while we lead and the connection is healthy
         self._suspended_fence: ZkFence | None = None  # set while we led and the connection is in doubt
         self._stopped = False
@@ -161,6 +170,8 @@ class Election:
     def _listener(self, state: str) -> None:
         if state == KazooState.SUSPENDED:
             self.elected.clear()  # before any queued work: the leader loop sees it without waiting for us
+        elif state == KazooState.LOST:
+            self._losses += 1  # before the event: `_join` reads it to tell a stale LOST
         self._events.put({KazooState.SUSPENDED: "suspended", KazooState.LOST: "lost"}.get(state, "connected"))
 
     def _pulse(self) -> None:
@@ -210,6 +221,7 @@ class Election:
             self._join()
         children = self._sorted_children()
         mine = self._node.rsplit("/", 1)[1] if self._node else ""
+        children = self._drop_orphans(children, mine)
         if mine not in children:  # our node vanished without a LOST (deleted by hand): start over
             self._node = None
             self._step_down()
@@ -218,11 +230,32 @@ class Election:
         index = children.index(mine)
         if index == 0:
             self._become_leader()
-        elif self._client.exists(f"{self._folder}/{children[index - 1]}", watch=self._watch) is None:
-            self._events.put("check")  # the predecessor left between listing and watching
+        else:
+            predecessor = children[index - 1]
+            if (mine, predecessor) != self._watching:  # logged once per pair: who waits for whom, when nobody leads
+                log.info("election %s: %s waits for %s", self.replica_id, mine, predecessor)
+                self._watching = (mine, predecessor)
+            if self._client.exists(f"{self._folder}/{predecessor}", watch=self._watch) is None:
+                self._events.put("check")  # the predecessor left between listing and watching
+
+    def _drop_orphans(self, children: list[str], mine: str) -> list[str]:
+        """Delete our nodes other than `mine`: ephemeral nodes of a dead session are gone already, so one still
+        listed belongs to our live session and would never leave by itself."""
+        kept = []
+        for name in children:
+            if name != mine and name.split(NODE_MARK, 1)[0] in self._old_guids:
+                log.warning("election %s: deleting an orphaned node of ours: %s", self.replica_id, name)
+                with contextlib.suppress(NoNodeError):
+                    self._client.delete(f"{self._folder}/{name}")
+            else:
+                kept.append(name)
+        return kept
 
     def _join(self) -> None:
+        if self._guid:
+            self._old_guids.add(self._guid)
         self._guid = uuid.uuid4().hex
+        self._joined_after = self._losses
         self._client.ensure_path(self._folder, acl=self._acl)
         data = json.dumps(
             {
@@ -238,7 +271,8 @@ class Election:
         except (KazooException, OSError):
             self._node = self._find_own_node()  # the create may have applied although its reply was lost
             if self._node is None:
-                raise
+                raise  # a node that applied anyway is found later as an orphan (`_drop_orphans`)
+        log.info("election %s: joined as %s", self.replica_id, self._node.rsplit("/", 1)[1] if self._node else "?")
 
     def _find_own_node(self) -> str | None:
         with contextlib.suppress(KazooException, OSError):
@@ -274,6 +308,11 @@ class Election:
         self._check()  # resumes leadership (same node, same epoch) or re-joins / re-watches
 
     def _lost(self) -> None:
+        self._losses_handled += 1
+        if self._node is not None and self._losses_handled <= self._joined_after:
+            # this LOST was reported before our node's create was sent: the node lives in a later session
+            log.info("election %s: a stale LOST; keeping %s", self.replica_id, self._node.rsplit("/", 1)[1])
+            return
         self._node = None  # ZooKeeper deleted our ephemeral node with the session
         self._step_down()
 
