@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -100,17 +101,35 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
 }
 
 
-def _one_value_each(request: Request) -> None:
-    """No parameter of this API takes a list, and the framework would silently keep one of several values; checked
-    after the access rule, so a caller without the token learns nothing of the query."""
+def _query_checked(request: Request) -> None:
+    """Only the operation's own parameters, each once: the framework would silently ignore a misspelt one (a filter
+    that does not filter) and keep one of several values (no parameter here takes a list). Checked after the access
+    rule, so a caller without the token learns nothing of the query."""
+    route = request.scope.get("route")
+    known = _query_names(route) if isinstance(route, APIRoute) else None
     seen: set[str] = set()
     for name, _value in request.query_params.multi_items():
+        if known is not None and name not in known:
+            expected = f"; this operation takes {', '.join(sorted(known))}" if known else "; this operation takes none"
+            raise ApiError(400, f"unknown query parameter {name!r}{expected}")
         if name in seen:
             raise ApiError(400, f"query parameter {name!r} given more than once")
         seen.add(name)
 
 
+def _query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters the route and its dependencies declare (by the name a caller uses): a walk of a few
+    nodes per request."""
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(param.alias for param in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
+
+
 def guarded(access: str) -> dict[str, Any]:
     """The route keywords of an access rule: its dependencies and its documented security."""
-    dependencies = [Depends(ACCESS[access]), Depends(_one_value_each)]
+    dependencies = [Depends(ACCESS[access]), Depends(_query_checked)]
     return {"dependencies": dependencies, "openapi_extra": {"security": SECURITY[access]}}

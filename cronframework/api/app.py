@@ -40,6 +40,12 @@ def create_app(api: Api) -> FastAPI:
     return app
 
 
+BAD_QUERY = {
+    "description": "Bad query or body (a parameter unknown to the operation or given twice included)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
 def document(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, with this API's conventions: 400 (not 422) for a bad query, `{"error"}` bodies, and the
     bearer scheme the routes' `security` names."""
@@ -48,6 +54,7 @@ def document(app: FastAPI) -> dict[str, Any]:
         for item in schema["paths"].values():
             for operation in item.values():
                 _json_errors(operation["responses"])
+                operation["responses"].setdefault("400", BAD_QUERY)  # any operation: an unknown or repeated parameter
         components = schema.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
