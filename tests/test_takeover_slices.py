@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from cronframework.launch import LaunchState
-from cronframework.ops.snapshot import SnapshotPolicy, capture
+from cronframework.ops.snapshot import SnapshotPolicy, capture, load
 from cronframework.records import LaunchRecord, Outcome
 from tests.leader_harness import T0, Cluster, job
 from tests.test_leader import die_after_sync_point_one
@@ -78,23 +78,48 @@ def test_a_takeover_with_hundreds_of_open_launches_launches_new_instants_while_i
     assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
 
 
-def test_a_slow_takeover_writes_its_snapshot_before_concluding_open_launches(tmp_path: Path) -> None:
+def test_a_slow_takeover_writes_its_snapshot_before_its_catch_up_with_every_job_s_watermark(tmp_path: Path) -> None:
+    """The snapshot starts once promotion has placed the jobs (their states written) and before the catch-up
+    tick, however many open launches are left: and it holds each job's watermark, so a restore from it replays each
+    job from there. Started before the states were written, a new cluster's first snapshot held its specs alone,
+    and a restore from it let every launch since vanish (integration/test_chaos_disks.py, 170 violations)."""
     cluster = Cluster()
     cluster.apply(*(job(f"j{i:03}") for i in range(20)))
     die_after_sync_point_one(cluster)
+    cluster.apply(job("beat", "* * * * * *"))
+    cluster.clock.advance(3)  # a catch-up to launch
     policy = SnapshotPolicy(directory=tmp_path, every=timedelta(minutes=5), keep=3, source="/cf")
     second, _ = cluster.leader(snapshot=policy)
     seen: list[list[str]] = []
 
-    def snapshot_written_by_now() -> None:
+    def snapshot_written_by_now(name: str, _launch: object) -> None:
+        if seen or not name.startswith("beat-"):  # the catch-up's, not recovery's resubmits
+            return
         snapshots = second._housekeeping.snapshots
         assert snapshots is not None
         snapshots.join(10)
         seen.append(sorted(p.name for p in tmp_path.iterdir()))
 
-    cluster.backend.fail["lookup"] = slow_lookups(cluster, 0.5, left_open(cluster), first=snapshot_written_by_now)
+    cluster.backend.on_submit = snapshot_written_by_now
+    cluster.backend.fail["lookup"] = slow_lookups(cluster, 0.5, left_open(cluster))
     second.promote()
-    assert seen and len(seen[0]) == 1, f"a snapshot was written before the first lookup: {seen}"
+    assert cluster.store.open_launches(), "open launches were left for later ticks"
+    assert seen and len(seen[0]) == 1, f"a snapshot was written before the catch-up's first submit: {seen}"
+    written = load(tmp_path / seen[0][0])
+    assert {s.job for s in written.job_states} >= {f"j{i:03}" for i in range(20)} | {"beat"}
+
+
+def test_a_new_cluster_s_first_snapshot_holds_its_jobs_watermarks(tmp_path: Path) -> None:
+    cluster = Cluster()
+    cluster.apply(job("beat", "* * * * * *"), job("daily", "0 3 * * *"))
+    policy = SnapshotPolicy(directory=tmp_path, every=timedelta(minutes=5), keep=3, source="/cf")
+    first, _ = cluster.leader(snapshot=policy)
+    first.promote()
+    snapshots = first._housekeeping.snapshots
+    assert snapshots is not None
+    snapshots.join(10)
+    [path] = list(tmp_path.iterdir())
+    assert {s.job for s in load(path).job_states} == {"beat", "daily"}
 
 
 def test_a_restore_s_thousands_of_replayed_instants_are_looked_up_a_slice_per_tick_while_other_jobs_launch() -> None:

@@ -182,7 +182,6 @@ class LeaderSession:
     # -- promotion --------------------------------------------------------------------------------------------
     def promote(self) -> list[LaunchRecord]:
         started = self._clock.now()
-        self._housekeeping.snapshot()  # first: a takeover that takes long must not leave the backups behind
         self._restored = (self._store.read_takeover() or {}).get(RESTORED)  # carried on from takeover to takeover
         self._specs.changed.clear()  # this read covers every change so far; a later one sets it again
         with gc_paused():  # 100k job states read and placed: see gc_paused; freeze_heap collects once after
@@ -193,6 +192,9 @@ class LeaderSession:
             self._needs_recovery = self._recovery.unanswered > 0
             self._recovery_retry_at = self._clock.now() + RECOVERY_RETRY
             self._write_states(job_table.load(self._dispatcher, jobs, self._store.read_job_states(), started))
+            # before the catch-up tick, which may be long; after the job states, so that a restore from it replays
+            # each job from its watermark (a snapshot of a new cluster's specs alone would let its launches vanish)
+            self._housekeeping.snapshot()
             self._recovery.take_finished()  # the store's list of launches to follow has them too
             self._results.resume(self._spec_of)
             self._results.expect(e.spec for e in self._dispatcher.entries())
