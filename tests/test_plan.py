@@ -73,8 +73,46 @@ def test_a_forbid_job_with_no_previous_launch_asks_nothing() -> None:
 
 def test_replace_carries_the_launch_to_stop_after_sync_point_one() -> None:
     plan = tick([entry("replace")])
-    [item] = settle(plan, {PREVIOUS: Verdict(True, replaces=PREVIOUS)})
-    assert item.skip_reason is None and item.replaces == PREVIOUS
+    [item] = settle(plan, {PREVIOUS: Verdict(True, replaces=(PREVIOUS,))})
+    assert item.skip_reason is None and item.replaces == (PREVIOUS,)
+
+
+OLDER = launch_name("j", NINE - timedelta(minutes=5))  # e.g. started by recovery after a restore
+
+
+def live_tick(concurrency: str, last: str | None = PREVIOUS) -> TickPlan:
+    jobs = {"j": entry(concurrency, last=last), "k": entry(concurrency, last=None, name="k")}
+    live = {"j": {OLDER, PREVIOUS}}
+    return plan_tick(
+        list(jobs.values()),
+        (),
+        jobs.get,
+        now=NINE + timedelta(seconds=1),
+        tolerance=TOLERANCE,
+        live=lambda job: live.get(job, set()),
+    )
+
+
+def test_a_forbid_job_asks_about_every_launch_that_may_still_run_not_only_its_last() -> None:
+    plan = live_tick("forbid")
+    assert plan.alongside == {"j": (OLDER,)}, "k has nothing else that may run"
+    assert set(plan.lookups) == {PREVIOUS, OLDER}
+    verdicts = {name: ALLOWED for name in plan.lookups}
+    older_runs = Verdict(False, f"skipped: previous launch {OLDER} is still running (concurrency: forbid)")
+    assert outcome(settle(plan, verdicts))[0] == (AT_NINE, None, AT_NINE)
+    assert outcome(settle(plan, {**verdicts, OLDER: older_runs}))[0] == (AT_NINE, older_runs.reason, PREVIOUS)
+    assert outcome(settle(live_tick("forbid", last=None), {PREVIOUS: ALLOWED, OLDER: older_runs}))[0] == (
+        AT_NINE,
+        older_runs.reason,
+        None,
+    )
+
+
+def test_replace_stops_every_launch_that_still_runs() -> None:
+    plan = live_tick("replace")
+    verdicts = {name: ALLOWED for name in plan.lookups}
+    verdicts |= {PREVIOUS: Verdict(True, replaces=(PREVIOUS,)), OLDER: Verdict(True, replaces=(OLDER,))}
+    assert settle(plan, verdicts)[0].replaces == (PREVIOUS, OLDER)
 
 
 def test_a_trigger_in_the_tick_of_its_forbid_jobs_instant_loses_to_it() -> None:
@@ -96,9 +134,9 @@ def test_when_the_previous_launch_still_runs_both_the_instant_and_the_trigger_ar
 def test_two_triggers_of_a_replace_job_in_one_tick_start_one_run() -> None:
     due = entry("replace")
     plan = plan_tick([], [trigger(seconds=0.2), trigger(seconds=0.4)], {"j": due}.get, now=NINE, tolerance=TOLERANCE)
-    first, second = settle(plan, {PREVIOUS: Verdict(True, replaces=PREVIOUS)})
-    assert first.skip_reason is None and first.replaces == PREVIOUS
-    assert "begun in the same tick" in (second.skip_reason or "") and second.replaces is None
+    first, second = settle(plan, {PREVIOUS: Verdict(True, replaces=(PREVIOUS,))})
+    assert first.skip_reason is None and first.replaces == (PREVIOUS,)
+    assert "begun in the same tick" in (second.skip_reason or "") and second.replaces == ()
 
 
 def test_a_forced_trigger_launches_without_asking() -> None:
@@ -220,8 +258,8 @@ def test_a_retry_of_a_forbid_job_asks_about_the_job_s_last_launch_and_waits_for_
 
 def test_a_retry_under_replace_stops_nothing() -> None:
     plan = retry_tick(entry("replace", last=AT_NINE))
-    [item] = settle(plan, {AT_NINE: Verdict(True, replaces=AT_NINE)})
-    assert item.replaces is None and item.skip_reason is not None and "stops nothing" in item.skip_reason
+    [item] = settle(plan, {AT_NINE: Verdict(True, replaces=(AT_NINE,))})
+    assert item.replaces == () and item.skip_reason is not None and "stops nothing" in item.skip_reason
 
 
 def test_a_retry_is_skipped_when_paused_or_past_its_deadline_and_dropped_when_unscheduled() -> None:
@@ -270,7 +308,7 @@ def test_a_replayed_instant_the_backend_has_is_launched_by_name_and_is_the_next_
     assert items[1].deadline is None
     items = settle(plan, {PREVIOUS: ALLOWED}, found={**found, at_01: RUNNING})
     assert items[2].skip_reason == f"skipped: previous launch {at_01} is still running (concurrency: forbid)"
-    assert settle(replay("replace"), {PREVIOUS: ALLOWED}, found={**found, at_01: RUNNING})[2].replaces == at_01
+    assert settle(replay("replace"), {PREVIOUS: ALLOWED}, found={**found, at_01: RUNNING})[2].replaces == (at_01,)
 
 
 def test_a_retry_past_its_deadline_after_a_restore_is_found_first() -> None:

@@ -245,3 +245,67 @@ def test_an_older_manual_launch_the_store_has_pruned_is_not_requested_again() ->
     run(cluster, new, 2)
     assert cluster.store.get_launch(manual) is not None
     assert cluster.store.get_launch(old_manual) is None
+
+
+REVIVED = "slow-20261125t060020z"
+
+
+def restored_with_an_open_launch_and_three_later_ones() -> Cluster:
+    """The 60-minute process run's `forbid` overlap: the snapshot was read between slow-...213825z's sync points;
+    the old cluster then recorded it failed to launch (a read-only disk) and made three later launches. After the
+    restore, recovery found it open and not on the backend and started it, the replay found the later three (ended),
+    and the next instant's check asked only about the newest of those: both ran at once."""
+    from cronframework.errors import PermanentBackendError
+
+    cluster = Cluster()
+    cluster.apply(job("slow", "*/20 * * * * *", concurrency="forbid", catchup={"policy": "all", "max": 100}))
+    taken: list[object] = []
+
+    def refuse_revived(name: str) -> BaseException | None:
+        if name != REVIVED or taken:
+            return None
+        taken.append(capture(cluster.store, source="/cf", now=cluster.clock.now()))  # between its sync points
+        return PermanentBackendError("read-only file system")
+
+    cluster.backend.fail["submit"] = refuse_revived
+    cluster.clock.set(T0 - timedelta(seconds=1))
+    old, _ = cluster.leader()
+    old.promote()
+    for _ in range(65):  # 06:00:00 .. 06:01:04: the old cluster's launches each end within a second
+        run(cluster, old, 1)
+        cluster.backend.finish_all()
+    assert cluster.store.get_launch(REVIVED).outcome is Outcome.FAILED  # type: ignore[union-attr]
+    assert "slow-20261125t060100z" in cluster.backend.launches and REVIVED not in cluster.backend.launches
+    del cluster.backend.fail["submit"]
+    cluster.clock.advance(5)  # 06:01:09: the ensemble lost and restored; tasks now run until finished
+    restored(cluster, taken[0])
+    return cluster
+
+
+def test_a_forbid_launch_waits_for_an_older_launch_recovery_revived_not_only_the_job_s_last() -> None:
+    cluster = restored_with_an_open_launch_and_three_later_ones()
+    new, _ = cluster.leader()
+    new.promote()
+    assert cluster.running() == [REVIVED], "recovery started the launch the snapshot held open"
+    run(cluster, new, 15)  # past 06:01:20
+    assert cluster.running() == [REVIVED], "no later launch while it runs (concurrency: forbid)"
+    later = records(cluster, "slow")["slow-20261125t060120z"]
+    assert later.outcome is Outcome.SKIPPED and REVIVED in (later.reason or ""), later.reason
+
+
+def test_a_forbid_launch_waits_for_an_older_launch_recovery_left_open() -> None:
+    """The same, while the backend cannot yet answer about the open launch: recovery leaves it open, and it may
+    still be started; the next instant does not launch beside it."""
+    from cronframework.errors import TransientBackendError
+
+    cluster = restored_with_an_open_launch_and_three_later_ones()
+    cluster.backend.fail["lookup"] = lambda name: TransientBackendError("down") if name == REVIVED else None
+    new, _ = cluster.leader()
+    new.promote()
+    run(cluster, new, 15)  # past 06:01:20
+    later = records(cluster, "slow")["slow-20261125t060120z"]
+    assert later.outcome is Outcome.SKIPPED and REVIVED in (later.reason or ""), later.reason
+    assert "no recorded outcome" in (later.reason or "")
+    del cluster.backend.fail["lookup"]
+    run(cluster, new, 2)
+    assert cluster.running() == [REVIVED], "started once its backend answered, and alone"

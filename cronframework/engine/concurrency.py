@@ -7,6 +7,7 @@ it is not in the backend yet (`begun_in_the_same_tick`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cronframework.abc import Backend, Clock, Leadership
@@ -21,7 +22,7 @@ from cronframework.spec.model import Concurrency, JobSpec
 class Verdict:
     launch: bool
     reason: str | None = None
-    replaces: str | None = None  # `replace`: the previous launch to stop once the new record is written
+    replaces: tuple[str, ...] = ()  # `replace`: the launches to stop once the new record is written
 
 
 ALLOWED = Verdict(True)
@@ -55,7 +56,19 @@ def after_previous(spec: JobSpec, previous: str, status: BackendStatus | None) -
     if spec.concurrency is Concurrency.FORBID:
         policy = f"concurrency: {spec.concurrency.value}"
         return Verdict(False, f"skipped: previous launch {previous} is still {status.state.value} ({policy})")
-    return Verdict(True, replaces=previous)  # stopped by the launcher once this launch's record is written
+    return Verdict(True, replaces=(previous,))  # stopped by the launcher once this launch's record is written
+
+
+def together(verdicts: Iterable[Verdict]) -> Verdict:
+    """One verdict from those on each launch of the job that may still run (its previous launch, and any older one
+    still followed or open, e.g. one recovery started after a restore): the first refusal refuses; `replace` stops
+    every one that runs."""
+    replaces: list[str] = []
+    for verdict in verdicts:
+        if not verdict.launch:
+            return verdict
+        replaces.extend(verdict.replaces)
+    return Verdict(True, replaces=tuple(replaces)) if replaces else ALLOWED
 
 
 def begun_in_the_same_tick(spec: JobSpec, previous: str) -> Verdict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from typing import cast
 
@@ -74,6 +74,10 @@ class BackendFollower:
                     heapq.heappush(self._due, (first, record.name))
                 self._records[record.name] = record
         self._added.set()
+
+    def records(self) -> list[LaunchRecord]:
+        with self._lock:
+            return list(self._records.values())
 
     def remove(self, names: Iterable[str]) -> None:
         with self._lock:
@@ -192,6 +196,15 @@ class ResultFollower:
             if self._threaded:
                 self._start(follower)
         follower.add(records, soon=soon)
+
+    def names_by_job(self, jobs: Set[str]) -> dict[str, set[str]]:
+        """The followed launches of `jobs`, by job."""
+        out: dict[str, set[str]] = {}
+        for follower in self._followers.values():
+            for record in follower.records():
+                if record.job in jobs:
+                    out.setdefault(record.job, set()).add(record.name)
+        return out
 
     def forget(self, names: Iterable[str]) -> None:
         names = list(names)

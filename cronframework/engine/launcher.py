@@ -433,9 +433,10 @@ class Launcher:
 
     def _not_replaced(self, backend: Backend, planned: Planned, record: LaunchRecord) -> LaunchRecord | None:
         """`concurrency: replace` whose previous launch could not be stopped: the record, failed; else None."""
-        if planned.replaces is None or self._stopped(backend, planned.replaces):
+        unstopped = next((name for name in planned.replaces if not self._stopped(backend, name)), None)
+        if unstopped is None:
             return None
-        reason = f"could not stop previous launch {planned.replaces}; not launched (concurrency: replace)"
+        reason = f"could not stop previous launch {unstopped}; not launched (concurrency: replace)"
         return record.finish(Outcome.FAILED, now=self._clock.now(), reason=reason)
 
     def _submitted(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -346,6 +346,7 @@ class LeaderSession:
             earlier=earlier,
             retries=retries,
             replayed_before=restored_at(self._restored),
+            live=self._live,
         )
         self._drop_triggers(plan.dropped)
         found = self._replays.find(plan.finds, self._slice()) if plan.finds else {}
@@ -366,6 +367,10 @@ class LeaderSession:
         self._account(records)
         self._housekeeping.launched(records, [*earlier, *items])
         return records
+
+    def _live(self, job: str) -> Set[str]:
+        """A `forbid`/`replace` job's launches that may still run: followed to their end, or left open by recovery."""
+        return self._results.live(job) | self._recovery.left_open(job)
 
     def _ask_previous(self, plan: TickPlan) -> dict[str, Verdict]:
         """The backend's word on each previous launch the plan names (`forbid`/`replace`); fails closed."""

@@ -24,12 +24,12 @@ decided in that tick at all (`hold_unanswered`): it waits, its watermark where i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from cronframework.engine.concurrency import ALLOWED, Verdict, after_previous, begun_in_the_same_tick
+from cronframework.engine.concurrency import ALLOWED, Verdict, after_previous, begun_in_the_same_tick, together
 from cronframework.engine.dispatcher import Entry
 from cronframework.engine.policy import decide_instants
 from cronframework.launch import BackendStatus
@@ -43,7 +43,7 @@ TRIGGER_DEADLINE = timedelta(minutes=5)  # a manual launch's submit retries stop
 @dataclass(frozen=True, slots=True)
 class Planned:
     """One decided instant, as sync point one writes it: launch it (`skip_reason` None) or record it skipped.
-    `replaces` names the previous launch that `concurrency: replace` stops once this record is written."""
+    `replaces` names the launches that `concurrency: replace` stops once this record is written."""
 
     identity: LaunchIdentity
     spec: JobSpec
@@ -51,7 +51,7 @@ class Planned:
     skip_reason: str | None = None
     trigger_id: str | None = None
     deadline: datetime | None = None
-    replaces: str | None = None
+    replaces: tuple[str, ...] = ()
     retry_of: str | None = None  # a retry: the run it retries
     replayed: bool = False  # decided again after a restore: the cluster the restore replaced may have launched it
 
@@ -111,6 +111,8 @@ class TickPlan:
     before: dict[str, str | None] = field(default_factory=dict)  # each job's last launch before this tick
     watermarks: dict[str, datetime] = field(default_factory=dict)  # each due job's next watermark
     lookups: dict[str, JobSpec] = field(default_factory=dict)  # previous launches to ask the backend about
+    # each checked job's older launches that may still run (followed to their end, or open), asked about too
+    alongside: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dropped: list[TriggerRequest] = field(default_factory=list)  # triggers for jobs that are not scheduled
     dropped_retries: list[DueRetry] = field(default_factory=list)  # retries of jobs that are not scheduled
     finds: dict[str, JobSpec] = field(default_factory=dict)  # a restore's replayed launches to find by name
@@ -128,10 +130,12 @@ def plan_tick(
     earlier: Sequence[Planned] = (),
     retries: Sequence[DueRetry] = (),
     replayed_before: datetime | None = None,
+    live: Callable[[str], Collection[str]] | None = None,
 ) -> TickPlan:
     """The tick's decisions. `scheduled` finds a job the leader schedules (for triggers and retries); `earlier` are
     the items this tick already decided (a stage built before the instant), which later decisions must see;
-    `replayed_before` is the time of the restore the store came from, if any (module docstring)."""
+    `replayed_before` is the time of the restore the store came from, if any (module docstring); `live` names a
+    job's launches that may still run (followed, or open): a checked launch asks about each, not only the last."""
     plan = TickPlan(replayed_before=replayed_before)
     watermarks = {p.spec.name: p.next_state.next_scheduled for p in earlier}
     for entry in due:
@@ -154,7 +158,7 @@ def plan_tick(
             _find_replayed(plan, target.spec, [identity], replayed_before)
     for retry in retries:
         _plan_retry(plan, retry, scheduled, watermarks, now, paused, replayed_before)
-    _add_lookups(plan)
+    _add_lookups(plan, live)
     return plan
 
 
@@ -257,14 +261,17 @@ def hold_unanswered(plan: TickPlan, found: Mapping[str, BackendStatus | None]) -
         intents=[i for i in plan.intents if i.spec.name not in held],
         watermarks={job: at for job, at in plan.watermarks.items() if job not in held},
         lookups={name: spec for name, spec in plan.lookups.items() if spec.name not in held},
+        alongside={job: names for job, names in plan.alongside.items() if job not in held},
         finds={name: spec for name, spec in plan.finds.items() if spec.name not in held},
     )
     return kept, held
 
 
-def _add_lookups(plan: TickPlan) -> None:
-    """A lookup for each job whose first launch of the tick is checked and has a previous launch to ask about. A
-    checked launch after another launch of the same tick needs none (see `settle`); staged launches never have a
+def _add_lookups(plan: TickPlan, live: Callable[[str], Collection[str]] | None) -> None:
+    """A lookup for each job whose first launch of the tick is checked: of its previous launch, and of every older
+    one that may still run (`live`). After a restore, recovery may start an old launch the snapshot held open while
+    the replay finds later ones the old cluster made: the job's last launch is then not the only one that may run.
+    A checked launch after another launch of the same tick needs none (see `settle`); staged launches never have a
     previous launch to ask about (`staging.stageable`)."""
     seen: set[str] = set()
     for intent in plan.intents:
@@ -272,9 +279,15 @@ def _add_lookups(plan: TickPlan) -> None:
         if intent.skip is not None or job in seen:
             continue
         seen.add(job)
+        if not intent.checked:
+            continue
         previous = plan.before[job]
-        if intent.checked and previous is not None:
+        if previous is not None:
             plan.lookups[previous] = intent.spec
+        others = tuple(sorted(name for name in live(job) if name != previous)) if live is not None else ()
+        if others:
+            plan.alongside[job] = others
+            plan.lookups.update(dict.fromkeys(others, intent.spec))
 
 
 def settle(
@@ -297,12 +310,14 @@ def settle(
         last = running[job]
         made = found.get(intent.identity.name) is not None  # by the cluster the store was restored from
         verdict = ALLOWED if intent.skip is None or made else Verdict(False, intent.skip)
-        if intent.skip is None and intent.checked and last is not None and not made:
-            verdict = _after(intent.spec, last, plan.before[job], verdicts, found)
-        if intent.retry_of is not None and verdict.replaces is not None:
+        others = plan.alongside.get(job, ())
+        if intent.skip is None and intent.checked and (last is not None or others) and not made:
+            verdict = _after(intent.spec, last, plan.before[job], others, verdicts, found)
+        if intent.retry_of is not None and verdict.replaces:
             verdict = Verdict(
                 False,
-                f"skipped: a later launch {verdict.replaces} runs, and a retry stops nothing (concurrency: replace)",
+                f"skipped: a later launch {', '.join(verdict.replaces)} runs, and a retry stops nothing "
+                "(concurrency: replace)",
             )
         if verdict.launch:
             running[job] = intent.identity.name
@@ -326,15 +341,20 @@ def settle(
 
 def _after(
     spec: JobSpec,
-    last: str,
+    last: str | None,
     before: str | None,
+    others: Sequence[str],
     verdicts: Mapping[str, Verdict],
     found: Mapping[str, BackendStatus | None],
 ) -> Verdict:
     """The verdict on a checked launch whose job's last launch is `last`: the backend's word on a launch found in
     this tick, on the launch before the tick (`verdicts`), or a launch decided in this tick that is not submitted
-    yet."""
-    status = found.get(last)
-    if status is not None:
-        return after_previous(spec, last, status)
-    return begun_in_the_same_tick(spec, last) if last != before else verdicts[last]
+    yet; with the backend's word on each older launch that may still run (`others`)."""
+    status = found.get(last) if last is not None else None
+    if last is not None and status is not None:
+        first = after_previous(spec, last, status)
+    elif last is not None and last != before:
+        return begun_in_the_same_tick(spec, last)
+    else:
+        first = verdicts[last] if last is not None else ALLOWED
+    return together([first, *(verdicts[name] for name in others)])

@@ -20,6 +20,7 @@ Every decision goes into the takeover report that `status` shows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -77,6 +78,7 @@ class Recovery:
         self._clock = clock
         self.unanswered = 0  # launches the last pass left open because their backend could not answer
         self._finished: list[LaunchRecord] = []  # concluded since the last `take_finished` (to follow)
+        self._open: dict[str, set[str]] = {}  # the launches the last pass left open, by job
 
     def conclude_open(
         self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3, budget: float | None = None
@@ -102,10 +104,18 @@ class Recovery:
             with ThreadPoolExecutor(min(RECOVERY_WORKERS, len(records)), thread_name_prefix="recovery") as pool:
                 report = list(pool.map(conclude, range(len(records)), records))
         self.unanswered = sum(c.decision == LEFT_OPEN for c in report)
+        self._open = {}
+        for record, conclusion in zip(records, report, strict=True):
+            if conclusion.decision == LEFT_OPEN:
+                self._open.setdefault(record.job, set()).add(record.name)
         later = sum(c.lookup == NOT_REACHED for c in report)
         extra = {"count": len(report) - self.unanswered, "open": self.unanswered, "not_reached": later}
         log.info("open launches concluded", extra=extra)
         return report
+
+    def left_open(self, job: str) -> Set[str]:
+        """The job's launches the last pass left open: they may yet start (a later pass may resubmit them)."""
+        return self._open.get(job, frozenset())
 
     def _conclude(self, record: LaunchRecord, spec: JobSpec | None, silent: set[int], attempts: int) -> Conclusion:
         if spec is None:

@@ -21,7 +21,7 @@ comes the tick plans the retry (`due_retries`) and, once the retry's record is b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -35,11 +35,12 @@ from cronframework.engine.plan import DueRetry, decide_retry
 from cronframework.errors import LeadershipLost, StateStoreError
 from cronframework.launch import BackendStatus, LaunchState
 from cronframework.records import JobResults, LaunchRecord, Notice, Outcome, ResultBatch, TaskResult
-from cronframework.spec.model import JobSpec
+from cronframework.spec.model import Concurrency, JobSpec
 
 SpecOf = Callable[[str], JobSpec | None]  # the spec of a job the leader knows (scheduled or not), by name
 NextInstant = Callable[[str, datetime], datetime | None]  # a scheduled job's first instant after one, by name
 log = logging.getLogger("cronframework.results")
+_NONE: frozenset[str] = frozenset()
 NOT_FOUND = "the backend has no record of the launch"
 JOB_GONE = "not followed: the job no longer exists"
 
@@ -91,6 +92,8 @@ class Results:
         self._stopped_for_timeout: set[str] = set()
         self._unwritten: list[Ended] = []  # taken, and not yet written (the store failed): written next tick
         self._retries: dict[str, LaunchRecord] = {}  # runs with a retry to come, by name
+        # the followed launches of `forbid`/`replace` jobs, by job: a new launch of the job asks about each
+        self._exclusive: dict[str, set[str]] = {}
         # retried runs whose retry was decided, `retry_at` cleared in the next write; True: given up (the retry was
         # skipped or dropped), so the run's failure is final
         self._concluding: list[tuple[LaunchRecord, bool]] = []
@@ -131,15 +134,25 @@ class Results:
                 self._unwritten.append(Ended(record, None))
                 continue
             by_backend.setdefault(spec.backend, []).append(record)
+            if spec.concurrency is not Concurrency.ALLOW:
+                self._exclusive.setdefault(record.job, set()).add(record.name)
         for name, followed in by_backend.items():
             self.follower.follow(name, self._backends.get(name), followed, soon=soon)
         metrics.following(len(self.follower))
 
     def expect(self, specs: Iterable[JobSpec]) -> None:
-        """The jobs the leader schedules (at promotion and after spec changes): those with `expect` are watched."""
+        """The jobs the leader schedules (at promotion and after spec changes): those with `expect` are watched, and
+        the launches of `concurrency: forbid | replace` jobs are indexed by job (a job may have just turned so)."""
+        specs = list(specs)
+        exclusive = {s.name for s in specs if s.concurrency is not Concurrency.ALLOW}
+        self._exclusive = self.follower.names_by_job(exclusive)
         self._expecting = {s.name: s for s in specs if s.expect is not None}
         self._heads = {job: _head(head) for job, head in self._heads.items() if job in self._expecting}
         metrics.job_results_loaded(self._heads.values(), self._expecting)
+
+    def live(self, job: str) -> Set[str]:
+        """The launches of a `forbid`/`replace` job followed and not yet seen ended."""
+        return self._exclusive.get(job, _NONE)
 
     def stopped_for_timeout(self, names: Iterable[str]) -> None:
         """Launches the run-time limits stopped: their end is a time-out, not a failure."""
@@ -170,6 +183,7 @@ class Results:
         (an instant is near) writes fewer at once, leaving the rest for the next tick."""
         self.follower.step()
         taken = [*self._unwritten, *self.follower.take()]
+        self._not_live(item.record for item in taken)
         config = self._config
         cap = config.max_results_per_tick if busy else config.max_results_per_quiet_tick
         ended, self._unwritten = taken[:cap], taken[cap:]  # the rest next tick
@@ -208,6 +222,14 @@ class Results:
             maybe_crash("after_results", records[0].job)  # written and logged; its notices not yet sent
         self.notifier.wrote(notices)
         return records
+
+    def _not_live(self, records: Iterable[LaunchRecord]) -> None:
+        for record in records:
+            names = self._exclusive.get(record.job)
+            if names is not None:
+                names.discard(record.name)
+                if not names:
+                    del self._exclusive[record.job]
 
     def _put_back(self, ended: list[Ended], concluding: list[tuple[LaunchRecord, bool]], exc: StateStoreError) -> None:
         """The store failed: these are written next tick."""
