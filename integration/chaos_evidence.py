@@ -4,6 +4,7 @@ tasks' own output, the replicas' JSON logs (leadership intervals, launch outcome
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,6 +28,14 @@ class BackendLaunch:
     epoch: int | None
     submitter_pid: int | None = None
     ended: bool | None = None  # whether its run had ended when the results were judged (None: the backend cannot say)
+    # Docker: when its task first started (inf: never), which may come long after its creation when the creator died
+    # between the two calls; None: the backend starts a launch as it records it
+    started_at: float | None = None
+
+    @property
+    def ran_from(self) -> float:
+        """When its task started: before then, the launch was not yet made."""
+        return self.submitted_at if self.started_at is None else self.started_at
 
 
 @dataclass
@@ -95,10 +104,19 @@ def docker_launches(cluster: str, base_url: str | None = None) -> list[BackendLa
 def _container(attrs: dict[str, Any]) -> BackendLaunch:
     labels = attrs.get("Config", {}).get("Labels") or {}
     env = dict(item.split("=", 1) for item in attrs.get("Config", {}).get("Env") or [] if "=" in item)
-    created = datetime.fromisoformat(str(attrs["Created"])[:26].rstrip("Z") + "+00:00").timestamp()
+    created = _docker_time(str(attrs["Created"]))
+    started = str((attrs.get("State") or {}).get("StartedAt") or "")
     epoch = env.get("CRONFRAMEWORK_LEADER_EPOCH")
     name = labels.get("cronframework.launch") or str(attrs.get("Name", "")).lstrip("/")
-    return BackendLaunch(name, created, int(epoch) if epoch else None)
+    never = not started or started.startswith("0001-")  # Docker's zero time: created, never started
+    return BackendLaunch(
+        name, created, int(epoch) if epoch else None, started_at=math.inf if never else _docker_time(started)
+    )
+
+
+def _docker_time(text: str) -> float:
+    """Docker's RFC 3339 times carry nanoseconds; Python reads microseconds."""
+    return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00").timestamp()
 
 
 def nomad_launches(api: Callable[[str, str], Any], cluster: str) -> list[BackendLaunch]:

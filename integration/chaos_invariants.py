@@ -273,12 +273,14 @@ def clock_guarded(ev: Evidence, faults: list[FaultEvent], tolerance: float) -> l
 def restore_bounded(ev: Evidence, faults: list[FaultEvent]) -> tuple[int, list[Violation]]:
     """(instants before a loss decided again after its restore, violations): a restored cluster decided no instant
     before a job's watermark in the snapshot, and every launch made before the loss that it decided again it found
-    by name (`already_existed`), never launched a second time. A retry (`<launch>-aN`) is decided from its run's
-    result, not from the watermark: a run the snapshot holds with its retry still to come is retried after the
-    restore, and only the by-name rule judges it."""
+    by name (`already_existed`), never launched a second time. A launch is made when its task started: a Docker
+    container created before the loss and started by the restored cluster is recorded `submitted`. A retry
+    (`<launch>-aN`) is decided from its run's result, not from the watermark: a run the snapshot holds with its
+    retry still to come is retried after the restore, and only the by-name rule judges it."""
     repeated, out = 0, []
     for restore in (f.restore for f in faults if f.restore is not None):
-        made = {launch.name for launch in ev.launches if launch.submitted_at < restore.restored}
+        # a container the old cluster created and never started was not made: whoever starts it submits it
+        made = {launch.name for launch in ev.launches if launch.ran_from < restore.restored}
         for record in (r for records in ev.history.values() for r in records):
             if record.manual or record.begun_at is None or record.begun_at.timestamp() < restore.restored:
                 continue

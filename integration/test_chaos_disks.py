@@ -84,6 +84,19 @@ def test_a_launch_from_before_the_loss_must_be_found_by_name_after_the_restore()
     assert inv.restore_bounded(ev, [_restore(5)]) == (1, [])
 
 
+def test_a_container_created_before_the_loss_and_started_after_the_restore_is_the_restored_cluster_s_launch() -> None:
+    """The 60-minute Docker run: 22 containers the old cluster created and never started (its leader died between
+    create and start). The restored leader found each by name, not started, and started it: its task ran once, and
+    the record says `submitted`, as the adapter reports a start of a container nobody started."""
+    ev = _clean()
+    ev.history["beat"][4] = _after_restore(5, Outcome.SUBMITTED)  # type: ignore[call-overload]
+    ev.launches[4] = BackendLaunch(_name(5), _at(5.1), 1, started_at=_at(9))
+    assert inv.restore_bounded(ev, [_restore(5)]) == (1, [])
+    ev.launches[4] = BackendLaunch(_name(5), _at(5.1), 1, started_at=_at(5.2))  # it ran before the loss
+    [found] = inv.restore_bounded(ev, [_restore(5)])[1]
+    assert "launched before the loss, recorded submitted" in found.detail
+
+
 def test_a_launch_from_before_the_loss_still_open_at_the_end_is_accounted_s_not_the_restore_s() -> None:
     """The 60-minute Nomad run: 18 instants begun again after a restore were still open when the run ended (no
     leader finished its takeover). Undecided, they are "still open at the end" (accounted); the restore check

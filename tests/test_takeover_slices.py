@@ -187,3 +187,22 @@ def test_a_slow_read_of_the_open_launches_does_not_use_up_the_time_for_concludin
         cluster.clock.advance(1)
         second.tick()
     assert read() == [], "every open launch concluded, a slice per tick"
+
+
+def test_a_kept_answer_about_a_replayed_launch_is_asked_again_once_recovery_concluded_that_launch() -> None:
+    """An answer is kept from tick to tick until the plan that needs it is carried out. Recovery may conclude the
+    same launch meanwhile (a record ahead of its job's watermark, started now): "not found" is then no longer true."""
+    from cronframework.adapters import BackendSet
+    from cronframework.engine.replay_finds import ReplayFinds
+    from cronframework.launch import BackendStatus
+    from cronframework.store.sqlite import SoleLeader
+
+    cluster = Cluster()
+    spec = job("j", "* * * * *")
+    name = "j-20261125t060000z"
+    finds = ReplayFinds(BackendSet(preset={"fake": cluster.backend}), SoleLeader(epoch=1, replica="r1"), cluster.clock)
+    assert finds.find({name: spec}, budget=1.0) == {name: None}
+    cluster.backend.launches[name] = BackendStatus(LaunchState.RUNNING)  # recovery resubmitted it
+    assert finds.find({name: spec}, budget=1.0) == {name: None}, "kept: not asked twice while the plan waits"
+    finds.forget([name])
+    assert finds.find({name: spec}, budget=1.0) == {name: BackendStatus(LaunchState.RUNNING)}

@@ -321,7 +321,9 @@ class LeaderSession:
         not a retry loop inside it, and hundreds left open are concluded a slice per tick."""
         specs = {e.spec.name: e.spec for e in self._dispatcher.entries()}
         self._recovery.conclude_open(specs, lookup_attempts=1, budget=self._slice())
-        self._results.follow(self._recovery.take_finished(), self._spec_of)
+        finished = self._recovery.take_finished()
+        self._replays.forget(r.name for r in finished)
+        self._results.follow(finished, self._spec_of)
         self._needs_recovery = self._recovery.unanswered > 0
         self._recovery_retry_at = now + RECOVERY_RETRY
 
@@ -352,7 +354,7 @@ class LeaderSession:
         found = self._replays.find(plan.finds, self._slice()) if plan.finds else {}
         plan, held = hold_unanswered(plan, found)
         self._hold(due, held)
-        self._replays.decided(plan.finds)
+        self._replays.forget(plan.finds)
         items = settle(plan, self._ask_previous(plan), earlier, found)
         records = self._launcher.execute(chain(stage.rest if stage else (), items), stage.slices if stage else ())
         if self._launcher.left_open:  # submits nobody could account for: conclude them by lookup next tick

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Set
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from cronframework import metrics
 from cronframework.abc import Backend, Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
+from cronframework.engine.budget import within_budget
 from cronframework.engine.launcher import Launcher
 from cronframework.engine.notify import Notifier
 from cronframework.engine.submit import lookup_with_retries, submit_with_retries
@@ -84,25 +84,22 @@ class Recovery:
         self, specs: dict[str, JobSpec], *, lookup_attempts: int = 3, budget: float | None = None
     ) -> list[Conclusion]:
         """Conclude every open launch the backends can answer for; returns the report (launches left open
-        included). `budget` (seconds from the first lookup) bounds the pass: oldest first, a launch not begun on
-        by then is left open for a later pass, so a takeover facing hundreds of open launches and a slow backend
-        goes on to its ticks (and its snapshots) instead of spending its tenure here. The first launch of each
-        worker is always begun on, so every pass concludes some. LeadershipLost propagates (nothing
-        half-decided)."""
+        included). `budget` (seconds from after the read of the open launches) bounds the pass: oldest first, a
+        launch not begun on by then is left open for a later pass, so a takeover facing hundreds of open launches
+        and a slow backend goes on to its ticks (and its snapshots) instead of spending its tenure here. The first
+        launch of each worker is always begun on, so every pass concludes some (`budget.within_budget`).
+        LeadershipLost propagates (nothing half-decided)."""
         silent: set[int] = set()  # backends that did not answer in this pass: not asked again until the next one
         records = sorted(self._store.open_launches(), key=lambda r: r.begun_at or r.scheduled)
-        until = None if budget is None else self._clock.monotonic() + budget  # after the read, which may be slow
-
-        def conclude(index: int, record: LaunchRecord) -> Conclusion:
-            if until is not None and index >= RECOVERY_WORKERS and self._clock.monotonic() >= until:
-                return Conclusion(record.name, NOT_REACHED, LEFT_OPEN)
-            return self._conclude(record, specs.get(record.job), silent, lookup_attempts)
-
-        if len(records) < 2:
-            report = [conclude(i, r) for i, r in enumerate(records)]
-        else:  # each is decided on its own; side by side, hundreds wait on a slow backend for seconds, not minutes
-            with ThreadPoolExecutor(min(RECOVERY_WORKERS, len(records)), thread_name_prefix="recovery") as pool:
-                report = list(pool.map(conclude, range(len(records)), records))
+        report = within_budget(  # the budget counts from after the read, which may be slow
+            records,
+            lambda record: self._conclude(record, specs.get(record.job), silent, lookup_attempts),
+            lambda record: Conclusion(record.name, NOT_REACHED, LEFT_OPEN),
+            clock=self._clock,
+            budget=budget,
+            workers=RECOVERY_WORKERS,
+            name="recovery",
+        )
         self.unanswered = sum(c.decision == LEFT_OPEN for c in report)
         self._open = {}
         for record, conclusion in zip(records, report, strict=True):

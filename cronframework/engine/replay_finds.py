@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 from cronframework.abc import Clock, Leadership
 from cronframework.adapters import BackendSet
+from cronframework.engine.budget import within_budget
 from cronframework.engine.submit import lookup_with_retries
 from cronframework.errors import BackendError
 from cronframework.launch import BackendStatus
@@ -31,17 +31,14 @@ class ReplayFinds:
         self._answers: dict[str, BackendStatus | None] = {}  # asked in an earlier tick, not decided yet
 
     def find(self, finds: Mapping[str, JobSpec], budget: float) -> dict[str, BackendStatus | None]:
-        """The answers known for `finds`, after asking about those not asked yet for `budget` seconds: a lookup
-        is begun only before they are over, except each worker's first, so that every call gets some answered. A
-        backend that fails one lookup is not asked again in this call."""
+        """The answers known for `finds`, after asking about those not asked yet for `budget` seconds
+        (`budget.within_budget`). A backend that fails one lookup is not asked again in this call."""
         ask = sorted((n for n in finds if n not in self._answers), key=lambda n: (finds[n].name, n))
         silent: set[int] = set()
-        until = self._clock.monotonic() + budget
-        first = set(ask[:FIND_WORKERS])
 
         def one(name: str) -> None:
             backend = self._backends.for_spec(finds[name])
-            if (name not in first and self._clock.monotonic() >= until) or id(backend) in silent:
+            if id(backend) in silent:
                 return
             try:
                 status = lookup_with_retries(backend, name, clock=self._clock, leadership=self._leadership, attempts=2)
@@ -51,12 +48,7 @@ class ReplayFinds:
                 return
             self._answers[name] = status
 
-        if len(ask) < 2:
-            for name in ask:
-                one(name)
-        elif ask:
-            with ThreadPoolExecutor(min(FIND_WORKERS, len(ask)), thread_name_prefix="replay") as pool:
-                list(pool.map(one, ask))
+        within_budget(ask, one, lambda _: None, clock=self._clock, budget=budget, workers=FIND_WORKERS, name="replay")
         found = {n: self._answers[n] for n in finds if n in self._answers}
         if ask:
             made = sum(status is not None for status in found.values())
@@ -64,7 +56,8 @@ class ReplayFinds:
             log.info("replayed launches looked up by name", extra=fields)
         return found
 
-    def decided(self, names: Iterable[str]) -> None:
-        """These answers were used by a plan that was carried out: not needed again."""
+    def forget(self, names: Iterable[str]) -> None:
+        """Answers no longer needed (a plan that used them was carried out), or no longer true (recovery has just
+        concluded that launch: a kept "not found" may now be running)."""
         for name in names:
             self._answers.pop(name, None)
