@@ -82,6 +82,7 @@ class NomadAgent:
         self._http_port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._node_index = -1  # the client node's ModifyIndex when the agent was last stopped
+        self.sessions: list[int] = []  # every start's agent runs as a session leader: its pid is the session's id
         self.ca: CertAuthority | None = None
         self.client: Issued | None = None
         if tls:
@@ -102,6 +103,7 @@ class NomadAgent:
                 args += ["--http-port", str(self._http_port)]
             self.address = _run(args, timeout=INSTALL_TIMEOUT).stdout.strip().splitlines()[-1]
             self._http_port = int(self.address.rsplit(":", 1)[1])
+            self.sessions.append(int((self.workdir / "nomad.pid").read_text()))
         if self.acl and self.management_token is None:
             self.management_token = self._bootstrap()
         self._wait_for_node()
@@ -144,14 +146,20 @@ class NomadAgent:
             self._reap()
 
     def _reap(self) -> None:
-        """Kill what outlived the agent under its work directory. An agent killed after spawning a task's executor
-        but before recording its handle cannot reattach to it after a restart, and never stops it; a client
-        stopped before collecting an allocation leaves its tmpfs mounted."""
+        """Kill what outlived the agent: under its work directory, or in the session of any of its starts. An agent
+        killed after spawning a task's executor but before recording its handle cannot reattach to it after a
+        restart, and never stops it; a task's log monitor (`nomad logmon`) whose allocation directory is gone names
+        and holds nothing under the work directory; a client stopped before collecting an allocation leaves its
+        tmpfs mounted."""
         root = str(self.workdir.resolve())
-        for pid, _ in _processes_naming(root):
+
+        def left() -> list[int]:
+            return sorted({pid for pid, _ in _processes_naming(root)} | set(_in_sessions(self.sessions)))
+
+        for pid in left():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        _until(lambda: not _processes_naming(root), time.monotonic() + STOP_TIMEOUT)
+        _until(lambda: not left(), time.monotonic() + STOP_TIMEOUT)
         for mount in sorted((m for m in leftovers(self.workdir) if not m.startswith("pid ")), reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
 
@@ -199,6 +207,7 @@ class NomadAgent:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         (self.workdir / "nomad.pid").write_text(f"{self._process.pid}\n")
+        self.sessions.append(self._process.pid)
         _until(self._leads, time.monotonic() + READY_TIMEOUT)
 
     def _leads(self) -> bool:
@@ -233,6 +242,7 @@ class NomadAgent:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         (self.workdir / "nomad.pid").write_text(f"{self._process.pid}\n")
+        self.sessions.append(self._process.pid)
 
     def _settle_first_boot(self) -> None:
         """A client whose registration is refused retries only after 15-30 s (a dev client every second), and a
@@ -396,6 +406,20 @@ def _processes_naming(root: str) -> list[tuple[int, bytes]]:
                 if root in cmdline.decode(errors="replace") or _holds_open(proc, root):
                     named.append((int(proc.name), cmdline))
     return named
+
+
+def _in_sessions(sessions: list[int]) -> list[int]:
+    """The processes (not zombies) whose session is one of `sessions`."""
+    if not sessions:
+        return []
+    wanted, found = set(sessions), []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if proc.name.isdigit() and int(proc.name) != os.getpid():
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z" and int(fields[3]) in wanted:  # after the name: state, ppid, pgrp, session
+                    found.append(int(proc.name))
+    return found
 
 
 def _holds_open(proc: Path, root: str) -> bool:

@@ -31,6 +31,21 @@ def test_shutdown_stops_a_log_monitor_known_only_by_its_open_files(tmp_path: Pat
     _assert_shutdown_stops(agent, orphan)
 
 
+def test_shutdown_stops_what_is_left_in_the_agent_s_session(tmp_path: Path) -> None:
+    """Log monitors of the fault runs' agents outlived them with their allocation directories gone: they named and
+    held nothing under the work directory. Whatever is left in the session of any of the agent's starts goes too."""
+    agent = NomadAgent(tmp_path / "nomad", persistent=True)
+    orphan = subprocess.Popen(["sleep", "120"], cwd="/", start_new_session=True)  # the session of an earlier start
+    agent.sessions.append(orphan.pid)
+    try:
+        assert leftovers(agent.workdir) == [], "nothing under the work directory names it"
+        agent.shutdown(timeout=0)
+        assert orphan.wait(5) is not None
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
 def _assert_shutdown_stops(agent: NomadAgent, orphan: subprocess.Popen[bytes]) -> None:
     try:
         assert leftovers(agent.workdir) != [], "the stand-in is not seen as a leftover"
