@@ -33,6 +33,7 @@ from cronframework.errors import (
     transient_kind,
 )
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
+from cronframework.send_guard import before_send
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _OPEN = frozenset({"running", "restarting", "paused"})
@@ -139,6 +140,7 @@ class DockerBackend:
         with translated("submit", name):
             api = self._api()
             try:
+                before_send()  # a leader frozen since its check must not create after it was deposed (send_guard.py)
                 api.create_container(host_config=api.create_host_config(**plan.host), **plan.create)
             except docker.errors.ImageNotFound as exc:
                 raise PermanentBackendError(f"image not found: {plan.image}") from exc
@@ -160,6 +162,7 @@ class DockerBackend:
                 info = self._inspect(name)
                 if info is None or not _never_started(info["State"]):
                     return SubmitOutcome.ALREADY_EXISTED
+                before_send()
                 self._api().start(name)
         except BackendUnreachable as exc:
             raise TransientBackendError(f"container {name} created, start not confirmed: {exc}") from exc
@@ -177,6 +180,7 @@ class DockerBackend:
             raise PermanentBackendError(f"container name {name} is taken by a container that is not this launch")
         if not _never_started(info["State"]):
             return SubmitOutcome.ALREADY_EXISTED  # running, exited, or started once before: never start it again
+        before_send()
         self._api().start(name)
         return SubmitOutcome.SUBMITTED
 

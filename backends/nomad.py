@@ -41,6 +41,7 @@ from cronframework.errors import (
 )
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 from cronframework.schedule.duration import parse_duration
+from cronframework.send_guard import before_send
 
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 DEFAULT_CONNECTIONS = 64  # kept open to the agent: above the launcher's submit workers, or each extra one reconnects
@@ -119,7 +120,7 @@ class NomadBackend:
         body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": 0}
         with self._alone(name):
             try:
-                reply = self._call("register", lambda: self._register_job(name, body))
+                reply = self._call("register", lambda: self._register_guarded(name, body))
             except _AlreadyExists:
                 return _already_existed
         return partial(self._outcome, name, reply)
@@ -214,6 +215,10 @@ class NomadBackend:
             return self._call(what, call)
         except _NotFound:
             return None
+
+    def _register_guarded(self, name: str, body: Any) -> Any:
+        before_send()  # a leader frozen since its check must not register after it was deposed (send_guard.py)
+        return self._register_job(name, body)
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         for attempt in range(self.retries + 1):

@@ -30,6 +30,7 @@ from cronframework.errors import PermanentBackendError, TransientBackendError
 from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
 from cronframework.naming import parse_launch_name
 from cronframework.schedule.duration import parse_duration
+from cronframework.send_guard import before_send
 
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -78,6 +79,7 @@ class ProcessBackend:
             launch_dir.mkdir(exist_ok=True, mode=0o700)
             # The claim is the idempotency key. If we die right after it, no supervisor ever takes `start`:
             # lookup reports PENDING for start_grace seconds, then takes `start` itself and reports LOST.
+            before_send()  # a leader frozen since its check must not claim after it was deposed (send_guard.py)
             if not rt.create_exclusive(launch_dir / rt.CLAIM, claim):
                 return SubmitOutcome.ALREADY_EXISTED
             self._start(launch_dir, spec)

@@ -18,7 +18,9 @@ from typing import Any, cast
 
 import pytest
 
+from cronframework import send_guard
 from cronframework.abc import Backend, Watching
+from cronframework.errors import LeadershipLost
 from cronframework.launch import BackendStatus, Launch, LaunchState, SubmitOutcome
 
 MakeLaunch = Callable[..., Launch]
@@ -69,6 +71,26 @@ class BackendConformance:
         status = wait_for(lambda: backend.lookup(launch.name), finished, self.timeout)
         assert status is not None and status.state is LaunchState.SUCCEEDED, status
         assert status.exit_code in (0, None)
+
+    def test_a_submit_whose_leader_was_deposed_while_frozen_sends_nothing(
+        self, backend: Backend, make_launch: MakeLaunch
+    ) -> None:
+        """The 60-minute fault runs' launches by a deposed leader: frozen (SIGSTOP) after its leadership check and
+        thawed after its session expired, a submit went on and launched. The adapter checks again right before its
+        irreversible request when the last check is stale (`send_guard`): nothing is launched."""
+        launch = make_launch(unique_job(), ["/bin/sh", "-c", "true"])
+        now = [0.0]
+
+        def deposed() -> None:
+            raise LeadershipLost("the session expired while the process was frozen")
+
+        with send_guard.armed(deposed, lambda: now[0]):
+            now[0] += 30.0  # frozen for 30 s between the check and the request
+            with pytest.raises(LeadershipLost):
+                backend.submit(launch.name, launch)
+        assert backend.lookup(launch.name) is None
+        with send_guard.armed(deposed, lambda: now[0]):  # the check was just made: no second one
+            assert backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
 
     def test_double_submit_starts_one(self, backend: Backend, make_launch: MakeLaunch) -> None:
         job = unique_job()

@@ -70,3 +70,33 @@ def test_a_lost_fence_fails_without_asking_zookeeper() -> None:
     with pytest.raises(LeadershipLost):
         leadership.check()
     assert session.confirmations == []
+
+
+@pytest.mark.parametrize("confirming", [False, True])
+def test_a_leader_frozen_between_its_check_and_its_request_sends_nothing(confirming: bool) -> None:
+    """The 60-minute runs' launches by a deposed leader: the check passed, then the process was frozen before its
+    request left, and thawed after its session expired. The engine arms the guard around the backend call, so an
+    adapter's last check before sending (`send_guard.before_send`) sees the stale check, asks again, and stops."""
+    from cronframework import send_guard
+    from cronframework.engine.submit import register_first, submit_with_retries
+    from cronframework.testing import FakeBackend
+    from tests.backend_conformance import conformance_launch
+
+    session = Session()
+    leadership = _leadership(session)
+    backend = FakeBackend()
+    launch = conformance_launch("j", ["/bin/true"], backend="fake")
+
+    def frozen_before_sending(name: str, _: object) -> None:
+        session.clock.advance(6.8)  # SIGSTOP here; the session expired and a successor was elected meanwhile
+        session.alive = False
+        send_guard.before_send()  # what every adapter does right before its irreversible request
+
+    backend.on_submit = frozen_before_sending
+    backend.register = lambda name, launch: (backend.submit(name, launch), lambda: None)[1]  # type: ignore[attr-defined]
+    with pytest.raises(LeadershipLost):
+        if confirming:
+            register_first(backend, launch, clock=session.clock, leadership=leadership)  # type: ignore[arg-type]
+        else:
+            submit_with_retries(backend, launch, clock=session.clock, leadership=leadership, deadline=None)
+    assert backend.submitted == []

@@ -428,7 +428,7 @@ class Launcher:
         refused = self._not_replaced(backend, planned, record)
         if refused is not None:
             return partial(_given, refused)
-        first = register_first(cast(Confirming, backend), launch, leadership=self._leadership)
+        first = register_first(cast(Confirming, backend), launch, clock=self._clock, leadership=self._leadership)
         return partial(self._submitted, backend, launch, record, planned, first)
 
     def _not_replaced(self, backend: Backend, planned: Planned, record: LaunchRecord) -> LaunchRecord | None:

@@ -24,6 +24,7 @@ from cronframework.errors import (
 )
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
 from cronframework.records import Outcome
+from cronframework.send_guard import armed
 from cronframework.spec.model import Retries
 
 
@@ -88,12 +89,15 @@ def _first_then_retrying(
     return result
 
 
-def register_first(backend: Confirming, launch: Launch, *, leadership: Leadership) -> Callable[[], SubmitOutcome]:
+def register_first(
+    backend: Confirming, launch: Launch, *, clock: Clock, leadership: Leadership
+) -> Callable[[], SubmitOutcome]:
     """The first attempt's write alone; the returned call is the rest of that attempt (the check, or the write's
     error raised again), for `submit_with_retries(first=...)`. LeadershipLost propagates."""
     leadership.check()
     try:
-        return backend.register(launch.name, launch)
+        with armed(leadership.check, clock.monotonic):
+            return backend.register(launch.name, launch)
     except BackendError as exc:
         return partial(_raise, exc)
 
@@ -123,7 +127,10 @@ def submit_with_retries(
         if begun is None:
             leadership.check()
         try:
-            return begun() if begun is not None else backend.submit(launch.name, launch)
+            if begun is not None:
+                return begun()
+            with armed(leadership.check, clock.monotonic):
+                return backend.submit(launch.name, launch)
         except BackendUnreachable:
             raise
         except TransientBackendError as exc:
