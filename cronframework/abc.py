@@ -235,7 +235,8 @@ class Backend(Protocol):
     confirms: bool
 
     def submit(self, name: str, launch: Launch) -> SubmitOutcome:
-        """Start the launch unless one by this name exists; never starts two."""
+        """Start the launch unless one by this name exists; never starts two. Call `send_guard.before_send()` right
+        before the request that cannot be taken back, so a leader frozen since its check sends nothing."""
         ...
 
     def lookup(self, name: str) -> BackendStatus | None:
