@@ -250,7 +250,7 @@ def test_an_older_manual_launch_the_store_has_pruned_is_not_requested_again() ->
 REVIVED = "slow-20261125t060020z"
 
 
-def restored_with_an_open_launch_and_three_later_ones() -> Cluster:
+def restored_with_an_open_launch_and_three_later_ones(lost_for: int = 5) -> Cluster:
     """The 60-minute process run's `forbid` overlap: the snapshot was read between slow-...213825z's sync points;
     the old cluster then recorded it failed to launch (a read-only disk) and made three later launches. After the
     restore, recovery found it open and not on the backend and started it, the replay found the later three (ended),
@@ -277,7 +277,7 @@ def restored_with_an_open_launch_and_three_later_ones() -> Cluster:
     assert cluster.store.get_launch(REVIVED).outcome is Outcome.FAILED  # type: ignore[union-attr]
     assert "slow-20261125t060100z" in cluster.backend.launches and REVIVED not in cluster.backend.launches
     del cluster.backend.fail["submit"]
-    cluster.clock.advance(5)  # 06:01:09: the ensemble lost and restored; tasks now run until finished
+    cluster.clock.advance(lost_for)  # 06:01:09: the ensemble lost and restored; tasks now run until finished
     restored(cluster, taken[0])
     return cluster
 
@@ -309,3 +309,16 @@ def test_a_forbid_launch_waits_for_an_older_launch_recovery_left_open() -> None:
     del cluster.backend.fail["lookup"]
     run(cluster, new, 2)
     assert cluster.running() == [REVIVED], "started once its backend answered, and alone"
+
+
+def test_a_forbid_launch_in_the_tick_that_finds_the_later_ones_waits_for_the_revived_one_too() -> None:
+    """The same in one tick (the 60-minute process run at c9b739e): the catch-up tick after the restore found the old
+    cluster's later launches and planned the next instant, which was due by then. Its check asked about the newest
+    launch found in that tick, and the verdict on the job's previous launch, the one recovery had started, was
+    dropped."""
+    cluster = restored_with_an_open_launch_and_three_later_ones(lost_for=17)  # 06:01:21: 06:01:20 is due at once
+    new, _ = cluster.leader()
+    new.promote()
+    assert cluster.running() == [REVIVED], "no later launch while it runs (concurrency: forbid)"
+    later = records(cluster, "slow")["slow-20261125t060120z"]
+    assert later.outcome is Outcome.SKIPPED and REVIVED in (later.reason or ""), later.reason

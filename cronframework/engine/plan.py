@@ -352,7 +352,10 @@ def _after(
     yet; with the backend's word on each older launch that may still run (`others`)."""
     status = found.get(last) if last is not None else None
     if last is not None and status is not None:
-        first = after_previous(spec, last, status)
+        # found made by the old cluster earlier in this tick: the launch before the tick may still run beside it
+        # (one recovery started after the restore), so its verdict counts too
+        earlier = [verdicts[before]] if before is not None and before != last and before in verdicts else []
+        first = together([after_previous(spec, last, status), *earlier])
     elif last is not None and last != before:
         return begun_in_the_same_tick(spec, last)
     else:
