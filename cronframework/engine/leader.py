@@ -119,6 +119,7 @@ class LeaderSession:
         self._replays = ReplayFinds(backends, leadership, clock)
         self._clock_guard = ClockGuard(store, clock, config.max_clock_skew, config.clock_check_every)
         self._needs_recovery = False
+        self._catching_up = False  # in promotion's catch-up tick
         self._stage: Stage | None = None
         self._recovery_retry_at = datetime.min.replace(tzinfo=UTC)
         self._restored: Mapping[str, Any] | None = None  # the restore the store came from (ops/snapshot.py), if any
@@ -201,7 +202,11 @@ class LeaderSession:
             self._outbox.load()  # what recovery wrote just now is in the store too
             self._notifier.take_written()
         freeze_heap()
-        records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
+        self._catching_up = True
+        try:
+            records = self.tick()  # catch-up of instants missed while no leader ran, per each job's policy
+        finally:
+            self._catching_up = False
         summary = {
             "launched": sum(r.outcome is not Outcome.SKIPPED for r in records),
             "skipped": sum(r.outcome is Outcome.SKIPPED for r in records),
@@ -282,6 +287,13 @@ class LeaderSession:
         """Seconds a tick gives to beginning lookups of open or replayed launches."""
         return max(self._room(), MIN_SLICE)
 
+    def _finds_slice(self) -> float:
+        """Seconds a tick gives to a restore's replayed lookups: promotion's catch-up tick gives `recovery_slice`. A
+        job whose replayed launches are not all answered waits, and the answers die with the leader: asked a quarter
+        second at a time by leaders deposed before their second tick (60-minute runs, docs/reliability.md), a job
+        was never decided again."""
+        return max(self._slice(), self._config.recovery_slice) if self._catching_up else self._slice()
+
     def _note_listed(self, marker: Mapping[str, Any] | None) -> None:
         """Every job listed after the restore (restore_listing.py): later leaders need not list again."""
         if marker is None:
@@ -351,7 +363,7 @@ class LeaderSession:
             live=self._live,
         )
         self._drop_triggers(plan.dropped)
-        found = self._replays.find(plan.finds, self._slice()) if plan.finds else {}
+        found = self._replays.find(plan.finds, self._finds_slice()) if plan.finds else {}
         plan, held = hold_unanswered(plan, found)
         self._hold(due, held)
         self._replays.forget(plan.finds)
