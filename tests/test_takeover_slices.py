@@ -43,6 +43,30 @@ def slow_lookups(
     return lookup
 
 
+def restored_after(cluster: Cluster, spec: object, seconds: int, lookup_takes: float) -> None:
+    """`spec` launched by an old cluster for `seconds` after a snapshot, then the ensemble lost and the snapshot
+    restored; each first lookup of one of its launches takes `lookup_takes` of the fake clock (the replay's, not
+    the result follower's later ones of the launches it found)."""
+    cluster.backend.initial_state = LaunchState.SUCCEEDED
+    cluster.apply(spec)  # type: ignore[arg-type]
+    cluster.clock.set(T0 - timedelta(seconds=1))
+    old, _ = cluster.leader()
+    old.promote()
+    run(cluster, old, 2)
+    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
+    run(cluster, old, seconds)
+    cluster.clock.advance(5)
+    restored(cluster, snapshot)
+    prefix, asked = f"{spec.name}-", set()  # type: ignore[attr-defined]
+
+    def first_time(name: str) -> bool:
+        slow = name.startswith(prefix) and name not in asked
+        asked.add(name)
+        return slow
+
+    cluster.backend.fail["lookup"] = slow_lookups(cluster, lookup_takes, first_time)
+
+
 def left_open(cluster: Cluster) -> Callable[[str], bool]:
     """The 06:01 launches the first leader left open, until recovery submits them (the result follower's lookups of
     running launches stay quick)."""
@@ -124,27 +148,9 @@ def test_a_new_cluster_s_first_snapshot_holds_its_jobs_watermarks(tmp_path: Path
 
 def test_a_restore_s_thousands_of_replayed_instants_are_looked_up_a_slice_per_tick_while_other_jobs_launch() -> None:
     cluster = Cluster()
-    cluster.backend.initial_state = LaunchState.SUCCEEDED
-    cluster.apply(job("beat", "* * * * * *"))
-    cluster.clock.set(T0 - timedelta(seconds=1))
-    old, _ = cluster.leader()
-    old.promote()
-    run(cluster, old, 2)
-    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
-    run(cluster, old, 600)  # ten minutes the snapshot does not hold
+    restored_after(cluster, job("beat", "* * * * * *"), 600, 0.1)  # ten minutes the snapshot does not hold
     old_launches = {n for n in cluster.backend.launches if n.startswith("beat-")}
-    cluster.clock.advance(5)
-    restored(cluster, snapshot)
     cluster.apply(job("fresh", "* * * * * *"))  # a job the snapshot does not hold: nothing to replay
-    asked: set[str] = set()
-
-    def first_time(name: str) -> bool:
-        """The replay's lookup of a launch, not the result follower's later ones of the launches it found."""
-        slow = name.startswith("beat-") and name not in asked
-        asked.add(name)
-        return slow
-
-    cluster.backend.fail["lookup"] = slow_lookups(cluster, 0.1, first_time)
     new, _ = cluster.leader()
     started = cluster.clock.now()
     new.promote()
@@ -214,24 +220,8 @@ def test_a_takeover_s_catch_up_tick_gives_a_restore_s_replay_the_promotion_s_sli
     its tenure; the next leader began again, and the job was never decided. The catch-up tick gives them
     `recovery_slice`, as promotion gives open launches."""
     cluster = Cluster()
-    cluster.backend.initial_state = LaunchState.SUCCEEDED
-    cluster.apply(job("slow", "*/5 * * * * *", concurrency="forbid", catchup={"policy": "all", "max": 100}))
-    cluster.clock.set(T0 - timedelta(seconds=1))
-    old, _ = cluster.leader()
-    old.promote()
-    run(cluster, old, 2)
-    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
-    run(cluster, old, 150)  # thirty instants the snapshot does not hold
-    cluster.clock.advance(5)
-    restored(cluster, snapshot)
-    asked: set[str] = set()
-
-    def first_time(name: str) -> bool:
-        slow = name.startswith("slow-") and name not in asked
-        asked.add(name)
-        return slow
-
-    cluster.backend.fail["lookup"] = slow_lookups(cluster, 0.05, first_time)
+    spec = job("slow", "*/5 * * * * *", concurrency="forbid", catchup={"policy": "all", "max": 100})
+    restored_after(cluster, spec, 150, 0.05)  # thirty instants the snapshot does not hold
     new, _ = cluster.leader()
     new.promote()  # and deposed right after: what its catch-up tick decided is all it decides
     made_before = {n for n in cluster.backend.launches if n.startswith("slow-")}
