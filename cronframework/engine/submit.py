@@ -7,6 +7,7 @@ overlapping ones. Leadership is re-checked before every attempt, so a replica th
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -94,12 +95,19 @@ def register_first(
 ) -> Callable[[], SubmitOutcome]:
     """The first attempt's write alone; the returned call is the rest of that attempt (the check, or the write's
     error raised again), for `submit_with_retries(first=...)`. LeadershipLost propagates."""
-    leadership.check()
+    guard = _checked(leadership, clock)
     try:
-        with armed(leadership.check, clock.monotonic):
+        with guard:
             return backend.register(launch.name, launch)
     except BackendError as exc:
         return partial(_raise, exc)
+
+
+def _checked(leadership: Leadership, clock: Clock) -> AbstractContextManager[None]:
+    """Leadership checked now, and again by the adapter right before its request if that check has gone stale
+    (`send_guard`)."""
+    leadership.check()
+    return armed(leadership.check, clock.monotonic)
 
 
 def submit_with_retries(
@@ -124,13 +132,10 @@ def submit_with_retries(
         nonlocal attempts, maybe_landed, maybe_pending
         attempts += 1
         begun = first if attempts == 1 else None  # leadership was checked before its write; the rest only reads
-        if begun is None:
-            leadership.check()
+        guard = _checked(leadership, clock) if begun is None else nullcontext()
         try:
-            if begun is not None:
-                return begun()
-            with armed(leadership.check, clock.monotonic):
-                return backend.submit(launch.name, launch)
+            with guard:
+                return begun() if begun is not None else backend.submit(launch.name, launch)
         except BackendUnreachable:
             raise
         except TransientBackendError as exc:
