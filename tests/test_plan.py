@@ -13,7 +13,7 @@ import pytest
 
 from cronframework.engine.concurrency import ALLOWED, Verdict
 from cronframework.engine.dispatcher import Entry
-from cronframework.engine.plan import DueRetry, Planned, TickPlan, decide_retry, plan_tick, settle
+from cronframework.engine.plan import DueRetry, Planned, TickPlan, decide_retry, hold_unanswered, plan_tick, settle
 from cronframework.launch import BackendStatus, LaunchState
 from cronframework.naming import LaunchIdentity, launch_name
 from cronframework.records import JobState, LaunchRecord, Outcome, TaskResult, TriggerRequest
@@ -309,6 +309,22 @@ def test_a_replayed_instant_the_backend_has_is_launched_by_name_and_is_the_next_
     items = settle(plan, {PREVIOUS: ALLOWED}, found={**found, at_01: RUNNING})
     assert items[2].skip_reason == f"skipped: previous launch {at_01} is still running (concurrency: forbid)"
     assert settle(replay("replace"), {PREVIOUS: ALLOWED}, found={**found, at_01: RUNNING})[2].replaces == (at_01,)
+
+
+def test_a_replay_the_backend_answered_in_part_is_decided_up_to_its_first_unanswered_launch() -> None:
+    at_01, at_02 = (launch_name("j", NINE + timedelta(minutes=m)) for m in (1, 2))
+    plan, waiting = hold_unanswered(replay("forbid"), {AT_NINE: None, at_02: DONE})
+    assert waiting == {"j"}
+    assert [i.identity.name for i in plan.intents] == [AT_NINE], "09:01 unanswered: nothing from it on"
+    assert plan.watermarks["j"] == plan.intents[0].watermark == NINE + timedelta(minutes=1), "09:01 comes again"
+    assert plan.finds.keys() == {AT_NINE}, "09:02's answer is not used up: it is kept for the next tick"
+    assert plan.lookups == {} and plan.alongside == {}, "the previous launch is asked about by the launch it serves"
+    [skipped] = settle(plan, {}, found={AT_NINE: None})
+    assert skipped.skip_reason is not None and skipped.next_state.next_scheduled == NINE + timedelta(minutes=1)
+    none, waiting = hold_unanswered(replay("forbid"), {at_01: None, at_02: None})
+    assert waiting == {"j"} and none.intents == [] and "j" not in none.watermarks, "09:00 unanswered: held whole"
+    whole, waiting = hold_unanswered(replay("forbid"), {AT_NINE: None, at_01: None, at_02: None})
+    assert waiting == set() and len(whole.intents) == 3 and whole.lookups.keys() == {PREVIOUS}
 
 
 def test_a_retry_past_its_deadline_after_a_restore_is_found_first() -> None:

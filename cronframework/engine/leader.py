@@ -288,10 +288,9 @@ class LeaderSession:
         return max(self._room(), MIN_SLICE)
 
     def _finds_slice(self) -> float:
-        """Seconds a tick gives to a restore's replayed lookups: promotion's catch-up tick gives `recovery_slice`. A
-        job whose replayed launches are not all answered waits, and the answers die with the leader: asked a quarter
-        second at a time by leaders deposed before their second tick (60-minute runs, docs/reliability.md), a job
-        was never decided again."""
+        """Seconds a tick gives to a restore's replayed lookups: promotion's catch-up tick gives `recovery_slice`,
+        so a leader deposed before its second tick still gets hundreds of answers written down (60-minute runs,
+        docs/reliability.md)."""
         return max(self._slice(), self._config.recovery_slice) if self._catching_up else self._slice()
 
     def _note_listed(self, marker: Mapping[str, Any] | None) -> None:
@@ -364,8 +363,8 @@ class LeaderSession:
         )
         self._drop_triggers(plan.dropped)
         found = self._replays.find(plan.finds, self._finds_slice()) if plan.finds else {}
-        plan, held = hold_unanswered(plan, found)
-        self._hold(due, held)
+        plan, waiting = hold_unanswered(plan, found)
+        self._hold(due, waiting, plan.watermarks)
         self._replays.forget(plan.finds)
         items = settle(plan, self._ask_previous(plan), earlier, found)
         records = self._launcher.execute(chain(stage.rest if stage else (), items), stage.slices if stage else ())
@@ -397,14 +396,15 @@ class LeaderSession:
             )
         return verdicts
 
-    def _hold(self, due: Sequence[Entry], held: set[str]) -> None:
-        """The due jobs a restore's replay could not decide yet back in the dispatcher as they were: the next tick
-        asks the backend again (plan.hold_unanswered)."""
+    def _hold(self, due: Sequence[Entry], waiting: set[str], decided: Mapping[str, datetime]) -> None:
+        """The due jobs a restore's replay could not decide any of back in the dispatcher as they were; those
+        decided up to a launch the backend did not answer about go on from there (`decided`, plan.hold_unanswered).
+        The next tick asks the backend again."""
         for entry in due:
-            if entry.spec.name in held:
+            if entry.spec.name in waiting and entry.spec.name not in decided:
                 self._dispatcher.advance(entry.spec.name, entry.watermark, entry.last_launch)
-        if held:
-            log.warning("replayed launches wait for the backend", extra={"jobs": sorted(held)})
+        if waiting:
+            log.warning("replayed launches wait for the backend", extra={"jobs": sorted(waiting)})
 
     def _drop_triggers(self, dropped: Sequence[TriggerRequest]) -> None:
         for request in dropped:

@@ -18,8 +18,9 @@ After a restore (docs/backups.md) the store's records end with the snapshot, whi
 cluster launched after it. An instant, a trigger or a retry from before the restore (`replayed_before`) that the tick
 would skip, or launch only after asking about its previous launch, is first found by name (`TickPlan.finds`): one the
 backend has is launched by name, which finds it (`already_existed`), instead of being recorded skipped; it is then
-the previous launch the job's next launch asks about. A job with such a launch the backend cannot answer about is not
-decided in that tick at all (`hold_unanswered`): it waits, its watermark where it was, for an answer.
+the previous launch the job's next launch asks about. A job with such a launch the backend cannot answer about is
+decided in that tick up to that launch and no further (`hold_unanswered`): its watermark stops there until an answer
+comes, and what the answers so far allowed is written down, so a leader deposed after one tick still moves it on.
 """
 
 from __future__ import annotations
@@ -250,21 +251,48 @@ def _note(plan: TickPlan, entry: Entry) -> None:
 
 
 def hold_unanswered(plan: TickPlan, found: Mapping[str, BackendStatus | None]) -> tuple[TickPlan, set[str]]:
-    """The plan without the jobs with a replayed launch in `plan.finds` the backend could not answer about (absent
-    from `found`), and those jobs: they are decided in a later tick, their watermarks where they were. Deciding one
-    on the plan's word alone could record skipped a launch the old cluster made (module docstring)."""
-    held = {spec.name for name, spec in plan.finds.items() if name not in found}
-    if not held:
-        return plan, held
+    """The plan decided up to each job's first replayed launch the backend could not answer about (in
+    `plan.finds`, absent from `found`), and the jobs with such a launch. Deciding past it on the plan's word alone
+    could record skipped a launch the old cluster made (module docstring). A job's items before it are kept and its
+    watermark stops at it, so the answers one tenure got are written down and the next leader goes on from there;
+    a job none of whose items is kept is decided in a later tick, its watermark where it was."""
+    unanswered = {name for name in plan.finds if name not in found}
+    if not unanswered:
+        return plan, set()
+    cut: dict[str, Intent] = {}  # each waiting job's first unanswered item
+    intents: list[Intent] = []
+    last: dict[str, int] = {}  # each job's last kept item, by index in `intents`
+    for intent in plan.intents:
+        job = intent.spec.name
+        if job in cut:
+            continue
+        if intent.identity.name in unanswered:
+            cut[job] = intent
+            continue
+        last[job] = len(intents)
+        intents.append(intent)
+    watermarks = {job: at for job, at in plan.watermarks.items() if job not in cut or job in last}
+    for job, first in cut.items():
+        if job in last and job in watermarks and _due_instant(first):
+            watermarks[job] = first.identity.scheduled  # every instant before it is decided
+            intents[last[job]] = intents[last[job]]._replace(watermark=first.identity.scheduled)
+    # a job's lookups serve its first launch of the tick: not needed when none of its launches is kept
+    unasked = cut.keys() - {i.spec.name for i in intents if i.skip is None}
+    decided = {i.identity.name for i in intents}
     kept = replace(
         plan,
-        intents=[i for i in plan.intents if i.spec.name not in held],
-        watermarks={job: at for job, at in plan.watermarks.items() if job not in held},
-        lookups={name: spec for name, spec in plan.lookups.items() if spec.name not in held},
-        alongside={job: names for job, names in plan.alongside.items() if job not in held},
-        finds={name: spec for name, spec in plan.finds.items() if spec.name not in held},
+        intents=intents,
+        watermarks=watermarks,
+        lookups={name: spec for name, spec in plan.lookups.items() if spec.name not in unasked},
+        alongside={job: older for job, older in plan.alongside.items() if job not in unasked},
+        finds={name: spec for name, spec in plan.finds.items() if name in decided},  # the rest's answers are kept
     )
-    return kept, held
+    return kept, set(cut)
+
+
+def _due_instant(intent: Intent) -> bool:
+    """An item of the job's schedule, not a trigger or a retry (those come after the schedule's in a tick)."""
+    return intent.trigger_id is None and intent.retry_of is None and not intent.identity.manual
 
 
 def _add_lookups(plan: TickPlan, live: Callable[[str], Collection[str]] | None) -> None:

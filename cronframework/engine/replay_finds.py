@@ -4,8 +4,9 @@ A restore from an old snapshot replays every instant since it, and each one the 
 name. Asked one after the other inside one tick, 27,000 of them against a slowed backend held a new leader in its
 first tick for its whole tenure (the 60-minute runs, docs/reliability.md). Here they are asked side by side, a job's
 names together, and only until the tick's time runs out; the answers are kept until the plan that needs them is
-decided, so the replay moves forward a slice per tick while the jobs not waiting on it go on launching. A job whose
-names are not all answered yet waits (`plan.hold_unanswered`), so nothing is decided on a guess.
+decided, so the replay moves forward a slice per tick while the jobs not waiting on it go on launching. A job is
+decided up to its first name not answered yet (`plan.hold_unanswered`), so nothing is decided on a guess and each
+tenure's answers are written down for the next leader. Names are asked in each job's time order.
 """
 
 from __future__ import annotations
