@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backends.docker_spec import ContainerPlan, Placement, plan_container
 from backends.docker_status import status_from_inspect
+from backends.docker_transport import guard_sends
 from cronframework.errors import (
     BackendUnreachable,
     CronframeworkError,
@@ -33,7 +34,6 @@ from cronframework.errors import (
     transient_kind,
 )
 from cronframework.launch import BackendStatus, Launch, SubmitOutcome
-from cronframework.send_guard import before_send
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _OPEN = frozenset({"running", "restarting", "paused"})
@@ -100,9 +100,14 @@ def _is_missing(exc: docker.errors.APIError) -> bool:
 
 
 class _Client(docker.APIClient):  # type: ignore[misc]
-    """requests lets a CA bundle named in the environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) replace a session's
-    CA file on every request: the `tls.ca_cert` of the config was silently ignored wherever either is set. Here the
-    session's own setting is passed as the request's, which the environment does not override."""
+    """Its connections check the send guard as a request leaves (docker_transport.py). And: requests lets a CA
+    bundle named in the environment (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) replace a session's CA file on every
+    request: the `tls.ca_cert` of the config was silently ignored wherever either is set. Here the session's own
+    setting is passed as the request's, which the environment does not override."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        guard_sends(self)  # the last leadership check where a request leaves (docker_transport.py)
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         return super().merge_environment_settings(url, proxies, stream, self.verify if verify is None else verify, cert)
@@ -140,7 +145,6 @@ class DockerBackend:
         with translated("submit", name):
             api = self._api()
             try:
-                before_send()  # a leader frozen since its check must not create after it was deposed (send_guard.py)
                 api.create_container(host_config=api.create_host_config(**plan.host), **plan.create)
             except docker.errors.ImageNotFound as exc:
                 raise PermanentBackendError(f"image not found: {plan.image}") from exc
@@ -162,7 +166,6 @@ class DockerBackend:
                 info = self._inspect(name)
                 if info is None or not _never_started(info["State"]):
                     return SubmitOutcome.ALREADY_EXISTED
-                before_send()
                 self._api().start(name)
         except BackendUnreachable as exc:
             raise TransientBackendError(f"container {name} created, start not confirmed: {exc}") from exc
@@ -180,7 +183,6 @@ class DockerBackend:
             raise PermanentBackendError(f"container name {name} is taken by a container that is not this launch")
         if not _never_started(info["State"]):
             return SubmitOutcome.ALREADY_EXISTED  # running, exited, or started once before: never start it again
-        before_send()
         self._api().start(name)
         return SubmitOutcome.SUBMITTED
 

@@ -19,7 +19,14 @@ import requests
 from backends.docker import DockerBackend, create
 from backends.docker_spec import Placement, plan_container
 from backends.docker_status import parse_time, status_from_inspect
-from cronframework.errors import BackendError, BackendUnreachable, PermanentBackendError, TransientBackendError
+from cronframework import send_guard
+from cronframework.errors import (
+    BackendError,
+    BackendUnreachable,
+    LeadershipLost,
+    PermanentBackendError,
+    TransientBackendError,
+)
 from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from integration.certs import CertAuthority, Issued
 from integration.docker_daemon import (
@@ -148,6 +155,41 @@ def test_a_leader_frozen_between_create_and_start_never_starts_the_container_aga
     time.sleep(1.0)  # a restarted container would have run `echo` again by now
     _wait_finished(docker_backend, launch.name)
     assert docker_backend.logs(launch.name).count("ran") == 1
+
+
+def frozen_inside_the_sdk(backend: DockerBackend, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A freeze (SIGSTOP) that lands in the docker SDK's own work, after the adapter's last check and before the
+    request leaves: the request's preparation moves the guard's clock 30 s on. Returns that clock."""
+    now = [0.0]
+    api = backend._api()
+    prepare = api.prepare_request
+
+    def frozen_then_prepared(request: Any) -> Any:
+        if request.method == "POST":
+            now[0] += 30.0
+        return prepare(request)
+
+    monkeypatch.setattr(api, "prepare_request", frozen_then_prepared)
+    return now
+
+
+def test_a_leader_frozen_inside_the_sdk_before_its_create_leaves_sends_nothing(
+    docker_backend: DockerBackend, docker_launch: Any, docker_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 60-minute Docker run at c9b739e: four containers created at one thaw by a deposed leader. The check
+    right before the SDK call had passed; the freeze came inside the SDK's work, which the interpreter's lock can
+    stretch under load. The transport checks again as the request's bytes leave."""
+    launch = docker_launch(unique_job("sdk"), ["/bin/sh", "-c", "true"])
+    now = frozen_inside_the_sdk(docker_backend, monkeypatch)
+
+    def deposed() -> None:
+        raise LeadershipLost("the session expired while the process was frozen")
+
+    with send_guard.armed(deposed, lambda: now[0]), pytest.raises(LeadershipLost):
+        docker_backend.submit(launch.name, launch)
+    assert _containers_of(docker_api, launch) == []
+    monkeypatch.undo()
+    assert docker_backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED, "the connection is usable again"
 
 
 def test_a_second_start_of_one_container_does_not_run_the_task_again(
@@ -393,6 +435,25 @@ def test_a_launch_runs_over_tls_with_a_client_certificate(
         assert backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED
         assert _wait_finished(backend, launch.name).state is LaunchState.SUCCEEDED
         assert [c["Names"] for c in _containers_of(tls_daemon.behind(), launch)] == [[f"/{launch.name}"]]
+    finally:
+        backend.close()
+
+
+def test_a_leader_frozen_inside_the_sdk_sends_nothing_over_tls_either(
+    tls_daemon: TlsDockerDaemon, docker_launch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same freeze as over the local socket, through the TCP + TLS connections the SDK opens."""
+    backend = _tls_backend(tls_daemon, tls_daemon.ca.cert, tls_daemon.client)
+    try:
+        launch = docker_launch(unique_job("sdktls"), ["/bin/sh", "-c", "true"])
+        now = frozen_inside_the_sdk(backend, monkeypatch)
+
+        def deposed() -> None:
+            raise LeadershipLost("the session expired while the process was frozen")
+
+        with send_guard.armed(deposed, lambda: now[0]), pytest.raises(LeadershipLost):
+            backend.submit(launch.name, launch)
+        assert _containers_of(tls_daemon.behind(), launch) == []
     finally:
         backend.close()
 
