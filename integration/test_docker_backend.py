@@ -157,9 +157,10 @@ def test_a_leader_frozen_between_create_and_start_never_starts_the_container_aga
     assert docker_backend.logs(launch.name).count("ran") == 1
 
 
-def frozen_inside_the_sdk(backend: DockerBackend, monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """A freeze (SIGSTOP) that lands in the docker SDK's own work, after the adapter's last check and before the
-    request leaves: the request's preparation moves the guard's clock 30 s on. Returns that clock."""
+def submitted_frozen_inside_the_sdk(backend: DockerBackend, launch: Launch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submit by a leader deposed while frozen (SIGSTOP) in the docker SDK's own work, after the adapter's last
+    step and before the request leaves: the request's preparation moves the guard's clock 30 s on. It must raise
+    LeadershipLost."""
     now = [0.0]
     api = backend._api()
     prepare = api.prepare_request
@@ -169,8 +170,13 @@ def frozen_inside_the_sdk(backend: DockerBackend, monkeypatch: pytest.MonkeyPatc
             now[0] += 30.0
         return prepare(request)
 
+    def deposed() -> None:
+        raise LeadershipLost("the session expired while the process was frozen")
+
     monkeypatch.setattr(api, "prepare_request", frozen_then_prepared)
-    return now
+    with send_guard.armed(deposed, lambda: now[0]), pytest.raises(LeadershipLost):
+        backend.submit(launch.name, launch)
+    monkeypatch.undo()
 
 
 def test_a_leader_frozen_inside_the_sdk_before_its_create_leaves_sends_nothing(
@@ -180,15 +186,8 @@ def test_a_leader_frozen_inside_the_sdk_before_its_create_leaves_sends_nothing(
     right before the SDK call had passed; the freeze came inside the SDK's work, which the interpreter's lock can
     stretch under load. The transport checks again as the request's bytes leave."""
     launch = docker_launch(unique_job("sdk"), ["/bin/sh", "-c", "true"])
-    now = frozen_inside_the_sdk(docker_backend, monkeypatch)
-
-    def deposed() -> None:
-        raise LeadershipLost("the session expired while the process was frozen")
-
-    with send_guard.armed(deposed, lambda: now[0]), pytest.raises(LeadershipLost):
-        docker_backend.submit(launch.name, launch)
+    submitted_frozen_inside_the_sdk(docker_backend, launch, monkeypatch)
     assert _containers_of(docker_api, launch) == []
-    monkeypatch.undo()
     assert docker_backend.submit(launch.name, launch) is SubmitOutcome.SUBMITTED, "the connection is usable again"
 
 
@@ -446,13 +445,7 @@ def test_a_leader_frozen_inside_the_sdk_sends_nothing_over_tls_either(
     backend = _tls_backend(tls_daemon, tls_daemon.ca.cert, tls_daemon.client)
     try:
         launch = docker_launch(unique_job("sdktls"), ["/bin/sh", "-c", "true"])
-        now = frozen_inside_the_sdk(backend, monkeypatch)
-
-        def deposed() -> None:
-            raise LeadershipLost("the session expired while the process was frozen")
-
-        with send_guard.armed(deposed, lambda: now[0]), pytest.raises(LeadershipLost):
-            backend.submit(launch.name, launch)
+        submitted_frozen_inside_the_sdk(backend, launch, monkeypatch)
         assert _containers_of(tls_daemon.behind(), launch) == []
     finally:
         backend.close()
