@@ -1,10 +1,12 @@
 """A launch's two requests to Nomad, the create-only registration and the read of the job's summary that checks it,
-sent on a urllib3 connection pool of their own with the body encoded once.
+sent on connections of their own with the body encoded once: to a plain-HTTP agent as whole requests on kept
+connections (`http_wire.py`), to an HTTPS agent on a urllib3 pool.
 
 Why: a herd is bound by the leader's CPU, and these two requests are most of what it spends per launch. Through
 python-nomad and requests each one costs about 1.0-1.3 ms of Python CPU (settings merged, hooks, cookies, the URL
-parsed anew), here 0.3-0.5 ms (issue 18; docs/backends.md, "Two paths to the agent"). Every other call stays on
-python-nomad.
+parsed anew), on urllib3 0.3-0.6 ms, on the wire path about a third of that (issue 18; docs/backends.md, "Two
+paths to the agent"). Every other call stays on python-nomad. Over TLS, certificates are requests' business: the
+pool takes its settings from requests' adapter.
 
 What is sent does not change: the settings are read from python-nomad's own requester (address, namespace, region,
 token, timeout, verify, cert, after its environment fallbacks) and the TLS pool settings from requests' adapter, so
@@ -12,21 +14,23 @@ both paths send the same method, path, query, body and X-Nomad-Token header and 
 Where requests would add something from the environment that this path does not (a proxy, .netrc credentials),
 `LaunchRequests.over` returns None and both requests stay on python-nomad.
 
-urllib3 retries nothing here: a pooled connection found closed before sending is replaced (nothing was sent); any
-failure after that is raised, so a refused connection still proves nothing landed and anything later stays in
-doubt (the adapter's `retries` decides about another try, as for every call).
+Neither path retries: a kept connection found closed before sending is replaced (nothing was sent); any failure
+after that is raised, so a refused connection still proves nothing landed and anything later stays in doubt (the
+adapter's `retries` decides about another try, as for every call).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import get_netrc_auth, requote_uri, select_proxy
+
+from backends.http_wire import WireConnections
 
 
 class Refused(Exception):
@@ -65,6 +69,12 @@ class LaunchRequests:
         self._headers = {"X-Nomad-Token": requester.token} if requester.token else {}
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._timeout = urllib3.Timeout(connect=requester.timeout, read=requester.timeout)
+        self._wire: WireConnections | None = None
+        if prepared.url is not None and urlsplit(prepared.url).scheme == "http" and _plain(self._headers):
+            port = host["port"] or 80
+            self._wire = WireConnections(host["host"], port, requester.timeout, connections)
+            fields = {"Host": _netloc(host["host"], port), **self._headers}
+            self._wire_fields = "".join(f"{k}: {v}\r\n" for k, v in fields.items()).encode("latin-1")
 
     @classmethod
     def over(cls, session: requests.Session, requester: Any, connections: int) -> LaunchRequests | None:
@@ -93,16 +103,42 @@ class LaunchRequests:
         return self._send("GET", f"{name}/summary", None, self._headers)
 
     def close(self) -> None:
-        """Closes the pool's connections; nothing is sent on it after."""
+        """Closes the kept connections; nothing is sent on them after."""
         self._pool.close()
+        if self._wire is not None:
+            self._wire.close()
 
     def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Any:
+        target = requote_uri(self._jobs + path + self._query)
+        if self._wire is not None:
+            status, data = self._exchange(method, target, body)
+        else:
+            status, data = self._urlopen(method, target, body, headers)
+        if status >= 400:
+            raise Refused(status, data.decode(errors="replace"))
+        try:
+            return json.loads(data)
+        except ValueError as error:
+            raise Unanswered(type(error).__name__) from error
+
+    def _exchange(self, method: str, target: str, body: bytes | None) -> tuple[int, bytes]:
+        assert self._wire is not None
+        head = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), self._wire_fields]
+        if body is not None:
+            head.append(b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body))
+        head.append(b"\r\n")
+        try:
+            return self._wire.exchange(b"".join(head) + (body or b""))
+        except OSError as error:
+            raise Unanswered(str(error) or type(error).__name__) from error
+
+    def _urlopen(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
         # as requests before each request: the CA and key files must exist, and verify=True means its CA bundle
         self._adapter.cert_verify(self._pool, self._url, self._verify, self._cert)
         try:
             answer = self._pool.urlopen(
                 method,
-                requote_uri(self._jobs + path + self._query),
+                target,
                 body=body,
                 headers=headers,
                 retries=False,
@@ -112,9 +148,21 @@ class LaunchRequests:
             )
         except urllib3.exceptions.HTTPError as error:
             raise Unanswered(str(error) or type(error).__name__) from error
-        if answer.status >= 400:
-            raise Refused(answer.status, answer.data.decode(errors="replace"))
-        try:
-            return json.loads(answer.data)
-        except ValueError as error:
-            raise Unanswered(type(error).__name__) from error
+        return answer.status, answer.data
+
+
+def _netloc(host: str, port: int) -> str:
+    """The Host header's value as requests and urllib3 send it: the port unless it is HTTP's own."""
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port == 80 else f"{shown}:{port}"
+
+
+def _plain(headers: dict[str, str]) -> bool:
+    """Header values the wire path may write as they are (latin-1, no line breaks); any other goes through
+    urllib3, which refuses them as requests would."""
+    try:
+        text = "".join(headers.values())
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(c in text for c in "\r\n\0")
