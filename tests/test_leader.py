@@ -101,6 +101,28 @@ def test_a_herd_in_pipelined_slices_launches_each_job_once_each_after_its_own_re
     assert cluster.store.open_launches() == []
 
 
+def test_a_herd_s_first_submits_wait_for_a_small_sync_point_one_not_a_whole_slice() -> None:
+    """At 1,000 due, one slice's sync point one took ZooKeeper 0.07 s while the backend waited (issue 18). The
+    first slice is small (`FIRST_SLICE`), and its launches are submitted while the rest is committed."""
+    from cronframework.engine.launcher import FIRST_SLICE
+
+    cluster = Cluster()
+    cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])
+    session, _ = cluster.leader(herd_slice=1000)
+    real_begin, begun = cluster.store.begin, []
+
+    def counted_begin(fence: object, items: list[object]) -> None:
+        begun.append(len(items))
+        real_begin(fence, items)  # type: ignore[arg-type]
+
+    cluster.store.begin = counted_begin  # type: ignore[method-assign]
+    session.promote()
+    records = cluster.run_for(session, 60)
+    herd = [n for n in begun if n > 1]
+    assert herd[:2] == [FIRST_SLICE, 350 - FIRST_SLICE], begun
+    assert len(records) == 350 and {r.outcome for r in records} == {Outcome.SUBMITTED}
+
+
 def test_a_herd_goes_on_submitting_while_sync_point_two_waits_for_the_store() -> None:
     cluster = Cluster()
     cluster.apply(*[job(f"herd-{i:03d}") for i in range(350)])

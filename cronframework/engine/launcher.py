@@ -40,6 +40,9 @@ log = logging.getLogger("cronframework.launcher")
 Pending = tuple[int, Callable[[], "LaunchRecord | None"]]  # a launch's index in its batch and the rest of its submit
 Submitted = tuple[list[tuple[Planned, LaunchRecord]], list[LaunchRecord]]  # a slice begun; what its submits finished
 Written = tuple[list[LaunchRecord], list[LaunchRecord]]  # sync point two written: the finished records, the skipped
+# launches in a herd's first slice: its submits start once a small sync point one is committed, not a whole slice's
+# (1,000 records took ZooKeeper 0.07 s, while the backend waited: issue 18, docs/benchmarks.md)
+FIRST_SLICE = 100
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class Launcher:
         an open record that recovery concludes by lookup if this leader dies.
         """
         items = iter(planned)
-        parts = iter(lambda: list(islice(items, self._slice)), [])
+        parts = self._cut(items, first=not staged)
         head: list[PreparedSlice | list[Planned]] = [*staged, *islice(parts, max(0, 2 - len(staged)))]
         slices = (s if isinstance(s, PreparedSlice) else self._prepare(s) for s in chain(head, parts))
         if len(head) == 1:
@@ -99,18 +102,22 @@ class Launcher:
             return self._finish(begun, self._submit_begun(begun))
         return self._pipelined(slices) if head else []
 
-    def prepare(self, planned: Iterator[Planned], at: datetime, until: float) -> list[PreparedSlice]:
+    def prepare(
+        self, planned: Iterator[Planned], at: datetime, until: float, *, first: bool = True
+    ) -> list[PreparedSlice]:
         """Build whole slices of `planned` -- records dated `at`, their instant, and sync point one encoded --
         while the next one can be done before the monotonic clock reaches `until`; nothing is sent. What is left
-        of `planned` is built by `execute` as before. A slice that ran past `until` would delay its instant's
+        of `planned` is built by `execute` as before (`first`: nothing of this instant is built yet, so the first
+        slice is a small one, `FIRST_SLICE`). A slice that ran past `until` would delay its instant's
         every launch, so each is priced from what building the previous ones cost (a busy loop at 100k jobs a
         minute has a tenth of a second to spare, less than one slice)."""
         slices: list[PreparedSlice] = []
         clock = self._clock
+        parts = self._cut(planned, first=first)  # planned lazily: the planning is part of the price
         try:
             while clock.monotonic() + self._slice * self._build_cost < until:
                 started = clock.monotonic()
-                part = list(islice(planned, self._slice))  # planned lazily: the planning is part of the price
+                part = next(parts, [])
                 if not part:
                     break
                 slices.append(self._prepare(part, at))
@@ -119,6 +126,12 @@ class Launcher:
             self.discard(slices)  # the store must not count on what the built ones assumed
             raise
         return slices
+
+    def _cut(self, items: Iterator[Planned], *, first: bool) -> Iterator[list[Planned]]:
+        """Slices of `items`, the first of them small when `first` (`FIRST_SLICE`)."""
+        if first and (part := list(islice(items, min(FIRST_SLICE, self._slice)))):
+            yield part
+        yield from iter(lambda: list(islice(items, self._slice)), [])
 
     @staticmethod
     def discard(staged: Sequence[PreparedSlice]) -> None:

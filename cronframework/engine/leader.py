@@ -465,7 +465,7 @@ class LeaderSession:
         if stage.at <= self._clock.now():
             return
         try:
-            stage.slices.extend(self._launcher.prepare(stage.rest, stage.at, self._build_until(stage.at)))
+            stage.slices.extend(self._launcher.prepare(stage.rest, stage.at, self._build_until(stage.at), first=False))
         except StateStoreError as exc:
             self._unstage(stage)
             extra = {"at": stage.at.isoformat(), "error": str(exc)}
