@@ -14,9 +14,8 @@ from typing import Any
 
 import requests.adapters
 from docker.transport.unixconn import UnixHTTPAdapter, UnixHTTPConnection, UnixHTTPConnectionPool
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from backends.guarded_connections import GUARDED_POOLS
 from cronframework.send_guard import before_send
 
 
@@ -26,29 +25,9 @@ class _GuardedUnixConnection(UnixHTTPConnection):  # type: ignore[misc]
         super().send(data)
 
 
-class _GuardedHTTPConnection(HTTPConnection):
-    def send(self, data: Any) -> None:
-        before_send()
-        super().send(data)
-
-
-class _GuardedHTTPSConnection(HTTPSConnection):
-    def send(self, data: Any) -> None:
-        before_send()
-        super().send(data)
-
-
 class _GuardedUnixPool(UnixHTTPConnectionPool):  # type: ignore[misc]
     def _new_conn(self) -> _GuardedUnixConnection:
         return _GuardedUnixConnection(self.base_url, self.socket_path, self.timeout)
-
-
-class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
 
 
 class _GuardedUnixAdapter(UnixHTTPAdapter):  # type: ignore[misc]
@@ -73,4 +52,4 @@ def guard_sends(session: requests.Session) -> None:
             adapter.close()
         elif isinstance(adapter, requests.adapters.HTTPAdapter):
             adapter.poolmanager.clear()
-            adapter.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+            adapter.poolmanager.pool_classes_by_scheme = GUARDED_POOLS

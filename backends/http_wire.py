@@ -13,6 +13,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+from collections.abc import Callable
 from io import BufferedReader
 
 MAX_LINE = 65_536  # a status or header line longer than this is not an answer from the agent
@@ -43,10 +44,15 @@ class _Connection:
 
 
 class WireConnections:
-    """Up to `size` idle connections to `host`:`port` kept for reuse; thread-safe (each exchange holds its own)."""
+    """Up to `size` idle connections to `host`:`port` kept for reuse; thread-safe (each exchange holds its own).
+    `before_send` is called right before each request's bytes are written (the send guard): what it raises is
+    raised, with nothing sent."""
 
-    def __init__(self, host: str, port: int, timeout: float | None, size: int) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float | None, size: int, before_send: Callable[[], None] = lambda: None
+    ) -> None:
         self._address, self._timeout, self._size = (host, port), timeout, max(1, size)
+        self._before_send = before_send
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -56,6 +62,7 @@ class WireConnections:
         OSError when no connection could be made (nothing sent), else an OSError for what happened after."""
         connection = self._take()
         try:
+            self._before_send()
             connection.sock.sendall(request)
             status, body, keep = _read_answer(connection.reader)
         except BaseException:

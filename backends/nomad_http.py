@@ -30,7 +30,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import get_netrc_auth, requote_uri, select_proxy
 
+from backends.guarded_connections import GUARDED_POOLS
 from backends.http_wire import WireConnections
+from cronframework.send_guard import before_send
 
 
 class Refused(Exception):
@@ -62,6 +64,7 @@ class LaunchRequests:
         prepared = requests.Request("POST", f"{url}/v1/job/").prepare()
         host, tls = adapter.build_connection_pool_key_attributes(prepared, self._verify, self._cert)
         self._pool = urllib3.PoolManager(maxsize=max(1, connections)).connection_from_host(**host, pool_kwargs=tls)
+        self._pool.ConnectionCls = GUARDED_POOLS[self._pool.scheme].ConnectionCls  # the send guard as bytes leave
         self._jobs = prepared.path_url  # the address's own path, then /v1/job/
         params = {"namespace": requester.namespace, "region": requester.region}  # python-nomad's order
         query = urlencode({key: value for key, value in params.items() if value})
@@ -72,7 +75,7 @@ class LaunchRequests:
         self._wire: WireConnections | None = None
         if prepared.url is not None and urlsplit(prepared.url).scheme == "http" and _plain(self._headers):
             port = host["port"] or 80
-            self._wire = WireConnections(host["host"], port, requester.timeout, connections)
+            self._wire = WireConnections(host["host"], port, requester.timeout, connections, before_send)
             fields = {"Host": _netloc(host["host"], port), **self._headers}
             self._wire_fields = "".join(f"{k}: {v}\r\n" for k, v in fields.items()).encode("latin-1")
 

@@ -12,10 +12,12 @@ import pytest
 
 from backends.nomad import NomadBackend
 from backends.nomad_http import LaunchRequests
+from cronframework import send_guard
 from cronframework.errors import (
     BackendError,
     BackendTimeout,
     BackendUnreachable,
+    LeadershipLost,
     PermanentBackendError,
     TransientBackendError,
 )
@@ -170,6 +172,35 @@ def test_a_proxy_from_the_environment_keeps_both_requests_on_python_nomad(monkey
     assert backend._launch_requests is None
     assert backend._register_job == backend._client.job.register_job
     assert backend._job_summary == backend._client.job.get_summary
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_a_leader_frozen_after_its_check_and_before_its_registration_leaves_sends_nothing(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch, tls: bool
+) -> None:
+    """The 60-minute Nomad run at a40a4b7: a job registered 160 ms after a leader's thaw, 4.3 s after it was
+    deposed. Its check had passed before the freeze, which came in the request's own work (the body encoded here).
+    The connections check again as the request's bytes leave."""
+    import backends.nomad_http as lean_module
+
+    launch = _launch()
+    now = [0.0]
+    encode = lean_module.json.dumps
+
+    def frozen_while_encoding(*args: Any, **kwargs: Any) -> str:
+        now[0] += 30.0
+        return encode(*args, **kwargs)
+
+    def deposed() -> None:
+        raise LeadershipLost("the session expired while the process was frozen")
+
+    with FakeNomad(tls=_server(pki.server) if tls else None) as agent:
+        backend = _backend(agent.address, **({"ca_cert": str(pki.ca.path)} if tls else {}))
+        _lean(backend).summary("warm-20260101t000000z")  # a kept connection: nothing left to do before the send
+        monkeypatch.setattr(lean_module.json, "dumps", frozen_while_encoding)
+        with send_guard.armed(deposed, lambda: now[0]), pytest.raises(LeadershipLost):
+            backend.submit(launch.name, launch)
+        assert [s.method for s in agent.seen] == ["GET"], "the registration never reached the agent"
 
 
 # -- TLS: the same verdicts as requests gives python-nomad ------------------------------------------------------
