@@ -199,6 +199,45 @@ def test_a_manual_launch_after_the_snapshot_is_found_by_listing_and_recorded_not
     assert "listed" in marker, "the takeover report says every job was listed"
 
 
+def test_a_record_that_says_not_launched_is_corrected_after_a_restore_when_the_backend_ran_it() -> None:
+    """The 60-minute process run at c9b739e: two restores in a row. The first used a snapshot from before four
+    instants, so the restored cluster launched them; the second used a newer snapshot, which had recorded them
+    failed to launch (a full disk) before that era existed. The tasks ran once; the store said they had not. Listing
+    each job after a restore corrects such a record when the backend says its task ran and ended."""
+    from cronframework.errors import PermanentBackendError
+    from cronframework.records import TaskResult
+
+    cluster = Cluster()
+    cluster.backend.initial_state = LaunchState.SUCCEEDED
+    cluster.apply(job("beat", "*/5 * * * * *"))
+    cluster.clock.set(T0 - timedelta(seconds=1))
+    old, _ = cluster.leader()
+    old.promote()
+    cluster.backend.fail["submit"] = PermanentBackendError("no space left on device")
+    run(cluster, old, 11)
+    del cluster.backend.fail["submit"]
+    failed = sorted(n for n, r in records(cluster, "beat").items() if r.outcome is Outcome.FAILED)
+    assert len(failed) >= 2
+    snapshot = capture(cluster.store, source="/cf", now=cluster.clock.now())
+    now = cluster.clock.now()
+    ran, created = failed[:-1], failed[-1]  # an erased era launched these; the last it only created, never started
+    for name in ran:
+        cluster.backend.launches[name] = BackendStatus(LaunchState.SUCCEEDED, 0, started_at=now, finished_at=now)
+    cluster.backend.launches[created] = BackendStatus(LaunchState.FAILED, reason="start refused")
+    cluster.clock.advance(5)
+    restored(cluster, snapshot)
+    new, _ = cluster.leader()
+    new.promote()
+    run(cluster, new, 3)
+    for name in ran:
+        record = cluster.store.get_launch(name)
+        assert record is not None and record.outcome is Outcome.ALREADY_EXISTED, record
+        assert record.result is TaskResult.SUCCEEDED and record.concluded, "its task ended: concluded with its result"
+    record = cluster.store.get_launch(created)
+    assert record is not None and record.outcome is Outcome.FAILED, "never started: the record stands"
+    assert len(cluster.backend.submitted) == len(set(cluster.backend.submitted)), "nothing launched twice"
+
+
 def test_once_every_job_is_listed_a_later_leader_does_not_list_again() -> None:
     cluster = Cluster()
     triggered_after_the_snapshot(cluster)

@@ -8,6 +8,15 @@ the next tick takes it as a trigger from before the restore, whose launch by nam
 from then on it is recorded and followed like any other launch. Nothing is launched a second time: the name is
 the one the backend already has.
 
+The same listing corrects a record that says its launch never ran (failed to launch, skipped) while the backend says
+its task started: two restores in a row, the second from a snapshot that recorded the launch failed before an era
+restored from an older snapshot launched it, and that era's data was lost too. Once the task has ended, the record
+is rewritten as launched (`already_existed`) with its result, concluded as the result follower would have written
+it (not counted in the job's result summary, notified, or retried: it is history by then). A launch the backend
+holds but never started (a container whose start was refused) keeps its record, and so does one still running (it
+would need following, which a record concluded long ago has left). One read of the job's history and a lookup per
+such record.
+
 Listing is one backend call per job, so at 100k jobs it is paced: a slice of at most `budget` seconds after a tick, and
 only as much of the time before the next instant as it leaves free. A job the backend cannot list is asked again later.
 Once every job has been listed, the restore's marker in the takeover report says so (`LISTED`) and later leaders do not
@@ -25,15 +34,19 @@ from typing import Any
 
 from cronframework.abc import Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
+from cronframework.engine.results import classify
 from cronframework.errors import BackendError
 from cronframework.naming import LaunchIdentity, parse_launch_name
 from cronframework.ops.snapshot import restored_at, restored_snapshot_at
+from cronframework.records import Outcome, RecordState
 from cronframework.spec.model import JobSpec
 
 log = logging.getLogger("cronframework.restore_listing")
 LISTED = "listed"  # the restore marker's key once every job's launches have been listed (ISO time)
 MARGIN = timedelta(minutes=5)  # before the capture: a trigger's time is its requester's clock, not the leader's
 BUDGET = 0.2  # seconds of listing after one tick
+NOT_LAUNCHED = (Outcome.FAILED, Outcome.SKIPPED)
+HISTORY_SLACK = 20  # records read past the job's retention count (retention.py prunes in steps)
 
 
 class RestoreListing:
@@ -88,11 +101,12 @@ class RestoreListing:
         return listed
 
     def _list(self, job: str, spec: JobSpec, window: tuple[datetime, datetime]) -> bool:
-        """Request again each unrecorded manual launch of `job` in the window; False when the backend did not
-        answer (nothing requested for the job then)."""
+        """Correct `job`'s records the backend contradicts, and request again each unrecorded manual launch of it
+        in the window; False when the backend did not answer (nothing requested for the job then)."""
         self._leadership.check()
         try:
             names = self._backends.for_spec(spec).list(job)
+            self._correct(job, spec, set(names))
         except BackendError as exc:
             log.warning("launches not listed after a restore", extra={"job": job, "error": str(exc)})
             return False
@@ -110,6 +124,40 @@ class RestoreListing:
                 extra={"job": job, "launch": identity.name, "epoch": self._leadership.fence.epoch},
             )
         return True
+
+    def _correct(self, job: str, spec: JobSpec, names: set[str]) -> None:
+        """Rewrite as launched, with its result, each of `job`'s records that says its launch never ran while the
+        backend, which holds `names`, says its task ran and ended (module docstring)."""
+        if not names:
+            return
+        backend = self._backends.for_spec(spec)
+        for record in self._store.history(job, limit=spec.retention.count + HISTORY_SLACK):
+            if record.name not in names or record.state is not RecordState.FINISHED:
+                continue
+            if record.outcome not in NOT_LAUNCHED:
+                continue
+            status = backend.lookup(record.name)
+            if status is None or status.started_at is None or status.state.active:
+                continue
+            now = self._clock.now()
+            verdict = classify(status, stopped_for_timeout=False, now=now)
+            corrected = record.finish(
+                Outcome.ALREADY_EXISTED,
+                now=now,
+                reason=f"found run on the backend after a restore; it had been recorded {record.outcome.value}",
+                backend_state=status.state.value,
+            ).with_result(
+                verdict.result,
+                reason=verdict.reason,
+                exit_code=verdict.exit_code,
+                started_at=verdict.started_at,
+                ended_at=verdict.ended_at,
+            )
+            self._store.finish(self._leadership.fence, [corrected])
+            log.warning(
+                "launch recorded as not launched found run on the backend after a restore; recorded launched",
+                extra={"job": job, "launch": record.name, "was": record.outcome.value},
+            )
 
 
 def _window(marker: Mapping[str, Any] | None) -> tuple[datetime, datetime] | None:
