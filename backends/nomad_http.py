@@ -163,9 +163,5 @@ def _netloc(host: str, port: int) -> str:
 def _plain(headers: dict[str, str]) -> bool:
     """Header values the wire path may write as they are (latin-1, no line breaks); any other goes through
     urllib3, which refuses them as requests would."""
-    try:
-        text = "".join(headers.values())
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return not any(c in text for c in "\r\n\0")
+    text = "".join(headers.values())
+    return all(ord(c) < 256 and c not in "\r\n\0" for c in text)

@@ -34,7 +34,8 @@ from typing import Any
 
 from cronframework.abc import Clock, Leadership, LeaderStore
 from cronframework.adapters import BackendSet
-from cronframework.engine.results import classify
+from cronframework.engine.results import classify, with_verdict
+from cronframework.engine.retention import SLACK
 from cronframework.errors import BackendError
 from cronframework.naming import LaunchIdentity, parse_launch_name
 from cronframework.ops.snapshot import restored_at, restored_snapshot_at
@@ -46,7 +47,6 @@ LISTED = "listed"  # the restore marker's key once every job's launches have bee
 MARGIN = timedelta(minutes=5)  # before the capture: a trigger's time is its requester's clock, not the leader's
 BUDGET = 0.2  # seconds of listing after one tick
 NOT_LAUNCHED = (Outcome.FAILED, Outcome.SKIPPED)
-HISTORY_SLACK = 20  # records read past the job's retention count (retention.py prunes in steps)
 
 
 class RestoreListing:
@@ -131,7 +131,7 @@ class RestoreListing:
         if not names:
             return
         backend = self._backends.for_spec(spec)
-        for record in self._store.history(job, limit=spec.retention.count + HISTORY_SLACK):
+        for record in self._store.history(job, limit=spec.retention.count + SLACK):
             if record.name not in names or record.state is not RecordState.FINISHED:
                 continue
             if record.outcome not in NOT_LAUNCHED:
@@ -141,17 +141,14 @@ class RestoreListing:
                 continue
             now = self._clock.now()
             verdict = classify(status, stopped_for_timeout=False, now=now)
-            corrected = record.finish(
-                Outcome.ALREADY_EXISTED,
-                now=now,
-                reason=f"found run on the backend after a restore; it had been recorded {record.outcome.value}",
-                backend_state=status.state.value,
-            ).with_result(
-                verdict.result,
-                reason=verdict.reason,
-                exit_code=verdict.exit_code,
-                started_at=verdict.started_at,
-                ended_at=verdict.ended_at,
+            corrected = with_verdict(
+                record.finish(
+                    Outcome.ALREADY_EXISTED,
+                    now=now,
+                    reason=f"found run on the backend after a restore; it had been recorded {record.outcome.value}",
+                    backend_state=status.state.value,
+                ),
+                verdict,
             )
             self._store.finish(self._leadership.fence, [corrected])
             log.warning(

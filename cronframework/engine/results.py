@@ -56,6 +56,17 @@ class Verdict:
     ended_at: datetime | None
 
 
+def with_verdict(record: LaunchRecord, verdict: Verdict) -> LaunchRecord:
+    """`record` with its task's end written in as `verdict` says."""
+    return record.with_result(
+        verdict.result,
+        reason=verdict.reason,
+        exit_code=verdict.exit_code,
+        started_at=verdict.started_at,
+        ended_at=verdict.ended_at,
+    )
+
+
 def classify(status: BackendStatus | None, *, stopped_for_timeout: bool, now: datetime) -> Verdict:
     """The result of a launch its backend reports terminal (None: no longer known). A launch the leader stopped past
     its `task.timeout` (Docker, Nomad) timed out, whatever the backend calls the stop."""
@@ -256,13 +267,7 @@ class Results:
         else:
             timed_out = record.name in self._stopped_for_timeout
             verdict = classify(item.status, stopped_for_timeout=timed_out, now=now)
-        return record.with_result(
-            verdict.result,
-            reason=verdict.reason,
-            exit_code=verdict.exit_code,
-            started_at=verdict.started_at,
-            ended_at=verdict.ended_at,
-        )
+        return with_verdict(record, verdict)
 
     def _retry(self, record: LaunchRecord, spec_of: SpecOf, next_instant: NextInstant) -> LaunchRecord:
         spec = spec_of(record.job)
