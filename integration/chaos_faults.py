@@ -313,6 +313,9 @@ def zk_lost(topo: Topology, rng: random.Random) -> FaultEvent:
     time.sleep(empty)
     topo.stop_replicas()
     empty_root(zk.connect_string, topo.root)
+    kept = topo.workdir / "restored-from"  # the run's snapshots are pruned: the ones restores used are evidence
+    kept.mkdir(exist_ok=True)
+    shutil.copy2(snapshot, kept / snapshot.name)
     topo.rs().cli("snapshot", "import", str(snapshot))
     restored = time.time()
     for rid in topo.ids:

@@ -15,7 +15,8 @@
    clock guard's bound (`max_clock_skew`), by the host's clock, which is ZooKeeper's; and a leader whose clock was
    off by more than that bound launched nothing while it was, and said why in its log;
 7. a restore from a snapshot repeats no more than the snapshot's age: no instant before a job's watermark in the
-   snapshot is decided again, and what was launched before the loss is found by name, not launched again.
+   snapshot is decided again, and what was launched before the loss is found by name, not launched again; and the
+   snapshot itself holds a record of every instant before each watermark (one it lacks is never decided again).
 """
 
 from __future__ import annotations
@@ -276,9 +277,14 @@ def restore_bounded(ev: Evidence, faults: list[FaultEvent]) -> tuple[int, list[V
     by name (`already_existed`), never launched a second time. A launch is made when its task started: a Docker
     container created before the loss and started by the restored cluster is recorded `submitted`. A retry
     (`<launch>-aN`) is decided from its run's result, not from the watermark: a run the snapshot holds with its
-    retry still to come is retried after the restore, and only the by-name rule judges it."""
+    retry still to come is retried after the restore, and only the by-name rule judges it. An instant the snapshot
+    placed before a watermark without its record (`Restore.unrecorded`) is lost with that snapshot."""
     repeated, out = 0, []
     for restore in (f.restore for f in faults if f.restore is not None):
+        for name in restore.unrecorded:
+            job = parse_launch_name(name).job
+            detail = f"{name}: before {job}'s watermark in snapshot {restore.snapshot}, and no record of it there"
+            out.append(Violation("restore", detail))
         # a container the old cluster created and never started was not made: whoever starts it submits it
         made = {launch.name for launch in ev.launches if launch.ran_from < restore.restored}
         for record in (r for records in ev.history.values() for r in records):

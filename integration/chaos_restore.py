@@ -13,12 +13,17 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from kazoo.client import KazooClient
 
+from cronframework.naming import LaunchIdentity
+from cronframework.schedule.expression import parse_schedule
+
 ERA = 1_000_000  # epochs of the n-th restored root are counted from n * ERA
+RECORDED_SPAN = timedelta(minutes=10)  # before a watermark, the instants a snapshot must hold a record of each
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class Restore:
     lost: float  # when the ensemble lost its data
     restored: float  # when the import finished
     watermarks: dict[str, datetime]  # per job: the next instant the snapshot had left to decide
+    unrecorded: tuple[str, ...] = ()  # launches before their job's watermark that the snapshot holds no record of
 
 
 def read_snapshot(path: Path, lost: float, restored: float) -> Restore:
@@ -35,7 +41,28 @@ def read_snapshot(path: Path, lost: float, restored: float) -> Restore:
         body = json.load(handle)
     marks = {s["job"]: datetime.fromisoformat(s["next_scheduled"]) for s in body["job_states"] if s["next_scheduled"]}
     taken = datetime.fromisoformat(body["created_at"]).timestamp()
-    return Restore(path.name, taken, lost, restored, marks)
+    return Restore(path.name, taken, lost, restored, marks, unrecorded(body, marks))
+
+
+def unrecorded(body: dict[str, Any], marks: dict[str, datetime]) -> tuple[str, ...]:
+    """Each job's scheduled instants, from its first record in the snapshot (at most `RECORDED_SPAN` back) up to
+    its watermark, that have no record there: the restored cluster never decides them again, so each is lost."""
+    names = {str(r["name"]) for r in body.get("launches", [])}
+    first: dict[str, datetime] = {}
+    for record in body.get("launches", []):
+        if not record.get("manual") and record.get("attempt", 1) == 1:
+            at = datetime.fromisoformat(record["scheduled"])
+            first[record["job"]] = min(at, first.get(record["job"], at))
+    out = []
+    for spec in body.get("specs", []):
+        job, mark = spec["name"], marks.get(spec["name"])
+        if mark is None or job not in first:
+            continue
+        schedule = parse_schedule(spec["document"]["schedule"], job=job)
+        for instant in schedule.between(max(first[job], mark - RECORDED_SPAN), mark - timedelta(microseconds=1)):
+            if (name := LaunchIdentity(job, instant).name) not in names:
+                out.append(name)
+    return tuple(out)
 
 
 def empty_root(hosts: str, root: str) -> None:

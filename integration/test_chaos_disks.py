@@ -153,6 +153,30 @@ def test_a_snapshot_names_its_age_and_each_job_s_watermark(tmp_path: Path) -> No
     assert restore.taken == T0.timestamp() and restore.watermarks == {"beat": T0 + timedelta(seconds=1)}
 
 
+def test_a_snapshot_whose_watermark_passed_an_instant_it_holds_no_record_of_is_caught(tmp_path: Path) -> None:
+    """The capture reads watermarks before records: a snapshot with a job's watermark past an instant and no record
+    of it would make the restored cluster skip that instant for good."""
+    body = {
+        "created_at": (T0 + timedelta(seconds=5)).isoformat(),
+        "specs": [{"name": "beat", "document": {"schedule": "* * * * * *"}, "version": 1}],
+        "job_states": [{"job": "beat", "next_scheduled": _iso(4), "last_launch": _name(3)}],
+        "launches": [_record("beat", s, Outcome.SUBMITTED).to_dict() for s in (1, 3)],
+    }
+    path = tmp_path / "cronframework-snapshot-x.json.gz"
+    with gzip.open(path, "wt") as handle:
+        json.dump(body, handle)
+    restore = read_snapshot(path, _at(6), _at(9))
+    assert restore.unrecorded == (_name(2),), "instants after the first record, before the watermark"
+    event = FaultEvent("zk-lost", "test", _at(6))
+    event.restore = restore
+    [found] = inv.restore_bounded(_clean(), [event])[1]
+    assert found.detail == f"{_name(2)}: before beat's watermark in snapshot {path.name}, and no record of it there"
+
+
+def _iso(second: int) -> str:
+    return (T0 + timedelta(seconds=second)).isoformat()
+
+
 def test_a_small_disk_fills_and_freezes_and_comes_back(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     chaos_disk.mount_tmpfs(disk, 2)
