@@ -99,7 +99,7 @@ def trace_leader(phases: Phases, leader: Any) -> None:
     phases.wrap(session, "_launch_due", "tick: launch step (all)")
     phases.wrap(launcher, "_send_begin", "sync one: sent")
     phases.wrap(launcher, "_confirm_begin", "sync one: confirmed (wait)")
-    phases.wrap(launcher, "_submit_all", "submit: all of a slice")
+    phases.wrap(launcher, "_start", "submit: a launch's first step (its write)")
     phases.wrap(launcher, "_finish", "sync two: finish")
     backend = leader.backend
     phases.wrap(backend, "register", "backend: register (HTTP write)", returned="backend: check (HTTP read)")

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -150,16 +150,20 @@ class Launcher:
             finisher = threading.Thread(target=finish_stage, args=(finishing,), name="finish-stage", daemon=True)
             finisher.start()
             submitted: list[Submitted] = []
+            herd = _Herd(self, stage_errors)
             try:
                 while (begun := handoff.get()) is not None:
                     if stage_errors:  # no new submit; what was submitted is still finished
                         continue
-                    submitted.append((begun, self._guarded(stage_errors, self._submit_begun, begun)))
+                    self._guarded(stage_errors, herd.add, begun)
+                    submitted += herd.done()
                     if sum(len(b) for b, _ in submitted) >= self._finish_every:
                         finishing.put(submitted)
                         submitted = []
-                finishing.put(submitted)
+                herd.close()
+                finishing.put(submitted + herd.done())
             finally:
+                herd.close()
                 finishing.put(None)
                 finisher.join()
 
@@ -214,12 +218,10 @@ class Launcher:
         # the launch stage failed: nothing more is launched; what is in flight stays open for recovery
 
     @staticmethod
-    def _guarded(
-        errors: list[BaseException], step: Callable[..., list[LaunchRecord]], *args: Any
-    ) -> list[LaunchRecord]:
+    def _guarded(errors: list[BaseException], step: Callable[..., Any], *args: Any) -> list[LaunchRecord]:
         """Run a launch-stage step; its error goes to the caller's thread through `errors`."""
         try:
-            return step(*args)
+            return step(*args) or []
         except BaseException as exc:  # handed to the caller's thread
             errors.append(exc)
             return []
@@ -278,10 +280,16 @@ class Launcher:
         return begun
 
     def _submit_begun(self, begun: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
-        finished = self._submit_all([(p, r) for p, r in begun if p.skip_reason is None])
-        if finished:
-            maybe_crash("after_submit", finished[0].job)
-        return finished
+        """A single slice's submits, in order (a herd of several goes through `_Herd` in `_pipelined`)."""
+        errors: list[BaseException] = []
+        herd = _Herd(self, errors)
+        try:
+            herd.add(begun)
+        finally:
+            herd.close()
+        if errors:
+            raise errors[0]
+        return [record for _, finished in herd.done() for record in finished]
 
     def _finish(self, begun: list[tuple[Planned, LaunchRecord]], finished: list[LaunchRecord]) -> list[LaunchRecord]:
         return self._account(*self._write_finish(begun, finished))
@@ -310,71 +318,6 @@ class Launcher:
         if record.outcome is not Outcome.FAILED or not self._notifier.wants(spec):
             return ()
         return self._notifier.for_failed_launch(record, spec)
-
-    def _submit_all(self, to_launch: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
-        """Submit in parallel, results in order. Each blocking backend has its own workers pulling the next launch
-        from its own lane, so a 10k herd costs `workers` futures per backend rather than 10k, a slow submit holds
-        up only its own thread, and a slow daemon (all its workers busy) never delays another backend's launches.
-        In-process backends are submitted inline meanwhile. After the first error (LeadershipLost) no worker takes
-        another launch; the error propagates once every worker has stopped."""
-        results: list[LaunchRecord | None] = [None] * len(to_launch)
-        lanes: dict[str, _Lane] = {}
-        inline: deque[tuple[int, tuple[Planned, LaunchRecord]]] = deque()
-        for index, item in enumerate(to_launch):
-            if self._backends.for_spec(item[0].spec).blocking:
-                lanes.setdefault(item[0].spec.backend, _Lane()).queue.append((index, item))
-            else:
-                inline.append((index, item))  # in-process backends: threads would only add cost
-        failed = threading.Event()
-
-        def lane_work(lane: _Lane) -> None:
-            """The lane's writes (`_start`); once none is left or in flight, what is left of each launch: a
-            `Confirming` backend's check sent while a write of the herd is in flight would hold that write up."""
-            try:
-                while not failed.is_set() and (taken := lane.take()) is not None:
-                    index, (planned, record) = taken
-                    try:
-                        lane.checks.append((index, self._start(planned, record)))
-                    finally:
-                        lane.put_down()
-                if failed.is_set():  # elsewhere, maybe: this lane writes nothing more either
-                    lane.abandon()
-                lane.written.wait()
-                while not failed.is_set():
-                    try:
-                        index, rest = lane.checks.popleft()
-                    except IndexError:
-                        return
-                    results[index] = rest()
-            except BaseException:
-                failed.set()
-                lane.abandon()  # nothing more is written: the lane's other workers stop waiting for it
-                raise
-
-        def inline_work() -> None:
-            for index, (planned, record) in inline:
-                if failed.is_set():
-                    return
-                results[index] = self._submit(planned, record)
-
-        futures = []
-        for name, lane in lanes.items():
-            pool = self._pool_for(name)
-            futures += [pool.submit(lane_work, lane) for _ in range(min(self._workers, len(lane.queue)))]
-        errors: list[BaseException] = []
-        try:
-            inline_work()
-        except BaseException as exc:
-            failed.set()
-            errors.append(exc)
-        for future in futures:
-            try:
-                future.result()
-            except BaseException as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-        return [r for r in results if r is not None]
 
     def _pool_for(self, backend: str) -> ThreadPoolExecutor:
         with self._pools_lock:
@@ -495,41 +438,147 @@ class Launcher:
         )
 
 
+class _Herd:
+    """A herd's submits, slice after slice as sync point one confirms each, through one lane per blocking backend.
+
+    Each lane's workers pull the next write of any slice before any check (`Confirming`: a submit is a write, then a
+    check), and take a check only while none of the lane's writes is left or in flight: a check sent beside a write
+    holds that write up at the agent, and the herd's last registration is what counts (issue 18). So slice k+1's
+    writes go out before slice k's checks, not after them. A lane has at most `workers` threads from its backend's
+    pool, so a 10k herd costs that many futures rather than 10k, a slow submit holds up only its own thread, and a
+    slow daemon never delays another backend's launches. In-process backends are submitted inline, by the caller of
+    `add`, while the lanes work. After the first error (LeadershipLost) no worker takes another write or check; a
+    slice not done by then gives no finished record (its records stay open, for recovery)."""
+
+    def __init__(self, launcher: Launcher, errors: list[BaseException]) -> None:
+        self._launcher = launcher
+        self._errors = errors  # the first error stops every lane; the caller raises it
+        self._cond = threading.Condition()
+        self._lanes: dict[str, _Lane] = {}
+        self._slices: deque[_SliceSubmits] = deque()  # in the order they came, until handed out by `done`
+        self._futures: list[Future[None]] = []
+        self._closed = False
+
+    def add(self, begun: list[tuple[Planned, LaunchRecord]]) -> None:
+        """Queue a begun slice's launches (a skipped instant needs none); its inline ones are submitted now."""
+        launcher = self._launcher
+        to_launch = [(p, r) for p, r in begun if p.skip_reason is None]
+        part = _SliceSubmits(begun, len(to_launch))
+        inline = []
+        with self._cond:
+            self._slices.append(part)
+            for index, item in enumerate(to_launch):
+                spec = item[0].spec
+                if launcher._backends.for_spec(spec).blocking:
+                    lane = self._lanes.setdefault(spec.backend, _Lane())
+                    lane.writes.append((part, index, item))
+                    lane.queued += 1
+                else:
+                    inline.append((index, item))  # in-process backends: threads would only add cost
+            self._cond.notify_all()
+            starting = []  # each lane's workers: as many as its writes so far, up to `workers`, kept until `close`
+            for name, lane in self._lanes.items():
+                more = min(launcher._workers, lane.queued) - lane.workers
+                lane.workers += more
+                starting += [name] * more
+        for name in starting:
+            self._futures.append(launcher._pool_for(name).submit(self._work, self._lanes[name]))
+        for index, (planned, record) in inline:
+            if self._errors:
+                break
+            result = launcher._submit(planned, record)
+            with self._cond:
+                part.put(index, result)
+
+    def _work(self, lane: _Lane) -> None:
+        launcher = self._launcher
+        try:
+            while (job := self._next(lane)) is not None:
+                part, index, step = job
+                if isinstance(step, tuple):
+                    rest = None
+                    try:
+                        rest = launcher._start(*step)
+                    finally:
+                        with self._cond:
+                            lane.in_flight -= 1
+                            if rest is not None:
+                                lane.checks.append((part, index, rest))
+                            self._cond.notify_all()
+                else:
+                    result = step()
+                    with self._cond:
+                        part.put(index, result)
+                        self._cond.notify_all()
+        except BaseException as exc:
+            with self._cond:
+                self._errors.append(exc)
+                self._cond.notify_all()
+
+    def _next(self, lane: _Lane) -> tuple[_SliceSubmits, int, Any] | None:
+        """The lane's next write, else (none left or in flight) its next check; None once nothing is to come."""
+        with self._cond:
+            while not self._errors:
+                if lane.writes:
+                    lane.in_flight += 1
+                    return lane.writes.popleft()
+                if lane.checks and lane.in_flight == 0:
+                    return lane.checks.popleft()
+                if self._closed and not lane.checks and lane.in_flight == 0:
+                    return None
+                self._cond.wait()
+            return None
+
+    def done(self) -> list[Submitted]:
+        """The slices, in order, whose every launch has its outcome (or whose lanes stopped on an error)."""
+        out: list[Submitted] = []
+        with self._cond:
+            while self._slices and (self._slices[0].complete or self._errors):
+                part = self._slices.popleft()
+                finished = part.finished() if part.complete else []
+                if finished:
+                    maybe_crash("after_submit", finished[0].job)
+                out.append((part.begun, finished))
+        return out
+
+    def close(self) -> None:
+        """No slice comes after this: wait until every lane's worker has stopped."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
+
+
+class _SliceSubmits:
+    """One begun slice's launches: their outcomes by index (None: left open), complete once each has one."""
+
+    def __init__(self, begun: list[tuple[Planned, LaunchRecord]], launches: int) -> None:
+        self.begun = begun
+        self._results: list[LaunchRecord | None] = [None] * launches
+        self._left = launches
+        self.complete = launches == 0
+
+    def put(self, index: int, result: LaunchRecord | None) -> None:
+        self._results[index] = result
+        self._left -= 1
+        self.complete = self._left == 0
+
+    def finished(self) -> list[LaunchRecord]:
+        return [r for r in self._results if r is not None]
+
+
 class _Lane:
-    """A blocking backend's launches in a batch: those not yet written (`queue`), what is left of each written one
-    (`checks`), and `written` once no write is left or in flight (counted by write, not by worker: the pool's
-    threads may be busy elsewhere, and a worker that never started holds nobody up)."""
+    """A blocking backend's launches in a herd: the writes not taken yet, what is left of each written one
+    (`checks`), and the writes in flight; `workers` threads of its pool work it."""
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[int, tuple[Planned, LaunchRecord]]] = deque()
-        self.checks: deque[Pending] = deque()
-        self.written = threading.Event()
-        self._in_flight = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> tuple[int, tuple[Planned, LaunchRecord]] | None:
-        """The next launch to write, counted in flight until `put_down`; None when none is left."""
-        with self._lock:
-            if not self.queue:
-                self._settle()
-                return None
-            self._in_flight += 1
-            return self.queue.popleft()
-
-    def put_down(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            self._settle()
-
-    def abandon(self) -> None:
-        """A worker failed: no launch left is written."""
-        with self._lock:
-            self.queue.clear()
-            self._settle()
-
-    def _settle(self) -> None:
-        if not self.queue and self._in_flight == 0:
-            self.written.set()
+        self.writes: deque[tuple[_SliceSubmits, int, tuple[Planned, LaunchRecord]]] = deque()
+        self.checks: deque[tuple[_SliceSubmits, int, Callable[[], LaunchRecord | None]]] = deque()
+        self.in_flight = 0
+        self.queued = 0  # writes ever queued
+        self.workers = 0
 
 
 def _fields(record: LaunchRecord) -> dict[str, object]:
