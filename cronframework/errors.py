@@ -82,6 +82,12 @@ class ConflictError(StateStoreError):
     """A versioned write lost a race (someone else changed the node); re-read and decide again."""
 
 
+class BeginRefused(ConflictError):
+    """Sync point one refused whole and untried: a begin sent before it failed, and nothing may apply after that
+    one until its launches are begun again (a job's later instants would otherwise pass its earlier ones). Send it
+    again once the earlier one is settled."""
+
+
 class BackendError(CronframeworkError):
     """A backend call failed."""
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import time
 
 import pytest
+from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
 from cronframework.catalog.apply import apply_diff, diff_specs
 from cronframework.cluster.election import ZkFence
-from cronframework.errors import StateStoreError, StateStoreUnavailable
+from cronframework.errors import BeginRefused, ConflictError, StateStoreError, StateStoreUnavailable
 from cronframework.records import Outcome, RecordState, SpecChange
 from cronframework.store.zookeeper.client import connect_zk
 from cronframework.store.zookeeper.store import ZooKeeperStore
 from integration.zk import free_port
-from tests.store_conformance import T0, StoreConformance, make_begin
+from tests.store_conformance import MINUTE, T0, StoreConformance, make_begin
 from tests.test_apply import fleet
 
 pytestmark = pytest.mark.zookeeper
@@ -76,3 +77,36 @@ def test_a_fleet_larger_than_one_transaction_is_applied(store: ZooKeeperStore, a
     apply_diff(store, diff_specs(specs, store.read_specs(), prune=False))  # each batch fits a transaction
     assert len(store.read_specs()) == 2000
     assert diff_specs(specs, store.read_specs(), prune=False).empty
+
+
+def test_a_begin_sent_behind_one_that_fails_applies_nothing(store: ZooKeeperStore, fence: ZkFence) -> None:
+    """Sync point one of a herd is pipelined: slice k+1 is on the wire before slice k is confirmed. When slice k
+    fails (a record it creates already exists), slice k+1 must not apply either: it may carry the final watermark
+    of a job whose earlier instants were in slice k, and those are begun again only one by one, after it."""
+    store.begin(fence, [make_begin(fence, "taken", T0), make_begin(fence, "j", T0 - MINUTE)])  # j's folder exists
+    first = store.prepare_begin(fence, [make_begin(fence, "taken", T0), make_begin(fence, "j", T0)])
+    second = store.prepare_begin(fence, [make_begin(fence, "j", T0 + MINUTE)])
+    wait_first = first.send()
+    wait_second = second.send()
+    with pytest.raises(ConflictError):
+        wait_first()
+    with pytest.raises(ConflictError) as refused:
+        wait_second()
+    assert isinstance(refused.value, BeginRefused) and refused.value.applied == ()
+    assert store.read_job_states()["j"].next_scheduled == T0 and len(store.history("j")) == 1
+    store.begin(fence, [make_begin(fence, "j", T0)])  # what the refused begins would have written still can be
+    store.begin(fence, [make_begin(fence, "j", T0 + MINUTE)])
+    assert [r.scheduled for r in store.history("j")] == [T0 + MINUTE, T0, T0 - MINUTE]
+
+
+def test_a_leader_whose_chain_version_is_stale_begins_anyway(
+    zk_client: KazooClient, store: ZooKeeperStore, fence: ZkFence
+) -> None:
+    """Another leader's begins moved the chain since this store last wrote (leadership lost and won back): the
+    first begin is refused untried, read again and sent once more; nothing is written twice."""
+    store.begin(fence, [make_begin(fence, "j", T0)])
+    other = ZooKeeperStore(zk_client, store.layout.root)
+    other.begin(fence, [make_begin(fence, "k", T0)])
+    store.begin(fence, [make_begin(fence, "j", T0 + MINUTE)])
+    assert [r.scheduled for r in store.history("j")] == [T0 + MINUTE, T0]
+    assert store.read_job_states()["j"].next_scheduled == T0 + 2 * MINUTE

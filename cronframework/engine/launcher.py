@@ -30,7 +30,7 @@ from cronframework.crashhook import maybe_crash
 from cronframework.engine.notify import Notifier
 from cronframework.engine.plan import Planned
 from cronframework.engine.submit import register_first, submit_with_retries
-from cronframework.errors import BackendError, ConflictError, LeadershipLost
+from cronframework.errors import BackendError, BeginRefused, ConflictError, LeadershipLost
 from cronframework.launch import Launch, LaunchState, SubmitOutcome
 from cronframework.naming import LaunchIdentity
 from cronframework.records import Begin, LaunchRecord, Notice, Outcome
@@ -43,6 +43,16 @@ Written = tuple[list[LaunchRecord], list[LaunchRecord]]  # sync point two writte
 # launches in a herd's first slice: its submits start once a small sync point one is committed, not a whole slice's
 # (1,000 records took ZooKeeper 0.07 s, while the backend waited: issue 18, docs/benchmarks.md)
 FIRST_SLICE = 100
+
+
+@dataclass(frozen=True)
+class SentBegin:
+    """A slice's sync point one on its way: the records, the call that waits for the store's answer, and whether
+    the store refused it at once (a store that applies at once)."""
+
+    items: list[tuple[Planned, LaunchRecord]]
+    wait: Callable[[], None]
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,7 @@ class Launcher:
         head: list[PreparedSlice | list[Planned]] = [*staged, *islice(parts, max(0, 2 - len(staged)))]
         slices = (s if isinstance(s, PreparedSlice) else self._prepare(s) for s in chain(head, parts))
         if len(head) == 1:
-            begun = self._confirm_begin(*self._send_begin(next(slices)))
+            begun, _ = self._confirm_begin(self._send_begin(next(slices)))
             return self._finish(begun, self._submit_begun(begun))
         return self._pipelined(slices) if head else []
 
@@ -201,21 +211,34 @@ class Launcher:
         handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None],
         stage_errors: list[BaseException],
     ) -> None:
-        """Double-buffered: slice k+1 is planned, built and sent while the store commits slice k."""
+        """Double-buffered: slice k+1 is planned, built and sent while the store commits slice k. Once a slice had
+        to be begun again (a record it makes already existed), each slice is confirmed before the next is sent: a
+        slice applied ahead of one still to be begun again could move a job's watermark past that one's instants
+        (the store refuses one sent behind a failed one; it is begun again in its turn)."""
         parts = iter(slices)
-        in_flight: tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]] | None = None
+        in_flight: SentBegin | None = None
+        ordered = False
         while not stage_errors:
+            if in_flight is not None and (ordered or in_flight.refused):
+                ordered |= self._hand_off(in_flight, handoff)
+                in_flight = None
             try:
                 part = next(parts, None)  # building it reads the store too: inside the guard below
                 sent = None if part is None else self._send_begin(part)
             finally:  # slice k is confirmed and launched even when building or sending slice k+1 failed
                 if in_flight is not None:
                     previous, in_flight = in_flight, None
-                    handoff.put(self._confirm_begin(*previous))
+                    ordered |= self._hand_off(previous, handoff)
             if sent is None:
                 return
             in_flight = sent
         # the launch stage failed: nothing more is launched; what is in flight stays open for recovery
+
+    def _hand_off(self, sent: SentBegin, handoff: SimpleQueue[list[tuple[Planned, LaunchRecord]] | None]) -> bool:
+        """Confirm a sent slice and hand what it began to the launch stage; whether it had to be begun again."""
+        begun, again = self._confirm_begin(sent)
+        handoff.put(begun)
+        return again
 
     @staticmethod
     def _guarded(errors: list[BaseException], step: Callable[..., Any], *args: Any) -> list[LaunchRecord]:
@@ -241,9 +264,11 @@ class Launcher:
         """Sync point one, built: the records (dated `at`, else now) and the store's transaction for them."""
         fence = self._leadership.fence
         now = at or self._clock.now()
-        items = [(p, self._record(p, now, fence.replica, fence.epoch)) for p in planned]
+        return self._prepare_items([(p, self._record(p, now, fence.replica, fence.epoch)) for p in planned])
+
+    def _prepare_items(self, items: list[tuple[Planned, LaunchRecord]]) -> PreparedSlice:
         begins = [Begin(r, p.next_state, p.trigger_id, self._skip_notices(p, r)) for p, r in items]
-        return PreparedSlice(items, self._store.prepare_begin(fence, begins))
+        return PreparedSlice(items, self._store.prepare_begin(self._leadership.fence, begins))
 
     def _skip_notices(self, planned: Planned, record: LaunchRecord) -> tuple[Notice, ...]:
         """A skipped instant's notifications, written with its record (one cheap test per launch of a herd)."""
@@ -252,32 +277,41 @@ class Launcher:
         return self._notifier.for_skip(record, planned.spec)
 
     @staticmethod
-    def _send_begin(part: PreparedSlice) -> tuple[list[tuple[Planned, LaunchRecord]], Callable[[], None]]:
+    def _send_begin(part: PreparedSlice) -> SentBegin:
         """Sync point one, sent: the records and the call that waits for the store to confirm them."""
         try:
-            return part.items, part.begin.send()
+            return SentBegin(part.items, part.begin.send())
         except ConflictError as exc:  # a store that applies at once refuses at once: confirm it the same way
-            return part.items, partial(_raise, exc)
+            return SentBegin(part.items, partial(_raise, exc), refused=True)
 
-    def _confirm_begin(
-        self, items: list[tuple[Planned, LaunchRecord]], wait: Callable[[], None]
-    ) -> list[tuple[Planned, LaunchRecord]]:
-        """What sync point one confirmed, to be launched. A record that already existed (a manual trigger in the
-        same second, a replay) fails its transaction: the launches of transactions that did apply are kept, the
-        rest are begun one by one."""
+    def _confirm_begin(self, sent: SentBegin, *, again: bool = True) -> tuple[list[tuple[Planned, LaunchRecord]], bool]:
+        """What sync point one confirmed, to be launched, and whether any of it had to be begun again. A record
+        that already existed (a manual trigger in the same second, a replay) fails its transaction: the launches
+        of transactions that did apply are kept, the rest are begun one by one. A slice the store refused untried,
+        sent behind one that failed (`BeginRefused`), is sent again whole."""
+        items = sent.items
         try:
-            wait()
-            begun = items
+            sent.wait()
+            begun, redone = items, False
+        except BeginRefused as exc:
+            if not again:
+                raise
+            applied = set(exc.applied)
+            begun = [(p, r) for p, r in items if r.name in applied]
+            rest = [(p, r) for p, r in items if r.name not in applied]
+            begun += self._confirm_begin(self._send_begin(self._prepare_items(rest)), again=False)[0]
+            redone = True
         except ConflictError as exc:
             applied = set(exc.applied)
             begun = [(p, r) for p, r in items if r.name in applied]
             begun += self._begin_one_by_one([(p, r) for p, r in items if r.name not in applied])
+            redone = True
         self._notifier.wrote(n for p, r in begun for n in self._skip_notices(p, r))
         launching = sum(p.skip_reason is None for p, _ in begun)
         metrics.launches_begun(launching)
         if launching:
             maybe_crash("after_sync_one", next(r.job for p, r in begun if p.skip_reason is None))
-        return begun
+        return begun, redone
 
     def _submit_begun(self, begun: list[tuple[Planned, LaunchRecord]]) -> list[LaunchRecord]:
         """A single slice's submits, in order (a herd of several goes through `_Herd` in `_pipelined`)."""
@@ -340,6 +374,8 @@ class Launcher:
             try:
                 self._store.begin(self._leadership.fence, [Begin(record, planned.next_state, planned.trigger_id)])
                 kept.append((planned, record))
+            except BeginRefused:
+                raise  # untried, not "already recorded": the tick fails, and its instants are decided again
             except ConflictError:
                 log.warning("launch already recorded; not launching it again", extra=_fields(record))
         return kept

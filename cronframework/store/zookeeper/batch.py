@@ -27,7 +27,8 @@ from kazoo.exceptions import (
 )
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
-from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
+from cronframework.errors import BeginRefused, ConflictError, LeadershipLost, StateStoreError
+from cronframework.store.zookeeper.chain import BeginChain
 from cronframework.store.zookeeper.client import gather
 from cronframework.store.zookeeper.wire import Op, Result, acl_tail, chroot_prefix, encode, send_transaction
 
@@ -56,6 +57,10 @@ class PartialBatch(StateStoreError):
 
 
 class BatchConflict(ConflictError, PartialBatch):
+    pass
+
+
+class BatchRefused(BeginRefused, PartialBatch):
     pass
 
 
@@ -111,19 +116,31 @@ class PreparedWrite:
     fence: list[bytes]
     ops: int
     size: int
+    chain: BeginChain | None = None  # each transaction linked to the one sent before it (chain.py)
 
     def send(self) -> Callable[[], None]:
         """The transactions leave now; the returned call waits for ZooKeeper's answer (raises what `commit` would)."""
         writer, chunks, fenced = self.writer, self.chunks, len(self.fence)
-        pending = [send_transaction(writer.client, self.fence + chunk.encoded) for chunk in chunks]
+        links = [[self.writer.encode(op)] for op in self.chain.links(len(chunks))] if self.chain else [[]] * len(chunks)
+        pending = [
+            send_transaction(writer.client, self.fence + link + chunk.encoded)
+            for chunk, link in zip(chunks, links, strict=True)
+        ]
 
         def wait() -> None:
-            results = gather(writer.client, self.what, pending, writer.timeout)
+            try:
+                results = gather(writer.client, self.what, pending, writer.timeout)
+            except StateStoreError:
+                if self.chain is not None:
+                    self.chain.broken()  # what applied is unknown
+                raise
             failures = [(chunk, _failure(result, fenced)) for chunk, result in zip(chunks, results, strict=True)]
             bad = [err for _, err in failures if err is not None]
             if bad:
+                if self.chain is not None:
+                    self.chain.broken()
                 applied = tuple(g.tag for chunk, err in failures if err is None for g in chunk.groups)
-                raise _error(self.what, bad[0], applied, len(bad), len(chunks))
+                raise _error(self.what, bad[0], applied, len(bad), len(chunks), chained=self.chain is not None)
             if writer.on_done is not None:
                 writer.on_done(self)
 
@@ -161,14 +178,12 @@ class FencedWriter:
         *,
         atomic: bool = False,
         per_chunk: Callable[[Chunk], list[Op]] | None = None,
+        chain: BeginChain | None = None,
     ) -> PreparedWrite:
         """Encode and chunk now, send later: all of a batch's CPU work, none of its I/O. `per_chunk` adds ops to
         each transaction once the cut is known: what must apply exactly when that transaction's groups do (an
         index entry for them). They add at most the size of the groups they name."""
-        # Layout's paths are absolute and normalized, so the chroot is a plain prefix (kazoo's normpath per op
-        # was a tenth of a herd's CPU)
-        prefix = chroot_prefix(self.client)
-        tail = acl_tail(self.acl or self.client.default_acl or OPEN_ACL_UNSAFE)
+        prefix, tail = self._wire()
         encoded = [[encode(op, prefix + op.path, tail) for op in group.ops] for group in groups]
         chunks = chunked(groups, encoded, self.max_ops, self.max_bytes) or [Chunk()]
         if per_chunk is not None:
@@ -183,25 +198,44 @@ class FencedWriter:
         fence = [] if fence_path is None else [encode(Op("check", fence_path), prefix + fence_path, tail)]
         ops = sum(c.ops for c in chunks) + len(fence) * len(chunks)
         size = sum(c.size for c in chunks) + sum(map(len, fence)) * len(chunks)
-        return PreparedWrite(self, what, len(groups), chunks, fence, ops, size)
+        return PreparedWrite(self, what, len(groups), chunks, fence, ops, size, chain)
+
+    def encode(self, op: Op) -> bytes:
+        """One op as it goes on the wire."""
+        prefix, tail = self._wire()
+        return encode(op, prefix + op.path, tail)
+
+    def _wire(self) -> tuple[str, bytes]:
+        """The client's chroot, a plain prefix of Layout's absolute paths (kazoo's normpath per op was a tenth of a
+        herd's CPU), and what follows a create's data: the writer's ACL."""
+        return chroot_prefix(self.client), acl_tail(self.acl or self.client.default_acl or OPEN_ACL_UNSAFE)
 
 
-def _failure(result: Sequence[Result], offset: int) -> tuple[bool, Exception] | None:
-    """(whether the fence check failed, error) for a failed transaction; None when it applied."""
+def _failure(result: Sequence[Result], offset: int) -> tuple[int, Exception] | None:
+    """(how far past the fence checks the first failed op is, negative within them; its error) for a failed
+    transaction; None when it applied."""
     for index, item in enumerate(result):
         if isinstance(item, Exception) and not isinstance(item, RolledBackError | RuntimeInconsistency):
-            return (index < offset, item)
+            return (index - offset, item)
     return None
 
 
 def _error(
-    what: str, failure: tuple[bool, Exception], applied: tuple[str, ...], failed: int, total: int
+    what: str,
+    failure: tuple[int, Exception],
+    applied: tuple[str, ...],
+    failed: int,
+    total: int,
+    *,
+    chained: bool = False,
 ) -> PartialBatch:
-    fence_failed, err = failure
+    where_failed, err = failure
     where = f"{what}: {failed} of {total} transaction(s) failed, {len(applied)} group(s) applied"
     exc: PartialBatch
-    if fence_failed and isinstance(err, NoNodeError | BadVersionError):
+    if where_failed < 0 and isinstance(err, NoNodeError | BadVersionError):
         exc = BatchLeadershipLost(f"{where}: this replica's election znode is gone (no longer the leader)")
+    elif chained and where_failed == 0:
+        exc = BatchRefused(f"{where}: refused untried, behind a begin that failed (chain.py)")
     elif isinstance(err, NodeExistsError | NoNodeError | BadVersionError | NotEmptyError):
         exc = BatchConflict(f"{where}: {type(err).__name__} (a node exists, vanished or moved since it was read)")
     elif isinstance(err, NoAuthError):

@@ -75,6 +75,11 @@ class Layout:
     def clock(self) -> str:
         return f"{self.root}/clock"
 
+    @property
+    def chain(self) -> str:
+        """Versioned by every sync point one transaction, so that none applies behind one that failed (chain.py)."""
+        return f"{self.root}/chain"
+
 
 HOUR_FORMAT = "%Y%m%d%H"
 

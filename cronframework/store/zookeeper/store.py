@@ -19,7 +19,7 @@ from kazoo.recipe.watchers import DataWatch
 from kazoo.security import ACL
 
 from cronframework.abc import Fence, PreparedBegin
-from cronframework.errors import ConflictError, LeadershipLost, StateStoreError
+from cronframework.errors import BeginRefused, ConflictError, LeadershipLost, StateStoreError
 from cronframework.naming import parse_launch_name
 from cronframework.records import (
     Begin,
@@ -35,6 +35,7 @@ from cronframework.records import (
 )
 from cronframework.store import BeginNow
 from cronframework.store.zookeeper.batch import Chunk, FencedWriter, Group, PreparedWrite
+from cronframework.store.zookeeper.chain import BeginChain
 from cronframework.store.zookeeper.client import Auth, call, connect_zk, digest_acl, gather, zk_errors
 from cronframework.store.zookeeper.lasts import LastResults, Read
 from cronframework.store.zookeeper.layout import (
@@ -81,6 +82,7 @@ class ZooKeeperStore:
         self._owns_client = owns_client
         self._closed = False
         self.writer = FencedWriter(client, self._acl, timeout)
+        self._chain = BeginChain(client, self._layout.chain, timeout)
         # znodes seen to exist: job-state nodes are never deleted, so a begin whose jobs are all known skips
         # listing a folder of 10k+ children; an unknown job falls back to listing
         self._known_jobs: set[str] = set()
@@ -274,8 +276,13 @@ class ZooKeeperStore:
     # -- launches
     def begin(self, fence: Fence, items: Sequence[Begin]) -> None:
         """Sync point one. Batches above one transaction are split and pipelined; see batch.py for what a
-        partly applied batch means (the raised error's `applied` names the launches whose records exist)."""
-        self.prepare_begin(fence, items).send()()
+        partly applied batch means (the raised error's `applied` names the launches whose records exist). Sent
+        with nothing else in flight, a batch refused untried (chain.py) was refused for a version another leader
+        moved since this store last wrote: sent once more, after the version is read again."""
+        try:
+            self.prepare_begin(fence, items).send()()
+        except BeginRefused:
+            self.prepare_begin(fence, items).send()()
 
     def prepare_begin(self, fence: Fence, items: Sequence[Begin]) -> PreparedBegin:
         if not items:
@@ -302,7 +309,9 @@ class ZooKeeperStore:
             indexed[node_name(names)] = names
             return [Op("create", self._layout.open(node_name(names)), encode_names(names))]
 
-        prepared = self.writer.prepare(fence_path(fence), groups, "beginning launches", per_chunk=index_node)
+        prepared = self.writer.prepare(
+            fence_path(fence), groups, "beginning launches", per_chunk=index_node, chain=self._chain
+        )
         return _PreparedZkBegin(self, prepared, indexed)
 
     def _begin_group(self, item: Begin, known_jobs: set[str]) -> Group:
