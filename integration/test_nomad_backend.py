@@ -115,7 +115,9 @@ def test_concurrent_submits_through_one_adapter_register_once(
     assert _race([lambda: nomad_backend.submit(launch.name, launch)] * 3) == ONE_WINNER
     job = nomad_agent.api("GET", f"/v1/job/{launch.name}")
     assert job["Version"] == 0, "a repeated submit must not register a new version"
-    assert len(nomad_agent.api("GET", f"/v1/job/{launch.name}/allocations")) == 1
+    # placed a moment after the registration: wait for an allocation, then count them
+    allocations = wait_for(lambda: nomad_agent.api("GET", f"/v1/job/{launch.name}/allocations"), bool, TIMEOUT)
+    assert len(allocations) == 1
 
 
 def test_racing_adapters_see_one_winner_and_one_run(
