@@ -283,8 +283,11 @@ def _already_existed() -> SubmitOutcome:
 
 def _session(connections: int) -> requests.Session:
     """One session for every thread, keeping up to `connections` connections open (requests keeps 10: with more
-    threads than that, the extra ones opened a connection per request)."""
+    threads than that, the extra ones opened a connection per request). Answers come uncompressed: the agent makes a
+    fresh gzip compressor for each compressed answer, 0.7-1.2 ms of its CPU against 0.15-0.22 ms for the whole read
+    of a few KB, and a megabyte for its collector (docs/backends.md, "Nomad")."""
     session = requests.Session()
+    session.headers["Accept-Encoding"] = "identity"
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, connections))
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -68,7 +68,10 @@ def payload(job: str, instant: datetime) -> dict[str, Any]:
 
 
 class Api:
-    """Plain HTTP to the agent, a session per thread (the ceiling's client and the read-back)."""
+    """Plain HTTP to the agent, a session per thread (the ceiling's client, Nomad periodic's parents, the read-back
+    and the purge). It asks for answers uncompressed, as the backend does: a gzipped answer costs the agent a
+    megabyte of garbage, and a thousand of them just before a variant's instant handed that variant's herd the
+    agent's collector (docs/benchmarks.md, "Herds on the real backends")."""
 
     def __init__(self, address: str) -> None:
         self.address = address
@@ -78,6 +81,7 @@ class Api:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            session.headers["Accept-Encoding"] = "identity"
         reply = session.request(method, f"{self.address}{path}", json=body, timeout=60)
         reply.raise_for_status()
         return reply.json() if reply.content else None
