@@ -95,11 +95,19 @@ class LaunchRequests:
 
     def register(self, name: str, body: Any) -> Any:
         """POST /v1/job/<name> with `body` as JSON: python-nomad's `job.register_job`."""
+        return self.register_encoded(name, self.encode(body))
+
+    def register_encoded(self, name: str, data: bytes) -> Any:
+        """`register` with the body already encoded (`encode`)."""
+        return self._send("POST", name, data, self._json_headers)
+
+    @staticmethod
+    def encode(body: Any) -> bytes:
+        """`body` as JSON, as requests encodes `json=`."""
         try:
-            data = json.dumps(body, allow_nan=False).encode()  # as requests encodes `json=`
+            return json.dumps(body, allow_nan=False).encode()
         except ValueError as error:  # NaN or infinity, which requests refuses to send too
             raise Unanswered(str(error)) from error
-        return self._send("POST", name, data, self._json_headers)
 
     def summary(self, name: str) -> Any:
         """GET /v1/job/<name>/summary: python-nomad's `job.get_summary`."""

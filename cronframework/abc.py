@@ -291,6 +291,13 @@ class Confirming(Protocol):
         outcome and errors; it may be made at any later time, and never starts anything."""
         ...
 
+    def prepare(self, launches: Sequence[Launch]) -> None:
+        """Build the writes of `launches` ahead of their instant, while the leader stages a herd, so that at the
+        instant its CPU goes to sending them. A later `register` of an equal launch sends what was built; any other
+        launch is built then. Sends nothing, never raises for a launch it cannot build (its `register` does), and
+        holds a bounded number."""
+        ...
+
 
 class BackendFactory(Protocol):
     def __call__(self, config: Mapping[str, Any]) -> Backend: ...

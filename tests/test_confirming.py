@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from cronframework.engine.launcher import FIRST_SLICE
 from cronframework.errors import LeadershipLost, PermanentBackendError, TransientBackendError
 from cronframework.launch import Launch, SubmitOutcome
 from cronframework.records import Outcome
 from cronframework.testing import FakeBackend
-from tests.leader_harness import Cluster, job
+from tests.leader_harness import T0, Cluster, job
+
+DUE = T0 + timedelta(minutes=1)  # the first instant of an every-minute job placed at T0
 
 
 @dataclass
@@ -22,17 +25,27 @@ class ConfirmingBackend(FakeBackend):
 
     confirms = True
     calls: list[str] = field(default_factory=list)
+    prepared: dict[str, Launch] = field(default_factory=dict)  # by name: what `prepare` was handed
+    written: dict[str, Launch] = field(default_factory=dict)  # by name: what `register` was handed
+    unprepared: list[str] = field(default_factory=list)  # launches written before `prepare` was handed them
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def register(self, name: str, launch: Launch) -> Callable[[], SubmitOutcome]:
         self._maybe_fail("register", name)
         with self.lock:
             self.calls.append(f"write {name}")
+            self.written[name] = launch
+            if name not in self.prepared:
+                self.unprepared.append(name)
             outcome = super().submit(name, launch)
         return lambda: self._check(name, outcome)
 
     def submit(self, name: str, launch: Launch) -> SubmitOutcome:
         return self.register(name, launch)()
+
+    def prepare(self, launches: Sequence[Launch]) -> None:
+        with self.lock:
+            self.prepared.update((launch.name, launch) for launch in launches)
 
     def _check(self, name: str, outcome: SubmitOutcome) -> SubmitOutcome:
         self.calls.append(f"check {name}")
@@ -60,6 +73,29 @@ def test_every_write_of_a_herd_comes_before_its_checks_and_each_launch_is_submit
     assert kinds == ["write"] * 20 + ["check"] * 20
     records = [r for i in range(20) for r in cluster.store.history(f"j{i:02d}", limit=5)]
     assert len(records) == 20 and {(r.outcome, r.attempt) for r in records} == {(Outcome.SUBMITTED, 1)}
+
+
+def test_a_staged_herd_s_writes_are_prepared_before_the_instant_and_the_same_launches_written_at_it() -> None:
+    backend = ConfirmingBackend()
+    cluster = Cluster(backend=backend)
+    cluster.apply(*(job(f"j{i:02d}") for i in range(20)))
+    session, _ = cluster.leader(workers=4, stage_ahead=1.0)
+    session.promote()
+    cluster.clock.set(DUE - timedelta(seconds=0.5))
+    session._stage = session._prepare_stage(cluster.clock.now())
+    assert len(backend.prepared) == 20 and backend.calls == []  # built, nothing sent
+    session._sleep()
+    assert cluster.clock.now() == DUE
+    session.tick()
+    assert backend.unprepared == []
+    assert backend.written == backend.prepared  # equal launches: what was built is what is sent
+    assert [call.split()[0] for call in backend.calls] == ["write"] * 20 + ["check"] * 20
+
+
+def test_an_unstaged_herd_prepares_nothing_and_writes_every_launch() -> None:
+    backend = ConfirmingBackend()
+    herd(backend, 5)
+    assert backend.prepared == {} and len(backend.written) == 5
 
 
 def test_a_check_that_fails_transiently_is_retried_as_a_whole_submit() -> None:

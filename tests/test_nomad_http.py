@@ -4,12 +4,16 @@ python-nomad: refused at the door = never landed, read but unanswered = in doubt
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from backends import nomad as nomad_backend
 from backends.nomad import NomadBackend
 from backends.nomad_http import LaunchRequests
 from cronframework import send_guard
@@ -260,3 +264,59 @@ def test_a_missing_ca_file_fails_each_call_as_on_python_nomad(tmp_path: Path) ->
     for call in (_lean(backend).summary, backend._client.job.get_summary):
         with pytest.raises(OSError, match="invalid path"):
             backend._call("read job summary", lambda call=call: call("x-20260101t000000z"))
+
+
+def _bodies(agent: FakeNomad) -> list[bytes]:
+    return [seen.body for seen in agent.seen if seen.method == "POST"]
+
+
+def test_a_prepared_registration_sends_the_same_bytes_it_would_have_built() -> None:
+    launch = _launch()
+    with FakeNomad() as agent:
+        backend = _backend(agent.address)
+        backend.prepare([launch])
+        assert launch.name in backend._prepared
+        backend.register(launch.name, launch)
+        assert backend._prepared == {}  # used once
+        _backend(agent.address).register(launch.name, launch)  # built at the write
+    prepared, built = _bodies(agent)
+    assert prepared == built and json.loads(prepared)["Job"]["ID"] == launch.name
+
+
+def test_a_launch_unlike_the_prepared_one_is_built_anew() -> None:
+    launch = _launch()
+    again = dataclasses.replace(launch, attempt=2)
+    with FakeNomad() as agent:
+        backend = _backend(agent.address)
+        backend.prepare([launch])
+        backend.register(again.name, again)
+    (sent,) = _bodies(agent)
+    assert json.loads(sent)["Job"]["TaskGroups"][0]["Tasks"][0]["Env"]["CRONFRAMEWORK_ATTEMPT"] == "2"
+
+
+def test_a_launch_that_cannot_be_built_is_not_prepared_and_its_write_refuses_it() -> None:
+    unbuildable = conformance_launch("lean", ["/bin/true"], backend="nomad", spec={"nomad": {"driver": "docker"}})
+    with FakeNomad() as agent:
+        backend = _backend(agent.address)
+        backend.prepare([unbuildable, _launch()])  # does not raise
+        assert list(backend._prepared) == [_launch().name]
+        with pytest.raises(PermanentBackendError, match=r"needs task\.image"):
+            backend.register(unbuildable.name, unbuildable)
+    assert agent.seen == []
+
+
+def test_prepared_writes_are_bounded_and_make_room_by_dropping_earlier_instants(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(nomad_backend, "PREPARED_MAX", 3)
+    first, later = datetime(2026, 12, 6, 4, 0, tzinfo=UTC), datetime(2026, 12, 6, 4, 1, tzinfo=UTC)
+    with FakeNomad() as agent:
+        backend = _backend(agent.address)
+        backend.prepare(
+            [conformance_launch(f"j{i}", ["/bin/true"], backend="nomad", scheduled=first) for i in range(5)]
+        )
+        assert len(backend._prepared) == 3  # the first three: they go out first
+        backend.prepare(
+            [conformance_launch(f"k{i}", ["/bin/true"], backend="nomad", scheduled=later) for i in range(2)]
+        )
+    assert sorted(backend._prepared) == [f"k{i}-20261206t040100z" for i in range(2)]
