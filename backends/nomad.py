@@ -134,7 +134,7 @@ class NomadBackend:
 
     def prepare(self, launches: Sequence[Launch]) -> None:
         """Each launch's registration built and encoded now, while the leader stages a herd (`abc.Confirming`):
-        at the instant the leader's CPU goes to sending them (building and encoding one was a quarter of its CPU
+        at the instant the leader's CPU goes to sending them (building and encoding one was about 40 % of its CPU
         for a registration, issue 18). Held by name up to PREPARED_MAX; to make room, launches of earlier instants
         than these are dropped (their instant has come: whatever was not sent yet is built at its write)."""
         lean = self._launch_requests

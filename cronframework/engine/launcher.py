@@ -140,7 +140,7 @@ class Launcher:
 
     def _prepare_writes(self, planned: Sequence[Planned]) -> None:
         """A staged slice's writes to `Confirming` backends, built before their instant (`Confirming.prepare`): a
-        Nomad registration's job and JSON were a quarter of the leader's CPU for it at the instant (issue 18). A
+        Nomad registration's job and JSON were about 40 % of the leader's CPU for it at the instant (issue 18). A
         launch whose backend cannot be had now is left to its submit, which says why."""
         launches: dict[int, tuple[Confirming, list[Launch]]] = {}
         for item in planned:
