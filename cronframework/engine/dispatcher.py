@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import KeysView
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +49,10 @@ class Dispatcher:
 
     def entries(self) -> list[Entry]:
         return [item[2] for item in self._items.values()]
+
+    def names(self) -> KeysView[str]:
+        """Every scheduled job's name, without building a list of 100k entries."""
+        return self._items.keys()
 
     def upsert(self, entry: Entry) -> None:
         item = (entry.watermark, next(self._seq), entry)

@@ -7,7 +7,7 @@ import gc
 from collections.abc import Sequence
 from datetime import datetime
 
-from cronframework.engine.dispatcher import Entry
+from cronframework.engine.dispatcher import Dispatcher
 from cronframework.engine.plan import Planned
 from cronframework.engine.retention import Pruner
 from cronframework.engine.runtime_limits import RuntimeLimits
@@ -28,7 +28,7 @@ class Housekeeping:
         if self.snapshots is not None:
             self.snapshots.maybe_run()
 
-    def after_tick(self, records: Sequence[LaunchRecord], jobs: Sequence[Entry], now: datetime) -> list[str]:
+    def after_tick(self, records: Sequence[LaunchRecord], jobs: Dispatcher, now: datetime) -> list[str]:
         """Returns the launches stopped past their run-time limit (their result is a time-out)."""
         stopped = self.limits.check()
         self.pruner.note(records)

@@ -270,7 +270,7 @@ class LeaderSession:
         self._results.after_tick(self._spec_of, self._next_instant, busy=self._instant_near())  # after the launches
         self._outbox.add(self._notifier.take_written())
         self._outbox.after_tick()
-        stopped = self._housekeeping.after_tick(records, self._dispatcher.entries(), now)
+        stopped = self._housekeeping.after_tick(records, self._dispatcher, now)
         self._results.stopped_for_timeout(stopped)
         if self._listing.pending and self.state.takeover:  # promoted: the report the listing's end goes into exists
             self._note_listed(self._listing.step(self._spec_of, self._room()))
