@@ -3,6 +3,7 @@ json's own encoder writes for the same content, so stores written before and aft
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -29,6 +30,30 @@ def test_a_begun_and_a_finished_record_match_the_reference_encoder() -> None:
         assert record.to_bytes() == reference(record)
         assert LaunchRecord.from_bytes(record.to_bytes()) == record
     assert b'"epoch":0' in begun.to_bytes() and b'"exit_code":0' in finished.to_bytes()
+
+
+@pytest.mark.parametrize("attempt", [None, 1, 3])
+@pytest.mark.parametrize("reason", [None, "refused"])
+def test_finish_copies_every_field_as_replace_does(attempt: int | None, reason: str | None) -> None:
+    """`finish` copies the record's fields directly (the herd's fast path): it must give what `replace` gives,
+    compare and hash the same, and leave the begun record as it was."""
+    identity = LaunchIdentity("job-a", T, manual=True, attempt=2)
+    begun = LaunchRecord.begin(identity, leader="r1", epoch=4, now=T)
+    done_at = T + timedelta(seconds=1)
+    finished = begun.finish(Outcome.SUBMITTED, now=done_at, reason=reason, attempt=attempt)
+    expected = dataclasses.replace(
+        begun,
+        state=RecordState.FINISHED,
+        outcome=Outcome.SUBMITTED,
+        reason=reason,
+        finished_at=done_at,
+        attempt=begun.attempt if attempt is None else attempt,
+    )
+    assert finished == expected and hash(finished) == hash(expected)
+    assert finished.to_bytes() == expected.to_bytes() == reference(expected)
+    assert begun.state is RecordState.BEGUN and begun.outcome is None and begun.finished_at is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        finished.state = RecordState.BEGUN  # type: ignore[misc]
 
 
 @given(
