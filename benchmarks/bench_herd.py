@@ -2,8 +2,10 @@
 
 Measures, from the shared scheduled instant: when every launch was begun (sync point one committed), submitted
 (noop backend) and finished (sync point two committed) in ZooKeeper; lag scheduled -> submitted p50/p99/max;
-ZooKeeper writes (ops in multi-op transactions) and payload bytes per launch, and ZooKeeper packets per launch
-from `mntr`. Every job is `S * * * * *` for one second S a few seconds after the leader has taken over.
+ZooKeeper writes (ops in multi-op transactions) and payload bytes per launch, ZooKeeper packets per launch
+from `mntr`, and the CPU seconds the leader's process and ZooKeeper's servers spent from the instant until the
+last launch was finished (`herd_cpu_s`). Every job is `S * * * * *` for one second S a few seconds after the leader
+has taken over.
 
     python -m benchmarks herd [--jobs 1000,10000] [--nodes 1,3] [--repeats H] [--run-for S] [--smoke]
 
@@ -22,6 +24,7 @@ from typing import Any
 
 from backends.noop import NoopBackend
 from benchmarks.common import (
+    CpuTimeline,
     apply_specs,
     job_spec,
     lags,
@@ -71,20 +74,23 @@ def run_one(
         first = next_instant(leader.session)
         assert first is not None
         rows = []
-        for herd in range(1, herds + 1):
-            due = first + timedelta(minutes=herd - 1)
-            before, counted = mntr(cluster), _counters(leader.writes)
-            done = wait_until(
-                lambda herd=herd: (
-                    leader.error is not None or leader.writes.groups.get("finishing launches", 0) >= jobs * herd
-                ),
-                max(60.0, (due - datetime.now(UTC)).total_seconds() + 60),
-                "every launch to finish",
-            )
-            _raise(leader)
-            after = mntr(cluster)
-            figures = _figures(leader, jobs, due, names, done, before, after, counted)
-            rows.append({"herd": herd, "following_at_herd": figures.pop("following"), **figures})
+        servers = {f"zookeeper{n.sid}": n.process.pid for n in cluster.members if n.process is not None}
+        with CpuTimeline(servers) as timeline:
+            for herd in range(1, herds + 1):
+                due = first + timedelta(minutes=herd - 1)
+                before, counted = mntr(cluster), _counters(leader.writes)
+                done = wait_until(
+                    lambda herd=herd: (
+                        leader.error is not None or leader.writes.groups.get("finishing launches", 0) >= jobs * herd
+                    ),
+                    max(60.0, (due - datetime.now(UTC)).total_seconds() + 60),
+                    "every launch to finish",
+                )
+                _raise(leader)
+                after = mntr(cluster)
+                time.sleep(0.1)  # a CPU sample after the last finish
+                figures = _figures(leader, jobs, due, names, done, before, after, counted, timeline)
+                rows.append({"herd": herd, "following_at_herd": figures.pop("following"), **figures})
         return rows, _results(leader, jobs * herds, delays) if run_for else None
     finally:
         leader.close()
@@ -127,6 +133,7 @@ def _figures(
     before: dict[str, float],
     after: dict[str, float],
     counted: dict[str, int],
+    timeline: CpuTimeline,
 ) -> dict[str, Any]:
     writes = leader.writes
     t0 = due.timestamp()
@@ -152,6 +159,7 @@ def _figures(
             (after.get("zk_packets_received", 0) - before.get("zk_packets_received", 0)) / jobs, 3
         ),
         "done_wall_s": round(done - t0, 3),
+        "herd_cpu_s": timeline.between(t0, finished),
         "following": len(leader.session._results.follower),
     }
 

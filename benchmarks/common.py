@@ -94,6 +94,46 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class CpuTimeline:
+    """CPU seconds of this process (the in-process leader) and of other processes (ZooKeeper's servers), read
+    every `interval` in a thread, so that a herd's CPU is known between any two instants after the fact: on two
+    shared cores, CPU per herd varies less from run to run than the herd's wall time."""
+
+    def __init__(self, pids: Mapping[str, int], interval: float = 0.05) -> None:
+        self._pids = dict(pids)
+        self._interval = interval
+        self._samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-timeline", daemon=True)
+
+    def __enter__(self) -> CpuTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            row = {"leader": cpu_seconds()}
+            for name, pid in self._pids.items():
+                try:
+                    row[name] = process_cpu_seconds(pid)
+                except OSError:  # a server stopped: its CPU no longer moves
+                    row[name] = self._samples[-1][1].get(name, 0.0) if self._samples else 0.0
+            self._samples.append((time.time(), row))
+
+    def between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each process spent from `start` to `end` (wall-clock seconds), at the samples nearest
+        outside them (so at most an interval more on each side)."""
+        before = [row for t, row in self._samples if t <= start]
+        after = [row for t, row in self._samples if t >= end]
+        if not before or not after:
+            return {}
+        return {name: round(after[0][name] - before[-1][name], 2) for name in after[0]}
+
+
 @contextmanager
 def zookeeper(nodes: int, *, fsync: bool = False) -> Iterator[ZkCluster]:
     cluster = ZkCluster(nodes=nodes, force_sync=fsync)

@@ -51,6 +51,7 @@ def test_herd_launches_and_finishes_every_job_in_each_herd() -> None:
         assert 0 <= row["all_begun_s"] <= row["all_finished_s"]
         assert sane(row["lag_s"])
         assert row["zk_ops_per_launch"] >= 3  # record + job state (+ an open-index node a batch), then the record
+        assert row["herd_cpu_s"]["leader"] > 0 and row["herd_cpu_s"]["zookeeper1"] > 0  # both worked in the herd
 
 
 def test_herd_of_timed_launches_follows_every_one_to_its_result() -> None:
