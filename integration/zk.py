@@ -76,7 +76,8 @@ def jvm_flags() -> list[str]:
     """Quick-starting, small servers for tests; benchmarks ask for more through the env: CRONFRAMEWORK_ZK_HEAP
     (default 256m), CRONFRAMEWORK_ZK_FULL_JIT=1 (C2 instead of C1 only), CRONFRAMEWORK_ZK_GC (a key of GC_FLAGS
     instead of the serial collector; full benchmark runs ask for zgc) and CRONFRAMEWORK_ZK_GC_LOG=<dir>
-    (each server's GC log, to line pauses up with lag). The committed-proposal log kept for follower sync is
+    (each server's GC log, to line pauses up with lag), CRONFRAMEWORK_ZK_JVM_OPTS (more flags, space-separated,
+    e.g. a flight recording or huge pages). The committed-proposal log kept for follower sync is
     capped: with 1,000-op multi transactions the default 500 can fill a small heap."""
     gc = GC_FLAGS[os.environ.get("CRONFRAMEWORK_ZK_GC", "serial")]
     flags = [f"-Xmx{os.environ.get('CRONFRAMEWORK_ZK_HEAP', '256m')}", gc, "-Dzookeeper.commitLogCount=100"]
@@ -84,7 +85,7 @@ def jvm_flags() -> list[str]:
         flags.append("-XX:TieredStopAtLevel=1")
     if log_dir := os.environ.get("CRONFRAMEWORK_ZK_GC_LOG"):
         flags.append(f"-Xlog:gc:file={log_dir}/zk-gc-%p.log:uptime,time")
-    return flags
+    return flags + os.environ.get("CRONFRAMEWORK_ZK_JVM_OPTS", "").split()
 
 
 def free_port() -> int:
