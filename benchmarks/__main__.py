@@ -91,6 +91,7 @@ SCENARIOS: dict[str, tuple[Runner, Callable[[], dict[str, Any]]]] = {
             _or(a.more_workers, []),
             a.phases,
             a.unplaced,
+            set(a.agent_cpus or ()),
         ),
         lambda: bench_nomad_herd.run([10], 1, 4),
     ),
@@ -141,6 +142,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--more-workers", type=_ints, help="nomadherd: ours again with these submit workers")
     p.add_argument("--phases", action="store_true", help="nomadherd: ours and the plain client, time per step")
     p.add_argument("--unplaced", action="store_true", help="nomadherd: registration alone, no job placed")
+    p.add_argument("--agent-cpus", type=_ints, help="nomadherd: the agent on these CPUs, the rest on the others")
     p.add_argument("--backends", type=lambda t: t.split(","), help="process,docker,nomad (results)")
     return p
 

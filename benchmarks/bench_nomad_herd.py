@@ -1,6 +1,7 @@
 """Nomad herd: N launches due in the same second on one dev agent, ours beside Nomad's own periodic dispatcher.
 
     python -m benchmarks nomadherd [--jobs 100,1000] [--repeats R] [--workers K] [--phases] [--unplaced]
+                                   [--agent-cpus 0]
 
 For each N, on the same dev agent (raw_exec, tasks that exit at once), one after the other:
 (theirs) N periodic parent jobs registered in Nomad, all with the same one-off cron instant (7-field spec with the
@@ -17,6 +18,7 @@ same run. Every job made here is named nh-... and purged after each measurement.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -32,7 +34,15 @@ import requests
 from backends.nomad import create
 from backends.nomad_spec import job_payload
 from backends.nomad_status import parse_time
-from benchmarks.common import herd_instant, leader_herd, minutely_spec, sleep_until, stage_figures, zookeeper
+from benchmarks.common import (
+    herd_instant,
+    leader_herd,
+    minutely_spec,
+    pin,
+    sleep_until,
+    stage_figures,
+    zookeeper,
+)
 from benchmarks.phases import Phases, trace_leader
 from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
@@ -254,11 +264,14 @@ def run(
     more_workers: Sequence[int] = (),
     phases: bool = False,
     unplaced: bool = False,
+    agent_cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     """Per N: theirs, ours and both ceilings with `workers` threads; then ours again with each of `more_workers`
     submit workers (the scheduler's `workers` setting), against the same ceilings. `phases`: ours and the plain
     client alone, each with the time of every step of its path (benchmarks/phases.py). `unplaced`: no job is
-    placed (registration alone, a few seconds per variant rather than minutes of task starts)."""
+    placed (registration alone, a few seconds per variant rather than minutes of task starts). `agent_cpus`: the
+    agent and its tasks on these CPUs, the benchmark's process (leader, clients) and ZooKeeper on the others, as
+    when the schedulers run on hosts of their own."""
     OPTIONS.unplaced = unplaced
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-nomad-herd-") as workdir:
@@ -267,6 +280,13 @@ def run(
             api = Api(agent.address)
             purge(api, workers)
             with zookeeper(1) as cluster:
+                if agent_cpus:
+                    rest = set(range(os.cpu_count() or 1)) - agent_cpus
+                    if not rest:
+                        raise ValueError(f"--agent-cpus {sorted(agent_cpus)} leaves no CPU for the leader")
+                    pin(agent.sessions[-1], agent_cpus)
+                    for pid in [0, *(m.process.pid for m in cluster.members if m.process)]:
+                        pin(pid, rest)
                 for jobs in sizes:
                     for _ in range(repeats):
                         if phases:
@@ -276,7 +296,7 @@ def run(
         finally:
             collect(agent, Path(workdir))
             agent.stop()
-    return {"workers": workers, "rows": rows}
+    return {"workers": workers, "agent_cpus": sorted(agent_cpus or ()), "rows": rows}
 
 
 def phased(api: Api, hosts: str, address: str, jobs: int, workers: int) -> list[dict[str, Any]]:

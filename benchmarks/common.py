@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from backends.noop import NoopBackend
@@ -87,6 +88,16 @@ def process_rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/statm") as statm:
         pages = int(statm.read().split()[1])
     return pages * resource.getpagesize() / 2**20
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` (0: this process) to `cpus`; threads and children started later inherit it. A
+    process's own affinity call moves only its calling thread, so each of /proc/<pid>/task is moved."""
+    for task in Path(f"/proc/{pid or os.getpid()}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except ProcessLookupError:
+            continue  # a thread that ended since the listing
 
 
 def cpu_seconds() -> float:
