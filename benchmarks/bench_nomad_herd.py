@@ -48,6 +48,7 @@ from cronframework.launch import Launch
 from cronframework.naming import LaunchIdentity
 from cronframework.spec.model import JobSpec
 from integration.nomad_agent import NomadAgent
+from integration.zk import ZkCluster
 
 PREFIX = "nh-"
 CLUSTER = "/cf-bench-nomad-herd"
@@ -273,6 +274,7 @@ def run(
     agent and its tasks on these CPUs, the benchmark's process (leader, clients) and ZooKeeper on the others, as
     when the schedulers run on hosts of their own."""
     OPTIONS.unplaced = unplaced
+    rest = other_cpus(agent_cpus) if agent_cpus else set()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-nomad-herd-") as workdir:
         agent = NomadAgent(Path(workdir)).start()
@@ -281,12 +283,7 @@ def run(
             purge(api, workers)
             with zookeeper(1) as cluster:
                 if agent_cpus:
-                    rest = set(range(os.cpu_count() or 1)) - agent_cpus
-                    if not rest:
-                        raise ValueError(f"--agent-cpus {sorted(agent_cpus)} leaves no CPU for the leader")
-                    pin(agent.sessions[-1], agent_cpus)
-                    for pid in [0, *(m.process.pid for m in cluster.members if m.process)]:
-                        pin(pid, rest)
+                    _pin_apart(agent, agent_cpus, cluster, rest)
                 for jobs in sizes:
                     for _ in range(repeats):
                         if phases:
@@ -297,6 +294,21 @@ def run(
             collect(agent, Path(workdir))
             agent.stop()
     return {"workers": workers, "agent_cpus": sorted(agent_cpus or ()), "rows": rows}
+
+
+def other_cpus(agent_cpus: set[int]) -> set[int]:
+    """The CPUs left for the leader and ZooKeeper; ValueError when none is."""
+    rest = set(range(os.cpu_count() or 1)) - agent_cpus
+    if not rest:
+        raise ValueError(f"--agent-cpus {','.join(map(str, sorted(agent_cpus)))} leaves no CPU for the leader")
+    return rest
+
+
+def _pin_apart(agent: NomadAgent, agent_cpus: set[int], cluster: ZkCluster, rest: set[int]) -> None:
+    """The agent (its tasks inherit it) on `agent_cpus`; this process and ZooKeeper's servers on `rest`."""
+    pin(agent.sessions[-1], agent_cpus)
+    for pid in [0, *(m.process.pid for m in cluster.members if m.process)]:
+        pin(pid, rest)
 
 
 def phased(api: Api, hosts: str, address: str, jobs: int, workers: int) -> list[dict[str, Any]]:
